@@ -1,0 +1,284 @@
+/**
+ * `Duro`: the public API of one executor. Each method documents what it records and what
+ * happens on replay; the work is done in `engine/`.
+ */
+import { InvalidArgumentError, WorkflowNotFoundError } from "./errors.js";
+import { currentContext } from "./engine/context.js";
+import { Engine, toStatus } from "./engine/engine.js";
+import { contextLogger } from "./engine/logger.js";
+import { toStoreFilter, toStepInfo } from "./engine/management.js";
+import * as ops from "./engine/operations.js";
+import type { SerializationFormat } from "./serialization.js";
+import type {
+  DuroConfig, ListWorkflowsFilter, Logger, ReturnWhen, StartOptions, StepInfo, StepOptions, WorkflowHandle, WorkflowOptions,
+  WorkflowStatus,
+} from "./types.js";
+
+/** A registered workflow: call it to run it durably and get its result; `.with()` binds start options. */
+export type Workflow<A extends unknown[], R> = ((...args: A) => Promise<R>) & {
+  readonly workflowName: string;
+  readonly startOptions: Readonly<StartOptions>;
+  /** The same workflow with these start options bound (merged over those already bound). */
+  with(options: StartOptions): Workflow<A, R>;
+};
+
+export class Duro {
+  /** @internal */
+  readonly engine: Engine;
+  readonly logger: Logger;
+
+  constructor(config: DuroConfig = {}) {
+    this.engine = new Engine(config);
+    this.logger = contextLogger(this.engine.logger);
+  }
+
+  // ——— registration and life cycle ———
+
+  /**
+   * Registers `fn` as a durable workflow named `name` and returns a callable with the same
+   * signature. Register every workflow before `launch()`: recovery can only run registered code.
+   */
+  registerWorkflow<A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R> | R, options: WorkflowOptions = {}): Workflow<A, R> {
+    if (typeof name !== "string" || name === "") throw new InvalidArgumentError("A workflow needs a non-empty name.");
+    if (typeof fn !== "function") throw new InvalidArgumentError(`registerWorkflow("${name}") needs a function.`);
+    if (options.serialization !== undefined && options.serialization !== "default" && options.serialization !== "portable") {
+      throw new InvalidArgumentError(`serialization must be "default" or "portable".`);
+    }
+    this.engine.register({ name, fn: async (...args: unknown[]) => fn(...(args as A)), options });
+    const bind = (startOptions: StartOptions): Workflow<A, R> => {
+      const call = async (...args: A): Promise<R> => (await this.startWorkflow(call as Workflow<A, R>, ...args)).getResult();
+      return Object.assign(call, {
+        workflowName: name,
+        startOptions: Object.freeze({ ...startOptions }),
+        with: (more: StartOptions) => bind({ ...startOptions, ...more }),
+      });
+    };
+    return bind({});
+  }
+
+  /**
+   * Registers `fn` as a step. Inside a workflow each call is checkpointed: it runs (with the
+   * retry policy of `options`) and its output or error is recorded; on replay the record is
+   * returned without running. Outside a workflow, or inside another step, it just runs.
+   */
+  registerStep<A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R> | R, options: StepOptions = {}): (...args: A) => Promise<R> {
+    if (typeof name !== "string" || name === "") throw new InvalidArgumentError("A step needs a non-empty name.");
+    ops.validateStepOptions(options);
+    const stepName = options.name ?? name;
+    return (...args: A) => ops.runStep(this.engine, stepName, fn, args, options) as Promise<R>;
+  }
+
+  /** Runs `fn` as an inline checkpointed step (see registerStep). */
+  runStep<R>(fn: () => Promise<R> | R, options: StepOptions = {}): Promise<R> {
+    if (typeof fn !== "function") throw new InvalidArgumentError("runStep() needs a function.");
+    return ops.runStep(this.engine, options.name ?? (fn.name || "runStep"), fn, [], options) as Promise<R>;
+  }
+
+  /** Connects, migrates the schema, and recovers this executor's PENDING workflows. */
+  launch(): Promise<void> {
+    return this.engine.launch();
+  }
+
+  /** Stops running workflows at their next durable operation and releases the database. */
+  shutdown(): Promise<void> {
+    return this.engine.shutdown();
+  }
+
+  // ——— starting workflows and their results ———
+
+  /**
+   * Starts a workflow in the background; resolves once it is durably recorded (it will then run
+   * to completion even across crashes). Starting an ID that exists returns its handle without
+   * running anything. Inside a workflow this starts a child: a recorded operation, with the
+   * child's ID defaulting to `<parentId>-<functionId>`.
+   * @throws WorkflowConflictError when the ID belongs to another workflow; SerializationError
+   *   when an argument cannot be stored (nothing is written).
+   */
+  async startWorkflow<A extends unknown[], R>(workflow: Workflow<A, R>, ...args: A): Promise<WorkflowHandle<R>> {
+    const name = workflow?.workflowName;
+    if (typeof name !== "string") throw new InvalidArgumentError("startWorkflow() needs a workflow returned by registerWorkflow().");
+    const workflowId = await this.engine.start(name, args, workflow.startOptions);
+    return this.handle<R>(workflowId);
+  }
+
+  /** A handle to an existing workflow. @throws WorkflowNotFoundError when it does not exist. */
+  async retrieveWorkflow<R = unknown>(workflowId: string): Promise<WorkflowHandle<R>> {
+    if ((await this.engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
+    return this.handle<R>(workflowId);
+  }
+
+  /** Waits for a workflow's result (recorded as an operation inside a workflow). */
+  getResult<R = unknown>(workflowId: string): Promise<R> {
+    return ops.getResult(this.engine, workflowId) as Promise<R>;
+  }
+
+  /** The workflow's status, or null if there is none (recorded inside a workflow). */
+  getWorkflowStatus(workflowId: string): Promise<WorkflowStatus | null> {
+    return ops.getWorkflowStatus(this.engine, workflowId);
+  }
+
+  /** Waits for the first of these workflows to finish; the winner is recorded. @throws InvalidArgumentError for an empty list. */
+  async waitFirst<R = unknown>(handles: WorkflowHandle<R>[]): Promise<WorkflowHandle<R>> {
+    if (!Array.isArray(handles)) throw new InvalidArgumentError("waitFirst() needs an array of workflow handles.");
+    const id = await ops.waitFirst(this.engine, handles.map((h) => h?.workflowId));
+    return handles.find((h) => h.workflowId === id)!;
+  }
+
+  /**
+   * Waits on handles or promises like Python's asyncio.wait; which ones were done is recorded,
+   * so a replay takes the same branch.
+   */
+  wait<T extends WorkflowHandle<unknown> | Promise<unknown>>(
+    items: T[],
+    options: { returnWhen?: ReturnWhen; timeoutSeconds?: number } = {},
+  ): Promise<{ done: T[]; pending: T[] }> {
+    if (!Array.isArray(items)) throw new InvalidArgumentError("wait() needs an array of handles or promises.");
+    const settle = (item: T) => (isHandle(item) ? item.getResult() : (item as Promise<unknown>));
+    return ops.wait(this.engine, items, settle, options);
+  }
+
+  // ——— durable context operations ———
+
+  /** Durable sleep: the wake-up time is recorded, so a recovered workflow sleeps only what remains. */
+  sleep(seconds: number): Promise<void> {
+    return ops.sleep(this.engine, seconds);
+  }
+
+  /** The current time in epoch ms, recorded inside a workflow (a replay returns the same value). */
+  now(): Promise<number> {
+    return ops.now(this.engine);
+  }
+
+  /** A random UUID, recorded inside a workflow. */
+  randomUUID(): Promise<string> {
+    return ops.randomUUID(this.engine);
+  }
+
+  /** Sends a message to a workflow; with `idempotencyKey` it is delivered once however often sent. @throws WorkflowNotFoundError */
+  send(destinationId: string, message: unknown, topic?: string | null, options?: { idempotencyKey?: string; serialization?: SerializationFormat }): Promise<void> {
+    return ops.send(this.engine, destinationId, message, topic, options);
+  }
+
+  /** Receives the oldest message on `topic` (workflow only), waiting up to `timeoutSeconds` (default 60); null on timeout. */
+  recv<T = unknown>(topic?: string | null, timeoutSeconds?: number): Promise<T | null> {
+    return ops.recv(this.engine, topic, timeoutSeconds) as Promise<T | null>;
+  }
+
+  /** Publishes an event of this workflow (workflow or step only); the last value wins. */
+  setEvent(key: string, value: unknown, options?: { serialization?: SerializationFormat }): Promise<void> {
+    return ops.setEvent(this.engine, key, value, options);
+  }
+
+  /** The latest value of a workflow's event, waiting up to `timeoutSeconds` (default 60) for it; null on timeout. */
+  getEvent<T = unknown>(workflowId: string, key: string, timeoutSeconds?: number): Promise<T | null> {
+    return ops.getEvent(this.engine, workflowId, key, timeoutSeconds) as Promise<T | null>;
+  }
+
+  /** Latest values of every event of a workflow. */
+  getAllEvents(workflowId: string): Promise<Record<string, unknown>> {
+    return ops.getAllEvents(this.engine, workflowId);
+  }
+
+  /** Appends a value to this workflow's stream `key` (workflow or step only). */
+  writeStream(key: string, value: unknown, options?: { serialization?: SerializationFormat }): Promise<void> {
+    return ops.writeStream(this.engine, key, value, options);
+  }
+
+  /** Closes this workflow's stream `key`: readers end after the values written so far. */
+  closeStream(key: string): Promise<void> {
+    return ops.closeStream(this.engine, key);
+  }
+
+  /**
+   * Reads a workflow's stream in order until it is closed or the workflow ends.
+   * @throws StreamTimeoutError when no value arrives within `timeoutSeconds` (per value).
+   */
+  readStream<T = unknown>(workflowId: string, key: string, options?: { offset?: number; timeoutSeconds?: number }): AsyncIterable<T> {
+    return ops.readStream(this.engine, workflowId, key, options) as AsyncIterable<T>;
+  }
+
+  /** True on a new run (records a marker) or one that recorded this patch; false on runs from before it. */
+  patch(name: string): Promise<boolean> {
+    return ops.patch(this.engine, name);
+  }
+
+  /** Always true; skips the marker of a patch that is being retired. */
+  deprecatePatch(name: string): Promise<boolean> {
+    return ops.deprecatePatch(this.engine, name);
+  }
+
+  // ——— context variables ———
+
+  get workflowId(): string | undefined {
+    return currentContext()?.run.workflowId;
+  }
+
+  get stepId(): number | undefined {
+    return currentContext()?.step?.stepId;
+  }
+
+  get stepStatus(): { stepId: number; currentAttempt: number | null; maxAttempts: number | null } | undefined {
+    const step = currentContext()?.step;
+    return step ? { ...step } : undefined;
+  }
+
+  get authenticatedUser(): string | null | undefined {
+    return currentContext()?.run.authenticatedUser;
+  }
+
+  get appVersion(): string {
+    return currentContext()?.run.appVersion ?? this.engine.appVersion;
+  }
+
+  get executorId(): string {
+    return this.engine.executorId;
+  }
+
+  isInWorkflow(): boolean {
+    return currentContext() !== undefined;
+  }
+
+  isInStep(): boolean {
+    return currentContext()?.step !== undefined;
+  }
+
+  // ——— management ———
+
+  /** Workflows matching `filter` (see ListWorkflowsFilter), oldest first unless `sortDesc`. */
+  async listWorkflows(filter: ListWorkflowsFilter = {}): Promise<WorkflowStatus[]> {
+    return (await this.engine.store.listWorkflows(toStoreFilter(filter))).map(toStatus);
+  }
+
+  /** Workflows waiting in or running from a queue (ENQUEUED, DELAYED or PENDING). */
+  async listQueuedWorkflows(filter: Omit<ListWorkflowsFilter, "queuesOnly"> = {}): Promise<WorkflowStatus[]> {
+    return (await this.engine.store.listWorkflows(toStoreFilter({ ...filter, queuesOnly: true }))).map(toStatus);
+  }
+
+  /** The recorded operations of a workflow, by function ID. */
+  async listWorkflowSteps(workflowId: string, options: { limit?: number; offset?: number } = {}): Promise<StepInfo[]> {
+    const filter = toStoreFilter({ limit: options.limit, offset: options.offset });
+    if ((await this.engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
+    return (await this.engine.store.listOperations(workflowId, filter.limit, filter.offset)).map(toStepInfo);
+  }
+
+  /** Sets CANCELLED and stops the workflow at its next durable operation. Unknown IDs are ignored. */
+  cancelWorkflow(workflowId: string): Promise<void> {
+    return this.engine.cancel([workflowId]);
+  }
+
+  cancelWorkflows(workflowIds: string[]): Promise<void> {
+    return this.engine.cancel(workflowIds);
+  }
+
+  private handle<R>(workflowId: string): WorkflowHandle<R> {
+    return {
+      workflowId,
+      getResult: () => this.getResult<R>(workflowId),
+      getStatus: () => this.getWorkflowStatus(workflowId),
+    };
+  }
+}
+
+function isHandle(item: unknown): item is WorkflowHandle<unknown> {
+  return typeof item === "object" && item !== null && typeof (item as WorkflowHandle<unknown>).workflowId === "string" && typeof (item as WorkflowHandle<unknown>).getResult === "function";
+}

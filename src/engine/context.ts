@@ -1,0 +1,107 @@
+/**
+ * The state of one workflow execution in this process, carried by AsyncLocalStorage.
+ *
+ * Replay: a run starts with every operation recorded so far (one read on recovery, none for a
+ * fresh start). Each durable call takes the next function ID synchronously — so steps started
+ * together with Promise.all are numbered in call order — and either answers from the record or
+ * runs and records. A recorded name that differs from the call is a NonDeterminismError.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import { NonDeterminismError, WorkflowCancelledError } from "../errors.js";
+import type { SerializationFormat } from "../serialization.js";
+import type { OperationRow } from "../storage/store.js";
+
+export interface StepState {
+  stepId: number;
+  currentAttempt: number | null;
+  maxAttempts: number | null;
+}
+
+export interface Context {
+  run: WorkflowRun;
+  step?: StepState;
+}
+
+export const als = new AsyncLocalStorage<Context>();
+
+/** Why a run must stop at its next durable operation ("finished": its body is done). */
+export type StopReason = "cancelled" | "shutdown" | "finished";
+
+export class WorkflowRun {
+  private nextFunctionId = 1;
+  private stopListeners = new Set<() => void>();
+  stopped: StopReason | null = null;
+
+  constructor(
+    readonly workflowId: string,
+    readonly workflowName: string,
+    readonly serialization: SerializationFormat,
+    readonly authenticatedUser: string | null,
+    readonly appVersion: string,
+    /** Absolute deadline propagated to children, or null. */
+    readonly deadlineEpochMs: number | null,
+    private readonly recorded: Map<number, OperationRow>,
+  ) {}
+
+  /** Takes the next function ID (call order). */
+  allocate(): number {
+    return this.nextFunctionId++;
+  }
+
+  /** The recorded operation at `functionId`, checking it is the one being asked for. */
+  replay(functionId: number, name: string): OperationRow | undefined {
+    const op = this.recorded.get(functionId);
+    if (op && op.functionName !== name) throw new NonDeterminismError(this.workflowId, functionId, op.functionName, name);
+    return op;
+  }
+
+  /** The recorded operation the next durable call would meet, without taking its ID (patch markers). */
+  peekNext(): OperationRow | undefined {
+    return this.recorded.get(this.nextFunctionId);
+  }
+
+  /** Throws if the run has been told to stop (cancel, timeout, shutdown). A memory lookup. */
+  checkStopped(): void {
+    if (this.stopped && this.stopped !== "finished") throw new WorkflowCancelledError(this.workflowId);
+  }
+
+  stop(reason: StopReason): void {
+    if (this.stopped) return;
+    this.stopped = reason;
+    for (const listener of this.stopListeners) listener();
+    this.stopListeners.clear();
+  }
+
+  /** Calls `listener` when the run is stopped; returns a function that unregisters it. */
+  onStop(listener: () => void): () => void {
+    if (this.stopped) {
+      listener();
+      return () => undefined;
+    }
+    this.stopListeners.add(listener);
+    return () => this.stopListeners.delete(listener);
+  }
+
+  /** Waits for `promise`, but throws WorkflowCancelledError as soon as the run is stopped. */
+  async interruptible<T>(promise: Promise<T>): Promise<T> {
+    let off = () => {};
+    const stopped = new Promise<never>((_, reject) => {
+      off = this.onStop(() => reject(new WorkflowCancelledError(this.workflowId)));
+    });
+    try {
+      return await Promise.race([promise, stopped]);
+    } finally {
+      off();
+    }
+  }
+}
+
+export function currentContext(): Context | undefined {
+  return als.getStore();
+}
+
+/** The current workflow run, unless in a step (where durable calls run plainly) or outside a workflow. */
+export function currentRun(): WorkflowRun | undefined {
+  const ctx = als.getStore();
+  return ctx && !ctx.step ? ctx.run : undefined;
+}

@@ -1,0 +1,406 @@
+/**
+ * The durable context operations. Each one inside a workflow takes the next function ID when it
+ * is called, answers from the record on replay, and otherwise does its work and records it —
+ * in the same transaction where the work is itself a write (setEvent, writeStream, recv).
+ * Outside a workflow (or inside a step) they do their work plainly, or throw NotInWorkflowError
+ * where only a workflow can call them.
+ */
+import { randomUUID as uuid } from "node:crypto";
+import { InvalidArgumentError, MaxStepRetriesExceededError, NotInWorkflowError, StreamTimeoutError, WorkflowNotFoundError } from "../errors.js";
+import { deserialize, serialize, type SerializationFormat } from "../serialization.js";
+import type { StoredValue } from "../storage/store.js";
+import type { ReturnWhen, StepOptions } from "../types.js";
+import { als, currentContext, currentRun, type WorkflowRun } from "./context.js";
+import { operation, type Engine } from "./engine.js";
+
+const NULL_TOPIC = "__null__topic__";
+const MAX_RETRY_DELAY_S = 3600;
+
+function requireRun(method: string): WorkflowRun {
+  const run = currentRun();
+  if (!run) throw new NotInWorkflowError(method);
+  return run;
+}
+
+function checkSeconds(name: string, value: unknown, allowInfinity = false): number {
+  if (typeof value !== "number" || Number.isNaN(value) || value < 0 || (!allowInfinity && !Number.isFinite(value))) {
+    throw new InvalidArgumentError(`${name} must be a non-negative number of seconds, got ${String(value)}.`);
+  }
+  return value;
+}
+
+function checkKey(name: string, value: unknown): string {
+  if (typeof value !== "string" || value === "") throw new InvalidArgumentError(`${name} must be a non-empty string, got ${JSON.stringify(value)}.`);
+  return value;
+}
+
+function stored(value: unknown, format: SerializationFormat): StoredValue {
+  return { value: serialize(value, format), serialization: format };
+}
+
+const read = (v: StoredValue | null) => (v ? deserialize(v.value, v.serialization) : null);
+
+// ——— steps ———
+
+export function validateStepOptions(options: StepOptions): Required<Omit<StepOptions, "name">> {
+  const { retriesAllowed = false, intervalSeconds = 1, maxAttempts = 3, backoffRate = 2 } = options;
+  if (typeof retriesAllowed !== "boolean") throw new InvalidArgumentError("retriesAllowed must be a boolean.");
+  checkSeconds("intervalSeconds", intervalSeconds);
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new InvalidArgumentError(`maxAttempts must be an integer ≥ 1, got ${maxAttempts}.`);
+  if (typeof backoffRate !== "number" || !Number.isFinite(backoffRate) || backoffRate < 1) {
+    throw new InvalidArgumentError(`backoffRate must be a number ≥ 1, got ${backoffRate}.`);
+  }
+  return { retriesAllowed, intervalSeconds, maxAttempts, backoffRate };
+}
+
+/** Runs `fn` as a checkpointed step (plainly outside a workflow or inside another step). */
+export async function runStep<T>(engine: Engine, name: string, fn: (...args: any[]) => T | Promise<T>, args: unknown[], options: StepOptions): Promise<T> {
+  const policy = validateStepOptions(options);
+  const run = currentRun();
+  if (!run) return fn(...args);
+  return engine.checkpoint(run, name, async (stepId) => {
+    const attempts = policy.retriesAllowed ? policy.maxAttempts : 1;
+    const errors: unknown[] = [];
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      run.checkStopped();
+      const step = { stepId, currentAttempt: policy.retriesAllowed ? attempt : null, maxAttempts: policy.retriesAllowed ? attempts : null };
+      try {
+        return await als.run({ run, step }, async () => fn(...args));
+      } catch (error) {
+        errors.push(error);
+        if (attempt < attempts - 1) {
+          const delay = Math.min(policy.intervalSeconds * policy.backoffRate ** attempt, MAX_RETRY_DELAY_S);
+          engine.logger.warn(`Step "${name}" failed (attempt ${attempt + 1} of ${attempts}); retrying in ${delay}s.`, {
+            workflowId: run.workflowId, stepId, error: String(error),
+          });
+          await run.interruptible(engine.timers.until(Date.now() + delay * 1000));
+        }
+      }
+    }
+    throw policy.retriesAllowed ? new MaxStepRetriesExceededError(name, attempts, errors) : errors[0];
+  });
+}
+
+// ——— time and randomness ———
+
+export async function sleep(engine: Engine, seconds: number): Promise<void> {
+  checkSeconds("seconds", seconds, true);
+  const ctx = currentContext();
+  if (!ctx) throw new NotInWorkflowError("sleep");
+  if (seconds <= 0) return; // takes no function ID, as in the reference
+  if (ctx.step) return new Promise((resolve) => setTimeout(resolve, Math.min(seconds * 1000, 2_147_483_647)));
+  const wakeAt = await durableDeadline(engine, ctx.run, seconds);
+  await ctx.run.interruptible(engine.timers.until(wakeAt));
+}
+
+/** Records (or reads back) the wake-up time of a durable wait as operation "duro.sleep". */
+async function durableDeadline(engine: Engine, run: WorkflowRun, seconds: number, functionId = run.allocate()): Promise<number> {
+  const recorded = run.replay(functionId, "duro.sleep");
+  if (recorded) return engine.replayed(recorded) as number;
+  run.checkStopped();
+  const now = Date.now();
+  const wakeAt = seconds === Infinity ? Number.MAX_SAFE_INTEGER : now + seconds * 1000;
+  return (await engine.record(run, functionId, "duro.sleep", now, { output: wakeAt })) as number;
+}
+
+export async function now(engine: Engine): Promise<number> {
+  const run = currentRun();
+  return run ? engine.checkpoint(run, "duro.now", async () => Date.now()) : Date.now();
+}
+
+export async function randomUUID(engine: Engine): Promise<string> {
+  const run = currentRun();
+  return run ? engine.checkpoint(run, "duro.randomUUID", async () => uuid()) : uuid();
+}
+
+// ——— results ———
+
+export async function getResult(engine: Engine, workflowId: string): Promise<unknown> {
+  checkKey("workflowId", workflowId);
+  const run = currentRun();
+  const wait = async () => {
+    const result = await engine.awaitResult(workflowId);
+    return engine.settle(workflowId, (result as { outcome: Parameters<Engine["settle"]>[1] }).outcome);
+  };
+  return run ? engine.checkpoint(run, "duro.getResult", () => run.interruptible(wait())) : wait();
+}
+
+export async function getWorkflowStatus(engine: Engine, workflowId: string) {
+  checkKey("workflowId", workflowId);
+  const run = currentRun();
+  return run ? engine.checkpoint(run, "duro.getStatus", () => engine.getStatus(workflowId)) : engine.getStatus(workflowId);
+}
+
+/** Waits for the first of several workflows to finish; returns its ID (recorded in a workflow). */
+export async function waitFirst(engine: Engine, workflowIds: string[]): Promise<string> {
+  if (!Array.isArray(workflowIds) || workflowIds.length === 0) throw new InvalidArgumentError("waitFirst() needs at least one workflow handle.");
+  if (new Set(workflowIds).size !== workflowIds.length) throw new InvalidArgumentError("waitFirst() was given the same workflow twice.");
+  const first = async () => {
+    let winner = "";
+    const terminal = ["SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"] as const;
+    await engine.waiters.wait(workflowIds.map((id) => `status:${id}`), async () => {
+      const rows = await engine.store.listWorkflows({ workflowIds, status: [...terminal], loadInput: false, loadOutput: false, limit: 1 });
+      winner = rows[0]?.workflowId ?? "";
+      return winner !== "";
+    });
+    return winner;
+  };
+  const run = currentRun();
+  return run ? engine.checkpoint(run, "duro.waitFirst", () => run.interruptible(first())) : first();
+}
+
+/**
+ * The durable counterpart of asyncio.wait: which of `items` settled is recorded, so a replay
+ * returns the same split. The function ID is taken before any item is awaited.
+ */
+export async function wait<T>(
+  engine: Engine,
+  items: T[],
+  settle: (item: T) => Promise<unknown>,
+  { returnWhen = "ALL_COMPLETED", timeoutSeconds }: { returnWhen?: ReturnWhen; timeoutSeconds?: number } = {},
+): Promise<{ done: T[]; pending: T[] }> {
+  if (!["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION"].includes(returnWhen)) {
+    throw new InvalidArgumentError(`returnWhen must be "ALL_COMPLETED", "FIRST_COMPLETED" or "FIRST_EXCEPTION", got ${JSON.stringify(returnWhen)}.`);
+  }
+  if (timeoutSeconds !== undefined) checkSeconds("timeoutSeconds", timeoutSeconds);
+  const run = currentRun();
+  const functionId = run?.allocate();
+  const recorded = run && functionId !== undefined ? run.replay(functionId, "duro.wait") : undefined;
+  const promises = items.map((item) => settle(item));
+  const split = (indices: number[]) => ({ done: indices.map((i) => items[i]), pending: items.filter((_, i) => !indices.includes(i)) });
+  if (recorded) {
+    const indices = engine.replayed(recorded) as number[];
+    await Promise.allSettled(indices.map((i) => promises[i]));
+    return split(indices);
+  }
+  const settled: number[] = [];
+  const state = await new Promise<number[]>((resolve) => {
+    let timer: { cancel(): void } | undefined;
+    const finish = () => {
+      timer?.cancel();
+      resolve([...settled]);
+    };
+    if (items.length === 0) return finish();
+    promises.forEach((p, i) =>
+      p.then(
+        () => {
+          settled.push(i);
+          if (returnWhen === "FIRST_COMPLETED" || settled.length === items.length) finish();
+        },
+        () => {
+          settled.push(i);
+          if (returnWhen !== "ALL_COMPLETED" || settled.length === items.length) finish();
+        },
+      ),
+    );
+    if (timeoutSeconds !== undefined) timer = engine.timers.at(Date.now() + timeoutSeconds * 1000, finish);
+  });
+  if (run && functionId !== undefined) await engine.record(run, functionId, "duro.wait", Date.now(), { output: state });
+  return split(state);
+}
+
+// ——— messages ———
+
+export async function send(
+  engine: Engine,
+  destinationId: string,
+  message: unknown,
+  topic: string | null | undefined,
+  { idempotencyKey, serialization }: { idempotencyKey?: string; serialization?: SerializationFormat } = {},
+): Promise<void> {
+  checkKey("destinationId", destinationId);
+  if (topic !== undefined && topic !== null) checkKey("topic", topic);
+  if (idempotencyKey !== undefined) checkKey("idempotencyKey", idempotencyKey);
+  const run = currentRun();
+  const value = stored(message, serialization ?? run?.serialization ?? "default");
+  const deliver = async (messageId: string) => {
+    const result = await engine.committer.submitOne({
+      kind: "send", messageId, destinationId, topic: topic ?? NULL_TOPIC, message: value, createdAt: Date.now(),
+    });
+    if (!result.destinationExists) throw new WorkflowNotFoundError(destinationId, "send destination");
+  };
+  // In a workflow the message ID is derived from the operation, so a replayed send delivers once.
+  if (!run) return deliver(idempotencyKey ? `${idempotencyKey}::${destinationId}` : uuid());
+  await engine.checkpoint(run, "duro.send", (functionId) =>
+    deliver(idempotencyKey ? `${idempotencyKey}::${destinationId}` : `${run.workflowId}::${functionId}::${destinationId}`),
+  );
+}
+
+export async function recv(engine: Engine, topic: string | null | undefined, timeoutSeconds = 60): Promise<unknown> {
+  if (topic !== undefined && topic !== null) checkKey("topic", topic);
+  checkSeconds("timeoutSeconds", timeoutSeconds, true);
+  const run = requireRun("recv");
+  const functionId = run.allocate();
+  const sleepId = run.allocate();
+  const recorded = run.replay(functionId, "duro.recv");
+  if (recorded) return engine.replayed(recorded);
+  run.checkStopped();
+  const startedAt = Date.now();
+  const op = operation(run.workflowId, functionId, "duro.recv", { startedAt, completedAt: startedAt });
+  let received: { value: unknown } | undefined;
+  const take = async () => {
+    const result = await engine.committer.submitOne({ kind: "recv", destinationId: run.workflowId, topic: topic ?? NULL_TOPIC, op: { ...op, completedAt: Date.now() } });
+    if (result.existing) received = { value: engine.replayed(result.existing) };
+    else if (result.message) received = { value: read(result.message) };
+    return received !== undefined;
+  };
+  if (await take()) return received!.value;
+  const deadline = await durableDeadline(engine, run, timeoutSeconds, sleepId);
+  await run.interruptible(engine.waiters.wait(`message:${run.workflowId}`, take, deadline));
+  if (received) return received.value;
+  return engine.record(run, functionId, "duro.recv", startedAt, { output: null });
+}
+
+// ——— events ———
+
+export async function setEvent(engine: Engine, key: string, value: unknown, { serialization }: { serialization?: SerializationFormat } = {}): Promise<void> {
+  checkKey("key", key);
+  const ctx = currentContext();
+  if (!ctx) throw new NotInWorkflowError("setEvent");
+  const { run, step } = ctx;
+  const event = stored(value, serialization ?? run.serialization);
+  if (step) {
+    await engine.committer.submitOne({ kind: "setEvent", workflowId: run.workflowId, key, functionId: step.stepId, value: event });
+    return;
+  }
+  const functionId = run.allocate();
+  if (run.replay(functionId, "duro.setEvent")) return;
+  run.checkStopped();
+  const now = Date.now();
+  await engine.committer.submit([
+    { kind: "setEvent", workflowId: run.workflowId, key, functionId, value: event },
+    { kind: "recordOperation", op: operation(run.workflowId, functionId, "duro.setEvent", { startedAt: now, completedAt: now }) },
+  ]);
+}
+
+export async function getEvent(engine: Engine, workflowId: string, key: string, timeoutSeconds = 60): Promise<unknown> {
+  checkKey("workflowId", workflowId);
+  checkKey("key", key);
+  checkSeconds("timeoutSeconds", timeoutSeconds, true);
+  const run = currentRun();
+  let value: StoredValue | null = null;
+  const look = async () => (value = await engine.store.getEvent(workflowId, key)) !== null;
+  if (!run) {
+    await engine.waiters.wait(`event:${workflowId}`, look, timeoutSeconds === Infinity ? Infinity : Date.now() + timeoutSeconds * 1000);
+    return read(value);
+  }
+  const functionId = run.allocate();
+  const sleepId = run.allocate();
+  const recorded = run.replay(functionId, "duro.getEvent");
+  if (recorded) return engine.replayed(recorded);
+  run.checkStopped();
+  const startedAt = Date.now();
+  if (!(await look())) {
+    const deadline = await durableDeadline(engine, run, timeoutSeconds, sleepId);
+    await run.interruptible(engine.waiters.wait(`event:${workflowId}`, look, deadline));
+  }
+  return engine.record(run, functionId, "duro.getEvent", startedAt, { output: read(value) });
+}
+
+export async function getAllEvents(engine: Engine, workflowId: string): Promise<Record<string, unknown>> {
+  checkKey("workflowId", workflowId);
+  const all = async () => Object.fromEntries([...(await engine.store.getAllEvents(workflowId))].map(([k, v]) => [k, read(v)]));
+  const run = currentRun();
+  return run ? engine.checkpoint(run, "duro.getAllEvents", all) : all();
+}
+
+// ——— streams ———
+
+export async function writeStream(engine: Engine, key: string, value: unknown, { serialization }: { serialization?: SerializationFormat } = {}): Promise<void> {
+  checkKey("key", key);
+  const ctx = currentContext();
+  if (!ctx) throw new NotInWorkflowError("writeStream");
+  await appendStream(engine, ctx, "duro.writeStream", key, stored(value, serialization ?? ctx.run.serialization));
+}
+
+export async function closeStream(engine: Engine, key: string): Promise<void> {
+  checkKey("key", key);
+  const ctx = currentContext();
+  if (!ctx || ctx.step) throw new NotInWorkflowError("closeStream");
+  await appendStream(engine, ctx, "duro.closeStream", key, null);
+}
+
+async function appendStream(engine: Engine, { run, step }: NonNullable<ReturnType<typeof currentContext>>, name: string, key: string, value: StoredValue | null) {
+  if (step) {
+    await engine.committer.submitOne({ kind: "writeStream", workflowId: run.workflowId, key, functionId: step.stepId, once: false, value });
+    return;
+  }
+  const functionId = run.allocate();
+  if (run.replay(functionId, name)) return;
+  run.checkStopped();
+  const now = Date.now();
+  await engine.committer.submit([
+    { kind: "writeStream", workflowId: run.workflowId, key, functionId, once: true, value },
+    { kind: "recordOperation", op: operation(run.workflowId, functionId, name, { startedAt: now, completedAt: now }) },
+  ]);
+}
+
+/**
+ * Yields a stream's values in order until it is closed or its workflow has finished. Inside a
+ * workflow each value read is recorded, so a replay yields the same values.
+ */
+export async function* readStream(
+  engine: Engine,
+  workflowId: string,
+  key: string,
+  { offset = 0, timeoutSeconds }: { offset?: number; timeoutSeconds?: number } = {},
+): AsyncGenerator<unknown, void, undefined> {
+  checkKey("workflowId", workflowId);
+  checkKey("key", key);
+  if (!Number.isInteger(offset) || offset < 0) throw new InvalidArgumentError(`offset must be a non-negative integer, got ${offset}.`);
+  if (timeoutSeconds !== undefined) checkSeconds("timeoutSeconds", timeoutSeconds);
+  const run = currentRun();
+  const END = { end: true };
+  const next = async (): Promise<{ value: unknown } | typeof END> => {
+    let found: { value: unknown } | typeof END | undefined;
+    const look = async () => {
+      const { values, closed } = await engine.store.readStream(workflowId, key, offset);
+      if (values.length) found = { value: read(values[0]) };
+      else if (closed) found = END;
+      else {
+        const [row] = await engine.store.listWorkflows({ workflowIds: [workflowId], loadInput: false, loadOutput: false });
+        if (!row) throw new WorkflowNotFoundError(workflowId, "readStream");
+        if (["SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"].includes(row.status)) {
+          const drained = await engine.store.readStream(workflowId, key, offset); // a last write may have raced the status
+          found = drained.values.length ? { value: read(drained.values[0]) } : END;
+        }
+      }
+      return found !== undefined;
+    };
+    const deadline = timeoutSeconds === undefined ? Infinity : Date.now() + timeoutSeconds * 1000;
+    const arrived = await engine.waiters.wait([`stream:${workflowId}`, `status:${workflowId}`], look, deadline);
+    if (!arrived) throw new StreamTimeoutError(workflowId, key, timeoutSeconds!);
+    return found!;
+  };
+  for (;;) {
+    const item = run ? await engine.checkpoint(run, "duro.readStream", () => run.interruptible(next())) : await next();
+    if ("end" in (item as object) && (item as typeof END).end === true) return;
+    yield (item as { value: unknown }).value;
+    offset++;
+  }
+}
+
+// ——— patching ———
+
+/** True on the patched path: a new run, or one that recorded this patch; false for older runs. */
+export async function patch(engine: Engine, name: string): Promise<boolean> {
+  checkKey("patch name", name);
+  const run = requireRun("patch");
+  const marker = `duro.patch-${name}`;
+  const next = run.peekNext();
+  if (next && next.functionName !== marker) return false;
+  const functionId = run.allocate();
+  if (!next) {
+    const now = Date.now();
+    await engine.record(run, functionId, marker, now, { output: null });
+  }
+  return true;
+}
+
+/** Always true; skips this patch's marker where an older run recorded it. */
+export async function deprecatePatch(_engine: Engine, name: string): Promise<boolean> {
+  checkKey("patch name", name);
+  const run = requireRun("deprecatePatch");
+  if (run.peekNext()?.functionName === `duro.patch-${name}`) run.allocate();
+  return true;
+}

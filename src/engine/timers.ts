@@ -1,0 +1,109 @@
+/**
+ * One timer for every durable wait of an executor: sleeps, recv/getEvent timeouts, workflow
+ * deadlines. Entries sit in a binary heap ordered by wake-up time; a single `setTimeout` is
+ * armed for the earliest. 10,000 sleeping workflows cost 10,000 small heap entries, not
+ * 10,000 Node timers.
+ */
+
+interface Entry {
+  at: number;
+  seq: number;
+  fire: () => void;
+  cancelled: boolean;
+}
+
+export interface TimerHandle {
+  cancel(): void;
+}
+
+const MAX_TIMEOUT_MS = 2_147_483_647; // setTimeout's limit; longer waits re-arm
+
+export class Timers {
+  private heap: Entry[] = [];
+  private seq = 0;
+  private timer?: NodeJS.Timeout;
+  private armedAt = Infinity;
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** Calls `fire` at epoch ms `at` (at once if that is past). */
+  at(at: number, fire: () => void): TimerHandle {
+    const entry: Entry = { at, seq: this.seq++, fire, cancelled: false };
+    this.push(entry);
+    if (at < this.armedAt) this.arm();
+    return { cancel: () => void (entry.cancelled = true) };
+  }
+
+  /** Resolves at epoch ms `at`. */
+  until(at: number): Promise<void> {
+    return new Promise((resolve) => this.at(at, resolve));
+  }
+
+  get size(): number {
+    return this.heap.length;
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.armedAt = Infinity;
+    this.heap = [];
+  }
+
+  private arm(): void {
+    clearTimeout(this.timer);
+    const first = this.heap[0];
+    if (!first) {
+      this.timer = undefined;
+      this.armedAt = Infinity;
+      return;
+    }
+    this.armedAt = first.at;
+    this.timer = setTimeout(() => this.run(), Math.min(Math.max(0, first.at - this.now()), MAX_TIMEOUT_MS));
+  }
+
+  private run(): void {
+    const now = this.now();
+    const due: Entry[] = [];
+    while (this.heap.length && this.heap[0].at <= now) due.push(this.pop()!);
+    this.arm();
+    for (const entry of due) if (!entry.cancelled) entry.fire();
+  }
+
+  private less(a: Entry, b: Entry): boolean {
+    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+  }
+
+  private push(entry: Entry): void {
+    const h = this.heap;
+    h.push(entry);
+    let i = h.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.less(h[i], h[parent])) break;
+      [h[i], h[parent]] = [h[parent], h[i]];
+      i = parent;
+    }
+  }
+
+  private pop(): Entry | undefined {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length && last) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && this.less(h[l], h[m])) m = l;
+        if (r < h.length && this.less(h[r], h[m])) m = r;
+        if (m === i) break;
+        [h[i], h[m]] = [h[m], h[i]];
+        i = m;
+      }
+    }
+    return top;
+  }
+}

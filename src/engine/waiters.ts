@@ -1,0 +1,109 @@
+/**
+ * Push wake-ups. A waiter waits on a wake key ("status:<id>", "message:<id>", …) with a check
+ * that reads storage and says whether its wait is over. Writers in this process wake the keys of
+ * each batch they commit; the store reports commits of other processes (by key on PostgreSQL via
+ * LISTEN/NOTIFY, or "something changed" on SQLite); a slow safety poll covers anything missed.
+ * A waiter holds no connection and no timer of its own (timeouts go through `Timers`).
+ */
+import type { Timers } from "./timers.js";
+
+interface Waiter {
+  keys: string[];
+  check: () => Promise<boolean>;
+  checking: boolean;
+  again: boolean;
+  settle: (error?: unknown) => void;
+}
+
+export class Waiters {
+  private byKey = new Map<string, Set<Waiter>>();
+
+  constructor(private readonly timers: Timers) {}
+
+  /**
+   * Resolves `true` once `check()` returns true (it is tried at once, then on every wake of
+   * `key`), or `false` at epoch ms `deadline`. A check that throws rejects the wait.
+   */
+  wait(key: string | string[], check: () => Promise<boolean>, deadline = Infinity): Promise<boolean> {
+    const keys = typeof key === "string" ? [key] : key;
+    return new Promise<boolean>((resolve, reject) => {
+      let timer: { cancel(): void } | undefined;
+      const waiter: Waiter = {
+        keys,
+        check,
+        checking: false,
+        again: false,
+        settle: (error?: unknown) => {
+          this.remove(waiter);
+          timer?.cancel();
+          if (error === undefined) resolve(true);
+          else if (error === false) resolve(false);
+          else reject(error);
+        },
+      };
+      for (const k of keys) {
+        let set = this.byKey.get(k);
+        if (!set) this.byKey.set(k, (set = new Set()));
+        set.add(waiter);
+      }
+      if (deadline !== Infinity) timer = this.timers.at(deadline, () => waiter.settle(false));
+      this.run(waiter);
+    });
+  }
+
+  /** Re-checks the waiters of these keys (`null`: all of them). */
+  wake(keys: Iterable<string> | null): void {
+    if (keys === null) {
+      for (const waiter of this.all()) this.run(waiter);
+      return;
+    }
+    for (const key of keys) {
+      const set = this.byKey.get(key);
+      if (set) for (const waiter of set) this.run(waiter);
+    }
+  }
+
+  get size(): number {
+    return this.all().size;
+  }
+
+  /** Ends every wait with `error` (used at shutdown). */
+  abortAll(error: unknown): void {
+    for (const waiter of this.all()) waiter.settle(error);
+  }
+
+  private all(): Set<Waiter> {
+    const all = new Set<Waiter>();
+    for (const set of this.byKey.values()) for (const waiter of set) all.add(waiter);
+    return all;
+  }
+
+  private run(waiter: Waiter): void {
+    if (waiter.checking) {
+      waiter.again = true; // a wake during a check must not be lost
+      return;
+    }
+    waiter.checking = true;
+    waiter.again = false;
+    waiter.check().then(
+      (done) => {
+        waiter.checking = false;
+        if (done) waiter.settle();
+        else if (waiter.again) this.run(waiter);
+      },
+      (error) => {
+        waiter.checking = false;
+        waiter.settle(error ?? new Error("wait check failed"));
+      },
+    );
+  }
+
+  private remove(waiter: Waiter): void {
+    for (const key of waiter.keys) {
+      const set = this.byKey.get(key);
+      if (!set) continue;
+      set.delete(waiter);
+      if (set.size === 0) this.byKey.delete(key);
+    }
+  }
+}

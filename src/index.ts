@@ -1,0 +1,12 @@
+/** duro: durable execution for TypeScript. This file is the whole public API. */
+export { Duro, type Workflow } from "./duro.js";
+export {
+  DuroError, WorkflowConflictError, NonDeterminismError, NotInWorkflowError, WorkflowNotFoundError, MaxStepRetriesExceededError,
+  AwaitedWorkflowCancelledError, MaxRecoveryAttemptsExceededError, DuplicateWorkflowError, StreamTimeoutError, SerializationError,
+  InvalidArgumentError, WorkflowCancelledError, DatabaseError,
+} from "./errors.js";
+export { registerErrorClass, type SerializationFormat } from "./serialization.js";
+export type {
+  DuroConfig, ListWorkflowsFilter, Logger, ReturnWhen, StartOptions, StepInfo, StepOptions, WorkflowHandle, WorkflowOptions, WorkflowStatus,
+  WorkflowStatusString,
+} from "./types.js";

@@ -1,0 +1,258 @@
+/**
+ * How values are stored. Every stored value records its format next to it.
+ *
+ * - `"default"`: JSON with tagged values, so `Date`, `Map`, `Set`, `BigInt`, `undefined`,
+ *   non-finite numbers, byte arrays, `RegExp` and `Error` (class, message, stack, own fields,
+ *   cause) come back exactly. A tag is an object `{ "$duro": type, … }`; a user object that
+ *   itself has a `$duro` key is escaped, so no input is ambiguous.
+ * - `"portable"`: plain JSON that any language can read and write. `Date` becomes an ISO
+ *   string and `Set` an array; values JSON cannot hold (`BigInt`, `Map`, functions) are refused.
+ *   Errors are `{ name, message, code?, data? }`; inputs are `{ positionalArgs, namedArgs }`.
+ */
+import { InvalidArgumentError, SerializationError } from "./errors.js";
+import * as duroErrors from "./errors.js";
+
+export type SerializationFormat = "default" | "portable";
+
+/** Stored values at or above this size are refused: they belong in blob storage, not a checkpoint. */
+export const MAX_PAYLOAD_BYTES = 10 * 1024 * 1024;
+
+const TAG = "$duro";
+
+const errorClasses = new Map<string, new (...args: any[]) => Error>();
+for (const ctor of [Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError, AggregateError]) {
+  errorClasses.set(ctor.name, ctor);
+}
+for (const value of Object.values(duroErrors)) {
+  if (typeof value === "function" && value.prototype instanceof Error) errorClasses.set(value.name, value as any);
+}
+
+/**
+ * Makes errors of this class come back from storage as instances of it (same prototype,
+ * message, stack and own fields). Error classes thrown by workflows and steps in this process
+ * are registered automatically; register the others (e.g. in a process that only reads results).
+ */
+export function registerErrorClass(ctor: new (...args: any[]) => Error): void {
+  errorClasses.set(ctor.name, ctor);
+}
+
+export function assertFormat(format: unknown): asserts format is SerializationFormat {
+  if (format !== "default" && format !== "portable") {
+    throw new InvalidArgumentError(`serialization must be "default" or "portable", got ${JSON.stringify(format)}.`);
+  }
+}
+
+export function serialize(value: unknown, format: SerializationFormat): string {
+  let text: string;
+  try {
+    text = JSON.stringify(format === "portable" ? toPortable(value, new Set()) : toTagged(value, new Set()));
+  } catch (error) {
+    if (error instanceof SerializationError) throw error;
+    throw new SerializationError(`Value cannot be serialized: ${(error as Error).message}`, { cause: error });
+  }
+  checkSize(text);
+  return text;
+}
+
+export function deserialize(text: string | null, format: SerializationFormat): unknown {
+  if (text === null) return format === "portable" ? null : undefined;
+  try {
+    const parsed = JSON.parse(text);
+    return format === "portable" ? parsed : fromTagged(parsed);
+  } catch (error) {
+    throw new SerializationError(`A stored ${format} value could not be read back: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+export function serializeError(error: unknown, format: SerializationFormat): string {
+  if (format === "portable") {
+    const e = error instanceof Error ? error : new Error(String(error));
+    const { code, data } = e as { code?: unknown; data?: unknown };
+    return serialize({ name: e.name, message: e.message, ...(code === undefined ? {} : { code }), ...(data === undefined ? {} : { data }) }, "portable");
+  }
+  try {
+    return serialize(error instanceof Error ? error : new Error(String(error)), "default");
+  } catch {
+    // An error whose own fields cannot be stored still keeps its class, message and stack.
+    const e = error as Error;
+    return JSON.stringify({ [TAG]: "Error", class: e.constructor?.name ?? "Error", name: e.name, message: e.message, stack: e.stack, fields: {} });
+  }
+}
+
+export function deserializeError(text: string, format: SerializationFormat): Error {
+  const value = deserialize(text, format);
+  if (value instanceof Error) return value;
+  if (format === "portable" && value && typeof value === "object") {
+    const { name, message, code, data } = value as Record<string, unknown>;
+    const error = rebuildError(String(name ?? "Error"), String(name ?? "Error"), String(message ?? ""), undefined, {});
+    if (code !== undefined) (error as any).code = code;
+    if (data !== undefined) (error as any).data = data;
+    return error;
+  }
+  return new Error(String(value));
+}
+
+export function serializeInputs(args: unknown[], format: SerializationFormat): string {
+  return serialize(format === "portable" ? { positionalArgs: args, namedArgs: {} } : args, format);
+}
+
+export function deserializeInputs(text: string | null, format: SerializationFormat): unknown[] {
+  const value = deserialize(text, format);
+  if (format === "portable") return ((value as { positionalArgs?: unknown[] } | null)?.positionalArgs ?? []) as unknown[];
+  return (value ?? []) as unknown[];
+}
+
+function checkSize(text: string): void {
+  if (text.length * 3 >= MAX_PAYLOAD_BYTES && Buffer.byteLength(text) >= MAX_PAYLOAD_BYTES) {
+    throw new SerializationError(
+      `Value is ${Buffer.byteLength(text)} bytes serialized; the limit is ${MAX_PAYLOAD_BYTES}. Store large data elsewhere and pass a reference.`,
+    );
+  }
+}
+
+function refuse(what: string): never {
+  throw new SerializationError(`Value cannot be serialized: ${what}. Pass plain data (objects, arrays, strings, numbers, …).`);
+}
+
+function toTagged(value: unknown, seen: Set<object>): unknown {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "number":
+      if (Number.isFinite(value) && !Object.is(value, -0)) return value;
+      return { [TAG]: "Number", v: Object.is(value, -0) ? "-0" : String(value) };
+    case "undefined":
+      return { [TAG]: "undefined" };
+    case "bigint":
+      return { [TAG]: "BigInt", v: value.toString() };
+    case "function":
+      return refuse(`a function (${value.name || "anonymous"})`);
+    case "symbol":
+      return refuse("a symbol");
+  }
+  if (value === null) return null;
+  const object = value as object;
+  if (seen.has(object)) refuse("a circular reference");
+  seen.add(object);
+  try {
+    if (Array.isArray(object)) return Array.from(object, (item) => toTagged(item, seen));
+    if (object instanceof Date) return { [TAG]: "Date", v: Number.isNaN(object.getTime()) ? null : object.getTime() };
+    if (object instanceof Map) return { [TAG]: "Map", v: Array.from(object, ([k, v]) => [toTagged(k, seen), toTagged(v, seen)]) };
+    if (object instanceof Set) return { [TAG]: "Set", v: Array.from(object, (item) => toTagged(item, seen)) };
+    if (object instanceof RegExp) return { [TAG]: "RegExp", source: object.source, flags: object.flags };
+    if (object instanceof Uint8Array) {
+      return { [TAG]: "Bytes", buffer: Buffer.isBuffer(object), v: Buffer.from(object.buffer, object.byteOffset, object.byteLength).toString("base64") };
+    }
+    if (object instanceof Error) {
+      const { message, stack, cause, ...rest } = object as Error & Record<string, unknown>;
+      const fields: Record<string, unknown> = {};
+      for (const [key, field] of Object.entries(rest)) fields[key] = toTagged(field, seen);
+      const ownName = Object.prototype.hasOwnProperty.call(object, "name");
+      if (ownName) delete fields.name;
+      return {
+        [TAG]: "Error",
+        class: object.constructor?.name ?? "Error",
+        name: object.name,
+        message,
+        stack,
+        fields,
+        ...("cause" in object ? { cause: toTagged(cause, seen) } : {}),
+      };
+    }
+    if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer || object instanceof WeakMap || object instanceof WeakSet || object instanceof Promise) {
+      refuse(`a ${object.constructor.name}`);
+    }
+    const out: Record<string, unknown> = {};
+    for (const [key, field] of Object.entries(object)) out[key] = toTagged(field, seen);
+    return TAG in out ? { [TAG]: "Object", v: out } : out;
+  } finally {
+    seen.delete(object);
+  }
+}
+
+function fromTagged(value: unknown): unknown {
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map(fromTagged);
+  const object = value as Record<string, any>;
+  switch (object[TAG]) {
+    case undefined:
+      break;
+    case "undefined":
+      return undefined;
+    case "Number":
+      return object.v === "-0" ? -0 : Number(object.v);
+    case "BigInt":
+      return BigInt(object.v);
+    case "Date":
+      return new Date(object.v ?? NaN);
+    case "Map":
+      return new Map((object.v as [unknown, unknown][]).map(([k, v]) => [fromTagged(k), fromTagged(v)]));
+    case "Set":
+      return new Set((object.v as unknown[]).map(fromTagged));
+    case "RegExp":
+      return new RegExp(object.source, object.flags);
+    case "Bytes": {
+      const bytes = Buffer.from(object.v, "base64");
+      return object.buffer ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }
+    case "Error": {
+      const fields: Record<string, unknown> = {};
+      for (const [key, field] of Object.entries(object.fields ?? {})) fields[key] = fromTagged(field);
+      if ("cause" in object) fields.cause = fromTagged(object.cause);
+      return rebuildError(object.class, object.name, object.message, object.stack, fields);
+    }
+    case "Object":
+      return Object.fromEntries(Object.entries(object.v).map(([k, v]) => [k, fromTagged(v)]));
+    default:
+      throw new Error(`unknown tag ${JSON.stringify(object[TAG])}`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(object)) out[key] = fromTagged(field);
+  return out;
+}
+
+function rebuildError(className: string, name: string, message: string, stack: string | undefined, fields: Record<string, unknown>): Error {
+  const ctor = errorClasses.get(className);
+  const error: Error = ctor ? Object.create(ctor.prototype) : new Error(message);
+  Object.defineProperty(error, "message", { value: message, writable: true, configurable: true, enumerable: false });
+  if (stack !== undefined) Object.defineProperty(error, "stack", { value: stack, writable: true, configurable: true, enumerable: false });
+  if (!ctor || error.name !== name) Object.defineProperty(error, "name", { value: name, writable: true, configurable: true, enumerable: false });
+  for (const [key, field] of Object.entries(fields)) {
+    Object.defineProperty(error, key, { value: field, writable: true, configurable: true, enumerable: key !== "cause" });
+  }
+  return error;
+}
+
+/** Portable JSON: what JSON.stringify would write, but refusing what it would silently mangle. */
+function toPortable(value: unknown, seen: Set<object>): unknown {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "number":
+      return Number.isFinite(value) ? value : refuse(`${value} (portable JSON has no non-finite numbers)`);
+    case "undefined":
+      return null;
+    case "bigint":
+      return refuse("a BigInt (use default serialization, or pass it as a string)");
+    case "function":
+    case "symbol":
+      return refuse(`a ${typeof value}`);
+  }
+  if (value === null) return null;
+  const object = value as object;
+  if (seen.has(object)) refuse("a circular reference");
+  seen.add(object);
+  try {
+    if (Array.isArray(object) || object instanceof Set) return Array.from(object as Iterable<unknown>, (item) => toPortable(item, seen));
+    if (object instanceof Date) return object.toISOString();
+    if (object instanceof Map) refuse("a Map (portable JSON has only string-keyed objects; use a plain object)");
+    if (object instanceof Error) return { name: object.name, message: object.message };
+    const out: Record<string, unknown> = {};
+    for (const [key, field] of Object.entries(object)) if (field !== undefined) out[key] = toPortable(field, seen);
+    return out;
+  } finally {
+    seen.delete(object);
+  }
+}

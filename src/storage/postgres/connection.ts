@@ -1,0 +1,210 @@
+/**
+ * Connection handling for the PostgreSQL backend: the URL, the pool, retrying through
+ * connection loss, and the LISTEN connection that carries other processes' wake keys.
+ *
+ * Retrying a whole operation after a lost connection is safe because every write is
+ * idempotent (see storage/store.ts), including when a COMMIT's fate is unknown.
+ */
+import { createHash } from "node:crypto";
+import pg from "pg";
+import { DatabaseError } from "../../errors.js";
+
+/** How long an operation keeps retrying through connection loss. */
+const RETRY_WINDOW_MS = 60_000;
+
+export const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+const parseInt8 = (text: string) => parseInt(text, 10);
+// Per-pool, so the application's own use of pg keeps its global parsers.
+const types: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    oid === 20 ? parseInt8 : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig["getTypeParser"],
+};
+
+export function isTransient(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code === "string") {
+    if (code.startsWith("08") || ["57P01", "57P02", "57P03", "40001", "40P01", "53300"].includes(code)) return true;
+    if (["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN"].includes(code)) return true;
+  }
+  return typeof message === "string" &&
+    /Connection terminated|connection error|timeout exceeded when trying to connect|Connection ended|not queryable/i.test(message);
+}
+
+/** 100 ms doubling to 2 s, with jitter so a crowd of processes does not retry in step. */
+export const backoff = (attempt: number) => Math.min(2000, 100 * 2 ** attempt) * (0.8 + Math.random() * 0.4);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+export class PgConnection {
+  readonly pool: pg.Pool;
+  /** The quoted schema name, to prefix table names with. */
+  readonly schema: string;
+  readonly schemaName: string;
+  /** `host:port/database`, for messages: never the password. */
+  readonly where: string;
+  readonly channel: string;
+  private readonly clientConfig: pg.ClientConfig;
+  private closed = false;
+  private listeners: ((keys: string[] | null) => void)[] = [];
+  private listenClient?: pg.Client;
+  private listenTimer?: NodeJS.Timeout;
+  private listenAttempt = 0;
+
+  constructor(url: string, options: { poolSize?: number; connectTimeoutSeconds?: number }) {
+    const parsed = new URL(url);
+    this.schemaName = parsed.searchParams.get("schema") || "duro";
+    if (parsed.searchParams.has("schema")) {
+      parsed.searchParams.delete("schema");
+      url = parsed.toString();
+    }
+    this.schema = quoteIdent(this.schemaName);
+    const host = parsed.hostname || parsed.searchParams.get("host") || "localhost";
+    this.where = `${host}:${parsed.port || 5432}/${decodeURIComponent(parsed.pathname.slice(1)) || parsed.username || "postgres"}`;
+    // Channel names are identifiers of at most 63 bytes.
+    const channel = `duro_${this.schemaName}`;
+    this.channel = Buffer.byteLength(channel) <= 63 ? channel : `duro_${createHash("sha1").update(this.schemaName).digest("hex")}`;
+    this.clientConfig = {
+      connectionString: url,
+      types,
+      keepAlive: true,
+      application_name: "duro",
+      connectionTimeoutMillis: Math.min(options.connectTimeoutSeconds ?? 30, 10) * 1000,
+    };
+    this.pool = new pg.Pool({ ...this.clientConfig, max: options.poolSize ?? 10 });
+    // A connection that dies while idle or checked out must not crash the process; the next
+    // query on it fails and is retried.
+    this.pool.on("error", () => {});
+    this.pool.on("connect", (client) => client.on("error", () => {}));
+  }
+
+  /** The first connection, retried while the server may still be starting. */
+  async connect(timeoutSeconds: number): Promise<pg.PoolClient> {
+    const deadline = Date.now() + timeoutSeconds * 1000;
+    for (let attempt = 0; ; attempt++) {
+      this.assertOpen();
+      try {
+        return await this.pool.connect();
+      } catch (error) {
+        if (!isTransient(error)) {
+          throw new DatabaseError(`Cannot connect to PostgreSQL at ${this.where}: ${messageOf(error)}. Check databaseUrl.`, { cause: error });
+        }
+        const delay = backoff(attempt);
+        if (Date.now() + delay > deadline) {
+          throw new DatabaseError(
+            `Cannot connect to PostgreSQL at ${this.where} within ${timeoutSeconds}s: ${messageOf(error)}. ` +
+              `Check that the server is running and reachable, or raise connectTimeoutSeconds.`,
+            { cause: error },
+          );
+        }
+        await sleep(delay);
+      }
+    }
+  }
+
+  /**
+   * Runs `fn` on a pooled client, running it again from the start after a transient error
+   * until the retry window is spent. `retryable` widens what counts as transient.
+   */
+  async run<T>(fn: (client: pg.PoolClient) => Promise<T>, retryable: (error: unknown) => boolean = () => false): Promise<T> {
+    const start = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      this.assertOpen();
+      let client: pg.PoolClient | undefined;
+      try {
+        client = await this.pool.connect();
+        const result = await fn(client);
+        client.release();
+        return result;
+      } catch (error) {
+        const transient = isTransient(error);
+        // A client that failed mid-conversation is in an unknown state: drop it.
+        client?.release(transient ? (error as Error) : undefined);
+        if (!transient && !retryable(error)) throw error;
+        if (this.closed) throw new DatabaseError("The PostgreSQL store was closed during an operation.", { cause: error });
+        if (Date.now() - start > RETRY_WINDOW_MS) {
+          throw new DatabaseError(
+            `Lost the connection to PostgreSQL at ${this.where} and could not get it back within ${RETRY_WINDOW_MS / 1000}s: ${messageOf(error)}`,
+            { cause: error },
+          );
+        }
+        await sleep(transient ? backoff(attempt) : 5 * Math.random());
+      }
+    }
+  }
+
+  /** Subscribes to wake keys; the first subscriber opens the LISTEN connection. */
+  onNotify(listener: (keys: string[] | null) => void): void {
+    this.listeners.push(listener);
+    if (this.listeners.length === 1 && !this.closed) void this.listen();
+  }
+
+  private async listen(): Promise<void> {
+    const client = new pg.Client(this.clientConfig);
+    this.listenClient = client;
+    let lost = false;
+    const reconnect = () => {
+      if (lost) return;
+      lost = true;
+      if (this.listenClient === client) this.listenClient = undefined;
+      client.end().catch(() => {});
+      if (this.closed) return;
+      this.listenTimer = setTimeout(() => void this.listen(), backoff(this.listenAttempt++));
+    };
+    client.on("error", reconnect);
+    client.on("end", reconnect);
+    client.on("notification", ({ channel, payload }) => {
+      // An empty payload stands for keys too long to send: re-check everything.
+      if (channel === this.channel) this.emit(payload ? payload.split("\n") : null);
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${quoteIdent(this.channel)}`);
+    } catch {
+      reconnect();
+      return;
+    }
+    if (lost) return;
+    this.listenAttempt = 0;
+    // Whatever was committed before LISTEN took effect went unheard.
+    this.emit(null);
+  }
+
+  private emit(keys: string[] | null): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(keys);
+      } catch (error) {
+        process.emitWarning(`duro: a change listener threw: ${messageOf(error)}`);
+      }
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new DatabaseError("The PostgreSQL store is closed.");
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.listenTimer);
+    this.listeners = [];
+    const client = this.listenClient;
+    this.listenClient = undefined;
+    await client?.end().catch(() => {});
+    await this.pool.end();
+  }
+}
+
+/** Runs `fn` between BEGIN and COMMIT, rolling back when it throws. */
+export async function transaction<T>(client: pg.PoolClient, fn: () => Promise<T>): Promise<T> {
+  await client.query("BEGIN");
+  try {
+    const result = await fn();
+    await client.query("COMMIT");
+    return result;
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw error;
+  }
+}

@@ -1,0 +1,301 @@
+/**
+ * Batch writes for PostgreSQL. Round trips are the cost, so each kind present in a batch is one
+ * multi-row statement over `unnest`ed arrays (recv: one per write, since each takes a message the
+ * previous one may have taken). Rows a statement refused are read back only when there are any.
+ *
+ * Every main statement also carries the batch's NOTIFY (`$1` channel, `$2` payloads): the first
+ * one sent gets the payloads, the rest an empty array. So a batch of one kind is a single
+ * autocommitted statement, and a mixed batch is BEGIN, one statement per kind, COMMIT.
+ */
+import type pg from "pg";
+import { OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
+import { wakeKeysOf, WRITE_ORDER, type StoredValue, type Write, type WriteResult } from "../store.js";
+import { transaction } from "./connection.js";
+
+type Kind = Write["kind"];
+type Item<K extends Kind> = { i: number; w: Extract<Write, { kind: K }> };
+
+/** pg_notify refuses payloads of 8000 bytes or more. */
+const MAX_PAYLOAD_BYTES = 7000;
+
+const BIGINT_COLUMNS = new Set([
+  "created_at", "updated_at", "started_at", "completed_at", "timeout_ms", "deadline_epoch_ms", "delay_until_epoch_ms",
+]);
+const INT_COLUMNS = new Set(["recovery_attempts", "priority", "function_id"]);
+const sqlType = (column: string) =>
+  BIGINT_COLUMNS.has(column) ? "bigint" : INT_COLUMNS.has(column) ? "int" : column === "was_forked_from" ? "boolean" : "text";
+/** `unnest($first::type[], …)` over the given columns. */
+const unnest = (columns: readonly string[], first: number) => `unnest(${columns.map((c, n) => `$${first + n}::${sqlType(c)}[]`).join(", ")})`;
+/** Rows of parameters to one array per column. */
+const columnsOf = (rows: unknown[][], width: number) => Array.from({ length: width }, (_, c) => rows.map((r) => r[c]));
+const keyOf = (...parts: unknown[]) => parts.join("\u0000");
+
+const NOTIFIED = `notified AS (SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p)`;
+// A scalar subquery of a FROM-less SELECT always runs, so the NOTIFY is sent whatever the write did.
+const COUNT_NOTIFIED = `(SELECT count(*) FROM notified) AS notified`;
+
+export function writeSql(schema: string) {
+  const ws = `${schema}.workflow_status`;
+  const ops = `${schema}.operation_outputs`;
+  const messages = `${schema}.notifications`;
+  const streams = `${schema}.streams`;
+  const wfCols = WORKFLOW_COLUMNS.join(", ");
+  const opCols = OPERATION_COLUMNS.join(", ");
+  return {
+    insertWorkflows: `WITH ${NOTIFIED},
+      ins AS (
+        INSERT INTO ${ws} (${wfCols})
+        SELECT ${wfCols} FROM ${unnest(WORKFLOW_COLUMNS, 3)} WITH ORDINALITY AS i(${wfCols}, ord) ORDER BY ord
+        ON CONFLICT DO NOTHING RETURNING workflow_id, owner_token)
+      SELECT ${COUNT_NOTIFIED}, (SELECT json_agg(ins) FROM ins) AS rows`,
+    workflowsById: `SELECT ${wfCols} FROM ${ws} WHERE workflow_id = ANY($1::text[])`,
+    recordOperations: `WITH ${NOTIFIED},
+      ins AS (
+        INSERT INTO ${ops} (${opCols})
+        SELECT ${opCols} FROM ${unnest(OPERATION_COLUMNS, 3)} WITH ORDINALITY AS i(${opCols}, ord) ORDER BY ord
+        ON CONFLICT DO NOTHING RETURNING workflow_id, function_id)
+      SELECT ${COUNT_NOTIFIED}, (SELECT json_agg(ins) FROM ins) AS rows`,
+    operationsByKey: `SELECT ${opCols} FROM ${ops} WHERE (workflow_id, function_id) IN (SELECT * FROM unnest($1::text[], $2::int[]))`,
+    sends: `WITH ${NOTIFIED},
+      i AS (
+        SELECT i.*, EXISTS (SELECT 1 FROM ${ws} w WHERE w.workflow_id = i.destination_id) AS known
+        FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[])
+          WITH ORDINALITY AS i(message_id, destination_id, topic, message, serialization, created_at, ord)),
+      ins AS (
+        INSERT INTO ${messages} (message_id, destination_id, topic, message, serialization, created_at)
+        SELECT message_id, destination_id, topic, message, serialization, created_at FROM i WHERE known ORDER BY ord
+        ON CONFLICT (message_id) DO NOTHING RETURNING message_id)
+      SELECT ${COUNT_NOTIFIED}, (SELECT json_agg(message_id) FROM ins) AS delivered,
+        (SELECT json_agg(destination_id) FROM i WHERE NOT known) AS missing`,
+    // The message is consumed only if our record of it went in: when a concurrent run of the
+    // same workflow recorded this operation first, the message stays for whoever asks next.
+    recv: `WITH ${NOTIFIED},
+      rec AS (SELECT ${opCols} FROM ${ops} WHERE workflow_id = $3::text AND function_id = $4::int),
+      msg AS MATERIALIZED (
+        SELECT seq, message, serialization FROM ${messages}
+        WHERE destination_id = $5::text AND topic = $6::text AND NOT consumed AND NOT EXISTS (SELECT 1 FROM rec)
+        ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED),
+      ins AS (
+        INSERT INTO ${ops} (${opCols})
+        SELECT $3::text, $4::int, $7::text, msg.message, $8::text, msg.serialization, $9::text, $10::bigint, $11::bigint FROM msg
+        ON CONFLICT DO NOTHING RETURNING 1),
+      taken AS (UPDATE ${messages} SET consumed = TRUE WHERE seq = (SELECT seq FROM msg) AND EXISTS (SELECT 1 FROM ins))
+      SELECT ${COUNT_NOTIFIED}, (SELECT row_to_json(rec) FROM rec) AS existing, (SELECT row_to_json(msg) FROM msg) AS message,
+        EXISTS (SELECT 1 FROM ins) AS inserted`,
+    setEvents: `WITH ${NOTIFIED},
+      latest AS (
+        INSERT INTO ${schema}.workflow_events (workflow_id, key, value, serialization)
+        SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[])
+        ON CONFLICT (workflow_id, key) DO UPDATE SET value = excluded.value, serialization = excluded.serialization),
+      history AS (
+        INSERT INTO ${schema}.workflow_events_history (workflow_id, function_id, key, value, serialization)
+        SELECT workflow_id, function_id, key, value, serialization
+        FROM unnest($7::text[], $8::int[], $9::text[], $10::text[], $11::text[]) WITH ORDINALITY AS i(workflow_id, function_id, key, value, serialization, ord)
+        ORDER BY ord
+        ON CONFLICT DO NOTHING)
+      SELECT ${COUNT_NOTIFIED}`,
+    // No lock: two writers that pick the same offset collide on the primary key, and the loser
+    // retries the batch (see isStreamConflict).
+    writeStreams: `WITH ${NOTIFIED},
+      i AS (SELECT * FROM unnest($3::text[], $4::text[], $5::int[], $6::text[], $7::text[]) WITH ORDINALITY AS i(workflow_id, key, function_id, value, serialization, ord)),
+      done AS (
+        SELECT DISTINCT ON (s.workflow_id, s.key, s.function_id) s.workflow_id, s.key, s.function_id, s."offset"
+        FROM ${streams} s JOIN i USING (workflow_id, key, function_id)
+        ORDER BY s.workflow_id, s.key, s.function_id, s."offset"),
+      fresh AS (
+        SELECT DISTINCT ON (workflow_id, key, function_id) * FROM i
+        WHERE NOT EXISTS (SELECT 1 FROM done d WHERE d.workflow_id = i.workflow_id AND d.key = i.key AND d.function_id = i.function_id)
+        ORDER BY workflow_id, key, function_id, ord),
+      ins AS (
+        INSERT INTO ${streams} (workflow_id, key, "offset", function_id, value, serialization)
+        SELECT workflow_id, key,
+          COALESCE((SELECT max(s."offset") FROM ${streams} s WHERE s.workflow_id = f.workflow_id AND s.key = f.key), -1)
+            + row_number() OVER (PARTITION BY workflow_id, key ORDER BY ord),
+          function_id, value, serialization
+        FROM fresh f
+        RETURNING workflow_id, key, function_id, "offset")
+      SELECT ${COUNT_NOTIFIED}, (SELECT json_agg(r) FROM (SELECT * FROM done UNION ALL SELECT * FROM ins) r) AS rows`,
+    completeWorkflows: `WITH ${NOTIFIED},
+      done AS (
+        UPDATE ${ws} w SET status = i.status, output = i.output, error = i.error, completed_at = i.completed_at,
+          updated_at = i.completed_at, deduplication_id = NULL
+        FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[]) AS i(workflow_id, status, output, error, completed_at)
+        WHERE w.workflow_id = i.workflow_id AND w.status = 'PENDING'
+        RETURNING w.workflow_id)
+      SELECT ${COUNT_NOTIFIED}, (SELECT json_agg(workflow_id) FROM done) AS rows`,
+  };
+}
+
+export type WriteSql = ReturnType<typeof writeSql>;
+
+/** Two writers took the same stream offset; the batch can simply run again. */
+export const isStreamConflict = (error: unknown) =>
+  (error as { code?: string; constraint?: string })?.code === "23505" && (error as { constraint?: string }).constraint === "streams_pkey";
+
+/** The batch's wake keys, deduplicated and packed into NOTIFY payloads joined by "\n". */
+export function packPayloads(batch: Write[]): string[] {
+  const payloads: string[] = [];
+  let current = "";
+  for (const key of new Set(batch.flatMap(wakeKeysOf))) {
+    // A key too long to send goes as an empty payload, which listeners read as "re-check everything".
+    if (Buffer.byteLength(key) > MAX_PAYLOAD_BYTES) {
+      payloads.push("");
+      continue;
+    }
+    const next = current ? `${current}\n${key}` : key;
+    if (Buffer.byteLength(next) <= MAX_PAYLOAD_BYTES) current = next;
+    else {
+      payloads.push(current);
+      current = key;
+    }
+  }
+  if (current) payloads.push(current);
+  return [...new Set(payloads)];
+}
+
+/** Applies one batch on `client`; results come back in the batch's order. */
+export async function applyBatch(client: pg.PoolClient, sql: WriteSql, channel: string, batch: Write[]): Promise<WriteResult[]> {
+  const results: WriteResult[] = new Array(batch.length);
+  const groups = new Map<Kind, Item<Kind>[]>();
+  batch.forEach((w, i) => {
+    const group = groups.get(w.kind);
+    if (group) group.push({ i, w });
+    else groups.set(w.kind, [{ i, w }]);
+  });
+  const of = <K extends Kind>(kind: K) => groups.get(kind) as Item<K>[] | undefined;
+
+  let payloads = packPayloads(batch);
+  const main = async (name: keyof WriteSql, values: unknown[]) => {
+    const { rows } = await client.query({ name: `duro_${name}`, text: sql[name], values: [channel, payloads, ...values] });
+    payloads = [];
+    return rows[0] as Record<string, any>;
+  };
+  const read = async (name: keyof WriteSql, values: unknown[]) =>
+    (await client.query({ name: `duro_${name}`, text: sql[name], values })).rows as Record<string, any>[];
+
+  const apply: { [K in Kind]: (items: Item<K>[]) => Promise<void> } = {
+    async insertWorkflow(items) {
+      const rows = items.map(({ w }) => workflowParams(w.row, w.ownerToken, (b) => b));
+      const { rows: inserted } = await main("insertWorkflows", columnsOf(rows, WORKFLOW_COLUMNS.length));
+      const ours = new Set((inserted ?? []).map((r: any) => keyOf(r.workflow_id, r.owner_token)));
+      const refused = items.filter(({ i, w }) => {
+        if (!ours.has(keyOf(w.row.workflowId, w.ownerToken))) return true;
+        results[i] = { kind: "insertWorkflow", inserted: true };
+        return false;
+      });
+      if (!refused.length) return;
+      const holders = new Map(
+        (await read("workflowsById", [refused.map(({ w }) => w.row.workflowId)])).map((r) => [r.workflow_id as string, r]),
+      );
+      for (const { i, w } of refused) {
+        const existing = holders.get(w.row.workflowId);
+        // Our own token: a retried batch whose first commit went through.
+        results[i] = existing?.owner_token === w.ownerToken
+          ? { kind: "insertWorkflow", inserted: true }
+          : { kind: "insertWorkflow", inserted: false, existing: existing ? toWorkflowRow(existing) : null };
+      }
+    },
+
+    async recordOperation(items) {
+      const { rows } = await main("recordOperations", columnsOf(items.map(({ w }) => operationParams(w.op)), OPERATION_COLUMNS.length));
+      const recorded = new Set((rows ?? []).map((r: any) => keyOf(r.workflow_id, r.function_id)));
+      // delete(): of several writes to one operation only the first recorded it.
+      const refused = items.filter(({ i, w }) => {
+        if (!recorded.delete(keyOf(w.op.workflowId, w.op.functionId))) return true;
+        results[i] = { kind: "recordOperation", recorded: true };
+        return false;
+      });
+      if (!refused.length) return;
+      const existing = await readOperations(refused.map(({ w }) => w.op));
+      for (const { i, w } of refused) {
+        results[i] = { kind: "recordOperation", recorded: false, existing: existing(w.op.workflowId, w.op.functionId) };
+      }
+    },
+
+    async send(items) {
+      const row = await main("sends", [
+        items.map(({ w }) => w.messageId), items.map(({ w }) => w.destinationId), items.map(({ w }) => w.topic),
+        items.map(({ w }) => w.message.value), items.map(({ w }) => w.message.serialization), items.map(({ w }) => w.createdAt),
+      ]);
+      const delivered = new Set<string>(row.delivered ?? []);
+      const missing = new Set<string>(row.missing ?? []);
+      for (const { i, w } of items) {
+        results[i] = missing.has(w.destinationId)
+          ? { kind: "send", delivered: false, destinationExists: false }
+          : { kind: "send", delivered: delivered.delete(w.messageId), destinationExists: true };
+      }
+    },
+
+    async recv(items) {
+      for (const { i, w } of items) {
+        const { op } = w;
+        const row = await main("recv", [
+          op.workflowId, op.functionId, w.destinationId, w.topic, op.functionName, op.error, op.childWorkflowId, op.startedAt, op.completedAt,
+        ]);
+        if (row.existing) results[i] = { kind: "recv", message: null, existing: toOperationRow(row.existing) };
+        else if (!row.message) results[i] = { kind: "recv", message: null, existing: null };
+        else if (row.inserted) {
+          const message = { value: row.message.message, serialization: row.message.serialization } as StoredValue;
+          results[i] = { kind: "recv", message, existing: null };
+        } else {
+          // A concurrent run recorded this operation between our snapshot and our insert.
+          results[i] = { kind: "recv", message: null, existing: (await readOperations([op]))(op.workflowId, op.functionId) };
+        }
+      }
+    },
+
+    async setEvent(items) {
+      // One upsert per event (the last write wins); ON CONFLICT DO UPDATE cannot touch a row twice.
+      const latest = [...new Map(items.map(({ w }) => [keyOf(w.workflowId, w.key), w])).values()];
+      await main("setEvents", [
+        latest.map((w) => w.workflowId), latest.map((w) => w.key), latest.map((w) => w.value.value), latest.map((w) => w.value.serialization),
+        items.map(({ w }) => w.workflowId), items.map(({ w }) => w.functionId), items.map(({ w }) => w.key),
+        items.map(({ w }) => w.value.value), items.map(({ w }) => w.value.serialization),
+      ]);
+      for (const { i } of items) results[i] = { kind: "setEvent" };
+    },
+
+    async writeStream(items) {
+      const { rows } = await main("writeStreams", [
+        items.map(({ w }) => w.workflowId), items.map(({ w }) => w.key), items.map(({ w }) => w.functionId),
+        items.map(({ w }) => w.value?.value ?? null), items.map(({ w }) => w.value?.serialization ?? null),
+      ]);
+      const offsets = new Map<string, number>((rows ?? []).map((r: any) => [keyOf(r.workflow_id, r.key, r.function_id), r.offset]));
+      for (const { i, w } of items) results[i] = { kind: "writeStream", offset: offsets.get(keyOf(w.workflowId, w.key, w.functionId))! };
+    },
+
+    async completeWorkflow(items) {
+      // UPDATE … FROM applies an arbitrary one of several rows for a target: send only the first.
+      const first = new Map<string, Item<"completeWorkflow">>();
+      for (const item of items) if (!first.has(item.w.workflowId)) first.set(item.w.workflowId, item);
+      const sent = [...first.values()].map(({ w }) => w);
+      const { rows } = await main("completeWorkflows", [
+        sent.map((w) => w.workflowId), sent.map((w) => w.status), sent.map((w) => w.output), sent.map((w) => w.error), sent.map((w) => w.completedAt),
+      ]);
+      const done = new Set<string>(rows ?? []);
+      for (const item of items) {
+        results[item.i] = { kind: "completeWorkflow", completed: first.get(item.w.workflowId) === item && done.has(item.w.workflowId) };
+      }
+    },
+  };
+
+  async function readOperations(keys: { workflowId: string; functionId: number }[]) {
+    const rows = await read("operationsByKey", [keys.map((k) => k.workflowId), keys.map((k) => k.functionId)]);
+    const byKey = new Map(rows.map((r) => [keyOf(r.workflow_id, r.function_id), toOperationRow(r)]));
+    return (workflowId: string, functionId: number) => {
+      const row = byKey.get(keyOf(workflowId, functionId));
+      if (!row) throw new Error(`duro: operation ${workflowId}#${functionId} was refused as recorded but cannot be read back.`);
+      return row;
+    };
+  }
+
+  const kinds = WRITE_ORDER.filter((kind) => groups.has(kind));
+  const run = async () => {
+    for (const kind of kinds) await (apply[kind] as (items: Item<Kind>[]) => Promise<void>)(of(kind)!);
+  };
+  // One statement commits on its own; reading back refused rows afterwards sees what it would
+  // have seen inside a transaction (read committed).
+  if (kinds.length === 1 && !(kinds[0] === "recv" && of("recv")!.length > 1)) await run();
+  else await transaction(client, run);
+  return results;
+}

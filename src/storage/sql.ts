@@ -1,0 +1,147 @@
+/**
+ * SQL shared by both backends: column lists, row mapping and the workflow-list query.
+ * Placeholders are written `?` and renumbered to `$n` for PostgreSQL by `numbered()`.
+ */
+import type { SerializationFormat } from "../serialization.js";
+import type { OperationRow, WorkflowFilter, WorkflowRow, WorkflowStatusString } from "./store.js";
+
+/** Columns of workflow_status in the order `workflowParams()` binds them. */
+export const WORKFLOW_COLUMNS = [
+  "workflow_id", "status", "name", "authenticated_user", "inputs", "output", "error", "serialization",
+  "executor_id", "app_version", "created_at", "updated_at", "started_at", "completed_at", "recovery_attempts",
+  "queue_name", "priority", "deduplication_id", "partition_key", "timeout_ms", "deadline_epoch_ms",
+  "delay_until_epoch_ms", "parent_workflow_id", "forked_from", "was_forked_from", "owner_token",
+] as const;
+
+export function workflowParams(row: WorkflowRow, ownerToken: string | null, booleans: (b: boolean) => unknown): unknown[] {
+  return [
+    row.workflowId, row.status, row.name, row.authenticatedUser, row.inputs, row.output, row.error, row.serialization,
+    row.executorId, row.appVersion, row.createdAt, row.updatedAt, row.startedAt, row.completedAt, row.recoveryAttempts,
+    row.queueName, row.priority, row.deduplicationId, row.partitionKey, row.timeoutMs, row.deadlineEpochMs,
+    row.delayUntilEpochMs, row.parentWorkflowId, row.forkedFrom, booleans(row.wasForkedFrom), ownerToken,
+  ];
+}
+
+export const OPERATION_COLUMNS = [
+  "workflow_id", "function_id", "function_name", "output", "error", "serialization", "child_workflow_id", "started_at", "completed_at",
+] as const;
+
+export function operationParams(op: OperationRow): unknown[] {
+  return [op.workflowId, op.functionId, op.functionName, op.output, op.error, op.serialization, op.childWorkflowId, op.startedAt, op.completedAt];
+}
+
+const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+export function toWorkflowRow(r: Record<string, any>): WorkflowRow {
+  return {
+    workflowId: r.workflow_id,
+    status: r.status as WorkflowStatusString,
+    name: r.name,
+    authenticatedUser: r.authenticated_user ?? null,
+    inputs: r.inputs ?? null,
+    output: r.output ?? null,
+    error: r.error ?? null,
+    serialization: r.serialization as SerializationFormat,
+    executorId: r.executor_id ?? null,
+    appVersion: r.app_version ?? null,
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+    startedAt: num(r.started_at),
+    completedAt: num(r.completed_at),
+    recoveryAttempts: Number(r.recovery_attempts),
+    queueName: r.queue_name ?? null,
+    priority: Number(r.priority),
+    deduplicationId: r.deduplication_id ?? null,
+    partitionKey: r.partition_key ?? null,
+    timeoutMs: num(r.timeout_ms),
+    deadlineEpochMs: num(r.deadline_epoch_ms),
+    delayUntilEpochMs: num(r.delay_until_epoch_ms),
+    parentWorkflowId: r.parent_workflow_id ?? null,
+    forkedFrom: r.forked_from ?? null,
+    wasForkedFrom: Boolean(r.was_forked_from),
+  };
+}
+
+export function toOperationRow(r: Record<string, any>): OperationRow {
+  return {
+    workflowId: r.workflow_id,
+    functionId: Number(r.function_id),
+    functionName: r.function_name,
+    output: r.output ?? null,
+    error: r.error ?? null,
+    serialization: (r.serialization ?? null) as SerializationFormat | null,
+    childWorkflowId: r.child_workflow_id ?? null,
+    startedAt: num(r.started_at),
+    completedAt: num(r.completed_at),
+  };
+}
+
+/** The list query for a filter. `table` is the (possibly schema-qualified) workflow_status table. */
+export function listWorkflowsQuery(table: string, filter: WorkflowFilter, booleans: (b: boolean) => unknown): { sql: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const oneOf = (column: string, values: unknown[] | undefined) => {
+    if (values === undefined) return;
+    if (values.length === 0) {
+      where.push("1 = 0");
+      return;
+    }
+    where.push(`${column} IN (${values.map(() => "?").join(", ")})`);
+    params.push(...values);
+  };
+  oneOf("workflow_id", filter.workflowIds);
+  oneOf("status", filter.status);
+  oneOf("name", filter.name);
+  oneOf("app_version", filter.appVersion);
+  oneOf("forked_from", filter.forkedFrom);
+  oneOf("parent_workflow_id", filter.parentWorkflowId);
+  oneOf("authenticated_user", filter.user);
+  oneOf("queue_name", filter.queueName);
+  oneOf("executor_id", filter.executorId);
+  if (filter.startTime !== undefined) {
+    where.push("created_at >= ?");
+    params.push(filter.startTime);
+  }
+  if (filter.endTime !== undefined) {
+    where.push("created_at <= ?");
+    params.push(filter.endTime);
+  }
+  if (filter.workflowIdPrefix !== undefined) {
+    // A range on the primary key instead of LIKE, so the index serves it and `%`/`_` stay literal.
+    const ranges = filter.workflowIdPrefix.map((prefix) => {
+      params.push(prefix, prefix + "\u{10FFFF}");
+      return "(workflow_id >= ? AND workflow_id < ?)";
+    });
+    where.push(ranges.length ? `(${ranges.join(" OR ")})` : "1 = 0");
+  }
+  if (filter.queuesOnly) where.push("queue_name IS NOT NULL AND status IN ('ENQUEUED', 'PENDING', 'DELAYED')");
+  if (filter.wasForkedFrom !== undefined) {
+    where.push("was_forked_from = ?");
+    params.push(booleans(filter.wasForkedFrom));
+  }
+  if (filter.hasParent !== undefined) where.push(filter.hasParent ? "parent_workflow_id IS NOT NULL" : "parent_workflow_id IS NULL");
+  const columns = WORKFLOW_COLUMNS.filter((c) => c !== "owner_token")
+    .map((c) => {
+      if (c === "inputs" && filter.loadInput === false) return "NULL AS inputs";
+      if ((c === "output" || c === "error") && filter.loadOutput === false) return `NULL AS ${c}`;
+      return c;
+    })
+    .join(", ");
+  const order = filter.sortDesc ? "DESC" : "ASC";
+  let sql = `SELECT ${columns} FROM ${table}${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at ${order}, workflow_id ${order}`;
+  if (filter.limit !== undefined || filter.offset !== undefined) {
+    sql += " LIMIT ?"; // SQLite needs a LIMIT before an OFFSET
+    params.push(filter.limit ?? Number.MAX_SAFE_INTEGER);
+  }
+  if (filter.offset !== undefined) {
+    sql += " OFFSET ?";
+    params.push(filter.offset);
+  }
+  return { sql, params };
+}
+
+/** `?` placeholders to PostgreSQL's `$1, $2, …` (none of our SQL has `?` inside a string literal). */
+export function numbered(sql: string): string {
+  let i = 0;
+  return sql.replace(/\?/g, () => `$${++i}`);
+}

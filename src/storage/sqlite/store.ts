@@ -1,0 +1,271 @@
+/**
+ * The embedded backend: one better-sqlite3 connection in WAL mode with `synchronous=FULL`, so a
+ * commit that returned is on disk. better-sqlite3 is synchronous, so a batch's transaction runs
+ * to the end without yielding; batching comes from the committer collecting every write made
+ * while the event loop was busy. Other processes sharing the file are seen through
+ * `PRAGMA data_version`, which changes whenever another connection commits.
+ */
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { DatabaseError } from "../../errors.js";
+import { loadMigrations, pendingMigrations } from "../migrations.js";
+import {
+  listWorkflowsQuery, OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams,
+} from "../sql.js";
+import type {
+  OperationRow, RecoverRequest, Store, StoredValue, WorkflowFilter, WorkflowRow, Write, WriteResult,
+} from "../store.js";
+
+const bool = (b: boolean) => (b ? 1 : 0);
+const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(", ");
+
+export interface SqliteOptions {
+  /** How often to look for commits by other processes, in ms (default 5). */
+  changePollMs?: number;
+}
+
+export class SqliteStore implements Store {
+  readonly dialect = "sqlite";
+  private db?: Database.Database;
+  private statements?: ReturnType<SqliteStore["prepare"]>;
+  private listeners: ((keys: string[] | null) => void)[] = [];
+  private changeTimer?: NodeJS.Timeout;
+  private dataVersion = 0;
+
+  constructor(
+    /** A file path, or ":memory:". */
+    readonly path: string,
+    private readonly options: SqliteOptions = {},
+  ) {}
+
+  async migrate(): Promise<void> {
+    if (this.db) return;
+    let db: Database.Database;
+    try {
+      if (this.path !== ":memory:") mkdirSync(dirname(resolve(this.path)), { recursive: true });
+      db = new Database(this.path);
+      db.pragma("journal_mode = WAL");
+      db.pragma("synchronous = FULL");
+      db.pragma("busy_timeout = 10000");
+      db.pragma("foreign_keys = ON");
+    } catch (error) {
+      throw new DatabaseError(
+        `Cannot open the SQLite database at "${this.path}": ${(error as Error).message}. Check that the path is writable, or set databaseUrl.`,
+        { cause: error },
+      );
+    }
+    try {
+      db.exec("CREATE TABLE IF NOT EXISTS duro_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
+      const all = loadMigrations(new URL("./migrations/", import.meta.url));
+      db.transaction(() => {
+        const current = (db.prepare("SELECT MAX(version) AS v FROM duro_migrations").get() as { v: number | null }).v ?? 0;
+        for (const migration of pendingMigrations(all, current, this.path)) {
+          db.exec(migration.sql);
+          db.prepare("INSERT INTO duro_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(migration.version, migration.name, Date.now());
+        }
+      }).immediate();
+    } catch (error) {
+      db.close();
+      if (error instanceof DatabaseError) throw error;
+      throw new DatabaseError(`Cannot migrate the SQLite database at "${this.path}": ${(error as Error).message}`, { cause: error });
+    }
+    this.db = db;
+    this.statements = this.prepare(db);
+    this.dataVersion = db.pragma("data_version", { simple: true }) as number;
+  }
+
+  private prepare(db: Database.Database) {
+    const workflowColumns = WORKFLOW_COLUMNS.filter((c) => c !== "owner_token").join(", ");
+    return {
+      insertWorkflow: db.prepare(`INSERT INTO workflow_status (${WORKFLOW_COLUMNS.join(", ")}) VALUES (${placeholders(WORKFLOW_COLUMNS.length)}) ON CONFLICT DO NOTHING`),
+      workflowOwner: db.prepare(`SELECT ${workflowColumns}, owner_token FROM workflow_status WHERE workflow_id = ?`),
+      workflow: db.prepare(`SELECT ${workflowColumns} FROM workflow_status WHERE workflow_id = ?`),
+      insertOperation: db.prepare(`INSERT INTO operation_outputs (${OPERATION_COLUMNS.join(", ")}) VALUES (${placeholders(OPERATION_COLUMNS.length)}) ON CONFLICT DO NOTHING`),
+      operation: db.prepare(`SELECT * FROM operation_outputs WHERE workflow_id = ? AND function_id = ?`),
+      operations: db.prepare(`SELECT * FROM operation_outputs WHERE workflow_id = ? ORDER BY function_id LIMIT ? OFFSET ?`),
+      exists: db.prepare(`SELECT 1 FROM workflow_status WHERE workflow_id = ?`),
+      insertMessage: db.prepare(
+        `INSERT INTO notifications (message_id, destination_id, topic, message, serialization, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      ),
+      oldestMessage: db.prepare(
+        `SELECT seq, message, serialization FROM notifications WHERE destination_id = ? AND topic = ? AND consumed = 0 ORDER BY seq LIMIT 1`,
+      ),
+      consumeMessage: db.prepare(`UPDATE notifications SET consumed = 1 WHERE seq = ?`),
+      upsertEvent: db.prepare(
+        `INSERT INTO workflow_events (workflow_id, key, value, serialization) VALUES (?, ?, ?, ?)
+         ON CONFLICT (workflow_id, key) DO UPDATE SET value = excluded.value, serialization = excluded.serialization`,
+      ),
+      insertEventHistory: db.prepare(
+        `INSERT INTO workflow_events_history (workflow_id, function_id, key, value, serialization) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      ),
+      event: db.prepare(`SELECT value, serialization FROM workflow_events WHERE workflow_id = ? AND key = ?`),
+      events: db.prepare(`SELECT key, value, serialization FROM workflow_events WHERE workflow_id = ?`),
+      streamByFunction: db.prepare(`SELECT "offset" FROM streams WHERE workflow_id = ? AND key = ? AND function_id = ?`),
+      appendStream: db.prepare(
+        `INSERT INTO streams (workflow_id, key, "offset", function_id, value, serialization)
+         SELECT ?, ?, COALESCE(MAX("offset") + 1, 0), ?, ?, ? FROM streams WHERE workflow_id = ? AND key = ? RETURNING "offset"`,
+      ),
+      readStream: db.prepare(`SELECT value, serialization FROM streams WHERE workflow_id = ? AND key = ? AND "offset" >= ? ORDER BY "offset"`),
+      complete: db.prepare(
+        `UPDATE workflow_status SET status = ?, output = ?, error = ?, completed_at = ?, updated_at = ?, deduplication_id = NULL
+         WHERE workflow_id = ? AND status = 'PENDING'`,
+      ),
+      countAttempt: db.prepare(
+        `UPDATE workflow_status SET recovery_attempts = recovery_attempts + 1, updated_at = ?
+         WHERE status = 'PENDING' AND executor_id = ? AND app_version = ? RETURNING ${workflowColumns}`,
+      ),
+      deadLetter: db.prepare(
+        `UPDATE workflow_status SET status = 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', queue_name = NULL, deduplication_id = NULL,
+         completed_at = ?, updated_at = ? WHERE workflow_id = ? AND status = 'PENDING'`,
+      ),
+      cancel: db.prepare(
+        `UPDATE workflow_status SET status = 'CANCELLED', queue_name = NULL, deduplication_id = NULL, updated_at = ?
+         WHERE workflow_id = ? AND status IN ('ENQUEUED', 'DELAYED', 'PENDING')`,
+      ),
+    };
+  }
+
+  private get s() {
+    if (!this.statements) throw new DatabaseError("The SQLite store is not open: call launch() first.");
+    return this.statements;
+  }
+
+  private get conn(): Database.Database {
+    if (!this.db) throw new DatabaseError("The SQLite store is not open: call launch() first.");
+    return this.db;
+  }
+
+  async write(batch: Write[]): Promise<WriteResult[]> {
+    const results: WriteResult[] = new Array(batch.length);
+    this.conn.transaction(() => {
+      for (const [i, write] of batch.entries()) results[i] = this.apply(write);
+    }).immediate();
+    return results;
+  }
+
+  private apply(write: Write): WriteResult {
+    const s = this.s;
+    switch (write.kind) {
+      case "insertWorkflow": {
+        if (s.insertWorkflow.run(...workflowParams(write.row, write.ownerToken, bool)).changes === 1) return { kind: "insertWorkflow", inserted: true };
+        const existing = s.workflowOwner.get(write.row.workflowId) as Record<string, unknown> | undefined;
+        if (existing?.owner_token === write.ownerToken) return { kind: "insertWorkflow", inserted: true };
+        return { kind: "insertWorkflow", inserted: false, existing: existing ? toWorkflowRow(existing) : null };
+      }
+      case "recordOperation": {
+        if (s.insertOperation.run(...operationParams(write.op)).changes === 1) return { kind: "recordOperation", recorded: true };
+        return { kind: "recordOperation", recorded: false, existing: toOperationRow(s.operation.get(write.op.workflowId, write.op.functionId) as object) };
+      }
+      case "send": {
+        if (!s.exists.get(write.destinationId)) return { kind: "send", delivered: false, destinationExists: false };
+        const { value, serialization } = write.message;
+        const changes = s.insertMessage.run(write.messageId, write.destinationId, write.topic, value, serialization, write.createdAt).changes;
+        return { kind: "send", delivered: changes === 1, destinationExists: true };
+      }
+      case "recv": {
+        const recorded = s.operation.get(write.op.workflowId, write.op.functionId) as object | undefined;
+        if (recorded) return { kind: "recv", message: null, existing: toOperationRow(recorded) };
+        const message = s.oldestMessage.get(write.destinationId, write.topic) as { seq: number; message: string; serialization: string } | undefined;
+        if (!message) return { kind: "recv", message: null, existing: null };
+        s.consumeMessage.run(message.seq);
+        const stored = { value: message.message, serialization: message.serialization } as StoredValue;
+        s.insertOperation.run(...operationParams({ ...write.op, output: stored.value, serialization: stored.serialization }));
+        return { kind: "recv", message: stored, existing: null };
+      }
+      case "setEvent": {
+        const { value, serialization } = write.value;
+        s.upsertEvent.run(write.workflowId, write.key, value, serialization);
+        s.insertEventHistory.run(write.workflowId, write.functionId, write.key, value, serialization);
+        return { kind: "setEvent" };
+      }
+      case "writeStream": {
+        const done = write.once ? (s.streamByFunction.get(write.workflowId, write.key, write.functionId) as { offset: number } | undefined) : undefined;
+        if (done) return { kind: "writeStream", offset: done.offset };
+        const { offset } = s.appendStream.get(
+          write.workflowId, write.key, write.functionId, write.value?.value ?? null, write.value?.serialization ?? null, write.workflowId, write.key,
+        ) as { offset: number };
+        return { kind: "writeStream", offset };
+      }
+      case "completeWorkflow": {
+        const changes = s.complete.run(write.status, write.output, write.error, write.completedAt, write.completedAt, write.workflowId).changes;
+        return { kind: "completeWorkflow", completed: changes === 1 };
+      }
+    }
+  }
+
+  async loadWorkflow(workflowId: string): Promise<{ workflow: WorkflowRow; operations: OperationRow[] } | null> {
+    const row = this.s.workflow.get(workflowId) as Record<string, unknown> | undefined;
+    if (!row) return null;
+    const operations = (this.s.operations.all(workflowId, -1, 0) as Record<string, unknown>[]).map(toOperationRow);
+    return { workflow: toWorkflowRow(row), operations };
+  }
+
+  async listWorkflows(filter: WorkflowFilter): Promise<WorkflowRow[]> {
+    const { sql, params } = listWorkflowsQuery("workflow_status", filter, bool);
+    return (this.conn.prepare(sql).all(...params) as Record<string, unknown>[]).map(toWorkflowRow);
+  }
+
+  async listOperations(workflowId: string, limit?: number, offset?: number): Promise<OperationRow[]> {
+    return (this.s.operations.all(workflowId, limit ?? -1, offset ?? 0) as Record<string, unknown>[]).map(toOperationRow);
+  }
+
+  async recoverPending({ executorId, appVersion, maxRecoveryAttempts, now }: RecoverRequest) {
+    const s = this.s;
+    return this.conn.transaction(() => {
+      const rows = (s.countAttempt.all(now, executorId, appVersion) as Record<string, unknown>[]).map(toWorkflowRow);
+      const recovered: WorkflowRow[] = [];
+      const deadLettered: string[] = [];
+      for (const row of rows) {
+        if (row.recoveryAttempts > maxRecoveryAttempts + 1) {
+          s.deadLetter.run(now, now, row.workflowId);
+          deadLettered.push(row.workflowId);
+        } else recovered.push(row);
+      }
+      return { recovered, deadLettered };
+    }).immediate();
+  }
+
+  async getEvent(workflowId: string, key: string): Promise<StoredValue | null> {
+    return (this.s.event.get(workflowId, key) as StoredValue | undefined) ?? null;
+  }
+
+  async getAllEvents(workflowId: string): Promise<Map<string, StoredValue>> {
+    const rows = this.s.events.all(workflowId) as (StoredValue & { key: string })[];
+    return new Map(rows.map(({ key, value, serialization }) => [key, { value, serialization }]));
+  }
+
+  async readStream(workflowId: string, key: string, offset: number) {
+    const rows = this.s.readStream.all(workflowId, key, offset) as { value: string | null; serialization: StoredValue["serialization"] | null }[];
+    const end = rows.findIndex((r) => r.value === null);
+    const values = (end === -1 ? rows : rows.slice(0, end)).map((r) => ({ value: r.value!, serialization: r.serialization! }));
+    return { values, closed: end !== -1 };
+  }
+
+  async cancelWorkflows(workflowIds: string[], now: number): Promise<string[]> {
+    const s = this.s;
+    return this.conn.transaction(() => workflowIds.filter((id) => s.cancel.run(now, id).changes === 1)).immediate();
+  }
+
+  onExternalChange(listener: (keys: string[] | null) => void): void {
+    this.listeners.push(listener);
+    if (this.changeTimer || !this.db) return;
+    this.changeTimer = setInterval(() => {
+      if (!this.db) return;
+      const version = this.db.pragma("data_version", { simple: true }) as number;
+      if (version === this.dataVersion) return;
+      this.dataVersion = version;
+      for (const l of this.listeners) l(null);
+    }, this.options.changePollMs ?? 5);
+    this.changeTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.changeTimer);
+    this.changeTimer = undefined;
+    this.listeners = [];
+    this.db?.close();
+    this.db = undefined;
+    this.statements = undefined;
+  }
+}

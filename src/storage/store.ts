@@ -1,0 +1,197 @@
+/**
+ * The storage interface: a short list of domain operations, each one transaction. The engine
+ * speaks only this; `sqlite/` and `postgres/` implement it and never see user code.
+ *
+ * Glossary
+ * - workflow row: one durable workflow execution, keyed by its workflow ID.
+ * - operation: a numbered, recorded durable call inside a workflow (step, sleep, child start,
+ *   send, recv, …), keyed by (workflow ID, function ID). Recorded once, never overwritten.
+ * - write: one hot-path mutation. Writes are applied in batches — one transaction for a whole
+ *   batch — which is how concurrent workflows share commits (see engine/committer.ts).
+ * - wake key: a string naming something a waiter can wait for ("status:<id>", "message:<id>",
+ *   "event:<id>", "stream:<id>", "queue"). A batch's wake keys are announced after it commits.
+ */
+import type { SerializationFormat } from "../serialization.js";
+
+export type WorkflowStatusString =
+  | "ENQUEUED"
+  | "DELAYED"
+  | "PENDING"
+  | "SUCCESS"
+  | "ERROR"
+  | "CANCELLED"
+  | "MAX_RECOVERY_ATTEMPTS_EXCEEDED";
+
+export interface WorkflowRow {
+  workflowId: string;
+  status: WorkflowStatusString;
+  name: string;
+  authenticatedUser: string | null;
+  /** Serialized payloads, in `serialization`; null when not loaded or absent. */
+  inputs: string | null;
+  output: string | null;
+  error: string | null;
+  serialization: SerializationFormat;
+  executorId: string | null;
+  appVersion: string | null;
+  createdAt: number;
+  updatedAt: number;
+  startedAt: number | null;
+  completedAt: number | null;
+  recoveryAttempts: number;
+  queueName: string | null;
+  priority: number;
+  deduplicationId: string | null;
+  partitionKey: string | null;
+  timeoutMs: number | null;
+  deadlineEpochMs: number | null;
+  delayUntilEpochMs: number | null;
+  parentWorkflowId: string | null;
+  forkedFrom: string | null;
+  wasForkedFrom: boolean;
+}
+
+export interface OperationRow {
+  workflowId: string;
+  functionId: number;
+  functionName: string;
+  output: string | null;
+  error: string | null;
+  serialization: SerializationFormat | null;
+  childWorkflowId: string | null;
+  startedAt: number | null;
+  completedAt: number | null;
+}
+
+export interface StoredValue {
+  value: string;
+  serialization: SerializationFormat;
+}
+
+/** Hot-path mutations, applied in batches (one transaction per batch, in this order of kinds). */
+export type Write =
+  /** Insert a workflow unless its ID exists. `ownerToken` tells our own insert apart on a retried commit. */
+  | { kind: "insertWorkflow"; row: WorkflowRow; ownerToken: string }
+  /** Record an operation unless (workflowId, functionId) is recorded already. */
+  | { kind: "recordOperation"; op: OperationRow }
+  /** Deliver a message unless `messageId` was delivered; the destination must exist. */
+  | { kind: "send"; messageId: string; destinationId: string; topic: string; message: StoredValue; createdAt: number }
+  /** Take the oldest unconsumed message on a topic and record it as operation `op` (output = the message). */
+  | { kind: "recv"; destinationId: string; topic: string; op: OperationRow }
+  /** Set an event's value (last wins) and keep its history under the operation's function ID. */
+  | { kind: "setEvent"; workflowId: string; key: string; functionId: number; value: StoredValue }
+  /**
+   * Append a value (or the end marker, `value: null`) to a stream; the offset is the next free one.
+   * With `once`, a value already written by this (workflow, key, functionId) is not written again
+   * (a workflow's own write replayed); without it (writes from inside a step) every call appends.
+   */
+  | { kind: "writeStream"; workflowId: string; key: string; functionId: number; once: boolean; value: StoredValue | null }
+  /** Set the outcome of a workflow, only while it is PENDING. */
+  | {
+      kind: "completeWorkflow";
+      workflowId: string;
+      status: "SUCCESS" | "ERROR";
+      output: string | null;
+      error: string | null;
+      completedAt: number;
+    };
+
+export type WriteResult =
+  | { kind: "insertWorkflow"; inserted: true }
+  /** `existing` is the row that holds the ID, or null when a queued duplicate (same queue and deduplication ID) refused it. */
+  | { kind: "insertWorkflow"; inserted: false; existing: WorkflowRow | null }
+  | { kind: "recordOperation"; recorded: true }
+  | { kind: "recordOperation"; recorded: false; existing: OperationRow }
+  | { kind: "send"; delivered: boolean; destinationExists: boolean }
+  | { kind: "recv"; message: StoredValue | null; existing: OperationRow | null }
+  | { kind: "setEvent" }
+  | { kind: "writeStream"; offset: number }
+  | { kind: "completeWorkflow"; completed: boolean };
+
+/** The order in which a batch's kinds are applied inside its transaction. */
+export const WRITE_ORDER: Write["kind"][] = [
+  "insertWorkflow",
+  "recordOperation",
+  "send",
+  "recv",
+  "setEvent",
+  "writeStream",
+  "completeWorkflow",
+];
+
+/** What a committed write may have woken, across processes as well as in this one. */
+export function wakeKeysOf(write: Write): string[] {
+  switch (write.kind) {
+    case "insertWorkflow":
+      return write.row.queueName && write.row.status === "ENQUEUED" ? ["queue", `status:${write.row.workflowId}`] : [`status:${write.row.workflowId}`];
+    case "send":
+      return [`message:${write.destinationId}`];
+    case "setEvent":
+      return [`event:${write.workflowId}`];
+    case "writeStream":
+      return [`stream:${write.workflowId}`];
+    case "completeWorkflow":
+      return [`status:${write.workflowId}`, `stream:${write.workflowId}`, "queue"];
+    default:
+      return [];
+  }
+}
+
+/** Store-level filter for listing workflows: every array means "one of". */
+export interface WorkflowFilter {
+  workflowIds?: string[];
+  status?: WorkflowStatusString[];
+  startTime?: number;
+  endTime?: number;
+  name?: string[];
+  appVersion?: string[];
+  forkedFrom?: string[];
+  parentWorkflowId?: string[];
+  user?: string[];
+  queueName?: string[];
+  executorId?: string[];
+  workflowIdPrefix?: string[];
+  limit?: number;
+  offset?: number;
+  sortDesc?: boolean;
+  loadInput?: boolean;
+  loadOutput?: boolean;
+  queuesOnly?: boolean;
+  wasForkedFrom?: boolean;
+  hasParent?: boolean;
+}
+
+export interface RecoverRequest {
+  executorId: string;
+  appVersion: string;
+  /** Rows whose attempts would exceed this after counting the new one are dead-lettered. */
+  maxRecoveryAttempts: number;
+  now: number;
+}
+
+export interface Store {
+  readonly dialect: "sqlite" | "postgres";
+  /** Connect, create or upgrade the schema. Safe when several processes launch at once. */
+  migrate(): Promise<void>;
+  /** Apply a batch of writes in one transaction; results come back in the writes' order. */
+  write(batch: Write[]): Promise<WriteResult[]>;
+  /** A workflow's row with every recorded operation, in one read. */
+  loadWorkflow(workflowId: string): Promise<{ workflow: WorkflowRow; operations: OperationRow[] } | null>;
+  listWorkflows(filter: WorkflowFilter): Promise<WorkflowRow[]>;
+  listOperations(workflowId: string, limit?: number, offset?: number): Promise<OperationRow[]>;
+  /**
+   * Take this executor's PENDING workflows of this app version for another run: count the
+   * attempt, dead-letter those past the limit (MAX_RECOVERY_ATTEMPTS_EXCEEDED), return the rest.
+   */
+  recoverPending(request: RecoverRequest): Promise<{ recovered: WorkflowRow[]; deadLettered: string[] }>;
+  /** Latest value of one event / of all events of a workflow. */
+  getEvent(workflowId: string, key: string): Promise<StoredValue | null>;
+  getAllEvents(workflowId: string): Promise<Map<string, StoredValue>>;
+  /** Stream values from `offset` on; `closed` once the end marker is among them. */
+  readStream(workflowId: string, key: string, offset: number): Promise<{ values: StoredValue[]; closed: boolean }>;
+  /** Set CANCELLED on workflows not yet finished; returns the IDs that changed. */
+  cancelWorkflows(workflowIds: string[], now: number): Promise<string[]>;
+  /** Called with wake keys committed by other processes (`null`: something changed, re-check all). */
+  onExternalChange(listener: (keys: string[] | null) => void): void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,142 @@
+/** The public types of duro's API (names are part of the contract; see SPEC.md). */
+import type { SerializationFormat } from "./serialization.js";
+import type { WorkflowStatusString } from "./storage/store.js";
+
+export type { SerializationFormat, WorkflowStatusString };
+
+export interface WorkflowStatus {
+  workflowId: string;
+  status: WorkflowStatusString;
+  workflowName: string;
+  /** Absent when not loaded (`loadInput: false` / `loadOutput: false`). */
+  input?: unknown[];
+  output?: unknown;
+  error?: Error;
+  queueName: string | null;
+  executorId: string | null;
+  appVersion: string | null;
+  authenticatedUser: string | null;
+  recoveryAttempts: number;
+  createdAt: number;
+  updatedAt: number;
+  startedAtEpochMs: number | null;
+  completedAtEpochMs: number | null;
+  timeoutMs: number | null;
+  deadlineEpochMs: number | null;
+  delayUntilEpochMs: number | null;
+  priority: number;
+  deduplicationId: string | null;
+  partitionKey: string | null;
+  parentWorkflowId: string | null;
+  forkedFrom: string | null;
+  wasForkedFrom: boolean;
+}
+
+export interface StepInfo {
+  functionId: number;
+  functionName: string;
+  output: unknown;
+  error: Error | null;
+  childWorkflowId: string | null;
+  startedAtEpochMs: number | null;
+  completedAtEpochMs: number | null;
+}
+
+type OneOrMany = string | string[];
+
+export interface ListWorkflowsFilter {
+  workflowIds?: string[];
+  status?: WorkflowStatusString | WorkflowStatusString[];
+  /** RFC 3339 timestamps, compared with the creation time. */
+  startTime?: string;
+  endTime?: string;
+  name?: OneOrMany;
+  appVersion?: OneOrMany;
+  forkedFrom?: OneOrMany;
+  parentWorkflowId?: OneOrMany;
+  user?: OneOrMany;
+  queueName?: OneOrMany;
+  executorId?: OneOrMany;
+  workflowIdPrefix?: OneOrMany;
+  limit?: number;
+  offset?: number;
+  sortDesc?: boolean;
+  /** Default true. */
+  loadInput?: boolean;
+  /** Default true. */
+  loadOutput?: boolean;
+  queuesOnly?: boolean;
+  wasForkedFrom?: boolean;
+  hasParent?: boolean;
+}
+
+export interface StepOptions {
+  /** Recorded name of the step (default: the registered name, or the function's name). */
+  name?: string;
+  /** Default false: one attempt. */
+  retriesAllowed?: boolean;
+  /** Delay before the first retry, in seconds (default 1). */
+  intervalSeconds?: number;
+  /** Attempts in all, when retries are allowed (default 3). */
+  maxAttempts?: number;
+  /** Each retry waits `intervalSeconds × backoffRate^i` (default 2). */
+  backoffRate?: number;
+}
+
+/** Options bound to a workflow call with `.with(…)`. */
+export interface StartOptions {
+  workflowId?: string;
+  queueName?: string;
+  timeoutSeconds?: number;
+  deadlineEpochMs?: number;
+  priority?: number;
+  deduplicationId?: string;
+  partitionKey?: string;
+  delaySeconds?: number;
+  authenticatedUser?: string;
+  appVersion?: string;
+  serialization?: SerializationFormat;
+}
+
+export interface WorkflowOptions {
+  /** Default serialization of this workflow's inputs, output and error (default "default"). */
+  serialization?: SerializationFormat;
+  /** Overrides the instance's `maxRecoveryAttempts` for this workflow. */
+  maxRecoveryAttempts?: number;
+}
+
+export interface Logger {
+  debug(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+export interface DuroConfig {
+  /** `sqlite:<path>`, `sqlite::memory:`, or `postgres://…`. Default: `DURO_DATABASE_URL`, else `sqlite:./.duro/duro.sqlite`. */
+  databaseUrl?: string;
+  /** This executor's identity; recovery on `launch()` takes this executor's PENDING work. Default `DURO_EXECUTOR_ID` or "local". */
+  executorId?: string;
+  /** Default: a hash of the registered workflows' sources. Only workflows of this version are recovered. */
+  appVersion?: string;
+  /** Default 100. A workflow recovered more often is parked as MAX_RECOVERY_ATTEMPTS_EXCEEDED. */
+  maxRecoveryAttempts?: number;
+  logger?: Logger;
+  /** PostgreSQL: pooled connections (default 10). */
+  poolSize?: number;
+  /** How long `launch()` keeps retrying an unreachable database, in seconds (default 30). */
+  connectTimeoutSeconds?: number;
+  /** An executor silent this long is presumed dead and its work is taken over (default 30). */
+  executorLeaseSeconds?: number;
+  /** Safety re-check of every waiter for a lost wake-up, in seconds (default 1). */
+  safetyPollSeconds?: number;
+}
+
+export interface WorkflowHandle<R> {
+  readonly workflowId: string;
+  /** Waits for the workflow to finish; returns its output or throws its error. */
+  getResult(): Promise<R>;
+  getStatus(): Promise<WorkflowStatus | null>;
+}
+
+export type ReturnWhen = "ALL_COMPLETED" | "FIRST_COMPLETED" | "FIRST_EXCEPTION";
