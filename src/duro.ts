@@ -3,10 +3,11 @@
  * happens on replay; the work is done in `engine/`.
  */
 import { InvalidArgumentError, WorkflowNotFoundError } from "./errors.js";
-import { currentContext } from "./engine/context.js";
-import { Engine, toStatus } from "./engine/engine.js";
+import { currentContext, currentRun } from "./engine/context.js";
+import { Engine } from "./engine/engine.js";
 import { contextLogger } from "./engine/logger.js";
-import { toStoreFilter, toStepInfo } from "./engine/management.js";
+import { checkIds, fork, listWorkflows, listWorkflowSteps, resume, setWorkflowDelay } from "./engine/management.js";
+import { enqueueMany, start } from "./engine/start.js";
 import * as ops from "./engine/operations.js";
 import type { SerializationFormat } from "./serialization.js";
 import type {
@@ -97,7 +98,7 @@ export class Duro {
   async startWorkflow<A extends unknown[], R>(workflow: Workflow<A, R>, ...args: A): Promise<WorkflowHandle<R>> {
     const name = workflow?.workflowName;
     if (typeof name !== "string") throw new InvalidArgumentError("startWorkflow() needs a workflow returned by registerWorkflow().");
-    const workflowId = await this.engine.start(name, args, workflow.startOptions);
+    const workflowId = await start(this.engine, name, args, workflow.startOptions);
     return this.handle<R>(workflowId);
   }
 
@@ -244,30 +245,84 @@ export class Duro {
 
   // ——— management ———
 
+  /**
+   * Enqueues one workflow per argument list, all in one transaction: either every one is
+   * enqueued or none is (a deduplicated one throws DuplicateWorkflowError and nothing is written).
+   */
+  async enqueueMany<A extends unknown[], R>(workflow: Workflow<A, R>, argsList: A[]): Promise<WorkflowHandle<R>[]> {
+    if (typeof workflow?.workflowName !== "string") throw new InvalidArgumentError("enqueueMany() needs a workflow returned by registerWorkflow().");
+    const ids = await enqueueMany(this.engine, workflow.workflowName, argsList, workflow.startOptions);
+    return ids.map((id) => this.handle<R>(id));
+  }
+
+  // ——— management (each is a recorded operation when called inside a workflow) ———
+
   /** Workflows matching `filter` (see ListWorkflowsFilter), oldest first unless `sortDesc`. */
-  async listWorkflows(filter: ListWorkflowsFilter = {}): Promise<WorkflowStatus[]> {
-    return (await this.engine.store.listWorkflows(toStoreFilter(filter))).map(toStatus);
+  listWorkflows(filter: ListWorkflowsFilter = {}): Promise<WorkflowStatus[]> {
+    return this.managed("listWorkflows", () => listWorkflows(this.engine, filter));
   }
 
   /** Workflows waiting in or running from a queue (ENQUEUED, DELAYED or PENDING). */
-  async listQueuedWorkflows(filter: Omit<ListWorkflowsFilter, "queuesOnly"> = {}): Promise<WorkflowStatus[]> {
-    return (await this.engine.store.listWorkflows(toStoreFilter({ ...filter, queuesOnly: true }))).map(toStatus);
+  listQueuedWorkflows(filter: Omit<ListWorkflowsFilter, "queuesOnly"> = {}): Promise<WorkflowStatus[]> {
+    return this.managed("listQueuedWorkflows", () => listWorkflows(this.engine, { ...filter, queuesOnly: true }));
   }
 
-  /** The recorded operations of a workflow, by function ID. */
-  async listWorkflowSteps(workflowId: string, options: { limit?: number; offset?: number } = {}): Promise<StepInfo[]> {
-    const filter = toStoreFilter({ limit: options.limit, offset: options.offset });
-    if ((await this.engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
-    return (await this.engine.store.listOperations(workflowId, filter.limit, filter.offset)).map(toStepInfo);
+  /** The recorded operations of a workflow, by function ID. @throws WorkflowNotFoundError */
+  listWorkflowSteps(workflowId: string, options: { limit?: number; offset?: number } = {}): Promise<StepInfo[]> {
+    return this.managed("listWorkflowSteps", () => listWorkflowSteps(this.engine, workflowId, options));
   }
 
-  /** Sets CANCELLED and stops the workflow at its next durable operation. Unknown IDs are ignored. */
+  /**
+   * Sets CANCELLED (with its descendants), removes it from its queue and stops it at its next
+   * durable operation. Finished and unknown workflows are left alone.
+   */
   cancelWorkflow(workflowId: string): Promise<void> {
-    return this.engine.cancel([workflowId]);
+    return this.cancelWorkflows([workflowId]);
   }
 
   cancelWorkflows(workflowIds: string[]): Promise<void> {
-    return this.engine.cancel(workflowIds);
+    return this.managed("cancelWorkflow", () => this.engine.cancel(checkIds(workflowIds)));
+  }
+
+  /**
+   * Restarts a workflow (CANCELLED, MAX_RECOVERY_ATTEMPTS_EXCEEDED, or still queued) from its last
+   * completed step, here and now — or, with `queueName`, through that queue. Finished workflows
+   * are left alone. @throws WorkflowNotFoundError
+   */
+  async resumeWorkflow<R = unknown>(workflowId: string, options: { queueName?: string } = {}): Promise<WorkflowHandle<R>> {
+    const [handle] = await this.resumeWorkflows<R>([workflowId], options);
+    return handle;
+  }
+
+  /** resumeWorkflow for several workflows: all or nothing. */
+  async resumeWorkflows<R = unknown>(workflowIds: string[], options: { queueName?: string } = {}): Promise<WorkflowHandle<R>[]> {
+    await this.managed("resumeWorkflow", () => resume(this.engine, checkIds(workflowIds), options.queueName ?? null));
+    return workflowIds.map((id) => this.handle<R>(id));
+  }
+
+  /**
+   * Starts a new workflow that reuses the recorded outputs (and events, stream values) of the
+   * operations before `startStep` and runs the rest; it records `forkedFrom`.
+   * @throws WorkflowNotFoundError; InvalidArgumentError when startStep is beyond the record.
+   */
+  async forkWorkflow<R = unknown>(
+    workflowId: string,
+    startStep: number,
+    options: { newWorkflowId?: string; appVersion?: string; queueName?: string; timeoutSeconds?: number } = {},
+  ): Promise<WorkflowHandle<R>> {
+    const id = await this.managed("forkWorkflow", () => fork(this.engine, workflowId, startStep, options));
+    return this.handle<R>(id);
+  }
+
+  /** Moves the start of a DELAYED workflow: exactly one of `delaySeconds` (from now) or `delayUntilEpochMs`. */
+  setWorkflowDelay(workflowId: string, options: { delaySeconds?: number; delayUntilEpochMs?: number }): Promise<void> {
+    return this.managed("setWorkflowDelay", () => setWorkflowDelay(this.engine, workflowId, options));
+  }
+
+  /** Management calls inside a workflow are operations: their results are recorded. */
+  private managed<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const run = currentRun();
+    return run ? this.engine.checkpoint(run, `duro.${name}`, fn) : fn();
   }
 
   private handle<R>(workflowId: string): WorkflowHandle<R> {

@@ -8,21 +8,23 @@
  * recorded (one write each, group-committed) → complete (one conditional write with the
  * outcome). Recovery loads the row and all operations in one read and runs the body again.
  */
-import { createHash, randomUUID } from "node:crypto";
+import { createHash } from "node:crypto";
 import {
   AwaitedWorkflowCancelledError, DuroError, InvalidArgumentError, MaxRecoveryAttemptsExceededError, WorkflowCancelledError,
-  WorkflowConflictError, WorkflowNotFoundError,
+  WorkflowNotFoundError,
 } from "../errors.js";
 import {
-  deserialize, deserializeError, deserializeInputs, registerErrorClass, serialize, serializeError, serializeInputs,
+  deserialize, deserializeError, deserializeInputs, registerErrorClass, serialize, serializeError,
   type SerializationFormat,
 } from "../serialization.js";
 import { openStore, DEFAULT_DATABASE_URL } from "../storage/open.js";
-import type { OperationRow, Store, WorkflowRow, WriteResult } from "../storage/store.js";
-import type { DuroConfig, Logger, StartOptions, WorkflowOptions, WorkflowStatus } from "../types.js";
+import type { OperationRow, Store, WorkflowRow } from "../storage/store.js";
+import type { DuroConfig, Logger, WorkflowOptions, WorkflowStatus } from "../types.js";
 import { Committer } from "./committer.js";
-import { als, currentRun, WorkflowRun } from "./context.js";
+import { als, WorkflowRun } from "./context.js";
 import { consoleLogger } from "./logger.js";
+import { toStatus } from "./management.js";
+import { QueueDispatcher, validateQueueOptions, type QueueOptions } from "./queues.js";
 import { Timers } from "./timers.js";
 import { Waiters } from "./waiters.js";
 
@@ -39,6 +41,9 @@ interface Outcome {
   error?: unknown;
 }
 
+/** Where a client puts workflows it resumes or forks: every executor dispatches it, without limits. */
+export const INTERNAL_QUEUE = "_duro_internal";
+
 const TERMINAL = new Set(["SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"]);
 const OUTCOME_CACHE_SIZE = 10_000;
 
@@ -50,8 +55,12 @@ export class Engine {
   readonly timers = new Timers();
   readonly waiters = new Waiters(this.timers);
   readonly workflows = new Map<string, RegisteredWorkflow>();
-  /** Runs executing in this process, by workflow ID. */
+  /** Runs executing in this process, by workflow ID, with the promise that settles when each ends. */
   readonly running = new Map<string, WorkflowRun>();
+  private readonly runEnds = new Map<string, Promise<void>>();
+  /** Local runs per queue name, for workerConcurrency. */
+  private readonly queueRunning = new Map<string, number>();
+  readonly queues = new Map<string, QueueDispatcher>();
   /** Recent outcomes of workflows finished here, so local getResult needs no read. */
   private readonly outcomes = new Map<string, Outcome>();
   private _store?: Store;
@@ -59,9 +68,14 @@ export class Engine {
   private _appVersion?: string;
   private launching?: Promise<void>;
   private safetyPoll?: NodeJS.Timeout;
+  private heartbeatTimer?: NodeJS.Timeout;
   private closed = false;
 
-  constructor(readonly config: DuroConfig) {
+  /** `client`: an engine that runs no workflows (DuroClient): no recovery, dispatch or heartbeat. */
+  constructor(
+    readonly config: DuroConfig,
+    readonly client = false,
+  ) {
     this.databaseUrl = config.databaseUrl ?? process.env.DURO_DATABASE_URL ?? DEFAULT_DATABASE_URL;
     this.executorId = config.executorId ?? process.env.DURO_EXECUTOR_ID ?? "local";
     this.logger = config.logger ?? consoleLogger();
@@ -70,6 +84,7 @@ export class Engine {
       throw new InvalidArgumentError(`maxRecoveryAttempts must be a non-negative integer, got ${config.maxRecoveryAttempts}.`);
     }
     if (typeof this.executorId !== "string" || this.executorId.trim() === "") throw new InvalidArgumentError("executorId must be a non-empty string.");
+    if (!client) this.queues.set(INTERNAL_QUEUE, new QueueDispatcher(this, INTERNAL_QUEUE, {}));
   }
 
   get store(): Store {
@@ -117,18 +132,65 @@ export class Engine {
     await store.migrate();
     this._appVersion = this.appVersion;
     this._store = store;
-    this._committer = new Committer(store, (keys) => this.waiters.wake(keys));
+    this._committer = new Committer(store, (keys) => this.announce(keys));
     store.onExternalChange((keys) => this.onExternalChange(keys));
     const pollMs = (this.config.safetyPollSeconds ?? 1) * 1000;
     this.safetyPoll = setInterval(() => void this.safetyCheck(), pollMs);
     this.safetyPoll.unref();
+    if (this.client) return;
+    await store.heartbeat(this.executorId, Date.now());
     await this.recover();
+    const leaseMs = (this.config.executorLeaseSeconds ?? 30) * 1000;
+    if (!(leaseMs > 0)) throw new InvalidArgumentError("executorLeaseSeconds must be a positive number.");
+    this.heartbeatTimer = setInterval(() => void this.heartbeatAndTakeOver(leaseMs), Math.max(50, leaseMs / 3));
+    this.heartbeatTimer.unref();
+    for (const queue of this.queues.values()) queue.start();
+  }
+
+  /** Keeps this executor's lease alive and adopts the PENDING work of executors whose lease ran out. */
+  private async heartbeatAndTakeOver(leaseMs: number): Promise<void> {
+    if (this.closed) return;
+    try {
+      const now = Date.now();
+      await this.store.heartbeat(this.executorId, now);
+      const { recovered, deadLettered } = await this.store.recoverPending({
+        executorId: this.executorId, appVersion: this.appVersion, maxRecoveryAttempts: this.maxRecoveryAttempts, now, leaseMs,
+      });
+      this.afterRecovery(deadLettered);
+      for (const row of recovered) {
+        this.logger.warn(`Took over workflow ${row.workflowId} from an executor whose lease expired.`);
+        await this.resumeHere(row.workflowId);
+      }
+    } catch (error) {
+      if (!this.closed) this.logger.warn("Heartbeat or takeover failed; retrying.", { error: String(error) });
+    }
+  }
+
+  /** Registers a queue; its dispatcher starts at launch (or at once if already launched). */
+  addQueue(name: string, options: QueueOptions): void {
+    validateQueueOptions(name, options);
+    if (this.queues.has(name)) throw new InvalidArgumentError(`A queue named "${name}" is already registered on this Duro instance.`);
+    const queue = new QueueDispatcher(this, name, options);
+    this.queues.set(name, queue);
+    if (this.launched && !this.client) queue.start();
+  }
+
+  runningIn(queueName: string): number {
+    return this.queueRunning.get(queueName) ?? 0;
+  }
+
+  /** Wakes what committed writes may have unblocked: waiters, and queue dispatchers on "queue". */
+  announce(keys: Set<string>): void {
+    this.waiters.wake(keys);
+    if (keys.has("queue")) for (const queue of this.queues.values()) queue.trigger();
   }
 
   async shutdown(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.safetyPoll);
+    clearInterval(this.heartbeatTimer);
+    for (const queue of this.queues.values()) queue.stop();
     for (const run of this.running.values()) run.stop("shutdown");
     await this.launching?.catch(() => undefined);
     await this._committer?.close();
@@ -139,48 +201,11 @@ export class Engine {
 
   // ——— starting and running ———
 
-  /**
-   * Starts `name` with `args` (or returns the existing workflow with that ID). Inside a
-   * workflow this is the operation that starts a child: its ID defaults to `<parent>-<N>`.
-   */
-  async start(name: string, args: unknown[], options: StartOptions): Promise<string> {
-    const workflow = this.workflows.get(name);
-    if (!workflow) throw new InvalidArgumentError(`No workflow named "${name}" is registered on this Duro instance.`);
-    validateStartOptions(options);
-    const parent = currentRun();
-    const functionId = parent?.allocate();
-    if (parent && functionId !== undefined) {
-      const recorded = parent.replay(functionId, name);
-      if (recorded) {
-        if (recorded.error) throw this.errorOf(recorded);
-        return recorded.childWorkflowId!;
-      }
-      parent.checkStopped();
-    }
-    const workflowId = options.workflowId ?? (parent ? `${parent.workflowId}-${functionId}` : randomUUID());
-    const serialization = options.serialization ?? workflow.options.serialization ?? "default";
-    const inputs = serializeInputs(args, serialization); // fails before anything is written
-    const now = Date.now();
-    const deadline = options.deadlineEpochMs ?? (options.timeoutSeconds !== undefined ? now + options.timeoutSeconds * 1000 : parent?.deadlineEpochMs ?? null);
-    const row: WorkflowRow = {
-      workflowId, status: "PENDING", name, authenticatedUser: options.authenticatedUser ?? parent?.authenticatedUser ?? null,
-      inputs, output: null, error: null, serialization, executorId: this.executorId, appVersion: options.appVersion ?? this.appVersion,
-      createdAt: now, updatedAt: now, startedAt: now, completedAt: null, recoveryAttempts: 1, queueName: null, priority: 0,
-      deduplicationId: null, partitionKey: null, timeoutMs: options.timeoutSeconds !== undefined ? Math.round(options.timeoutSeconds * 1000) : null,
-      deadlineEpochMs: deadline, delayUntilEpochMs: null, parentWorkflowId: parent?.workflowId ?? null, forkedFrom: null, wasForkedFrom: false,
-    };
-    const ownerToken = randomUUID();
-    const writes: Parameters<Committer["submit"]>[0] = [{ kind: "insertWorkflow", row, ownerToken }];
-    if (parent && functionId !== undefined) {
-      writes.push({ kind: "recordOperation", op: operation(parent.workflowId, functionId, name, { childWorkflowId: workflowId, startedAt: now }) });
-    }
-    const [inserted] = (await this.committer.submit(writes)) as [Extract<WriteResult, { kind: "insertWorkflow" }>];
-    if (inserted.inserted) {
-      if (row.status === "PENDING" && row.executorId === this.executorId) this.execute(row, [], workflow);
-    } else if (inserted.existing && inserted.existing.name !== name) {
-      throw new WorkflowConflictError(workflowId, inserted.existing.name, name);
-    }
-    return workflowId;
+  /** Runs a claimed or resumed workflow here if its code is registered (else it stays PENDING for takeover). */
+  executeRegistered(row: WorkflowRow, operations: OperationRow[]): void {
+    const workflow = this.workflows.get(row.name);
+    if (workflow) this.execute(row, operations, workflow);
+    else this.logger.warn(`Workflow ${row.workflowId} runs "${row.name}", which is not registered here.`);
   }
 
   /** Runs a workflow body in this process (fresh, or replaying `operations`). */
@@ -191,11 +216,19 @@ export class Engine {
       new Map(operations.map((op) => [op.functionId, op])),
     );
     this.running.set(row.workflowId, run);
+    if (row.queueName) this.queueRunning.set(row.queueName, this.runningIn(row.queueName) + 1);
     if (row.deadlineEpochMs !== null) {
       const timer = this.timers.at(row.deadlineEpochMs, () => void this.cancel([row.workflowId]).catch(() => undefined));
       run.onStop(() => timer.cancel());
     }
-    void als.run({ run }, () => this.runBody(run, row, workflow));
+    const end = als.run({ run }, () => this.runBody(run, row, workflow)).finally(() => {
+      this.runEnds.delete(row.workflowId);
+      if (row.queueName) {
+        this.queueRunning.set(row.queueName, this.runningIn(row.queueName) - 1);
+        this.queues.get(row.queueName)?.trigger();
+      }
+    });
+    this.runEnds.set(row.workflowId, end);
   }
 
   private async runBody(run: WorkflowRun, row: WorkflowRow, workflow: RegisteredWorkflow): Promise<void> {
@@ -241,14 +274,20 @@ export class Engine {
     const { recovered, deadLettered } = await this.store.recoverPending({
       executorId: this.executorId, appVersion: this.appVersion, maxRecoveryAttempts: this.maxRecoveryAttempts, now: Date.now(),
     });
-    for (const id of deadLettered) this.logger.error(new MaxRecoveryAttemptsExceededError(id, this.maxRecoveryAttempts).message);
-    if (deadLettered.length) this.waiters.wake(deadLettered.map((id) => `status:${id}`));
+    this.afterRecovery(deadLettered);
     for (const row of recovered) await this.resumeHere(row.workflowId);
+  }
+
+  private afterRecovery(deadLettered: string[]): void {
+    for (const id of deadLettered) this.logger.error(new MaxRecoveryAttemptsExceededError(id, this.maxRecoveryAttempts).message);
+    if (deadLettered.length) this.announce(new Set(["queue", ...deadLettered.map((id) => `status:${id}`)]));
   }
 
   /** Loads a workflow with its record and runs it here, if its code is registered. */
   async resumeHere(workflowId: string): Promise<void> {
-    if (this.running.has(workflowId)) return;
+    const previous = this.running.get(workflowId);
+    if (previous && !previous.stopped) return;
+    if (previous) await this.runEnds.get(workflowId); // a stopped run must end before the next one starts
     const loaded = await this.store.loadWorkflow(workflowId);
     if (!loaded || loaded.workflow.status !== "PENDING") return;
     const workflow = this.workflows.get(loaded.workflow.name);
@@ -312,11 +351,12 @@ export class Engine {
   async cancel(workflowIds: string[]): Promise<void> {
     const changed = await this.store.cancelWorkflows(workflowIds, Date.now());
     for (const id of changed) this.running.get(id)?.stop("cancelled");
-    this.waiters.wake(workflowIds.map((id) => `status:${id}`));
+    this.announce(new Set(["queue", ...changed.map((id) => `status:${id}`)]));
   }
 
   private onExternalChange(keys: string[] | null): void {
     this.waiters.wake(keys);
+    if (keys === null || keys.includes("queue")) for (const queue of this.queues.values()) queue.trigger();
     if (keys === null) return;
     const touched = keys.filter((k) => k.startsWith("status:") && this.running.has(k.slice(7))).map((k) => k.slice(7));
     if (touched.length) void this.stopCancelled(touched);
@@ -405,36 +445,6 @@ export function operation(workflowId: string, functionId: number, functionName: 
     workflowId, functionId, functionName, output: null, error: null, serialization: null, childWorkflowId: null, startedAt: null, completedAt: null,
     ...fields,
   };
-}
-
-function validateStartOptions(options: StartOptions): void {
-  const { workflowId, timeoutSeconds, deadlineEpochMs, serialization } = options;
-  if (workflowId !== undefined && (typeof workflowId !== "string" || workflowId.trim() === "")) {
-    throw new InvalidArgumentError("workflowId must be a non-empty string.");
-  }
-  if (timeoutSeconds !== undefined && !(typeof timeoutSeconds === "number" && timeoutSeconds > 0 && Number.isFinite(timeoutSeconds))) {
-    throw new InvalidArgumentError(`timeoutSeconds must be a positive number, got ${timeoutSeconds}.`);
-  }
-  if (deadlineEpochMs !== undefined && !(typeof deadlineEpochMs === "number" && Number.isFinite(deadlineEpochMs) && deadlineEpochMs >= 0)) {
-    throw new InvalidArgumentError(`deadlineEpochMs must be a non-negative epoch time in milliseconds, got ${deadlineEpochMs}.`);
-  }
-  if (serialization !== undefined && serialization !== "default" && serialization !== "portable") {
-    throw new InvalidArgumentError(`serialization must be "default" or "portable", got ${JSON.stringify(serialization)}.`);
-  }
-}
-
-export function toStatus(row: WorkflowRow): WorkflowStatus {
-  const status: WorkflowStatus = {
-    workflowId: row.workflowId, status: row.status, workflowName: row.name, queueName: row.queueName, executorId: row.executorId,
-    appVersion: row.appVersion, authenticatedUser: row.authenticatedUser, recoveryAttempts: row.recoveryAttempts, createdAt: row.createdAt,
-    updatedAt: row.updatedAt, startedAtEpochMs: row.startedAt, completedAtEpochMs: row.completedAt, timeoutMs: row.timeoutMs,
-    deadlineEpochMs: row.deadlineEpochMs, delayUntilEpochMs: row.delayUntilEpochMs, priority: row.priority, deduplicationId: row.deduplicationId,
-    partitionKey: row.partitionKey, parentWorkflowId: row.parentWorkflowId, forkedFrom: row.forkedFrom, wasForkedFrom: row.wasForkedFrom,
-  };
-  if (row.inputs !== null) status.input = deserializeInputs(row.inputs, row.serialization);
-  if (row.output !== null) status.output = deserialize(row.output, row.serialization);
-  if (row.error !== null) status.error = deserializeError(row.error, row.serialization);
-  return status;
 }
 
 export type { Outcome, SerializationFormat };

@@ -1,8 +1,11 @@
-/** Conversions between the public management API and the store: filters in, step records out. */
-import { InvalidArgumentError } from "../errors.js";
-import { deserialize, deserializeError } from "../serialization.js";
-import type { OperationRow, WorkflowFilter, WorkflowStatusString } from "../storage/store.js";
-import type { ListWorkflowsFilter, StepInfo } from "../types.js";
+/** Management calls shared by Duro and DuroClient, and their conversions to and from the store. */
+import { randomUUID } from "node:crypto";
+import { InvalidArgumentError, WorkflowNotFoundError } from "../errors.js";
+import { deserialize, deserializeError, deserializeInputs } from "../serialization.js";
+import type { OperationRow, WorkflowFilter, WorkflowRow, WorkflowStatusString } from "../storage/store.js";
+import type { ListWorkflowsFilter, StepInfo, WorkflowStatus } from "../types.js";
+import { INTERNAL_QUEUE, type Engine } from "./engine.js";
+import { validateStart } from "./start.js";
 
 const STATUSES: WorkflowStatusString[] = ["ENQUEUED", "DELAYED", "PENDING", "SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"];
 
@@ -65,4 +68,94 @@ export function toStepInfo(op: OperationRow): StepInfo {
     startedAtEpochMs: op.startedAt,
     completedAtEpochMs: op.completedAt,
   };
+}
+
+export function checkIds(workflowIds: string[]): string[] {
+  if (!Array.isArray(workflowIds) || !workflowIds.every((id) => typeof id === "string" && id !== "")) {
+    throw new InvalidArgumentError("Expected an array of workflow IDs (non-empty strings).");
+  }
+  return workflowIds;
+}
+
+export async function listWorkflows(engine: Engine, filter: ListWorkflowsFilter): Promise<WorkflowStatus[]> {
+  return (await engine.store.listWorkflows(toStoreFilter(filter))).map(toStatus);
+}
+
+export async function listWorkflowSteps(engine: Engine, workflowId: string, { limit, offset }: { limit?: number; offset?: number }): Promise<StepInfo[]> {
+  count("limit", limit);
+  count("offset", offset);
+  const operations = await engine.store.listOperations(workflowId, limit, offset);
+  if (operations.length === 0 && (await engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
+  return operations.map(toStepInfo);
+}
+
+export async function setWorkflowDelay(engine: Engine, workflowId: string, options: { delaySeconds?: number; delayUntilEpochMs?: number }): Promise<void> {
+  const { delaySeconds, delayUntilEpochMs } = options ?? {};
+  if ((delaySeconds === undefined) === (delayUntilEpochMs === undefined)) {
+    throw new InvalidArgumentError("setWorkflowDelay() takes exactly one of delaySeconds or delayUntilEpochMs.");
+  }
+  const until = delaySeconds !== undefined ? Date.now() + delaySeconds * 1000 : delayUntilEpochMs!;
+  const value = delaySeconds ?? delayUntilEpochMs;
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+    throw new InvalidArgumentError(`The delay must be a non-negative number, got ${String(value)}.`);
+  }
+  await setDelay(engine, workflowId, until);
+}
+
+/** Restarts workflows from their last completed step, here or (with a queue) through it. */
+export async function resume(engine: Engine, workflowIds: string[], queueName: string | null): Promise<void> {
+  if (queueName !== null) validateStart(engine, { queueName });
+  if (engine.client) queueName ??= INTERNAL_QUEUE;
+  const rows = await engine.store.resumeWorkflows(workflowIds, { queueName, executorId: engine.executorId, now: Date.now() });
+  if (rows === null) {
+    const found = new Set((await engine.store.listWorkflows({ workflowIds, loadInput: false, loadOutput: false })).map((r) => r.workflowId));
+    throw new WorkflowNotFoundError(workflowIds.find((id) => !found.has(id)) ?? workflowIds[0]);
+  }
+  engine.announce(new Set(["queue", ...rows.map((r) => `status:${r.workflowId}`)]));
+  if (queueName === null && !engine.client) for (const row of rows) await engine.resumeHere(row.workflowId);
+}
+
+/** Starts a copy of a workflow that reuses the outputs of operations before `startStep`. */
+export async function fork(engine: Engine, workflowId: string, startStep: number, options: { newWorkflowId?: string; appVersion?: string; queueName?: string; timeoutSeconds?: number }): Promise<string> {
+  if (!Number.isInteger(startStep) || startStep < 1) throw new InvalidArgumentError(`startStep must be an integer ≥ 1, got ${startStep}.`);
+  const { newWorkflowId = randomUUID(), appVersion, timeoutSeconds } = options;
+  const queueName = options.queueName ?? (engine.client ? INTERNAL_QUEUE : undefined);
+  validateStart(engine, { workflowId: newWorkflowId, queueName, timeoutSeconds });
+  const operations = await engine.store.listOperations(workflowId);
+  const last = operations.length ? operations[operations.length - 1].functionId : 0;
+  if (startStep > last + 1) {
+    if ((await engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
+    throw new InvalidArgumentError(`Workflow ${workflowId} has recorded ${last} operations; startStep can be at most ${last + 1}.`);
+  }
+  const row = await engine.store.forkWorkflow({
+    workflowId, newWorkflowId, startStep, appVersion: appVersion ?? (engine.client ? null : engine.appVersion), queueName: queueName ?? null, executorId: engine.executorId,
+    timeoutMs: timeoutSeconds !== undefined ? Math.round(timeoutSeconds * 1000) : null, now: Date.now(),
+  });
+  if (!row) throw new WorkflowNotFoundError(workflowId);
+  engine.announce(new Set(["queue", `status:${newWorkflowId}`]));
+  if (!queueName && !engine.client) await engine.resumeHere(newWorkflowId);
+  return newWorkflowId;
+}
+
+export async function setDelay(engine: Engine, workflowId: string, delayUntilEpochMs: number): Promise<void> {
+  const changed = await engine.store.setWorkflowDelay(workflowId, delayUntilEpochMs, Date.now());
+  if (!changed && (await engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
+  if (changed) {
+    engine.announce(new Set(["queue", `status:${workflowId}`]));
+    engine.timers.at(delayUntilEpochMs, () => engine.announce(new Set(["queue"])));
+  }
+}
+
+export function toStatus(row: WorkflowRow): WorkflowStatus {
+  const status: WorkflowStatus = {
+    workflowId: row.workflowId, status: row.status, workflowName: row.name, queueName: row.queueName, executorId: row.executorId,
+    appVersion: row.appVersion, authenticatedUser: row.authenticatedUser, recoveryAttempts: row.recoveryAttempts, createdAt: row.createdAt,
+    updatedAt: row.updatedAt, startedAtEpochMs: row.startedAt, completedAtEpochMs: row.completedAt, timeoutMs: row.timeoutMs,
+    deadlineEpochMs: row.deadlineEpochMs, delayUntilEpochMs: row.delayUntilEpochMs, priority: row.priority, deduplicationId: row.deduplicationId,
+    partitionKey: row.partitionKey, parentWorkflowId: row.parentWorkflowId, forkedFrom: row.forkedFrom, wasForkedFrom: row.wasForkedFrom,
+  };
+  if (row.inputs !== null) status.input = deserializeInputs(row.inputs, row.serialization);
+  if (row.output !== null) status.output = deserialize(row.output, row.serialization);
+  if (row.error !== null) status.error = deserializeError(row.error, row.serialization);
+  return status;
 }

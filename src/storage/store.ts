@@ -162,26 +162,68 @@ export interface WorkflowFilter {
 }
 
 export interface RecoverRequest {
+  /** The executor that takes the work. */
   executorId: string;
   appVersion: string;
-  /** Rows whose attempts would exceed this after counting the new one are dead-lettered. */
+  /** Rows whose attempts exceed `maxRecoveryAttempts + 1` after counting this one are dead-lettered. */
   maxRecoveryAttempts: number;
   now: number;
+  /**
+   * Absent: take this executor's own PENDING work (recovery at launch). Present: take the PENDING
+   * work of every other executor whose heartbeat is older than `now - leaseMs` (takeover); each
+   * row changes owner in one conditional update, so two executors never adopt the same workflow.
+   */
+  leaseMs?: number;
 }
 
+export interface ClaimRequest {
+  queueName: string;
+  executorId: string;
+  appVersion: string;
+  now: number;
+  /** At most this many rows (this executor's free worker slots, or a batch size). */
+  max: number;
+  /** Workflow names this executor can run; others stay queued for an executor that can. */
+  workflowNames: string[];
+  /** Most PENDING workflows of the queue across all executors (per partition when partitioned). */
+  concurrency?: number;
+  /** Most starts in any window of `periodMs` across all executors (per partition when partitioned). */
+  rateLimit?: { limit: number; periodMs: number };
+  priorityEnabled: boolean;
+  partitioned: boolean;
+}
+
+export interface ForkRequest {
+  workflowId: string;
+  newWorkflowId: string;
+  /** Operations with function ID below this are copied (with events and stream values). */
+  startStep: number;
+  /** Null: any executor's version may run it. */
+  appVersion: string | null;
+  /** Null: the fork starts PENDING on `executorId`; else it is ENQUEUED there. */
+  queueName: string | null;
+  executorId: string;
+  timeoutMs: number | null;
+  now: number;
+}
 export interface Store {
   readonly dialect: "sqlite" | "postgres";
   /** Connect, create or upgrade the schema. Safe when several processes launch at once. */
   migrate(): Promise<void>;
-  /** Apply a batch of writes in one transaction; results come back in the writes' order. */
-  write(batch: Write[]): Promise<WriteResult[]>;
+  /**
+   * Apply a batch of writes in one transaction; results come back in the writes' order. With
+   * `allOrNothing`, a workflow insert refused by deduplication rolls the whole batch back and
+   * throws DuplicateWorkflowError.
+   */
+  write(batch: Write[], options?: { allOrNothing?: boolean }): Promise<WriteResult[]>;
   /** A workflow's row with every recorded operation, in one read. */
   loadWorkflow(workflowId: string): Promise<{ workflow: WorkflowRow; operations: OperationRow[] } | null>;
   listWorkflows(filter: WorkflowFilter): Promise<WorkflowRow[]>;
   listOperations(workflowId: string, limit?: number, offset?: number): Promise<OperationRow[]>;
   /**
-   * Take this executor's PENDING workflows of this app version for another run: count the
-   * attempt, dead-letter those past the limit (MAX_RECOVERY_ATTEMPTS_EXCEEDED), return the rest.
+   * Take PENDING workflows of this app version for another run (this executor's own, or by
+   * takeover those of executors gone silent): count the attempt, dead-letter those past the
+   * limit (MAX_RECOVERY_ATTEMPTS_EXCEEDED), return the rest.
    */
   recoverPending(request: RecoverRequest): Promise<{ recovered: WorkflowRow[]; deadLettered: string[] }>;
   /** Latest value of one event / of all events of a workflow. */
@@ -189,8 +231,27 @@ export interface Store {
   getAllEvents(workflowId: string): Promise<Map<string, StoredValue>>;
   /** Stream values from `offset` on; `closed` once the end marker is among them. */
   readStream(workflowId: string, key: string, offset: number): Promise<{ values: StoredValue[]; closed: boolean }>;
-  /** Set CANCELLED on workflows not yet finished; returns the IDs that changed. */
+  /** Set CANCELLED on these workflows and their descendants while not finished; returns the IDs that changed. */
   cancelWorkflows(workflowIds: string[], now: number): Promise<string[]>;
+  /**
+   * Restart workflows not SUCCESS/ERROR: with a queue they become ENQUEUED on it, else PENDING on
+   * `executorId`; attempts, deadline and deduplication are reset. All or nothing: returns null
+   * (changing nothing) if any ID does not exist. Returns the rows that changed.
+   */
+  resumeWorkflows(workflowIds: string[], options: { queueName: string | null; executorId: string; now: number }): Promise<WorkflowRow[] | null>;
+  /** Copy a workflow into a new one that reuses operations before `startStep`; null if the original does not exist. */
+  forkWorkflow(request: ForkRequest): Promise<WorkflowRow | null>;
+  /** Move the start time of a DELAYED workflow; false when it is not DELAYED. */
+  setWorkflowDelay(workflowId: string, delayUntilEpochMs: number, now: number): Promise<boolean>;
+  /**
+   * Claim queued work for one executor, respecting the queue's limits: promotes DELAYED rows
+   * whose time has come, then moves up to `max` ENQUEUED rows to PENDING on this executor
+   * (counting an attempt, stamping the start and the deadline from the timeout). Returns the
+   * claimed rows with their recorded operations (resumed and forked workflows have some).
+   */
+  claimQueued(request: ClaimRequest): Promise<{ workflow: WorkflowRow; operations: OperationRow[] }[]>;
+  /** Record that this executor is alive. */
+  heartbeat(executorId: string, now: number): Promise<void>;
   /** Called with wake keys committed by other processes (`null`: something changed, re-check all). */
   onExternalChange(listener: (keys: string[] | null) => void): void;
   close(): Promise<void>;

@@ -9,6 +9,7 @@
  */
 import type pg from "pg";
 import { OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
+import { DuplicateWorkflowError } from "../../errors.js";
 import { wakeKeysOf, WRITE_ORDER, type StoredValue, type Write, type WriteResult } from "../store.js";
 import { transaction } from "./connection.js";
 
@@ -94,27 +95,28 @@ export function writeSql(schema: string) {
         ORDER BY ord
         ON CONFLICT DO NOTHING)
       SELECT ${COUNT_NOTIFIED}`,
+    // A `once` write already on disk (`done`) or made earlier in this batch (`first`) is not
+    // written again; the rest append after the stream's last offset, in the batch's order.
     // No lock: two writers that pick the same offset collide on the primary key, and the loser
     // retries the batch (see isStreamConflict).
     writeStreams: `WITH ${NOTIFIED},
-      i AS (SELECT * FROM unnest($3::text[], $4::text[], $5::int[], $6::text[], $7::text[]) WITH ORDINALITY AS i(workflow_id, key, function_id, value, serialization, ord)),
-      done AS (
-        SELECT DISTINCT ON (s.workflow_id, s.key, s.function_id) s.workflow_id, s.key, s.function_id, s."offset"
-        FROM ${streams} s JOIN i USING (workflow_id, key, function_id)
-        ORDER BY s.workflow_id, s.key, s.function_id, s."offset"),
-      fresh AS (
-        SELECT DISTINCT ON (workflow_id, key, function_id) * FROM i
-        WHERE NOT EXISTS (SELECT 1 FROM done d WHERE d.workflow_id = i.workflow_id AND d.key = i.key AND d.function_id = i.function_id)
-        ORDER BY workflow_id, key, function_id, ord),
+      i AS (
+        SELECT i.*, CASE WHEN once THEN (
+          SELECT min(s."offset") FROM ${streams} s WHERE s.workflow_id = i.workflow_id AND s.key = i.key AND s.function_id = i.function_id) END AS done
+        FROM unnest($3::text[], $4::text[], $5::int[], $6::boolean[], $7::text[], $8::text[])
+          WITH ORDINALITY AS i(workflow_id, key, function_id, once, value, serialization, ord)),
+      pending AS (SELECT *, min(ord) OVER (PARTITION BY workflow_id, key, function_id) AS first FROM i WHERE done IS NULL),
+      appended AS (
+        SELECT p.*, COALESCE((SELECT max(s."offset") FROM ${streams} s WHERE s.workflow_id = p.workflow_id AND s.key = p.key), -1)
+          + row_number() OVER (PARTITION BY workflow_id, key ORDER BY ord) AS "offset"
+        FROM pending p WHERE NOT once OR ord = first),
       ins AS (
         INSERT INTO ${streams} (workflow_id, key, "offset", function_id, value, serialization)
-        SELECT workflow_id, key,
-          COALESCE((SELECT max(s."offset") FROM ${streams} s WHERE s.workflow_id = f.workflow_id AND s.key = f.key), -1)
-            + row_number() OVER (PARTITION BY workflow_id, key ORDER BY ord),
-          function_id, value, serialization
-        FROM fresh f
-        RETURNING workflow_id, key, function_id, "offset")
-      SELECT ${COUNT_NOTIFIED}, (SELECT json_agg(r) FROM (SELECT * FROM done UNION ALL SELECT * FROM ins) r) AS rows`,
+        SELECT workflow_id, key, "offset", function_id, value, serialization FROM appended)
+      SELECT ${COUNT_NOTIFIED}, (SELECT json_agg(json_build_array(ord, "offset")) FROM (
+        SELECT ord, done AS "offset" FROM i WHERE done IS NOT NULL
+        UNION ALL SELECT ord, "offset" FROM appended
+        UNION ALL SELECT p.ord, a."offset" FROM pending p JOIN appended a ON a.ord = p.first WHERE p.once AND p.ord <> p.first) r) AS offsets`,
     completeWorkflows: `WITH ${NOTIFIED},
       done AS (
         UPDATE ${ws} w SET status = i.status, output = i.output, error = i.error, completed_at = i.completed_at,
@@ -153,8 +155,13 @@ export function packPayloads(batch: Write[]): string[] {
   return [...new Set(payloads)];
 }
 
-/** Applies one batch on `client`; results come back in the batch's order. */
-export async function applyBatch(client: pg.PoolClient, sql: WriteSql, channel: string, batch: Write[]): Promise<WriteResult[]> {
+/**
+ * Applies one batch on `client`; results come back in the batch's order. With `allOrNothing`, an
+ * insert refused by deduplication rolls the batch back and throws DuplicateWorkflowError.
+ */
+export async function applyBatch(
+  client: pg.PoolClient, sql: WriteSql, channel: string, batch: Write[], allOrNothing = false,
+): Promise<WriteResult[]> {
   const results: WriteResult[] = new Array(batch.length);
   const groups = new Map<Kind, Item<Kind>[]>();
   batch.forEach((w, i) => {
@@ -193,6 +200,13 @@ export async function applyBatch(client: pg.PoolClient, sql: WriteSql, channel: 
         results[i] = existing?.owner_token === w.ownerToken
           ? { kind: "insertWorkflow", inserted: true }
           : { kind: "insertWorkflow", inserted: false, existing: existing ? toWorkflowRow(existing) : null };
+      }
+      if (!allOrNothing) return;
+      for (const { i, w } of items) {
+        const result = results[i];
+        if (result.kind === "insertWorkflow" && !result.inserted && result.existing === null) {
+          throw new DuplicateWorkflowError(w.row.queueName ?? "", w.row.deduplicationId ?? "");
+        }
       }
     },
 
@@ -256,12 +270,12 @@ export async function applyBatch(client: pg.PoolClient, sql: WriteSql, channel: 
     },
 
     async writeStream(items) {
-      const { rows } = await main("writeStreams", [
-        items.map(({ w }) => w.workflowId), items.map(({ w }) => w.key), items.map(({ w }) => w.functionId),
+      const row = await main("writeStreams", [
+        items.map(({ w }) => w.workflowId), items.map(({ w }) => w.key), items.map(({ w }) => w.functionId), items.map(({ w }) => w.once),
         items.map(({ w }) => w.value?.value ?? null), items.map(({ w }) => w.value?.serialization ?? null),
       ]);
-      const offsets = new Map<string, number>((rows ?? []).map((r: any) => [keyOf(r.workflow_id, r.key, r.function_id), r.offset]));
-      for (const { i, w } of items) results[i] = { kind: "writeStream", offset: offsets.get(keyOf(w.workflowId, w.key, w.functionId))! };
+      // Ordinals count from 1.
+      for (const [ord, offset] of row.offsets as [number, number][]) results[items[ord - 1].i] = { kind: "writeStream", offset };
     },
 
     async completeWorkflow(items) {
@@ -295,7 +309,8 @@ export async function applyBatch(client: pg.PoolClient, sql: WriteSql, channel: 
   };
   // One statement commits on its own; reading back refused rows afterwards sees what it would
   // have seen inside a transaction (read committed).
-  if (kinds.length === 1 && !(kinds[0] === "recv" && of("recv")!.length > 1)) await run();
+  const oneStatement = kinds.length === 1 && !(kinds[0] === "recv" && of("recv")!.length > 1);
+  if (oneStatement && !(allOrNothing && batch.length > 1)) await run();
   else await transaction(client, run);
   return results;
 }

@@ -8,13 +8,13 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { DatabaseError } from "../../errors.js";
+import { DatabaseError, DuplicateWorkflowError } from "../../errors.js";
 import { loadMigrations, pendingMigrations } from "../migrations.js";
 import {
   listWorkflowsQuery, OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams,
 } from "../sql.js";
 import type {
-  OperationRow, RecoverRequest, Store, StoredValue, WorkflowFilter, WorkflowRow, Write, WriteResult,
+  ClaimRequest, ForkRequest, OperationRow, RecoverRequest, Store, StoredValue, WorkflowFilter, WorkflowRow, Write, WriteResult,
 } from "../store.js";
 
 const bool = (b: boolean) => (b ? 1 : 0);
@@ -115,13 +115,55 @@ export class SqliteStore implements Store {
         `UPDATE workflow_status SET recovery_attempts = recovery_attempts + 1, updated_at = ?
          WHERE status = 'PENDING' AND executor_id = ? AND app_version = ? RETURNING ${workflowColumns}`,
       ),
+      takeOver: db.prepare(
+        `UPDATE workflow_status SET executor_id = ?, recovery_attempts = recovery_attempts + 1, updated_at = ?
+         WHERE status = 'PENDING' AND app_version = ? AND executor_id IS NOT NULL AND executor_id <> ?
+           AND executor_id NOT IN (SELECT executor_id FROM executors WHERE heartbeat_at >= ?)
+         RETURNING ${workflowColumns}`,
+      ),
+      heartbeat: db.prepare(
+        `INSERT INTO executors (executor_id, heartbeat_at) VALUES (?, ?) ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`,
+      ),
+      setDelay: db.prepare(`UPDATE workflow_status SET delay_until_epoch_ms = ?, updated_at = ? WHERE workflow_id = ? AND status = 'DELAYED'`),
+      promoteDelayed: db.prepare(
+        `UPDATE workflow_status SET status = 'ENQUEUED', updated_at = ? WHERE queue_name = ? AND status = 'DELAYED' AND delay_until_epoch_ms <= ?`,
+      ),
+      partitions: db.prepare(`SELECT DISTINCT partition_key FROM workflow_status WHERE queue_name = ? AND status = 'ENQUEUED'`),
+      claim: db.prepare(
+        `UPDATE workflow_status SET status = 'PENDING', executor_id = ?, started_at = ?, updated_at = ?, recovery_attempts = recovery_attempts + 1,
+           app_version = COALESCE(app_version, ?),
+           deadline_epoch_ms = CASE WHEN timeout_ms IS NOT NULL AND deadline_epoch_ms IS NULL THEN ? + timeout_ms ELSE deadline_epoch_ms END
+         WHERE workflow_id = ? AND status = 'ENQUEUED' RETURNING ${workflowColumns}`,
+      ),
+      markForked: db.prepare(`UPDATE workflow_status SET was_forked_from = 1, updated_at = ? WHERE workflow_id = ?`),
+      copyOperations: db.prepare(
+        `INSERT INTO operation_outputs (${OPERATION_COLUMNS.join(", ")})
+         SELECT ?, ${OPERATION_COLUMNS.slice(1).join(", ")} FROM operation_outputs WHERE workflow_id = ? AND function_id < ?`,
+      ),
+      copyEventHistory: db.prepare(
+        `INSERT INTO workflow_events_history (workflow_id, function_id, key, value, serialization)
+         SELECT ?, function_id, key, value, serialization FROM workflow_events_history WHERE workflow_id = ? AND function_id < ?`,
+      ),
+      rebuildEvents: db.prepare(
+        `INSERT INTO workflow_events (workflow_id, key, value, serialization)
+         SELECT workflow_id, key, value, serialization FROM workflow_events_history h
+         WHERE workflow_id = ? AND function_id = (SELECT MAX(function_id) FROM workflow_events_history WHERE workflow_id = h.workflow_id AND key = h.key)`,
+      ),
+      copyStreams: db.prepare(
+        `INSERT INTO streams (workflow_id, key, "offset", function_id, value, serialization)
+         SELECT ?, key, "offset", function_id, value, serialization FROM streams WHERE workflow_id = ? AND function_id < ?`,
+      ),
       deadLetter: db.prepare(
         `UPDATE workflow_status SET status = 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', queue_name = NULL, deduplication_id = NULL,
          completed_at = ?, updated_at = ? WHERE workflow_id = ? AND status = 'PENDING'`,
       ),
       cancel: db.prepare(
-        `UPDATE workflow_status SET status = 'CANCELLED', queue_name = NULL, deduplication_id = NULL, updated_at = ?
-         WHERE workflow_id = ? AND status IN ('ENQUEUED', 'DELAYED', 'PENDING')`,
+        `WITH RECURSIVE tree (id) AS (
+           SELECT value FROM json_each(?)
+           UNION SELECT w.workflow_id FROM workflow_status w JOIN tree ON w.parent_workflow_id = tree.id
+         )
+         UPDATE workflow_status SET status = 'CANCELLED', queue_name = NULL, deduplication_id = NULL, updated_at = ?
+         WHERE workflow_id IN (SELECT id FROM tree) AND status IN ('ENQUEUED', 'DELAYED', 'PENDING') RETURNING workflow_id`,
       ),
     };
   }
@@ -136,10 +178,16 @@ export class SqliteStore implements Store {
     return this.db;
   }
 
-  async write(batch: Write[]): Promise<WriteResult[]> {
+  async write(batch: Write[], options: { allOrNothing?: boolean } = {}): Promise<WriteResult[]> {
     const results: WriteResult[] = new Array(batch.length);
     this.conn.transaction(() => {
-      for (const [i, write] of batch.entries()) results[i] = this.apply(write);
+      for (const [i, write] of batch.entries()) {
+        results[i] = this.apply(write);
+        const r = results[i];
+        if (options.allOrNothing && write.kind === "insertWorkflow" && r.kind === "insertWorkflow" && !r.inserted && r.existing === null) {
+          throw new DuplicateWorkflowError(write.row.queueName ?? "", write.row.deduplicationId ?? "");
+        }
+      }
     }).immediate();
     return results;
   }
@@ -210,10 +258,11 @@ export class SqliteStore implements Store {
     return (this.s.operations.all(workflowId, limit ?? -1, offset ?? 0) as Record<string, unknown>[]).map(toOperationRow);
   }
 
-  async recoverPending({ executorId, appVersion, maxRecoveryAttempts, now }: RecoverRequest) {
+  async recoverPending({ executorId, appVersion, maxRecoveryAttempts, now, leaseMs }: RecoverRequest) {
     const s = this.s;
     return this.conn.transaction(() => {
-      const rows = (s.countAttempt.all(now, executorId, appVersion) as Record<string, unknown>[]).map(toWorkflowRow);
+      const taken = leaseMs === undefined ? s.countAttempt.all(now, executorId, appVersion) : s.takeOver.all(executorId, now, appVersion, executorId, now - leaseMs);
+      const rows = (taken as Record<string, unknown>[]).map(toWorkflowRow);
       const recovered: WorkflowRow[] = [];
       const deadLettered: string[] = [];
       for (const row of rows) {
@@ -243,8 +292,106 @@ export class SqliteStore implements Store {
   }
 
   async cancelWorkflows(workflowIds: string[], now: number): Promise<string[]> {
+    return (this.s.cancel.all(JSON.stringify(workflowIds), now) as { workflow_id: string }[]).map((r) => r.workflow_id);
+  }
+
+  async resumeWorkflows(workflowIds: string[], { queueName, executorId, now }: { queueName: string | null; executorId: string; now: number }) {
+    const db = this.conn;
+    return db.transaction(() => {
+      const ids = JSON.stringify(workflowIds);
+      const found = (db.prepare(`SELECT COUNT(*) AS n FROM workflow_status WHERE workflow_id IN (SELECT value FROM json_each(?))`).get(ids) as { n: number }).n;
+      if (found !== new Set(workflowIds).size) return null;
+      const rows = db
+        .prepare(
+          `UPDATE workflow_status SET status = ?, queue_name = ?, executor_id = ?, started_at = ?, recovery_attempts = ?,
+             deadline_epoch_ms = CASE WHEN ? IS NULL THEN NULL ELSE ? + timeout_ms END,
+             deduplication_id = NULL, completed_at = NULL, output = NULL, error = NULL, updated_at = ?
+           WHERE workflow_id IN (SELECT value FROM json_each(?)) AND status NOT IN ('SUCCESS', 'ERROR')
+           RETURNING ${WORKFLOW_COLUMNS.filter((c) => c !== "owner_token").join(", ")}`,
+        )
+        .all(
+          queueName ? "ENQUEUED" : "PENDING", queueName, queueName ? null : executorId, queueName ? null : now, queueName ? 0 : 1,
+          queueName ? null : 1, now, now, ids,
+        ) as Record<string, unknown>[];
+      return rows.map(toWorkflowRow);
+    }).immediate();
+  }
+
+  async forkWorkflow(request: ForkRequest): Promise<WorkflowRow | null> {
     const s = this.s;
-    return this.conn.transaction(() => workflowIds.filter((id) => s.cancel.run(now, id).changes === 1)).immediate();
+    return this.conn.transaction(() => {
+      const original = s.workflow.get(request.workflowId) as Record<string, unknown> | undefined;
+      if (!original) return null;
+      const source = toWorkflowRow(original);
+      const { newWorkflowId: id, queueName, now, startStep } = request;
+      const row: WorkflowRow = {
+        ...source, workflowId: id, status: queueName ? "ENQUEUED" : "PENDING", output: null, error: null, executorId: queueName ? null : request.executorId,
+        appVersion: request.appVersion, createdAt: now, updatedAt: now, startedAt: queueName ? null : now, completedAt: null,
+        recoveryAttempts: queueName ? 0 : 1, queueName, priority: 0, deduplicationId: null, partitionKey: null, timeoutMs: request.timeoutMs,
+        deadlineEpochMs: request.timeoutMs !== null && !queueName ? now + request.timeoutMs : null, delayUntilEpochMs: null,
+        parentWorkflowId: null, forkedFrom: source.workflowId, wasForkedFrom: false,
+      };
+      s.insertWorkflow.run(...workflowParams(row, null, bool));
+      s.markForked.run(now, source.workflowId);
+      s.copyOperations.run(id, source.workflowId, startStep);
+      s.copyEventHistory.run(id, source.workflowId, startStep);
+      s.rebuildEvents.run(id);
+      s.copyStreams.run(id, source.workflowId, startStep);
+      return row;
+    }).immediate();
+  }
+
+  async setWorkflowDelay(workflowId: string, delayUntilEpochMs: number, now: number): Promise<boolean> {
+    return this.s.setDelay.run(delayUntilEpochMs, now, workflowId).changes === 1;
+  }
+
+  async claimQueued(request: ClaimRequest) {
+    const s = this.s;
+    const db = this.conn;
+    const { queueName, executorId, appVersion, now, workflowNames } = request;
+    return db.transaction(() => {
+      s.promoteDelayed.run(now, queueName, now);
+      const partitions: (string | null)[] = request.partitioned
+        ? (s.partitions.all(queueName) as { partition_key: string | null }[]).map((r) => r.partition_key)
+        : [null];
+      const claimed: { workflow: WorkflowRow; operations: OperationRow[] }[] = [];
+      for (const partition of partitions) {
+        const left = request.max - claimed.length;
+        if (left <= 0 || workflowNames.length === 0) break;
+        const inPartition = request.partitioned ? " AND partition_key IS ?" : "";
+        const scope = request.partitioned ? [queueName, partition] : [queueName];
+        let budget = left;
+        if (request.concurrency !== undefined) {
+          const { n } = db.prepare(`SELECT COUNT(*) AS n FROM workflow_status WHERE queue_name = ? AND status = 'PENDING'${inPartition}`).get(...scope) as { n: number };
+          budget = Math.min(budget, request.concurrency - n);
+        }
+        if (request.rateLimit) {
+          const { n } = db
+            .prepare(`SELECT COUNT(*) AS n FROM workflow_status WHERE queue_name = ?${inPartition} AND started_at > ? AND status <> 'ENQUEUED'`)
+            .get(...scope, now - request.rateLimit.periodMs) as { n: number };
+          budget = Math.min(budget, request.rateLimit.limit - n);
+        }
+        if (budget <= 0) continue;
+        const ids = db
+          .prepare(
+            `SELECT workflow_id FROM workflow_status WHERE queue_name = ? AND status = 'ENQUEUED'${inPartition}
+               AND name IN (${placeholders(workflowNames.length)}) AND (app_version IS NULL OR app_version = ?)
+             ORDER BY ${request.priorityEnabled ? "priority, " : ""}created_at, workflow_id LIMIT ?`,
+          )
+          .all(...scope, ...workflowNames, appVersion, budget) as { workflow_id: string }[];
+        for (const { workflow_id } of ids) {
+          const row = s.claim.get(executorId, now, now, appVersion, now, workflow_id) as Record<string, unknown> | undefined;
+          if (!row) continue;
+          const operations = (s.operations.all(workflow_id, -1, 0) as Record<string, unknown>[]).map(toOperationRow);
+          claimed.push({ workflow: toWorkflowRow(row), operations });
+        }
+      }
+      return claimed;
+    }).immediate();
+  }
+
+  async heartbeat(executorId: string, now: number): Promise<void> {
+    this.s.heartbeat.run(executorId, now);
   }
 
   onExternalChange(listener: (keys: string[] | null) => void): void {

@@ -1,0 +1,147 @@
+/**
+ * `DuroClient`: for code outside the application (another service, a script, the CLI). It runs
+ * no workflows — it enqueues them by name, talks to them and manages them through the same
+ * Store. It connects on first use; call `close()` when done.
+ */
+import { Engine } from "../engine/engine.js";
+import { checkIds, fork, listWorkflows, listWorkflowSteps, resume, setWorkflowDelay } from "../engine/management.js";
+import { enqueueMany, start } from "../engine/start.js";
+import * as ops from "../engine/operations.js";
+import { InvalidArgumentError, WorkflowNotFoundError } from "../errors.js";
+import type { SerializationFormat } from "../serialization.js";
+import type { ListWorkflowsFilter, Logger, StartOptions, StepInfo, WorkflowHandle, WorkflowStatus } from "../types.js";
+
+export interface ClientConfig {
+  /** Default: `DURO_DATABASE_URL`, else `sqlite:./.duro/duro.sqlite`. */
+  databaseUrl?: string;
+  logger?: Logger;
+  poolSize?: number;
+  connectTimeoutSeconds?: number;
+}
+
+/** What to enqueue: a workflow by its registered name, on a queue, with start options. */
+export interface EnqueueOptions extends StartOptions {
+  workflowName: string;
+  queueName: string;
+}
+
+export class DuroClient {
+  private readonly engine: Engine;
+
+  constructor(config: ClientConfig = {}) {
+    this.engine = new Engine({ ...config, executorId: "duro-client" }, true);
+  }
+
+  private async ready(): Promise<Engine> {
+    await this.engine.launch();
+    return this.engine;
+  }
+
+  /**
+   * Enqueues a workflow by name. A name no executor has registered yet is stored and runs
+   * once an executor that knows it is running. Returns its handle.
+   */
+  async enqueue<R = unknown>(options: EnqueueOptions, ...args: unknown[]): Promise<WorkflowHandle<R>> {
+    const { workflowName, ...startOptions } = checkEnqueue(options);
+    const id = await start(await this.ready(), workflowName, args, startOptions);
+    return this.handle<R>(id);
+  }
+
+  /** Enqueues one workflow per argument list in one transaction (all or nothing). */
+  async enqueueMany<R = unknown>(options: EnqueueOptions, argsList: unknown[][]): Promise<WorkflowHandle<R>[]> {
+    const { workflowName, ...startOptions } = checkEnqueue(options);
+    const ids = await enqueueMany(await this.ready(), workflowName, argsList, startOptions);
+    return ids.map((id) => this.handle<R>(id));
+  }
+
+  async send(destinationId: string, message: unknown, topic?: string | null, options?: { idempotencyKey?: string; serialization?: SerializationFormat }): Promise<void> {
+    return ops.send(await this.ready(), destinationId, message, topic, options);
+  }
+
+  async getEvent<T = unknown>(workflowId: string, key: string, timeoutSeconds?: number): Promise<T | null> {
+    return ops.getEvent(await this.ready(), workflowId, key, timeoutSeconds) as Promise<T | null>;
+  }
+
+  async getAllEvents(workflowId: string): Promise<Record<string, unknown>> {
+    return ops.getAllEvents(await this.ready(), workflowId);
+  }
+
+  async *readStream<T = unknown>(workflowId: string, key: string, options?: { offset?: number; timeoutSeconds?: number }): AsyncIterable<T> {
+    yield* ops.readStream(await this.ready(), workflowId, key, options) as AsyncIterable<T>;
+  }
+
+  async retrieveWorkflow<R = unknown>(workflowId: string): Promise<WorkflowHandle<R>> {
+    if ((await (await this.ready()).getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
+    return this.handle<R>(workflowId);
+  }
+
+  async getResult<R = unknown>(workflowId: string): Promise<R> {
+    return ops.getResult(await this.ready(), workflowId) as Promise<R>;
+  }
+
+  async getWorkflowStatus(workflowId: string): Promise<WorkflowStatus | null> {
+    return (await this.ready()).getStatus(workflowId);
+  }
+
+  async listWorkflows(filter: ListWorkflowsFilter = {}): Promise<WorkflowStatus[]> {
+    return listWorkflows(await this.ready(), filter);
+  }
+
+  async listQueuedWorkflows(filter: Omit<ListWorkflowsFilter, "queuesOnly"> = {}): Promise<WorkflowStatus[]> {
+    return listWorkflows(await this.ready(), { ...filter, queuesOnly: true });
+  }
+
+  async listWorkflowSteps(workflowId: string, options: { limit?: number; offset?: number } = {}): Promise<StepInfo[]> {
+    return listWorkflowSteps(await this.ready(), workflowId, options);
+  }
+
+  async cancelWorkflow(workflowId: string): Promise<void> {
+    return this.cancelWorkflows([workflowId]);
+  }
+
+  async cancelWorkflows(workflowIds: string[]): Promise<void> {
+    return (await this.ready()).cancel(checkIds(workflowIds));
+  }
+
+  /** Re-queues the workflow (on `queueName`, or an internal queue without limits) from its last completed step. */
+  async resumeWorkflow<R = unknown>(workflowId: string, options: { queueName?: string } = {}): Promise<WorkflowHandle<R>> {
+    const [handle] = await this.resumeWorkflows<R>([workflowId], options);
+    return handle;
+  }
+
+  async resumeWorkflows<R = unknown>(workflowIds: string[], options: { queueName?: string } = {}): Promise<WorkflowHandle<R>[]> {
+    await resume(await this.ready(), checkIds(workflowIds), options.queueName ?? null);
+    return workflowIds.map((id) => this.handle<R>(id));
+  }
+
+  async forkWorkflow<R = unknown>(
+    workflowId: string,
+    startStep: number,
+    options: { newWorkflowId?: string; appVersion?: string; queueName?: string; timeoutSeconds?: number } = {},
+  ): Promise<WorkflowHandle<R>> {
+    return this.handle<R>(await fork(await this.ready(), workflowId, startStep, options));
+  }
+
+  async setWorkflowDelay(workflowId: string, options: { delaySeconds?: number; delayUntilEpochMs?: number }): Promise<void> {
+    return setWorkflowDelay(await this.ready(), workflowId, options);
+  }
+
+  /** Releases the database connection(s). */
+  close(): Promise<void> {
+    return this.engine.shutdown();
+  }
+
+  private handle<R>(workflowId: string): WorkflowHandle<R> {
+    return {
+      workflowId,
+      getResult: () => this.getResult<R>(workflowId),
+      getStatus: () => this.getWorkflowStatus(workflowId),
+    };
+  }
+}
+
+function checkEnqueue(options: EnqueueOptions): EnqueueOptions {
+  if (typeof options?.workflowName !== "string" || options.workflowName === "") throw new InvalidArgumentError("enqueue() needs a workflowName.");
+  if (typeof options.queueName !== "string" || options.queueName === "") throw new InvalidArgumentError("enqueue() needs a queueName.");
+  return options;
+}

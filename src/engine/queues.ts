@@ -1,0 +1,117 @@
+/**
+ * Queue dispatch. Each queue of an executor has one dispatcher, a small state machine:
+ *
+ *   idle ──trigger──▶ claiming ──claimed a full batch, or triggered meanwhile──▶ claiming
+ *                        └──────────────otherwise──────────────▶ idle
+ *
+ * Triggers come from an enqueue or a completion in this process (directly), from other
+ * processes (LISTEN/NOTIFY on PostgreSQL, data_version on SQLite), from a DELAYED workflow's
+ * timer, and from the safety poll every `pollingIntervalSeconds`. A claim is one transaction
+ * that respects every limit across executors (see Store.claimQueued); the claimed workflows
+ * then run here like any other.
+ */
+import { InvalidArgumentError } from "../errors.js";
+import type { Engine } from "./engine.js";
+
+export interface QueueOptions {
+  /** Most workflows of this queue running at once across all executors. */
+  concurrency?: number;
+  /** Most workflows of this queue running at once on each executor. */
+  workerConcurrency?: number;
+  /** At most `limit` starts in any window of `periodSeconds`, across all executors. */
+  rateLimit?: { limit: number; periodSeconds: number };
+  /** Dequeue by priority (lower number first), then FIFO. */
+  priorityEnabled?: boolean;
+  /** Every partition key is its own queue with the limits above; enqueues must give a partitionKey. */
+  partitionQueue?: boolean;
+  /** Safety poll for work that arrived without a wake-up, in seconds (default 1). */
+  pollingIntervalSeconds?: number;
+}
+
+const CLAIM_BATCH = 100;
+
+const positiveInt = (name: string, value: unknown) => {
+  if (value !== undefined && !(Number.isInteger(value) && (value as number) > 0)) {
+    throw new InvalidArgumentError(`${name} must be a positive integer, got ${String(value)}.`);
+  }
+};
+
+export function validateQueueOptions(name: string, options: QueueOptions): void {
+  if (typeof name !== "string" || name === "") throw new InvalidArgumentError("A queue needs a non-empty name.");
+  positiveInt("concurrency", options.concurrency);
+  positiveInt("workerConcurrency", options.workerConcurrency);
+  if (options.concurrency !== undefined && options.workerConcurrency !== undefined && options.workerConcurrency > options.concurrency) {
+    throw new InvalidArgumentError(`workerConcurrency (${options.workerConcurrency}) cannot exceed concurrency (${options.concurrency}).`);
+  }
+  if (options.rateLimit !== undefined) {
+    const { limit, periodSeconds } = options.rateLimit ?? {};
+    positiveInt("rateLimit.limit", limit);
+    if (limit === undefined) throw new InvalidArgumentError("rateLimit needs a limit.");
+    if (!(typeof periodSeconds === "number" && periodSeconds > 0 && Number.isFinite(periodSeconds))) {
+      throw new InvalidArgumentError(`rateLimit.periodSeconds must be a positive number, got ${String(periodSeconds)}.`);
+    }
+  }
+  const poll = options.pollingIntervalSeconds;
+  if (poll !== undefined && !(typeof poll === "number" && poll > 0 && Number.isFinite(poll))) {
+    throw new InvalidArgumentError(`pollingIntervalSeconds must be a positive number, got ${String(poll)}.`);
+  }
+}
+
+export class QueueDispatcher {
+  private busy = false;
+  private again = false;
+  private poll?: NodeJS.Timeout;
+  private stopped = false;
+
+  constructor(
+    private readonly engine: Engine,
+    readonly name: string,
+    readonly options: QueueOptions,
+  ) {}
+
+  start(): void {
+    if (this.poll || this.stopped) return;
+    this.poll = setInterval(() => this.trigger(), (this.options.pollingIntervalSeconds ?? 1) * 1000);
+    this.poll.unref();
+    this.trigger();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.poll);
+  }
+
+  trigger(): void {
+    if (this.stopped || !this.engine.launched) return;
+    if (this.busy) {
+      this.again = true;
+      return;
+    }
+    this.busy = true;
+    void this.claimLoop().finally(() => (this.busy = false));
+  }
+
+  private async claimLoop(): Promise<void> {
+    try {
+      for (;;) {
+        this.again = false;
+        const { workerConcurrency, concurrency, rateLimit, priorityEnabled = false, partitionQueue = false } = this.options;
+        const free = workerConcurrency === undefined ? CLAIM_BATCH : Math.min(CLAIM_BATCH, workerConcurrency - this.engine.runningIn(this.name));
+        if (free <= 0 || this.stopped) return;
+        const claimed = await this.engine.store.claimQueued({
+          queueName: this.name, executorId: this.engine.executorId, appVersion: this.engine.appVersion, now: Date.now(), max: free,
+          workflowNames: [...this.engine.workflows.keys()], concurrency, priorityEnabled, partitioned: partitionQueue,
+          rateLimit: rateLimit && { limit: rateLimit.limit, periodMs: rateLimit.periodSeconds * 1000 },
+        });
+        for (const { workflow, operations } of claimed) this.engine.executeRegistered(workflow, operations);
+        if (claimed.length < free && !this.again) {
+          // A rate-limited queue may have work that becomes claimable when the window slides.
+          if (rateLimit && claimed.length === 0) this.engine.timers.at(Date.now() + (rateLimit.periodSeconds * 1000) / rateLimit.limit, () => this.trigger());
+          return;
+        }
+      }
+    } catch (error) {
+      if (!this.stopped && this.engine.launched) this.engine.logger.warn(`Dispatching queue "${this.name}" failed; retrying at the next poll.`, { error: String(error) });
+    }
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * Starting workflows: the row of a new workflow (arguments serialized first, so bad input writes
+ * nothing), the checks on start options, and the start itself — one commit that inserts the row
+ * and, for a child, records the parent's operation.
+ */
+import { randomUUID } from "node:crypto";
+import { DuplicateWorkflowError, InvalidArgumentError, WorkflowConflictError } from "../errors.js";
+import { serializeError, serializeInputs, type SerializationFormat } from "../serialization.js";
+import type { OperationRow, WorkflowRow, Write, WriteResult } from "../storage/store.js";
+import type { StartOptions } from "../types.js";
+import { currentRun } from "./context.js";
+import { operation, type Engine } from "./engine.js";
+
+/**
+ * Starts `name` with `args` (or returns the existing workflow with that ID); with a queue it
+ * is enqueued instead. Inside a workflow this is the operation that starts a child: its ID
+ * defaults to `<parent>-<N>`. A client engine may enqueue workflows it has not registered.
+ */
+export async function start(engine: Engine, name: string, args: unknown[], options: StartOptions): Promise<string> {
+  const workflow = engine.workflows.get(name);
+  if (!workflow && !engine.client) throw new InvalidArgumentError(`No workflow named "${name}" is registered on this Duro instance.`);
+  if (engine.client && !options.queueName) throw new InvalidArgumentError("A client can only enqueue: give a queueName.");
+  validateStart(engine, options);
+  const parent = currentRun();
+  const functionId = parent?.allocate();
+  if (parent && functionId !== undefined) {
+    const recorded = parent.replay(functionId, name);
+    if (recorded) {
+      if (recorded.error) throw engine.errorOf(recorded);
+      return recorded.childWorkflowId!;
+    }
+    parent.checkStopped();
+  }
+  const workflowId = options.workflowId ?? (parent ? `${parent.workflowId}-${functionId}` : randomUUID());
+  const row = newRow(engine, workflowId, name, args, options, workflow?.options.serialization);
+  const ownerToken = randomUUID();
+  const childRecord = (fields: Partial<OperationRow>): Write[] =>
+    parent && functionId !== undefined ? [{ kind: "recordOperation", op: operation(parent.workflowId, functionId, name, { startedAt: row.createdAt, ...fields }) }] : [];
+  // A deduplicated child must record the refusal instead of a child ID, so it takes two commits.
+  const together = !(parent && row.deduplicationId);
+  const [inserted] = (await engine.committer.submit([{ kind: "insertWorkflow", row, ownerToken }, ...(together ? childRecord({ childWorkflowId: workflowId }) : [])])) as [
+    Extract<WriteResult, { kind: "insertWorkflow" }>,
+  ];
+  let refusal: Error | undefined;
+  if (!inserted.inserted && inserted.existing === null) refusal = new DuplicateWorkflowError(row.queueName!, row.deduplicationId!);
+  else if (!inserted.inserted && inserted.existing!.name !== name) refusal = new WorkflowConflictError(workflowId, inserted.existing!.name, name);
+  if (!together) {
+    const [recorded] = await engine.committer.submit(childRecord(refusal ? { error: serializeError(refusal, "default"), serialization: "default" } : { childWorkflowId: workflowId }));
+    if (recorded.kind === "recordOperation" && !recorded.recorded) return engine.replayed(recorded.existing) as never;
+  }
+  if (refusal) throw refusal;
+  if (inserted.inserted && workflow && row.status === "PENDING") engine.execute(row, [], workflow);
+  if (inserted.inserted && row.status === "DELAYED") engine.timers.at(row.delayUntilEpochMs!, () => engine.queues.get(row.queueName!)?.trigger());
+  return workflowId;
+}
+
+/** Enqueues one workflow per argument list in one all-or-nothing transaction. */
+export async function enqueueMany(engine: Engine, name: string, argsList: unknown[][], options: StartOptions): Promise<string[]> {
+  if (!engine.workflows.has(name) && !engine.client) throw new InvalidArgumentError(`No workflow named "${name}" is registered on this Duro instance.`);
+  if (!options.queueName) throw new InvalidArgumentError("enqueueMany() needs a queueName.");
+  if (!Array.isArray(argsList) || !argsList.every(Array.isArray)) throw new InvalidArgumentError("enqueueMany() takes an array of argument arrays.");
+  if (options.workflowId !== undefined && argsList.length > 1) throw new InvalidArgumentError("workflowId cannot be shared by several workflows; leave it unset.");
+  if (options.deduplicationId !== undefined && argsList.length > 1) throw new InvalidArgumentError("deduplicationId cannot be shared by several workflows.");
+  validateStart(engine, options);
+  const serialization = engine.workflows.get(name)?.options.serialization;
+  const rows = argsList.map((args) => newRow(engine, options.workflowId ?? randomUUID(), name, args, options, serialization));
+  const results = await engine.store.write(rows.map((row) => ({ kind: "insertWorkflow", row, ownerToken: randomUUID() })), { allOrNothing: true });
+  for (const [i, result] of results.entries()) {
+    if (result.kind === "insertWorkflow" && !result.inserted && result.existing && result.existing.name !== name) {
+      throw new WorkflowConflictError(rows[i].workflowId, result.existing.name, name);
+    }
+  }
+  engine.announce(new Set(["queue", ...rows.map((r) => `status:${r.workflowId}`)]));
+  const delayed = rows.find((r) => r.status === "DELAYED");
+  if (delayed) engine.timers.at(delayed.delayUntilEpochMs!, () => engine.queues.get(delayed.queueName!)?.trigger());
+  return rows.map((r) => r.workflowId);
+}
+
+export function validateStart(engine: Engine, options: StartOptions): void {
+  checkStartOptions(options);
+  const { queueName, priority, deduplicationId, partitionKey, delaySeconds } = options;
+  if (queueName === undefined) {
+    const queued = { priority, deduplicationId, partitionKey, delaySeconds };
+    const set = Object.entries(queued).filter(([, v]) => v !== undefined).map(([k]) => k);
+    if (set.length) throw new InvalidArgumentError(`${set.join(", ")} only apply to enqueued workflows: give a queueName too.`);
+    return;
+  }
+  if (typeof queueName !== "string" || queueName === "") throw new InvalidArgumentError("queueName must be a non-empty string.");
+  const queue = engine.queues.get(queueName);
+  if (!queue && !engine.client) throw new InvalidArgumentError(`No queue named "${queueName}" is registered on this Duro instance; create it with new WorkflowQueue(duro, "${queueName}").`);
+  if (priority !== undefined && !(Number.isInteger(priority) && priority >= 1 && priority <= 2 ** 31 - 1)) {
+    throw new InvalidArgumentError(`priority must be an integer from 1 to 2147483647 (lower runs first), got ${priority}.`);
+  }
+  if (priority !== undefined && queue && !queue.options.priorityEnabled) throw new InvalidArgumentError(`Queue "${queueName}" was not created with priorityEnabled.`);
+  if (deduplicationId !== undefined && (typeof deduplicationId !== "string" || deduplicationId === "")) throw new InvalidArgumentError("deduplicationId must be a non-empty string.");
+  if (partitionKey !== undefined && (typeof partitionKey !== "string" || partitionKey === "")) throw new InvalidArgumentError("partitionKey must be a non-empty string.");
+  if (queue?.options.partitionQueue && partitionKey === undefined) throw new InvalidArgumentError(`Queue "${queueName}" is partitioned: give a partitionKey.`);
+  if (queue && !queue.options.partitionQueue && partitionKey !== undefined) throw new InvalidArgumentError(`Queue "${queueName}" is not partitioned; partitionKey is not allowed.`);
+  if (delaySeconds !== undefined && !(typeof delaySeconds === "number" && delaySeconds >= 0 && Number.isFinite(delaySeconds))) {
+    throw new InvalidArgumentError(`delaySeconds must be a non-negative number, got ${delaySeconds}.`);
+  }
+}
+
+/** The row of a new workflow; serializes the arguments first, so bad input writes nothing. */
+export function newRow(engine: Engine, workflowId: string, name: string, args: unknown[], options: StartOptions, registered?: SerializationFormat): WorkflowRow {
+  const parent = currentRun();
+  const serialization = options.serialization ?? registered ?? "default";
+  const inputs = serializeInputs(args, serialization);
+  const now = Date.now();
+  const queued = options.queueName !== undefined;
+  const delayed = queued && options.delaySeconds !== undefined && options.delaySeconds > 0;
+  const timeoutMs = options.timeoutSeconds !== undefined ? Math.round(options.timeoutSeconds * 1000) : null;
+  // Direct starts get their deadline now; queued ones when dequeued (unless given or inherited).
+  const deadline = options.deadlineEpochMs ?? (timeoutMs !== null ? (queued ? null : now + timeoutMs) : parent?.deadlineEpochMs ?? null);
+  return {
+    workflowId, status: queued ? (delayed ? "DELAYED" : "ENQUEUED") : "PENDING", name,
+    authenticatedUser: options.authenticatedUser ?? parent?.authenticatedUser ?? null, inputs, output: null, error: null, serialization,
+    executorId: queued ? null : engine.executorId, appVersion: options.appVersion ?? (engine.client ? null : engine.appVersion),
+    createdAt: now, updatedAt: now, startedAt: queued ? null : now, completedAt: null, recoveryAttempts: queued ? 0 : 1,
+    queueName: options.queueName ?? null, priority: options.priority ?? 0, deduplicationId: options.deduplicationId ?? null,
+    partitionKey: options.partitionKey ?? null, timeoutMs, deadlineEpochMs: deadline,
+    delayUntilEpochMs: delayed ? now + options.delaySeconds! * 1000 : null, parentWorkflowId: parent?.workflowId ?? null,
+    forkedFrom: null, wasForkedFrom: false,
+  };
+}
+
+function checkStartOptions(options: StartOptions): void {
+  const { workflowId, timeoutSeconds, deadlineEpochMs, serialization } = options;
+  if (workflowId !== undefined && (typeof workflowId !== "string" || workflowId.trim() === "")) {
+    throw new InvalidArgumentError("workflowId must be a non-empty string.");
+  }
+  if (timeoutSeconds !== undefined && !(typeof timeoutSeconds === "number" && timeoutSeconds > 0 && Number.isFinite(timeoutSeconds))) {
+    throw new InvalidArgumentError(`timeoutSeconds must be a positive number, got ${timeoutSeconds}.`);
+  }
+  if (deadlineEpochMs !== undefined && !(typeof deadlineEpochMs === "number" && Number.isFinite(deadlineEpochMs) && deadlineEpochMs >= 0)) {
+    throw new InvalidArgumentError(`deadlineEpochMs must be a non-negative epoch time in milliseconds, got ${deadlineEpochMs}.`);
+  }
+  if (serialization !== undefined && serialization !== "default" && serialization !== "portable") {
+    throw new InvalidArgumentError(`serialization must be "default" or "portable", got ${JSON.stringify(serialization)}.`);
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * Random kills under load: 50 workflows of 20 steps run in a child process that is SIGKILLed
+ * again and again at random moments — during start-up and recovery, mid-step, mid-commit — and
+ * restarted each time with the same executorId, until a last process is left to finish. Then
+ * every workflow must be SUCCESS with the right output, every step recorded exactly once, and
+ * a step body may have run more than once only where a kill hit it.
+ */
+import { describe, expect, it } from "vitest";
+import { backends, freshDatabaseUrl } from "../helpers.js";
+import { checkFinished, checkStepRuns, freshLogPath, observer, randomInt, range, readSideEffects, Worker, type WorkflowSpec } from "./harness.js";
+
+const EXECUTOR = "crash-worker-1";
+const KILLS = 26;
+
+describe.each(backends)("%s", (backend) => {
+  it(`random kills under load: ${KILLS} SIGKILLs while 50 workflows run, then everything finishes exactly once`, { timeout: 120_000 }, async () => {
+    const url = freshDatabaseUrl(backend);
+    const log = freshLogPath();
+    const workflows: WorkflowSpec[] = range(50).map((i) => ({ id: `load-${i}`, input: `w${i}`, steps: 20 }));
+    const params = { workflows, stepMs: [5, 40] as [number, number] };
+    const killed = new Set<number>();
+    const plan: string[] = [];
+    const began = Date.now();
+
+    while (killed.size < KILLS) {
+      const worker = new Worker(url, EXECUTOR, log, params);
+      // Where to strike: anywhere from start-up (opening the database, migration, recovery) to a
+      // few dozen step bodies into the run. Each kill point is bounded by progress, not time, so
+      // the work cannot run out before the kills do.
+      const how = randomInt(0, 3);
+      if (how === 0) {
+        const ms = randomInt(0, 300);
+        plan.push(`${ms} ms after spawn or at launch`);
+        await Promise.race([
+          new Promise((resolve) => setTimeout(resolve, ms)),
+          worker.waitForEvent((e) => e.ev === "launched", "launched").catch(() => undefined),
+        ]);
+      } else {
+        const ev = how === 1 ? "step-start" : "step-done";
+        const n = randomInt(1, 40);
+        plan.push(`after ${n} × ${ev}`);
+        await worker.waitForCount(ev, n, 30_000).catch((error) => {
+          if (!worker.exit) throw error; // it exited on its own: checked below
+        });
+      }
+      const { killed: wasKilled } = await worker.kill();
+      if (!wasKilled) {
+        // Everything finished before this kill point; that is only fine if it exited cleanly.
+        expect(worker.exit, worker.stderr).toEqual({ code: 0, signal: null });
+        break;
+      }
+      killed.add(worker.pid);
+    }
+    const killing = Date.now() - began;
+
+    const last = new Worker(url, EXECUTOR, log, params);
+    await last.finish(60_000);
+
+    const obs = await observer(url);
+    const statuses = await checkFinished(obs, workflows);
+    const { reruns } = checkStepRuns(readSideEffects(log), workflows, killed);
+    const maxAttempts = Math.max(...[...statuses.values()].map((s) => s.recoveryAttempts));
+    console.log(
+      `[${backend}] ${killed.size} SIGKILLs in ${killing} ms (${plan.join("; ")}); ${reruns} step re-runs; ` +
+        `max recoveryAttempts ${maxAttempts}; final run ${Date.now() - began - killing} ms`,
+    );
+    expect(killed.size, `kills before the work ran out (plan: ${plan.join("; ")})`).toBe(KILLS);
+  });
+});
