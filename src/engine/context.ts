@@ -24,8 +24,11 @@ export interface Context {
 
 export const als = new AsyncLocalStorage<Context>();
 
-/** Why a run must stop at its next durable operation ("finished": its body is done). */
-export type StopReason = "cancelled" | "shutdown" | "finished";
+/**
+ * Why a run must stop at its next durable operation: cancelled (or timed out), this executor is
+ * shutting down, another executor took the workflow over, or its body is done.
+ */
+export type StopReason = "cancelled" | "shutdown" | "superseded" | "finished";
 
 export class WorkflowRun {
   private nextFunctionId = 1;

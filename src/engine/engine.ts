@@ -256,6 +256,8 @@ export class Engine {
         kind: "completeWorkflow", workflowId: row.workflowId, status: outcome.status as "SUCCESS" | "ERROR", output, error, completedAt: Date.now(),
       });
       if (result.completed) this.remember(row.workflowId, outcome);
+      run.stop("finished");
+      this.waiters.wake([`status:${row.workflowId}`]); // the commit's own wake-up came before we knew the outcome
     } catch (error) {
       if (!this.closed) this.logger.error(`Could not record the outcome of workflow ${row.workflowId}; it will be recovered.`, { error: String(error) });
     } finally {
@@ -312,6 +314,8 @@ export class Engine {
           outcome = local;
           return true;
         }
+        const run = this.running.get(workflowId);
+        if (run && !run.stopped) return false; // running here: its completion will wake us, no read needed
         const [row] = await this.store.listWorkflows({ workflowIds: [workflowId] });
         if (!row) throw new WorkflowNotFoundError(workflowId);
         if (!TERMINAL.has(row.status)) return false;
@@ -413,7 +417,17 @@ export class Engine {
       kind: "recordOperation",
       op: operation(run.workflowId, functionId, name, { output, error, serialization: "default", startedAt, completedAt: Date.now(), ...extra }),
     });
-    if (!written.recorded) return this.replayed(written.existing);
+    if (!written.recorded) {
+      // Someone else recorded this operation: if another executor now owns the workflow (a
+      // takeover), this run is the loser and stops without further effects.
+      const [row] = await this.store.listWorkflows({ workflowIds: [run.workflowId], loadInput: false, loadOutput: false });
+      if (row && row.executorId !== this.executorId) {
+        this.logger.warn(`Workflow ${run.workflowId} is now run by executor ${row.executorId}; stopping this run.`);
+        run.stop("superseded");
+        run.checkStopped();
+      }
+      return this.replayed(written.existing);
+    }
     if (failed) throw thrown;
     return result.output;
   }

@@ -72,7 +72,7 @@ describe.each(backends)("%s", (backend) => {
   it("kill during checkpoint writes: many concurrent workflows, killed while commits flow, all finish with each step recorded once", async () => {
     const url = freshDatabaseUrl(backend);
     const log = freshLogPath();
-    const workflows: WorkflowSpec[] = range(40).map((i) => ({ id: `ckpt-${i}`, input: `in-${i}`, steps: 6 }));
+    const workflows: WorkflowSpec[] = range(40).map((i) => ({ id: `ckpt-${i}`, input: `in-${i}`, steps: 8 }));
     const params = { workflows, stepMs: [0, 4] as [number, number] };
     const killed = new Set<number>();
     const obs = await observer(url);
@@ -81,7 +81,7 @@ describe.each(backends)("%s", (backend) => {
     // checkpoints are being group-committed), then a last process finishes everything.
     for (let round = 0; round < 3; round++) {
       const worker = new Worker(url, EXECUTOR, log, params);
-      await worker.waitForCount("step-done", randomInt(10, 70));
+      await worker.waitForCount("step-done", randomInt(10, 50));
       const { killed: wasKilled } = await worker.kill();
       expect(wasKilled, "the worker was still running when killed").toBe(true);
       expect(worker.count("all-done")).toBe(0);
@@ -138,13 +138,15 @@ describe.each(backends)("%s", (backend) => {
     expect(runCounts(sideEffects, w.id)).toEqual({ 1: 1, 2: 1 });
     const step2 = sideEffects.find((e) => e.kind === "start" && e.step === 2)!;
     expect(step2.pid).toBe(second.pid);
-    // It woke at the recorded time (timers may round down by a millisecond) …
+    // It woke at the recorded time (timers may round down by a millisecond), or at once if the
+    // restart took longer than what remained …
     expect(step2.t).toBeGreaterThanOrEqual(wakeAt - 5);
-    expect(step2.t - wakeAt, "woke late").toBeLessThan(900);
-    // … so from the first start of the sleep to waking took ≈ 2 s, not 2 s + the time before the kill,
-    expect(step2.t - sleptFrom).toBeLessThan(2900);
-    // … and the recovered process did not sleep a fresh 2 s.
-    expect(step2.t - launched.t).toBeLessThan(1800);
+    expect(step2.t - Math.max(wakeAt, launched.t), "woke late").toBeLessThan(900);
+    // … so from the first start of the sleep to waking took ≈ 2 s, not 2 s + the time before the kill
+    // (when the restart was quick enough to tell the two apart) …
+    if (launched.t < wakeAt) expect(step2.t - sleptFrom).toBeLessThan(2900);
+    // … and the recovered process did not sleep a fresh 2 s (at most ≈ 1 s remained at the kill).
+    expect(step2.t - launched.t, "slept a fresh 2 s after recovery").toBeLessThan(1500);
   });
 
   it("durability of batched commits: every workflow reported started and every step reported returned survives a SIGKILL", async () => {

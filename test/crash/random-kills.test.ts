@@ -1,5 +1,5 @@
 /**
- * Random kills under load: 50 workflows of 20 steps run in a child process that is SIGKILLed
+ * Random kills under load: 50 workflows of 24 steps run in a child process that is SIGKILLed
  * again and again at random moments — during start-up and recovery, mid-step, mid-commit — and
  * restarted each time with the same executorId, until a last process is left to finish. Then
  * every workflow must be SUCCESS with the right output, every step recorded exactly once, and
@@ -16,7 +16,7 @@ describe.each(backends)("%s", (backend) => {
   it(`random kills under load: ${KILLS} SIGKILLs while 50 workflows run, then everything finishes exactly once`, { timeout: 120_000 }, async () => {
     const url = freshDatabaseUrl(backend);
     const log = freshLogPath();
-    const workflows: WorkflowSpec[] = range(50).map((i) => ({ id: `load-${i}`, input: `w${i}`, steps: 20 }));
+    const workflows: WorkflowSpec[] = range(50).map((i) => ({ id: `load-${i}`, input: `w${i}`, steps: 24 }));
     const params = { workflows, stepMs: [5, 40] as [number, number] };
     const killed = new Set<number>();
     const plan: string[] = [];
@@ -37,7 +37,7 @@ describe.each(backends)("%s", (backend) => {
         ]);
       } else {
         const ev = how === 1 ? "step-start" : "step-done";
-        const n = randomInt(1, 40);
+        const n = randomInt(1, 30);
         plan.push(`after ${n} × ${ev}`);
         await worker.waitForCount(ev, n, 30_000).catch((error) => {
           if (!worker.exit) throw error; // it exited on its own: checked below
@@ -52,17 +52,21 @@ describe.each(backends)("%s", (backend) => {
       killed.add(worker.pid);
     }
     const killing = Date.now() - began;
+    const obs = await observer(url);
+    let recordedBefore = 0;
+    for (const w of workflows) recordedBefore += (await obs.listWorkflowSteps(w.id).catch(() => [])).length;
 
     const last = new Worker(url, EXECUTOR, log, params);
     await last.finish(60_000);
+    const at = (ev: string) => last.events.find((e) => e.ev === ev)!.t;
+    const lastRun = `final process (launch() ${at("launched") - at("spawned")} ms, then finished the rest in ${at("all-done") - at("launched")} ms)`;
 
-    const obs = await observer(url);
     const statuses = await checkFinished(obs, workflows);
     const { reruns } = checkStepRuns(readSideEffects(log), workflows, killed);
     const maxAttempts = Math.max(...[...statuses.values()].map((s) => s.recoveryAttempts));
     console.log(
       `[${backend}] ${killed.size} SIGKILLs in ${killing} ms (${plan.join("; ")}); ${reruns} step re-runs; ` +
-        `max recoveryAttempts ${maxAttempts}; final run ${Date.now() - began - killing} ms`,
+        `max recoveryAttempts ${maxAttempts}; ${recordedBefore} of ${50 * 24} steps recorded before the ${lastRun}`,
     );
     expect(killed.size, `kills before the work ran out (plan: ${plan.join("; ")})`).toBe(KILLS);
   });

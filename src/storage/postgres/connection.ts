@@ -67,7 +67,9 @@ export class PgConnection {
     this.clientConfig = {
       connectionString: url,
       types,
+      // Notice a peer that vanished without a FIN (it would hang a query, or silence LISTEN).
       keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
       application_name: "duro",
       connectionTimeoutMillis: Math.min(options.connectTimeoutSeconds ?? 30, 10) * 1000,
     };

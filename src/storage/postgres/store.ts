@@ -6,61 +6,22 @@
 import { DatabaseError } from "../../errors.js";
 import { loadMigrations, pendingMigrations } from "../migrations.js";
 import type { StoreOptions } from "../open.js";
-import { listWorkflowsQuery, numbered, OPERATION_COLUMNS, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS } from "../sql.js";
-import type { OperationRow, RecoverRequest, Store, StoredValue, WorkflowFilter, WorkflowRow, Write, WriteResult } from "../store.js";
+import { listWorkflowsQuery, numbered, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
+import type {
+  ClaimRequest, ForkRequest, OperationRow, RecoverRequest, Store, StoredValue, WorkflowFilter, WorkflowRow, Write, WriteResult,
+} from "../store.js";
 import { PgConnection, transaction } from "./connection.js";
-import { applyBatch, isStreamConflict, writeSql, type WriteSql } from "./writes.js";
+import { storeSql, type StoreSql } from "./queries.js";
+import { applyBatch, isStreamConflict, packPayloads, writeSql, type WriteSql } from "./writes.js";
 
 /** Serializes migrations across processes and schemas ("duro" in ASCII). */
 const MIGRATION_LOCK = 0x6475726f;
-
-function readSql(schema: string) {
-  const ws = `${schema}.workflow_status`;
-  const ops = `${schema}.operation_outputs`;
-  const events = `${schema}.workflow_events`;
-  const wfCols = WORKFLOW_COLUMNS.filter((c) => c !== "owner_token").join(", ");
-  const opCols = OPERATION_COLUMNS.join(", ");
-  // Cancelling or dead-lettering in another process must wake its waiters here, as it would
-  // through SQLite's data_version; the keys are what completeWorkflow announces.
-  const notifyStatus = (changed: string, channel: string) => `notified AS (
-    SELECT pg_notify(${channel}, k) FROM (
-      SELECT 'status:' || workflow_id AS k FROM ${changed} UNION ALL SELECT 'queue' WHERE EXISTS (SELECT 1 FROM ${changed})) keys)`;
-  return {
-    loadWorkflow: `SELECT ${wfCols}, (
-        SELECT COALESCE(json_agg(o ORDER BY o.function_id), '[]'::json)
-        FROM (SELECT ${opCols} FROM ${ops} op WHERE op.workflow_id = w.workflow_id) o) AS operations
-      FROM ${ws} w WHERE w.workflow_id = $1`,
-    listOperations: `SELECT ${opCols} FROM ${ops} WHERE workflow_id = $1 ORDER BY function_id LIMIT $2 OFFSET $3`,
-    // One UPDATE counts the attempt and dead-letters in the same stroke: `recovery_attempts` on
-    // the right-hand side is the value before the increment.
-    recoverPending: `WITH counted AS (
-        UPDATE ${ws} SET recovery_attempts = recovery_attempts + 1, updated_at = $1,
-          status = CASE WHEN recovery_attempts + 1 > $4::bigint THEN 'MAX_RECOVERY_ATTEMPTS_EXCEEDED' ELSE status END,
-          queue_name = CASE WHEN recovery_attempts + 1 > $4::bigint THEN NULL ELSE queue_name END,
-          deduplication_id = CASE WHEN recovery_attempts + 1 > $4::bigint THEN NULL ELSE deduplication_id END,
-          completed_at = CASE WHEN recovery_attempts + 1 > $4::bigint THEN $1 ELSE completed_at END
-        WHERE status = 'PENDING' AND executor_id = $2 AND app_version = $3
-        RETURNING ${wfCols}),
-      dead AS (SELECT workflow_id FROM counted WHERE status <> 'PENDING'),
-      ${notifyStatus("dead", "$5")}
-      SELECT (SELECT count(*) FROM notified) AS notified, (SELECT json_agg(counted) FROM counted) AS rows`,
-    cancelWorkflows: `WITH cancelled AS (
-        UPDATE ${ws} SET status = 'CANCELLED', queue_name = NULL, deduplication_id = NULL, updated_at = $1
-        WHERE workflow_id = ANY($2::text[]) AND status IN ('ENQUEUED', 'DELAYED', 'PENDING')
-        RETURNING workflow_id),
-      ${notifyStatus("cancelled", "$3")}
-      SELECT (SELECT count(*) FROM notified) AS notified, (SELECT json_agg(workflow_id) FROM cancelled) AS ids`,
-    getEvent: `SELECT value, serialization FROM ${events} WHERE workflow_id = $1 AND key = $2`,
-    getAllEvents: `SELECT key, value, serialization FROM ${events} WHERE workflow_id = $1 ORDER BY key COLLATE "C"`,
-    readStream: `SELECT value, serialization FROM ${schema}.streams WHERE workflow_id = $1 AND key = $2 AND "offset" >= $3 ORDER BY "offset"`,
-  };
-}
 
 export class PostgresStore implements Store {
   readonly dialect = "postgres";
   private readonly conn: PgConnection;
   private readonly writes: WriteSql;
-  private readonly reads: ReturnType<typeof readSql>;
+  private readonly sql: StoreSql;
   private migrated = false;
 
   constructor(
@@ -70,7 +31,7 @@ export class PostgresStore implements Store {
   ) {
     this.conn = new PgConnection(url, options);
     this.writes = writeSql(this.conn.schema);
-    this.reads = readSql(this.conn.schema);
+    this.sql = storeSql(this.conn.schema);
   }
 
   async migrate(): Promise<void> {
@@ -105,19 +66,22 @@ export class PostgresStore implements Store {
     this.migrated = true;
   }
 
-  async write(batch: Write[]): Promise<WriteResult[]> {
+  async write(batch: Write[], options: { allOrNothing?: boolean } = {}): Promise<WriteResult[]> {
     if (!batch.length) return [];
-    return this.conn.run((client) => applyBatch(client, this.writes, this.conn.channel, batch), isStreamConflict);
+    return this.conn.run(
+      (client) => applyBatch(client, this.writes, this.conn.channel, batch, options.allOrNothing),
+      isStreamConflict,
+    );
   }
 
-  private async query(name: keyof ReturnType<typeof readSql>, values: unknown[]): Promise<Record<string, any>[]> {
-    return this.conn.run(async (client) => (await client.query({ name: `duro_${name}`, text: this.reads[name], values })).rows);
+  /** One named statement on a pooled client, retried through connection loss. */
+  private async query(name: keyof StoreSql, values: unknown[]): Promise<Record<string, any>[]> {
+    return this.conn.run(async (client) => (await client.query({ name: `duro_${name}`, text: this.sql[name], values })).rows);
   }
 
   async loadWorkflow(workflowId: string): Promise<{ workflow: WorkflowRow; operations: OperationRow[] } | null> {
     const [row] = await this.query("loadWorkflow", [workflowId]);
-    if (!row) return null;
-    return { workflow: toWorkflowRow(row), operations: (row.operations as Record<string, unknown>[]).map(toOperationRow) };
+    return row ? { workflow: toWorkflowRow(row), operations: (row.operations as Record<string, unknown>[]).map(toOperationRow) } : null;
   }
 
   async listWorkflows(filter: WorkflowFilter): Promise<WorkflowRow[]> {
@@ -130,10 +94,11 @@ export class PostgresStore implements Store {
     return (await this.query("listOperations", [workflowId, limit ?? null, offset ?? 0])).map(toOperationRow);
   }
 
-  async recoverPending({ executorId, appVersion, maxRecoveryAttempts, now }: RecoverRequest) {
+  async recoverPending({ executorId, appVersion, maxRecoveryAttempts, now, leaseMs }: RecoverRequest) {
     // Past 2^53 there is no limit worth sending (and Infinity is no bigint).
     const limit = Number.isSafeInteger(maxRecoveryAttempts + 1) ? maxRecoveryAttempts + 1 : null;
-    const [row] = await this.query("recoverPending", [now, executorId, appVersion, limit, this.conn.channel]);
+    const values = [now, executorId, appVersion, limit, this.conn.channel];
+    const [row] = leaseMs === undefined ? await this.query("recoverOwn", values) : await this.query("takeOver", [...values, now - leaseMs]);
     const rows = ((row.rows ?? []) as Record<string, unknown>[]).map(toWorkflowRow);
     rows.sort((a, b) => a.createdAt - b.createdAt || (a.workflowId < b.workflowId ? -1 : 1));
     return {
@@ -162,8 +127,83 @@ export class PostgresStore implements Store {
   async cancelWorkflows(workflowIds: string[], now: number): Promise<string[]> {
     if (!workflowIds.length) return [];
     const [row] = await this.query("cancelWorkflows", [now, workflowIds, this.conn.channel]);
-    const changed = new Set<string>(row.ids ?? []);
-    return workflowIds.filter((id) => changed.delete(id));
+    return row.ids ?? [];
+  }
+
+  async resumeWorkflows(workflowIds: string[], { queueName, executorId, now }: { queueName: string | null; executorId: string; now: number }) {
+    const [row] = await this.query("resumeWorkflows", [
+      workflowIds, queueName ? "ENQUEUED" : "PENDING", queueName, queueName ? null : executorId, queueName ? null : now, queueName ? 0 : 1,
+      now, this.conn.channel,
+    ]);
+    return row.ok ? ((row.rows ?? []) as Record<string, unknown>[]).map(toWorkflowRow) : null;
+  }
+
+  async forkWorkflow(request: ForkRequest): Promise<WorkflowRow | null> {
+    const { newWorkflowId: id, queueName, now, startStep } = request;
+    return this.conn.run((client) =>
+      transaction(client, async () => {
+        const { rows } = await client.query({ name: "duro_workflow", text: this.sql.workflow, values: [request.workflowId] });
+        if (!rows.length) return null;
+        const source = toWorkflowRow(rows[0]);
+        // Field for field as the SQLite store builds it.
+        const row: WorkflowRow = {
+          ...source, workflowId: id, status: queueName ? "ENQUEUED" : "PENDING", output: null, error: null,
+          executorId: queueName ? null : request.executorId, appVersion: request.appVersion, createdAt: now, updatedAt: now,
+          startedAt: queueName ? null : now, completedAt: null, recoveryAttempts: queueName ? 0 : 1, queueName, priority: 0,
+          deduplicationId: null, partitionKey: null, timeoutMs: request.timeoutMs,
+          deadlineEpochMs: request.timeoutMs !== null && !queueName ? now + request.timeoutMs : null, delayUntilEpochMs: null,
+          parentWorkflowId: null, forkedFrom: source.workflowId, wasForkedFrom: false,
+        };
+        const params = workflowParams(row, null, (b) => b);
+        const record = Object.fromEntries(WORKFLOW_COLUMNS.map((column, i) => [column, params[i]]));
+        const payloads = packPayloads([{ kind: "insertWorkflow", row, ownerToken: "" }]);
+        await client.query({
+          name: "duro_fork",
+          text: this.sql.fork,
+          values: [this.conn.channel, payloads, JSON.stringify(record), source.workflowId, id, now, startStep],
+        });
+        return row;
+      }),
+    );
+  }
+
+  async setWorkflowDelay(workflowId: string, delayUntilEpochMs: number, now: number): Promise<boolean> {
+    const [row] = await this.query("setWorkflowDelay", [delayUntilEpochMs, now, workflowId, this.conn.channel]);
+    return row.changed === 1;
+  }
+
+  /**
+   * Claims on one queue take turns on an advisory lock, so the concurrency and rate counts each
+   * claim reads stay true until it commits; everything else runs alongside.
+   */
+  async claimQueued(request: ClaimRequest) {
+    const { queueName, executorId, appVersion, now, workflowNames, partitioned } = request;
+    return this.conn.run((client) =>
+      transaction(client, async () => {
+        const run = async (name: keyof StoreSql, values: unknown[]) =>
+          (await client.query({ name: `duro_${name}`, text: this.sql[name], values })).rows[0];
+        await run("lockQueue", [`${this.conn.schemaName}.${queueName}`]);
+        const { partitions } = await run("promoteDelayed", [now, queueName, partitioned]);
+        const claimed: { workflow: WorkflowRow; operations: OperationRow[] }[] = [];
+        for (const partition of (partitioned ? partitions ?? [] : [null]) as (string | null)[]) {
+          const left = request.max - claimed.length;
+          if (left <= 0 || workflowNames.length === 0) break;
+          const rate = request.rateLimit;
+          const { claimed: rows } = await run(request.priorityEnabled ? "claimByPriority" : "claim", [
+            queueName, now, left, request.concurrency ?? null, rate?.limit ?? null, partitioned, partition,
+            rate ? now - rate.periodMs : null, workflowNames, appVersion, executorId,
+          ]);
+          for (const r of (rows ?? []) as { workflow: Record<string, unknown>; operations: Record<string, unknown>[] }[]) {
+            claimed.push({ workflow: toWorkflowRow(r.workflow), operations: r.operations.map(toOperationRow) });
+          }
+        }
+        return claimed;
+      }),
+    );
+  }
+
+  async heartbeat(executorId: string, now: number): Promise<void> {
+    await this.query("heartbeat", [executorId, now]);
   }
 
   onExternalChange(listener: (keys: string[] | null) => void): void {

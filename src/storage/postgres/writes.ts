@@ -8,8 +8,8 @@
  * autocommitted statement, and a mixed batch is BEGIN, one statement per kind, COMMIT.
  */
 import type pg from "pg";
-import { OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
 import { DuplicateWorkflowError } from "../../errors.js";
+import { OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
 import { wakeKeysOf, WRITE_ORDER, type StoredValue, type Write, type WriteResult } from "../store.js";
 import { transaction } from "./connection.js";
 

@@ -1,0 +1,56 @@
+// Shared by the bench scripts: fresh databases, store call counting, percentiles.
+import { randomUUID } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+
+export const POSTGRES_URL = process.env.DURO_BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+
+/** A database nobody has used: a new SQLite file, or a new PostgreSQL schema. */
+export function freshUrl(backend) {
+  if (backend === "sqlite") return `sqlite:${join(mkdtempSync(join(tmpdir(), "duro-bench-")), "bench.sqlite")}`;
+  return `${POSTGRES_URL}?schema=bench_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
+}
+
+export async function dropSchema(url) {
+  const schema = new URL(url).searchParams.get("schema");
+  if (!schema) return;
+  const client = new pg.Client({ connectionString: POSTGRES_URL });
+  await client.connect();
+  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  await client.end();
+}
+
+/**
+ * Counts database round trips: on PostgreSQL every query sent by any pg client; on SQLite
+ * every store call (each is one transaction or read in-process).
+ */
+export function countRoundTrips(duro) {
+  const counter = { n: 0 };
+  const originalQuery = pg.Client.prototype.query;
+  pg.Client.prototype.query = function (...args) {
+    counter.n++;
+    return originalQuery.apply(this, args);
+  };
+  const store = duro.engine.store;
+  if (store.dialect === "sqlite") {
+    for (const name of ["write", "loadWorkflow", "listWorkflows", "listOperations", "recoverPending", "getEvent", "readStream", "claimQueued"]) {
+      const original = store[name].bind(store);
+      store[name] = (...args) => {
+        counter.n++;
+        return original(...args);
+      };
+    }
+  }
+  return counter;
+}
+
+export function percentile(sorted, p) {
+  if (!sorted.length) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+export const round = (x, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+export const quiet = { debug() {}, info() {}, warn() {}, error() {} };

@@ -1,0 +1,240 @@
+#!/usr/bin/env node
+/**
+ * `duro`: the operator's command line. Every command works through a DuroClient on
+ * `--db` (or DURO_DATABASE_URL, else the default SQLite file). Tables by default, `--json`
+ * for scripts. Exit codes: 0 done, 1 failed, 2 bad usage, 3 workflow not found.
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { DuroClient } from "../client/client.js";
+import { DuroError, InvalidArgumentError, WorkflowNotFoundError } from "../errors.js";
+import type { ListWorkflowsFilter, StepInfo, WorkflowStatus } from "../types.js";
+
+const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const;
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+const common: Options = {
+  db: { type: "string" },
+  json: { type: "boolean", default: false },
+  help: { type: "boolean", short: "h", default: false },
+};
+
+const listFilters: Options = {
+  status: { type: "string", multiple: true },
+  name: { type: "string", multiple: true },
+  queue: { type: "string", multiple: true },
+  user: { type: "string", multiple: true },
+  "app-version": { type: "string", multiple: true },
+  executor: { type: "string", multiple: true },
+  prefix: { type: "string", multiple: true },
+  parent: { type: "string", multiple: true },
+  "forked-from": { type: "string", multiple: true },
+  since: { type: "string" },
+  until: { type: "string" },
+  limit: { type: "string", default: "50" },
+  offset: { type: "string" },
+  asc: { type: "boolean", default: false },
+};
+
+interface Command {
+  usage: string;
+  summary: string;
+  options: Options;
+  run(client: DuroClient, args: { values: Record<string, any>; positionals: string[] }): Promise<unknown>;
+  print?(result: any): void;
+}
+
+const commands: Record<string, Command> = {
+  list: {
+    usage: "duro list [--status S]… [--name N]… [--queue Q]… [--user U]… [--app-version V]… [--executor E]… [--prefix P]… [--parent ID]… [--forked-from ID]… [--since RFC3339] [--until RFC3339] [--limit N] [--offset N] [--asc]",
+    summary: "List workflows, newest first (filters repeat to mean 'any of').",
+    options: listFilters,
+    run: (client, { values }) => client.listWorkflows({ ...toFilter(values), loadInput: false, loadOutput: false }),
+    print: (rows: WorkflowStatus[]) => printStatuses(rows),
+  },
+  get: {
+    usage: "duro get <workflow-id>",
+    summary: "Show one workflow's status, input, output and error.",
+    options: {},
+    run: async (client, { positionals }) => {
+      const status = await client.getWorkflowStatus(one(positionals));
+      if (!status) throw new WorkflowNotFoundError(positionals[0]);
+      return status;
+    },
+    print: (status: WorkflowStatus) => {
+      for (const [key, value] of Object.entries(status)) console.log(`${key.padEnd(20)} ${show(value)}`);
+    },
+  },
+  steps: {
+    usage: "duro steps <workflow-id> [--limit N] [--offset N]",
+    summary: "List a workflow's recorded operations in order.",
+    options: { limit: { type: "string" }, offset: { type: "string" } },
+    run: (client, { values, positionals }) => client.listWorkflowSteps(one(positionals), { limit: int(values.limit, "limit"), offset: int(values.offset, "offset") }),
+    print: (steps: StepInfo[]) =>
+      table(
+        ["ID", "NAME", "OUTPUT / ERROR", "CHILD", "MS"],
+        steps.map((s) => [
+          String(s.functionId), s.functionName, s.error ? `✗ ${s.error.name}: ${s.error.message}` : show(s.output), s.childWorkflowId ?? "",
+          s.startedAtEpochMs !== null && s.completedAtEpochMs !== null ? String(s.completedAtEpochMs - s.startedAtEpochMs) : "",
+        ]),
+      ),
+  },
+  cancel: {
+    usage: "duro cancel <workflow-id>…",
+    summary: "Cancel workflows (and their children); they stop at their next step.",
+    options: {},
+    run: async (client, { positionals }) => {
+      await client.cancelWorkflows(some(positionals));
+      return { cancelled: positionals };
+    },
+    print: (r: { cancelled: string[] }) => console.log(`Cancelled ${r.cancelled.join(", ")}.`),
+  },
+  resume: {
+    usage: "duro resume <workflow-id>… [--queue Q]",
+    summary: "Resume workflows from their last completed step (through a queue with --queue).",
+    options: { queue: { type: "string" } },
+    run: async (client, { values, positionals }) => {
+      await client.resumeWorkflows(some(positionals), { queueName: values.queue });
+      return { resumed: positionals };
+    },
+    print: (r: { resumed: string[] }) => console.log(`Resumed ${r.resumed.join(", ")}.`),
+  },
+  fork: {
+    usage: "duro fork <workflow-id> --step N [--new-id ID] [--queue Q] [--app-version V] [--timeout SECONDS]",
+    summary: "Start a copy of a workflow that re-runs from operation N, reusing what came before.",
+    options: { step: { type: "string" }, "new-id": { type: "string" }, queue: { type: "string" }, "app-version": { type: "string" }, timeout: { type: "string" } },
+    run: async (client, { values, positionals }) => {
+      const step = int(values.step, "step");
+      if (step === undefined) throw new InvalidArgumentError("fork needs --step N (the first operation to run again).");
+      const handle = await client.forkWorkflow(one(positionals), step, {
+        newWorkflowId: values["new-id"], queueName: values.queue, appVersion: values["app-version"],
+        timeoutSeconds: values.timeout === undefined ? undefined : Number(values.timeout),
+      });
+      return { workflowId: handle.workflowId, forkedFrom: positionals[0] };
+    },
+    print: (r: { workflowId: string; forkedFrom: string }) => console.log(`Forked ${r.forkedFrom} as ${r.workflowId}.`),
+  },
+  "queue list": {
+    usage: "duro queue list [--queue Q]… [--status S]… [--limit N]",
+    summary: "List workflows waiting in or running from queues.",
+    options: { queue: listFilters.queue, status: listFilters.status, limit: listFilters.limit },
+    run: (client, { values }) => client.listQueuedWorkflows({ ...toFilter(values), loadInput: false, loadOutput: false }),
+    print: (rows: WorkflowStatus[]) => printStatuses(rows),
+  },
+  migrate: {
+    usage: "duro migrate",
+    summary: "Create or upgrade the database schema.",
+    options: {},
+    run: async (client) => {
+      await client.listWorkflows({ limit: 1, loadInput: false, loadOutput: false }); // connecting migrates
+      return { migrated: true };
+    },
+    print: () => console.log("The database schema is up to date."),
+  },
+};
+
+function help(): string {
+  const lines = Object.values(commands).map((c) => `  ${c.usage}\n      ${c.summary}`);
+  return `duro — inspect and operate durable workflows\n\nUsage:\n${lines.join("\n")}\n\nEvery command takes --db URL (default: DURO_DATABASE_URL, else sqlite:./.duro/duro.sqlite), --json, --help.\nExit codes: 0 done, 1 failed, 2 bad usage, 3 workflow not found.`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const name = argv[0] === "queue" ? `queue ${argv[1] ?? ""}` : argv[0];
+  const rest = argv.slice(name?.startsWith("queue ") ? 2 : 1);
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    console.log(help());
+    return name ? EXIT.ok : EXIT.usage;
+  }
+  const command = commands[name];
+  if (!command) {
+    console.error(`Unknown command "${argv.slice(0, name.startsWith("queue") ? 2 : 1).join(" ")}".\n\n${help()}`);
+    return EXIT.usage;
+  }
+  let parsed: { values: Record<string, any>; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: rest, options: { ...common, ...command.options }, allowPositionals: true, strict: true });
+  } catch (error) {
+    console.error(`${(error as Error).message}\nUsage: ${command.usage}`);
+    return EXIT.usage;
+  }
+  if (parsed.values.help) {
+    console.log(`${command.summary}\n\nUsage: ${command.usage}\n\nOptions for every command: --db URL, --json, --help`);
+    return EXIT.ok;
+  }
+  const client = new DuroClient({ databaseUrl: parsed.values.db, logger: { debug() {}, info() {}, warn() {}, error() {} } });
+  try {
+    const result = await command.run(client, parsed);
+    if (parsed.values.json) console.log(JSON.stringify(result, jsonReplacer, 2));
+    else command.print?.(result);
+    return EXIT.ok;
+  } catch (error) {
+    console.error(`duro ${name}: ${(error as Error).message}`);
+    if (error instanceof WorkflowNotFoundError) return EXIT.notFound;
+    if (error instanceof InvalidArgumentError) return EXIT.usage;
+    if (!(error instanceof DuroError)) console.error((error as Error).stack);
+    return EXIT.failed;
+  } finally {
+    await client.close();
+  }
+}
+
+function toFilter(values: Record<string, any>): ListWorkflowsFilter {
+  return {
+    status: values.status, name: values.name, queueName: values.queue, user: values.user, appVersion: values["app-version"],
+    executorId: values.executor, workflowIdPrefix: values.prefix, parentWorkflowId: values.parent, forkedFrom: values["forked-from"],
+    startTime: values.since, endTime: values.until, limit: int(values.limit, "limit"), offset: int(values.offset, "offset"),
+    sortDesc: !values.asc,
+  };
+}
+
+function int(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`--${name} must be a non-negative integer, got "${value}".`);
+  return Number(value);
+}
+
+function one(positionals: string[]): string {
+  if (positionals.length !== 1) throw new InvalidArgumentError(`Expected one workflow ID, got ${positionals.length}.`);
+  return positionals[0];
+}
+
+function some(positionals: string[]): string[] {
+  if (positionals.length === 0) throw new InvalidArgumentError("Expected at least one workflow ID.");
+  return positionals;
+}
+
+function show(value: unknown): string {
+  if (value === undefined) return "";
+  if (value instanceof Error) return `${value.name}: ${value.message}`;
+  if (typeof value === "number" && value > 1e12 && value < 1e14) return new Date(value).toISOString();
+  const text = typeof value === "string" ? value : JSON.stringify(value, jsonReplacer);
+  return text === undefined ? String(value) : text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+function jsonReplacer(_key: string, value: unknown): unknown {
+  if (value instanceof Error) return { name: value.name, message: value.message };
+  if (typeof value === "bigint") return value.toString();
+  if (value instanceof Map) return Object.fromEntries(value);
+  if (value instanceof Set) return [...value];
+  return value;
+}
+
+function printStatuses(rows: WorkflowStatus[]): void {
+  table(
+    ["WORKFLOW ID", "NAME", "STATUS", "QUEUE", "EXECUTOR", "CREATED", "ATTEMPTS"],
+    rows.map((r) => [r.workflowId, r.workflowName, r.status, r.queueName ?? "", r.executorId ?? "", new Date(r.createdAt).toISOString(), String(r.recoveryAttempts)]),
+  );
+}
+
+function table(headers: string[], rows: string[][]): void {
+  if (rows.length === 0) {
+    console.log("(none)");
+    return;
+  }
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  console.log(line(headers));
+  for (const row of rows) console.log(line(row));
+}
+
+process.exitCode = await main(process.argv.slice(2));

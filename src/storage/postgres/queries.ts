@@ -1,0 +1,147 @@
+/**
+ * SQL for the PostgreSQL store's reads and management operations (batch writes are in
+ * writes.ts). `schema` is the quoted schema name; every value is a bound parameter.
+ *
+ * Operations that change a workflow's status outside a batch NOTIFY what they changed, so other
+ * processes hear of a cancel or a dead-letter as they would through SQLite's data_version.
+ */
+import { OPERATION_COLUMNS, WORKFLOW_COLUMNS } from "../sql.js";
+
+/** First key of the per-queue advisory lock ("dq" in ASCII), apart from the migration lock's single key. */
+const QUEUE_LOCK_CLASS = 0x6471;
+const WF_COLUMNS = WORKFLOW_COLUMNS.filter((c) => c !== "owner_token");
+const wfCols = WF_COLUMNS.join(", ");
+const opCols = OPERATION_COLUMNS.join(", ");
+/** Wake keys of the workflows in CTE `changed`, plus "queue" when `withQueue` holds and any changed. */
+const notifyChanged = (changed: string, channel: string, withQueue = "TRUE") => `notified AS (
+    SELECT pg_notify(${channel}, k) FROM (
+      SELECT 'status:' || workflow_id FROM ${changed}
+      UNION ALL SELECT 'queue' WHERE ${withQueue} AND EXISTS (SELECT 1 FROM ${changed})) keys (k))`;
+
+export function storeSql(schema: string) {
+  const ws = `${schema}.workflow_status`;
+  const ops = `${schema}.operation_outputs`;
+  const events = `${schema}.workflow_events`;
+  const history = `${schema}.workflow_events_history`;
+  const streams = `${schema}.streams`;
+  const operationsOf = (workflow: string) => `(
+    SELECT COALESCE(json_agg(o ORDER BY o.function_id), '[]'::json)
+    FROM (SELECT ${opCols} FROM ${ops} op WHERE op.workflow_id = ${workflow}) o)`;
+  // `w.recovery_attempts` is the value before this update counts the attempt.
+  const dead = `w.recovery_attempts + 1 > $4::bigint`;
+  const countAttempt = `recovery_attempts = w.recovery_attempts + 1, updated_at = $1,
+    status = CASE WHEN ${dead} THEN 'MAX_RECOVERY_ATTEMPTS_EXCEEDED' ELSE w.status END,
+    queue_name = CASE WHEN ${dead} THEN NULL ELSE w.queue_name END,
+    deduplication_id = CASE WHEN ${dead} THEN NULL ELSE w.deduplication_id END,
+    completed_at = CASE WHEN ${dead} THEN $1 ELSE w.completed_at END`;
+  const recovered = `RETURNING ${WF_COLUMNS.map((c) => `w.${c}`).join(", ")}),
+    dead AS (SELECT workflow_id FROM counted WHERE status <> 'PENDING'),
+    ${notifyChanged("dead", "$5")}
+    SELECT (SELECT count(*) FROM notified) AS notified, (SELECT json_agg(counted) FROM counted) AS rows`;
+  const claim = (priority: boolean) => {
+    const order = `${priority ? "priority, " : ""}created_at, workflow_id`;
+    const inScope = `queue_name = $1 AND (NOT $6::boolean OR partition_key IS NOT DISTINCT FROM $7::text)`;
+    return `WITH budget AS (
+        SELECT LEAST($3::int,
+          CASE WHEN $4::int IS NULL THEN $3 ELSE $4 - (SELECT count(*) FROM ${ws} WHERE ${inScope} AND status = 'PENDING') END,
+          CASE WHEN $5::int IS NULL THEN $3 ELSE $5 - (
+            SELECT count(*) FROM ${ws} WHERE ${inScope} AND started_at > $8::bigint AND status <> 'ENQUEUED') END) AS n),
+      picked AS (
+        SELECT workflow_id FROM ${ws}
+        WHERE ${inScope} AND status = 'ENQUEUED' AND name = ANY($9::text[]) AND (app_version IS NULL OR app_version = $10::text)
+        ORDER BY ${order} LIMIT GREATEST((SELECT n FROM budget), 0)),
+      claimed AS (
+        UPDATE ${ws} w SET status = 'PENDING', executor_id = $11, started_at = $2, updated_at = $2,
+          recovery_attempts = w.recovery_attempts + 1, app_version = COALESCE(w.app_version, $10::text),
+          deadline_epoch_ms = CASE WHEN w.timeout_ms IS NOT NULL AND w.deadline_epoch_ms IS NULL THEN $2 + w.timeout_ms ELSE w.deadline_epoch_ms END
+        FROM picked WHERE w.workflow_id = picked.workflow_id AND w.status = 'ENQUEUED'
+        RETURNING ${WF_COLUMNS.map((c) => `w.${c}`).join(", ")})
+      SELECT json_agg(json_build_object('workflow', row_to_json(c), 'operations', ${operationsOf("c.workflow_id")})
+        ORDER BY ${order}) AS claimed
+      FROM claimed c`;
+  };
+
+  return {
+    loadWorkflow: `SELECT ${wfCols}, ${operationsOf("w.workflow_id")} AS operations FROM ${ws} w WHERE w.workflow_id = $1`,
+    listOperations: `SELECT ${opCols} FROM ${ops} WHERE workflow_id = $1 ORDER BY function_id LIMIT $2 OFFSET $3`,
+    getEvent: `SELECT value, serialization FROM ${events} WHERE workflow_id = $1 AND key = $2`,
+    getAllEvents: `SELECT key, value, serialization FROM ${events} WHERE workflow_id = $1 ORDER BY key COLLATE "C"`,
+    readStream: `SELECT value, serialization FROM ${streams} WHERE workflow_id = $1 AND key = $2 AND "offset" >= $3 ORDER BY "offset"`,
+    // One UPDATE counts the attempt and dead-letters in the same stroke.
+    recoverOwn: `WITH counted AS (
+        UPDATE ${ws} w SET ${countAttempt}
+        WHERE w.status = 'PENDING' AND w.executor_id = $2 AND w.app_version = $3
+        ${recovered}`,
+    // The row must still belong to the executor it was found under when the UPDATE reaches it,
+    // so two executors taking over at once never both adopt a workflow.
+    takeOver: `WITH counted AS (
+        UPDATE ${ws} w SET executor_id = $2, ${countAttempt}
+        FROM (
+          SELECT workflow_id, executor_id AS previous FROM ${ws}
+          WHERE status = 'PENDING' AND app_version = $3 AND executor_id IS NOT NULL AND executor_id <> $2
+            AND executor_id NOT IN (SELECT executor_id FROM ${schema}.executors WHERE heartbeat_at >= $6)) stale
+        WHERE w.workflow_id = stale.workflow_id AND w.executor_id = stale.previous AND w.status = 'PENDING'
+        ${recovered}`,
+    cancelWorkflows: `WITH RECURSIVE tree (id) AS (
+        SELECT unnest($2::text[])
+        UNION SELECT w.workflow_id FROM ${ws} w JOIN tree ON w.parent_workflow_id = tree.id),
+      cancelled AS (
+        UPDATE ${ws} SET status = 'CANCELLED', queue_name = NULL, deduplication_id = NULL, updated_at = $1
+        WHERE workflow_id IN (SELECT id FROM tree) AND status IN ('ENQUEUED', 'DELAYED', 'PENDING')
+        RETURNING workflow_id),
+      ${notifyChanged("cancelled", "$3")}
+      SELECT (SELECT count(*) FROM notified) AS notified, (SELECT json_agg(workflow_id) FROM cancelled) AS ids`,
+    // All or nothing: when an ID is missing, `complete` is false and the UPDATE touches no row.
+    resumeWorkflows: `WITH ids AS (SELECT DISTINCT id FROM unnest($1::text[]) AS id),
+      complete AS (SELECT (SELECT count(*) FROM ${ws} WHERE workflow_id IN (SELECT id FROM ids)) = (SELECT count(*) FROM ids) AS ok),
+      resumed AS (
+        UPDATE ${ws} SET status = $2, queue_name = $3, executor_id = $4, started_at = $5, recovery_attempts = $6,
+          deadline_epoch_ms = CASE WHEN $3::text IS NULL THEN $7 + timeout_ms END,
+          deduplication_id = NULL, completed_at = NULL, output = NULL, error = NULL, updated_at = $7
+        WHERE workflow_id IN (SELECT id FROM ids) AND status NOT IN ('SUCCESS', 'ERROR') AND (SELECT ok FROM complete)
+        RETURNING ${wfCols}),
+      ${notifyChanged("resumed", "$8", "$3::text IS NOT NULL")}
+      SELECT (SELECT ok FROM complete) AS ok, (SELECT count(*) FROM notified) AS notified, (SELECT json_agg(resumed) FROM resumed) AS rows`,
+    workflow: `SELECT ${wfCols} FROM ${ws} WHERE workflow_id = $1`,
+    // The fork's events are rebuilt from the original's history (a sibling CTE cannot see the
+    // history rows this statement copies): per key, the value set last before startStep.
+    fork: `WITH notified AS (SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p),
+      inserted AS (
+        INSERT INTO ${ws} (${WORKFLOW_COLUMNS.join(", ")})
+        SELECT ${WORKFLOW_COLUMNS.join(", ")} FROM json_populate_record(NULL::${ws}, $3::json) ON CONFLICT DO NOTHING),
+      marked AS (UPDATE ${ws} SET was_forked_from = TRUE, updated_at = $6 WHERE workflow_id = $4),
+      copied AS (
+        INSERT INTO ${ops} (${opCols})
+        SELECT $5::text, ${OPERATION_COLUMNS.slice(1).join(", ")} FROM ${ops} WHERE workflow_id = $4 AND function_id < $7),
+      history AS (
+        INSERT INTO ${history} (workflow_id, function_id, key, value, serialization)
+        SELECT $5::text, function_id, key, value, serialization FROM ${history} WHERE workflow_id = $4 AND function_id < $7),
+      latest AS (
+        INSERT INTO ${events} (workflow_id, key, value, serialization)
+        SELECT DISTINCT ON (key) $5::text, key, value, serialization FROM ${history}
+        WHERE workflow_id = $4 AND function_id < $7 ORDER BY key, function_id DESC),
+      streamed AS (
+        INSERT INTO ${streams} (workflow_id, key, "offset", function_id, value, serialization)
+        SELECT $5::text, key, "offset", function_id, value, serialization FROM ${streams} WHERE workflow_id = $4 AND function_id < $7)
+      SELECT (SELECT count(*) FROM notified) AS notified`,
+    setWorkflowDelay: `WITH changed AS (
+        UPDATE ${ws} SET delay_until_epoch_ms = $1, updated_at = $2 WHERE workflow_id = $3 AND status = 'DELAYED' RETURNING workflow_id),
+      notified AS (SELECT pg_notify($4, 'queue') FROM changed)
+      SELECT (SELECT count(*) FROM notified) AS notified, (SELECT count(*) FROM changed) AS changed`,
+    heartbeat: `INSERT INTO ${schema}.executors (executor_id, heartbeat_at) VALUES ($1, $2)
+      ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`,
+    // Claims on one queue take turns (see claimQueued), so the counts below stay true until commit.
+    lockQueue: `SELECT pg_advisory_xact_lock(${QUEUE_LOCK_CLASS}, hashtext($1))`,
+    promoteDelayed: `WITH promoted AS (
+        UPDATE ${ws} SET status = 'ENQUEUED', updated_at = $1
+        WHERE queue_name = $2 AND status = 'DELAYED' AND delay_until_epoch_ms <= $1 RETURNING partition_key)
+      SELECT CASE WHEN $3::boolean THEN (
+        SELECT json_agg(DISTINCT partition_key) FROM (
+          SELECT partition_key FROM ${ws} WHERE queue_name = $2 AND status = 'ENQUEUED'
+          UNION ALL SELECT partition_key FROM promoted) p) END AS partitions`,
+    claim: claim(false),
+    claimByPriority: claim(true),
+  };
+}
+
+export type StoreSql = ReturnType<typeof storeSql>;

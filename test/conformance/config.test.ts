@@ -1,0 +1,184 @@
+/** Configuration: database URLs and their failures, schema versions, defaults. */
+import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { DatabaseError, Duro, DuroError, InvalidArgumentError } from "../../src/index.js";
+import { backends, quietLogger, useDuro, type Backend } from "../helpers.js";
+import { rawQuery } from "./support.js";
+
+/** A URL whose database cannot be opened or reached. */
+function unusableUrl(backend: Backend, scratch: string): string {
+  if (backend === "sqlite") {
+    const file = join(scratch, "a-file");
+    writeFileSync(file, "not a directory");
+    return `sqlite:${join(file, "sub", "duro.sqlite")}`; // its "directory" is a regular file
+  }
+  return "postgres://postgres@127.0.0.1:1/postgres"; // nothing listens on port 1
+}
+
+function withEnv(name: string, value: string | undefined): () => void {
+  const saved = process.env[name];
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
+  return () => {
+    if (saved === undefined) delete process.env[name];
+    else process.env[name] = saved;
+  };
+}
+
+describe.each(backends)("%s", (backend) => {
+  const t = useDuro(backend);
+  const scratchDirs: string[] = [];
+  const restores: (() => void)[] = [];
+  afterEach(() => {
+    for (const restore of restores.splice(0).reverse()) restore();
+    for (const dir of scratchDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+  const scratch = () => {
+    const dir = mkdtempSync(join(tmpdir(), "duro-config-"));
+    scratchDirs.push(dir);
+    return dir;
+  };
+
+  describe("database URL", () => {
+    it("a URL of an unknown kind fails launch with InvalidArgumentError", async () => {
+      for (const databaseUrl of ["mysql://localhost/db", "sqlite:", "not a url", "postgres://"]) {
+        const duro = t.duro({ databaseUrl });
+        const error = await duro.launch().catch((e) => e);
+        expect(error, databaseUrl).toBeInstanceOf(InvalidArgumentError);
+        expect(error).toBeInstanceOf(DuroError);
+      }
+    });
+
+    it("a database that cannot be opened or reached fails launch with DatabaseError", async () => {
+      const duro = t.duro({ databaseUrl: unusableUrl(backend, scratch()), connectTimeoutSeconds: 1 });
+      const start = performance.now();
+      const error = await duro.launch().catch((e) => e);
+      expect(error).toBeInstanceOf(DatabaseError);
+      expect(error).toBeInstanceOf(DuroError);
+      expect(error.message.length).toBeGreaterThan(0);
+      expect(performance.now() - start).toBeLessThan(5000);
+    });
+
+    it("a database written by a newer duro (higher schema version) fails launch with DatabaseError", async () => {
+      const first = t.duro();
+      await first.launch();
+      await first.shutdown();
+      await rawQuery(t.url, "INSERT INTO duro_migrations (version, name, applied_at) VALUES ($1, $2, $3)", [999_999, "999999_future.sql", Date.now()]);
+      const second = t.duro();
+      const error = await second.launch().catch((e) => e);
+      expect(error).toBeInstanceOf(DatabaseError);
+      expect(error.message).toContain("999999");
+    });
+
+    it("DURO_DATABASE_URL is used when no databaseUrl is given", async () => {
+      const probe = t.duro(); // fixes this test's fresh database URL
+      restores.push(withEnv("DURO_DATABASE_URL", t.url));
+      const fromEnv = t.duro({ databaseUrl: undefined, executorId: "env" });
+      const wf = fromEnv.registerWorkflow("wf", async () => "stored via env");
+      await fromEnv.launch();
+      await (await fromEnv.startWorkflow(wf.with({ workflowId: "E" }))).getResult();
+      await probe.launch();
+      expect(await probe.getResult("E")).toBe("stored via env");
+    });
+
+    it("launching twice is harmless; a shut-down instance cannot be launched again", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("wf", async () => 1);
+      await Promise.all([duro.launch(), duro.launch()]);
+      await duro.launch();
+      expect(await wf()).toBe(1);
+      await duro.shutdown();
+      await duro.shutdown();
+      await expect(duro.launch()).rejects.toBeInstanceOf(DuroError);
+    });
+
+    it("using an instance before launch fails with a DuroError", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("wf", async () => 1);
+      await expect(duro.startWorkflow(wf)).rejects.toBeInstanceOf(DuroError);
+      await expect(duro.listWorkflows()).rejects.toBeInstanceOf(DuroError);
+    });
+  });
+
+  describe("instance settings", () => {
+    it("executorId defaults to DURO_EXECUTOR_ID, else \"local\"", async () => {
+      restores.push(withEnv("DURO_EXECUTOR_ID", undefined));
+      expect(t.duro().executorId).toBe("local");
+      restores.push(withEnv("DURO_EXECUTOR_ID", "from-env"));
+      const duro = t.duro();
+      expect(duro.executorId).toBe("from-env");
+      const wf = duro.registerWorkflow("wf", async () => duro.executorId);
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf);
+      expect(await handle.getResult()).toBe("from-env");
+      expect((await handle.getStatus())!.executorId).toBe("from-env");
+    });
+
+    it("an explicit appVersion is reported and recorded on workflows", async () => {
+      const duro = t.duro({ appVersion: "2024.06.1" });
+      const wf = duro.registerWorkflow("wf", async () => duro.appVersion);
+      await duro.launch();
+      expect(duro.appVersion).toBe("2024.06.1");
+      const handle = await duro.startWorkflow(wf);
+      expect(await handle.getResult()).toBe("2024.06.1");
+      expect((await handle.getStatus())!.appVersion).toBe("2024.06.1");
+    });
+
+    it("the default appVersion is a hash of the registered workflows' sources", async () => {
+      const version = (register: (duro: Duro) => void) => {
+        const duro = new Duro({ databaseUrl: "sqlite::memory:", logger: quietLogger });
+        register(duro);
+        return duro.appVersion;
+      };
+      const v1 = version((d) => d.registerWorkflow("checkout", async (x: number) => x + 1));
+      const v1Again = version((d) => d.registerWorkflow("checkout", async (x: number) => x + 1));
+      const v2 = version((d) => d.registerWorkflow("checkout", async (x: number) => x + 2));
+      const v3 = version((d) => d.registerWorkflow("refund", async (x: number) => x + 1));
+      expect(typeof v1).toBe("string");
+      expect(v1.length).toBeGreaterThan(0);
+      expect(v1Again).toBe(v1);
+      expect(v2).not.toBe(v1); // the code changed
+      expect(v3).not.toBe(v1); // another workflow
+    });
+
+    it("maxRecoveryAttempts must be a non-negative integer", () => {
+      expect(() => new Duro({ databaseUrl: "sqlite::memory:", maxRecoveryAttempts: -1, logger: quietLogger })).toThrow(InvalidArgumentError);
+      expect(() => new Duro({ databaseUrl: "sqlite::memory:", maxRecoveryAttempts: 1.5, logger: quietLogger })).toThrow(InvalidArgumentError);
+    });
+  });
+});
+
+describe("sqlite defaults", () => {
+  const t = useDuro("sqlite");
+
+  it("sqlite::memory: works for a whole workflow", async () => {
+    const duro = t.duro({ databaseUrl: "sqlite::memory:" });
+    const step = duro.registerStep("s", async () => 2);
+    const wf = duro.registerWorkflow("wf", async () => (await step()) * 21);
+    await duro.launch();
+    expect(await wf()).toBe(42);
+    expect(await duro.listWorkflows()).toHaveLength(1);
+  });
+
+  it("without any URL, the default ./.duro/duro.sqlite is created with its directory", async () => {
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), "duro-cwd-")));
+    const cwd = process.cwd();
+    const restore = withEnv("DURO_DATABASE_URL", undefined);
+    try {
+      process.chdir(dir);
+      const duro = t.duro({ databaseUrl: undefined });
+      const wf = duro.registerWorkflow("wf", async () => "default db");
+      await duro.launch();
+      process.chdir(cwd); // the database stays open where it was created
+      expect(await wf()).toBe("default db");
+      expect(existsSync(join(dir, ".duro", "duro.sqlite"))).toBe(true);
+      await duro.shutdown();
+    } finally {
+      process.chdir(cwd);
+      restore();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,289 @@
+/**
+ * Serialization: "default" round-trips JavaScript values exactly; "portable" is plain JSON; a
+ * value that cannot be stored fails with SerializationError before anything is written.
+ *
+ * Values are read back through a second Duro instance, so they really come from the database
+ * (the instance that ran a workflow may answer from memory).
+ */
+import { describe, expect, it } from "vitest";
+import { SerializationError, type Duro } from "../../src/index.js";
+import { backends, useDuro } from "../helpers.js";
+import { rawQuery } from "./support.js";
+
+class ValidationFailed extends Error {
+  constructor(
+    message: string,
+    readonly field: string,
+    readonly details: { at: Date; codes: number[] },
+  ) {
+    super(message);
+  }
+}
+
+const rich = () => ({
+  when: new Date(Date.UTC(2024, 1, 29, 12, 30, 45, 678)),
+  map: new Map<unknown, unknown>([
+    ["a", 1],
+    [2, { nested: new Set([1, 2]) }],
+  ]),
+  set: new Set(["x", "y"]),
+  big: 12345678901234567890n,
+  missing: undefined,
+  list: [1, undefined, null, "s"],
+  nothing: null,
+  text: "héllo \u2603",
+  float: 1.5,
+  negZero: -0,
+  inf: Infinity,
+});
+
+describe.each(backends)("%s", (backend) => {
+  const t = useDuro(backend);
+
+  async function reader(): Promise<Duro> {
+    const duro = t.duro({ executorId: "reader" });
+    await duro.launch();
+    return duro;
+  }
+
+  describe("default serialization", () => {
+    it("workflow inputs and outputs round-trip Date, Map, Set, BigInt and undefined exactly", async () => {
+      const duro = t.duro();
+      const echo = duro.registerWorkflow("echo", async (value: ReturnType<typeof rich>) => value);
+      await duro.launch();
+      const handle = await duro.startWorkflow(echo, rich());
+      await handle.getResult();
+      const other = await reader();
+      const output = await other.getResult<ReturnType<typeof rich>>(handle.workflowId);
+      expect(output).toEqual(rich());
+      expect(output.when).toBeInstanceOf(Date);
+      expect(output.map).toBeInstanceOf(Map);
+      expect(output.map.get(2)).toEqual({ nested: new Set([1, 2]) });
+      expect(output.set).toBeInstanceOf(Set);
+      expect(typeof output.big).toBe("bigint");
+      expect(output.big).toBe(12345678901234567890n);
+      expect("missing" in output).toBe(true);
+      expect(output.missing).toBeUndefined();
+      expect(output.list).toEqual([1, undefined, null, "s"]);
+      expect(Object.is(output.negZero, -0)).toBe(true);
+      expect(output.inf).toBe(Infinity);
+      const status = (await other.getWorkflowStatus(handle.workflowId))!;
+      expect(status.input).toEqual([rich()]);
+    });
+
+    it("undefined as a whole result and as an argument round-trips", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("undef", async (a: undefined, b: number) => (a === undefined ? undefined : b));
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf, undefined, 3);
+      await handle.getResult();
+      const other = await reader();
+      expect(await other.getResult(handle.workflowId)).toBeUndefined();
+      expect((await other.getWorkflowStatus(handle.workflowId))!.input).toEqual([undefined, 3]);
+    });
+
+    it("step outputs round-trip through the record", async () => {
+      const duro = t.duro();
+      const step = duro.registerStep("richStep", async () => rich());
+      const wf = duro.registerWorkflow("wf", async () => {
+        await step();
+      });
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf);
+      await handle.getResult();
+      const other = await reader();
+      const [recorded] = await other.listWorkflowSteps(handle.workflowId);
+      expect(recorded.output).toEqual(rich());
+      expect((recorded.output as ReturnType<typeof rich>).map).toBeInstanceOf(Map);
+    });
+
+    it("a thrown Error keeps its class, message, stack and own fields", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("invalid", async () => {
+        throw new ValidationFailed("email is invalid", "email", { at: new Date(0), codes: [1, 2] });
+      });
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf);
+      const original = await handle.getResult().catch((e) => e);
+      const other = await reader();
+      const error = await other.getResult(handle.workflowId).catch((e) => e);
+      expect(error).toBeInstanceOf(ValidationFailed);
+      expect(error.message).toBe("email is invalid");
+      expect(error.field).toBe("email");
+      expect(error.details.at).toBeInstanceOf(Date);
+      expect(error.details).toEqual({ at: new Date(0), codes: [1, 2] });
+      expect(error.stack).toBe(original.stack);
+      expect(error.name).toBe("Error"); // ValidationFailed does not set its own name
+    });
+
+    it("an Error used as a value (not thrown) round-trips too, with its cause", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("errValue", async () => ({ problem: new TypeError("as a value", { cause: new Error("root") }) }));
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf);
+      await handle.getResult();
+      const other = await reader();
+      const { problem } = await other.getResult<{ problem: TypeError }>(handle.workflowId);
+      expect(problem).toBeInstanceOf(TypeError);
+      expect(problem.message).toBe("as a value");
+      expect(problem.cause).toBeInstanceOf(Error);
+      expect((problem.cause as Error).message).toBe("root");
+    });
+
+    it("user objects that look like internal tags are kept as they are", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("tags", async (x: unknown) => x);
+      await duro.launch();
+      const tricky = { $duro: "Date", v: 0, type: "Map", __proto__x: 1, nested: { $duro: "undefined" } };
+      const handle = await duro.startWorkflow(wf, tricky);
+      await handle.getResult();
+      const other = await reader();
+      expect(await other.getResult(handle.workflowId)).toEqual(tricky);
+    });
+
+    it("messages and events carry default-serialized values", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("carrier", async () => {
+        const message = await duro.recv<Map<string, Date>>("m", 10);
+        await duro.setEvent("e", new Set([message!.get("d")!.getTime()]));
+        return message;
+      });
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf);
+      await duro.send(handle.workflowId, new Map([["d", new Date(5)]]), "m");
+      const message = await handle.getResult();
+      expect(message).toEqual(new Map([["d", new Date(5)]]));
+      const other = await reader();
+      expect(await other.getEvent(handle.workflowId, "e", 1)).toEqual(new Set([5]));
+    });
+  });
+
+  describe("portable serialization", () => {
+    it("a portable workflow stores its input and output as plain JSON", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("portable", async (x: { when: Date; tags: Set<string>; n: number }) => ({ when: x.when, tags: x.tags, n: x.n + 1 }), {
+        serialization: "portable",
+      });
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf, { when: new Date(0), tags: new Set(["a"]), n: 1 });
+      await handle.getResult();
+      const other = await reader();
+      // What a program in another language sees: JSON.
+      const expected = { when: "1970-01-01T00:00:00.000Z", tags: ["a"], n: 2 };
+      expect(await other.getResult(handle.workflowId)).toEqual(expected);
+      const [row] = await rawQuery(t.url, "SELECT inputs, output, serialization FROM workflow_status WHERE workflow_id = $1", [handle.workflowId]);
+      expect(row.serialization).toBe("portable");
+      expect(JSON.parse(row.output)).toEqual(expected);
+      expect(JSON.parse(row.inputs)).toEqual({ positionalArgs: [{ when: "1970-01-01T00:00:00.000Z", tags: ["a"], n: 1 }], namedArgs: {} });
+    });
+
+    it(".with({ serialization: 'portable' }) makes one start portable", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("maybePortable", async (d: Date) => d);
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf.with({ serialization: "portable" }), new Date(1000));
+      await handle.getResult();
+      const other = await reader();
+      expect(await other.getResult(handle.workflowId)).toBe("1970-01-01T00:00:01.000Z");
+      const [row] = await rawQuery(t.url, "SELECT serialization FROM workflow_status WHERE workflow_id = $1", [handle.workflowId]);
+      expect(row.serialization).toBe("portable");
+    });
+
+    it("a portable workflow's error is stored as { name, message } and comes back with that name and message", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("portableError", async () => {
+        const error = new Error("portable failure");
+        error.name = "PaymentDeclined";
+        throw error;
+      }, { serialization: "portable" });
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf);
+      await handle.getResult().catch(() => undefined);
+      const other = await reader();
+      const error = await other.getResult(handle.workflowId).catch((e) => e);
+      expect(error).toBeInstanceOf(Error);
+      expect(error.name).toBe("PaymentDeclined");
+      expect(error.message).toBe("portable failure");
+      const [row] = await rawQuery(t.url, "SELECT error FROM workflow_status WHERE workflow_id = $1", [handle.workflowId]);
+      expect(JSON.parse(row.error)).toMatchObject({ name: "PaymentDeclined", message: "portable failure" });
+    });
+
+    it("values plain JSON cannot hold are refused at start with SerializationError", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("strict", async (x: unknown) => x, { serialization: "portable" });
+      await duro.launch();
+      await expect(duro.startWorkflow(wf, 10n)).rejects.toBeInstanceOf(SerializationError);
+      await expect(duro.startWorkflow(wf, new Map([["a", 1]]))).rejects.toBeInstanceOf(SerializationError);
+      expect(await duro.listWorkflows()).toEqual([]);
+    });
+  });
+
+  describe("values that cannot be stored", () => {
+    it("an unserializable argument fails at start with SerializationError and nothing is written", async () => {
+      const duro = t.duro();
+      let runs = 0;
+      const wf = duro.registerWorkflow("takesAnything", async (_x: unknown) => ++runs);
+      await duro.launch();
+      const circular: Record<string, unknown> = { a: 1 };
+      circular.self = circular;
+      await expect(duro.startWorkflow(wf, () => 1)).rejects.toBeInstanceOf(SerializationError);
+      await expect(duro.startWorkflow(wf.with({ workflowId: "circ" }), circular)).rejects.toBeInstanceOf(SerializationError);
+      await expect(duro.startWorkflow(wf, Symbol("s"))).rejects.toBeInstanceOf(SerializationError);
+      await expect(wf(new WeakMap())).rejects.toBeInstanceOf(SerializationError);
+      expect(await duro.listWorkflows()).toEqual([]);
+      expect(await duro.getWorkflowStatus("circ")).toBeNull();
+      expect(runs).toBe(0);
+    });
+
+    it("a child started with an unserializable argument fails in the parent, which can catch it", async () => {
+      const duro = t.duro();
+      const child = duro.registerWorkflow("child", async (_x: unknown) => "child ran");
+      const parent = duro.registerWorkflow("parent", async () => {
+        try {
+          await duro.startWorkflow(child, () => 1);
+          return "started";
+        } catch (error) {
+          return error instanceof SerializationError ? "refused" : `other: ${error}`;
+        }
+      });
+      await duro.launch();
+      expect(await (await duro.startWorkflow(parent.with({ workflowId: "P" }))).getResult()).toBe("refused");
+      expect(await duro.listWorkflows({ parentWorkflowId: "P" })).toEqual([]);
+    });
+
+    it("a step returning an unserializable value fails with SerializationError", async () => {
+      const duro = t.duro();
+      const step = duro.registerStep("returnsFunction", async () => () => 1);
+      const wf = duro.registerWorkflow("wf", async () => {
+        try {
+          await step();
+          return "stored";
+        } catch (error) {
+          return error instanceof SerializationError ? "refused" : `other: ${error}`;
+        }
+      });
+      await duro.launch();
+      expect(await (await duro.startWorkflow(wf)).getResult()).toBe("refused");
+    });
+
+    it("a workflow returning an unserializable value ends in ERROR with SerializationError", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("badOutput", async () => ({ fn: () => 1 }));
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf);
+      await expect(handle.getResult()).rejects.toBeInstanceOf(SerializationError);
+      const other = await reader();
+      expect((await other.getWorkflowStatus(handle.workflowId))!.status).toBe("ERROR");
+      await expect(other.getResult(handle.workflowId)).rejects.toBeInstanceOf(SerializationError);
+    });
+
+    it("sending an unserializable message fails with SerializationError and delivers nothing", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("receiver", async () => duro.recv("m", 0.3));
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf);
+      await expect(duro.send(handle.workflowId, { f: () => 1 }, "m")).rejects.toBeInstanceOf(SerializationError);
+      expect(await handle.getResult()).toBeNull();
+    });
+  });
+});

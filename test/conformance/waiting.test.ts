@@ -1,0 +1,320 @@
+/** Durable sleep, waitFirst and wait(): what a workflow waited for is recorded and replayed. */
+import { describe, expect, it } from "vitest";
+import { InvalidArgumentError, NotInWorkflowError, type Duro, type WorkflowHandle } from "../../src/index.js";
+import { backends, gate, useDuro, waitFor } from "../helpers.js";
+import { crash, since } from "./support.js";
+
+describe.each(backends)("%s", (backend) => {
+  const t = useDuro(backend);
+
+  function hangPoint() {
+    const state = { on: true, entered: 0 };
+    const never = gate();
+    const register = (duro: Duro) =>
+      duro.registerStep("hang", async () => {
+        state.entered++;
+        if (state.on) await never.promise;
+      });
+    return { state, register, reached: (n = 1) => waitFor(() => state.entered >= n, 10_000, "the hang step") };
+  }
+
+  describe("sleep", () => {
+    it("sleep waits about the given time", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("nap", async () => {
+        await duro.sleep(0.3);
+        return "rested";
+      });
+      await duro.launch();
+      const start = performance.now();
+      expect(await (await duro.startWorkflow(wf)).getResult()).toBe("rested");
+      expect(since(start)).toBeGreaterThanOrEqual(280);
+      expect(since(start)).toBeLessThan(1000);
+    });
+
+    it("sleep(0) returns at once", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("noNap", async () => {
+        const start = performance.now();
+        await duro.sleep(0);
+        return performance.now() - start;
+      });
+      await duro.launch();
+      expect(await (await duro.startWorkflow(wf)).getResult()).toBeLessThan(100);
+    });
+
+    it("sleep outside a workflow throws NotInWorkflowError", async () => {
+      const duro = t.duro();
+      await duro.launch();
+      await expect(duro.sleep(0.01)).rejects.toBeInstanceOf(NotInWorkflowError);
+    });
+
+    it("a negative sleep is refused with InvalidArgumentError", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("bad", async () => duro.sleep(-1));
+      await duro.launch();
+      await expect((await duro.startWorkflow(wf)).getResult()).rejects.toBeInstanceOf(InvalidArgumentError);
+    });
+
+    it("sleep is durable: a workflow restarted mid-sleep sleeps only what remains", async () => {
+      const build = (duro: Duro) =>
+        duro.registerWorkflow("longNap", async () => {
+          await duro.sleep(2);
+          return "awake";
+        });
+      const a = t.duro({ executorId: "e1" });
+      const wf = build(a);
+      await a.launch();
+      const start = performance.now();
+      await a.startWorkflow(wf.with({ workflowId: "Z" }));
+      await waitFor(async () => (await a.listWorkflowSteps("Z")).length > 0); // the wake-up time is recorded
+      await new Promise((resolve) => setTimeout(resolve, 700 - since(start))); // crash ~0.7 s into the sleep
+      await crash(a);
+      const b = t.duro({ executorId: "e1" });
+      build(b);
+      await b.launch();
+      expect(await b.getResult("Z")).toBe("awake");
+      const elapsed = since(start);
+      // 2 s in all; sleeping the full 2 s again would end at 2.7 s.
+      expect(elapsed).toBeGreaterThanOrEqual(1900);
+      expect(elapsed).toBeLessThan(2450);
+    });
+
+    it("a sleep that ended before the crash is not slept again", async () => {
+      const hang = hangPoint();
+      const build = (duro: Duro) => {
+        const stop = hang.register(duro);
+        return duro.registerWorkflow("sleptAlready", async () => {
+          await duro.sleep(0.5);
+          await stop();
+          return "done";
+        });
+      };
+      const a = t.duro({ executorId: "e1" });
+      const wf = build(a);
+      await a.launch();
+      await a.startWorkflow(wf.with({ workflowId: "S" }));
+      await hang.reached();
+      await crash(a);
+      hang.state.on = false;
+      const b = t.duro({ executorId: "e1" });
+      build(b);
+      const start = performance.now();
+      await b.launch();
+      expect(await b.getResult("S")).toBe("done");
+      expect(since(start)).toBeLessThan(400);
+    });
+  });
+
+  describe("waitFirst", () => {
+    function waiters(duro: Duro) {
+      return duro.registerWorkflow("waitsForGo", async (label: string) => {
+        await duro.recv("go", 30);
+        return label;
+      });
+    }
+
+    it("returns the handle of the first workflow to finish", async () => {
+      const duro = t.duro();
+      const wf = waiters(duro);
+      await duro.launch();
+      const handles = await Promise.all(["a", "b", "c"].map((label) => duro.startWorkflow(wf, label)));
+      const first = duro.waitFirst(handles);
+      await duro.send(handles[1].workflowId, null, "go");
+      const winner = await first;
+      expect(winner).toBe(handles[1]);
+      expect(await winner.getResult()).toBe("b");
+      for (const h of [handles[0], handles[2]]) await duro.send(h.workflowId, null, "go");
+    });
+
+    it("returns at once when one of the workflows has already finished, or failed", async () => {
+      const duro = t.duro();
+      const wf = waiters(duro);
+      const fails = duro.registerWorkflow("fails", async () => {
+        throw new Error("failed first");
+      });
+      await duro.launch();
+      const pending = await duro.startWorkflow(wf, "slow");
+      const failed = await duro.startWorkflow(fails);
+      await failed.getResult().catch(() => undefined);
+      expect(await duro.waitFirst<unknown>([pending, failed])).toBe(failed);
+      await duro.send(pending.workflowId, null, "go");
+    });
+
+    it("an empty list is refused with InvalidArgumentError, inside and outside a workflow", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("emptyWait", async () => {
+        try {
+          await duro.waitFirst([]);
+          return "returned";
+        } catch (error) {
+          return error instanceof InvalidArgumentError ? "refused" : `other: ${error}`;
+        }
+      });
+      await duro.launch();
+      await expect(duro.waitFirst([])).rejects.toBeInstanceOf(InvalidArgumentError);
+      expect(await (await duro.startWorkflow(wf)).getResult()).toBe("refused");
+    });
+
+    it("inside a workflow the winner is recorded: a replay returns the same one", async () => {
+      const hang = hangPoint();
+      const others = t.duro({ executorId: "others" });
+      const racer = waiters(others);
+      await others.launch();
+      const first = await others.startWorkflow(racer.with({ workflowId: "racer-a" }), "a");
+      const second = await others.startWorkflow(racer.with({ workflowId: "racer-b" }), "b");
+
+      const build = (duro: Duro) => {
+        const stop = hang.register(duro);
+        return duro.registerWorkflow("race", async (ids: string[]) => {
+          const handles: WorkflowHandle<unknown>[] = [];
+          for (const id of ids) handles.push(await duro.retrieveWorkflow(id));
+          const winner = await duro.waitFirst(handles);
+          await stop();
+          return winner.workflowId;
+        });
+      };
+      const a = t.duro({ executorId: "e1" });
+      const race = build(a);
+      await a.launch();
+      await a.startWorkflow(race.with({ workflowId: "R" }), [first.workflowId, second.workflowId]);
+      await others.send(second.workflowId, null, "go");
+      await hang.reached();
+      await crash(a);
+
+      await others.send(first.workflowId, null, "go"); // now both have finished
+      await first.getResult();
+      hang.state.on = false;
+      const b = t.duro({ executorId: "e1" });
+      build(b);
+      await b.launch();
+      expect(await b.getResult("R")).toBe("racer-b");
+    });
+  });
+
+  describe("wait", () => {
+    it("ALL_COMPLETED (the default) waits for every item, failures included", async () => {
+      const duro = t.duro();
+      await duro.launch();
+      const late = gate<string>();
+      const ok = Promise.resolve("ok");
+      const bad = Promise.reject(new Error("bad"));
+      const slow = late.promise;
+      const result = duro.wait([ok, bad, slow]);
+      setTimeout(() => late.open("slow"), 50);
+      const { done, pending } = await result;
+      expect(done).toHaveLength(3);
+      expect(new Set(done)).toEqual(new Set([ok, bad, slow]));
+      expect(pending).toEqual([]);
+    });
+
+    it("FIRST_COMPLETED returns as soon as one item settles", async () => {
+      const duro = t.duro();
+      await duro.launch();
+      const never = new Promise<void>(() => undefined);
+      const soon = gate<string>();
+      const result = duro.wait([never, soon.promise], { returnWhen: "FIRST_COMPLETED" });
+      soon.open("first");
+      const { done, pending } = await result;
+      expect(done).toEqual([soon.promise]);
+      expect(pending).toEqual([never]);
+    });
+
+    it("FIRST_EXCEPTION returns at the first failure, with what has completed so far", async () => {
+      const duro = t.duro();
+      await duro.launch();
+      const never = new Promise<void>(() => undefined);
+      const ok = Promise.resolve(1);
+      const failing = gate<void>();
+      const fails = failing.promise.then(() => {
+        throw new Error("boom");
+      });
+      const result = duro.wait([ok, fails, never], { returnWhen: "FIRST_EXCEPTION" });
+      setTimeout(() => failing.open(), 20);
+      const { done, pending } = await result;
+      expect(new Set(done)).toEqual(new Set([ok, fails]));
+      expect(pending).toEqual([never]);
+    });
+
+    it("FIRST_EXCEPTION without any failure waits for everything", async () => {
+      const duro = t.duro();
+      await duro.launch();
+      const a = Promise.resolve("a");
+      const later = gate<string>();
+      const result = duro.wait([a, later.promise], { returnWhen: "FIRST_EXCEPTION" });
+      setTimeout(() => later.open("b"), 20);
+      const { done, pending } = await result;
+      expect(new Set(done)).toEqual(new Set([a, later.promise]));
+      expect(pending).toEqual([]);
+    });
+
+    it("timeoutSeconds returns what is done when the time is up", async () => {
+      const duro = t.duro();
+      await duro.launch();
+      const never = new Promise<void>(() => undefined);
+      const ok = Promise.resolve("ok");
+      const start = performance.now();
+      const { done, pending } = await duro.wait([ok, never], { timeoutSeconds: 0.3 });
+      expect(since(start)).toBeGreaterThanOrEqual(280);
+      expect(since(start)).toBeLessThan(1200);
+      expect(done).toEqual([ok]);
+      expect(pending).toEqual([never]);
+    });
+
+    it("accepts workflow handles", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("waitsForGo", async () => duro.recv("go", 30));
+      const quick = duro.registerWorkflow("quick", async () => "quick");
+      await duro.launch();
+      const slow = await duro.startWorkflow(wf);
+      const fast = await duro.startWorkflow(quick);
+      const { done, pending } = await duro.wait<WorkflowHandle<unknown>>([slow, fast], { returnWhen: "FIRST_COMPLETED" });
+      expect(done).toEqual([fast]);
+      expect(pending).toEqual([slow]);
+      await duro.send(slow.workflowId, null, "go");
+    });
+
+    it("an unknown returnWhen is refused with InvalidArgumentError", async () => {
+      const duro = t.duro();
+      await duro.launch();
+      await expect(duro.wait([Promise.resolve(1)], { returnWhen: "SOMETIMES" as never })).rejects.toBeInstanceOf(InvalidArgumentError);
+    });
+
+    it("inside a workflow the done/pending split is recorded and replayed as it was", async () => {
+      const hang = hangPoint();
+      let runs = 0;
+      const never = gate();
+      const build = (duro: Duro) => {
+        const stop = hang.register(duro);
+        // A step that never returns in the first run and returns at once in the second.
+        const step = duro.registerStep("flip", async () => {
+          if (runs === 1) await never.promise;
+          return "step";
+        });
+        return duro.registerWorkflow("split", async () => {
+          runs++;
+          // A plain timer: quick in the first run, slow in the second.
+          const timer = new Promise((resolve) => setTimeout(() => resolve("timer"), runs === 1 ? 10 : 300));
+          const items = [timer, step()];
+          const { done, pending } = await duro.wait(items, { returnWhen: "FIRST_COMPLETED" });
+          await stop();
+          return { done: done.map((p) => items.indexOf(p)), pending: pending.map((p) => items.indexOf(p)) };
+        });
+      };
+      const a = t.duro({ executorId: "e1" });
+      const wf = build(a);
+      await a.launch();
+      await a.startWorkflow(wf.with({ workflowId: "W" }));
+      await hang.reached();
+      await crash(a);
+
+      // Left to itself the second run would see the step finish first; the record says the timer did.
+      hang.state.on = false;
+      const b = t.duro({ executorId: "e1" });
+      build(b);
+      await b.launch();
+      expect(await b.getResult("W")).toEqual({ done: [0], pending: [1] });
+      expect(runs).toBe(2);
+    });
+  });
+});
