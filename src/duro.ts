@@ -9,6 +9,7 @@ import { contextLogger } from "./engine/logger.js";
 import { checkIds, fork, listWorkflows, listWorkflowSteps, resume, setWorkflowDelay } from "./engine/management.js";
 import { enqueueMany, start } from "./engine/start.js";
 import * as ops from "./engine/operations.js";
+import type { ScheduleOptions } from "./engine/schedules.js";
 import type { SerializationFormat } from "./serialization.js";
 import type {
   DuroConfig, ListWorkflowsFilter, Logger, ReturnWhen, StartOptions, StepInfo, StepOptions, WorkflowHandle, WorkflowOptions,
@@ -253,6 +254,16 @@ export class Duro {
     if (typeof workflow?.workflowName !== "string") throw new InvalidArgumentError("enqueueMany() needs a workflow returned by registerWorkflow().");
     const ids = await enqueueMany(this.engine, workflow.workflowName, argsList, workflow.startOptions);
     return ids.map((id) => this.handle<R>(id));
+  }
+
+  /**
+   * Runs `workflow` on a cron schedule (5 fields, or 6 with seconds first: `"0 * * * *"` is hourly), with the
+   * tick's time (a Date) as its input. Each tick runs exactly once across all executors sharing
+   * the database; ticks missed while every executor was down are skipped unless `catchUp`.
+   */
+  schedule(name: string, cron: string, workflow: Workflow<[Date], unknown>, options: ScheduleOptions = {}): Promise<void> {
+    if (typeof workflow?.workflowName !== "string") throw new InvalidArgumentError("schedule() needs a workflow returned by registerWorkflow().");
+    return this.engine.addSchedule(name, cron, workflow.workflowName, options);
   }
 
   // ——— management (each is a recorded operation when called inside a workflow) ———

@@ -1,6 +1,7 @@
 /** duro: durable execution for TypeScript. This file is the whole public API. */
 export { Duro, type Workflow } from "./duro.js";
 export { WorkflowQueue, type QueueOptions } from "./queue.js";
+export type { ScheduleOptions } from "./engine/schedules.js";
 export { DuroClient, type ClientConfig, type EnqueueOptions } from "./client/client.js";
 export {
   DuroError, WorkflowConflictError, NonDeterminismError, NotInWorkflowError, WorkflowNotFoundError, MaxStepRetriesExceededError,

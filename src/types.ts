@@ -101,8 +101,6 @@ export interface StartOptions {
 export interface WorkflowOptions {
   /** Default serialization of this workflow's inputs, output and error (default "default"). */
   serialization?: SerializationFormat;
-  /** Overrides the instance's `maxRecoveryAttempts` for this workflow. */
-  maxRecoveryAttempts?: number;
 }
 
 export interface Logger {

@@ -25,6 +25,7 @@ import { als, WorkflowRun } from "./context.js";
 import { consoleLogger } from "./logger.js";
 import { toStatus } from "./management.js";
 import { QueueDispatcher, validateQueueOptions, type QueueOptions } from "./queues.js";
+import { Schedule, type ScheduleOptions } from "./schedules.js";
 import { Timers } from "./timers.js";
 import { Waiters } from "./waiters.js";
 
@@ -61,6 +62,7 @@ export class Engine {
   /** Local runs per queue name, for workerConcurrency. */
   private readonly queueRunning = new Map<string, number>();
   readonly queues = new Map<string, QueueDispatcher>();
+  private readonly schedules = new Map<string, Schedule>();
   /** Recent outcomes of workflows finished here, so local getResult needs no read. */
   private readonly outcomes = new Map<string, Outcome>();
   private _store?: Store;
@@ -145,6 +147,7 @@ export class Engine {
     this.heartbeatTimer = setInterval(() => void this.heartbeatAndTakeOver(leaseMs), Math.max(50, leaseMs / 3));
     this.heartbeatTimer.unref();
     for (const queue of this.queues.values()) queue.start();
+    for (const schedule of this.schedules.values()) await schedule.start();
   }
 
   /** Keeps this executor's lease alive and adopts the PENDING work of executors whose lease ran out. */
@@ -175,14 +178,30 @@ export class Engine {
     if (this.launched && !this.client) queue.start();
   }
 
+  /** Registers a cron schedule; it starts ticking at launch (or at once if already launched). */
+  async addSchedule(name: string, expression: string, workflowName: string, options: ScheduleOptions): Promise<void> {
+    if (this.schedules.has(name)) throw new InvalidArgumentError(`A schedule named "${name}" is already registered.`);
+    if (!this.workflows.has(workflowName)) throw new InvalidArgumentError(`No workflow named "${workflowName}" is registered on this Duro instance.`);
+    const schedule = new Schedule(this, name, expression, workflowName, options);
+    this.schedules.set(name, schedule);
+    if (this.launched && !this.client) await schedule.start();
+  }
+
   runningIn(queueName: string): number {
     return this.queueRunning.get(queueName) ?? 0;
   }
 
-  /** Wakes what committed writes may have unblocked: waiters, and queue dispatchers on "queue". */
-  announce(keys: Set<string>): void {
+  /** Wakes what committed writes may have unblocked: waiters, and the dispatchers of queues. */
+  announce(keys: Iterable<string>): void {
     this.waiters.wake(keys);
-    if (keys.has("queue")) for (const queue of this.queues.values()) queue.trigger();
+    this.triggerQueues(keys);
+  }
+
+  private triggerQueues(keys: Iterable<string>): void {
+    for (const key of keys) {
+      if (key === "queue") for (const queue of this.queues.values()) queue.trigger();
+      else if (key.startsWith("queue:")) this.queues.get(key.slice(6))?.trigger();
+    }
   }
 
   async shutdown(): Promise<void> {
@@ -191,6 +210,7 @@ export class Engine {
     clearInterval(this.safetyPoll);
     clearInterval(this.heartbeatTimer);
     for (const queue of this.queues.values()) queue.stop();
+    for (const schedule of this.schedules.values()) schedule.stop();
     for (const run of this.running.values()) run.stop("shutdown");
     await this.launching?.catch(() => undefined);
     await this._committer?.close();
@@ -254,6 +274,7 @@ export class Engine {
       if (outcome.status === "ERROR") error = serializeError(outcome.error, row.serialization);
       const result = await this.committer.submitOne({
         kind: "completeWorkflow", workflowId: row.workflowId, status: outcome.status as "SUCCESS" | "ERROR", output, error, completedAt: Date.now(),
+        queueName: row.queueName,
       });
       if (result.completed) this.remember(row.workflowId, outcome);
       run.stop("finished");
@@ -282,7 +303,7 @@ export class Engine {
 
   private afterRecovery(deadLettered: string[]): void {
     for (const id of deadLettered) this.logger.error(new MaxRecoveryAttemptsExceededError(id, this.maxRecoveryAttempts).message);
-    if (deadLettered.length) this.announce(new Set(["queue", ...deadLettered.map((id) => `status:${id}`)]));
+    if (deadLettered.length) this.announce(["queue", ...deadLettered.map((id) => `status:${id}`)]);
   }
 
   /** Loads a workflow with its record and runs it here, if its code is registered. */
@@ -355,12 +376,12 @@ export class Engine {
   async cancel(workflowIds: string[]): Promise<void> {
     const changed = await this.store.cancelWorkflows(workflowIds, Date.now());
     for (const id of changed) this.running.get(id)?.stop("cancelled");
-    this.announce(new Set(["queue", ...changed.map((id) => `status:${id}`)]));
+    this.announce(["queue", ...changed.map((id) => `status:${id}`)]);
   }
 
   private onExternalChange(keys: string[] | null): void {
     this.waiters.wake(keys);
-    if (keys === null || keys.includes("queue")) for (const queue of this.queues.values()) queue.trigger();
+    this.triggerQueues(keys ?? ["queue"]);
     if (keys === null) return;
     const touched = keys.filter((k) => k.startsWith("status:") && this.running.has(k.slice(7))).map((k) => k.slice(7));
     if (touched.length) void this.stopCancelled(touched);

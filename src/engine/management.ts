@@ -111,7 +111,7 @@ export async function resume(engine: Engine, workflowIds: string[], queueName: s
     const found = new Set((await engine.store.listWorkflows({ workflowIds, loadInput: false, loadOutput: false })).map((r) => r.workflowId));
     throw new WorkflowNotFoundError(workflowIds.find((id) => !found.has(id)) ?? workflowIds[0]);
   }
-  engine.announce(new Set(["queue", ...rows.map((r) => `status:${r.workflowId}`)]));
+  engine.announce(["queue", ...rows.map((r) => `status:${r.workflowId}`)]);
   if (queueName === null && !engine.client) for (const row of rows) await engine.resumeHere(row.workflowId);
 }
 
@@ -132,7 +132,7 @@ export async function fork(engine: Engine, workflowId: string, startStep: number
     timeoutMs: timeoutSeconds !== undefined ? Math.round(timeoutSeconds * 1000) : null, now: Date.now(),
   });
   if (!row) throw new WorkflowNotFoundError(workflowId);
-  engine.announce(new Set(["queue", `status:${newWorkflowId}`]));
+  engine.announce(["queue", `status:${newWorkflowId}`]);
   if (!queueName && !engine.client) await engine.resumeHere(newWorkflowId);
   return newWorkflowId;
 }
@@ -141,8 +141,8 @@ export async function setDelay(engine: Engine, workflowId: string, delayUntilEpo
   const changed = await engine.store.setWorkflowDelay(workflowId, delayUntilEpochMs, Date.now());
   if (!changed && (await engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
   if (changed) {
-    engine.announce(new Set(["queue", `status:${workflowId}`]));
-    engine.timers.at(delayUntilEpochMs, () => engine.announce(new Set(["queue"])));
+    engine.announce(["queue", `status:${workflowId}`]);
+    engine.timers.at(delayUntilEpochMs, () => engine.announce(["queue"]));
   }
 }
 

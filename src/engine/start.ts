@@ -70,7 +70,7 @@ export async function enqueueMany(engine: Engine, name: string, argsList: unknow
       throw new WorkflowConflictError(rows[i].workflowId, result.existing.name, name);
     }
   }
-  engine.announce(new Set(["queue", ...rows.map((r) => `status:${r.workflowId}`)]));
+  engine.announce([`queue:${options.queueName}`, ...rows.map((r) => `status:${r.workflowId}`)]);
   const delayed = rows.find((r) => r.status === "DELAYED");
   if (delayed) engine.timers.at(delayed.delayUntilEpochMs!, () => engine.queues.get(delayed.queueName!)?.trigger());
   return rows.map((r) => r.workflowId);

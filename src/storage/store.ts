@@ -9,7 +9,8 @@
  * - write: one hot-path mutation. Writes are applied in batches — one transaction for a whole
  *   batch — which is how concurrent workflows share commits (see engine/committer.ts).
  * - wake key: a string naming something a waiter can wait for ("status:<id>", "message:<id>",
- *   "event:<id>", "stream:<id>", "queue"). A batch's wake keys are announced after it commits.
+ *   "event:<id>", "stream:<id>", "queue:<name>", or "queue" for every queue). A batch's wake keys
+ *   are announced after it commits.
  */
 import type { SerializationFormat } from "../serialization.js";
 
@@ -94,6 +95,8 @@ export type Write =
       output: string | null;
       error: string | null;
       completedAt: number;
+      /** The queue the workflow ran from, whose dispatchers a completion may unblock. */
+      queueName: string | null;
     };
 
 export type WriteResult =
@@ -123,7 +126,7 @@ export const WRITE_ORDER: Write["kind"][] = [
 export function wakeKeysOf(write: Write): string[] {
   switch (write.kind) {
     case "insertWorkflow":
-      return write.row.queueName && write.row.status === "ENQUEUED" ? ["queue", `status:${write.row.workflowId}`] : [`status:${write.row.workflowId}`];
+      return write.row.queueName && write.row.status === "ENQUEUED" ? [`queue:${write.row.queueName}`, `status:${write.row.workflowId}`] : [`status:${write.row.workflowId}`];
     case "send":
       return [`message:${write.destinationId}`];
     case "setEvent":
@@ -131,7 +134,7 @@ export function wakeKeysOf(write: Write): string[] {
     case "writeStream":
       return [`stream:${write.workflowId}`];
     case "completeWorkflow":
-      return [`status:${write.workflowId}`, `stream:${write.workflowId}`, "queue"];
+      return [`status:${write.workflowId}`, `stream:${write.workflowId}`, ...(write.queueName ? [`queue:${write.queueName}`] : [])];
     default:
       return [];
   }

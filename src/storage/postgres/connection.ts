@@ -48,6 +48,8 @@ export class PgConnection {
   private closed = false;
   private listeners: ((keys: string[] | null) => void)[] = [];
   private listenClient?: pg.Client;
+  /** Backend PIDs of our pooled connections: notifications they sent are our own. */
+  private readonly ownBackends = new Set<number>();
   private listenTimer?: NodeJS.Timeout;
   private listenAttempt = 0;
 
@@ -77,7 +79,14 @@ export class PgConnection {
     // A connection that dies while idle or checked out must not crash the process; the next
     // query on it fails and is retried.
     this.pool.on("error", () => {});
-    this.pool.on("connect", (client) => client.on("error", () => {}));
+    this.pool.on("connect", (client) => {
+      client.on("error", () => {});
+      const pid = (client as unknown as { processID?: number }).processID;
+      if (pid) {
+        this.ownBackends.add(pid);
+        client.on("end", () => this.ownBackends.delete(pid));
+      }
+    });
   }
 
   /** The first connection, retried while the server may still be starting. */
@@ -155,9 +164,11 @@ export class PgConnection {
     };
     client.on("error", reconnect);
     client.on("end", reconnect);
-    client.on("notification", ({ channel, payload }) => {
+    client.on("notification", ({ channel, payload, processId }) => {
+      // Our own commits already woke this process's waiters directly; an echo would only cost reads.
+      if (channel !== this.channel || this.ownBackends.has(processId)) return;
       // An empty payload stands for keys too long to send: re-check everything.
-      if (channel === this.channel) this.emit(payload ? payload.split("\n") : null);
+      this.emit(payload ? payload.split("\n") : null);
     });
     try {
       await client.connect();

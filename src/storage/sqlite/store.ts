@@ -13,8 +13,9 @@ import { loadMigrations, pendingMigrations } from "../migrations.js";
 import {
   listWorkflowsQuery, OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams,
 } from "../sql.js";
-import type {
-  ClaimRequest, ForkRequest, OperationRow, RecoverRequest, Store, StoredValue, WorkflowFilter, WorkflowRow, Write, WriteResult,
+import {
+  WRITE_ORDER, type ClaimRequest, type ForkRequest, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter,
+  type WorkflowRow, type Write, type WriteResult,
 } from "../store.js";
 
 const bool = (b: boolean) => (b ? 1 : 0);
@@ -180,8 +181,10 @@ export class SqliteStore implements Store {
 
   async write(batch: Write[], options: { allOrNothing?: boolean } = {}): Promise<WriteResult[]> {
     const results: WriteResult[] = new Array(batch.length);
+    const order = batch.map((_, i) => i).sort((a, b) => WRITE_ORDER.indexOf(batch[a].kind) - WRITE_ORDER.indexOf(batch[b].kind));
     this.conn.transaction(() => {
-      for (const [i, write] of batch.entries()) {
+      for (const i of order) {
+        const write = batch[i];
         results[i] = this.apply(write);
         const r = results[i];
         if (options.allOrNothing && write.kind === "insertWorkflow" && r.kind === "insertWorkflow" && !r.inserted && r.existing === null) {

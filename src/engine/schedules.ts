@@ -1,0 +1,82 @@
+/**
+ * Cron schedules. Each tick starts the schedule's workflow with the tick's time as its input and
+ * the ID `sched:<name>:<ISO time>`; every executor runs the same timers, and because a workflow
+ * ID is an idempotency key, each tick runs exactly once across all of them. Ticks missed while
+ * every executor was down are skipped unless `catchUp` is set, which starts each missed tick
+ * (after the last one recorded) at launch. Cron parsing is croner's (5 fields, or 6 with seconds).
+ */
+import { Cron } from "croner";
+import { InvalidArgumentError } from "../errors.js";
+import type { Engine } from "./engine.js";
+import { start } from "./start.js";
+
+export interface ScheduleOptions {
+  /** Start ticks missed while no executor ran (default false: skip them). */
+  catchUp?: boolean;
+  /** Enqueue each tick on this queue instead of starting it directly. */
+  queueName?: string;
+  /** IANA time zone for the cron expression (default: the process's). */
+  timezone?: string;
+}
+
+const MAX_CATCH_UP = 1000;
+
+export class Schedule {
+  private readonly cron: Cron;
+  private timer?: { cancel(): void };
+  private stopped = false;
+
+  constructor(
+    private readonly engine: Engine,
+    readonly name: string,
+    readonly expression: string,
+    readonly workflowName: string,
+    readonly options: ScheduleOptions,
+  ) {
+    if (typeof name !== "string" || name === "" || name.includes(":")) throw new InvalidArgumentError("A schedule needs a non-empty name without ':'.");
+    try {
+      this.cron = new Cron(expression, { paused: true, timezone: options.timezone });
+    } catch (error) {
+      throw new InvalidArgumentError(`Invalid cron expression "${expression}": ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  tickId(at: number): string {
+    return `sched:${this.name}:${new Date(at).toISOString()}`;
+  }
+
+  async start(): Promise<void> {
+    let from = new Date();
+    if (this.options.catchUp) {
+      const [last] = await this.engine.store.listWorkflows({ workflowIdPrefix: [`sched:${this.name}:`], sortDesc: true, limit: 1, loadInput: false, loadOutput: false });
+      if (last) {
+        const missed = this.cron.nextRuns(MAX_CATCH_UP, new Date(Date.parse(last.workflowId.slice(`sched:${this.name}:`.length))));
+        for (const tick of missed) if (tick.getTime() <= Date.now()) await this.fire(tick.getTime());
+      }
+      from = new Date();
+    }
+    this.arm(from);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.timer?.cancel();
+  }
+
+  private arm(after: Date): void {
+    const next = this.cron.nextRun(after);
+    if (!next || this.stopped) return;
+    this.timer = this.engine.timers.at(next.getTime(), () => {
+      void this.fire(next.getTime());
+      this.arm(next);
+    });
+  }
+
+  private async fire(at: number): Promise<void> {
+    try {
+      await start(this.engine, this.workflowName, [new Date(at)], { workflowId: this.tickId(at), queueName: this.options.queueName });
+    } catch (error) {
+      if (!this.stopped) this.engine.logger.error(`Schedule "${this.name}" could not start its tick at ${new Date(at).toISOString()}.`, { error: String(error) });
+    }
+  }
+}
