@@ -126,7 +126,7 @@ export interface DuroConfig {
   connectTimeoutSeconds?: number;
   /** An executor silent this long is presumed dead and its work is taken over (default 30). */
   executorLeaseSeconds?: number;
-  /** Safety re-check of every waiter for a lost wake-up, in seconds (default 1). */
+  /** Safety re-check of every waiter for a lost wake-up, in seconds (default 5). */
   safetyPollSeconds?: number;
 }
 

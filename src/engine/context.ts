@@ -33,6 +33,7 @@ export type StopReason = "cancelled" | "shutdown" | "superseded" | "finished";
 export class WorkflowRun {
   private nextFunctionId = 1;
   private stopListeners = new Set<() => void>();
+  private readonly controller = new AbortController();
   stopped: StopReason | null = null;
 
   constructor(
@@ -71,31 +72,20 @@ export class WorkflowRun {
   stop(reason: StopReason): void {
     if (this.stopped) return;
     this.stopped = reason;
+    if (reason !== "finished") this.controller.abort(new WorkflowCancelledError(this.workflowId));
     for (const listener of this.stopListeners) listener();
     this.stopListeners.clear();
   }
 
-  /** Calls `listener` when the run is stopped; returns a function that unregisters it. */
-  onStop(listener: () => void): () => void {
-    if (this.stopped) {
-      listener();
-      return () => undefined;
-    }
-    this.stopListeners.add(listener);
-    return () => this.stopListeners.delete(listener);
+  /** Aborted (with a WorkflowCancelledError) when the run is told to stop: ends its waits at once. */
+  get signal(): AbortSignal {
+    return this.controller.signal;
   }
 
-  /** Waits for `promise`, but throws WorkflowCancelledError as soon as the run is stopped. */
-  async interruptible<T>(promise: Promise<T>): Promise<T> {
-    let off = () => {};
-    const stopped = new Promise<never>((_, reject) => {
-      off = this.onStop(() => reject(new WorkflowCancelledError(this.workflowId)));
-    });
-    try {
-      return await Promise.race([promise, stopped]);
-    } finally {
-      off();
-    }
+  /** Calls `listener` when the run is stopped. */
+  onStop(listener: () => void): void {
+    if (this.stopped) listener();
+    else this.stopListeners.add(listener);
   }
 }
 

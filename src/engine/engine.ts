@@ -71,6 +71,7 @@ export class Engine {
   private launching?: Promise<void>;
   private safetyPoll?: NodeJS.Timeout;
   private heartbeatTimer?: NodeJS.Timeout;
+  private sweepPending?: NodeJS.Timeout;
   private closed = false;
 
   /** `client`: an engine that runs no workflows (DuroClient): no recovery, dispatch or heartbeat. */
@@ -136,7 +137,7 @@ export class Engine {
     this._store = store;
     this._committer = new Committer(store, (keys) => this.announce(keys));
     store.onExternalChange((keys) => this.onExternalChange(keys));
-    const pollMs = (this.config.safetyPollSeconds ?? 1) * 1000;
+    const pollMs = (this.config.safetyPollSeconds ?? 5) * 1000;
     this.safetyPoll = setInterval(() => void this.safetyCheck(), pollMs);
     this.safetyPoll.unref();
     if (this.client) return;
@@ -209,6 +210,7 @@ export class Engine {
     this.closed = true;
     clearInterval(this.safetyPoll);
     clearInterval(this.heartbeatTimer);
+    clearTimeout(this.sweepPending);
     for (const queue of this.queues.values()) queue.stop();
     for (const schedule of this.schedules.values()) schedule.stop();
     for (const run of this.running.values()) run.stop("shutdown");
@@ -325,7 +327,7 @@ export class Engine {
   // ——— results and status ———
 
   /** Waits for a workflow to finish; its output, or throws its error. */
-  async awaitResult(workflowId: string, deadline = Infinity): Promise<{ done: false } | { done: true; outcome: Outcome }> {
+  async awaitResult(workflowId: string, deadline = Infinity, signal?: AbortSignal): Promise<{ done: false } | { done: true; outcome: Outcome }> {
     let outcome: Outcome | undefined;
     const done = await this.waiters.wait(
       `status:${workflowId}`,
@@ -348,6 +350,7 @@ export class Engine {
         return true;
       },
       deadline,
+      signal,
     );
     return done ? { done: true, outcome: outcome! } : { done: false };
   }
@@ -382,25 +385,42 @@ export class Engine {
   private onExternalChange(keys: string[] | null): void {
     this.waiters.wake(keys);
     this.triggerQueues(keys ?? ["queue"]);
-    if (keys === null) return;
+    if (keys === null) {
+      // Something changed somewhere (SQLite): look for cancellations, at most every 100 ms.
+      if (!this.sweepPending && this.running.size) {
+        this.sweepPending = setTimeout(() => {
+          this.sweepPending = undefined;
+          void this.stopInterrupted([...this.running.keys()]);
+        }, 100);
+        this.sweepPending.unref();
+      }
+      return;
+    }
     const touched = keys.filter((k) => k.startsWith("status:") && this.running.has(k.slice(7))).map((k) => k.slice(7));
-    if (touched.length) void this.stopCancelled(touched);
+    if (touched.length) void this.stopInterrupted(touched);
   }
 
-  /** Stops local runs whose workflows another process cancelled. */
-  private async stopCancelled(ids: string[]): Promise<void> {
+  /** Stops local runs whose workflows another process cancelled or took over. */
+  private async stopInterrupted(ids: string[]): Promise<void> {
     try {
-      const rows = await this.store.listWorkflows({ workflowIds: ids, status: ["CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"], loadInput: false, loadOutput: false });
-      for (const row of rows) this.running.get(row.workflowId)?.stop("cancelled");
+      for (let i = 0; i < ids.length; i += 500) {
+        const rows = await this.store.listWorkflows({ workflowIds: ids.slice(i, i + 500), loadInput: false, loadOutput: false });
+        for (const row of rows) {
+          const run = this.running.get(row.workflowId);
+          if (row.status === "CANCELLED" || row.status === "MAX_RECOVERY_ATTEMPTS_EXCEEDED") run?.stop("cancelled");
+          else if (row.status === "PENDING" && row.executorId !== this.executorId) run?.stop("superseded");
+        }
+      }
     } catch (error) {
-      this.logger.warn("Could not check for cancelled workflows.", { error: String(error) });
+      if (!this.closed) this.logger.warn("Could not check for cancelled workflows.", { error: String(error) });
     }
   }
 
   private async safetyCheck(): Promise<void> {
     if (this.closed) return;
     this.waiters.wake(null);
-    if (this.running.size) await this.stopCancelled([...this.running.keys()]);
+    this.triggerQueues(["queue"]);
+    if (this.running.size) await this.stopInterrupted([...this.running.keys()]);
   }
 
   // ——— helpers for durable operations ———

@@ -73,7 +73,7 @@ export async function runStep<T>(engine: Engine, name: string, fn: (...args: any
           engine.logger.warn(`Step "${name}" failed (attempt ${attempt + 1} of ${attempts}); retrying in ${delay}s.`, {
             workflowId: run.workflowId, stepId, error: String(error),
           });
-          await run.interruptible(engine.timers.until(Date.now() + delay * 1000));
+          await engine.timers.until(Date.now() + delay * 1000, run.signal);
         }
       }
     }
@@ -90,7 +90,7 @@ export async function sleep(engine: Engine, seconds: number): Promise<void> {
   if (seconds <= 0) return; // takes no function ID, as in the reference
   if (ctx.step) return new Promise((resolve) => setTimeout(resolve, Math.min(seconds * 1000, 2_147_483_647)));
   const wakeAt = await durableDeadline(engine, ctx.run, seconds);
-  await ctx.run.interruptible(engine.timers.until(wakeAt));
+  await engine.timers.until(wakeAt, ctx.run.signal);
 }
 
 /** Records (or reads back) the wake-up time of a durable wait as operation "duro.sleep". */
@@ -119,10 +119,10 @@ export async function getResult(engine: Engine, workflowId: string): Promise<unk
   checkKey("workflowId", workflowId);
   const run = currentRun();
   const wait = async () => {
-    const result = await engine.awaitResult(workflowId);
+    const result = await engine.awaitResult(workflowId, Infinity, run?.signal);
     return engine.settle(workflowId, (result as { outcome: Parameters<Engine["settle"]>[1] }).outcome);
   };
-  return run ? engine.checkpoint(run, "duro.getResult", () => run.interruptible(wait())) : wait();
+  return run ? engine.checkpoint(run, "duro.getResult", wait) : wait();
 }
 
 export async function getWorkflowStatus(engine: Engine, workflowId: string) {
@@ -135,6 +135,7 @@ export async function getWorkflowStatus(engine: Engine, workflowId: string) {
 export async function waitFirst(engine: Engine, workflowIds: string[]): Promise<string> {
   if (!Array.isArray(workflowIds) || workflowIds.length === 0) throw new InvalidArgumentError("waitFirst() needs at least one workflow handle.");
   if (new Set(workflowIds).size !== workflowIds.length) throw new InvalidArgumentError("waitFirst() was given the same workflow twice.");
+  const run = currentRun();
   const first = async () => {
     let winner = "";
     const terminal = ["SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"] as const;
@@ -142,11 +143,10 @@ export async function waitFirst(engine: Engine, workflowIds: string[]): Promise<
       const rows = await engine.store.listWorkflows({ workflowIds, status: [...terminal], loadInput: false, loadOutput: false, limit: 1 });
       winner = rows[0]?.workflowId ?? "";
       return winner !== "";
-    });
+    }, Infinity, run?.signal);
     return winner;
   };
-  const run = currentRun();
-  return run ? engine.checkpoint(run, "duro.waitFirst", () => run.interruptible(first())) : first();
+  return run ? engine.checkpoint(run, "duro.waitFirst", first) : first();
 }
 
 /**
@@ -246,7 +246,7 @@ export async function recv(engine: Engine, topic: string | null | undefined, tim
   };
   if (await take()) return received!.value;
   const deadline = await durableDeadline(engine, run, timeoutSeconds, sleepId);
-  await run.interruptible(engine.waiters.wait(`message:${run.workflowId}`, take, deadline));
+  await engine.waiters.wait(`message:${run.workflowId}`, take, deadline, run.signal);
   if (received) return received.value;
   return engine.record(run, functionId, "duro.recv", startedAt, { output: null });
 }
@@ -292,7 +292,7 @@ export async function getEvent(engine: Engine, workflowId: string, key: string, 
   const startedAt = Date.now();
   if (!(await look())) {
     const deadline = await durableDeadline(engine, run, timeoutSeconds, sleepId);
-    await run.interruptible(engine.waiters.wait(`event:${workflowId}`, look, deadline));
+    await engine.waiters.wait(`event:${workflowId}`, look, deadline, run.signal);
   }
   return engine.record(run, functionId, "duro.getEvent", startedAt, { output: read(value) });
 }
@@ -368,12 +368,12 @@ export async function* readStream(
       return found !== undefined;
     };
     const deadline = timeoutSeconds === undefined ? Infinity : Date.now() + timeoutSeconds * 1000;
-    const arrived = await engine.waiters.wait([`stream:${workflowId}`, `status:${workflowId}`], look, deadline);
+    const arrived = await engine.waiters.wait([`stream:${workflowId}`, `status:${workflowId}`], look, deadline, run?.signal);
     if (!arrived) throw new StreamTimeoutError(workflowId, key, timeoutSeconds!);
     return found!;
   };
   for (;;) {
-    const item = run ? await engine.checkpoint(run, "duro.readStream", () => run.interruptible(next())) : await next();
+    const item = run ? await engine.checkpoint(run, "duro.readStream", next) : await next();
     if ("end" in (item as object) && (item as typeof END).end === true) return;
     yield (item as { value: unknown }).value;
     offset++;

@@ -34,9 +34,20 @@ export class Timers {
     return { cancel: () => void (entry.cancelled = true) };
   }
 
-  /** Resolves at epoch ms `at`. */
-  until(at: number): Promise<void> {
-    return new Promise((resolve) => this.at(at, resolve));
+  /** Resolves at epoch ms `at`; rejects with the signal's reason if it is aborted first. */
+  until(at: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const onAbort = () => {
+        handle.cancel();
+        reject(signal!.reason);
+      };
+      const handle = this.at(at, () => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
   }
 
   get size(): number {

@@ -22,12 +22,15 @@ export class Waiters {
 
   /**
    * Resolves `true` once `check()` returns true (it is tried at once, then on every wake of
-   * `key`), or `false` at epoch ms `deadline`. A check that throws rejects the wait.
+   * `key`), or `false` at epoch ms `deadline`. A check that throws, or `signal` aborting,
+   * rejects the wait.
    */
-  wait(key: string | string[], check: () => Promise<boolean>, deadline = Infinity): Promise<boolean> {
+  wait(key: string | string[], check: () => Promise<boolean>, deadline = Infinity, signal?: AbortSignal): Promise<boolean> {
     const keys = typeof key === "string" ? [key] : key;
     return new Promise<boolean>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
       let timer: { cancel(): void } | undefined;
+      const onAbort = () => waiter.settle(signal!.reason);
       const waiter: Waiter = {
         keys,
         check,
@@ -36,6 +39,7 @@ export class Waiters {
         settle: (error?: unknown) => {
           this.remove(waiter);
           timer?.cancel();
+          signal?.removeEventListener("abort", onAbort);
           if (error === undefined) resolve(true);
           else if (error === false) resolve(false);
           else reject(error);
@@ -47,6 +51,7 @@ export class Waiters {
         set.add(waiter);
       }
       if (deadline !== Infinity) timer = this.timers.at(deadline, () => waiter.settle(false));
+      signal?.addEventListener("abort", onAbort, { once: true });
       this.run(waiter);
     });
   }
