@@ -61,7 +61,7 @@ function startWorker(label, onEvent) {
   });
   child.stderr.setEncoding("utf8").on("data", (chunk) => (stderr += chunk));
   const exited = new Promise((resolve) =>
-    child.on("exit", (code, signal) => {
+    child.on("close", (code, signal) => {
       children.delete(child);
       resolve({ code, signal, stderr });
     }),

@@ -46,7 +46,7 @@ export class Duro {
     if (options.serialization !== undefined && options.serialization !== "default" && options.serialization !== "portable") {
       throw new InvalidArgumentError(`serialization must be "default" or "portable".`);
     }
-    this.engine.register({ name, fn: async (...args: unknown[]) => fn(...(args as A)), options });
+    this.engine.register({ name, fn: async (...args: unknown[]) => fn(...(args as A)), source: fn.toString(), options });
     const bind = (startOptions: StartOptions): Workflow<A, R> => {
       const call = async (...args: A): Promise<R> => (await this.startWorkflow(call as Workflow<A, R>, ...args)).getResult();
       return Object.assign(call, {

@@ -18,7 +18,7 @@ import {
   type SerializationFormat,
 } from "../serialization.js";
 import { openStore, DEFAULT_DATABASE_URL } from "../storage/open.js";
-import type { OperationRow, Store, WorkflowRow } from "../storage/store.js";
+import type { OperationRow, Store, WorkflowRow, WriteResult } from "../storage/store.js";
 import type { DuroConfig, Logger, WorkflowOptions, WorkflowStatus } from "../types.js";
 import { Committer } from "./committer.js";
 import { als, WorkflowRun } from "./context.js";
@@ -32,6 +32,8 @@ import { Waiters } from "./waiters.js";
 export interface RegisteredWorkflow {
   name: string;
   fn: (...args: any[]) => Promise<unknown>;
+  /** The user's function source, which the default app version hashes. */
+  source: string;
   options: WorkflowOptions;
 }
 
@@ -109,7 +111,7 @@ export class Engine {
     if (this._appVersion) return this._appVersion;
     if (this.config.appVersion) return this.config.appVersion;
     const hash = createHash("sha256");
-    for (const name of [...this.workflows.keys()].sort()) hash.update(name).update("\0").update(this.workflows.get(name)!.fn.toString()).update("\0");
+    for (const name of [...this.workflows.keys()].sort()) hash.update(name).update("\0").update(this.workflows.get(name)!.source).update("\0");
     return hash.digest("hex").slice(0, 32);
   }
 
@@ -378,7 +380,7 @@ export class Engine {
 
   async cancel(workflowIds: string[]): Promise<void> {
     const changed = await this.store.cancelWorkflows(workflowIds, Date.now());
-    for (const id of changed) this.running.get(id)?.stop("cancelled");
+    for (const id of changed) this.stopRun(id, "cancelled");
     this.announce(["queue", ...changed.map((id) => `status:${id}`)]);
   }
 
@@ -400,15 +402,22 @@ export class Engine {
     if (touched.length) void this.stopInterrupted(touched);
   }
 
+  /** Stops a local run; whoever awaits its result looks again (it will not complete here). */
+  private stopRun(workflowId: string, reason: "cancelled" | "superseded"): void {
+    const run = this.running.get(workflowId);
+    if (!run || run.stopped) return;
+    run.stop(reason);
+    this.waiters.wake([`status:${workflowId}`]);
+  }
+
   /** Stops local runs whose workflows another process cancelled or took over. */
   private async stopInterrupted(ids: string[]): Promise<void> {
     try {
       for (let i = 0; i < ids.length; i += 500) {
         const rows = await this.store.listWorkflows({ workflowIds: ids.slice(i, i + 500), loadInput: false, loadOutput: false });
         for (const row of rows) {
-          const run = this.running.get(row.workflowId);
-          if (row.status === "CANCELLED" || row.status === "MAX_RECOVERY_ATTEMPTS_EXCEEDED") run?.stop("cancelled");
-          else if (row.status === "PENDING" && row.executorId !== this.executorId) run?.stop("superseded");
+          if (row.status === "CANCELLED" || row.status === "MAX_RECOVERY_ATTEMPTS_EXCEEDED") this.stopRun(row.workflowId, "cancelled");
+          else if (row.status === "PENDING" && row.executorId !== this.executorId) this.stopRun(row.workflowId, "superseded");
         }
       }
     } catch (error) {
@@ -457,20 +466,25 @@ export class Engine {
     const written = await this.committer.submitOne({
       kind: "recordOperation",
       op: operation(run.workflowId, functionId, name, { output, error, serialization: "default", startedAt, completedAt: Date.now(), ...extra }),
+      executorId: this.executorId,
     });
-    if (!written.recorded) {
-      // Someone else recorded this operation: if another executor now owns the workflow (a
-      // takeover), this run is the loser and stops without further effects.
-      const [row] = await this.store.listWorkflows({ workflowIds: [run.workflowId], loadInput: false, loadOutput: false });
-      if (row && row.executorId !== this.executorId) {
-        this.logger.warn(`Workflow ${run.workflowId} is now run by executor ${row.executorId}; stopping this run.`);
-        run.stop("superseded");
-        run.checkStopped();
-      }
-      return this.replayed(written.existing);
-    }
+    const existing = this.recordedBefore(run, written);
+    if (existing) return this.replayed(existing);
     if (failed) throw thrown;
     return result.output;
+  }
+
+  /**
+   * Checks the result of recording an operation of `run`: returns the record that was there
+   * first (a previous run's, to be adopted), or nothing when ours went in. When the store fenced
+   * the write off — the workflow was cancelled, or another executor took it over — the run stops.
+   */
+  recordedBefore(run: WorkflowRun, result: WriteResult | undefined): OperationRow | undefined {
+    if (result?.kind !== "recordOperation" || result.recorded) return undefined;
+    if (result.existing) return result.existing;
+    this.logger.info(`Workflow ${run.workflowId} is no longer PENDING on this executor (cancelled or taken over); stopping this run.`);
+    this.stopRun(run.workflowId, "cancelled");
+    throw new WorkflowCancelledError(run.workflowId);
   }
 
   /**

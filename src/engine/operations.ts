@@ -239,7 +239,10 @@ export async function recv(engine: Engine, topic: string | null | undefined, tim
   const op = operation(run.workflowId, functionId, "duro.recv", { startedAt, completedAt: startedAt });
   let received: { value: unknown } | undefined;
   const take = async () => {
-    const result = await engine.committer.submitOne({ kind: "recv", destinationId: run.workflowId, topic: topic ?? NULL_TOPIC, op: { ...op, completedAt: Date.now() } });
+    const result = await engine.committer.submitOne({
+      kind: "recv", destinationId: run.workflowId, topic: topic ?? NULL_TOPIC, op: { ...op, completedAt: Date.now() }, executorId: engine.executorId,
+    });
+    if (result.fenced) engine.recordedBefore(run, { kind: "recordOperation", recorded: false, existing: null });
     if (result.existing) received = { value: engine.replayed(result.existing) };
     else if (result.message) received = { value: read(result.message) };
     return received !== undefined;
@@ -267,10 +270,11 @@ export async function setEvent(engine: Engine, key: string, value: unknown, { se
   if (run.replay(functionId, "duro.setEvent")) return;
   run.checkStopped();
   const now = Date.now();
-  await engine.committer.submit([
+  const [, recorded] = await engine.committer.submit([
     { kind: "setEvent", workflowId: run.workflowId, key, functionId, value: event },
-    { kind: "recordOperation", op: operation(run.workflowId, functionId, "duro.setEvent", { startedAt: now, completedAt: now }) },
+    { kind: "recordOperation", op: operation(run.workflowId, functionId, "duro.setEvent", { startedAt: now, completedAt: now }), executorId: engine.executorId },
   ]);
+  engine.recordedBefore(run, recorded);
 }
 
 export async function getEvent(engine: Engine, workflowId: string, key: string, timeoutSeconds = 60): Promise<unknown> {
@@ -329,10 +333,11 @@ async function appendStream(engine: Engine, { run, step }: NonNullable<ReturnTyp
   if (run.replay(functionId, name)) return;
   run.checkStopped();
   const now = Date.now();
-  await engine.committer.submit([
+  const [, recorded] = await engine.committer.submit([
     { kind: "writeStream", workflowId: run.workflowId, key, functionId, once: true, value },
-    { kind: "recordOperation", op: operation(run.workflowId, functionId, name, { startedAt: now, completedAt: now }) },
+    { kind: "recordOperation", op: operation(run.workflowId, functionId, name, { startedAt: now, completedAt: now }), executorId: engine.executorId },
   ]);
+  engine.recordedBefore(run, recorded);
 }
 
 /**

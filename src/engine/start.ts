@@ -35,18 +35,23 @@ export async function start(engine: Engine, name: string, args: unknown[], optio
   const row = newRow(engine, workflowId, name, args, options, workflow?.options.serialization);
   const ownerToken = randomUUID();
   const childRecord = (fields: Partial<OperationRow>): Write[] =>
-    parent && functionId !== undefined ? [{ kind: "recordOperation", op: operation(parent.workflowId, functionId, name, { startedAt: row.createdAt, ...fields }) }] : [];
+    parent && functionId !== undefined
+      ? [{ kind: "recordOperation", op: operation(parent.workflowId, functionId, name, { startedAt: row.createdAt, ...fields }), executorId: engine.executorId }]
+      : [];
   // A deduplicated child must record the refusal instead of a child ID, so it takes two commits.
   const together = !(parent && row.deduplicationId);
-  const [inserted] = (await engine.committer.submit([{ kind: "insertWorkflow", row, ownerToken }, ...(together ? childRecord({ childWorkflowId: workflowId }) : [])])) as [
-    Extract<WriteResult, { kind: "insertWorkflow" }>,
-  ];
+  const [inserted, parentRecord] = (await engine.committer.submit([
+    { kind: "insertWorkflow", row, ownerToken },
+    ...(together ? childRecord({ childWorkflowId: workflowId }) : []),
+  ])) as [Extract<WriteResult, { kind: "insertWorkflow" }>, WriteResult | undefined];
+  if (parent) engine.recordedBefore(parent, parentRecord);
   let refusal: Error | undefined;
   if (!inserted.inserted && inserted.existing === null) refusal = new DuplicateWorkflowError(row.queueName!, row.deduplicationId!);
   else if (!inserted.inserted && inserted.existing!.name !== name) refusal = new WorkflowConflictError(workflowId, inserted.existing!.name, name);
   if (!together) {
     const [recorded] = await engine.committer.submit(childRecord(refusal ? { error: serializeError(refusal, "default"), serialization: "default" } : { childWorkflowId: workflowId }));
-    if (recorded.kind === "recordOperation" && !recorded.recorded) return engine.replayed(recorded.existing) as never;
+    const earlier = engine.recordedBefore(parent!, recorded);
+    if (earlier) return engine.replayed(earlier) as never;
   }
   if (refusal) throw refusal;
   if (inserted.inserted && workflow && row.status === "PENDING") engine.execute(row, [], workflow);

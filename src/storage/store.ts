@@ -73,12 +73,15 @@ export interface StoredValue {
 export type Write =
   /** Insert a workflow unless its ID exists. `ownerToken` tells our own insert apart on a retried commit. */
   | { kind: "insertWorkflow"; row: WorkflowRow; ownerToken: string }
-  /** Record an operation unless (workflowId, functionId) is recorded already. */
-  | { kind: "recordOperation"; op: OperationRow }
+  /**
+   * Record an operation unless (workflowId, functionId) is recorded already — and only while the
+   * workflow is PENDING on `executorId`: a cancelled or taken-over run can record nothing more.
+   */
+  | { kind: "recordOperation"; op: OperationRow; executorId: string }
   /** Deliver a message unless `messageId` was delivered; the destination must exist. */
   | { kind: "send"; messageId: string; destinationId: string; topic: string; message: StoredValue; createdAt: number }
-  /** Take the oldest unconsumed message on a topic and record it as operation `op` (output = the message). */
-  | { kind: "recv"; destinationId: string; topic: string; op: OperationRow }
+  /** Take the oldest unconsumed message on a topic and record it as operation `op` (output = the message), fenced like recordOperation. */
+  | { kind: "recv"; destinationId: string; topic: string; op: OperationRow; executorId: string }
   /** Set an event's value (last wins) and keep its history under the operation's function ID. */
   | { kind: "setEvent"; workflowId: string; key: string; functionId: number; value: StoredValue }
   /**
@@ -104,9 +107,10 @@ export type WriteResult =
   /** `existing` is the row that holds the ID, or null when a queued duplicate (same queue and deduplication ID) refused it. */
   | { kind: "insertWorkflow"; inserted: false; existing: WorkflowRow | null }
   | { kind: "recordOperation"; recorded: true }
-  | { kind: "recordOperation"; recorded: false; existing: OperationRow }
+  /** `existing` is the record that was there first, or null when the run is fenced off (not PENDING on that executor). */
+  | { kind: "recordOperation"; recorded: false; existing: OperationRow | null }
   | { kind: "send"; delivered: boolean; destinationExists: boolean }
-  | { kind: "recv"; message: StoredValue | null; existing: OperationRow | null }
+  | { kind: "recv"; message: StoredValue | null; existing: OperationRow | null; fenced: boolean }
   | { kind: "setEvent" }
   | { kind: "writeStream"; offset: number }
   | { kind: "completeWorkflow"; completed: boolean };

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, expect } from "vitest";
-import { Duro, type StepInfo, type WorkflowStatus } from "../../src/index.js";
+import { Duro, WorkflowNotFoundError, type StepInfo, type WorkflowStatus } from "../../src/index.js";
 import { quietLogger } from "../helpers.js";
 
 const WORKER = fileURLToPath(new URL("./worker.mjs", import.meta.url));
@@ -79,7 +79,6 @@ export class Worker {
   stderr = "";
   private readonly child: ChildProcess;
   private pending: Pending[] = [];
-  private listeners: ((e: WorkerEvent) => void)[] = [];
 
   constructor(url: string, executorId: string, logPath: string, params: WorkerParams) {
     this.child = spawn(process.execPath, [WORKER, url, executorId, logPath, JSON.stringify(params)], { stdio: ["ignore", "pipe", "pipe"] });
@@ -96,7 +95,8 @@ export class Worker {
     });
     this.child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (this.stderr += chunk));
     this.exited = new Promise((resolve) => {
-      this.child.on("exit", (code, signal) => {
+      // "close" comes after the child's stdout is drained, so every event it printed has been seen.
+      this.child.on("close", (code, signal) => {
         this.exit = { code, signal };
         liveWorkers.delete(this);
         const error = new Error(`worker ${this.pid} exited (code ${code}, signal ${signal}) before the awaited event.\nstderr:\n${this.stderr}`);
@@ -112,17 +112,11 @@ export class Worker {
 
   private onEvent(e: WorkerEvent): void {
     this.events.push(e);
-    for (const listener of this.listeners) listener(e);
     this.pending = this.pending.filter((p) => {
       if (!p.predicate(e)) return true;
       p.resolve(e);
       return false;
     });
-  }
-
-  /** Calls `listener` on every later event. */
-  on(listener: (e: WorkerEvent) => void): void {
-    this.listeners.push(listener);
   }
 
   /** Resolves with the first event (already seen or future) matching `predicate`. */
@@ -255,6 +249,16 @@ export async function observer(url: string): Promise<Duro> {
   observers.push(duro);
   await duro.launch();
   return duro;
+}
+
+/** The recorded steps of a workflow; none if it was never started. */
+export async function recordedSteps(duro: Duro, workflowId: string): Promise<StepInfo[]> {
+  try {
+    return await duro.listWorkflowSteps(workflowId);
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) return [];
+    throw error;
+  }
 }
 
 export function expectedOutput(w: WorkflowSpec): string[] {

@@ -10,7 +10,8 @@
 //   {"ev":"started","wf"}                   startWorkflow resolved: the workflow is durable
 //   {"ev":"step-start","wf","step"}         a step body began
 //   {"ev":"step-done","wf","step"}          a step body finished (its checkpoint is not yet written)
-//   {"ev":"step-returned","wf","step"}      the step call returned in the workflow: recorded
+//   {"ev":"step-returned","wf","step","fresh"}  the step call returned in the workflow: it is recorded
+//                                           (fresh: its body ran in this process; else a replay)
 //   {"ev":"result","wf","output"}           getResult resolved
 //   {"ev":"all-done"}                       every workflow finished; the process then exits 0
 // Every step body also appends one line to the side-effect log (fsync'd) when it starts and when
@@ -34,7 +35,7 @@ if (!databaseUrl || !executorId || !logPath) {
   process.exit(2);
 }
 const params = JSON.parse(paramsJson);
-const MAX_STEPS = 24;
+const MAX_STEPS = 40;
 const pid = process.pid;
 const spawnedAt = Date.now();
 const never = new Promise(() => {});
@@ -77,12 +78,14 @@ const duro = new Duro({
   },
 });
 
+const ranHere = new Set(); // "wf/step" of the step bodies that ran in this process
 const steps = [null];
 for (let i = 1; i <= MAX_STEPS; i++) {
   steps.push(
     duro.registerStep(`step${i}`, async (input) => {
       const wf = duro.workflowId;
       const attempt = duro.stepStatus?.currentAttempt ?? 0;
+      ranHere.add(`${wf}/${i}`);
       sideEffect({ kind: "start", wf, step: i, attempt });
       emit({ ev: "step-start", wf, step: i });
       if (params.blockInStep === i) await never;
@@ -100,7 +103,7 @@ const chain = duro.registerWorkflow("chain", async (input, nSteps, sleepAfterSte
   const outputs = [];
   for (let i = 1; i <= nSteps; i++) {
     outputs.push(await steps[i](input));
-    emit({ ev: "step-returned", wf, step: i });
+    emit({ ev: "step-returned", wf, step: i, fresh: ranHere.has(`${wf}/${i}`) });
     if (params.pauseAfterStep === i) await never;
     if (sleepAfterStep === i) {
       emit({ ev: "sleep-start", wf });

@@ -53,7 +53,9 @@ export function writeSql(schema: string) {
     recordOperations: `WITH ${NOTIFIED},
       ins AS (
         INSERT INTO ${ops} (${opCols})
-        SELECT ${opCols} FROM ${unnest(OPERATION_COLUMNS, 3)} WITH ORDINALITY AS i(${opCols}, ord) ORDER BY ord
+        SELECT ${opCols} FROM ${unnest([...OPERATION_COLUMNS, "executor_id"], 3)} WITH ORDINALITY AS i(${opCols}, owner, ord)
+        WHERE EXISTS (SELECT 1 FROM ${ws} w WHERE w.workflow_id = i.workflow_id AND w.status = 'PENDING' AND w.executor_id = i.owner)
+        ORDER BY ord
         ON CONFLICT DO NOTHING RETURNING workflow_id, function_id)
       SELECT ${COUNT_NOTIFIED}, (SELECT json_agg(ins) FROM ins) AS rows`,
     operationsByKey: `SELECT ${opCols} FROM ${ops} WHERE (workflow_id, function_id) IN (SELECT * FROM unnest($1::text[], $2::int[]))`,
@@ -72,9 +74,10 @@ export function writeSql(schema: string) {
     // same workflow recorded this operation first, the message stays for whoever asks next.
     recv: `WITH ${NOTIFIED},
       rec AS (SELECT ${opCols} FROM ${ops} WHERE workflow_id = $3::text AND function_id = $4::int),
+      owned AS (SELECT 1 FROM ${ws} WHERE workflow_id = $3::text AND status = 'PENDING' AND executor_id = $12::text),
       msg AS MATERIALIZED (
         SELECT seq, message, serialization FROM ${messages}
-        WHERE destination_id = $5::text AND topic = $6::text AND NOT consumed AND NOT EXISTS (SELECT 1 FROM rec)
+        WHERE destination_id = $5::text AND topic = $6::text AND NOT consumed AND NOT EXISTS (SELECT 1 FROM rec) AND EXISTS (SELECT 1 FROM owned)
         ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED),
       ins AS (
         INSERT INTO ${ops} (${opCols})
@@ -82,7 +85,7 @@ export function writeSql(schema: string) {
         ON CONFLICT DO NOTHING RETURNING 1),
       taken AS (UPDATE ${messages} SET consumed = TRUE WHERE seq = (SELECT seq FROM msg) AND EXISTS (SELECT 1 FROM ins))
       SELECT ${COUNT_NOTIFIED}, (SELECT row_to_json(rec) FROM rec) AS existing, (SELECT row_to_json(msg) FROM msg) AS message,
-        EXISTS (SELECT 1 FROM ins) AS inserted`,
+        EXISTS (SELECT 1 FROM ins) AS inserted, EXISTS (SELECT 1 FROM owned) AS owned`,
     setEvents: `WITH ${NOTIFIED},
       latest AS (
         INSERT INTO ${schema}.workflow_events (workflow_id, key, value, serialization)
@@ -211,7 +214,7 @@ export async function applyBatch(
     },
 
     async recordOperation(items) {
-      const { rows } = await main("recordOperations", columnsOf(items.map(({ w }) => operationParams(w.op)), OPERATION_COLUMNS.length));
+      const { rows } = await main("recordOperations", columnsOf(items.map(({ w }) => [...operationParams(w.op), w.executorId]), OPERATION_COLUMNS.length + 1));
       const recorded = new Set((rows ?? []).map((r: any) => keyOf(r.workflow_id, r.function_id)));
       // delete(): of several writes to one operation only the first recorded it.
       const refused = items.filter(({ i, w }) => {
@@ -222,7 +225,7 @@ export async function applyBatch(
       if (!refused.length) return;
       const existing = await readOperations(refused.map(({ w }) => w.op));
       for (const { i, w } of refused) {
-        results[i] = { kind: "recordOperation", recorded: false, existing: existing(w.op.workflowId, w.op.functionId) };
+        results[i] = { kind: "recordOperation", recorded: false, existing: existing(w.op.workflowId, w.op.functionId) ?? null };
       }
     },
 
@@ -245,15 +248,17 @@ export async function applyBatch(
         const { op } = w;
         const row = await main("recv", [
           op.workflowId, op.functionId, w.destinationId, w.topic, op.functionName, op.error, op.childWorkflowId, op.startedAt, op.completedAt,
+          w.executorId,
         ]);
-        if (row.existing) results[i] = { kind: "recv", message: null, existing: toOperationRow(row.existing) };
-        else if (!row.message) results[i] = { kind: "recv", message: null, existing: null };
+        if (row.existing) results[i] = { kind: "recv", message: null, existing: toOperationRow(row.existing), fenced: false };
+        else if (!row.owned) results[i] = { kind: "recv", message: null, existing: null, fenced: true };
+        else if (!row.message) results[i] = { kind: "recv", message: null, existing: null, fenced: false };
         else if (row.inserted) {
           const message = { value: row.message.message, serialization: row.message.serialization } as StoredValue;
-          results[i] = { kind: "recv", message, existing: null };
+          results[i] = { kind: "recv", message, existing: null, fenced: false };
         } else {
           // A concurrent run recorded this operation between our snapshot and our insert.
-          results[i] = { kind: "recv", message: null, existing: (await readOperations([op]))(op.workflowId, op.functionId) };
+          results[i] = { kind: "recv", message: null, existing: (await readOperations([op]))(op.workflowId, op.functionId) ?? null, fenced: false };
         }
       }
     },

@@ -82,7 +82,11 @@ export class SqliteStore implements Store {
       insertWorkflow: db.prepare(`INSERT INTO workflow_status (${WORKFLOW_COLUMNS.join(", ")}) VALUES (${placeholders(WORKFLOW_COLUMNS.length)}) ON CONFLICT DO NOTHING`),
       workflowOwner: db.prepare(`SELECT ${workflowColumns}, owner_token FROM workflow_status WHERE workflow_id = ?`),
       workflow: db.prepare(`SELECT ${workflowColumns} FROM workflow_status WHERE workflow_id = ?`),
-      insertOperation: db.prepare(`INSERT INTO operation_outputs (${OPERATION_COLUMNS.join(", ")}) VALUES (${placeholders(OPERATION_COLUMNS.length)}) ON CONFLICT DO NOTHING`),
+      insertOperation: db.prepare(
+        `INSERT INTO operation_outputs (${OPERATION_COLUMNS.join(", ")}) SELECT ${placeholders(OPERATION_COLUMNS.length)}
+         WHERE EXISTS (SELECT 1 FROM workflow_status WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?) ON CONFLICT DO NOTHING`,
+      ),
+      owned: db.prepare(`SELECT 1 FROM workflow_status WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?`),
       operation: db.prepare(`SELECT * FROM operation_outputs WHERE workflow_id = ? AND function_id = ?`),
       operations: db.prepare(`SELECT * FROM operation_outputs WHERE workflow_id = ? ORDER BY function_id LIMIT ? OFFSET ?`),
       exists: db.prepare(`SELECT 1 FROM workflow_status WHERE workflow_id = ?`),
@@ -205,8 +209,10 @@ export class SqliteStore implements Store {
         return { kind: "insertWorkflow", inserted: false, existing: existing ? toWorkflowRow(existing) : null };
       }
       case "recordOperation": {
-        if (s.insertOperation.run(...operationParams(write.op)).changes === 1) return { kind: "recordOperation", recorded: true };
-        return { kind: "recordOperation", recorded: false, existing: toOperationRow(s.operation.get(write.op.workflowId, write.op.functionId) as object) };
+        const { op, executorId } = write;
+        if (s.insertOperation.run(...operationParams(op), op.workflowId, executorId).changes === 1) return { kind: "recordOperation", recorded: true };
+        const existing = s.operation.get(op.workflowId, op.functionId) as object | undefined;
+        return { kind: "recordOperation", recorded: false, existing: existing ? toOperationRow(existing) : null };
       }
       case "send": {
         if (!s.exists.get(write.destinationId)) return { kind: "send", delivered: false, destinationExists: false };
@@ -215,14 +221,16 @@ export class SqliteStore implements Store {
         return { kind: "send", delivered: changes === 1, destinationExists: true };
       }
       case "recv": {
-        const recorded = s.operation.get(write.op.workflowId, write.op.functionId) as object | undefined;
-        if (recorded) return { kind: "recv", message: null, existing: toOperationRow(recorded) };
+        const { op, executorId } = write;
+        const recorded = s.operation.get(op.workflowId, op.functionId) as object | undefined;
+        if (recorded) return { kind: "recv", message: null, existing: toOperationRow(recorded), fenced: false };
+        if (!s.owned.get(op.workflowId, executorId)) return { kind: "recv", message: null, existing: null, fenced: true };
         const message = s.oldestMessage.get(write.destinationId, write.topic) as { seq: number; message: string; serialization: string } | undefined;
-        if (!message) return { kind: "recv", message: null, existing: null };
+        if (!message) return { kind: "recv", message: null, existing: null, fenced: false };
         s.consumeMessage.run(message.seq);
         const stored = { value: message.message, serialization: message.serialization } as StoredValue;
-        s.insertOperation.run(...operationParams({ ...write.op, output: stored.value, serialization: stored.serialization }));
-        return { kind: "recv", message: stored, existing: null };
+        s.insertOperation.run(...operationParams({ ...op, output: stored.value, serialization: stored.serialization }), op.workflowId, executorId);
+        return { kind: "recv", message: stored, existing: null, fenced: false };
       }
       case "setEvent": {
         const { value, serialization } = write.value;
