@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { DatabaseError, Duro, DuroError, InvalidArgumentError } from "../../src/index.js";
 import { backends, quietLogger, useDuro, type Backend } from "../helpers.js";
-import { rawQuery } from "./support.js";
+import { rawQuery, rejectionOf } from "./support.js";
 
 /** A URL whose database cannot be opened or reached. */
 function unusableUrl(backend: Backend, scratch: string): string {
@@ -45,7 +45,7 @@ describe.each(backends)("%s", (backend) => {
     it("a URL of an unknown kind fails launch with InvalidArgumentError", async () => {
       for (const databaseUrl of ["mysql://localhost/db", "sqlite:", "not a url", "postgres://"]) {
         const duro = t.duro({ databaseUrl });
-        const error = await duro.launch().catch((e) => e);
+        const error = await rejectionOf(duro.launch());
         expect(error, databaseUrl).toBeInstanceOf(InvalidArgumentError);
         expect(error).toBeInstanceOf(DuroError);
       }
@@ -54,7 +54,7 @@ describe.each(backends)("%s", (backend) => {
     it("a database that cannot be opened or reached fails launch with DatabaseError", async () => {
       const duro = t.duro({ databaseUrl: unusableUrl(backend, scratch()), connectTimeoutSeconds: 1 });
       const start = performance.now();
-      const error = await duro.launch().catch((e) => e);
+      const error = await rejectionOf(duro.launch());
       expect(error).toBeInstanceOf(DatabaseError);
       expect(error).toBeInstanceOf(DuroError);
       expect(error.message.length).toBeGreaterThan(0);
@@ -67,7 +67,7 @@ describe.each(backends)("%s", (backend) => {
       await first.shutdown();
       await rawQuery(t.url, "INSERT INTO duro_migrations (version, name, applied_at) VALUES ($1, $2, $3)", [999_999, "999999_future.sql", Date.now()]);
       const second = t.duro();
-      const error = await second.launch().catch((e) => e);
+      const error = await rejectionOf(second.launch());
       expect(error).toBeInstanceOf(DatabaseError);
       expect(error.message).toContain("999999");
     });

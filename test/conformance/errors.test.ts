@@ -7,6 +7,7 @@ import {
   WorkflowNotFoundError,
 } from "../../src/index.js";
 import { backends, useDuro } from "../helpers.js";
+import { rejectionOf } from "./support.js";
 
 const SPEC_ERRORS = [
   "WorkflowConflictError",
@@ -72,14 +73,15 @@ describe.each(backends)("%s", (backend) => {
       const duro = t.duro();
       const one = duro.registerWorkflow("one", async () => 1);
       const two = duro.registerWorkflow("two", async () => 2);
+      const takes = duro.registerWorkflow("takes", async (_x: unknown) => 3);
       await duro.launch();
       await duro.startWorkflow(one.with({ workflowId: "id-1" }));
       const caught = await Promise.all([
-        duro.startWorkflow(two.with({ workflowId: "id-1" })).catch((e) => e),
-        duro.retrieveWorkflow("missing-id").catch((e) => e),
-        duro.recv("t", 0.1).catch((e) => e),
-        duro.waitFirst([]).catch((e) => e),
-        duro.startWorkflow(one, () => 1).catch((e) => e),
+        rejectionOf(duro.startWorkflow(two.with({ workflowId: "id-1" }))),
+        rejectionOf(duro.retrieveWorkflow("missing-id")),
+        rejectionOf(duro.recv("t", 0.1)),
+        rejectionOf(duro.waitFirst([])),
+        rejectionOf(duro.startWorkflow(takes, () => 1)),
       ]);
       const [conflict, notFound, notInWorkflow, invalid, serialization] = caught;
       expect(conflict).toBeInstanceOf(WorkflowConflictError);
@@ -106,7 +108,7 @@ describe.each(backends)("%s", (backend) => {
       await handle.getResult().catch(() => undefined);
       const b = t.duro({ executorId: "b" });
       await b.launch();
-      const error = await b.getResult(handle.workflowId).catch((e) => e);
+      const error = await rejectionOf(b.getResult(handle.workflowId));
       expect(error).toBeInstanceOf(NonDeterminismError);
       expect(error).toBeInstanceOf(DuroError);
       expect(error.name).toBe("NonDeterminismError");

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { AwaitedWorkflowCancelledError, InvalidArgumentError, type Duro } from "../../src/index.js";
 import { backends, gate, useDuro, waitFor } from "../helpers.js";
-import { crash } from "./support.js";
+import { crash, rejectionOf, within } from "./support.js";
 
 const ids = (list: { workflowId: string }[]) => list.map((s) => s.workflowId);
 
@@ -249,7 +249,7 @@ describe.each(backends)("%s", (backend) => {
       await duro.launch();
       const handle = await duro.startWorkflow(wf.with({ workflowId: "C" }));
       await entered.promise;
-      const waiting = handle.getResult().catch((e) => e);
+      const waiting = rejectionOf(handle.getResult());
       await duro.cancelWorkflow("C");
       expect((await handle.getStatus())!.status).toBe("CANCELLED");
       expect(await waiting).toBeInstanceOf(AwaitedWorkflowCancelledError);
@@ -286,11 +286,27 @@ describe.each(backends)("%s", (backend) => {
       await a.startWorkflow(wf.with({ workflowId: "X" }));
       await entered.promise;
       await b.cancelWorkflow("X");
-      await expect(a.getResult("X")).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+      // A caller waiting on the executor that runs it learns of the cancel promptly, not at a slow safety poll.
+      await expect(within(2000, a.getResult("X"), "getResult on the running executor")).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
       release.open();
       await exited.promise;
       expect(runs.afterwards).toBe(0);
       expect((await b.getWorkflowStatus("X"))!.status).toBe("CANCELLED");
+    });
+
+    it("a cancel committed by another instance stops the very next step, however soon it comes", async () => {
+      const a = t.duro({ executorId: "a" });
+      const { wf, runs, entered, release, exited } = cancellable(a);
+      await a.launch();
+      const b = t.duro({ executorId: "b" });
+      await b.launch();
+      await a.startWorkflow(wf.with({ workflowId: "Y" }));
+      await entered.promise;
+      await b.cancelWorkflow("Y"); // committed: the workflow is CANCELLED from here on
+      release.open(); // the blocking step returns at once; "afterwards" must not start
+      await exited.promise;
+      expect(runs.afterwards).toBe(0);
+      expect((await b.getWorkflowStatus("Y"))!.status).toBe("CANCELLED");
     });
 
     it("cancelling a finished or unknown workflow changes nothing", async () => {

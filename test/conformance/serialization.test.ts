@@ -8,7 +8,7 @@
 import { describe, expect, it } from "vitest";
 import { SerializationError, type Duro } from "../../src/index.js";
 import { backends, useDuro } from "../helpers.js";
-import { rawQuery } from "./support.js";
+import { rawQuery, rejectionOf } from "./support.js";
 
 class ValidationFailed extends Error {
   constructor(
@@ -104,9 +104,9 @@ describe.each(backends)("%s", (backend) => {
       });
       await duro.launch();
       const handle = await duro.startWorkflow(wf);
-      const original = await handle.getResult().catch((e) => e);
+      const original = await rejectionOf(handle.getResult());
       const other = await reader();
-      const error = await other.getResult(handle.workflowId).catch((e) => e);
+      const error = await rejectionOf(other.getResult(handle.workflowId));
       expect(error).toBeInstanceOf(ValidationFailed);
       expect(error.message).toBe("email is invalid");
       expect(error.field).toBe("email");
@@ -200,7 +200,7 @@ describe.each(backends)("%s", (backend) => {
       const handle = await duro.startWorkflow(wf);
       await handle.getResult().catch(() => undefined);
       const other = await reader();
-      const error = await other.getResult(handle.workflowId).catch((e) => e);
+      const error = await rejectionOf(other.getResult(handle.workflowId));
       expect(error).toBeInstanceOf(Error);
       expect(error.name).toBe("PaymentDeclined");
       expect(error.message).toBe("portable failure");

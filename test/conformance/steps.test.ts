@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { InvalidArgumentError, MaxStepRetriesExceededError } from "../../src/index.js";
 import { backends, gate, useDuro } from "../helpers.js";
-import { since } from "./support.js";
+import { rejectionOf, since } from "./support.js";
 
 class FlakyError extends Error {
   constructor(
@@ -74,6 +74,7 @@ describe.each(backends)("%s", (backend) => {
         await duro.randomUUID();
         await duro.setEvent("k", 1);
         await duro.sleep(0.01);
+        await duro.getWorkflowStatus(duro.workflowId!);
         await s();
         return "ok";
       });
@@ -81,10 +82,11 @@ describe.each(backends)("%s", (backend) => {
       const handle = await duro.startWorkflow(wf);
       await handle.getResult();
       const steps = await duro.listWorkflowSteps(handle.workflowId);
-      expect(steps.map((st) => st.functionId)).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(steps.map((st) => st.functionId)).toEqual([1, 2, 3, 4, 5, 6, 7]);
       expect(steps[0].functionName).toBe("s");
-      expect(steps[5].functionName).toBe("s");
-      expect(new Set(steps.slice(1, 5).map((st) => st.functionName)).size).toBe(4); // four distinct kinds
+      expect(steps[6].functionName).toBe("s");
+      expect(new Set(steps.slice(1, 6).map((st) => st.functionName)).size).toBe(5); // five distinct kinds
+      expect(steps[5].output).toMatchObject({ workflowId: handle.workflowId, status: "PENDING" }); // getWorkflowStatus, recorded
     });
   });
 
@@ -120,7 +122,7 @@ describe.each(backends)("%s", (backend) => {
       });
       const wf = duro.registerWorkflow("noRetry", async () => fails());
       await duro.launch();
-      const error = await (await duro.startWorkflow(wf)).getResult().catch((e) => e);
+      const error = await rejectionOf((await duro.startWorkflow(wf)).getResult());
       expect(calls).toBe(1);
       expect(error).not.toBeInstanceOf(MaxStepRetriesExceededError);
       expect(error.message).toBe("once only");
@@ -167,7 +169,7 @@ describe.each(backends)("%s", (backend) => {
       await duro.launch();
       const start = performance.now();
       const handle = await duro.startWorkflow(wf);
-      const error = await handle.getResult().catch((e) => e);
+      const error = await rejectionOf(handle.getResult());
       const elapsed = since(start);
       expect(calls).toBe(3);
       expect(error).toBeInstanceOf(MaxStepRetriesExceededError);
@@ -181,7 +183,7 @@ describe.each(backends)("%s", (backend) => {
       // The recorded error keeps its class and attempts when read back from storage.
       const other = t.duro({ executorId: "reader" });
       await other.launch();
-      const stored = await other.getResult(handle.workflowId).catch((e) => e);
+      const stored = await rejectionOf(other.getResult(handle.workflowId));
       expect(stored).toBeInstanceOf(MaxStepRetriesExceededError);
       expect(stored.errors).toHaveLength(3);
       expect(stored.errors[2].message).toBe("attempt 3 failed");

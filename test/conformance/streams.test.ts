@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { NotInWorkflowError, StreamTimeoutError, WorkflowNotFoundError, type Duro } from "../../src/index.js";
 import { backends, gate, useDuro, waitFor } from "../helpers.js";
-import { crash, since } from "./support.js";
+import { crash, rejectionOf, since } from "./support.js";
 
 async function collect<T>(stream: AsyncIterable<T>): Promise<T[]> {
   const values: T[] = [];
@@ -138,9 +138,11 @@ describe.each(backends)("%s", (backend) => {
       const handle = await duro.startWorkflow(wf);
       const received: unknown[] = [];
       const start = performance.now();
-      const error = await (async () => {
-        for await (const value of duro.readStream(handle.workflowId, "s", { timeoutSeconds: 0.3 })) received.push(value);
-      })().catch((e) => e);
+      const error = await rejectionOf(
+        (async () => {
+          for await (const value of duro.readStream(handle.workflowId, "s", { timeoutSeconds: 0.3 })) received.push(value);
+        })(),
+      );
       expect(received).toEqual(["only"]);
       expect(error).toBeInstanceOf(StreamTimeoutError);
       expect(since(start)).toBeGreaterThanOrEqual(280);

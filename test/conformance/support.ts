@@ -44,3 +44,23 @@ export async function rawQuery(url: string, sql: string, params: unknown[] = [])
 export function since(start: number): number {
   return performance.now() - start;
 }
+
+/** The error `promise` rejects with; fails the test if it resolves instead. */
+export async function rejectionOf(promise: Promise<unknown>): Promise<any> {
+  let value: unknown;
+  try {
+    value = await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error(`Expected a rejection, but the promise resolved to ${JSON.stringify(value) ?? String(value)}.`);
+}
+
+/** `promise`, or a rejection naming `what` if it has not settled within `ms`. */
+export function within<T>(ms: number, promise: Promise<T>, what = "the operation"): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}

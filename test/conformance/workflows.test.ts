@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { DuroError, InvalidArgumentError, WorkflowConflictError, WorkflowNotFoundError } from "../../src/index.js";
 import { backends, gate, useDuro } from "../helpers.js";
+import { rejectionOf } from "./support.js";
 
 class InsufficientFunds extends Error {
   constructor(
@@ -181,7 +182,7 @@ describe.each(backends)("%s", (backend) => {
       const two = duro.registerWorkflow("two", async () => 2);
       await duro.launch();
       await duro.startWorkflow(one.with({ workflowId: "taken" }));
-      const error = await duro.startWorkflow(two.with({ workflowId: "taken" })).catch((e) => e);
+      const error = await rejectionOf(duro.startWorkflow(two.with({ workflowId: "taken" })));
       expect(error).toBeInstanceOf(WorkflowConflictError);
       expect(error).toBeInstanceOf(DuroError);
       expect(error.message).toContain("taken");
@@ -201,10 +202,11 @@ describe.each(backends)("%s", (backend) => {
       expect((await handle.getStatus())!.status).toBe("SUCCESS");
     });
 
-    it("retrieveWorkflow of an unknown ID throws WorkflowNotFoundError; getWorkflowStatus gives null", async () => {
+    it("retrieveWorkflow and getResult of an unknown ID throw WorkflowNotFoundError; getWorkflowStatus gives null", async () => {
       const duro = t.duro();
       await duro.launch();
       await expect(duro.retrieveWorkflow("nope")).rejects.toBeInstanceOf(WorkflowNotFoundError);
+      await expect(duro.getResult("nope")).rejects.toBeInstanceOf(WorkflowNotFoundError);
       expect(await duro.getWorkflowStatus("nope")).toBeNull();
     });
 
@@ -241,14 +243,14 @@ describe.each(backends)("%s", (backend) => {
       });
       await a.launch();
       const handle = await a.startWorkflow(wf);
-      const local = await handle.getResult().catch((e) => e);
+      const local = await rejectionOf(handle.getResult());
       expect(local).toBeInstanceOf(InsufficientFunds);
       expect(local.message).toBe("balance too low");
 
       // Read back from storage by another instance: still the same class, message and own fields.
       const b = t.duro({ executorId: "b" });
       await b.launch();
-      const stored = await b.getResult(handle.workflowId).catch((e) => e);
+      const stored = await rejectionOf(b.getResult(handle.workflowId));
       expect(stored).toBeInstanceOf(InsufficientFunds);
       expect(stored).toBeInstanceOf(Error);
       expect(stored.message).toBe("balance too low");
@@ -271,7 +273,7 @@ describe.each(backends)("%s", (backend) => {
       await handle.getResult().catch(() => undefined);
       const b = t.duro({ executorId: "b" });
       await b.launch();
-      const error = await b.getResult(handle.workflowId).catch((e) => e);
+      const error = await rejectionOf(b.getResult(handle.workflowId));
       expect(error).toBeInstanceOf(TypeError);
       expect(error.message).toBe("bad type");
     });
