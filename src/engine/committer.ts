@@ -2,9 +2,9 @@
  * Group commit: every hot-path write of every workflow in this process goes through here.
  *
  * States: idle → scheduled (writes queued, flush on the next turn of the event loop) →
- * flushing (one batch in flight; new writes queue) → flushing again with everything that
- * queued meanwhile, or idle. No timer is involved, so a lone workflow waits for nothing but its
- * own commit, and a busy process commits hundreds of checkpoints per transaction.
+ * flushing (up to `maxInFlight` batches in flight; new writes queue) → flushing again with
+ * everything that queued meanwhile, or idle. No timer is involved, so a lone workflow waits for
+ * nothing but its own commit, and a busy process commits hundreds of checkpoints per transaction.
  *
  * A submission (one call of `submit`) is atomic: its writes land in the same transaction. If a
  * batch fails, its submissions are retried one by one so a bad one cannot sink the others.
@@ -22,7 +22,7 @@ interface Submission {
 export class Committer {
   private queue: Submission[] = [];
   private scheduled = false;
-  private flushing = false;
+  private inFlight = 0;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
   /** Figures for benchmarks: transactions and writes committed. */
@@ -31,16 +31,15 @@ export class Committer {
   constructor(
     private readonly store: Store,
     private readonly onCommitted: (wakeKeys: Set<string>) => void,
+    /** Batches committing at once (PostgreSQL overlaps one batch's fsync with the next; SQLite commits one at a time anyway). */
+    private readonly maxInFlight = 1,
   ) {}
 
   submit(writes: Write[]): Promise<WriteResult[]> {
     if (this.closed) return Promise.reject(new DuroError("This Duro instance is shut down; no more writes are accepted."));
     return new Promise((resolve, reject) => {
       this.queue.push({ writes, resolve, reject });
-      if (!this.scheduled && !this.flushing) {
-        this.scheduled = true;
-        setImmediate(() => void this.flush());
-      }
+      this.kick();
     });
   }
 
@@ -52,20 +51,34 @@ export class Committer {
   /** Stops accepting writes and waits for the ones already accepted. */
   async close(): Promise<void> {
     this.closed = true;
-    if (!this.flushing && !this.scheduled) return;
+    if (this.idle) return;
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
+  private get idle(): boolean {
+    return this.inFlight === 0 && !this.scheduled && this.queue.length === 0;
+  }
+
+  /** Flushes on the next turn of the event loop, so every write made in this turn joins the batch. */
+  private kick(): void {
+    if (this.scheduled || this.inFlight >= this.maxInFlight || this.queue.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flush();
+    });
+  }
+
   private async flush(): Promise<void> {
-    this.scheduled = false;
-    this.flushing = true;
-    while (this.queue.length) {
-      const batch = this.queue;
-      this.queue = [];
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length) {
+      this.inFlight++;
       await this.commit(batch);
+      this.inFlight--;
     }
-    this.flushing = false;
-    for (const resolve of this.idleWaiters.splice(0)) resolve();
+    this.kick();
+    if (this.idle) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
   private async commit(batch: Submission[]): Promise<void> {

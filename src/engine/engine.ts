@@ -137,7 +137,7 @@ export class Engine {
     await store.migrate();
     this._appVersion = this.appVersion;
     this._store = store;
-    this._committer = new Committer(store, (keys) => this.announce(keys));
+    this._committer = new Committer(store, (keys) => this.announce(keys), store.dialect === "postgres" ? 3 : 1);
     store.onExternalChange((keys) => this.onExternalChange(keys));
     const pollMs = (this.config.safetyPollSeconds ?? 5) * 1000;
     this.safetyPoll = setInterval(() => void this.safetyCheck(), pollMs);
