@@ -192,7 +192,7 @@ export const SIZES = {
   queue: { warmup: n(100), workflows: n(3000), workerConcurrency: 100 },
   drain: { warmup: n(200), jobs: n(10_000), workerConcurrency: 100 },
   latency: { warmup: 20, samples: n(200), gapMs: 20 },
-  enqueue: { single: n(1000), batches: n(10), batchSize: 1000 },
+  enqueue: { single: n(1000), batches: n(5), batchSize: 1000 },
 };
 
 export const quietLogger = { debug() {}, info() {}, warn() {}, error() {} };

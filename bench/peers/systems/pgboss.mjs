@@ -3,7 +3,7 @@
 // worker fetching batches (batchSize 100 = 100 jobs in flight, burstWhenBatchFull so it fetches
 // again at once while batches come back full, polling 0.5 s, the minimum pg-boss allows). The
 // per-job variant (localConcurrency 100, batchSize 1) can be chosen with
-// BENCH_PEERS_PGBOSS_MODE=perjob.
+// BENCH_PEERS_PGBOSS_MODE=perjob; any other work options with BENCH_PEERS_PGBOSS_WORK (JSON).
 import { PgBoss } from "pg-boss";
 import { Counter, StartSignal, SIZES, drainTime, measureEnqueue, measureStartLatency, now, perSecond, query, round } from "../common.mjs";
 
@@ -11,7 +11,7 @@ export const name = "pgboss";
 const MODE = process.env.BENCH_PEERS_PGBOSS_MODE ?? "batch";
 const QUEUE = "bench";
 const concurrency = SIZES.drain.workerConcurrency;
-const WORK_OPTIONS = MODE === "perjob"
+const WORK_OPTIONS = process.env.BENCH_PEERS_PGBOSS_WORK ? JSON.parse(process.env.BENCH_PEERS_PGBOSS_WORK) : MODE === "perjob"
   ? { localConcurrency: concurrency, batchSize: 1, pollingIntervalSeconds: 0.5, notifyPollingIntervalSeconds: 0.5 }
   : { batchSize: concurrency, burstWhenBatchFull: true, pollingIntervalSeconds: 0.5, notifyPollingIntervalSeconds: 0.5 };
 export const config = `pg-boss max 10 connections, useListenNotify + queue notify; work(${JSON.stringify(WORK_OPTIONS)}); batch = insert()`;
