@@ -331,7 +331,7 @@ export class Duro {
   }
 
   /** Management calls inside a workflow are operations: their results are recorded. */
-  private managed<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  private async managed<T>(name: string, fn: () => Promise<T>): Promise<T> {
     const run = currentRun();
     return run ? this.engine.checkpoint(run, `duro.${name}`, fn) : fn();
   }

@@ -61,8 +61,9 @@ export class Engine {
   /** Runs executing in this process, by workflow ID, with the promise that settles when each ends. */
   readonly running = new Map<string, WorkflowRun>();
   private readonly runEnds = new Map<string, Promise<void>>();
-  /** Local runs per queue name, for workerConcurrency. */
+  /** Local runs per queue name, and per partition key of each queue, for workerConcurrency. */
   private readonly queueRunning = new Map<string, number>();
+  private readonly partitionRunning = new Map<string, Record<string, number>>();
   readonly queues = new Map<string, QueueDispatcher>();
   private readonly schedules = new Map<string, Schedule>();
   /** Recent outcomes of workflows finished here, so local getResult needs no read. */
@@ -74,6 +75,8 @@ export class Engine {
   private safetyPoll?: NodeJS.Timeout;
   private heartbeatTimer?: NodeJS.Timeout;
   private sweepPending?: NodeJS.Timeout;
+  private heartbeating = false;
+  private lastHeartbeat = 0;
   private closed = false;
 
   /** `client`: an engine that runs no workflows (DuroClient): no recovery, dispatch or heartbeat. */
@@ -143,7 +146,8 @@ export class Engine {
     this.safetyPoll = setInterval(() => void this.safetyCheck(), pollMs);
     this.safetyPoll.unref();
     if (this.client) return;
-    await store.heartbeat(this.executorId, Date.now());
+    this.lastHeartbeat = Date.now();
+    await store.heartbeat(this.executorId, this.lastHeartbeat);
     await this.recover();
     const leaseMs = (this.config.executorLeaseSeconds ?? 30) * 1000;
     if (!(leaseMs > 0)) throw new InvalidArgumentError("executorLeaseSeconds must be a positive number.");
@@ -155,10 +159,16 @@ export class Engine {
 
   /** Keeps this executor's lease alive and adopts the PENDING work of executors whose lease ran out. */
   private async heartbeatAndTakeOver(leaseMs: number): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || this.heartbeating) return; // ticks must not pile up while the database is slow or down
+    this.heartbeating = true;
     try {
       const now = Date.now();
       await this.store.heartbeat(this.executorId, now);
+      // After an outage longer than the lease, everyone's heartbeat looks stale: let the others
+      // beat again before judging them.
+      const silent = now - this.lastHeartbeat > leaseMs;
+      this.lastHeartbeat = now;
+      if (silent) return;
       const { recovered, deadLettered } = await this.store.recoverPending({
         executorId: this.executorId, appVersion: this.appVersion, maxRecoveryAttempts: this.maxRecoveryAttempts, now, leaseMs,
       });
@@ -169,6 +179,8 @@ export class Engine {
       }
     } catch (error) {
       if (!this.closed) this.logger.warn("Heartbeat or takeover failed; retrying.", { error: String(error) });
+    } finally {
+      this.heartbeating = false;
     }
   }
 
@@ -192,6 +204,20 @@ export class Engine {
 
   runningIn(queueName: string): number {
     return this.queueRunning.get(queueName) ?? 0;
+  }
+
+  runningByPartition(queueName: string): Record<string, number> {
+    return this.partitionRunning.get(queueName) ?? {};
+  }
+
+  private countRunning(row: WorkflowRow, delta: 1 | -1): void {
+    if (!row.queueName) return;
+    this.queueRunning.set(row.queueName, this.runningIn(row.queueName) + delta);
+    if (row.partitionKey === null) return;
+    const partitions = this.partitionRunning.get(row.queueName) ?? {};
+    partitions[row.partitionKey] = (partitions[row.partitionKey] ?? 0) + delta;
+    if (partitions[row.partitionKey] === 0) delete partitions[row.partitionKey];
+    this.partitionRunning.set(row.queueName, partitions);
   }
 
   /** Wakes what committed writes may have unblocked: waiters, and the dispatchers of queues. */
@@ -225,6 +251,13 @@ export class Engine {
 
   // ——— starting and running ———
 
+  /** Cancels a workflow at its deadline even while it waits in a queue (runs re-arm their own timer). */
+  armDeadline(workflowId: string, deadlineEpochMs: number): void {
+    this.timers.at(deadlineEpochMs, () => {
+      if (!this.running.has(workflowId)) void this.cancel([workflowId]).catch(() => undefined);
+    });
+  }
+
   /** Runs a claimed or resumed workflow here if its code is registered (else it stays PENDING for takeover). */
   executeRegistered(row: WorkflowRow, operations: OperationRow[]): void {
     const workflow = this.workflows.get(row.name);
@@ -240,17 +273,17 @@ export class Engine {
       new Map(operations.map((op) => [op.functionId, op])),
     );
     this.running.set(row.workflowId, run);
-    if (row.queueName) this.queueRunning.set(row.queueName, this.runningIn(row.queueName) + 1);
+    this.countRunning(row, 1);
     if (row.deadlineEpochMs !== null) {
+      if (row.deadlineEpochMs <= Date.now()) run.stop("cancelled"); // past its deadline: cancel it without running a step
       const timer = this.timers.at(row.deadlineEpochMs, () => void this.cancel([row.workflowId]).catch(() => undefined));
       run.onStop(() => timer.cancel());
     }
+    if (run.stopped) void this.cancel([row.workflowId]).catch(() => undefined);
     const end = als.run({ run }, () => this.runBody(run, row, workflow)).finally(() => {
       this.runEnds.delete(row.workflowId);
-      if (row.queueName) {
-        this.queueRunning.set(row.queueName, this.runningIn(row.queueName) - 1);
-        this.queues.get(row.queueName)?.trigger();
-      }
+      this.countRunning(row, -1);
+      if (row.queueName) this.queues.get(row.queueName)?.trigger();
     });
     this.runEnds.set(row.workflowId, end);
   }
@@ -258,6 +291,7 @@ export class Engine {
   private async runBody(run: WorkflowRun, row: WorkflowRow, workflow: RegisteredWorkflow): Promise<void> {
     let outcome: Outcome;
     try {
+      run.checkStopped(); // e.g. claimed after its deadline: not a single line of it runs
       const args = deserializeInputs(row.inputs, row.serialization);
       outcome = { status: "SUCCESS", output: await workflow.fn(...args) };
     } catch (error) {
@@ -278,7 +312,7 @@ export class Engine {
       if (outcome.status === "ERROR") error = serializeError(outcome.error, row.serialization);
       const result = await this.committer.submitOne({
         kind: "completeWorkflow", workflowId: row.workflowId, status: outcome.status as "SUCCESS" | "ERROR", output, error, completedAt: Date.now(),
-        queueName: row.queueName,
+        queueName: row.queueName, executorId: this.executorId,
       });
       if (result.completed) this.remember(row.workflowId, outcome);
       run.stop("finished");

@@ -16,10 +16,19 @@ const many = (name: string, value: string | string[] | undefined): string[] | un
   return list;
 };
 
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2}))?$/;
+
 function time(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const ms = typeof value === "string" && /^\d{4}-\d{2}-\d{2}/.test(value) ? Date.parse(value) : NaN;
-  if (Number.isNaN(ms)) throw new InvalidArgumentError(`${name} must be an RFC 3339 timestamp such as "2026-01-31T12:00:00Z", got ${JSON.stringify(value)}.`);
+  const match = typeof value === "string" ? RFC3339.exec(value) : null;
+  const ms = match ? Date.parse(value) : NaN;
+  // Date.parse rolls impossible dates over (Feb 30 → Mar 1): compare the calendar date it read.
+  const [y, m, d, hh = "0", mm = "0", ss = "0"] = match?.slice(1) ?? [];
+  const calendar = match && new Date(Date.UTC(Number(y), Number(m) - 1, Number(d)));
+  const valid =
+    calendar && !Number.isNaN(ms) && calendar.getUTCFullYear() === Number(y) && calendar.getUTCMonth() === Number(m) - 1 &&
+    calendar.getUTCDate() === Number(d) && Number(hh) < 24 && Number(mm) < 60 && Number(ss) < 60;
+  if (!valid) throw new InvalidArgumentError(`${name} must be an RFC 3339 timestamp such as "2026-01-31T12:00:00Z", got ${JSON.stringify(value)}.`);
   return ms;
 }
 

@@ -62,6 +62,7 @@ export class QueueDispatcher {
   private again = false;
   private poll?: NodeJS.Timeout;
   private stopped = false;
+  private alarm?: { at: number; handle: { cancel(): void } };
 
   constructor(
     private readonly engine: Engine,
@@ -79,6 +80,7 @@ export class QueueDispatcher {
   stop(): void {
     this.stopped = true;
     clearInterval(this.poll);
+    this.alarm?.handle.cancel();
   }
 
   trigger(): void {
@@ -96,22 +98,37 @@ export class QueueDispatcher {
       for (;;) {
         this.again = false;
         const { workerConcurrency, concurrency, rateLimit, priorityEnabled = false, partitionQueue = false } = this.options;
-        const free = workerConcurrency === undefined ? CLAIM_BATCH : Math.min(CLAIM_BATCH, workerConcurrency - this.engine.runningIn(this.name));
+        // A partitioned queue applies workerConcurrency per partition, in the claim itself.
+        const perQueue = workerConcurrency !== undefined && !partitionQueue;
+        const free = perQueue ? Math.min(CLAIM_BATCH, workerConcurrency - this.engine.runningIn(this.name)) : CLAIM_BATCH;
         if (free <= 0 || this.stopped) return;
-        const claimed = await this.engine.store.claimQueued({
+        const { claimed, nextDelayedAt } = await this.engine.store.claimQueued({
           queueName: this.name, executorId: this.engine.executorId, appVersion: this.engine.appVersion, now: Date.now(), max: free,
           workflowNames: [...this.engine.workflows.keys()], concurrency, priorityEnabled, partitioned: partitionQueue,
           rateLimit: rateLimit && { limit: rateLimit.limit, periodMs: rateLimit.periodSeconds * 1000 },
+          perPartition: partitionQueue && workerConcurrency !== undefined ? { workerConcurrency, running: this.engine.runningByPartition(this.name) } : undefined,
         });
         for (const { workflow, operations } of claimed) this.engine.executeRegistered(workflow, operations);
+        if (nextDelayedAt !== null) this.wakeAt(nextDelayedAt);
         if (claimed.length < free && !this.again) {
-          // A rate-limited queue may have work that becomes claimable when the window slides.
-          if (rateLimit && claimed.length === 0) this.engine.timers.at(Date.now() + (rateLimit.periodSeconds * 1000) / rateLimit.limit, () => this.trigger());
+          // A rate-limited queue may have work that becomes claimable when its window slides.
+          if (rateLimit && claimed.length === 0) this.wakeAt(Date.now() + (rateLimit.periodSeconds * 1000) / rateLimit.limit);
           return;
         }
       }
     } catch (error) {
       if (!this.stopped && this.engine.launched) this.engine.logger.warn(`Dispatching queue "${this.name}" failed; retrying at the next poll.`, { error: String(error) });
     }
+  }
+
+  /** One timer per dispatcher, at the earliest time something is known to become claimable. */
+  private wakeAt(at: number): void {
+    if (this.alarm && this.alarm.at <= at && this.alarm.at > Date.now()) return;
+    this.alarm?.handle.cancel();
+    const handle = this.engine.timers.at(at, () => {
+      this.alarm = undefined;
+      this.trigger();
+    });
+    this.alarm = { at, handle };
   }
 }

@@ -56,6 +56,7 @@ export async function start(engine: Engine, name: string, args: unknown[], optio
   if (refusal) throw refusal;
   if (inserted.inserted && workflow && row.status === "PENDING") engine.execute(row, [], workflow);
   if (inserted.inserted && row.status === "DELAYED") engine.timers.at(row.delayUntilEpochMs!, () => engine.queues.get(row.queueName!)?.trigger());
+  if (inserted.inserted && row.queueName && row.deadlineEpochMs !== null) engine.armDeadline(workflowId, row.deadlineEpochMs);
   return workflowId;
 }
 

@@ -12,6 +12,8 @@ interface Waiter {
   check: () => Promise<boolean>;
   checking: boolean;
   again: boolean;
+  /** The deadline passed; the wait ends as soon as no check is running (a check in flight still counts). */
+  expired: boolean;
   settle: (error?: unknown) => void;
 }
 
@@ -36,6 +38,7 @@ export class Waiters {
         check,
         checking: false,
         again: false,
+        expired: false,
         settle: (error?: unknown) => {
           this.remove(waiter);
           timer?.cancel();
@@ -50,7 +53,12 @@ export class Waiters {
         if (!set) this.byKey.set(k, (set = new Set()));
         set.add(waiter);
       }
-      if (deadline !== Infinity) timer = this.timers.at(deadline, () => waiter.settle(false));
+      if (deadline !== Infinity) {
+        timer = this.timers.at(deadline, () => {
+          waiter.expired = true;
+          if (!waiter.checking) waiter.settle(false);
+        });
+      }
       signal?.addEventListener("abort", onAbort, { once: true });
       this.run(waiter);
     });
@@ -94,6 +102,7 @@ export class Waiters {
       (done) => {
         waiter.checking = false;
         if (done) waiter.settle();
+        else if (waiter.expired) waiter.settle(false);
         else if (waiter.again) this.run(waiter);
       },
       (error) => {

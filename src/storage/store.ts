@@ -90,7 +90,7 @@ export type Write =
    * (a workflow's own write replayed); without it (writes from inside a step) every call appends.
    */
   | { kind: "writeStream"; workflowId: string; key: string; functionId: number; once: boolean; value: StoredValue | null }
-  /** Set the outcome of a workflow, only while it is PENDING. */
+  /** Set the outcome of a workflow, only while it is PENDING on `executorId`. */
   | {
       kind: "completeWorkflow";
       workflowId: string;
@@ -100,6 +100,7 @@ export type Write =
       completedAt: number;
       /** The queue the workflow ran from, whose dispatchers a completion may unblock. */
       queueName: string | null;
+      executorId: string;
     };
 
 export type WriteResult =
@@ -130,7 +131,7 @@ export const WRITE_ORDER: Write["kind"][] = [
 export function wakeKeysOf(write: Write): string[] {
   switch (write.kind) {
     case "insertWorkflow":
-      return write.row.queueName && write.row.status === "ENQUEUED" ? [`queue:${write.row.queueName}`, `status:${write.row.workflowId}`] : [`status:${write.row.workflowId}`];
+      return write.row.queueName ? [`queue:${write.row.queueName}`, `status:${write.row.workflowId}`] : [`status:${write.row.workflowId}`];
     case "send":
       return [`message:${write.destinationId}`];
     case "setEvent":
@@ -188,8 +189,10 @@ export interface ClaimRequest {
   executorId: string;
   appVersion: string;
   now: number;
-  /** At most this many rows (this executor's free worker slots, or a batch size). */
+  /** At most this many rows in all (this executor's free worker slots, or a batch size). */
   max: number;
+  /** Partitioned queues: most running on this executor per partition, and how many run here now (by partition key). */
+  perPartition?: { workerConcurrency: number; running: Record<string, number> };
   /** Workflow names this executor can run; others stay queued for an executor that can. */
   workflowNames: string[];
   /** Most PENDING workflows of the queue across all executors (per partition when partitioned). */
@@ -254,9 +257,10 @@ export interface Store {
    * Claim queued work for one executor, respecting the queue's limits: promotes DELAYED rows
    * whose time has come, then moves up to `max` ENQUEUED rows to PENDING on this executor
    * (counting an attempt, stamping the start and the deadline from the timeout). Returns the
-   * claimed rows with their recorded operations (resumed and forked workflows have some).
+   * claimed rows with their recorded operations (resumed and forked workflows have some), and
+   * when the queue's next DELAYED workflow is due (null: none).
    */
-  claimQueued(request: ClaimRequest): Promise<{ workflow: WorkflowRow; operations: OperationRow[] }[]>;
+  claimQueued(request: ClaimRequest): Promise<{ claimed: { workflow: WorkflowRow; operations: OperationRow[] }[]; nextDelayedAt: number | null }>;
   /** Record that this executor is alive. */
   heartbeat(executorId: string, now: number): Promise<void>;
   /** Called with wake keys committed by other processes (`null`: something changed, re-check all). */

@@ -39,7 +39,7 @@ export function storeSql(schema: string) {
     ${notifyChanged("dead", "$5")}
     SELECT (SELECT count(*) FROM notified) AS notified, (SELECT json_agg(counted) FROM counted) AS rows`;
   const claim = (priority: boolean) => {
-    const order = `${priority ? "priority, " : ""}created_at, workflow_id`;
+    const order = `${priority ? "priority, " : ""}created_at, seq`;
     const inScope = `queue_name = $1 AND (NOT $6::boolean OR partition_key IS NOT DISTINCT FROM $7::text)`;
     return `WITH budget AS (
         SELECT LEAST($3::int,
@@ -55,13 +55,38 @@ export function storeSql(schema: string) {
           recovery_attempts = w.recovery_attempts + 1, app_version = COALESCE(w.app_version, $10::text),
           deadline_epoch_ms = CASE WHEN w.timeout_ms IS NOT NULL AND w.deadline_epoch_ms IS NULL THEN $2 + w.timeout_ms ELSE w.deadline_epoch_ms END
         FROM picked WHERE w.workflow_id = picked.workflow_id AND w.status = 'ENQUEUED'
-        RETURNING ${WF_COLUMNS.map((c) => `w.${c}`).join(", ")})
+        RETURNING ${WF_COLUMNS.map((c) => `w.${c}`).join(", ")}, w.seq)
       SELECT json_agg(json_build_object('workflow', row_to_json(c), 'operations', ${operationsOf("c.workflow_id")})
         ORDER BY ${order}) AS claimed
       FROM claimed c`;
   };
 
+  // A queue without shared limits needs no lock: one autocommitted statement promotes due
+  // DELAYED rows (claimable from the next pass) and claims with SKIP LOCKED, so executors never wait on each other.
+  const claimFree = (priority: boolean) => {
+    const order = `${priority ? "priority, " : ""}created_at, seq`;
+    return `WITH promoted AS (
+        UPDATE ${ws} SET status = 'ENQUEUED', updated_at = $2
+        WHERE queue_name = $1 AND status = 'DELAYED' AND delay_until_epoch_ms <= $2 RETURNING 1),
+      picked AS (
+        SELECT workflow_id FROM ${ws}
+        WHERE queue_name = $1 AND status = 'ENQUEUED' AND name = ANY($4::text[]) AND (app_version IS NULL OR app_version = $5::text)
+        ORDER BY ${order} LIMIT $3 FOR UPDATE SKIP LOCKED),
+      claimed AS (
+        UPDATE ${ws} w SET status = 'PENDING', executor_id = $6, started_at = $2, updated_at = $2,
+          recovery_attempts = w.recovery_attempts + 1, app_version = COALESCE(w.app_version, $5::text),
+          deadline_epoch_ms = CASE WHEN w.timeout_ms IS NOT NULL AND w.deadline_epoch_ms IS NULL THEN $2 + w.timeout_ms ELSE w.deadline_epoch_ms END
+        FROM picked WHERE w.workflow_id = picked.workflow_id
+        RETURNING ${WF_COLUMNS.map((c) => `w.${c}`).join(", ")}, w.seq)
+      SELECT (SELECT count(*) FROM promoted) AS promoted,
+        (SELECT min(delay_until_epoch_ms) FROM ${ws} WHERE status = 'DELAYED' AND queue_name = $1) AS next_delayed,
+        (SELECT json_agg(json_build_object('workflow', row_to_json(c), 'operations', ${operationsOf("c.workflow_id")}) ORDER BY ${order}) FROM claimed c) AS claimed`;
+  };
+
   return {
+    nextDelayed: `SELECT min(delay_until_epoch_ms) AS next FROM ${ws} WHERE status = 'DELAYED' AND queue_name = $1`,
+    claimFree: claimFree(false),
+    claimFreeByPriority: claimFree(true),
     loadWorkflow: `SELECT ${wfCols}, ${operationsOf("w.workflow_id")} AS operations FROM ${ws} w WHERE w.workflow_id = $1`,
     listOperations: `SELECT ${opCols} FROM ${ops} WHERE workflow_id = $1 ORDER BY function_id LIMIT $2 OFFSET $3`,
     getEvent: `SELECT value, serialization FROM ${events} WHERE workflow_id = $1 AND key = $2`,
@@ -129,7 +154,7 @@ export function storeSql(schema: string) {
       notified AS (SELECT pg_notify($4, 'queue') FROM changed)
       SELECT (SELECT count(*) FROM notified) AS notified, (SELECT count(*) FROM changed) AS changed`,
     heartbeat: `INSERT INTO ${schema}.executors (executor_id, heartbeat_at) VALUES ($1, $2)
-      ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`,
+      ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = GREATEST(${schema}.executors.heartbeat_at, excluded.heartbeat_at)`,
     // Claims on one queue take turns (see claimQueued), so the counts below stay true until commit.
     lockQueue: `SELECT pg_advisory_xact_lock(${QUEUE_LOCK_CLASS}, hashtext($1))`,
     promoteDelayed: `WITH promoted AS (

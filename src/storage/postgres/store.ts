@@ -3,7 +3,7 @@
  * URL), batches written with one multi-row statement per kind (writes.ts), and wake keys
  * carried to other processes by NOTIFY on a per-schema channel (connection.ts).
  */
-import { DatabaseError } from "../../errors.js";
+import { DatabaseError, WorkflowConflictError } from "../../errors.js";
 import { loadMigrations, pendingMigrations } from "../migrations.js";
 import type { StoreOptions } from "../open.js";
 import { listWorkflowsQuery, numbered, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
@@ -145,6 +145,8 @@ export class PostgresStore implements Store {
         const { rows } = await client.query({ name: "duro_workflow", text: this.sql.workflow, values: [request.workflowId] });
         if (!rows.length) return null;
         const source = toWorkflowRow(rows[0]);
+        const taken = await client.query({ name: "duro_workflow", text: this.sql.workflow, values: [id] });
+        if (taken.rows.length) throw new WorkflowConflictError(id, taken.rows[0].name, source.name);
         // Field for field as the SQLite store builds it.
         const row: WorkflowRow = {
           ...source, workflowId: id, status: queueName ? "ENQUEUED" : "PENDING", output: null, error: null,
@@ -178,6 +180,18 @@ export class PostgresStore implements Store {
    */
   async claimQueued(request: ClaimRequest) {
     const { queueName, executorId, appVersion, now, workflowNames, partitioned } = request;
+    if (!partitioned && request.concurrency === undefined && !request.rateLimit) {
+      const claimed: { workflow: WorkflowRow; operations: OperationRow[] }[] = [];
+      for (;;) {
+        const [row] = await this.query(request.priorityEnabled ? "claimFreeByPriority" : "claimFree", [
+          queueName, now, request.max - claimed.length, workflowNames, appVersion, executorId,
+        ]);
+        for (const r of (row.claimed ?? []) as { workflow: Record<string, unknown>; operations: Record<string, unknown>[] }[]) {
+          claimed.push({ workflow: toWorkflowRow(r.workflow), operations: r.operations.map(toOperationRow) });
+        }
+        if (Number(row.promoted) === 0 || claimed.length >= request.max) return { claimed, nextDelayedAt: row.next_delayed === null ? null : Number(row.next_delayed) };
+      }
+    }
     return this.conn.run((client) =>
       transaction(client, async () => {
         const run = async (name: keyof StoreSql, values: unknown[]) =>
@@ -188,16 +202,20 @@ export class PostgresStore implements Store {
         for (const partition of (partitioned ? partitions ?? [] : [null]) as (string | null)[]) {
           const left = request.max - claimed.length;
           if (left <= 0 || workflowNames.length === 0) break;
+          const perPartition = request.perPartition;
+          const budget = perPartition ? Math.min(left, perPartition.workerConcurrency - (perPartition.running[partition ?? ""] ?? 0)) : left;
+          if (budget <= 0) continue;
           const rate = request.rateLimit;
           const { claimed: rows } = await run(request.priorityEnabled ? "claimByPriority" : "claim", [
-            queueName, now, left, request.concurrency ?? null, rate?.limit ?? null, partitioned, partition,
+            queueName, now, budget, request.concurrency ?? null, rate?.limit ?? null, partitioned, partition,
             rate ? now - rate.periodMs : null, workflowNames, appVersion, executorId,
           ]);
           for (const r of (rows ?? []) as { workflow: Record<string, unknown>; operations: Record<string, unknown>[] }[]) {
             claimed.push({ workflow: toWorkflowRow(r.workflow), operations: r.operations.map(toOperationRow) });
           }
         }
-        return claimed;
+        const { next } = await run("nextDelayed", [queueName]);
+        return { claimed, nextDelayedAt: next === null ? null : Number(next) };
       }),
     );
   }

@@ -10,7 +10,7 @@
 import type pg from "pg";
 import { DuplicateWorkflowError } from "../../errors.js";
 import { OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
-import { wakeKeysOf, WRITE_ORDER, type StoredValue, type Write, type WriteResult } from "../store.js";
+import { wakeKeysOf, WRITE_ORDER, type OperationRow, type StoredValue, type Write, type WriteResult } from "../store.js";
 import { transaction } from "./connection.js";
 
 type Kind = Write["kind"];
@@ -124,8 +124,8 @@ export function writeSql(schema: string) {
       done AS (
         UPDATE ${ws} w SET status = i.status, output = i.output, error = i.error, completed_at = i.completed_at,
           updated_at = i.completed_at, deduplication_id = NULL
-        FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[]) AS i(workflow_id, status, output, error, completed_at)
-        WHERE w.workflow_id = i.workflow_id AND w.status = 'PENDING'
+        FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[]) AS i(workflow_id, status, output, error, completed_at, owner)
+        WHERE w.workflow_id = i.workflow_id AND w.status = 'PENDING' AND w.executor_id = i.owner
         RETURNING w.workflow_id)
       SELECT ${COUNT_NOTIFIED}, (SELECT json_agg(workflow_id) FROM done) AS rows`,
   };
@@ -290,6 +290,7 @@ export async function applyBatch(
       const sent = [...first.values()].map(({ w }) => w);
       const { rows } = await main("completeWorkflows", [
         sent.map((w) => w.workflowId), sent.map((w) => w.status), sent.map((w) => w.output), sent.map((w) => w.error), sent.map((w) => w.completedAt),
+        sent.map((w) => w.executorId),
       ]);
       const done = new Set<string>(rows ?? []);
       for (const item of items) {
@@ -301,11 +302,8 @@ export async function applyBatch(
   async function readOperations(keys: { workflowId: string; functionId: number }[]) {
     const rows = await read("operationsByKey", [keys.map((k) => k.workflowId), keys.map((k) => k.functionId)]);
     const byKey = new Map(rows.map((r) => [keyOf(r.workflow_id, r.function_id), toOperationRow(r)]));
-    return (workflowId: string, functionId: number) => {
-      const row = byKey.get(keyOf(workflowId, functionId));
-      if (!row) throw new Error(`duro: operation ${workflowId}#${functionId} was refused as recorded but cannot be read back.`);
-      return row;
-    };
+    // No row: the write was fenced off (the workflow is no longer PENDING on the writing executor).
+    return (workflowId: string, functionId: number): OperationRow | undefined => byKey.get(keyOf(workflowId, functionId));
   }
 
   const kinds = WRITE_ORDER.filter((kind) => groups.has(kind));

@@ -8,7 +8,7 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { DatabaseError, DuplicateWorkflowError } from "../../errors.js";
+import { DatabaseError, DuplicateWorkflowError, WorkflowConflictError } from "../../errors.js";
 import { loadMigrations, pendingMigrations } from "../migrations.js";
 import {
   listWorkflowsQuery, OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams,
@@ -114,7 +114,7 @@ export class SqliteStore implements Store {
       readStream: db.prepare(`SELECT value, serialization FROM streams WHERE workflow_id = ? AND key = ? AND "offset" >= ? ORDER BY "offset"`),
       complete: db.prepare(
         `UPDATE workflow_status SET status = ?, output = ?, error = ?, completed_at = ?, updated_at = ?, deduplication_id = NULL
-         WHERE workflow_id = ? AND status = 'PENDING'`,
+         WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?`,
       ),
       countAttempt: db.prepare(
         `UPDATE workflow_status SET recovery_attempts = recovery_attempts + 1, updated_at = ?
@@ -127,12 +127,14 @@ export class SqliteStore implements Store {
          RETURNING ${workflowColumns}`,
       ),
       heartbeat: db.prepare(
-        `INSERT INTO executors (executor_id, heartbeat_at) VALUES (?, ?) ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`,
+        `INSERT INTO executors (executor_id, heartbeat_at) VALUES (?, ?)
+         ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = MAX(heartbeat_at, excluded.heartbeat_at)`,
       ),
       setDelay: db.prepare(`UPDATE workflow_status SET delay_until_epoch_ms = ?, updated_at = ? WHERE workflow_id = ? AND status = 'DELAYED'`),
       promoteDelayed: db.prepare(
         `UPDATE workflow_status SET status = 'ENQUEUED', updated_at = ? WHERE queue_name = ? AND status = 'DELAYED' AND delay_until_epoch_ms <= ?`,
       ),
+      nextDelayed: db.prepare(`SELECT MIN(delay_until_epoch_ms) AS next FROM workflow_status WHERE status = 'DELAYED' AND queue_name = ?`),
       partitions: db.prepare(`SELECT DISTINCT partition_key FROM workflow_status WHERE queue_name = ? AND status = 'ENQUEUED'`),
       claim: db.prepare(
         `UPDATE workflow_status SET status = 'PENDING', executor_id = ?, started_at = ?, updated_at = ?, recovery_attempts = recovery_attempts + 1,
@@ -247,7 +249,7 @@ export class SqliteStore implements Store {
         return { kind: "writeStream", offset };
       }
       case "completeWorkflow": {
-        const changes = s.complete.run(write.status, write.output, write.error, write.completedAt, write.completedAt, write.workflowId).changes;
+        const changes = s.complete.run(write.status, write.output, write.error, write.completedAt, write.completedAt, write.workflowId, write.executorId).changes;
         return { kind: "completeWorkflow", completed: changes === 1 };
       }
     }
@@ -342,7 +344,10 @@ export class SqliteStore implements Store {
         deadlineEpochMs: request.timeoutMs !== null && !queueName ? now + request.timeoutMs : null, delayUntilEpochMs: null,
         parentWorkflowId: null, forkedFrom: source.workflowId, wasForkedFrom: false,
       };
-      s.insertWorkflow.run(...workflowParams(row, null, bool));
+      if (s.insertWorkflow.run(...workflowParams(row, null, bool)).changes === 0) {
+        const taken = s.workflow.get(id) as Record<string, unknown> | undefined;
+        throw new WorkflowConflictError(id, String(taken?.name ?? "?"), source.name);
+      }
       s.markForked.run(now, source.workflowId);
       s.copyOperations.run(id, source.workflowId, startStep);
       s.copyEventHistory.run(id, source.workflowId, startStep);
@@ -369,9 +374,11 @@ export class SqliteStore implements Store {
       for (const partition of partitions) {
         const left = request.max - claimed.length;
         if (left <= 0 || workflowNames.length === 0) break;
+        const perPartition = request.perPartition;
+        const localLeft = perPartition ? perPartition.workerConcurrency - (perPartition.running[partition ?? ""] ?? 0) : left;
         const inPartition = request.partitioned ? " AND partition_key IS ?" : "";
         const scope = request.partitioned ? [queueName, partition] : [queueName];
-        let budget = left;
+        let budget = Math.min(left, localLeft);
         if (request.concurrency !== undefined) {
           const { n } = db.prepare(`SELECT COUNT(*) AS n FROM workflow_status WHERE queue_name = ? AND status = 'PENDING'${inPartition}`).get(...scope) as { n: number };
           budget = Math.min(budget, request.concurrency - n);
@@ -387,7 +394,7 @@ export class SqliteStore implements Store {
           .prepare(
             `SELECT workflow_id FROM workflow_status WHERE queue_name = ? AND status = 'ENQUEUED'${inPartition}
                AND name IN (${placeholders(workflowNames.length)}) AND (app_version IS NULL OR app_version = ?)
-             ORDER BY ${request.priorityEnabled ? "priority, " : ""}created_at, workflow_id LIMIT ?`,
+             ORDER BY ${request.priorityEnabled ? "priority, " : ""}created_at, rowid LIMIT ?`,
           )
           .all(...scope, ...workflowNames, appVersion, budget) as { workflow_id: string }[];
         for (const { workflow_id } of ids) {
@@ -397,7 +404,8 @@ export class SqliteStore implements Store {
           claimed.push({ workflow: toWorkflowRow(row), operations });
         }
       }
-      return claimed;
+      const { next } = s.nextDelayed.get(queueName) as { next: number | null };
+      return { claimed, nextDelayedAt: next };
     }).immediate();
   }
 

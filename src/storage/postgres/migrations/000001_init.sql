@@ -26,7 +26,9 @@ CREATE TABLE workflow_status (
   parent_workflow_id   TEXT,
   forked_from          TEXT,
   was_forked_from      BOOLEAN NOT NULL DEFAULT FALSE,
-  owner_token          TEXT
+  owner_token          TEXT,
+  -- Insertion order: FIFO among workflows enqueued in the same millisecond.
+  seq                  BIGSERIAL
 );
 CREATE INDEX workflow_status_created_at ON workflow_status (created_at);
 CREATE INDEX workflow_status_pending ON workflow_status (executor_id) WHERE status = 'PENDING';

@@ -1,0 +1,133 @@
+/**
+ * Bad input to the management API: unknown IDs are WorkflowNotFoundError, malformed arguments
+ * are InvalidArgumentError, and a call that fails changes nothing at all.
+ */
+import { describe, expect, it } from "vitest";
+import { DuroClient, InvalidArgumentError, WorkflowNotFoundError, WorkflowQueue, type Duro } from "../../src/index.js";
+import { backends, quietLogger, useDuro } from "../helpers.js";
+import { snapshot } from "./support.js";
+
+describe.each(backends)("%s", (backend) => {
+  const t = useDuro(backend);
+
+  /** A database with a finished, a failed, a cancelled and a DELAYED workflow. */
+  async function fixture(): Promise<Duro> {
+    const duro = t.duro();
+    new WorkflowQueue(duro, "q");
+    const step = duro.registerStep("step", async (x: number) => x + 1);
+    const ok = duro.registerWorkflow("ok", async (x: number) => step(x));
+    const bad = duro.registerWorkflow("bad", async () => {
+      throw new Error("bad");
+    });
+    const waits = duro.registerWorkflow("waits", async () => duro.recv("go", 60));
+    await duro.launch();
+    await duro.startWorkflow(ok.with({ workflowId: "ok" }), 1).then((h) => h.getResult());
+    await duro.startWorkflow(bad.with({ workflowId: "bad" })).then((h) => h.getResult().catch(() => undefined));
+    await duro.startWorkflow(waits.with({ workflowId: "cancelled" }));
+    await duro.cancelWorkflow("cancelled");
+    await duro.startWorkflow(ok.with({ workflowId: "delayed", queueName: "q", delaySeconds: 3600 }), 2);
+    return duro;
+  }
+
+  it("unknown IDs: WorkflowNotFoundError from listWorkflowSteps, retrieveWorkflow, resume, fork and setWorkflowDelay", async () => {
+    const duro = await fixture();
+    const before = await snapshot(duro);
+    const calls: [string, () => Promise<unknown>][] = [
+      ["listWorkflowSteps", () => duro.listWorkflowSteps("nobody")],
+      ["listWorkflowSteps paged", () => duro.listWorkflowSteps("nobody", { limit: 5, offset: 2 })],
+      ["retrieveWorkflow", () => duro.retrieveWorkflow("nobody")],
+      ["resumeWorkflow", () => duro.resumeWorkflow("nobody")],
+      ["resumeWorkflows", () => duro.resumeWorkflows(["cancelled", "nobody"])],
+      ["resumeWorkflow onto a queue", () => duro.resumeWorkflow("nobody", { queueName: "q" })],
+      ["forkWorkflow", () => duro.forkWorkflow("nobody", 1)],
+      ["forkWorkflow with a new ID", () => duro.forkWorkflow("nobody", 1, { newWorkflowId: "fork-of-nobody" })],
+      ["setWorkflowDelay seconds", () => duro.setWorkflowDelay("nobody", { delaySeconds: 5 })],
+      ["setWorkflowDelay epoch", () => duro.setWorkflowDelay("nobody", { delayUntilEpochMs: Date.now() + 5000 })],
+      ["getResult", () => duro.getResult("nobody")],
+    ];
+    for (const [name, call] of calls) {
+      const error = await call().then(
+        () => undefined,
+        (e) => e,
+      );
+      expect(error, name).toBeInstanceOf(WorkflowNotFoundError);
+      expect(error.workflowId, name).toBe("nobody");
+    }
+    expect(await snapshot(duro)).toEqual(before);
+    expect(await duro.getWorkflowStatus("fork-of-nobody")).toBeNull();
+  });
+
+  it("a negative or fractional limit/offset and a malformed time are InvalidArgumentError", async () => {
+    const duro = await fixture();
+    const before = await snapshot(duro);
+    const filters = [
+      { limit: -1 }, { limit: 2.5 }, { offset: -3 }, { offset: Number.NaN }, { limit: Number.POSITIVE_INFINITY },
+      { startTime: "not a time" }, { endTime: "2024-01-01T25:00:00Z" }, { startTime: "" }, { endTime: "12:00" },
+      { startTime: 1_700_000_000_000 as unknown as string },
+      { status: "FINISHED" as never }, { name: 42 as unknown as string }, { workflowIds: "ok" as unknown as string[] },
+    ];
+    for (const filter of filters) {
+      await expect.soft(duro.listWorkflows(filter), JSON.stringify(filter)).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect.soft(duro.listQueuedWorkflows(filter), JSON.stringify(filter)).rejects.toBeInstanceOf(InvalidArgumentError);
+    }
+    // A date that does not exist is malformed too (Date.parse would quietly read it as 1 March).
+    expect.soft(await duro.listWorkflows({ startTime: "2024-02-30T00:00:00Z" }).then(() => "accepted", (e) => e.name)).toBe("InvalidArgumentError");
+    expect.soft(await duro.listQueuedWorkflows({ endTime: "2023-06-31T00:00:00Z" }).then(() => "accepted", (e) => e.name)).toBe("InvalidArgumentError");
+    for (const options of [{ limit: -1 }, { offset: -1 }, { limit: 0.5 }]) {
+      await expect(duro.listWorkflowSteps("ok", options), JSON.stringify(options)).rejects.toBeInstanceOf(InvalidArgumentError);
+    }
+    expect(await snapshot(duro)).toEqual(before);
+  });
+
+  it("malformed management arguments are InvalidArgumentError and change nothing", async () => {
+    const duro = await fixture();
+    const before = await snapshot(duro);
+    const calls: [string, () => Promise<unknown>][] = [
+      ["setWorkflowDelay without a delay", () => duro.setWorkflowDelay("delayed", {})],
+      ["setWorkflowDelay with both", () => duro.setWorkflowDelay("delayed", { delaySeconds: 1, delayUntilEpochMs: Date.now() })],
+      ["setWorkflowDelay negative", () => duro.setWorkflowDelay("delayed", { delaySeconds: -5 })],
+      ["setWorkflowDelay NaN", () => duro.setWorkflowDelay("delayed", { delayUntilEpochMs: Number.NaN })],
+      ["cancelWorkflows of a string", () => duro.cancelWorkflows("ok" as unknown as string[])],
+      ["cancelWorkflow of an empty ID", () => duro.cancelWorkflow("")],
+      ["resumeWorkflows of a string", () => duro.resumeWorkflows("cancelled" as unknown as string[])],
+      ["resume onto an unknown queue", () => duro.resumeWorkflow("cancelled", { queueName: "nope" })],
+      ["fork step 0", () => duro.forkWorkflow("ok", 0)],
+      ["fork step beyond the record", () => duro.forkWorkflow("ok", 3)],
+      ["fork negative timeout", () => duro.forkWorkflow("ok", 1, { timeoutSeconds: -1 })],
+    ];
+    for (const [name, call] of calls) {
+      // A method that returns a promise reports bad input by rejecting it, not by throwing.
+      let result: Promise<unknown>;
+      try {
+        result = call();
+      } catch (error) {
+        expect.soft(`${name} threw synchronously`).toBe(`${name} returned a rejected promise`);
+        result = Promise.reject(error);
+      }
+      await expect.soft(result, name).rejects.toBeInstanceOf(InvalidArgumentError);
+    }
+    expect(await snapshot(duro)).toEqual(before);
+    // The delayed workflow is still there, still delayed by an hour.
+    expect((await duro.getWorkflowStatus("delayed"))!.delayUntilEpochMs).toBeGreaterThan(Date.now() + 3_000_000);
+  });
+
+  it("the same refusals through a DuroClient", async () => {
+    const duro = await fixture();
+    const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger });
+    try {
+      const before = await snapshot(duro);
+      await expect(client.listWorkflowSteps("nobody")).rejects.toBeInstanceOf(WorkflowNotFoundError);
+      await expect(client.retrieveWorkflow("nobody")).rejects.toBeInstanceOf(WorkflowNotFoundError);
+      await expect(client.resumeWorkflows(["cancelled", "nobody"])).rejects.toBeInstanceOf(WorkflowNotFoundError);
+      await expect(client.forkWorkflow("nobody", 1)).rejects.toBeInstanceOf(WorkflowNotFoundError);
+      await expect(client.setWorkflowDelay("nobody", { delaySeconds: 1 })).rejects.toBeInstanceOf(WorkflowNotFoundError);
+      await expect(client.listWorkflows({ offset: -1 })).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(client.listWorkflows({ endTime: "soon" })).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(client.forkWorkflow("ok", 9)).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(client.setWorkflowDelay("delayed", {})).rejects.toBeInstanceOf(InvalidArgumentError);
+      expect(await snapshot(duro)).toEqual(before);
+    } finally {
+      await client.close();
+    }
+  });
+});

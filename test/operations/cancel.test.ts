@@ -1,0 +1,209 @@
+/**
+ * cancelWorkflow(s) as an operator uses it: queued work leaves its queue and never runs, delayed
+ * work never starts, descendants go with their parent, a body blocked in a durable wait stops
+ * when another executor cancels it, and mixed lists of IDs are fine.
+ * (The basics — CANCELLED, stop at the next step, unknown IDs — are in conformance/management.)
+ */
+import { describe, expect, it } from "vitest";
+import { AwaitedWorkflowCancelledError, WorkflowQueue } from "../../src/index.js";
+import { backends, gate, useDuro, waitFor } from "../helpers.js";
+import { blockedQueue, sleepMs, statusOf, waitForStatus } from "./support.js";
+
+describe.each(backends)("%s", (backend) => {
+  const t = useDuro(backend);
+
+  it("a queued workflow that is cancelled leaves its queue and never runs; its deduplication ID is free again", async () => {
+    const duro = t.duro();
+    const q = blockedQueue(duro, "q");
+    let runs = 0;
+    const victim = duro.registerWorkflow("victim", async () => {
+      runs++;
+      return "ran";
+    });
+    await duro.launch();
+    await q.block();
+    const handle = await duro.startWorkflow(victim.with({ queueName: "q", workflowId: "V", deduplicationId: "d-1" }));
+    expect((await duro.listQueuedWorkflows({ queueName: "q" })).map((s) => s.workflowId)).toEqual(["q-blocker", "V"]);
+
+    await duro.cancelWorkflow("V");
+    const status = (await handle.getStatus())!;
+    expect(status).toMatchObject({ status: "CANCELLED", queueName: null, deduplicationId: null });
+    expect((await duro.listQueuedWorkflows()).map((s) => s.workflowId)).toEqual(["q-blocker"]);
+    expect((await duro.listQueuedWorkflows({ queueName: "q" })).map((s) => s.workflowId)).toEqual(["q-blocker"]);
+    await expect(handle.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+
+    await q.release(); // the slot frees: the cancelled workflow must not be dequeued
+    const again = await duro.startWorkflow(victim.with({ queueName: "q", workflowId: "V2", deduplicationId: "d-1" }));
+    expect(await again.getResult()).toBe("ran");
+    await sleepMs(300);
+    expect(runs).toBe(1); // only V2
+    expect(await statusOf(duro, "V")).toBe("CANCELLED");
+    expect(await duro.listWorkflowSteps("V")).toEqual([]);
+  });
+
+  it("a DELAYED workflow that is cancelled never starts", async () => {
+    const duro = t.duro();
+    new WorkflowQueue(duro, "later", { pollingIntervalSeconds: 0.1 });
+    let runs = 0;
+    const wf = duro.registerWorkflow("delayed", async () => void runs++);
+    await duro.launch();
+    const handle = await duro.startWorkflow(wf.with({ queueName: "later", delaySeconds: 0.4 }));
+    expect((await handle.getStatus())!.status).toBe("DELAYED");
+    await duro.cancelWorkflow(handle.workflowId);
+    await sleepMs(900);
+    expect(runs).toBe(0);
+    expect((await handle.getStatus())!).toMatchObject({ status: "CANCELLED", queueName: null });
+  });
+
+  it("cancelling a parent cancels its descendants — running, waiting and queued — but not finished ones", async () => {
+    const duro = t.duro();
+    const q = blockedQueue(duro, "kids");
+    const grandchild = duro.registerWorkflow("grandchild", async () => duro.recv("never", 60));
+    const child = duro.registerWorkflow("child", async () => {
+      const h = await duro.startWorkflow(grandchild.with({ workflowId: "G" }));
+      return h.getResult();
+    });
+    const quick = duro.registerWorkflow("quick", async () => "quick");
+    const queuedChild = duro.registerWorkflow("queuedChild", async () => "queued child ran");
+    const childStarted = gate();
+    const parent = duro.registerWorkflow("parent", async () => {
+      await duro.startWorkflow(quick.with({ workflowId: "Q" })).then((h) => h.getResult());
+      await duro.startWorkflow(queuedChild.with({ workflowId: "K", queueName: "kids" }));
+      const h = await duro.startWorkflow(child.with({ workflowId: "C" }));
+      childStarted.open();
+      return h.getResult();
+    });
+    await duro.launch();
+    await q.block();
+    const handle = await duro.startWorkflow(parent.with({ workflowId: "P" }));
+    await childStarted.promise;
+    await waitFor(async () => (await statusOf(duro, "G")) === "PENDING", 10_000, "grandchild to start");
+    expect((await duro.listWorkflows({ parentWorkflowId: "P" })).map((s) => s.workflowId).sort()).toEqual(["C", "K", "Q"]);
+
+    await duro.cancelWorkflow("P");
+    for (const id of ["P", "C", "G", "K"]) expect(await statusOf(duro, id), id).toBe("CANCELLED");
+    expect(await statusOf(duro, "Q")).toBe("SUCCESS");
+    for (const id of ["P", "C", "G", "K"]) await expect(duro.getResult(id), id).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    await expect(handle.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    expect(await duro.getResult("Q")).toBe("quick");
+
+    await q.release();
+    await sleepMs(300);
+    expect(await statusOf(duro, "K")).toBe("CANCELLED"); // the queued child was removed from its queue
+    expect(await duro.listWorkflowSteps("K")).toEqual([]);
+  });
+
+  it("cancelling a child does not cancel its parent: the parent sees AwaitedWorkflowCancelledError", async () => {
+    const duro = t.duro();
+    const child = duro.registerWorkflow("child", async () => duro.recv("never", 60));
+    const parent = duro.registerWorkflow("parent", async () => {
+      const h = await duro.startWorkflow(child.with({ workflowId: "child-of-P" }));
+      try {
+        return await h.getResult();
+      } catch (error) {
+        return `caught ${(error as Error).name}`;
+      }
+    });
+    await duro.launch();
+    const handle = await duro.startWorkflow(parent.with({ workflowId: "P" }));
+    await waitForStatus(duro, "child-of-P", "PENDING");
+    await waitFor(async () => (await duro.listWorkflowSteps("child-of-P")).length > 0, 10_000, "child to wait in recv");
+    await duro.cancelWorkflow("child-of-P");
+    expect(await handle.getResult()).toBe("caught AwaitedWorkflowCancelledError");
+    expect(await statusOf(duro, "P")).toBe("SUCCESS");
+    expect(await statusOf(duro, "child-of-P")).toBe("CANCELLED");
+  });
+
+  it("another executor's cancel interrupts a body blocked in a durable wait within ~2 s; later steps never run", async () => {
+    const a = t.duro({ executorId: "a" });
+    const b = t.duro({ executorId: "b" });
+    let after = 0;
+    const exited = gate<number>();
+    const afterwards = a.registerStep("afterwards", async () => void after++);
+    const wf = a.registerWorkflow("sleeper", async () => {
+      try {
+        await a.sleep(60);
+        await afterwards();
+      } finally {
+        exited.open(performance.now());
+      }
+    });
+    await a.launch();
+    await b.launch();
+    const handle = await a.startWorkflow(wf.with({ workflowId: "S" }));
+    await waitFor(async () => (await a.listWorkflowSteps("S")).length === 1, 10_000, "the sleep to be recorded");
+    const result = handle.getResult().then(
+      () => ({ error: undefined, at: performance.now() }),
+      (error) => ({ error, at: performance.now() }),
+    );
+    const cancelledAt = performance.now();
+    await b.cancelWorkflow("S");
+    const stoppedAt = await exited.promise;
+    expect(stoppedAt - cancelledAt).toBeLessThan(2500);
+    // The executor that ran it also answers its own getResult callers promptly (not at a slow poll).
+    const settled = await result;
+    expect(settled.error).toBeInstanceOf(AwaitedWorkflowCancelledError);
+    expect(settled.at - cancelledAt).toBeLessThan(2500);
+    expect(after).toBe(0);
+    expect(await statusOf(a, "S")).toBe("CANCELLED");
+    expect((await a.listWorkflowSteps("S")).map((s) => s.functionName)).toEqual(["duro.sleep"]);
+  });
+
+  it("a step waiting between retries stops at once when cancelled", async () => {
+    const duro = t.duro();
+    let attempts = 0;
+    const flaky = duro.registerStep(
+      "flaky",
+      async () => {
+        attempts++;
+        throw new Error("down");
+      },
+      { retriesAllowed: true, maxAttempts: 5, intervalSeconds: 30 },
+    );
+    const wf = duro.registerWorkflow("retrying", async () => flaky());
+    await duro.launch();
+    const handle = await duro.startWorkflow(wf);
+    await waitFor(() => attempts === 1);
+    const start = performance.now();
+    await duro.cancelWorkflow(handle.workflowId);
+    await expect(handle.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    expect(performance.now() - start).toBeLessThan(2000);
+    await sleepMs(100);
+    expect(attempts).toBe(1);
+    expect(await duro.listWorkflowSteps(handle.workflowId)).toEqual([]);
+  });
+
+  it("cancelWorkflows takes a mixed list: running ones are cancelled, finished and unknown ones are left alone", async () => {
+    const duro = t.duro();
+    const waits = duro.registerWorkflow("waits", async () => duro.recv("go", 60));
+    const done = duro.registerWorkflow("done", async () => "done");
+    await duro.launch();
+    const r1 = await duro.startWorkflow(waits.with({ workflowId: "r1" }));
+    const r2 = await duro.startWorkflow(waits.with({ workflowId: "r2" }));
+    await duro.startWorkflow(done.with({ workflowId: "d1" })).then((h) => h.getResult());
+    const before = (await duro.getWorkflowStatus("d1"))!;
+    await duro.cancelWorkflows(["r1", "d1", "nobody", "r2", "r1"]);
+    await expect(r1.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    await expect(r2.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    expect(await duro.getWorkflowStatus("d1")).toEqual(before);
+    expect(await duro.getWorkflowStatus("nobody")).toBeNull();
+    await duro.cancelWorkflows([]); // nothing to do
+    await duro.cancelWorkflow("r1"); // cancelling twice is harmless
+    expect((await duro.listWorkflows({ status: "CANCELLED" })).map((s) => s.workflowId)).toEqual(["r1", "r2"]);
+  });
+
+  it("a cancel inside a workflow is a recorded operation", async () => {
+    const duro = t.duro();
+    const target = duro.registerWorkflow("target", async () => duro.recv("go", 60));
+    const canceller = duro.registerWorkflow("canceller", async (id: string) => {
+      await duro.cancelWorkflow(id);
+      return "cancelled it";
+    });
+    await duro.launch();
+    const victim = await duro.startWorkflow(target.with({ workflowId: "T" }));
+    expect(await canceller("T")).toBe("cancelled it");
+    await expect(victim.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    const [c] = await duro.listWorkflows({ name: "canceller" });
+    expect((await duro.listWorkflowSteps(c.workflowId)).map((s) => s.functionName)).toEqual(["duro.cancelWorkflow"]);
+  });
+});

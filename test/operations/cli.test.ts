@@ -1,0 +1,276 @@
+/**
+ * The `duro` command line, run for real: `node dist/cli/main.js …` (the package's bin) as a
+ * child process against a real database that a Duro instance in this process serves. Needs
+ * `npm run build` first. Exit codes: 0 done, 1 failed, 2 bad usage, 3 workflow not found.
+ */
+import { existsSync } from "node:fs";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { Duro, ListWorkflowsFilter } from "../../src/index.js";
+import { backends, freshDatabaseUrl, POSTGRES_URL, useDuro, waitFor } from "../helpers.js";
+import { blockedQueue, CLI, cli, rawQuery, snapshot, statusOf, waitForStatus } from "./support.js";
+
+/** What `--json` prints for a value: JSON, with errors as { name, message }. */
+const asJson = (value: unknown) =>
+  JSON.parse(JSON.stringify(value, (_k, v) => (v instanceof Error ? { name: v.name, message: v.message } : v)));
+const iso = (ms: number) => new Date(ms).toISOString();
+const tick = async () => {
+  const now = Date.now();
+  await waitFor(() => Date.now() > now + 1);
+};
+
+beforeAll(() => {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` before this suite.`);
+});
+
+describe.each(backends)("%s", (backend) => {
+  const t = useDuro(backend);
+
+  /**
+   * ok-1, ok-2 (user alice, app version v2), bad-1 (ERROR), wait-1 (PENDING in recv), par with
+   * child par-1, ok-1-f (a fork of ok-1), and on queue "q" (held by q-blocker) queued-1.
+   */
+  async function fixture() {
+    const duro = t.duro({ executorId: "exec-A", appVersion: "v1" });
+    const q = blockedQueue(duro, "q");
+    const runs = { s: 0 };
+    const s = duro.registerStep("s", async (x: number) => (runs.s++, x + 1));
+    const ok = duro.registerWorkflow("ok", async (x: number) => s(await s(x)));
+    const bad = duro.registerWorkflow("bad", async () => {
+      throw new TypeError("bad input");
+    });
+    const waits = duro.registerWorkflow("waits", async () => duro.recv<string>("go", 60));
+    const child = duro.registerWorkflow("child", async () => "c");
+    const parent = duro.registerWorkflow("parent", async () => child());
+    await duro.launch();
+    await q.block();
+    const times: Record<string, number> = {};
+    const run = async (id: string, p: Promise<{ getResult(): Promise<unknown> }>, settle = true) => {
+      const h = await p;
+      if (settle) await h.getResult().catch(() => undefined);
+      times[id] = (await duro.getWorkflowStatus(id))!.createdAt;
+      await tick();
+    };
+    await run("ok-1", duro.startWorkflow(ok.with({ workflowId: "ok-1" }), 1));
+    await run("ok-2", duro.startWorkflow(ok.with({ workflowId: "ok-2", authenticatedUser: "alice", appVersion: "v2" }), 2));
+    await run("bad-1", duro.startWorkflow(bad.with({ workflowId: "bad-1" })));
+    await run("wait-1", duro.startWorkflow(waits.with({ workflowId: "wait-1" })), false);
+    await run("queued-1", duro.startWorkflow(ok.with({ workflowId: "queued-1", queueName: "q" }), 5), false);
+    await run("par", duro.startWorkflow(parent.with({ workflowId: "par" })));
+    await run("ok-1-f", duro.forkWorkflow("ok-1", 2, { newWorkflowId: "ok-1-f" }));
+    await waitFor(async () => (await duro.listWorkflowSteps("wait-1")).length > 0, 10_000, "wait-1 to wait");
+    return { duro, q, runs, times };
+  }
+
+  /** The library's answer to what `duro list` asks, as `--json` prints it. */
+  const listed = async (duro: Duro, filter: ListWorkflowsFilter) =>
+    asJson(await duro.listWorkflows({ sortDesc: true, limit: 50, loadInput: false, loadOutput: false, ...filter }));
+
+  it("list (every filter as flags), get, steps and queue list print what the library returns", async () => {
+    const { duro, times } = await fixture();
+    const db = ["--db", t.url];
+    const cases: [string[], ListWorkflowsFilter, string[] | null][] = [
+      [[], {}, null],
+      [["--status", "SUCCESS", "--name", "ok"], { status: ["SUCCESS"], name: ["ok"] }, ["ok-1-f", "ok-2", "ok-1"]],
+      [["--status", "ERROR", "--status", "PENDING"], { status: ["ERROR", "PENDING"] }, ["wait-1", "bad-1", "q-blocker"]],
+      [["--queue", "q"], { queueName: ["q"] }, ["queued-1", "q-blocker"]],
+      [["--user", "alice"], { user: ["alice"] }, ["ok-2"]],
+      [["--app-version", "v2"], { appVersion: ["v2"] }, ["ok-2"]],
+      [["--executor", "exec-A", "--name", "bad"], { executorId: ["exec-A"], name: ["bad"] }, ["bad-1"]],
+      [["--prefix", "ok-"], { workflowIdPrefix: ["ok-"] }, ["ok-1-f", "ok-2", "ok-1"]],
+      [["--prefix", "par", "--prefix", "bad"], { workflowIdPrefix: ["par", "bad"] }, ["par-1", "par", "bad-1"]],
+      [["--parent", "par"], { parentWorkflowId: ["par"] }, ["par-1"]],
+      [["--forked-from", "ok-1"], { forkedFrom: ["ok-1"] }, ["ok-1-f"]],
+      [["--since", iso(times["ok-2"]), "--until", iso(times["wait-1"])], { startTime: iso(times["ok-2"]), endTime: iso(times["wait-1"]) }, ["wait-1", "bad-1", "ok-2"]],
+      [["--limit", "2", "--offset", "1", "--prefix", "ok-"], { limit: 2, offset: 1, workflowIdPrefix: ["ok-"] }, ["ok-2", "ok-1"]],
+      [["--asc", "--prefix", "ok-"], { sortDesc: false, workflowIdPrefix: ["ok-"] }, ["ok-1", "ok-2", "ok-1-f"]],
+    ];
+    const results = await Promise.all(cases.map(([flags]) => cli(["list", ...db, "--json", ...flags])));
+    for (const [i, [flags, filter, ids]] of cases.entries()) {
+      const { code, stdout, stderr } = results[i];
+      expect(code, `${flags.join(" ")}: ${stderr}`).toBe(0);
+      const printed = JSON.parse(stdout);
+      expect(printed, flags.join(" ")).toEqual(await listed(duro, filter));
+      if (ids) expect(printed.map((s: { workflowId: string }) => s.workflowId), flags.join(" ")).toEqual(ids);
+      for (const row of printed) expect(row).not.toHaveProperty("input");
+    }
+    expect(JSON.parse(results[0].stdout)).toHaveLength(9);
+
+    const [table, viaEnv, get, getBad, steps, stepsPaged, queued, queuedQ, queuedEnqueued] = await Promise.all([
+      cli(["list", ...db]),
+      cli(["list", "--json"], { DURO_DATABASE_URL: t.url }),
+      cli(["get", "ok-1", ...db, "--json"]),
+      cli(["get", "bad-1", ...db, "--json"]),
+      cli(["steps", "ok-1-f", ...db, "--json"]),
+      cli(["steps", "ok-1", "--limit", "1", "--offset", "1", ...db, "--json"]),
+      cli(["queue", "list", ...db, "--json"]),
+      cli(["queue", "list", "--queue", "q", ...db, "--json"]),
+      cli(["queue", "list", "--status", "ENQUEUED", ...db, "--json"]),
+    ]);
+    // The readable table: a header, then one line per workflow.
+    expect(table.code).toBe(0);
+    const lines = table.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^WORKFLOW ID\s+NAME\s+STATUS\s+QUEUE\s+EXECUTOR\s+CREATED\s+ATTEMPTS$/);
+    expect(lines).toHaveLength(10);
+    expect(lines[1]).toMatch(/^ok-1-f\s+ok\s+SUCCESS\s+exec-A/);
+    expect(lines.find((l) => l.startsWith("queued-1"))).toMatch(/^queued-1\s+ok\s+ENQUEUED\s+q\s/);
+
+    expect(viaEnv.code).toBe(0);
+    expect(JSON.parse(viaEnv.stdout)).toEqual(JSON.parse(results[0].stdout));
+
+    expect(get.code).toBe(0);
+    expect(JSON.parse(get.stdout)).toEqual(asJson(await duro.getWorkflowStatus("ok-1")));
+    expect(JSON.parse(get.stdout)).toMatchObject({ workflowId: "ok-1", status: "SUCCESS", input: [1], output: 3, wasForkedFrom: true });
+    expect(JSON.parse(getBad.stdout)).toMatchObject({ status: "ERROR", error: { name: "TypeError", message: "bad input" } });
+
+    expect(steps.code).toBe(0);
+    expect(JSON.parse(steps.stdout)).toEqual(asJson(await duro.listWorkflowSteps("ok-1-f")));
+    expect(JSON.parse(steps.stdout).map((st: { functionName: string; output: number }) => [st.functionName, st.output])).toEqual([["s", 2], ["s", 3]]);
+    expect(JSON.parse(stepsPaged.stdout)).toEqual(asJson(await duro.listWorkflowSteps("ok-1", { limit: 1, offset: 1 })));
+
+    const queuedIds = (r: { stdout: string }) => JSON.parse(r.stdout).map((s: { workflowId: string }) => s.workflowId);
+    expect(queued.code).toBe(0);
+    expect(JSON.parse(queued.stdout)).toEqual(asJson(await duro.listQueuedWorkflows({ sortDesc: true, limit: 50, loadInput: false, loadOutput: false })));
+    expect(queuedIds(queued)).toEqual(["queued-1", "q-blocker"]);
+    expect(queuedIds(queuedQ)).toEqual(["queued-1", "q-blocker"]);
+    expect(queuedIds(queuedEnqueued)).toEqual(["queued-1"]);
+
+    // Readable forms of get and steps.
+    const [getText, stepsText] = await Promise.all([cli(["get", "bad-1", ...db]), cli(["steps", "ok-1", ...db])]);
+    expect(getText.stdout).toMatch(/^workflowId\s+bad-1$/m);
+    expect(getText.stdout).toMatch(/^status\s+ERROR$/m);
+    expect(getText.stdout).toMatch(/^error\s+TypeError: bad input$/m);
+    expect(stepsText.stdout.split("\n")[0]).toMatch(/^ID\s+NAME\s+OUTPUT \/ ERROR\s+CHILD\s+MS$/);
+    expect(stepsText.stdout).toMatch(/^1\s+s\s+2\s/m);
+  });
+
+  it("cancel, resume and fork change the workflows; not-found and bad usage change nothing", async () => {
+    const { duro, runs } = await fixture();
+    const db = ["--db", t.url];
+
+    const cancel = await cli(["cancel", "wait-1", "queued-1", "no-such-id", ...db, "--json"]);
+    expect(cancel.code, cancel.stderr).toBe(0);
+    expect(JSON.parse(cancel.stdout)).toEqual({ cancelled: ["wait-1", "queued-1", "no-such-id"] });
+    expect(await statusOf(duro, "wait-1")).toBe("CANCELLED");
+    expect((await duro.getWorkflowStatus("queued-1"))!).toMatchObject({ status: "CANCELLED", queueName: null });
+    await waitFor(() => !duro.engine.running.has("wait-1"), 10_000, "the executor to stop wait-1");
+    const cancelText = await cli(["cancel", "ok-1", ...db]); // finished: left alone
+    expect(cancelText.code).toBe(0);
+    expect(cancelText.stdout.trim()).toBe("Cancelled ok-1.");
+    expect(await statusOf(duro, "ok-1")).toBe("SUCCESS");
+
+    // Refused calls first, on a snapshot.
+    const before = await snapshot(duro);
+    const refused = await Promise.all([
+      cli(["resume", "queued-1", "no-such-id", ...db]),
+      cli(["resume", "no-such-id", ...db, "--json"]),
+      cli(["fork", "no-such-id", "--step", "1", ...db]),
+      cli(["fork", "ok-1", ...db]),
+      cli(["fork", "ok-1", "--step", "99", ...db]),
+      cli(["fork", "ok-1", "--step", "0", ...db]),
+      cli(["fork", "ok-1", "--step", "two", ...db]),
+      cli(["steps", "no-such-id", ...db]),
+      cli(["get", "no-such-id", ...db, "--json"]),
+      cli(["cancel", ...db]),
+      cli(["resume", ...db]),
+    ]);
+    expect(refused.map((r) => r.code)).toEqual([3, 3, 3, 2, 2, 2, 2, 3, 3, 2, 2]);
+    for (const r of refused) {
+      expect(r.stdout).toBe("");
+      expect(r.stderr).not.toBe("");
+    }
+    expect(refused[0].stderr).toContain("no-such-id");
+    expect(await snapshot(duro)).toEqual(before);
+
+    // resume: through the internal queue, which the executor serves.
+    const resume = await cli(["resume", "wait-1", ...db, "--json"]);
+    expect(resume.code, resume.stderr).toBe(0);
+    expect(JSON.parse(resume.stdout)).toEqual({ resumed: ["wait-1"] });
+    await waitForStatus(duro, "wait-1", "PENDING");
+    await duro.send("wait-1", "hello", "go");
+    expect(await duro.getResult("wait-1")).toBe("hello");
+
+    const onQueue = await cli(["resume", "queued-1", "--queue", "q", ...db]);
+    expect(onQueue.code, onQueue.stderr).toBe(0);
+    expect(onQueue.stdout.trim()).toBe("Resumed queued-1.");
+    expect((await duro.getWorkflowStatus("queued-1"))!).toMatchObject({ status: "ENQUEUED", queueName: "q" });
+
+    // fork: the executor runs it from --step on.
+    const sBefore = runs.s;
+    const fork = await cli(["fork", "ok-1", "--step", "2", "--new-id", "ok-1-g", ...db, "--json"]);
+    expect(fork.code, fork.stderr).toBe(0);
+    expect(JSON.parse(fork.stdout)).toEqual({ workflowId: "ok-1-g", forkedFrom: "ok-1" });
+    expect(await duro.getResult("ok-1-g")).toBe(3);
+    expect(runs.s).toBe(sBefore + 1); // only the second step ran again
+    expect((await duro.getWorkflowStatus("ok-1-g"))!).toMatchObject({ forkedFrom: "ok-1", status: "SUCCESS" });
+
+    const queuedFork = await cli(["fork", "ok-1", "--step", "1", "--new-id", "ok-1-h", "--queue", "q", "--app-version", "v1", "--timeout", "30", ...db]);
+    expect(queuedFork.code, queuedFork.stderr).toBe(0);
+    expect(queuedFork.stdout.trim()).toBe("Forked ok-1 as ok-1-h.");
+    expect((await duro.getWorkflowStatus("ok-1-h"))!).toMatchObject({ status: "ENQUEUED", queueName: "q", appVersion: "v1", timeoutMs: 30_000 });
+  });
+
+  it("migrate creates the schema of a new database, and is idempotent", async () => {
+    const url = freshDatabaseUrl(backend);
+    const first = await cli(["migrate", "--db", url]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout.trim()).toBe("The database schema is up to date.");
+    const tables =
+      backend === "sqlite"
+        ? await rawQuery(url, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'workflow_status'")
+        : await rawQuery(url, "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'workflow_status'", [
+            new URL(url).searchParams.get("schema"),
+          ]);
+    expect(tables).toHaveLength(1);
+    const again = await cli(["migrate", "--json"], { DURO_DATABASE_URL: url });
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toEqual({ migrated: true });
+    const list = await cli(["list", "--db", url, "--json"]);
+    expect(JSON.parse(list.stdout)).toEqual([]);
+  });
+
+  it("--help for each command; exit codes for bad usage (2) and other failures (1)", async () => {
+    const commands = [["list"], ["get"], ["steps"], ["cancel"], ["resume"], ["fork"], ["queue", "list"], ["migrate"]];
+    const helps = await Promise.all([...commands.map((c) => cli([...c, "--help"])), cli(["get", "-h"]), cli(["--help"]), cli(["help"])]);
+    for (const [i, c] of commands.entries()) {
+      expect(helps[i].code, c.join(" ")).toBe(0);
+      expect(helps[i].stdout, c.join(" ")).toContain(`Usage: duro ${c.join(" ")}`);
+    }
+    expect(helps[0].stdout).toContain("--status");
+    expect(helps[5].stdout).toContain("--step N");
+    expect(helps[8].code).toBe(0);
+    for (const top of [helps[9], helps[10]]) {
+      expect(top.code).toBe(0);
+      for (const c of commands) expect(top.stdout).toContain(`duro ${c.join(" ")}`);
+      expect(top.stdout).toMatch(/Exit codes/);
+    }
+
+    const noSuchDatabase = new URL(POSTGRES_URL);
+    noSuchDatabase.pathname = "/duro_no_such_database";
+    const badDb = backend === "sqlite" ? "sqlite:/dev/null/not-a-dir/duro.sqlite" : noSuchDatabase.toString();
+    const db = ["--db", freshDatabaseUrl(backend)];
+    const [none, unknown, unknownQueueCmd, unknownFlag, missingValue, badLimit, negativeLimit, badSince, badStatus, twoIds, badScheme, unreachable] =
+      await Promise.all([
+        cli([]),
+        cli(["frobnicate"]),
+        cli(["queue", "purge"]),
+        cli(["list", "--bogus", ...db]),
+        cli(["list", ...db, "--status"]),
+        cli(["list", "--limit", "ten", ...db]),
+        cli(["list", "--limit=-1", ...db]),
+        cli(["list", "--since", "yesterday", ...db]),
+        cli(["list", "--status", "DONE", ...db]),
+        cli(["get", "a", "b", ...db]),
+        cli(["list", "--db", "mysql://localhost/x"]),
+        cli(["list", "--db", badDb]),
+      ]);
+    expect(none.code).toBe(2);
+    expect(none.stdout + none.stderr).toContain("Usage:");
+    for (const [name, r] of Object.entries({ unknown, unknownQueueCmd, unknownFlag, missingValue, badLimit, negativeLimit, badSince, badStatus, twoIds, badScheme })) {
+      expect(r.code, `${name}: ${r.stderr}`).toBe(2);
+      expect(r.stderr, name).not.toBe("");
+    }
+    expect(unknown.stderr).toContain('Unknown command "frobnicate"');
+    expect(unreachable.code, unreachable.stderr).toBe(1);
+    expect(unreachable.stderr).toMatch(/duro list: /);
+  });
+});

@@ -1,0 +1,244 @@
+/**
+ * DuroClient({ databaseUrl }): no registrations, works by workflow name and ID against the
+ * database an executor (a Duro instance) serves: enqueue, send, getEvent, readStream,
+ * retrieveWorkflow, getResult, getWorkflowStatus, every management method, close().
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  AwaitedWorkflowCancelledError, DuplicateWorkflowError, DuroClient, InvalidArgumentError, WorkflowNotFoundError, WorkflowQueue, type Duro,
+} from "../../src/index.js";
+import { backends, gate, quietLogger, useDuro, waitFor } from "../helpers.js";
+import { snapshot, sleepMs, statusOf } from "./support.js";
+
+/** The executor's workflows: "greet" talks through events, a stream and a message; "steps3" has three counted steps. */
+function register(duro: Duro) {
+  const runs = { a: 0, b: 0, c: 0 };
+  const greet = duro.registerWorkflow("greet", async (name: string) => {
+    await duro.setEvent("state", "waiting");
+    await duro.writeStream("out", 1);
+    const msg = await duro.recv<string>("msg", 30);
+    await duro.writeStream("out", msg);
+    await duro.closeStream("out");
+    await duro.setEvent("state", `got ${msg}`);
+    return `hello ${name}: ${msg}`;
+  });
+  const hold = { gate: null as Promise<void> | null, entered: gate() };
+  const a = duro.registerStep("a", async (x: number) => (runs.a++, x + 1));
+  const b = duro.registerStep("b", async (x: number) => {
+    runs.b++;
+    hold.entered.open();
+    if (hold.gate) await hold.gate;
+    return x * 10;
+  });
+  const c = duro.registerStep("c", async (x: number) => (runs.c++, x + 5));
+  const steps3 = duro.registerWorkflow("steps3", async (x: number) => c(await b(await a(x))));
+  new WorkflowQueue(duro, "jobs", { pollingIntervalSeconds: 0.2 });
+  return { greet, steps3, runs, hold };
+}
+
+describe.each(backends)("%s", (backend) => {
+  const t = useDuro(backend);
+  const clients: DuroClient[] = [];
+  const client = () => {
+    const c = new DuroClient({ databaseUrl: t.url, logger: quietLogger });
+    clients.push(c);
+    return c;
+  };
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+  });
+
+  /** An executor with the workflows of `register`, launched; and a client on its database. */
+  async function setup() {
+    const duro = t.duro({ executorId: "worker" });
+    const w = register(duro);
+    await duro.launch();
+    return { duro, c: client(), ...w };
+  }
+
+  /** Runs steps3(1) to its step "b", cancels it there, and lets the body unwind. */
+  async function cancelledInB(duro: Duro, w: ReturnType<typeof register>, c: DuroClient, id: string) {
+    const release = gate();
+    w.hold.gate = release.promise;
+    await c.enqueue({ workflowName: "steps3", queueName: "jobs", workflowId: id }, 1);
+    await w.hold.entered.promise;
+    await c.cancelWorkflow(id);
+    w.hold.gate = null;
+    release.open();
+    await waitFor(async () => (await duro.listWorkflowSteps(id)).length === 1 && !duro.engine.running.has(id), 10_000, "the body to unwind");
+    expect(await statusOf(c, id)).toBe("CANCELLED");
+  }
+
+  it("enqueues by name and reads everything back: events, stream, messages, status, steps, lists", async () => {
+    const { c } = await setup();
+    const handle = await c.enqueue<string>({ workflowName: "greet", queueName: "jobs", workflowId: "g1", authenticatedUser: "ops" }, "ada");
+    expect(handle.workflowId).toBe("g1");
+    expect(await c.getEvent("g1", "state", 10)).toBe("waiting");
+    const queued = await c.listQueuedWorkflows({ queueName: "jobs" });
+    expect(queued.map((s) => [s.workflowId, s.status, s.executorId])).toEqual([["g1", "PENDING", "worker"]]);
+    expect(await c.getEvent("g1", "no-such-key", 0.1)).toBeNull();
+
+    await c.send("g1", "hi", "msg");
+    expect(await handle.getResult()).toBe("hello ada: hi");
+    expect(await c.getResult("g1")).toBe("hello ada: hi");
+    expect(await c.getEvent("g1", "state", 1)).toBe("got hi");
+    expect(await c.getAllEvents("g1")).toEqual({ state: "got hi" });
+    const values: unknown[] = [];
+    for await (const v of c.readStream("g1", "out")) values.push(v);
+    expect(values).toEqual([1, "hi"]);
+
+    const retrieved = await c.retrieveWorkflow<string>("g1");
+    expect((await retrieved.getStatus())!).toMatchObject({
+      workflowId: "g1", status: "SUCCESS", workflowName: "greet", input: ["ada"], output: "hello ada: hi", queueName: "jobs", authenticatedUser: "ops",
+    });
+    expect(await retrieved.getResult()).toBe("hello ada: hi");
+    expect((await c.getWorkflowStatus("g1"))!.executorId).toBe("worker");
+    expect(await c.getWorkflowStatus("nope")).toBeNull();
+    expect((await c.listWorkflows({ name: "greet", status: "SUCCESS" })).map((s) => s.workflowId)).toEqual(["g1"]);
+    expect((await c.listWorkflows({ user: "ops", loadInput: false }))[0]).not.toHaveProperty("input");
+    expect(await c.listQueuedWorkflows()).toEqual([]);
+    expect((await c.listWorkflowSteps("g1")).map((s) => s.functionName)).toEqual([
+      "duro.setEvent", "duro.writeStream", "duro.recv", "duro.sleep", "duro.writeStream", "duro.closeStream", "duro.setEvent",
+    ]);
+    expect(await c.listWorkflowSteps("g1", { limit: 2, offset: 1 })).toMatchObject([{ functionId: 2 }, { functionId: 3, output: "hi" }]);
+  });
+
+  it("enqueue honours start options: deduplicationId, delaySeconds (and setWorkflowDelay moves it)", async () => {
+    const { c } = await setup();
+    await c.enqueue({ workflowName: "greet", queueName: "jobs", workflowId: "d1", deduplicationId: "once" }, "x");
+    await expect(c.enqueue({ workflowName: "greet", queueName: "jobs", workflowId: "d2", deduplicationId: "once" }, "y")).rejects.toBeInstanceOf(
+      DuplicateWorkflowError,
+    );
+    expect(await c.getWorkflowStatus("d2")).toBeNull();
+    await c.send("d1", "m", "msg");
+    expect(await c.getResult("d1")).toBe("hello x: m");
+
+    const later = await c.enqueue<number>({ workflowName: "steps3", queueName: "jobs", workflowId: "late", delaySeconds: 3600 }, 2);
+    expect((await later.getStatus())!.status).toBe("DELAYED");
+    const until = Date.now() + 200;
+    await c.setWorkflowDelay("late", { delayUntilEpochMs: until });
+    expect((await later.getStatus())!.delayUntilEpochMs).toBe(until);
+    expect(await later.getResult()).toBe(35);
+
+    const later2 = await c.enqueue<number>({ workflowName: "steps3", queueName: "jobs", delaySeconds: 3600 }, 3);
+    await c.setWorkflowDelay(later2.workflowId, { delaySeconds: 0 });
+    expect(await later2.getResult()).toBe(45);
+  });
+
+  it("an unknown workflow name is stored ENQUEUED and runs once an executor that knows it starts", async () => {
+    const { duro, c } = await setup(); // knows greet and steps3, serves "jobs"
+    const handle = await c.enqueue<number>({ workflowName: "double", queueName: "jobs", workflowId: "u1" }, 21);
+    expect((await handle.getStatus())!).toMatchObject({ status: "ENQUEUED", workflowName: "double", queueName: "jobs", input: [21] });
+    await sleepMs(600);
+    expect(await statusOf(duro, "u1")).toBe("ENQUEUED"); // the running executor cannot run it
+
+    const knows = t.duro({ executorId: "knows-double" });
+    knows.registerWorkflow("double", async (x: number) => x * 2);
+    new WorkflowQueue(knows, "jobs");
+    await knows.launch();
+    expect(await handle.getResult()).toBe(42);
+    expect((await c.getWorkflowStatus("u1"))!).toMatchObject({ status: "SUCCESS", executorId: "knows-double" });
+  });
+
+  it("cancelWorkflow(s): the executor running it stops it, and every getResult sees AwaitedWorkflowCancelledError", async () => {
+    const { duro, c, greet } = await setup();
+    const running = await duro.startWorkflow(greet.with({ workflowId: "r1" }), "r");
+    await c.enqueue({ workflowName: "greet", queueName: "jobs", workflowId: "r2" }, "q");
+    await waitFor(async () => (await c.getEvent("r1", "state", 0.05)) === "waiting" && (await c.getEvent("r2", "state", 0.05)) === "waiting");
+    const start = performance.now();
+    await c.cancelWorkflows(["r1", "r2", "unknown"]);
+    expect(await statusOf(c, "r1")).toBe("CANCELLED");
+    await expect(c.getResult("r2")).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    await expect(running.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    await expect(duro.getResult("r2")).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    await waitFor(() => !duro.engine.running.has("r1") && !duro.engine.running.has("r2"), 5000, "the runs to stop");
+    expect(performance.now() - start).toBeLessThan(2500);
+    await c.cancelWorkflow("unknown"); // a no-op
+    // A message sent now changes nothing: the workflows are over.
+    await c.send("r1", "late", "msg");
+    await sleepMs(200);
+    expect(await c.getEvent("r1", "state", 1)).toBe("waiting");
+  });
+
+  it("getEvent with timeoutSeconds 0 returns a value that is already set", async () => {
+    const { c } = await setup();
+    await c.enqueue({ workflowName: "greet", queueName: "jobs", workflowId: "e0" }, "x");
+    expect(await c.getEvent("e0", "state", 5)).toBe("waiting");
+    const got: unknown[] = [];
+    for (let i = 0; i < 5; i++) got.push(await c.getEvent("e0", "state", 0));
+    expect(got).toEqual(["waiting", "waiting", "waiting", "waiting", "waiting"]);
+    await c.cancelWorkflow("e0");
+  });
+
+  it("resumeWorkflow(s): the executor continues from the last completed step; with queueName it goes through that queue", async () => {
+    const { duro, c, runs, ...w } = await setup();
+    await cancelledInB(duro, { runs, ...w }, c, "s1");
+    expect(runs).toEqual({ a: 1, b: 1, c: 0 });
+    const handle = await c.resumeWorkflow<number>("s1");
+    expect(await handle.getResult()).toBe(25);
+    expect(runs).toEqual({ a: 1, b: 2, c: 1 });
+    expect((await c.getWorkflowStatus("s1"))!).toMatchObject({ status: "SUCCESS", executorId: "worker" });
+
+    w.hold.entered = gate();
+    await cancelledInB(duro, { runs, ...w }, c, "s2");
+    const [h2] = await c.resumeWorkflows(["s2"], { queueName: "jobs" });
+    expect(await h2.getResult()).toBe(25);
+    expect((await c.getWorkflowStatus("s2"))!.queueName).toBe("jobs");
+    expect(runs).toEqual({ a: 2, b: 4, c: 2 });
+
+    const before = await snapshot(duro);
+    await expect(c.resumeWorkflow("nobody")).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(c.resumeWorkflows(["s1", "nobody"])).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    expect(await snapshot(duro)).toEqual(before);
+    const done = await c.resumeWorkflow<number>("s1"); // finished: a no-op
+    expect(await done.getResult()).toBe(25);
+    expect(await snapshot(duro)).toEqual(before);
+  });
+
+  it("forkWorkflow: an executor runs the fork from startStep on; options are recorded", async () => {
+    const { duro, c, runs } = await setup();
+    expect(await (await c.enqueue<number>({ workflowName: "steps3", queueName: "jobs", workflowId: "o" }, 1)).getResult()).toBe(25);
+    const fork = await c.forkWorkflow<number>("o", 3, { newWorkflowId: "o-fork" });
+    expect(fork.workflowId).toBe("o-fork");
+    expect(await fork.getResult()).toBe(25);
+    expect(runs).toEqual({ a: 1, b: 1, c: 2 });
+    expect((await c.getWorkflowStatus("o-fork"))!).toMatchObject({ forkedFrom: "o", executorId: "worker" });
+    expect((await c.getWorkflowStatus("o"))!.wasForkedFrom).toBe(true);
+
+    const queued = await c.forkWorkflow<number>("o", 2, { queueName: "jobs", timeoutSeconds: 30, appVersion: duro.appVersion });
+    expect(await queued.getResult()).toBe(25);
+    expect((await queued.getStatus())!).toMatchObject({ queueName: "jobs", timeoutMs: 30_000, appVersion: duro.appVersion, forkedFrom: "o" });
+    expect(runs).toEqual({ a: 1, b: 2, c: 3 });
+
+    const before = await snapshot(duro);
+    await expect(c.forkWorkflow("nobody", 1)).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(c.forkWorkflow("o", 5)).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(c.forkWorkflow("o", 0)).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect(await snapshot(duro)).toEqual(before);
+  });
+
+  it("unknown IDs are WorkflowNotFoundError; bad arguments are InvalidArgumentError", async () => {
+    const { c } = await setup();
+    await expect(c.retrieveWorkflow("nobody")).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(c.getResult("nobody")).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(c.listWorkflowSteps("nobody")).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(c.setWorkflowDelay("nobody", { delaySeconds: 1 })).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(c.send("nobody", "m")).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(c.enqueue({ workflowName: "greet" } as never, "x")).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(c.enqueue({ workflowName: "", queueName: "jobs" }, "x")).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(c.listWorkflows({ limit: -1 })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(c.listQueuedWorkflows({ startTime: "last tuesday" })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(c.listWorkflowSteps("nobody", { limit: -5 })).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect(await c.listWorkflows()).toEqual([]);
+  });
+
+  it("connects on first use; close() releases it and is idempotent", async () => {
+    const { c } = await setup();
+    expect(await c.listWorkflows()).toEqual([]);
+    await c.close();
+    await c.close();
+    await expect(c.listWorkflows()).rejects.toThrow();
+    const unused = client(); // closing a client that never connected is fine
+    await unused.close();
+  });
+});

@@ -1,0 +1,258 @@
+/**
+ * forkWorkflow(id, startStep, { newWorkflowId, appVersion, queueName, timeoutSeconds }): a new
+ * workflow that reuses the recorded outputs, events and stream values of the operations before
+ * `startStep` and runs the rest; forkedFrom / wasForkedFrom; bad arguments change nothing.
+ */
+import { describe, expect, it } from "vitest";
+import {
+  AwaitedWorkflowCancelledError, InvalidArgumentError, WorkflowConflictError, WorkflowNotFoundError, WorkflowQueue, type Duro,
+} from "../../src/index.js";
+import { backends, gate, useDuro } from "../helpers.js";
+import { blockedQueue, snapshot, statusOf } from "./support.js";
+
+/**
+ * Seven operations:
+ *   1 setEvent("first", "one")   2 writeStream("log", "a")   3 step "alpha"
+ *   4 setEvent("stage", v)       5 writeStream("log", v)     6 step "beta"    7 closeStream("log")
+ * where v names the current `version`, so a re-run operation is told apart from a copied one.
+ */
+function pipeline(duro: Duro) {
+  const state = { version: 1, alpha: 0, beta: 0, betaGate: null as Promise<void> | null };
+  const alpha = duro.registerStep("alpha", async (x: number) => (state.alpha++, x + 1));
+  const beta = duro.registerStep("beta", async (a: number) => {
+    state.beta++;
+    if (state.betaGate) await state.betaGate;
+    return { a, doubled: a * 2, version: state.version };
+  });
+  const wf = duro.registerWorkflow("pipeline", async (x: number) => {
+    await duro.setEvent("first", "one");
+    await duro.writeStream("log", "a");
+    const a = await alpha(x);
+    await duro.setEvent("stage", `two-v${state.version}`);
+    await duro.writeStream("log", `b-v${state.version}`);
+    const b = await beta(a);
+    await duro.closeStream("log");
+    return b;
+  });
+  return { wf, state };
+}
+
+async function readAll(duro: Duro, id: string, key: string): Promise<unknown[]> {
+  const values: unknown[] = [];
+  for await (const v of duro.readStream(id, key, { timeoutSeconds: 10 })) values.push(v);
+  return values;
+}
+
+describe.each(backends)("%s", (backend) => {
+  const t = useDuro(backend);
+
+  async function original() {
+    const duro = t.duro({ appVersion: "v1" });
+    const p = pipeline(duro);
+    await duro.launch();
+    await duro.startWorkflow(p.wf.with({ workflowId: "O" }), 10).then((h) => h.getResult());
+    expect(p.state).toMatchObject({ alpha: 1, beta: 1 });
+    p.state.version = 2;
+    return { duro, ...p };
+  }
+
+  it("reuses the outputs, events and stream values of the steps before startStep and re-runs the rest", async () => {
+    const { duro, state } = await original();
+    const fork = await duro.forkWorkflow("O", 4, { newWorkflowId: "F" });
+    expect(fork.workflowId).toBe("F");
+    expect(await fork.getResult()).toEqual({ a: 11, doubled: 22, version: 2 });
+    expect(state).toMatchObject({ alpha: 1, beta: 2 }); // alpha (operation 3) was not run again
+
+    const steps = await duro.listWorkflowSteps("F");
+    expect(steps.map((s) => [s.functionId, s.functionName])).toEqual([
+      [1, "duro.setEvent"], [2, "duro.writeStream"], [3, "alpha"], [4, "duro.setEvent"], [5, "duro.writeStream"], [6, "beta"], [7, "duro.closeStream"],
+    ]);
+    expect(steps[2].output).toBe(11);
+    const originalSteps = await duro.listWorkflowSteps("O");
+    expect(steps[2]).toEqual(originalSteps[2]); // the copied record, times included
+
+    // Event 1 and stream value "a" exist on the fork only because they were copied: a replayed
+    // setEvent/writeStream writes nothing.
+    expect(await duro.getAllEvents("F")).toEqual({ first: "one", stage: "two-v2" });
+    expect(await readAll(duro, "F", "log")).toEqual(["a", "b-v2"]);
+    // The original keeps its own.
+    expect(await duro.getAllEvents("O")).toEqual({ first: "one", stage: "two-v1" });
+    expect(await readAll(duro, "O", "log")).toEqual(["a", "b-v1"]);
+  });
+
+  it("records forkedFrom on the fork and wasForkedFrom on the original", async () => {
+    const { duro } = await original();
+    await duro.forkWorkflow("O", 6, { newWorkflowId: "F1" }).then((h) => h.getResult());
+    await duro.forkWorkflow("F1", 6, { newWorkflowId: "F2" }).then((h) => h.getResult());
+    const [o, f1, f2] = await duro.listWorkflows({ workflowIds: ["O", "F1", "F2"] });
+    expect(o).toMatchObject({ forkedFrom: null, wasForkedFrom: true, status: "SUCCESS" });
+    expect(f1).toMatchObject({ forkedFrom: "O", wasForkedFrom: true, status: "SUCCESS", workflowName: "pipeline", input: [10] });
+    expect(f2).toMatchObject({ forkedFrom: "F1", wasForkedFrom: false, status: "SUCCESS" });
+    expect(o.output).toEqual({ a: 11, doubled: 22, version: 1 });
+    expect(f1.output).toEqual({ a: 11, doubled: 22, version: 2 });
+    expect((await duro.listWorkflows({ forkedFrom: "O" })).map((s) => s.workflowId)).toEqual(["F1"]);
+    expect((await duro.listWorkflows({ forkedFrom: ["O", "F1"] })).map((s) => s.workflowId)).toEqual(["F1", "F2"]);
+    expect((await duro.listWorkflows({ wasForkedFrom: true })).map((s) => s.workflowId)).toEqual(["O", "F1"]);
+  });
+
+  it("startStep 1 re-runs everything; one past the last recorded operation re-runs nothing", async () => {
+    const { duro, state } = await original();
+    const all = await duro.forkWorkflow("O", 1);
+    expect(all.workflowId).not.toBe("O");
+    expect(await all.getResult()).toEqual({ a: 11, doubled: 22, version: 2 });
+    expect(state).toMatchObject({ alpha: 2, beta: 2 });
+    expect(await duro.getAllEvents(all.workflowId)).toEqual({ first: "one", stage: "two-v2" });
+
+    state.version = 3;
+    const none = await duro.forkWorkflow("O", 8, { newWorkflowId: "none" });
+    expect(await none.getResult()).toEqual({ a: 11, doubled: 22, version: 1 }); // every step from the record
+    expect(state).toMatchObject({ alpha: 2, beta: 2 });
+    expect(await duro.getAllEvents("none")).toEqual({ first: "one", stage: "two-v1" });
+    expect(await readAll(duro, "none", "log")).toEqual(["a", "b-v1"]);
+  });
+
+  it("children started before startStep are not started again; from before their start they are", async () => {
+    const duro = t.duro();
+    let childRuns = 0;
+    const child = duro.registerWorkflow("child", async (n: number) => (childRuns++, n * 3));
+    const after = duro.registerStep("after", async (x: number) => x + 1);
+    const parent = duro.registerWorkflow("parent", async () => after(await child(5)));
+    await duro.launch();
+    expect(await duro.startWorkflow(parent.with({ workflowId: "P" })).then((h) => h.getResult())).toBe(16);
+    expect(childRuns).toBe(1);
+    // Operations: 1 start child P-1, 2 its getResult, 3 "after".
+    expect(await duro.forkWorkflow("P", 3, { newWorkflowId: "P-fork" }).then((h) => h.getResult())).toBe(16);
+    expect(childRuns).toBe(1);
+    expect((await duro.listWorkflowSteps("P-fork"))[0]).toMatchObject({ functionName: "child", childWorkflowId: "P-1" });
+    expect(await duro.listWorkflows({ parentWorkflowId: "P-fork" })).toEqual([]);
+
+    expect(await duro.forkWorkflow("P", 1, { newWorkflowId: "P-again" }).then((h) => h.getResult())).toBe(16);
+    expect(childRuns).toBe(2);
+    expect((await duro.listWorkflows({ parentWorkflowId: "P-again" })).map((s) => s.workflowId)).toEqual(["P-again-1"]);
+  });
+
+  it("a fork of a failed workflow can take a different path", async () => {
+    const duro = t.duro();
+    let broken = true;
+    const load = duro.registerStep("load", async () => ({ rows: 3 }));
+    const save = duro.registerStep("save", async (rows: number) => {
+      if (broken) throw new Error("disk full");
+      return `saved ${rows}`;
+    });
+    const wf = duro.registerWorkflow("etl", async () => save((await load()).rows));
+    await duro.launch();
+    await expect(duro.startWorkflow(wf.with({ workflowId: "E" })).then((h) => h.getResult())).rejects.toThrow("disk full");
+    broken = false;
+    const fork = await duro.forkWorkflow("E", 2);
+    expect(await fork.getResult()).toBe("saved 3");
+    expect(await statusOf(duro, "E")).toBe("ERROR");
+  });
+
+  it("with queueName the fork is enqueued there and runs when dequeued", async () => {
+    const { duro, state } = await original();
+    const q = blockedQueue(duro, "forks");
+    await q.block();
+    const fork = await duro.forkWorkflow("O", 6, { newWorkflowId: "QF", queueName: "forks" });
+    expect((await fork.getStatus())!).toMatchObject({ status: "ENQUEUED", queueName: "forks", forkedFrom: "O" });
+    expect((await duro.listQueuedWorkflows({ queueName: "forks" })).map((s) => s.workflowId)).toEqual(["forks-blocker", "QF"]);
+    expect(state.beta).toBe(1);
+    await q.release();
+    expect(await fork.getResult()).toEqual({ a: 11, doubled: 22, version: 2 });
+    expect(state).toMatchObject({ alpha: 1, beta: 2 });
+  });
+
+  it("appVersion is recorded on the fork, and only an executor of that version dequeues it", async () => {
+    const { duro, state } = await original();
+    new WorkflowQueue(duro, "vq", { pollingIntervalSeconds: 0.1 });
+    const fork = await duro.forkWorkflow("O", 6, { newWorkflowId: "VF", appVersion: "v2", queueName: "vq" });
+    expect((await fork.getStatus())!).toMatchObject({ appVersion: "v2", status: "ENQUEUED" });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await statusOf(duro, "VF")).toBe("ENQUEUED"); // this executor runs v1
+    expect(state.beta).toBe(1);
+
+    const v2 = t.duro({ appVersion: "v2", executorId: "v2-executor" });
+    const p2 = pipeline(v2);
+    p2.state.version = 22;
+    new WorkflowQueue(v2, "vq", { pollingIntervalSeconds: 0.1 });
+    await v2.launch();
+    expect(await v2.getResult("VF")).toEqual({ a: 11, doubled: 22, version: 22 });
+    expect((await v2.getWorkflowStatus("VF"))!).toMatchObject({ executorId: "v2-executor", appVersion: "v2" });
+    expect(p2.state).toMatchObject({ alpha: 0, beta: 1 });
+  });
+
+  it("timeoutSeconds bounds the fork: it is CANCELLED when the time is up", async () => {
+    const { duro, state } = await original();
+    const hold = gate();
+    state.betaGate = hold.promise;
+    const before = Date.now();
+    const fork = await duro.forkWorkflow("O", 6, { newWorkflowId: "TF", timeoutSeconds: 0.4 });
+    const status = (await fork.getStatus())!;
+    expect(status.timeoutMs).toBe(400);
+    expect(status.deadlineEpochMs).toBeGreaterThanOrEqual(before + 400);
+    expect(status.deadlineEpochMs).toBeLessThan(Date.now() + 400 + 1);
+    await expect(fork.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    expect(Date.now() - before).toBeLessThan(3000);
+    expect(await statusOf(duro, "TF")).toBe("CANCELLED");
+    hold.open();
+    expect(await statusOf(duro, "O")).toBe("SUCCESS"); // the original is untouched
+  });
+
+  it("a queued fork's timeout starts when it is dequeued", async () => {
+    const { duro } = await original();
+    const q = blockedQueue(duro, "tq");
+    await q.block();
+    const fork = await duro.forkWorkflow("O", 6, { newWorkflowId: "QT", queueName: "tq", timeoutSeconds: 0.3 });
+    expect((await fork.getStatus())!).toMatchObject({ timeoutMs: 300, deadlineEpochMs: null, status: "ENQUEUED" });
+    await new Promise((resolve) => setTimeout(resolve, 600)); // longer than the timeout, but still queued
+    const dequeuedAfter = Date.now();
+    await q.release();
+    expect(await fork.getResult()).toEqual({ a: 11, doubled: 22, version: 2 });
+    const status = (await fork.getStatus())!;
+    expect(status.deadlineEpochMs).toBeGreaterThanOrEqual(dequeuedAfter + 300);
+  });
+
+  it("startStep beyond the record, zero, negative or not an integer is InvalidArgumentError, and nothing is written", async () => {
+    const { duro } = await original();
+    const before = await snapshot(duro);
+    for (const bad of [9, 100, 0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, "2" as unknown as number]) {
+      await expect(duro.forkWorkflow("O", bad, { newWorkflowId: `bad-${String(bad)}` }), String(bad)).rejects.toBeInstanceOf(InvalidArgumentError);
+    }
+    await expect(duro.forkWorkflow("O", 2, { timeoutSeconds: -1 })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(duro.forkWorkflow("O", 2, { queueName: "no-such-queue" })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(duro.forkWorkflow("O", 2, { newWorkflowId: "" })).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect(await snapshot(duro)).toEqual(before);
+    expect((await duro.getWorkflowStatus("O"))!.wasForkedFrom).toBe(false);
+  });
+
+  it("an unknown workflow is WorkflowNotFoundError, whatever the startStep, and nothing is written", async () => {
+    const { duro } = await original();
+    const before = await snapshot(duro);
+    await expect(duro.forkWorkflow("nobody", 1)).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(duro.forkWorkflow("nobody", 5, { newWorkflowId: "x" })).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    expect(await snapshot(duro)).toEqual(before);
+    expect(await duro.getWorkflowStatus("x")).toBeNull();
+  });
+
+  it("a newWorkflowId that is already taken is refused, and neither workflow changes", async () => {
+    const { duro } = await original();
+    const other = duro.registerWorkflow("other", async () => "other");
+    await duro.startWorkflow(other.with({ workflowId: "B" })).then((h) => h.getResult());
+    const before = await snapshot(duro);
+    // Soft, so that one run reports every part that goes wrong.
+    expect.soft(await duro.forkWorkflow("O", 4, { newWorkflowId: "B" }).catch((e) => e)).toBeInstanceOf(WorkflowConflictError);
+    expect.soft(await duro.forkWorkflow("O", 4, { newWorkflowId: "O" }).catch((e) => e)).toBeInstanceOf(WorkflowConflictError);
+    expect.soft(await duro.listWorkflowSteps("B")).toEqual([]); // no operations of O grafted onto B
+    expect.soft((await duro.getWorkflowStatus("O"))!.wasForkedFrom).toBe(false);
+    expect(await snapshot(duro)).toEqual(before);
+  });
+
+  it("a fork inside a workflow is a recorded operation", async () => {
+    const { duro } = await original();
+    const forker = duro.registerWorkflow("forker", async () => (await duro.forkWorkflow("O", 6)).workflowId);
+    const forkId = await forker();
+    expect(await duro.getWorkflowStatus(forkId)).toMatchObject({ forkedFrom: "O" });
+    const [f] = await duro.listWorkflows({ name: "forker" });
+    expect(await duro.listWorkflowSteps(f.workflowId)).toMatchObject([{ functionName: "duro.forkWorkflow", output: forkId }]);
+  });
+});
+

@@ -1,0 +1,239 @@
+/**
+ * resumeWorkflow(s)(id, { queueName? }): from CANCELLED, MAX_RECOVERY_ATTEMPTS_EXCEEDED and
+ * ENQUEUED/DELAYED (bypassing the queue), from the last completed step; with a queue it is
+ * enqueued there instead; finished workflows are left alone; unknown IDs change nothing.
+ */
+import { describe, expect, it } from "vitest";
+import {
+  AwaitedWorkflowCancelledError, InvalidArgumentError, MaxRecoveryAttemptsExceededError, WorkflowNotFoundError, WorkflowQueue, type Duro,
+} from "../../src/index.js";
+import { backends, gate, useDuro, waitFor } from "../helpers.js";
+import { blockedQueue, snapshot, statusOf, waitForStatus } from "./support.js";
+
+/**
+ * "first" → "second" → "third"; "second" blocks until `release` opens (only while `block` is
+ * set), so a test can cancel the workflow while it sits in "second". Counts each step's runs.
+ */
+function threeSteps(duro: Duro, options: { block?: boolean } = {}) {
+  const runs = { first: 0, second: 0, third: 0 };
+  const entered = gate();
+  const release = gate();
+  const exited = gate();
+  let block = options.block ?? true;
+  const first = duro.registerStep("first", async (x: number) => (runs.first++, x + 1));
+  const second = duro.registerStep("second", async (x: number) => {
+    runs.second++;
+    entered.open();
+    if (block) await release.promise;
+    return x * 10;
+  });
+  const third = duro.registerStep("third", async (x: number) => (runs.third++, x + 5));
+  const wf = duro.registerWorkflow("threeSteps", async (x: number) => {
+    try {
+      return await third(await second(await first(x)));
+    } finally {
+      exited.open();
+    }
+  });
+  return {
+    wf, runs, entered, exited,
+    release() {
+      block = false;
+      release.open();
+    },
+  };
+}
+
+/** Starts W (input 1), cancels it inside "second", lets the stopped body unwind. */
+async function cancelledInSecond(duro: Duro, s: ReturnType<typeof threeSteps>, id = "W") {
+  const handle = await duro.startWorkflow(s.wf.with({ workflowId: id }), 1);
+  await s.entered.promise;
+  await duro.cancelWorkflow(id);
+  s.release();
+  await s.exited.promise;
+  expect(await statusOf(duro, id)).toBe("CANCELLED");
+  expect((await duro.listWorkflowSteps(id)).map((st) => st.functionName)).toEqual(["first"]);
+  return handle;
+}
+
+describe.each(backends)("%s", (backend) => {
+  const t = useDuro(backend);
+
+  it("a CANCELLED workflow resumes from its last completed step: completed steps do not run again", async () => {
+    const duro = t.duro();
+    const s = threeSteps(duro);
+    await duro.launch();
+    const original = await cancelledInSecond(duro, s);
+    expect(s.runs).toEqual({ first: 1, second: 1, third: 0 });
+
+    const resumed = await duro.resumeWorkflow<number>("W");
+    expect(resumed.workflowId).toBe("W");
+    expect(await resumed.getResult()).toBe(25); // ((1 + 1) * 10) + 5
+    expect(await original.getResult()).toBe(25);
+    expect(s.runs).toEqual({ first: 1, second: 2, third: 1 });
+    const status = (await duro.getWorkflowStatus("W"))!;
+    expect(status).toMatchObject({ status: "SUCCESS", output: 25, queueName: null });
+    expect((await duro.listWorkflowSteps("W")).map((st) => [st.functionName, st.output])).toEqual([["first", 2], ["second", 20], ["third", 25]]);
+  });
+
+  it("a MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow resumes from its last completed step", async () => {
+    const a = t.duro({ executorId: "e1", appVersion: "v1", maxRecoveryAttempts: 0 });
+    const first = threeSteps(a);
+    await a.launch();
+    await a.startWorkflow(first.wf.with({ workflowId: "M" }), 1);
+    await first.entered.promise;
+    await a.shutdown(); // a crash in "second": the row stays PENDING
+
+    const b = t.duro({ executorId: "e1", appVersion: "v1", maxRecoveryAttempts: 0 });
+    const second = threeSteps(b, { block: false });
+    await b.launch(); // recovery would be attempt 2, over the limit of 0 recoveries
+    expect(await statusOf(b, "M")).toBe("MAX_RECOVERY_ATTEMPTS_EXCEEDED");
+    await expect(b.getResult("M")).rejects.toBeInstanceOf(MaxRecoveryAttemptsExceededError);
+    expect(second.runs).toEqual({ first: 0, second: 0, third: 0 });
+
+    const handle = await b.resumeWorkflow<number>("M");
+    expect(await handle.getResult()).toBe(25);
+    expect(second.runs).toEqual({ first: 0, second: 1, third: 1 }); // "first" came from the record
+    expect((await b.getWorkflowStatus("M"))!).toMatchObject({ status: "SUCCESS", executorId: "e1" });
+  });
+
+  it("an ENQUEUED workflow resumed without a queue runs here at once, bypassing its queue's limit", async () => {
+    const duro = t.duro();
+    const q = blockedQueue(duro, "one");
+    let ran = 0;
+    const wf = duro.registerWorkflow("queued", async (x: number) => (ran++, x * 2));
+    await duro.launch();
+    await q.block();
+    const handle = await duro.startWorkflow(wf.with({ queueName: "one", workflowId: "E" }), 21);
+    expect(await statusOf(duro, "E")).toBe("ENQUEUED");
+
+    await duro.resumeWorkflow("E");
+    expect(await handle.getResult()).toBe(42);
+    expect(ran).toBe(1);
+    expect(await statusOf(duro, "one-blocker")).toBe("PENDING"); // the queue's only slot is still taken
+    expect((await duro.listQueuedWorkflows({ queueName: "one" })).map((s) => s.workflowId)).toEqual(["one-blocker"]);
+    await q.release();
+    expect(ran).toBe(1);
+  });
+
+  it("a DELAYED workflow resumed without a queue runs now", async () => {
+    const duro = t.duro();
+    new WorkflowQueue(duro, "later");
+    const wf = duro.registerWorkflow("delayed", async () => "now");
+    await duro.launch();
+    const handle = await duro.startWorkflow(wf.with({ queueName: "later", delaySeconds: 3600 }));
+    expect(await statusOf(duro, handle.workflowId)).toBe("DELAYED");
+    await duro.resumeWorkflow(handle.workflowId);
+    expect(await handle.getResult()).toBe("now");
+  });
+
+  it("with queueName the workflow is enqueued on that queue and runs when the queue dequeues it", async () => {
+    const duro = t.duro();
+    const s = threeSteps(duro);
+    const q = blockedQueue(duro, "slow");
+    await duro.launch();
+    await cancelledInSecond(duro, s);
+    await q.block();
+
+    await duro.resumeWorkflow("W", { queueName: "slow" });
+    const status = (await duro.getWorkflowStatus("W"))!;
+    expect(status).toMatchObject({ status: "ENQUEUED", queueName: "slow", recoveryAttempts: 0 });
+    expect((await duro.listQueuedWorkflows({ queueName: "slow" })).map((w) => w.workflowId).sort()).toEqual(["W", "slow-blocker"]);
+    expect(s.runs.second).toBe(1); // still waiting behind the blocker
+
+    await q.release();
+    expect(await duro.getResult("W")).toBe(25);
+    expect(s.runs).toEqual({ first: 1, second: 2, third: 1 });
+  });
+
+  it("resumeWorkflows resumes several at once", async () => {
+    const duro = t.duro();
+    let runs = 0;
+    const waits = duro.registerWorkflow("waits", async (n: number) => {
+      runs++;
+      const got = await duro.recv<string>("go", 60);
+      return `${n}:${got}`;
+    });
+    await duro.launch();
+    for (const id of ["a", "b", "c"]) await duro.startWorkflow(waits.with({ workflowId: id }), id.charCodeAt(0));
+    await waitFor(async () => (await duro.listWorkflowSteps("c")).length > 0);
+    await duro.cancelWorkflows(["a", "b", "c"]);
+    const handles = await duro.resumeWorkflows(["a", "b"]);
+    expect(handles.map((h) => h.workflowId)).toEqual(["a", "b"]);
+    await waitFor(async () => (await duro.listWorkflows({ status: "PENDING" })).length === 2);
+    await duro.send("a", "x", "go");
+    await duro.send("b", "y", "go");
+    expect(await Promise.all(handles.map((h) => h.getResult()))).toEqual(["97:x", "98:y"]);
+    expect(await statusOf(duro, "c")).toBe("CANCELLED");
+    await expect(duro.getResult("c")).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    expect(runs).toBe(5);
+  });
+
+  it("resuming a SUCCESS or ERROR workflow changes nothing and runs nothing", async () => {
+    const duro = t.duro();
+    let runs = 0;
+    const ok = duro.registerWorkflow("ok", async () => (runs++, "fine"));
+    const bad = duro.registerWorkflow("bad", async () => {
+      runs++;
+      throw new RangeError("broken");
+    });
+    await duro.launch();
+    await duro.startWorkflow(ok.with({ workflowId: "ok1" })).then((h) => h.getResult());
+    await duro.startWorkflow(bad.with({ workflowId: "bad1" })).then((h) => h.getResult().catch(() => undefined));
+    const before = await snapshot(duro);
+
+    const handle = await duro.resumeWorkflow<string>("ok1");
+    expect(await handle.getResult()).toBe("fine");
+    const [h2] = await duro.resumeWorkflows(["bad1", "ok1"]);
+    await expect(h2.getResult()).rejects.toThrow(RangeError);
+    await duro.resumeWorkflow("bad1", { queueName: "_duro_internal" }).catch(() => undefined);
+    expect(await snapshot(duro)).toEqual(before);
+    expect(runs).toBe(2);
+  });
+
+  it("an unknown ID is WorkflowNotFoundError, and a list with one unknown ID resumes none of them", async () => {
+    const duro = t.duro();
+    const s = threeSteps(duro);
+    await duro.launch();
+    await cancelledInSecond(duro, s);
+    const before = await snapshot(duro);
+
+    await expect(duro.resumeWorkflow("nobody")).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    const error = await duro.resumeWorkflows(["W", "nobody"]).catch((e) => e);
+    expect(error).toBeInstanceOf(WorkflowNotFoundError);
+    expect(error.workflowId).toBe("nobody");
+    await expect(duro.resumeWorkflows(["nobody", "W"], { queueName: "_duro_internal" })).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await snapshot(duro)).toEqual(before);
+    expect(s.runs).toEqual({ first: 1, second: 1, third: 0 });
+    expect(await duro.getWorkflowStatus("nobody")).toBeNull();
+  });
+
+  it("resuming onto a queue this instance does not know is refused and changes nothing", async () => {
+    const duro = t.duro();
+    const s = threeSteps(duro);
+    await duro.launch();
+    await cancelledInSecond(duro, s);
+    const before = await snapshot(duro);
+    await expect(duro.resumeWorkflow("W", { queueName: "no-such-queue" })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(duro.resumeWorkflows(["W"], { queueName: "" })).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect(await snapshot(duro)).toEqual(before);
+  });
+
+  it("a resumed workflow started by a timeout gets a fresh deadline and can finish", async () => {
+    const duro = t.duro();
+    const s = threeSteps(duro);
+    await duro.launch();
+    await duro.startWorkflow(s.wf.with({ workflowId: "T", timeoutSeconds: 0.5 }), 1);
+    await s.entered.promise;
+    await waitForStatus(duro, "T", "CANCELLED", 5000);
+    s.release();
+    await s.exited.promise;
+    const before = Date.now();
+    const handle = await duro.resumeWorkflow<number>("T");
+    expect(await handle.getResult()).toBe(25);
+    const status = (await duro.getWorkflowStatus("T"))!;
+    expect(status.timeoutMs).toBe(500);
+    expect(status.deadlineEpochMs).toBeGreaterThanOrEqual(before + 500);
+  });
+});

@@ -1,0 +1,200 @@
+/**
+ * Timeouts and deadlines: `timeoutSeconds` counts from the start (from the dequeue for queued
+ * work), `deadlineEpochMs` is absolute; on expiry the workflow is CANCELLED; children carry the
+ * parent's absolute deadline; a restart keeps the original deadline.
+ */
+import { describe, expect, it } from "vitest";
+import { AwaitedWorkflowCancelledError, type Duro } from "../../src/index.js";
+import { backends, gate, useDuro, waitFor } from "../helpers.js";
+import { blockedQueue, sleepMs, statusOf, waitForStatus } from "./support.js";
+
+/** A workflow that records step "before", sleeps a minute, then would run step "after". */
+function sleeper(duro: Duro, name = "sleeper") {
+  const runs = { before: 0, after: 0 };
+  const before = duro.registerStep("before", async () => void runs.before++);
+  const after = duro.registerStep("after", async () => void runs.after++);
+  const wf = duro.registerWorkflow(name, async () => {
+    await before();
+    await duro.sleep(60);
+    await after();
+    return "woke";
+  });
+  return { wf, runs };
+}
+
+/** Waits until `id` is CANCELLED and returns when that was seen (epoch ms). */
+async function cancelledAt(duro: Duro, id: string, timeoutMs = 10_000): Promise<number> {
+  await waitForStatus(duro, id, "CANCELLED", timeoutMs);
+  return Date.now();
+}
+
+describe.each(backends)("%s", (backend) => {
+  const t = useDuro(backend);
+
+  it("timeoutSeconds: the deadline is start + timeout, and the workflow is CANCELLED when it passes", async () => {
+    const duro = t.duro();
+    const { wf, runs } = sleeper(duro);
+    await duro.launch();
+    const handle = await duro.startWorkflow(wf.with({ workflowId: "T", timeoutSeconds: 0.5 }));
+    const status = (await handle.getStatus())!;
+    expect(status.timeoutMs).toBe(500);
+    expect(status.deadlineEpochMs).toBe(status.startedAtEpochMs! + 500);
+    const at = await cancelledAt(duro, "T");
+    expect(at).toBeGreaterThanOrEqual(status.deadlineEpochMs!);
+    expect(at - status.deadlineEpochMs!).toBeLessThan(1500);
+    await expect(handle.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    expect(runs).toEqual({ before: 1, after: 0 });
+  });
+
+  it("deadlineEpochMs: an absolute deadline cancels the workflow when it passes", async () => {
+    const duro = t.duro();
+    const { wf, runs } = sleeper(duro);
+    await duro.launch();
+    const deadline = Date.now() + 500;
+    const handle = await duro.startWorkflow(wf.with({ workflowId: "D", deadlineEpochMs: deadline }));
+    expect((await handle.getStatus())!).toMatchObject({ deadlineEpochMs: deadline, timeoutMs: null });
+    const at = await cancelledAt(duro, "D");
+    expect(at).toBeGreaterThanOrEqual(deadline);
+    expect(at - deadline).toBeLessThan(1500);
+    await expect(handle.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    expect(runs.after).toBe(0);
+  });
+
+  it("a deadline already past cancels the workflow at once; one that is met leaves it alone", async () => {
+    const duro = t.duro();
+    const { wf } = sleeper(duro);
+    const quick = duro.registerWorkflow("quick", async () => "in time");
+    await duro.launch();
+    const late = await duro.startWorkflow(wf.with({ deadlineEpochMs: Date.now() - 1000 }));
+    await expect(late.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    const ok = await duro.startWorkflow(quick.with({ workflowId: "ok", timeoutSeconds: 0.3 }));
+    expect(await ok.getResult()).toBe("in time");
+    await sleepMs(500); // past its deadline: a finished workflow stays finished
+    expect(await statusOf(duro, "ok")).toBe("SUCCESS");
+  });
+
+  it("a queued workflow's timeout starts when it is dequeued, not while it waits", async () => {
+    const duro = t.duro();
+    const q = blockedQueue(duro, "q");
+    const quick = duro.registerWorkflow("quick", async () => "done");
+    const { wf: slow, runs } = sleeper(duro, "slow");
+    await duro.launch();
+    await q.block();
+    const fast = await duro.startWorkflow(quick.with({ queueName: "q", workflowId: "fast", timeoutSeconds: 0.3 }));
+    const hung = await duro.startWorkflow(slow.with({ queueName: "q", workflowId: "hung", timeoutSeconds: 0.3 }));
+    expect((await fast.getStatus())!).toMatchObject({ status: "ENQUEUED", timeoutMs: 300, deadlineEpochMs: null });
+    await sleepMs(600); // twice the timeout, spent waiting in the queue
+    expect(await statusOf(duro, "fast")).toBe("ENQUEUED");
+    expect(await statusOf(duro, "hung")).toBe("ENQUEUED");
+
+    await q.release();
+    expect(await fast.getResult()).toBe("done");
+    const fastStatus = (await fast.getStatus())!;
+    expect(fastStatus.deadlineEpochMs).toBe(fastStatus.startedAtEpochMs! + 300);
+    // "hung" runs after "fast" (concurrency 1) and is cancelled 0.3 s into its own run.
+    await expect(hung.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    const hungStatus = (await hung.getStatus())!;
+    expect(hungStatus.deadlineEpochMs).toBe(hungStatus.startedAtEpochMs! + 300);
+    expect(hungStatus.updatedAt).toBeGreaterThanOrEqual(hungStatus.deadlineEpochMs!);
+    expect(runs).toEqual({ before: 1, after: 0 });
+  });
+
+  it("children carry the parent's absolute deadline and are cancelled with it", async () => {
+    const duro = t.duro();
+    const q = blockedQueue(duro, "kids");
+    const grandchild = duro.registerWorkflow("grandchild", async () => duro.sleep(60));
+    const child = duro.registerWorkflow("child", async () => {
+      await duro.startWorkflow(grandchild.with({ workflowId: "G" }));
+      return duro.recv("never", 60);
+    });
+    const queuedChild = duro.registerWorkflow("queuedChild", async () => "ran");
+    const started = gate();
+    const parent = duro.registerWorkflow("parent", async () => {
+      await duro.startWorkflow(queuedChild.with({ workflowId: "QC", queueName: "kids" }));
+      const h = await duro.startWorkflow(child.with({ workflowId: "C" }));
+      started.open();
+      return h.getResult();
+    });
+    const free = duro.registerWorkflow("free", async () => duro.startWorkflow(child.with({ workflowId: "FC" })).then(() => "started"));
+    await duro.launch();
+    await q.block();
+    const handle = await duro.startWorkflow(parent.with({ workflowId: "P", timeoutSeconds: 1 }));
+    await started.promise;
+    await waitFor(async () => (await statusOf(duro, "G")) === "PENDING");
+    const p = (await handle.getStatus())!;
+    expect(p.deadlineEpochMs).not.toBeNull();
+    for (const id of ["C", "QC", "G"]) {
+      expect((await duro.getWorkflowStatus(id))!, id).toMatchObject({ deadlineEpochMs: p.deadlineEpochMs, timeoutMs: null });
+    }
+    for (const id of ["P", "C", "QC", "G"]) await waitForStatus(duro, id, "CANCELLED", 5000);
+    expect(Date.now()).toBeGreaterThanOrEqual(p.deadlineEpochMs!);
+    await expect(handle.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+
+    // Without a deadline on the parent, children have none either.
+    expect(await duro.startWorkflow(free.with({ workflowId: "F" })).then((h) => h.getResult())).toBe("started");
+    expect((await duro.getWorkflowStatus("FC"))!.deadlineEpochMs).toBeNull();
+    await duro.cancelWorkflow("FC");
+    await q.release();
+  });
+
+  it("a queued workflow whose deadlineEpochMs passes while it waits is CANCELLED and never runs", async () => {
+    const duro = t.duro();
+    const q = blockedQueue(duro, "q");
+    let runs = 0;
+    const wf = duro.registerWorkflow("late", async () => {
+      await duro.runStep(async () => void runs++, { name: "work" });
+      return "ran";
+    });
+    await duro.launch();
+    await q.block();
+    const deadline = Date.now() + 300;
+    const handle = await duro.startWorkflow(wf.with({ queueName: "q", workflowId: "L", deadlineEpochMs: deadline }));
+    expect((await handle.getStatus())!.deadlineEpochMs).toBe(deadline);
+    await sleepMs(1500);
+    expect.soft(await statusOf(duro, "L")).toBe("CANCELLED"); // expired while still queued
+    await q.release();
+    await sleepMs(300);
+    expect(await statusOf(duro, "L")).toBe("CANCELLED");
+    await expect(handle.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    expect(runs).toBe(0); // its body never ran past its deadline
+  });
+
+  it("a restart keeps the original deadline: the recovered workflow is cancelled when it was due", async () => {
+    const a = t.duro({ executorId: "e1", appVersion: "v1" });
+    const { wf } = sleeper(a);
+    await a.launch();
+    const handle = await a.startWorkflow(wf.with({ workflowId: "R", timeoutSeconds: 1.5 }));
+    await waitFor(async () => (await a.listWorkflowSteps("R")).length === 2, 10_000, "the sleep to be recorded");
+    const deadline = (await handle.getStatus())!.deadlineEpochMs!;
+    await a.shutdown(); // a crash mid-sleep
+
+    const b = t.duro({ executorId: "e1", appVersion: "v1" });
+    const second = sleeper(b);
+    await b.launch();
+    expect((await b.getWorkflowStatus("R"))!).toMatchObject({ status: "PENDING", deadlineEpochMs: deadline, recoveryAttempts: 2 });
+    const at = await cancelledAt(b, "R");
+    expect(at).toBeGreaterThanOrEqual(deadline);
+    expect(at - deadline).toBeLessThan(1500);
+    await expect(b.getResult("R")).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    expect(second.runs).toEqual({ before: 0, after: 0 });
+  });
+
+  it("a deadline that passed while no executor ran the workflow is enforced as soon as it is recovered", async () => {
+    const a = t.duro({ executorId: "e1", appVersion: "v1" });
+    const { wf } = sleeper(a);
+    await a.launch();
+    const handle = await a.startWorkflow(wf.with({ workflowId: "R", timeoutSeconds: 0.3 }));
+    await waitFor(async () => (await a.listWorkflowSteps("R")).length === 2, 10_000, "the sleep to be recorded");
+    const deadline = (await handle.getStatus())!.deadlineEpochMs!;
+    await a.shutdown();
+    await waitFor(() => Date.now() > deadline + 300);
+
+    const b = t.duro({ executorId: "e1", appVersion: "v1" });
+    const second = sleeper(b);
+    const launched = Date.now();
+    await b.launch();
+    const at = await cancelledAt(b, "R");
+    expect(at - launched).toBeLessThan(1500);
+    expect(second.runs).toEqual({ before: 0, after: 0 });
+  });
+});

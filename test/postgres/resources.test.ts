@@ -1,0 +1,149 @@
+/**
+ * Connections are resources: shutdown() gives every one back, and a bad database URL or an
+ * unreachable server fails with a clear, typed error in the expected time (never the password).
+ * Connection counting uses a database of its own on the shared server, so other suites'
+ * connections (all named 'duro') never enter the count.
+ */
+import { randomUUID } from "node:crypto";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DatabaseError, Duro, DuroClient, DuroError, InvalidArgumentError } from "../../src/index.js";
+import { POSTGRES_URL, quietLogger, waitFor } from "../helpers.js";
+import { freePort } from "./cluster.js";
+
+const database = `duro_res_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
+const url = (() => {
+  const u = new URL(POSTGRES_URL);
+  u.pathname = `/${database}`;
+  return u.toString();
+})();
+
+async function admin<R extends Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<R[]> {
+  const client = new pg.Client({ connectionString: POSTGRES_URL, application_name: "duro-test-admin" });
+  await client.connect();
+  try {
+    return (await client.query(sql, params)).rows as R[];
+  } finally {
+    await client.end();
+  }
+}
+
+/** Connections to this test's own database (duro's pools and LISTEN connections). */
+const connections = async () => Number((await admin<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1`, [database]))[0].n);
+
+beforeAll(async () => {
+  await admin(`CREATE DATABASE "${database}"`);
+});
+afterAll(async () => {
+  await admin(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+});
+
+/** The error `fn` fails with (a constructor or a promise), and how long it took. */
+async function failure(fn: () => Promise<unknown>): Promise<{ error: unknown; ms: number }> {
+  const t0 = Date.now();
+  try {
+    await fn();
+  } catch (error) {
+    return { error, ms: Date.now() - t0 };
+  }
+  throw new Error("expected a failure");
+}
+
+describe("clean shutdown", () => {
+  it("shutdown() releases every connection: pg_stat_activity returns to its starting count", async () => {
+    const before = await connections();
+    expect(before).toBe(0);
+
+    const duro = new Duro({ databaseUrl: url, executorId: "res-a", poolSize: 4, logger: quietLogger });
+    const step = duro.registerStep("step", async (x: number) => x + 1);
+    const work = duro.registerWorkflow("work", async (x: number) => step(await step(x)));
+    const waiter = duro.registerWorkflow("waiter", async () => duro.recv("never", 600));
+    await duro.launch();
+    const client = new DuroClient({ databaseUrl: url, poolSize: 2, logger: quietLogger });
+
+    expect(await Promise.all(Array.from({ length: 40 }, (_, i) => work(i)))).toEqual(Array.from({ length: 40 }, (_, i) => i + 2));
+    // Still busy at shutdown: a workflow waiting in recv, and the client waiting for its result (LISTEN).
+    const waiting = await duro.startWorkflow(waiter);
+    const clientWait = client.getResult(waiting.workflowId).catch((error: unknown) => error);
+    expect(await client.getResult((await duro.startWorkflow(work, 1)).workflowId)).toBe(3);
+
+    const during = await connections();
+    // At most the pools plus one LISTEN connection each.
+    expect(during).toBeGreaterThan(before);
+    expect(during).toBeLessThanOrEqual(4 + 1 + 2 + 1);
+
+    await duro.shutdown();
+    await client.close();
+    // The client's pending wait ends with an error rather than hanging.
+    expect(await clientWait).toBeInstanceOf(DuroError);
+    // A backend leaves pg_stat_activity shortly after its client said goodbye.
+    await waitFor(async () => (await connections()) === before, 10_000, `connections back to ${before}`);
+    console.log(`connections: before ${before}, during ${during}, after shutdown ${await connections()}`);
+  });
+
+  it("a launch that failed, and a shutdown right after launch, leave no connection behind", async () => {
+    const before = await connections();
+    const quick = new Duro({ databaseUrl: url, executorId: "res-b", logger: quietLogger });
+    quick.registerWorkflow("noop", async () => 1);
+    await quick.launch();
+    await quick.shutdown();
+    await waitFor(async () => (await connections()) === before, 10_000, `connections back to ${before}`);
+  });
+});
+
+describe("bad input", () => {
+  it.each(["postgres://:::", "postgres://user@/db", "postgresql://host:notaport/db"])(
+    "a malformed URL (%s) fails at once with a typed error",
+    async (bad) => {
+      const { error, ms } = await failure(async () => {
+        const duro = new Duro({ databaseUrl: bad, logger: quietLogger });
+        try {
+          await duro.launch();
+        } finally {
+          await duro.shutdown();
+        }
+      });
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect(error).toBeInstanceOf(DuroError);
+      expect(ms).toBeLessThan(1000);
+    },
+  );
+
+  it("a DuroClient with a malformed URL fails at its first call with the same typed error", async () => {
+    const client = new DuroClient({ databaseUrl: "postgres://:::", logger: quietLogger });
+    const { error, ms } = await failure(() => client.listWorkflows());
+    expect(error).toBeInstanceOf(InvalidArgumentError);
+    expect(ms).toBeLessThan(1000);
+    await client.close();
+  });
+
+  it("a port nobody listens on fails with a DatabaseError naming host:port (not the password) after about connectTimeoutSeconds", async () => {
+    const port = await freePort();
+    const password = "hunter2-Secret";
+    const duro = new Duro({ databaseUrl: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`, connectTimeoutSeconds: 2, logger: quietLogger });
+    const { error, ms } = await failure(() => duro.launch());
+    await duro.shutdown();
+    expect(error).toBeInstanceOf(DatabaseError);
+    expect(error).toBeInstanceOf(DuroError);
+    expect((error as Error).message).toContain(`127.0.0.1:${port}`);
+    expect((error as Error).message).not.toContain(password);
+    expect(String((error as Error).stack)).not.toContain(password);
+    // It retried for about the timeout: neither at once nor much longer.
+    expect(ms).toBeGreaterThanOrEqual(1000);
+    expect(ms).toBeLessThan(2000 + 5000);
+  });
+
+  it("a database that does not exist fails at once (not retried) with a DatabaseError naming it", async () => {
+    const u = new URL(POSTGRES_URL);
+    u.pathname = "/no_such_database_for_duro";
+    u.password = "pw-Not-In-Messages";
+    const duro = new Duro({ databaseUrl: u.toString(), connectTimeoutSeconds: 20, logger: quietLogger });
+    const { error, ms } = await failure(() => duro.launch());
+    await duro.shutdown();
+    expect(error).toBeInstanceOf(DatabaseError);
+    expect((error as Error).message).toContain("no_such_database_for_duro");
+    expect((error as Error).message).toContain(`${u.hostname}:${u.port || 5432}`);
+    expect((error as Error).message).not.toContain("pw-Not-In-Messages");
+    expect(ms).toBeLessThan(5000);
+  });
+});
