@@ -261,7 +261,7 @@ export class Duro {
    * tick's time (a Date) as its input. Each tick runs exactly once across all executors sharing
    * the database; ticks missed while every executor was down are skipped unless `catchUp`.
    */
-  schedule(name: string, cron: string, workflow: Workflow<[Date], unknown>, options: ScheduleOptions = {}): Promise<void> {
+  async schedule(name: string, cron: string, workflow: Workflow<[Date], unknown>, options: ScheduleOptions = {}): Promise<void> {
     if (typeof workflow?.workflowName !== "string") throw new InvalidArgumentError("schedule() needs a workflow returned by registerWorkflow().");
     return this.engine.addSchedule(name, cron, workflow.workflowName, options);
   }

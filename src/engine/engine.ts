@@ -92,7 +92,8 @@ export class Engine {
       throw new InvalidArgumentError(`maxRecoveryAttempts must be a non-negative integer, got ${config.maxRecoveryAttempts}.`);
     }
     if (typeof this.executorId !== "string" || this.executorId.trim() === "") throw new InvalidArgumentError("executorId must be a non-empty string.");
-    if (!client) this.queues.set(INTERNAL_QUEUE, new QueueDispatcher(this, INTERNAL_QUEUE, {}));
+    // Its work arrives with a wake-up (a client's NOTIFY or commit), so its safety poll can be slow.
+    if (!client) this.queues.set(INTERNAL_QUEUE, new QueueDispatcher(this, INTERNAL_QUEUE, { pollingIntervalSeconds: 5 }));
   }
 
   get store(): Store {
@@ -151,8 +152,9 @@ export class Engine {
     await this.recover();
     const leaseMs = (this.config.executorLeaseSeconds ?? 30) * 1000;
     if (!(leaseMs > 0)) throw new InvalidArgumentError("executorLeaseSeconds must be a positive number.");
+    // The heartbeat keeps the process alive while launched, as a server's listening socket would:
+    // an executor whose script ends with `await duro.launch()` goes on serving its queues.
     this.heartbeatTimer = setInterval(() => void this.heartbeatAndTakeOver(leaseMs), Math.max(50, leaseMs / 3));
-    this.heartbeatTimer.unref();
     for (const queue of this.queues.values()) queue.start();
     for (const schedule of this.schedules.values()) await schedule.start();
   }

@@ -90,7 +90,10 @@ export class QueueDispatcher {
       return;
     }
     this.busy = true;
-    void this.claimLoop().finally(() => (this.busy = false));
+    void this.claimLoop().finally(() => {
+      this.busy = false;
+      if (this.again) this.trigger(); // woken after the loop decided to stop
+    });
   }
 
   private async claimLoop(): Promise<void> {
@@ -102,7 +105,7 @@ export class QueueDispatcher {
         const perQueue = workerConcurrency !== undefined && !partitionQueue;
         const free = perQueue ? Math.min(CLAIM_BATCH, workerConcurrency - this.engine.runningIn(this.name)) : CLAIM_BATCH;
         if (free <= 0 || this.stopped) return;
-        const { claimed, nextDelayedAt } = await this.engine.store.claimQueued({
+        const { claimed, nextDelayedAt, moreQueued } = await this.engine.store.claimQueued({
           queueName: this.name, executorId: this.engine.executorId, appVersion: this.engine.appVersion, now: Date.now(), max: free,
           workflowNames: [...this.engine.workflows.keys()], concurrency, priorityEnabled, partitioned: partitionQueue,
           rateLimit: rateLimit && { limit: rateLimit.limit, periodMs: rateLimit.periodSeconds * 1000 },
@@ -111,8 +114,8 @@ export class QueueDispatcher {
         for (const { workflow, operations } of claimed) this.engine.executeRegistered(workflow, operations);
         if (nextDelayedAt !== null) this.wakeAt(nextDelayedAt);
         if (claimed.length < free && !this.again) {
-          // A rate-limited queue may have work that becomes claimable when its window slides.
-          if (rateLimit && claimed.length === 0) this.wakeAt(Date.now() + (rateLimit.periodSeconds * 1000) / rateLimit.limit);
+          // Work held back by the rate limit becomes claimable as its window slides.
+          if (rateLimit && moreQueued) this.wakeAt(Date.now() + (rateLimit.periodSeconds * 1000) / rateLimit.limit);
           return;
         }
       }

@@ -257,10 +257,14 @@ export interface Store {
    * Claim queued work for one executor, respecting the queue's limits: promotes DELAYED rows
    * whose time has come, then moves up to `max` ENQUEUED rows to PENDING on this executor
    * (counting an attempt, stamping the start and the deadline from the timeout). Returns the
-   * claimed rows with their recorded operations (resumed and forked workflows have some), and
-   * when the queue's next DELAYED workflow is due (null: none).
+   * claimed rows with their recorded operations (resumed and forked workflows have some), when
+   * the queue's next DELAYED workflow is due (null: none), and whether ENQUEUED work is left.
    */
-  claimQueued(request: ClaimRequest): Promise<{ claimed: { workflow: WorkflowRow; operations: OperationRow[] }[]; nextDelayedAt: number | null }>;
+  claimQueued(request: ClaimRequest): Promise<{
+    claimed: { workflow: WorkflowRow; operations: OperationRow[] }[];
+    nextDelayedAt: number | null;
+    moreQueued: boolean;
+  }>;
   /** Record that this executor is alive. */
   heartbeat(executorId: string, now: number): Promise<void>;
   /** Called with wake keys committed by other processes (`null`: something changed, re-check all). */

@@ -84,7 +84,8 @@ export function storeSql(schema: string) {
   };
 
   return {
-    nextDelayed: `SELECT min(delay_until_epoch_ms) AS next FROM ${ws} WHERE status = 'DELAYED' AND queue_name = $1`,
+    nextDelayed: `SELECT (SELECT min(delay_until_epoch_ms) FROM ${ws} WHERE status = 'DELAYED' AND queue_name = $1) AS next,
+      EXISTS (SELECT 1 FROM ${ws} WHERE status = 'ENQUEUED' AND queue_name = $1) AS queued`,
     claimFree: claimFree(false),
     claimFreeByPriority: claimFree(true),
     loadWorkflow: `SELECT ${wfCols}, ${operationsOf("w.workflow_id")} AS operations FROM ${ws} w WHERE w.workflow_id = $1`,

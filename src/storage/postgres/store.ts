@@ -189,7 +189,10 @@ export class PostgresStore implements Store {
         for (const r of (row.claimed ?? []) as { workflow: Record<string, unknown>; operations: Record<string, unknown>[] }[]) {
           claimed.push({ workflow: toWorkflowRow(r.workflow), operations: r.operations.map(toOperationRow) });
         }
-        if (Number(row.promoted) === 0 || claimed.length >= request.max) return { claimed, nextDelayedAt: row.next_delayed === null ? null : Number(row.next_delayed) };
+        if (Number(row.promoted) === 0 || claimed.length >= request.max) {
+          // A queue without limits is claimed until empty or the batch is full: nothing is held back.
+          return { claimed, nextDelayedAt: row.next_delayed === null ? null : Number(row.next_delayed), moreQueued: claimed.length >= request.max };
+        }
       }
     }
     return this.conn.run((client) =>
@@ -214,8 +217,8 @@ export class PostgresStore implements Store {
             claimed.push({ workflow: toWorkflowRow(r.workflow), operations: r.operations.map(toOperationRow) });
           }
         }
-        const { next } = await run("nextDelayed", [queueName]);
-        return { claimed, nextDelayedAt: next === null ? null : Number(next) };
+        const { next, queued } = await run("nextDelayed", [queueName]);
+        return { claimed, nextDelayedAt: next === null ? null : Number(next), moreQueued: queued };
       }),
     );
   }

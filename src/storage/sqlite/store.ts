@@ -10,6 +10,7 @@ import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { DatabaseError, DuplicateWorkflowError, WorkflowConflictError } from "../../errors.js";
 import { loadMigrations, pendingMigrations } from "../migrations.js";
+import { Checkpointer } from "./checkpointer.js";
 import {
   listWorkflowsQuery, OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams,
 } from "../sql.js";
@@ -33,6 +34,7 @@ export class SqliteStore implements Store {
   private listeners: ((keys: string[] | null) => void)[] = [];
   private changeTimer?: NodeJS.Timeout;
   private dataVersion = 0;
+  private checkpointer?: Checkpointer;
 
   constructor(
     /** A file path, or ":memory:". */
@@ -72,6 +74,7 @@ export class SqliteStore implements Store {
       throw new DatabaseError(`Cannot migrate the SQLite database at "${this.path}": ${(error as Error).message}`, { cause: error });
     }
     this.db = db;
+    if (this.path !== ":memory:") this.checkpointer = new Checkpointer(db, this.path);
     this.statements = this.prepare(db);
     this.dataVersion = db.pragma("data_version", { simple: true }) as number;
   }
@@ -134,7 +137,10 @@ export class SqliteStore implements Store {
       promoteDelayed: db.prepare(
         `UPDATE workflow_status SET status = 'ENQUEUED', updated_at = ? WHERE queue_name = ? AND status = 'DELAYED' AND delay_until_epoch_ms <= ?`,
       ),
-      nextDelayed: db.prepare(`SELECT MIN(delay_until_epoch_ms) AS next FROM workflow_status WHERE status = 'DELAYED' AND queue_name = ?`),
+      nextDelayed: db.prepare(
+        `SELECT (SELECT MIN(delay_until_epoch_ms) FROM workflow_status WHERE status = 'DELAYED' AND queue_name = ?) AS next,
+                EXISTS (SELECT 1 FROM workflow_status WHERE status = 'ENQUEUED' AND queue_name = ?) AS queued`,
+      ),
       partitions: db.prepare(`SELECT DISTINCT partition_key FROM workflow_status WHERE queue_name = ? AND status = 'ENQUEUED'`),
       claim: db.prepare(
         `UPDATE workflow_status SET status = 'PENDING', executor_id = ?, started_at = ?, updated_at = ?, recovery_attempts = recovery_attempts + 1,
@@ -404,8 +410,8 @@ export class SqliteStore implements Store {
           claimed.push({ workflow: toWorkflowRow(row), operations });
         }
       }
-      const { next } = s.nextDelayed.get(queueName) as { next: number | null };
-      return { claimed, nextDelayedAt: next };
+      const { next, queued } = s.nextDelayed.get(queueName, queueName) as { next: number | null; queued: number };
+      return { claimed, nextDelayedAt: next, moreQueued: queued === 1 };
     }).immediate();
   }
 
@@ -427,6 +433,8 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.checkpointer?.close();
+    this.checkpointer = undefined;
     clearInterval(this.changeTimer);
     this.changeTimer = undefined;
     this.listeners = [];

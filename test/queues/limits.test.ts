@@ -1,0 +1,242 @@
+/**
+ * Queue limits across executors sharing one database: global concurrency, worker concurrency,
+ * rate limit, priority, partitions. Each executor is a Duro instance with its own executorId on
+ * the same URL, declaring the same queue; a shared Tracker counts the running step bodies.
+ */
+import { describe, expect, it } from "vitest";
+import { WorkflowQueue, type Duro, type QueueOptions, type Workflow } from "../../src/index.js";
+import { backends, gate, useDuro, waitFor } from "../helpers.js";
+import { clockPast, maxInWindow, sleep, Tracker } from "./support.js";
+
+type Job = Workflow<[string, string | null], string>;
+
+describe.each(backends)("%s", (backend) => {
+  const t = useDuro(backend);
+
+  /**
+   * `n` executors, each declaring queue "q" with `options` and a workflow "job"(id, partition)
+   * whose one step body is watched by the tracker. Bodies wait for `release` (opened at once
+   * unless `held`), then take `ms` milliseconds.
+   */
+  async function executors(n: number, options: QueueOptions, { held = false, ms = 0 } = {}) {
+    const tracker = new Tracker();
+    const release = gate();
+    if (!held) release.open();
+    const list: { duro: Duro; job: Job; executorId: string }[] = [];
+    for (let i = 0; i < n; i++) {
+      const executorId = `exec-${i}`;
+      const duro = t.duro({ executorId, appVersion: "v1" });
+      const work = duro.registerStep("work", async (id: string, partition: string | null) => {
+        tracker.enter(executorId, id, partition);
+        try {
+          await release.promise;
+          if (ms) await sleep(ms);
+        } finally {
+          tracker.exit(executorId, partition);
+        }
+      });
+      const job = duro.registerWorkflow("job", async (id: string, partition: string | null) => {
+        await work(id, partition);
+        return id;
+      });
+      new WorkflowQueue(duro, "q", options);
+      list.push({ duro, job, executorId });
+    }
+    for (const e of list) await e.duro.launch();
+    return { tracker, release, list };
+  }
+
+  /** Enqueues `count` jobs, spread round-robin over the executors, all at once. */
+  async function enqueue(list: { duro: Duro; job: Job }[], count: number, extra: (i: number) => { partitionKey?: string } = () => ({})) {
+    return Promise.all(
+      Array.from({ length: count }, (_, i) => {
+        const { duro, job } = list[i % list.length];
+        const { partitionKey } = extra(i);
+        return duro.startWorkflow(job.with({ queueName: "q", workflowId: `job-${i}`, partitionKey }), `job-${i}`, partitionKey ?? null);
+      }),
+    );
+  }
+
+  const pendingCount = async (duro: Duro) => (await duro.listQueuedWorkflows({ queueName: "q", status: "PENDING", loadInput: false })).length;
+
+  describe("global concurrency", () => {
+    it("is never exceeded across three executors, each of which could run more", async () => {
+      // Each executor may run 2, so the limit of 3 can only be reached by two executors at once.
+      const { tracker, release, list } = await executors(3, { concurrency: 3, workerConcurrency: 2 }, { held: true });
+      const handles = await enqueue(list, 15);
+      await waitFor(() => tracker.running === 3, 10_000, "3 running bodies");
+      await sleep(300); // the other executors had every chance to start a 4th
+      expect(tracker.starts).toHaveLength(3);
+      expect(await pendingCount(list[0].duro)).toBe(3);
+      expect(new Set(tracker.starts.map((s) => s.executor)).size).toBeGreaterThanOrEqual(2);
+      release.open();
+      expect((await Promise.all(handles.map((h) => h.getResult()))).sort()).toEqual(handles.map((h) => h.workflowId).sort());
+      expect(tracker.max).toBe(3);
+      for (const e of list) expect(tracker.maxOn(e.executorId)).toBeLessThanOrEqual(2);
+      expect(tracker.starts).toHaveLength(15);
+    });
+
+    it("holds with short workflows churning through three executors", async () => {
+      const { tracker, list } = await executors(3, { concurrency: 2 }, { ms: 5 });
+      const handles = await enqueue(list, 40);
+      await Promise.all(handles.map((h) => h.getResult()));
+      expect(tracker.max).toBeLessThanOrEqual(2);
+      expect(tracker.starts).toHaveLength(40);
+      expect(new Set(tracker.starts.map((s) => s.id)).size).toBe(40);
+    });
+  });
+
+  describe("workerConcurrency", () => {
+    it("limits each executor separately", async () => {
+      const { tracker, release, list } = await executors(3, { workerConcurrency: 2 }, { held: true });
+      const handles = await enqueue(list, 12);
+      await waitFor(() => tracker.running === 6, 10_000, "6 running bodies (2 per executor)");
+      await sleep(300);
+      expect(tracker.starts).toHaveLength(6);
+      for (const e of list) expect(tracker.runningOn(e.executorId)).toBe(2);
+      release.open();
+      await Promise.all(handles.map((h) => h.getResult()));
+      for (const e of list) expect(tracker.maxOn(e.executorId)).toBe(2);
+      expect(tracker.max).toBe(6);
+    });
+
+    it("limits a lone executor even when all the work is enqueued at once", async () => {
+      const { tracker, list } = await executors(1, { workerConcurrency: 3 }, { ms: 10 });
+      const handles = await enqueue(list, 20);
+      await Promise.all(handles.map((h) => h.getResult()));
+      expect(tracker.max).toBe(3);
+    });
+  });
+
+  describe("rate limit", () => {
+    it("never lets more than `limit` workflows start in any window of `periodSeconds`, across executors", async () => {
+      const limit = 2;
+      const periodMs = 600;
+      const { tracker, list } = await executors(3, { rateLimit: { limit, periodSeconds: periodMs / 1000 } });
+      const handles = await enqueue(list, 8);
+      await Promise.all(handles.map((h) => h.getResult()));
+      const statuses = await list[0].duro.listWorkflows({ queueName: "q", loadInput: false, loadOutput: false });
+      const claimedAt = statuses.map((s) => s.startedAtEpochMs!);
+      expect(claimedAt).toHaveLength(8);
+      // Exact on the recorded start times (what the limiter counts)…
+      expect(maxInWindow(claimedAt, periodMs)).toBeLessThanOrEqual(limit);
+      // …and, allowing for the time from claim to body, on the bodies' own start times.
+      expect(maxInWindow(tracker.starts.map((s) => s.t), periodMs - 200)).toBeLessThanOrEqual(limit);
+      for (const s of statuses) expect(tracker.starts.find((x) => x.id === s.workflowId)!.t).toBeGreaterThanOrEqual(s.startedAtEpochMs!);
+      // The limit throttles without stalling: 8 starts at 2 per 600 ms take 3 periods, not many more.
+      const span = Math.max(...claimedAt) - Math.min(...claimedAt);
+      expect(span).toBeGreaterThanOrEqual(3 * periodMs);
+      expect(span).toBeLessThan(3 * periodMs + 3000);
+    });
+
+    it("does not claim in a loop while a rate-limited queue is idle", async () => {
+      const { list } = await executors(1, { rateLimit: { limit: 100, periodSeconds: 1 } });
+      const store = list[0].duro.engine.store;
+      const claim = store.claimQueued.bind(store);
+      let claims = 0;
+      store.claimQueued = (request) => {
+        claims++;
+        return claim(request);
+      };
+      await sleep(1000);
+      // Nothing is queued: only the safety poll (every pollingIntervalSeconds, default 1 s) may look.
+      expect(claims).toBeLessThanOrEqual(3);
+    });
+  });
+
+  describe("priority", () => {
+    it("runs un-prioritized work first, then lower numbers first, FIFO within a priority", async () => {
+      const { tracker, release, list } = await executors(1, { workerConcurrency: 1, priorityEnabled: true }, { held: true });
+      const { duro, job } = list[0];
+      const blocker = await duro.startWorkflow(job.with({ queueName: "q", workflowId: "blocker" }), "blocker", null);
+      await waitFor(() => tracker.running === 1);
+      const plan: [string, number | undefined][] = [
+        ["a5", 5], ["b0", undefined], ["c3", 3], ["d5", 5], ["e1", 1], ["f0", undefined], ["g3", 3], ["h-max", 2 ** 31 - 1], ["i1", 1],
+      ];
+      const handles = [];
+      for (const [id, priority] of plan) {
+        const handle = await duro.startWorkflow(job.with({ queueName: "q", workflowId: id, priority }), id, null);
+        handles.push(handle);
+        await clockPast((await handle.getStatus())!.createdAt);
+      }
+      expect((await duro.getWorkflowStatus("a5"))!.priority).toBe(5);
+      expect((await duro.getWorkflowStatus("b0"))!.priority).toBe(0);
+      release.open();
+      await blocker.getResult();
+      await Promise.all(handles.map((h) => h.getResult()));
+      expect(tracker.order).toEqual(["blocker", "b0", "f0", "e1", "i1", "c3", "g3", "a5", "d5", "h-max"]);
+    });
+
+    it("keeps FIFO within a priority for workflows enqueued in the same millisecond", async () => {
+      // enqueueMany creates its rows within a millisecond or two: their order must still be kept.
+      const { tracker, release, list } = await executors(1, { workerConcurrency: 1, priorityEnabled: true }, { held: true });
+      const { duro, job } = list[0];
+      const blocker = await duro.startWorkflow(job.with({ queueName: "q", workflowId: "blocker" }), "blocker", null);
+      await waitFor(() => tracker.running === 1);
+      const ids = Array.from({ length: 20 }, (_, i) => `n${i}`);
+      const handles = await duro.enqueueMany(job.with({ queueName: "q", priority: 7 }), ids.map((id) => [id, null] as [string, null]));
+      release.open();
+      await blocker.getResult();
+      await Promise.all(handles.map((h) => h.getResult()));
+      expect(tracker.order).toEqual(["blocker", ...ids]);
+    });
+
+    it("runs a queue without priorityEnabled in FIFO order, including a batch", async () => {
+      const { tracker, release, list } = await executors(1, { concurrency: 1 }, { held: true });
+      const { duro, job } = list[0];
+      const blocker = await duro.startWorkflow(job.with({ queueName: "q", workflowId: "blocker" }), "blocker", null);
+      await waitFor(() => tracker.running === 1);
+      const ids = Array.from({ length: 20 }, (_, i) => `n${i}`);
+      const handles = await duro.enqueueMany(job.with({ queueName: "q" }), ids.map((id) => [id, null] as [string, null]));
+      release.open();
+      await blocker.getResult();
+      await Promise.all(handles.map((h) => h.getResult()));
+      expect(tracker.order).toEqual(["blocker", ...ids]);
+    });
+  });
+
+  describe("partitioned queues", () => {
+    it("apply the global concurrency to each partition separately, across executors", async () => {
+      const { tracker, release, list } = await executors(2, { partitionQueue: true, concurrency: 1 }, { held: true });
+      const keys = ["a", "b", "c"];
+      const handles = await enqueue(list, 9, (i) => ({ partitionKey: keys[i % 3] }));
+      await waitFor(() => tracker.running === 3, 10_000, "one running body per partition");
+      await sleep(300);
+      expect(tracker.starts).toHaveLength(3);
+      for (const k of keys) expect(tracker.runningIn(k)).toBe(1);
+      release.open();
+      await Promise.all(handles.map((h) => h.getResult()));
+      for (const k of keys) expect(tracker.maxIn(k)).toBe(1);
+      const statuses = await list[0].duro.listWorkflows({ queueName: "q" });
+      expect(statuses.map((s) => s.partitionKey).sort()).toEqual(["a", "a", "a", "b", "b", "b", "c", "c", "c"]);
+    });
+
+    it("apply workerConcurrency to each partition separately", async () => {
+      const { tracker, release, list } = await executors(1, { partitionQueue: true, workerConcurrency: 1 }, { held: true });
+      const handles = await enqueue(list, 4, (i) => ({ partitionKey: i % 2 ? "odd" : "even" }));
+      await waitFor(() => tracker.running === 2, 5_000, "one running body in each of the two partitions");
+      await sleep(300);
+      expect(tracker.starts).toHaveLength(2);
+      release.open();
+      await Promise.all(handles.map((h) => h.getResult()));
+      expect(tracker.maxIn("odd")).toBe(1);
+      expect(tracker.maxIn("even")).toBe(1);
+    });
+
+    it("apply the rate limit to each partition separately", async () => {
+      const periodMs = 800;
+      const { tracker, list } = await executors(2, { partitionQueue: true, rateLimit: { limit: 1, periodSeconds: periodMs / 1000 } });
+      const handles = await enqueue(list, 4, (i) => ({ partitionKey: i % 2 ? "x" : "y" }));
+      await Promise.all(handles.map((h) => h.getResult()));
+      const statuses = await list[0].duro.listWorkflows({ queueName: "q" });
+      for (const key of ["x", "y"]) {
+        const times = statuses.filter((s) => s.partitionKey === key).map((s) => s.startedAtEpochMs!);
+        expect(maxInWindow(times, periodMs)).toBe(1);
+      }
+      // The first start of each partition did not wait for the other's window.
+      const firsts = ["x", "y"].map((k) => Math.min(...statuses.filter((s) => s.partitionKey === k).map((s) => s.startedAtEpochMs!)));
+      expect(Math.abs(firsts[0] - firsts[1])).toBeLessThan(periodMs);
+      expect(tracker.starts).toHaveLength(4);
+    });
+  });
+});

@@ -1,0 +1,137 @@
+/** listQueuedWorkflows: only queued work (ENQUEUED, DELAYED, PENDING on a queue), with every filter. */
+import { describe, expect, it } from "vitest";
+import { InvalidArgumentError, WorkflowQueue } from "../../src/index.js";
+import { backends, gate, useDuro, waitFor } from "../helpers.js";
+import { clockPast, useClients } from "./support.js";
+
+const ids = (list: { workflowId: string }[]) => list.map((s) => s.workflowId);
+
+describe.each(backends)("%s", (backend) => {
+  const t = useDuro(backend);
+  const client = useClients();
+
+  /**
+   * In creation order (each on a later millisecond):
+   *   run1    "job" on qa, PENDING on executor e1 (holds qa, concurrency 1)
+   *   wait1   "job" on qa, ENQUEUED, user alice
+   *   wait2   "other" on qa, ENQUEUED, app version v2
+   *   later1  "job" on qb, DELAYED
+   *   done1   "quick" on qb, SUCCESS                 (not listed)
+   *   direct  "job" without a queue, PENDING         (not listed)
+   *   parent  "parent" without a queue, PENDING; its child parent-1 "job" on qa, ENQUEUED
+   *   fork1   fork of done1 onto qa, ENQUEUED
+   */
+  async function fixture() {
+    const duro = t.duro({ executorId: "e1", appVersion: "v1" });
+    const release = gate();
+    const job = duro.registerWorkflow("job", async (x: string) => {
+      await release.promise;
+      return x;
+    });
+    const other = duro.registerWorkflow("other", async (x: string) => x);
+    const quick = duro.registerWorkflow("quick", async (x: string) => x);
+    const parent = duro.registerWorkflow("parent", async () => {
+      const child = await duro.startWorkflow(job.with({ queueName: "qa" }), "child");
+      return child.getResult();
+    });
+    new WorkflowQueue(duro, "qa", { concurrency: 1 });
+    new WorkflowQueue(duro, "qb");
+    await duro.launch();
+    const times: Record<string, number> = {};
+    const step = async (id: string, handle: Promise<{ workflowId: string }>) => {
+      await handle;
+      const { createdAt } = (await duro.getWorkflowStatus(id))!;
+      times[id] = createdAt;
+      await clockPast(createdAt);
+    };
+    await step("run1", duro.startWorkflow(job.with({ queueName: "qa", workflowId: "run1" }), "r"));
+    await waitFor(async () => (await duro.getWorkflowStatus("run1"))!.status === "PENDING");
+    await step("wait1", duro.startWorkflow(job.with({ queueName: "qa", workflowId: "wait1", authenticatedUser: "alice" }), "w1"));
+    await step("wait2", duro.startWorkflow(other.with({ queueName: "qa", workflowId: "wait2", appVersion: "v2" }), "w2"));
+    await step("later1", duro.startWorkflow(job.with({ queueName: "qb", workflowId: "later1", delaySeconds: 3600 }), "l1"));
+    const done = await duro.startWorkflow(quick.with({ queueName: "qb", workflowId: "done1" }), "d1");
+    await done.getResult();
+    await step("done1", Promise.resolve(done));
+    await step("direct", duro.startWorkflow(job.with({ workflowId: "direct" }), "direct"));
+    await step("parent", duro.startWorkflow(parent.with({ workflowId: "parent" })));
+    await waitFor(async () => (await duro.getWorkflowStatus("parent-1")) !== null, 10_000, "the child to be enqueued");
+    times["parent-1"] = (await duro.getWorkflowStatus("parent-1"))!.createdAt;
+    await clockPast(times["parent-1"]);
+    await duro.forkWorkflow("done1", 1, { newWorkflowId: "fork1", queueName: "qa" });
+    times.fork1 = (await duro.getWorkflowStatus("fork1"))!.createdAt;
+    return { duro, release, times };
+  }
+
+  it("lists only workflows waiting in or running from a queue, oldest first, with inputs", async () => {
+    const { duro, release } = await fixture();
+    const all = await duro.listQueuedWorkflows();
+    expect(ids(all)).toEqual(["run1", "wait1", "wait2", "later1", "parent-1", "fork1"]);
+    expect(all.map((s) => s.status)).toEqual(["PENDING", "ENQUEUED", "ENQUEUED", "DELAYED", "ENQUEUED", "ENQUEUED"]);
+    expect(all[1]).toMatchObject({ queueName: "qa", input: ["w1"], authenticatedUser: "alice" });
+    release.open();
+  });
+
+  it("filters by status, queueName, name, workflowIds and workflowIdPrefix", async () => {
+    const { duro, release } = await fixture();
+    expect(ids(await duro.listQueuedWorkflows({ status: "ENQUEUED" }))).toEqual(["wait1", "wait2", "parent-1", "fork1"]);
+    expect(ids(await duro.listQueuedWorkflows({ status: ["PENDING", "DELAYED"] }))).toEqual(["run1", "later1"]);
+    expect(ids(await duro.listQueuedWorkflows({ queueName: "qb" }))).toEqual(["later1"]);
+    expect(ids(await duro.listQueuedWorkflows({ queueName: ["qa", "qb"] }))).toHaveLength(6);
+    expect(ids(await duro.listQueuedWorkflows({ queueName: "nowhere" }))).toEqual([]);
+    expect(ids(await duro.listQueuedWorkflows({ name: "other" }))).toEqual(["wait2"]);
+    expect(ids(await duro.listQueuedWorkflows({ name: ["other", "quick"] }))).toEqual(["wait2", "fork1"]);
+    expect(ids(await duro.listQueuedWorkflows({ workflowIds: ["direct", "wait2", "done1", "run1"] }))).toEqual(["run1", "wait2"]);
+    expect(ids(await duro.listQueuedWorkflows({ workflowIdPrefix: "wait" }))).toEqual(["wait1", "wait2"]);
+    expect(ids(await duro.listQueuedWorkflows({ workflowIdPrefix: ["run", "later"] }))).toEqual(["run1", "later1"]);
+    release.open();
+  });
+
+  it("filters by user, appVersion, executorId, parent, forkedFrom and creation time", async () => {
+    const { duro, release, times } = await fixture();
+    expect(ids(await duro.listQueuedWorkflows({ user: "alice" }))).toEqual(["wait1"]);
+    expect(ids(await duro.listQueuedWorkflows({ appVersion: "v2" }))).toEqual(["wait2"]);
+    expect(ids(await duro.listQueuedWorkflows({ executorId: "e1" }))).toEqual(["run1"]);
+    expect(ids(await duro.listQueuedWorkflows({ parentWorkflowId: "parent" }))).toEqual(["parent-1"]);
+    expect(ids(await duro.listQueuedWorkflows({ hasParent: true }))).toEqual(["parent-1"]);
+    expect(ids(await duro.listQueuedWorkflows({ hasParent: false }))).toEqual(["run1", "wait1", "wait2", "later1", "fork1"]);
+    expect(ids(await duro.listQueuedWorkflows({ forkedFrom: "done1" }))).toEqual(["fork1"]);
+    const iso = (ms: number) => new Date(ms).toISOString();
+    expect(ids(await duro.listQueuedWorkflows({ startTime: iso(times.wait2) }))).toEqual(["wait2", "later1", "parent-1", "fork1"]);
+    expect(ids(await duro.listQueuedWorkflows({ endTime: iso(times.wait2) }))).toEqual(["run1", "wait1", "wait2"]);
+    expect(ids(await duro.listQueuedWorkflows({ startTime: iso(times.wait1), endTime: iso(times.later1) }))).toEqual(["wait1", "wait2", "later1"]);
+    await expect(duro.listQueuedWorkflows({ startTime: "yesterday" })).rejects.toThrow(InvalidArgumentError);
+    release.open();
+  });
+
+  it("pages with limit, offset and sortDesc, and can leave inputs and outputs unloaded", async () => {
+    const { duro, release } = await fixture();
+    expect(ids(await duro.listQueuedWorkflows({ limit: 2 }))).toEqual(["run1", "wait1"]);
+    expect(ids(await duro.listQueuedWorkflows({ limit: 2, offset: 2 }))).toEqual(["wait2", "later1"]);
+    expect(ids(await duro.listQueuedWorkflows({ sortDesc: true }))).toEqual(["fork1", "parent-1", "later1", "wait2", "wait1", "run1"]);
+    expect(ids(await duro.listQueuedWorkflows({ sortDesc: true, limit: 1, offset: 1 }))).toEqual(["parent-1"]);
+    const [bare] = await duro.listQueuedWorkflows({ workflowIds: ["wait1"], loadInput: false, loadOutput: false });
+    expect(bare.input).toBeUndefined();
+    expect(bare.workflowId).toBe("wait1");
+    await expect(duro.listQueuedWorkflows({ limit: -1 })).rejects.toThrow(InvalidArgumentError);
+    release.open();
+  });
+
+  it("is offered by DuroClient with the same filters", async () => {
+    const { release } = await fixture();
+    const c = client(t.url);
+    expect(ids(await c.listQueuedWorkflows())).toEqual(["run1", "wait1", "wait2", "later1", "parent-1", "fork1"]);
+    expect(ids(await c.listQueuedWorkflows({ queueName: "qa", status: "ENQUEUED", limit: 2 }))).toEqual(["wait1", "wait2"]);
+    release.open();
+  });
+
+  it("drops a workflow from the list once it finishes or is cancelled", async () => {
+    const { duro, release } = await fixture();
+    await duro.cancelWorkflow("later1");
+    expect(ids(await duro.listQueuedWorkflows())).not.toContain("later1");
+    release.open();
+    await duro.cancelWorkflow("wait2"); // its app version is not served here
+    await waitFor(async () => (await duro.listQueuedWorkflows()).length === 0, 10_000, "the queues to drain");
+    expect((await duro.getWorkflowStatus("wait1"))!.status).toBe("SUCCESS");
+    expect(await duro.getResult("parent")).toBe("child");
+  });
+});

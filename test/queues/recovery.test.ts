@@ -1,0 +1,160 @@
+/**
+ * Queued work across executor deaths and mismatched executors, and dispatch without polling
+ * delay: an enqueue wakes the dispatcher directly (same process) or by notification (another
+ * instance or a DuroClient), so `pollingIntervalSeconds` never delays a start.
+ */
+import { describe, expect, it } from "vitest";
+import { WorkflowQueue, type Duro } from "../../src/index.js";
+import { backends, useDuro, waitFor } from "../helpers.js";
+import { sleep, Tracker, useClients } from "./support.js";
+
+describe.each(backends)("%s", (backend) => {
+  const t = useDuro(backend);
+  const client = useClients();
+
+  describe("a claimed workflow whose executor dies", () => {
+    it("is recovered by the executor's restart and counts against the concurrency limit until done", async () => {
+      const tracker = new Tracker();
+      const never = new Promise<void>(() => {});
+      /** An instance for `executorId`, labelled `label` in the tracker; `hang` bodies never end. */
+      const instance = (label: string, executorId: string, hang = false): Duro => {
+        const duro = t.duro({ executorId, appVersion: "v1" });
+        const work = duro.registerStep("work", async (id: string) => {
+          tracker.enter(label, id);
+          if (hang) await never; // this process "dies" mid-step: the body never ends
+          await sleep(20);
+          tracker.exit(label);
+        });
+        duro.registerWorkflow("job", async (id: string) => {
+          await work(id);
+          return id;
+        });
+        new WorkflowQueue(duro, "q", { concurrency: 2 });
+        return duro;
+      };
+      const a1 = instance("a1", "exec-a", true);
+      await a1.launch();
+      const c = client(t.url);
+      const enqueue = (id: string) => c.enqueue<string>({ workflowName: "job", queueName: "q", workflowId: id }, id);
+      const first = [await enqueue("w1"), await enqueue("w2")];
+      await waitFor(() => tracker.runningOn("a1") === 2, 10_000, "exec-a to run two workflows");
+
+      const b = instance("b", "exec-b");
+      await b.launch();
+      const rest = await Promise.all(["w3", "w4", "w5", "w6"].map(enqueue));
+      await a1.shutdown(); // exec-a dies with w1 and w2 claimed
+      tracker.exit("a1");
+      tracker.exit("a1");
+      await sleep(600);
+      // The dead executor's claims still fill the queue: exec-b starts nothing.
+      expect(tracker.maxOn("b")).toBe(0);
+      const queued = await c.listQueuedWorkflows({ queueName: "q" });
+      expect(queued.filter((s) => s.status === "PENDING").map((s) => [s.workflowId, s.executorId])).toEqual([["w1", "exec-a"], ["w2", "exec-a"]]);
+      expect(queued.filter((s) => s.status === "ENQUEUED")).toHaveLength(4);
+
+      const a2 = instance("a2", "exec-a");
+      await a2.launch(); // the restart recovers w1 and w2
+      expect(await Promise.all([...first, ...rest].map((h) => h.getResult()))).toEqual(["w1", "w2", "w3", "w4", "w5", "w6"]);
+      expect(tracker.max).toBe(2);
+      const recovered = tracker.starts.filter((s) => s.executor === "a2").map((s) => s.id);
+      expect(recovered).toEqual(expect.arrayContaining(["w1", "w2"]));
+      for (const id of ["w1", "w2"]) expect((await c.getWorkflowStatus(id))!.recoveryAttempts).toBeGreaterThanOrEqual(2);
+      // Every workflow's step ran exactly once, apart from the two interrupted by the death.
+      expect(tracker.starts.map((s) => s.id).sort()).toEqual(["w1", "w1", "w2", "w2", "w3", "w4", "w5", "w6"]);
+    });
+  });
+
+  describe("a workflow no running executor knows", () => {
+    it("stays ENQUEUED, without holding up the queue, until an executor that knows it starts", async () => {
+      const a = t.duro({ executorId: "exec-a", appVersion: "va" });
+      a.registerWorkflow("known", async (x: string) => `known:${x}`);
+      new WorkflowQueue(a, "q", { concurrency: 1 });
+      await a.launch();
+      const c = client(t.url);
+      const later = await c.enqueue<string>({ workflowName: "later", queueName: "q" }, "L");
+      const known = await c.enqueue<string>({ workflowName: "known", queueName: "q" }, "K");
+      expect(await known.getResult()).toBe("known:K");
+      await sleep(300);
+      expect((await later.getStatus())!).toMatchObject({ status: "ENQUEUED", executorId: null });
+
+      const b = t.duro({ executorId: "exec-b", appVersion: "vb" });
+      b.registerWorkflow("later", async (x: string) => `later:${x}@${b.executorId}`);
+      new WorkflowQueue(b, "q", { concurrency: 1 });
+      await b.launch();
+      expect(await later.getResult()).toBe("later:L@exec-b");
+      expect((await later.getStatus())!.executorId).toBe("exec-b");
+    });
+  });
+
+  describe("dispatch without polling delay", () => {
+    /** Executor "a" (app version va) serving queue "q" that polls only every 30 s; `started` records body starts. */
+    async function slowPoller() {
+      const started = new Map<string, number>();
+      const a = t.duro({ executorId: "exec-a", appVersion: "va", safetyPollSeconds: 30 });
+      const job = a.registerWorkflow("job", async (id: string) => {
+        started.set(id, performance.now());
+        return a.executorId;
+      });
+      new WorkflowQueue(a, "q", { pollingIntervalSeconds: 30 });
+      await a.launch();
+      await sleep(200); // past the dispatcher's first pass at launch
+      return { a, job, started };
+    }
+
+    it("starts a workflow enqueued in the same process at once", async () => {
+      const { a, job, started } = await slowPoller();
+      for (let i = 0; i < 5; i++) {
+        const handle = await a.startWorkflow(job.with({ queueName: "q", workflowId: `local-${i}` }), `local-${i}`);
+        const enqueued = performance.now();
+        await waitFor(() => started.has(`local-${i}`), 5_000, `local-${i} to start`);
+        expect(started.get(`local-${i}`)! - enqueued).toBeLessThan(500);
+        await handle.getResult();
+      }
+    });
+
+    it("starts a workflow enqueued by another Duro instance at once", async () => {
+      const { started } = await slowPoller();
+      const b = t.duro({ executorId: "exec-b", appVersion: "vb", safetyPollSeconds: 30 });
+      const job = b.registerWorkflow("job", async (_id: string) => b.executorId);
+      new WorkflowQueue(b, "q", { pollingIntervalSeconds: 30 });
+      await b.launch();
+      await sleep(200);
+      for (let i = 0; i < 3; i++) {
+        // Stamped with exec-a's app version, so only exec-a may run it.
+        const handle = await b.startWorkflow(job.with({ queueName: "q", workflowId: `remote-${i}`, appVersion: "va" }), `remote-${i}`);
+        const enqueued = performance.now();
+        await waitFor(() => started.has(`remote-${i}`), 5_000, `remote-${i} to start on exec-a`);
+        expect(started.get(`remote-${i}`)! - enqueued).toBeLessThan(500);
+        expect(await handle.getResult()).toBe("exec-a");
+      }
+    });
+
+    it("starts a workflow enqueued by a DuroClient at once", async () => {
+      const { started } = await slowPoller();
+      const c = client(t.url);
+      await c.listWorkflows({ limit: 1 }); // connect first: the first enqueue should not pay for it
+      for (let i = 0; i < 3; i++) {
+        const handle = await c.enqueue<string>({ workflowName: "job", queueName: "q", workflowId: `client-${i}` }, `client-${i}`);
+        const enqueued = performance.now();
+        await waitFor(() => started.has(`client-${i}`), 5_000, `client-${i} to start`);
+        expect(started.get(`client-${i}`)! - enqueued).toBeLessThan(500);
+        expect(await handle.getResult()).toBe("exec-a");
+      }
+    });
+
+    it("starts the next queued workflow as soon as a slot frees", async () => {
+      const { a, started } = await slowPoller();
+      const chain = a.registerWorkflow("chain", async (id: string) => {
+        started.set(id, performance.now());
+        return id;
+      });
+      new WorkflowQueue(a, "one", { concurrency: 1, pollingIntervalSeconds: 30 });
+      const begin = performance.now();
+      const handles = await a.enqueueMany(chain.with({ queueName: "one" }), Array.from({ length: 20 }, (_, i) => [`c${i}`]));
+      // Each completion and each enqueue must wake the dispatcher: none may wait for the 30 s poll.
+      const done = await Promise.race([Promise.all(handles.map((h) => h.getResult())), sleep(5_000).then(() => null)]);
+      expect(done, `only ${started.size} of 20 started within 5 s`).toEqual(Array.from({ length: 20 }, (_, i) => `c${i}`));
+      expect(performance.now() - begin).toBeLessThan(5_000);
+    });
+  });
+});

@@ -1,0 +1,113 @@
+/** Cron schedules: each tick runs exactly once across executors; missed ticks only with catchUp. */
+import { describe, expect, it } from "vitest";
+import { InvalidArgumentError, WorkflowQueue, type Duro } from "../../src/index.js";
+import { backends, useDuro, waitFor } from "../helpers.js";
+import { sleep } from "./support.js";
+
+interface Run {
+  executor: string;
+  workflowId: string;
+  input: unknown;
+}
+
+const tickTime = (workflowId: string, name: string) => Date.parse(workflowId.slice(`sched:${name}:`.length));
+
+describe.each(backends)("%s", (backend) => {
+  const t = useDuro(backend);
+
+  /** An executor whose workflow "tick" records its runs in `runs`, scheduled every second as `name`. */
+  async function executor(executorId: string, runs: Run[], name: string, options: { catchUp?: boolean; queueName?: string } = {}): Promise<Duro> {
+    const duro = t.duro({ executorId, appVersion: "v1" });
+    const tick = duro.registerWorkflow("tick", async (at: Date) => {
+      runs.push({ executor: executorId, workflowId: duro.workflowId!, input: at });
+    });
+    if (options.queueName) new WorkflowQueue(duro, options.queueName);
+    await duro.schedule(name, "* * * * * *", tick, options);
+    await duro.launch();
+    return duro;
+  }
+
+  const ticks = (runs: Run[], name: string) => runs.map((r) => tickTime(r.workflowId, name)).sort((a, b) => a - b);
+
+  it("runs each tick exactly once across two executors, with the tick's time as input and ID sched:<name>:<ISO time>", async () => {
+    const runs: Run[] = [];
+    const launchedAt = Date.now();
+    const e1 = await executor("e1", runs, "every-second");
+    const e2 = await executor("e2", runs, "every-second");
+    await waitFor(() => new Set(runs.map((r) => r.workflowId)).size >= 3, 10_000, "three ticks");
+    await e1.shutdown();
+    await e2.shutdown();
+    const ids = runs.map((r) => r.workflowId);
+    expect(new Set(ids).size, `a tick ran twice: ${ids.join(", ")}`).toBe(ids.length);
+    for (const run of runs) {
+      expect(run.workflowId).toMatch(/^sched:every-second:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z$/);
+      expect(run.input).toBeInstanceOf(Date);
+      expect((run.input as Date).getTime()).toBe(tickTime(run.workflowId, "every-second"));
+      expect((run.input as Date).toISOString()).toBe(run.workflowId.slice("sched:every-second:".length));
+    }
+    const times = ticks(runs, "every-second");
+    expect(times[0]).toBeGreaterThan(launchedAt - 1000);
+    for (let i = 1; i < times.length; i++) expect(times[i] - times[i - 1]).toBe(1000);
+    const observer = t.duro({ executorId: "observer", appVersion: "v1" });
+    await observer.launch();
+    const stored = await observer.listWorkflows({ workflowIdPrefix: "sched:every-second:" });
+    expect(stored.map((s) => s.workflowId).sort()).toEqual([...ids].sort());
+    for (const s of stored) expect(s).toMatchObject({ status: "SUCCESS", workflowName: "tick" });
+  });
+
+  it("skips ticks missed while every executor was down, and replays them with catchUp", async () => {
+    const name = "missed";
+    const runs: Run[] = [];
+    const first = await executor("e1", runs, name);
+    await waitFor(() => runs.length >= 1, 5_000, "a first tick");
+    await first.shutdown();
+    const lastBeforeGap = Math.max(...ticks(runs, name));
+
+    await sleep(2200); // at least two ticks pass with no executor up
+    const relaunchedAt = Date.now();
+    const second = await executor("e2", runs, name);
+    await waitFor(() => ticks(runs, name).some((at) => at > relaunchedAt), 5_000, "a tick after the relaunch");
+    await second.shutdown();
+    // Nothing between the last tick before the gap and the relaunch was run.
+    expect(ticks(runs, name).filter((at) => at > lastBeforeGap && at < relaunchedAt)).toEqual([]);
+    const lastBeforeSecondGap = Math.max(...ticks(runs, name));
+
+    await sleep(2200);
+    const beforeThird = Date.now();
+    const third = await executor("e3", runs, name, { catchUp: true });
+    const caughtUp = Date.now();
+    // Every tick after the last recorded one, up to now, is run (once).
+    await waitFor(() => {
+      const after = ticks(runs, name).filter((at) => at > lastBeforeSecondGap);
+      return after.length >= 3 && after.every((at, i) => at === lastBeforeSecondGap + (i + 1) * 1000) && after[after.length - 1] >= caughtUp - 1000;
+    }, 5_000, "the missed ticks to be caught up");
+    await third.shutdown();
+    const ids = runs.map((r) => r.workflowId);
+    expect(new Set(ids).size).toBe(ids.length);
+    // The ticks that passed while no executor was up (at least two in 2.2 s) were run by the catching-up executor.
+    const caught = runs.filter((r) => tickTime(r.workflowId, name) > lastBeforeSecondGap && tickTime(r.workflowId, name) < beforeThird);
+    expect(caught.length).toBeGreaterThanOrEqual(2);
+    for (const r of caught) expect(r.executor).toBe("e3");
+  });
+
+  it("enqueues each tick on a queue when given queueName", async () => {
+    const runs: Run[] = [];
+    const duro = await executor("e1", runs, "queued", { queueName: "ticks" });
+    await waitFor(() => runs.length >= 1, 5_000, "a tick");
+    const [status] = await duro.listWorkflows({ workflowIds: [runs[0].workflowId] });
+    expect(status).toMatchObject({ queueName: "ticks", workflowName: "tick" });
+  });
+
+  it("accepts 5- and 6-field cron expressions and refuses bad ones with InvalidArgumentError", async () => {
+    const duro = t.duro();
+    const wf = duro.registerWorkflow("wf", async (_at: Date) => undefined);
+    await duro.schedule("five", "*/5 * * * *", wf);
+    await duro.schedule("six", "*/5 * * * * *", wf);
+    for (const cron of ["not a cron", "* * *", "61 * * * * *", "* * * * * * * *", "* 25 * * *", ""]) {
+      await expect(duro.schedule(`bad${Math.random()}`.replace(".", ""), cron, wf), cron).rejects.toThrow(InvalidArgumentError);
+    }
+    await expect(duro.schedule("five", "* * * * *", wf)).rejects.toThrow(InvalidArgumentError); // name taken
+    await expect(duro.schedule("a:b", "* * * * *", wf)).rejects.toThrow(InvalidArgumentError);
+    await expect(Promise.resolve().then(() => duro.schedule("nowf", "* * * * *", {} as never))).rejects.toThrow(InvalidArgumentError);
+  });
+});
