@@ -1,10 +1,10 @@
 /** Management calls shared by Duro and DuroClient, and their conversions to and from the store. */
-import { randomUUID } from "node:crypto";
 import { InvalidArgumentError, WorkflowNotFoundError } from "../errors.js";
 import { deserialize, deserializeError, deserializeInputs } from "../serialization.js";
 import type { OperationRow, WorkflowFilter, WorkflowRow, WorkflowStatusString } from "../storage/store.js";
 import type { ListWorkflowsFilter, StepInfo, WorkflowStatus } from "../types.js";
 import { INTERNAL_QUEUE, type Engine } from "./engine.js";
+import { uuidv7 } from "./ids.js";
 import { validateStart } from "./start.js";
 
 const STATUSES: WorkflowStatusString[] = ["ENQUEUED", "DELAYED", "PENDING", "SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"];
@@ -127,7 +127,7 @@ export async function resume(engine: Engine, workflowIds: string[], queueName: s
 /** Starts a copy of a workflow that reuses the outputs of operations before `startStep`. */
 export async function fork(engine: Engine, workflowId: string, startStep: number, options: { newWorkflowId?: string; appVersion?: string; queueName?: string; timeoutSeconds?: number }): Promise<string> {
   if (!Number.isInteger(startStep) || startStep < 1) throw new InvalidArgumentError(`startStep must be an integer ≥ 1, got ${startStep}.`);
-  const { newWorkflowId = randomUUID(), appVersion, timeoutSeconds } = options;
+  const { newWorkflowId = uuidv7(), appVersion, timeoutSeconds } = options;
   const queueName = options.queueName ?? (engine.client ? INTERNAL_QUEUE : undefined);
   validateStart(engine, { workflowId: newWorkflowId, queueName, timeoutSeconds });
   const operations = await engine.store.listOperations(workflowId);

@@ -9,6 +9,7 @@ import { serializeError, serializeInputs, type SerializationFormat } from "../se
 import type { OperationRow, WorkflowRow, Write, WriteResult } from "../storage/store.js";
 import type { StartOptions } from "../types.js";
 import { currentRun } from "./context.js";
+import { uuidv7 } from "./ids.js";
 import { operation, type Engine } from "./engine.js";
 
 /**
@@ -31,7 +32,7 @@ export async function start(engine: Engine, name: string, args: unknown[], optio
     }
     parent.checkStopped();
   }
-  const workflowId = options.workflowId ?? (parent ? `${parent.workflowId}-${functionId}` : randomUUID());
+  const workflowId = options.workflowId ?? (parent ? `${parent.workflowId}-${functionId}` : uuidv7());
   const row = newRow(engine, workflowId, name, args, options, workflow?.options.serialization);
   const ownerToken = randomUUID();
   const childRecord = (fields: Partial<OperationRow>): Write[] =>
@@ -69,7 +70,7 @@ export async function enqueueMany(engine: Engine, name: string, argsList: unknow
   if (options.deduplicationId !== undefined && argsList.length > 1) throw new InvalidArgumentError("deduplicationId cannot be shared by several workflows.");
   validateStart(engine, options);
   const serialization = engine.workflows.get(name)?.options.serialization;
-  const rows = argsList.map((args) => newRow(engine, options.workflowId ?? randomUUID(), name, args, options, serialization));
+  const rows = argsList.map((args) => newRow(engine, options.workflowId ?? uuidv7(), name, args, options, serialization));
   const results = await engine.store.write(rows.map((row) => ({ kind: "insertWorkflow", row, ownerToken: randomUUID() })), { allOrNothing: true });
   for (const [i, result] of results.entries()) {
     if (result.kind === "insertWorkflow" && !result.inserted && result.existing && result.existing.name !== name) {

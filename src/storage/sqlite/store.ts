@@ -52,6 +52,7 @@ export class SqliteStore implements Store {
       db.pragma("synchronous = FULL");
       db.pragma("busy_timeout = 10000");
       db.pragma("foreign_keys = ON");
+      db.pragma("cache_size = -65536"); // 64 MiB of page cache: hot index pages stay in memory
     } catch (error) {
       throw new DatabaseError(
         `Cannot open the SQLite database at "${this.path}": ${(error as Error).message}. Check that the path is writable, or set databaseUrl.`,
