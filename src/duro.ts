@@ -103,10 +103,13 @@ export class Duro {
     return this.handle<R>(workflowId);
   }
 
-  /** A handle to an existing workflow. @throws WorkflowNotFoundError when it does not exist. */
-  async retrieveWorkflow<R = unknown>(workflowId: string): Promise<WorkflowHandle<R>> {
-    if ((await this.engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
-    return this.handle<R>(workflowId);
+  /**
+   * A handle to a workflow. @throws WorkflowNotFoundError when it does not exist — unless
+   * `existingWorkflow` is false, for a workflow that is yet to be started.
+   */
+  async retrieveWorkflow<R = unknown>(workflowId: string, { existingWorkflow = true }: { existingWorkflow?: boolean } = {}): Promise<WorkflowHandle<R>> {
+    if (existingWorkflow && (await this.engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
+    return this.handle<R>(workflowId, !existingWorkflow);
   }
 
   /** Waits for a workflow's result (recorded as an operation inside a workflow). */
@@ -336,10 +339,10 @@ export class Duro {
     return run ? this.engine.checkpoint(run, `duro.${name}`, fn) : fn();
   }
 
-  private handle<R>(workflowId: string): WorkflowHandle<R> {
+  private handle<R>(workflowId: string, untilCreated = false): WorkflowHandle<R> {
     return {
       workflowId,
-      getResult: () => this.getResult<R>(workflowId),
+      getResult: () => ops.getResult(this.engine, workflowId, untilCreated) as Promise<R>,
       getStatus: () => this.getWorkflowStatus(workflowId),
     };
   }

@@ -365,7 +365,7 @@ export class Engine {
   // ——— results and status ———
 
   /** Waits for a workflow to finish; its output, or throws its error. */
-  async awaitResult(workflowId: string, deadline = Infinity, signal?: AbortSignal): Promise<{ done: false } | { done: true; outcome: Outcome }> {
+  async awaitResult(workflowId: string, deadline = Infinity, signal?: AbortSignal, untilCreated = false): Promise<{ done: false } | { done: true; outcome: Outcome }> {
     let outcome: Outcome | undefined;
     const done = await this.waiters.wait(
       `status:${workflowId}`,
@@ -378,7 +378,10 @@ export class Engine {
         const run = this.running.get(workflowId);
         if (run && !run.stopped) return false; // running here: its completion will wake us, no read needed
         const [row] = await this.store.listWorkflows({ workflowIds: [workflowId] });
-        if (!row) throw new WorkflowNotFoundError(workflowId);
+        if (!row) {
+          if (untilCreated) return false; // its insert wakes this key
+          throw new WorkflowNotFoundError(workflowId);
+        }
         if (!TERMINAL.has(row.status)) return false;
         outcome = {
           status: row.status,

@@ -115,11 +115,12 @@ export async function randomUUID(engine: Engine): Promise<string> {
 
 // ——— results ———
 
-export async function getResult(engine: Engine, workflowId: string): Promise<unknown> {
+/** Waits for a workflow's outcome (recorded inside a workflow); `untilCreated`: a missing workflow is awaited, not an error. */
+export async function getResult(engine: Engine, workflowId: string, untilCreated = false): Promise<unknown> {
   checkKey("workflowId", workflowId);
   const run = currentRun();
   const wait = async () => {
-    const result = await engine.awaitResult(workflowId, Infinity, run?.signal);
+    const result = await engine.awaitResult(workflowId, Infinity, run?.signal, untilCreated);
     return engine.settle(workflowId, (result as { outcome: Parameters<Engine["settle"]>[1] }).outcome);
   };
   return run ? engine.checkpoint(run, "duro.getResult", wait) : wait();
