@@ -74,6 +74,8 @@ export class SqliteStore implements Store {
       if (error instanceof DatabaseError) throw error;
       throw new DatabaseError(`Cannot migrate the SQLite database at "${this.path}": ${(error as Error).message}`, { cause: error });
     }
+    db.pragma("analysis_limit = 400");
+    db.pragma("optimize = 0x10002"); // refresh the planner's statistics where they are stale (cheap, bounded)
     this.db = db;
     if (this.path !== ":memory:") this.checkpointer = new Checkpointer(db, this.path);
     this.statements = this.prepare(db);

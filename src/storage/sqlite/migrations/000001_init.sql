@@ -29,7 +29,7 @@ CREATE TABLE workflow_status (
 );
 CREATE INDEX workflow_status_created_at ON workflow_status (created_at);
 CREATE INDEX workflow_status_pending ON workflow_status (executor_id) WHERE status = 'PENDING';
-CREATE INDEX workflow_status_queued ON workflow_status (queue_name, status, priority, created_at) WHERE status IN ('ENQUEUED', 'PENDING');
+CREATE INDEX workflow_status_queued ON workflow_status (queue_name, status, priority, created_at) WHERE status IN ('ENQUEUED', 'PENDING', 'DELAYED');
 CREATE INDEX workflow_status_delayed ON workflow_status (delay_until_epoch_ms) WHERE status = 'DELAYED';
 CREATE UNIQUE INDEX workflow_status_dedup ON workflow_status (queue_name, deduplication_id) WHERE deduplication_id IS NOT NULL;
 CREATE INDEX workflow_status_parent ON workflow_status (parent_workflow_id) WHERE parent_workflow_id IS NOT NULL;
