@@ -1,7 +1,7 @@
 // `npm run bench`: every bench script on every backend, one JSON line each.
 import { spawnSync } from "node:child_process";
 
-const scripts = ["workflows.mjs", "sleepers.mjs", "wakeup.mjs", "queues.mjs"];
+const scripts = ["workflows.mjs", "sleepers.mjs", "wakeup.mjs", "queues.mjs", "messaging.mjs"];
 const backends = (process.env.BENCH_BACKENDS ?? "sqlite,postgres").split(",");
 let failed = false;
 for (const script of scripts) {

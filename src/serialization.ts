@@ -18,6 +18,9 @@ export type SerializationFormat = "default" | "portable";
 export const MAX_PAYLOAD_BYTES = 10 * 1024 * 1024;
 
 const TAG = "$duro";
+/** How much of an oversized error's message and stack is kept. */
+const MAX_ERROR_TEXT = 64 * 1024;
+const cut = (text: unknown) => (typeof text === "string" && text.length > MAX_ERROR_TEXT ? `${text.slice(0, MAX_ERROR_TEXT)}… (truncated)` : text);
 
 const errorClasses = new Map<string, new (...args: any[]) => Error>();
 for (const ctor of [Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError, AggregateError]) {
@@ -68,14 +71,19 @@ export function serializeError(error: unknown, format: SerializationFormat): str
   if (format === "portable") {
     const e = error instanceof Error ? error : new Error(String(error));
     const { code, data } = e as { code?: unknown; data?: unknown };
-    return serialize({ name: e.name, message: e.message, ...(code === undefined ? {} : { code }), ...(data === undefined ? {} : { data }) }, "portable");
+    try {
+      return serialize({ name: e.name, message: e.message, ...(code === undefined ? {} : { code }), ...(data === undefined ? {} : { data }) }, "portable");
+    } catch {
+      return serialize({ name: e.name, message: cut(e.message) }, "portable");
+    }
   }
   try {
     return serialize(error instanceof Error ? error : new Error(String(error)), "default");
   } catch {
-    // An error whose own fields cannot be stored still keeps its class, message and stack.
+    // An error whose own fields cannot be stored (or that is too large) still keeps its class and
+    // the start of its message and stack.
     const e = error as Error;
-    return JSON.stringify({ [TAG]: "Error", class: e.constructor?.name ?? "Error", name: e.name, message: e.message, stack: e.stack, fields: {} });
+    return JSON.stringify({ [TAG]: "Error", class: e.constructor?.name ?? "Error", name: e.name, message: cut(e.message), stack: cut(e.stack), fields: {} });
   }
 }
 

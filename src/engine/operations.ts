@@ -220,10 +220,12 @@ export async function send(
     });
     if (!result.destinationExists) throw new WorkflowNotFoundError(destinationId, "send destination");
   };
-  // In a workflow the message ID is derived from the operation, so a replayed send delivers once.
-  if (!run) return deliver(idempotencyKey ? `${idempotencyKey}::${destinationId}` : uuid());
+  // A keyed message's ID is (key, destination); in a workflow an unkeyed one is derived from the
+  // operation, so a replayed send delivers once. JSON arrays keep the parts from running together.
+  const keyed = () => JSON.stringify(["key", idempotencyKey, destinationId]);
+  if (!run) return deliver(idempotencyKey !== undefined ? keyed() : uuid());
   await engine.checkpoint(run, "duro.send", (functionId) =>
-    deliver(idempotencyKey ? `${idempotencyKey}::${destinationId}` : `${run.workflowId}::${functionId}::${destinationId}`),
+    deliver(idempotencyKey !== undefined ? keyed() : JSON.stringify(["op", run.workflowId, functionId, destinationId])),
   );
 }
 
@@ -357,12 +359,21 @@ export async function* readStream(
   if (timeoutSeconds !== undefined) checkSeconds("timeoutSeconds", timeoutSeconds);
   const run = currentRun();
   const END = { end: true };
+  // Values fetched past the current offset (and whether the end marker follows them), served
+  // without another read: one query per batch of arrivals, not one per value.
+  let buffered: StoredValue[] = [];
+  let closedAfterBuffer = false;
   const next = async (): Promise<{ value: unknown } | typeof END> => {
+    if (buffered.length) return { value: read(buffered.shift()!) };
+    if (closedAfterBuffer) return END;
     let found: { value: unknown } | typeof END | undefined;
     const look = async () => {
       const { values, closed } = await engine.store.readStream(workflowId, key, offset);
-      if (values.length) found = { value: read(values[0]) };
-      else if (closed) found = END;
+      if (values.length) {
+        found = { value: read(values[0]) };
+        buffered = values.slice(1);
+        closedAfterBuffer = closed;
+      } else if (closed) found = END;
       else {
         const [row] = await engine.store.listWorkflows({ workflowIds: [workflowId], loadInput: false, loadOutput: false });
         if (!row) throw new WorkflowNotFoundError(workflowId, "readStream");

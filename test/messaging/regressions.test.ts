@@ -1,0 +1,56 @@
+import { describe, expect, it } from "vitest";
+import { MAX_PAYLOAD_BYTES } from "../../src/serialization.js";
+import { backends, useDuro } from "../helpers.js";
+
+describe.each(backends)("%s", (backend) => {
+  const t = useDuro(backend);
+
+  it("idempotency keys of different destinations never collide, however the key and ID are spelled", async () => {
+    const duro = t.duro();
+    const inbox = duro.registerWorkflow("inbox", async () => duro.recv<string>("t", 5));
+    await duro.launch();
+    const yz = await duro.startWorkflow(inbox.with({ workflowId: "y::z" }));
+    const z = await duro.startWorkflow(inbox.with({ workflowId: "z" }));
+    await duro.send("y::z", "for y::z", "t", { idempotencyKey: "k" });
+    await duro.send("z", "for z", "t", { idempotencyKey: "k::y" });
+    expect(await yz.getResult()).toBe("for y::z");
+    expect(await z.getResult()).toBe("for z");
+  });
+
+  it("a workflow's oversized error is stored truncated, not refused, and still reaches getResult", async () => {
+    const duro = t.duro();
+    const huge = duro.registerWorkflow("huge", async () => {
+      throw new Error("x".repeat(MAX_PAYLOAD_BYTES));
+    });
+    await duro.launch();
+    const handle = await duro.startWorkflow(huge);
+    const error = (await handle.getResult().catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(Error);
+    const [status] = await duro.listWorkflows({ workflowIds: [handle.workflowId] });
+    expect(status.status).toBe("ERROR");
+    expect(status.error!.message.length).toBeLessThan(MAX_PAYLOAD_BYTES / 10);
+    expect(status.error!.message.startsWith("xxxx")).toBe(true);
+  });
+
+  it("reading a long stream that is already written takes a handful of queries, not one per value", async () => {
+    const duro = t.duro();
+    const writer = duro.registerWorkflow("writer", async (n: number) => {
+      for (let i = 0; i < n; i++) await duro.writeStream("s", i);
+      await duro.closeStream("s");
+    });
+    await duro.launch();
+    const handle = await duro.startWorkflow(writer, 2000);
+    await handle.getResult();
+    const store = duro.engine.store;
+    const readStream = store.readStream.bind(store);
+    let queries = 0;
+    store.readStream = (...args) => {
+      queries++;
+      return readStream(...args);
+    };
+    const values: unknown[] = [];
+    for await (const value of duro.readStream(handle.workflowId, "s")) values.push(value);
+    expect(values).toEqual(Array.from({ length: 2000 }, (_, i) => i));
+    expect(queries).toBeLessThan(10);
+  });
+});
