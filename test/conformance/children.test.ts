@@ -1,7 +1,6 @@
 /** Child workflows: deterministic IDs, parentWorkflowId, recorded start and result. */
 import { describe, expect, it } from "vitest";
-import { backends, gate, useDuro, waitFor } from "../helpers.js";
-import { crash } from "./support.js";
+import { backends, crash, gate, useDuro, waitFor } from "../helpers.js";
 
 class ChildFailed extends Error {
   constructor(

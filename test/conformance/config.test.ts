@@ -4,8 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { DatabaseError, Duro, DuroError, InvalidArgumentError } from "../../src/index.js";
-import { backends, quietLogger, useDuro, type Backend } from "../helpers.js";
-import { rawQuery, rejectionOf } from "./support.js";
+import { type Backend, backends, quietLogger, rawQuery, rejectionOf, useDuro } from "../helpers.js";
 
 /** A URL whose database cannot be opened or reached. */
 function unusableUrl(backend: Backend, scratch: string): string {

@@ -6,8 +6,7 @@ import {
   MaxStepRetriesExceededError, NonDeterminismError, NotInWorkflowError, SerializationError, StreamTimeoutError, WorkflowConflictError,
   WorkflowNotFoundError,
 } from "../../src/index.js";
-import { backends, useDuro } from "../helpers.js";
-import { rejectionOf } from "./support.js";
+import { backends, rejectionOf, useDuro } from "../helpers.js";
 
 const SPEC_ERRORS = [
   "WorkflowConflictError",

@@ -1,8 +1,7 @@
 /** Events: setEvent (last value wins), getEvent with a timeout inside and outside workflows, getAllEvents. */
 import { describe, expect, it } from "vitest";
 import { NotInWorkflowError, type Duro } from "../../src/index.js";
-import { backends, gate, useDuro, waitFor } from "../helpers.js";
-import { crash, since } from "./support.js";
+import { backends, crash, gate, since, useDuro, waitFor } from "../helpers.js";
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);

@@ -1,8 +1,7 @@
 /** Management: listWorkflows (every filter), listWorkflowSteps, cancelWorkflow(s). */
 import { describe, expect, it } from "vitest";
 import { AwaitedWorkflowCancelledError, InvalidArgumentError, type Duro } from "../../src/index.js";
-import { backends, gate, useDuro, waitFor } from "../helpers.js";
-import { crash, rejectionOf, within } from "./support.js";
+import { backends, crash, gate, rejectionOf, useDuro, waitFor, within } from "../helpers.js";
 
 const ids = (list: { workflowId: string }[]) => list.map((s) => s.workflowId);
 

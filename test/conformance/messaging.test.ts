@@ -1,8 +1,7 @@
 /** send / recv: FIFO per topic, timeouts (durable), idempotent delivery, typed errors. */
 import { describe, expect, it } from "vitest";
 import { NotInWorkflowError, WorkflowNotFoundError, type Duro } from "../../src/index.js";
-import { backends, gate, useDuro, waitFor } from "../helpers.js";
-import { crash, since } from "./support.js";
+import { backends, crash, gate, hangPoint, since, useDuro, waitFor } from "../helpers.js";
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);
@@ -160,19 +159,8 @@ describe.each(backends)("%s", (backend) => {
   });
 
   describe("durability", () => {
-    const hangAfterFirstRun = () => {
-      const state = { on: true, entered: 0 };
-      const never = gate();
-      const register = (duro: Duro) =>
-        duro.registerStep("hang", async () => {
-          state.entered++;
-          if (state.on) await never.promise;
-        });
-      return { state, register };
-    };
-
     it("a received message is recorded: a recovered workflow gets it again and takes the next one next", async () => {
-      const hang = hangAfterFirstRun();
+      const hang = hangPoint();
       const build = (duro: Duro) => {
         const stop = hang.register(duro);
         return duro.registerWorkflow("twoMessages", async () => {
@@ -219,7 +207,7 @@ describe.each(backends)("%s", (backend) => {
     });
 
     it("a send inside a workflow is delivered once even when the sender is recovered", async () => {
-      const hang = hangAfterFirstRun();
+      const hang = hangPoint();
       const build = (duro: Duro) => {
         const stop = hang.register(duro);
         const receiver = duro.registerWorkflow("receiver", async () => [await duro.recv("t", 10), await duro.recv("t", 0.5)]);

@@ -8,8 +8,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { NonDeterminismError, NotInWorkflowError, type Duro } from "../../src/index.js";
-import { backends, gate, useDuro, waitFor } from "../helpers.js";
-import { crash } from "./support.js";
+import { backends, crash, gate, useDuro, waitFor } from "../helpers.js";
 
 type Version = "v1" | "v2" | "v3";
 

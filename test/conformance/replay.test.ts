@@ -5,26 +5,10 @@
  */
 import { describe, expect, it } from "vitest";
 import { MaxRecoveryAttemptsExceededError, NonDeterminismError, type Duro } from "../../src/index.js";
-import { backends, gate, useDuro, waitFor } from "../helpers.js";
-import { crash, rejectionOf } from "./support.js";
+import { backends, crash, hangPoint, rejectionOf, useDuro } from "../helpers.js";
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);
-
-  /**
-   * A "hang" step that blocks forever while `hang.on` is true (the crash point), and signals
-   * each time it is entered.
-   */
-  function hangPoint() {
-    const state = { on: true, entered: 0 };
-    const never = gate();
-    const register = (duro: Duro) =>
-      duro.registerStep("hang", async () => {
-        state.entered++;
-        if (state.on) await never.promise;
-      });
-    return { state, register, reached: (n = 1) => waitFor(() => state.entered >= n, 10_000, "the hang step") };
-  }
 
   describe("recovery", () => {
     it("a recovered workflow finishes without re-running its completed steps", async () => {

@@ -7,8 +7,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { SerializationError, type Duro } from "../../src/index.js";
-import { backends, useDuro } from "../helpers.js";
-import { rawQuery, rejectionOf } from "./support.js";
+import { backends, rawQuery, rejectionOf, useDuro } from "../helpers.js";
 
 class ValidationFailed extends Error {
   constructor(

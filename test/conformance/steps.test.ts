@@ -1,8 +1,7 @@
 /** Steps: numbering, recorded outputs and errors, retries, step context, nesting, inline steps. */
 import { describe, expect, it } from "vitest";
 import { InvalidArgumentError, MaxStepRetriesExceededError } from "../../src/index.js";
-import { backends, gate, useDuro } from "../helpers.js";
-import { rejectionOf, since } from "./support.js";
+import { backends, gate, rejectionOf, since, useDuro } from "../helpers.js";
 
 class FlakyError extends Error {
   constructor(

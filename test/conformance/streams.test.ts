@@ -1,8 +1,7 @@
 /** Streams: writeStream / closeStream / readStream — in order, exactly once, ends, offsets, timeouts. */
 import { describe, expect, it } from "vitest";
 import { NotInWorkflowError, StreamTimeoutError, WorkflowNotFoundError, type Duro } from "../../src/index.js";
-import { backends, gate, useDuro, waitFor } from "../helpers.js";
-import { crash, rejectionOf, since } from "./support.js";
+import { backends, crash, gate, rejectionOf, since, useDuro, waitFor } from "../helpers.js";
 
 async function collect<T>(stream: AsyncIterable<T>): Promise<T[]> {
   const values: T[] = [];

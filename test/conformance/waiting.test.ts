@@ -1,22 +1,10 @@
 /** Durable sleep, waitFirst and wait(): what a workflow waited for is recorded and replayed. */
 import { describe, expect, it } from "vitest";
 import { InvalidArgumentError, NotInWorkflowError, type Duro, type WorkflowHandle } from "../../src/index.js";
-import { backends, gate, useDuro, waitFor } from "../helpers.js";
-import { crash, since } from "./support.js";
+import { backends, crash, gate, hangPoint, since, useDuro, waitFor } from "../helpers.js";
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);
-
-  function hangPoint() {
-    const state = { on: true, entered: 0 };
-    const never = gate();
-    const register = (duro: Duro) =>
-      duro.registerStep("hang", async () => {
-        state.entered++;
-        if (state.on) await never.promise;
-      });
-    return { state, register, reached: (n = 1) => waitFor(() => state.entered >= n, 10_000, "the hang step") };
-  }
 
   describe("sleep", () => {
     it("sleep waits about the given time", async () => {

@@ -1,8 +1,7 @@
 /** Starting workflows, workflow IDs as idempotency keys, handles, results and status. */
 import { describe, expect, it } from "vitest";
 import { DuroError, InvalidArgumentError, WorkflowConflictError, WorkflowNotFoundError } from "../../src/index.js";
-import { backends, gate, useDuro } from "../helpers.js";
-import { rejectionOf } from "./support.js";
+import { backends, gate, rejectionOf, useDuro } from "../helpers.js";
 
 class InsufficientFunds extends Error {
   constructor(

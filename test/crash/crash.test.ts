@@ -5,9 +5,9 @@
  * (read through a separate Duro) tells what was recorded. Only the kill timing is random.
  */
 import { afterAll, describe, expect, it } from "vitest";
-import { backends, freshDatabaseUrl, waitFor } from "../helpers.js";
+import { backends, freshDatabaseUrl, range, waitFor } from "../helpers.js";
 import {
-  checkFinished, checkStepRuns, expectedOutput, freshLogPath, killStats, observer, randomInt, range, readSideEffects,
+  checkFinished, checkStepRuns, expectedOutput, freshLogPath, killStats, observer, randomInt, readSideEffects,
   recordedSteps, runCounts, Worker, type WorkflowSpec,
 } from "./harness.js";
 

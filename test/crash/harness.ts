@@ -3,27 +3,22 @@
  * child process, follows its JSON-lines progress on stdout so the test can SIGKILL it at a
  * precise point, and reads back the side-effect log its step bodies append to.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, expect } from "vitest";
 import { Duro, WorkflowNotFoundError, type StepInfo, type WorkflowStatus } from "../../src/index.js";
-import { quietLogger } from "../helpers.js";
+import { quietLogger, range } from "../helpers.js";
+import { Child, requireBuild, type ChildEvent } from "../processes.js";
 
 const WORKER = fileURLToPath(new URL("./worker.mjs", import.meta.url));
-const DIST = fileURLToPath(new URL("../../dist/index.js", import.meta.url));
-if (!existsSync(DIST)) throw new Error("dist/ is missing: the crash tests run the built package; run `npm run build` first (npm test does).");
+requireBuild("the crash tests");
 
-export interface WorkerEvent {
-  ev: string;
-  pid: number;
-  t: number;
+export interface WorkerEvent extends ChildEvent {
   wf?: string;
   step?: number;
   output?: unknown;
-  [key: string]: unknown;
 }
 
 export interface WorkflowSpec {
@@ -47,11 +42,10 @@ export interface WorkerParams {
 export const killStats = { kills: 0 };
 
 const tempDirs: string[] = [];
-const liveWorkers = new Set<Worker>();
 const observers: Duro[] = [];
 afterEach(async () => {
-  // A failed test may leave a child running or an observer open: end them so tests stay independent.
-  await Promise.all([...liveWorkers].map((w) => w.kill()));
+  // A failed test may leave an observer open: close it so tests stay independent (a child
+  // left running is killed by ../processes.ts).
   await Promise.all(observers.splice(0).map((d) => d.shutdown()));
 });
 afterAll(() => {
@@ -65,95 +59,22 @@ export function freshLogPath(): string {
   return join(dir, "side-effects.jsonl");
 }
 
-interface Pending {
-  predicate: (e: WorkerEvent) => boolean;
-  resolve: (e: WorkerEvent) => void;
-  reject: (error: Error) => void;
-}
-
-/** One running child process. */
-export class Worker {
-  readonly events: WorkerEvent[] = [];
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
-  stderr = "";
-  private readonly child: ChildProcess;
-  private pending: Pending[] = [];
-
+/** One running worker.mjs: `node worker.mjs <url> <executorId> <logPath> <params JSON>`. */
+export class Worker extends Child<WorkerEvent> {
   constructor(url: string, executorId: string, logPath: string, params: WorkerParams) {
-    this.child = spawn(process.execPath, [WORKER, url, executorId, logPath, JSON.stringify(params)], { stdio: ["ignore", "pipe", "pipe"] });
-    liveWorkers.add(this);
-    let buffered = "";
-    this.child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
-      buffered += chunk;
-      let nl: number;
-      while ((nl = buffered.indexOf("\n")) !== -1) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        if (line.trim()) this.onEvent(JSON.parse(line) as WorkerEvent);
-      }
-    });
-    this.child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (this.stderr += chunk));
-    this.exited = new Promise((resolve) => {
-      // "close" comes after the child's stdout is drained, so every event it printed has been seen.
-      this.child.on("close", (code, signal) => {
-        this.exit = { code, signal };
-        liveWorkers.delete(this);
-        const error = new Error(`worker ${this.pid} exited (code ${code}, signal ${signal}) before the awaited event.\nstderr:\n${this.stderr}`);
-        for (const p of this.pending.splice(0)) p.reject(error);
-        resolve(this.exit);
-      });
-    });
+    super(WORKER, [url, executorId, logPath, JSON.stringify(params)], "worker", { stdin: false });
   }
 
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  private onEvent(e: WorkerEvent): void {
-    this.events.push(e);
-    this.pending = this.pending.filter((p) => {
-      if (!p.predicate(e)) return true;
-      p.resolve(e);
-      return false;
-    });
-  }
-
-  /** Resolves with the first event (already seen or future) matching `predicate`. */
-  waitForEvent(predicate: (e: WorkerEvent) => boolean, what: string, timeoutMs = 30_000): Promise<WorkerEvent> {
-    const seen = this.events.find(predicate);
-    if (seen) return Promise.resolve(seen);
-    if (this.exit) return Promise.reject(new Error(`worker ${this.pid} already exited before ${what}.\nstderr:\n${this.stderr}`));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`Timed out after ${timeoutMs} ms waiting for ${what} from worker ${this.pid}.\nstderr:\n${this.stderr}`)), timeoutMs);
-      this.pending.push({
-        predicate,
-        resolve: (e) => {
-          clearTimeout(timer);
-          resolve(e);
-        },
-        reject: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      });
-    });
-  }
-
-  /** Resolves once `count` events named `ev` have arrived. */
-  waitForCount(ev: string, count: number, timeoutMs = 30_000): Promise<WorkerEvent> {
-    let n = 0;
-    return this.waitForEvent((e) => e.ev === ev && ++n >= count, `${count} × "${ev}"`, timeoutMs);
+  /** Every SIGKILL that lands is counted, also those of the clean-up after a test. */
+  override async sigkill(): Promise<boolean> {
+    const killed = await super.sigkill();
+    if (killed) killStats.kills++;
+    return killed;
   }
 
   /** SIGKILLs the process (if still running) and waits until it is gone. */
   async kill(): Promise<{ killed: boolean }> {
-    if (this.exit) return { killed: false };
-    this.child.kill("SIGKILL");
-    const exit = await this.exited;
-    const killed = exit.signal === "SIGKILL";
-    if (killed) killStats.kills++;
-    return { killed };
+    return { killed: await this.sigkill() };
   }
 
   /** Waits for a normal end (every workflow finished) and checks it exited 0. */
@@ -161,10 +82,6 @@ export class Worker {
     await this.waitForEvent((e) => e.ev === "all-done", "all-done", timeoutMs);
     const exit = await this.exited;
     if (exit.code !== 0) throw new Error(`worker ${this.pid} exited with ${JSON.stringify(exit)}.\nstderr:\n${this.stderr}`);
-  }
-
-  count(ev: string): number {
-    return this.events.filter((e) => e.ev === ev).length;
   }
 }
 
@@ -296,10 +213,6 @@ export function checkRecordedSteps(w: WorkflowSpec, recorded: StepInfo[]): void 
     if (e.output !== undefined) expect(recorded[i].output, `${w.id} step ${e.functionId} output`).toEqual(e.output);
     expect(recorded[i].error, `${w.id} step ${e.functionId} error`).toBeNull();
   }
-}
-
-export function range(n: number): number[] {
-  return Array.from({ length: n }, (_, i) => i + 1);
 }
 
 /** A random integer in [min, max]. */

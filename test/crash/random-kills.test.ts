@@ -6,8 +6,8 @@
  * a step body may have run more than once only where a kill hit it.
  */
 import { describe, expect, it } from "vitest";
-import { backends, freshDatabaseUrl } from "../helpers.js";
-import { checkFinished, checkStepRuns, freshLogPath, observer, randomInt, range, readSideEffects, recordedSteps, Worker, type WorkflowSpec } from "./harness.js";
+import { backends, freshDatabaseUrl, range } from "../helpers.js";
+import { checkFinished, checkStepRuns, freshLogPath, observer, randomInt, readSideEffects, recordedSteps, Worker, type WorkflowSpec } from "./harness.js";
 
 const EXECUTOR = "crash-worker-1";
 const KILLS = 26;

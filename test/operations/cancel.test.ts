@@ -6,8 +6,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { AwaitedWorkflowCancelledError, WorkflowQueue } from "../../src/index.js";
-import { backends, gate, useDuro, waitFor } from "../helpers.js";
-import { blockedQueue, sleepMs, statusOf, waitForStatus } from "./support.js";
+import { backends, gate, sleep, statusOf, useDuro, waitFor, waitForStatus } from "../helpers.js";
+import { blockedQueue } from "./support.js";
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);
@@ -35,7 +35,7 @@ describe.each(backends)("%s", (backend) => {
     await q.release(); // the slot frees: the cancelled workflow must not be dequeued
     const again = await duro.startWorkflow(victim.with({ queueName: "q", workflowId: "V2", deduplicationId: "d-1" }));
     expect(await again.getResult()).toBe("ran");
-    await sleepMs(300);
+    await sleep(300);
     expect(runs).toBe(1); // only V2
     expect(await statusOf(duro, "V")).toBe("CANCELLED");
     expect(await duro.listWorkflowSteps("V")).toEqual([]);
@@ -50,7 +50,7 @@ describe.each(backends)("%s", (backend) => {
     const handle = await duro.startWorkflow(wf.with({ queueName: "later", delaySeconds: 0.4 }));
     expect((await handle.getStatus())!.status).toBe("DELAYED");
     await duro.cancelWorkflow(handle.workflowId);
-    await sleepMs(900);
+    await sleep(900);
     expect(runs).toBe(0);
     expect((await handle.getStatus())!).toMatchObject({ status: "CANCELLED", queueName: null });
   });
@@ -88,7 +88,7 @@ describe.each(backends)("%s", (backend) => {
     expect(await duro.getResult("Q")).toBe("quick");
 
     await q.release();
-    await sleepMs(300);
+    await sleep(300);
     expect(await statusOf(duro, "K")).toBe("CANCELLED"); // the queued child was removed from its queue
     expect(await duro.listWorkflowSteps("K")).toEqual([]);
   });
@@ -168,7 +168,7 @@ describe.each(backends)("%s", (backend) => {
     await duro.cancelWorkflow(handle.workflowId);
     await expect(handle.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
     expect(performance.now() - start).toBeLessThan(2000);
-    await sleepMs(100);
+    await sleep(100);
     expect(attempts).toBe(1);
     expect(await duro.listWorkflowSteps(handle.workflowId)).toEqual([]);
   });

@@ -6,8 +6,8 @@
 import { existsSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Duro, ListWorkflowsFilter } from "../../src/index.js";
-import { backends, freshDatabaseUrl, POSTGRES_URL, useDuro, waitFor } from "../helpers.js";
-import { blockedQueue, CLI, cli, rawQuery, snapshot, statusOf, waitForStatus } from "./support.js";
+import { backends, freshDatabaseUrl, POSTGRES_URL, rawQuery, statusOf, useDuro, waitFor, waitForStatus } from "../helpers.js";
+import { blockedQueue, CLI, cli, snapshot } from "./support.js";
 
 /** What `--json` prints for a value: JSON, with errors as { name, message }. */
 const asJson = (value: unknown) =>

@@ -7,8 +7,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import {
   AwaitedWorkflowCancelledError, DuplicateWorkflowError, DuroClient, InvalidArgumentError, WorkflowNotFoundError, WorkflowQueue, type Duro,
 } from "../../src/index.js";
-import { backends, gate, quietLogger, useDuro, waitFor } from "../helpers.js";
-import { snapshot, sleepMs, statusOf } from "./support.js";
+import { backends, gate, quietLogger, sleep, statusOf, useDuro, waitFor } from "../helpers.js";
+import { snapshot } from "./support.js";
 
 /** The executor's workflows: "greet" talks through events, a stream and a message; "steps3" has three counted steps. */
 function register(duro: Duro) {
@@ -129,7 +129,7 @@ describe.each(backends)("%s", (backend) => {
     const { duro, c } = await setup(); // knows greet and steps3, serves "jobs"
     const handle = await c.enqueue<number>({ workflowName: "double", queueName: "jobs", workflowId: "u1" }, 21);
     expect((await handle.getStatus())!).toMatchObject({ status: "ENQUEUED", workflowName: "double", queueName: "jobs", input: [21] });
-    await sleepMs(600);
+    await sleep(600);
     expect(await statusOf(duro, "u1")).toBe("ENQUEUED"); // the running executor cannot run it
 
     const knows = t.duro({ executorId: "knows-double" });
@@ -156,7 +156,7 @@ describe.each(backends)("%s", (backend) => {
     await c.cancelWorkflow("unknown"); // a no-op
     // A message sent now changes nothing: the workflows are over.
     await c.send("r1", "late", "msg");
-    await sleepMs(200);
+    await sleep(200);
     expect(await c.getEvent("r1", "state", 1)).toBe("waiting");
   });
 

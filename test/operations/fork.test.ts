@@ -7,8 +7,8 @@ import { describe, expect, it } from "vitest";
 import {
   AwaitedWorkflowCancelledError, InvalidArgumentError, WorkflowConflictError, WorkflowNotFoundError, WorkflowQueue, type Duro,
 } from "../../src/index.js";
-import { backends, gate, useDuro } from "../helpers.js";
-import { blockedQueue, snapshot, statusOf } from "./support.js";
+import { backends, gate, statusOf, useDuro } from "../helpers.js";
+import { blockedQueue, snapshot } from "./support.js";
 
 /**
  * Seven operations:

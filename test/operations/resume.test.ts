@@ -7,8 +7,8 @@ import { describe, expect, it } from "vitest";
 import {
   AwaitedWorkflowCancelledError, InvalidArgumentError, MaxRecoveryAttemptsExceededError, WorkflowNotFoundError, WorkflowQueue, type Duro,
 } from "../../src/index.js";
-import { backends, gate, useDuro, waitFor } from "../helpers.js";
-import { blockedQueue, snapshot, statusOf, waitForStatus } from "./support.js";
+import { backends, gate, statusOf, useDuro, waitFor, waitForStatus } from "../helpers.js";
+import { blockedQueue, snapshot } from "./support.js";
 
 /**
  * "first" → "second" → "third"; "second" blocks until `release` opens (only while `block` is

@@ -1,21 +1,16 @@
 /**
- * Helpers for the operations suite (the general ones are in ../helpers.ts).
+ * Helpers for the operations suite only (the general ones are in ../helpers.ts).
  *
  * - `blockedQueue(duro, name)`: a queue of concurrency 1 held by a "blocker" workflow until
  *   `release()`; whatever is enqueued behind it stays ENQUEUED meanwhile.
  * - `snapshot(duro)`: every workflow row (status, timestamps, fork flags) and its steps, to
  *   show that a refused call changed nothing.
- * - `rawQuery(url, sql, params)`: the database behind a duro URL, read directly.
  * - `cli(args, env)`: runs the built `duro` binary (dist/cli/main.js) as a child process.
  */
-import Database from "better-sqlite3";
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import pg from "pg";
 import { WorkflowQueue, type Duro, type WorkflowHandle } from "../../src/index.js";
-import { gate, waitFor } from "../helpers.js";
-
-export const sleepMs = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { gate } from "../helpers.js";
 
 /** A queue whose single slot is taken by a blocker workflow until `release()`. */
 export function blockedQueue(duro: Duro, name: string) {
@@ -47,37 +42,6 @@ export async function snapshot(duro: Duro) {
   const steps: Record<string, unknown> = {};
   for (const row of rows) steps[row.workflowId] = (await duro.listWorkflowSteps(row.workflowId)).map((s) => [s.functionId, s.functionName, s.output]);
   return { rows, steps };
-}
-
-export async function statusOf(duro: { getWorkflowStatus(id: string): Promise<{ status: string } | null> }, id: string): Promise<string | undefined> {
-  return (await duro.getWorkflowStatus(id))?.status;
-}
-
-export async function waitForStatus(duro: { getWorkflowStatus(id: string): Promise<{ status: string } | null> }, id: string, status: string, timeoutMs = 10_000) {
-  await waitFor(async () => (await statusOf(duro, id)) === status, timeoutMs, `${id} to be ${status}`);
-}
-
-export async function rawQuery(url: string, sql: string, params: unknown[] = []): Promise<Record<string, any>[]> {
-  if (url.startsWith("sqlite:")) {
-    const db = new Database(url.slice("sqlite:".length));
-    try {
-      const statement = db.prepare(sql.replace(/\$\d+/g, "?"));
-      return statement.reader ? (statement.all(...params) as Record<string, any>[]) : (statement.run(...params), []);
-    } finally {
-      db.close();
-    }
-  }
-  const parsed = new URL(url);
-  const schema = parsed.searchParams.get("schema") ?? "duro";
-  parsed.searchParams.delete("schema");
-  const client = new pg.Client({ connectionString: parsed.toString() });
-  await client.connect();
-  try {
-    await client.query(`SET search_path TO "${schema.replaceAll('"', '""')}"`);
-    return (await client.query(sql, params)).rows;
-  } finally {
-    await client.end();
-  }
 }
 
 export const CLI = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));

@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { AwaitedWorkflowCancelledError, type Duro } from "../../src/index.js";
-import { backends, gate, useDuro, waitFor } from "../helpers.js";
-import { blockedQueue, sleepMs, statusOf, waitForStatus } from "./support.js";
+import { backends, gate, sleep, statusOf, useDuro, waitFor, waitForStatus } from "../helpers.js";
+import { blockedQueue } from "./support.js";
 
 /** A workflow that records step "before", sleeps a minute, then would run step "after". */
 function sleeper(duro: Duro, name = "sleeper") {
@@ -69,7 +69,7 @@ describe.each(backends)("%s", (backend) => {
     await expect(late.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
     const ok = await duro.startWorkflow(quick.with({ workflowId: "ok", timeoutSeconds: 0.3 }));
     expect(await ok.getResult()).toBe("in time");
-    await sleepMs(500); // past its deadline: a finished workflow stays finished
+    await sleep(500); // past its deadline: a finished workflow stays finished
     expect(await statusOf(duro, "ok")).toBe("SUCCESS");
   });
 
@@ -83,7 +83,7 @@ describe.each(backends)("%s", (backend) => {
     const fast = await duro.startWorkflow(quick.with({ queueName: "q", workflowId: "fast", timeoutSeconds: 0.3 }));
     const hung = await duro.startWorkflow(slow.with({ queueName: "q", workflowId: "hung", timeoutSeconds: 0.3 }));
     expect((await fast.getStatus())!).toMatchObject({ status: "ENQUEUED", timeoutMs: 300, deadlineEpochMs: null });
-    await sleepMs(600); // twice the timeout, spent waiting in the queue
+    await sleep(600); // twice the timeout, spent waiting in the queue
     expect(await statusOf(duro, "fast")).toBe("ENQUEUED");
     expect(await statusOf(duro, "hung")).toBe("ENQUEUED");
 
@@ -150,10 +150,10 @@ describe.each(backends)("%s", (backend) => {
     const deadline = Date.now() + 300;
     const handle = await duro.startWorkflow(wf.with({ queueName: "q", workflowId: "L", deadlineEpochMs: deadline }));
     expect((await handle.getStatus())!.deadlineEpochMs).toBe(deadline);
-    await sleepMs(1500);
+    await sleep(1500);
     expect.soft(await statusOf(duro, "L")).toBe("CANCELLED"); // expired while still queued
     await q.release();
-    await sleepMs(300);
+    await sleep(300);
     expect(await statusOf(duro, "L")).toBe("CANCELLED");
     await expect(handle.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
     expect(runs).toBe(0); // its body never ran past its deadline

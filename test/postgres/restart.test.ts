@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { DatabaseError, Duro, DuroError, type DuroConfig } from "../../src/index.js";
-import { waitFor } from "../helpers.js";
+import { range, sleep, waitFor } from "../helpers.js";
 import { Cluster } from "./cluster.js";
 import { Proc } from "./procs.js";
 
@@ -30,8 +30,6 @@ afterAll(async () => {
 
 const freshUrl = () => cluster.url(`t_${randomUUID().replaceAll("-", "").slice(0, 12)}`);
 const schemaOf = (url: string) => new URL(url).searchParams.get("schema")!;
-const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 
 /** Warnings and errors duro logged, kept for the test to inspect. */
 function capture() {
@@ -53,7 +51,7 @@ function app(url: string, config: DuroConfig = {}) {
   const work = duro.registerStep("work", async (i: number, input: string) => {
     const key = `${duro.workflowId}/${i}`;
     runs.set(key, (runs.get(key) ?? 0) + 1);
-    await delay(20 + Math.random() * 60);
+    await sleep(20 + Math.random() * 60);
     stepsDone++;
     return `${input}:s${i}`;
   });
@@ -102,7 +100,7 @@ describe("PostgreSQL restarts and crashes mid-run (private cluster)", () => {
     // The database is down: more workflows are started, and wait for it.
     const late = range(50).map((i) => `late${i}`);
     const lateHandles = Promise.all(late.map((id) => duro.startWorkflow(job.with({ workflowId: id }), `in-${id}`, STEPS)));
-    await delay(300);
+    await sleep(300);
     await cluster.start();
 
     const outputs = await Promise.all([...results, ...(await lateHandles).map((h) => h.getResult())]);
@@ -128,7 +126,7 @@ describe("PostgreSQL restarts and crashes mid-run (private cluster)", () => {
     const handles = await Promise.all(ids.map((id, i) => (i % 2 ? y : x).duro.startWorkflow((i % 2 ? y : x).job.with({ workflowId: id }), `in-${id}`, STEPS)));
     await waitFor(() => x.stepsDone() + y.stepsDone() >= 100, 20_000, "some steps done");
     await cluster.stop("immediate");
-    await delay(1500);
+    await sleep(1500);
     await cluster.start();
     const outputs = await Promise.all(handles.map((h) => h.getResult()));
     outputs.forEach((output, i) => expect(output).toEqual(expected(`in-${ids[i]}`, STEPS)));
@@ -170,7 +168,7 @@ describe("PostgreSQL restarts and crashes mid-run (private cluster)", () => {
     for (let round = 0; round < 3; round++) {
       const handle = await x.duro.startWorkflow(ping);
       const result = y.getResult(handle.workflowId);
-      await delay(20);
+      await sleep(20);
       const sent = performance.now();
       await y.send(handle.workflowId, `r${round}`, "go"); // Y → X (X's LISTEN), then X → Y (Y's LISTEN)
       expect(await result).toBe(`pong:r${round}`);
@@ -226,7 +224,7 @@ describe("launch() against a database that is down (private cluster)", () => {
     let settled = false;
     const launched = duro.launch().finally(() => (settled = true));
     launched.catch(() => {});
-    await delay(1500);
+    await sleep(1500);
     expect(settled, "launch() is still retrying while the server is down").toBe(false);
     await cluster.start();
     await launched;
@@ -277,7 +275,7 @@ describe("no database error crashes the process (child process on the private cl
     app.command("pause");
     await app.waitFor("idle");
     expect(await cluster.terminateDuroBackends()).toBeGreaterThanOrEqual(1);
-    await delay(200); // let the 'error' events reach the idle clients
+    await sleep(200); // let the 'error' events reach the idle clients
     app.command("resume");
     mark = progress();
     await app.waitForEvent((e) => e.ev === "progress" && (e.completed as number) >= mark + 40, "progress after idle terminate");
@@ -286,7 +284,7 @@ describe("no database error crashes the process (child process on the private cl
     app.command("pause");
     await app.waitForCount("idle", 2);
     await cluster.crash();
-    await delay(200);
+    await sleep(200);
     await cluster.start();
     app.command("resume");
     mark = progress();

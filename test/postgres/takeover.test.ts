@@ -5,9 +5,9 @@
  * completes once, each step is recorded once, and a live executor's work is never touched.
  * Runs on the shared server in a fresh schema (nothing here stops the database).
  */
-import { afterEach, describe, expect, it } from "vitest";
-import { DuroClient, type WorkflowStatus } from "../../src/index.js";
-import { freshDatabaseUrl, quietLogger, waitFor } from "../helpers.js";
+import { describe, expect, it } from "vitest";
+import type { DuroClient, WorkflowStatus } from "../../src/index.js";
+import { freshDatabaseUrl, range, useClients, waitFor } from "../helpers.js";
 import { Proc, type ProcEvent } from "./procs.js";
 
 interface Spec {
@@ -17,18 +17,9 @@ interface Spec {
   waitForGo?: boolean;
 }
 
-const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 const expectedOutput = (w: Spec, go?: string) => [...(w.waitForGo ? [go] : []), ...range(w.steps).map((i) => `${w.input}:s${i}`)];
 
-const clients: DuroClient[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-});
-function client(url: string): DuroClient {
-  const c = new DuroClient({ databaseUrl: url, logger: quietLogger });
-  clients.push(c);
-  return c;
-}
+const client = useClients();
 
 function executor(url: string, executorId: string, extra: Record<string, unknown> = {}): Proc {
   return new Proc("executor.mjs", { url, executorId, ...extra }, executorId);

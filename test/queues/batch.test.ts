@@ -1,8 +1,7 @@
 /** Batch enqueue: duro.enqueueMany and DuroClient.enqueueMany, one transaction, all or nothing. */
 import { describe, expect, it } from "vitest";
 import { DuplicateWorkflowError, InvalidArgumentError, SerializationError, WorkflowQueue } from "../../src/index.js";
-import { backends, gate, useDuro, waitFor } from "../helpers.js";
-import { useClients } from "./support.js";
+import { backends, gate, useClients, useDuro, waitFor } from "../helpers.js";
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);

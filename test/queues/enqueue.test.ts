@@ -1,8 +1,7 @@
 /** Enqueue options: deduplication, delays and setWorkflowDelay. */
 import { describe, expect, it } from "vitest";
 import { DuplicateWorkflowError, InvalidArgumentError, WorkflowNotFoundError, WorkflowQueue } from "../../src/index.js";
-import { backends, gate, useDuro, waitFor } from "../helpers.js";
-import { sleep, useClients } from "./support.js";
+import { backends, gate, sleep, useClients, useDuro, waitFor } from "../helpers.js";
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);

@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { WorkflowQueue, type Duro, type QueueOptions, type Workflow } from "../../src/index.js";
-import { backends, gate, useDuro, waitFor } from "../helpers.js";
-import { clockPast, maxInWindow, sleep, Tracker } from "./support.js";
+import { backends, clockPast, gate, sleep, useDuro, waitFor } from "../helpers.js";
+import { maxInWindow, Tracker } from "./support.js";
 
 type Job = Workflow<[string, string | null], string>;
 

@@ -1,8 +1,7 @@
 /** listQueuedWorkflows: only queued work (ENQUEUED, DELAYED, PENDING on a queue), with every filter. */
 import { describe, expect, it } from "vitest";
 import { InvalidArgumentError, WorkflowQueue } from "../../src/index.js";
-import { backends, gate, useDuro, waitFor } from "../helpers.js";
-import { clockPast, useClients } from "./support.js";
+import { backends, clockPast, gate, useClients, useDuro, waitFor } from "../helpers.js";
 
 const ids = (list: { workflowId: string }[]) => list.map((s) => s.workflowId);
 

@@ -1,8 +1,7 @@
 /** Bad queue options and bad enqueue options fail with InvalidArgumentError, writing nothing. */
 import { describe, expect, it } from "vitest";
 import { InvalidArgumentError, WorkflowQueue, type QueueOptions, type StartOptions } from "../../src/index.js";
-import { backends, useDuro } from "../helpers.js";
-import { useClients } from "./support.js";
+import { backends, useClients, useDuro } from "../helpers.js";
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);

@@ -4,21 +4,19 @@
  * process starts work without waiting for a poll. The step bodies of every process append
  * enter/exit lines to one shared log; the file's order is the order in which they happened.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { DuroClient } from "../../src/index.js";
-import { backends, freshDatabaseUrl, quietLogger } from "../helpers.js";
+import { afterAll, describe, expect, it } from "vitest";
+import { backends, freshDatabaseUrl, useClients } from "../helpers.js";
+import { Child, requireBuild, type ChildEvent } from "../processes.js";
 import { maxInWindow } from "./support.js";
 
 const WORKER = fileURLToPath(new URL("./worker.mjs", import.meta.url));
-if (!existsSync(fileURLToPath(new URL("../../dist/index.js", import.meta.url)))) {
-  throw new Error("dist/ is missing: these tests run the built package; run `npm run build` first (npm test does).");
-}
+requireBuild("these tests");
 
+/** A line of the shared log the step bodies append to. */
 interface Event {
   ev: string;
   id?: string;
@@ -26,64 +24,26 @@ interface Event {
   t: number;
 }
 
-class Executor {
-  readonly events: Event[] = [];
-  readonly ready: Promise<void>;
-  readonly exited: Promise<number | null>;
-  private readonly child: ChildProcess;
-  private stderr = "";
+/** `node worker.mjs <url> <executorId> <logPath> <mode>`: an executor that runs until its stdin closes. */
+class Executor extends Child {
+  /** Resolves once it has launched; rejects if it exits first. */
+  readonly ready: Promise<ChildEvent>;
 
   constructor(url: string, executorId: string, logPath: string, mode = "") {
-    this.child = spawn(process.execPath, [WORKER, url, executorId, logPath, mode], { stdio: ["pipe", "pipe", "pipe"] });
-    let buffered = "";
-    this.child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
-      buffered += chunk;
-      let nl: number;
-      while ((nl = buffered.indexOf("\n")) !== -1) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        if (line.trim()) this.events.push(JSON.parse(line) as Event);
-      }
-    });
-    this.child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (this.stderr += chunk));
-    this.exited = new Promise((resolve) => this.child.on("exit", (code) => resolve(code)));
-    this.ready = new Promise((resolve, reject) => {
-      const check = setInterval(() => {
-        if (this.events.some((e) => e.ev === "ready")) {
-          clearInterval(check);
-          resolve();
-        }
-      }, 5);
-      void this.exited.then((code) => {
-        clearInterval(check);
-        reject(new Error(`executor ${executorId} exited with ${code} before it was ready:\n${this.stderr}`));
-      });
-    });
+    super(WORKER, [url, executorId, logPath, mode], `executor ${executorId}`);
+    this.ready = this.waitFor("ready");
   }
 
   /** Closes its stdin: it shuts down and exits 0. */
   async stop(): Promise<void> {
-    this.child.stdin!.end();
-    const code = await this.exited;
+    this.endInput();
+    const { code } = await this.exited;
     expect(code, this.stderr).toBe(0);
-  }
-
-  get alive(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  kill(): void {
-    if (this.alive) this.child.kill("SIGKILL");
   }
 }
 
-const live: Executor[] = [];
-const clients: DuroClient[] = [];
+const newClient = useClients();
 const dirs: string[] = [];
-afterEach(async () => {
-  for (const e of live.splice(0)) e.kill();
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-});
 afterAll(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
@@ -95,11 +55,9 @@ describe.each(backends)("%s", (backend) => {
     const dir = mkdtempSync(join(tmpdir(), "duro-queues-"));
     dirs.push(dir);
     const logPath = join(dir, "bodies.jsonl");
-    const client = new DuroClient({ databaseUrl: url, logger: quietLogger });
-    clients.push(client);
+    const client = newClient(url);
     await client.listWorkflows({ limit: 1 }); // create the schema before the processes race to
     const executors = Array.from({ length: n }, (_, i) => new Executor(url, `proc-${i}`, logPath, mode));
-    live.push(...executors);
     await Promise.all(executors.map((e) => e.ready));
     const read = (): Event[] =>
       existsSync(logPath)

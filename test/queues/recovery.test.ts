@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { WorkflowQueue, type Duro } from "../../src/index.js";
-import { backends, useDuro, waitFor } from "../helpers.js";
-import { sleep, Tracker, useClients } from "./support.js";
+import { backends, sleep, useClients, useDuro, waitFor } from "../helpers.js";
+import { Tracker } from "./support.js";
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);

@@ -1,8 +1,7 @@
 /** Cron schedules: each tick runs exactly once across executors; missed ticks only with catchUp. */
 import { describe, expect, it } from "vitest";
 import { InvalidArgumentError, WorkflowQueue, type Duro } from "../../src/index.js";
-import { backends, useDuro, waitFor } from "../helpers.js";
-import { sleep } from "./support.js";
+import { backends, sleep, useDuro, waitFor } from "../helpers.js";
 
 interface Run {
   executor: string;

@@ -4,13 +4,9 @@
  * - `Tracker`: a shared counter of running step bodies. Every executor's step body calls
  *   `enter()` when it starts and `exit()` when it ends; the tracker keeps the maximum overlap
  *   overall, per executor and per partition, and every start time.
- * - `maxInWindow(times, periodMs)`: the most starts in any half-open window `[x, x + periodMs)`.
- * - `useClients(url)`: DuroClients closed after each test.
- * - `sleep(ms)`: only where a test must show that something does *not* happen for a while.
+ * - `maxInWindow(times, periodMs)`: the most starts in any half-open window `[x, x + periodMs)`,
+ *   to check a rate limit from start times (also those logged by executor processes).
  */
-import { afterEach } from "vitest";
-import { DuroClient } from "../../src/index.js";
-import { quietLogger } from "../helpers.js";
 
 interface Count {
   running: number;
@@ -86,24 +82,4 @@ export function maxInWindow(times: number[], periodMs: number): number {
     best = Math.max(best, j - i);
   }
   return best;
-}
-
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** A factory of DuroClients on a URL, each closed after the test. */
-export function useClients() {
-  const clients: DuroClient[] = [];
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-  });
-  return (url: string): DuroClient => {
-    const client = new DuroClient({ databaseUrl: url, logger: quietLogger });
-    clients.push(client);
-    return client;
-  };
-}
-
-/** Waits until the wall clock has moved past `ms`, so the next row gets a later creation time. */
-export async function clockPast(ms: number): Promise<void> {
-  while (Date.now() <= ms) await sleep(1);
 }
