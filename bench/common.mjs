@@ -1,8 +1,10 @@
 // Shared by the bench scripts: fresh databases, store call counting, percentiles.
+import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import pg from "pg";
 
 export const POSTGRES_URL = process.env.DURO_BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -54,3 +56,26 @@ export function percentile(sorted, p) {
 export const round = (x, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 export const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+/**
+ * Runs this bench script again as a peer process (`<script> <backend> --peer <url>`) that speaks
+ * JSON lines: `next(match)` waits for an event it printed, `tell(line)` writes to its stdin.
+ */
+export function spawnPeer(scriptUrl, backend, url) {
+  const child = spawn(process.execPath, [new URL(scriptUrl).pathname, backend, "--peer", url], { stdio: ["pipe", "pipe", "inherit"] });
+  const waiting = [];
+  const events = [];
+  createInterface({ input: child.stdout }).on("line", (line) => {
+    const event = JSON.parse(line);
+    const i = waiting.findIndex((w) => w.match(event));
+    if (i >= 0) waiting.splice(i, 1)[0].resolve(event);
+    else events.push(event);
+  });
+  const next = (match) => {
+    const i = events.findIndex(match);
+    if (i >= 0) return Promise.resolve(events.splice(i, 1)[0]);
+    return new Promise((resolve) => waiting.push({ match, resolve }));
+  };
+  const tell = (line) => child.stdin.write(`${line}\n`);
+  return { child, next, tell };
+}

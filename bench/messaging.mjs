@@ -14,10 +14,9 @@
 // found nothing), as a real waiter would be.
 //
 // Prints one JSON line. Usage: node bench/messaging.mjs [sqlite|postgres]   (BENCH_MESSAGING_ROUNDS, default 200)
-import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { Duro } from "../dist/index.js";
-import { dropSchema, freshUrl, percentile, quiet, round } from "./common.mjs";
+import { dropSchema, freshUrl, percentile, quiet, round, spawnPeer } from "./common.mjs";
 
 const backend = process.argv[2] ?? "sqlite";
 const ROUNDS = Number(process.env.BENCH_MESSAGING_ROUNDS ?? 200);
@@ -131,21 +130,7 @@ async function main() {
   }
 
   // ——— across processes ———
-  const child = spawn(process.execPath, [new URL(import.meta.url).pathname, backend, "--peer", url], { stdio: ["pipe", "pipe", "inherit"] });
-  const waiting = [];
-  const events = [];
-  createInterface({ input: child.stdout }).on("line", (line) => {
-    const event = JSON.parse(line);
-    const i = waiting.findIndex((w) => w.match(event));
-    if (i >= 0) waiting.splice(i, 1)[0].resolve(event);
-    else events.push(event);
-  });
-  const next = (match) => {
-    const i = events.findIndex(match);
-    if (i >= 0) return Promise.resolve(events.splice(i, 1)[0]);
-    return new Promise((resolve) => waiting.push({ match, resolve }));
-  };
-  const tell = (line) => child.stdin.write(`${line}\n`);
+  const { child, next, tell } = spawnPeer(import.meta.url, backend, url);
   await next((e) => e.ev === "ready");
 
   const cross = { sendRecv: { fromCalled: [], fromResolved: [] }, setEventGetEvent: { fromCalled: [], fromResolved: [] } };

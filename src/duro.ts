@@ -340,11 +340,7 @@ export class Duro {
   }
 
   private handle<R>(workflowId: string, untilCreated = false): WorkflowHandle<R> {
-    return {
-      workflowId,
-      getResult: () => ops.getResult(this.engine, workflowId, untilCreated) as Promise<R>,
-      getStatus: () => this.getWorkflowStatus(workflowId),
-    };
+    return ops.handleOf<R>(this.engine, workflowId, untilCreated);
   }
 }
 

@@ -131,12 +131,9 @@ export class DuroClient {
     return this.engine.shutdown();
   }
 
+  /** Handles are only made after the client is connected, so their calls need no `ready()`. */
   private handle<R>(workflowId: string): WorkflowHandle<R> {
-    return {
-      workflowId,
-      getResult: () => this.getResult<R>(workflowId),
-      getStatus: () => this.getWorkflowStatus(workflowId),
-    };
+    return ops.handleOf<R>(this.engine, workflowId);
   }
 }
 

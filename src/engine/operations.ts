@@ -9,7 +9,7 @@ import { randomUUID as uuid } from "node:crypto";
 import { InvalidArgumentError, MaxStepRetriesExceededError, NotInWorkflowError, StreamTimeoutError, WorkflowNotFoundError } from "../errors.js";
 import { deserialize, serialize, type SerializationFormat } from "../serialization.js";
 import type { StoredValue } from "../storage/store.js";
-import type { ReturnWhen, StepOptions } from "../types.js";
+import type { ReturnWhen, StepOptions, WorkflowHandle } from "../types.js";
 import { als, currentContext, currentRun, type WorkflowRun } from "./context.js";
 import { operation, type Engine } from "./engine.js";
 
@@ -124,6 +124,15 @@ export async function getResult(engine: Engine, workflowId: string, untilCreated
     return engine.settle(workflowId, (result as { outcome: Parameters<Engine["settle"]>[1] }).outcome);
   };
   return run ? engine.checkpoint(run, "duro.getResult", wait) : wait();
+}
+
+/** A handle: its calls are the durable getResult / getWorkflowStatus operations. */
+export function handleOf<R>(engine: Engine, workflowId: string, untilCreated = false): WorkflowHandle<R> {
+  return {
+    workflowId,
+    getResult: () => getResult(engine, workflowId, untilCreated) as Promise<R>,
+    getStatus: () => getWorkflowStatus(engine, workflowId),
+  };
 }
 
 export async function getWorkflowStatus(engine: Engine, workflowId: string) {
