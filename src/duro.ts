@@ -15,6 +15,7 @@ import type {
   DuroConfig, ListWorkflowsFilter, Logger, ReturnWhen, StartOptions, StepInfo, StepOptions, WorkflowHandle, WorkflowOptions,
   WorkflowStatus,
 } from "./types.js";
+import { checkpoint } from "./engine/checkpoint.js";
 
 /** A registered workflow: call it to run it durably and get its result; `.with()` binds start options. */
 export type Workflow<A extends unknown[], R> = ((...args: A) => Promise<R>) & {
@@ -336,7 +337,7 @@ export class Duro {
   /** Management calls inside a workflow are operations: their results are recorded. */
   private async managed<T>(name: string, fn: () => Promise<T>): Promise<T> {
     const run = currentRun();
-    return run ? this.engine.checkpoint(run, `duro.${name}`, fn) : fn();
+    return run ? checkpoint(this.engine, run, `duro.${name}`, fn) : fn();
   }
 
   private handle<R>(workflowId: string, untilCreated = false): WorkflowHandle<R> {

@@ -10,7 +10,7 @@
  */
 import { createHash } from "node:crypto";
 import {
-  AwaitedWorkflowCancelledError, DuroError, InvalidArgumentError, MaxRecoveryAttemptsExceededError, WorkflowCancelledError,
+  AwaitedWorkflowCancelledError, DuroError, InvalidArgumentError, MaxRecoveryAttemptsExceededError,
   WorkflowNotFoundError,
 } from "../errors.js";
 import {
@@ -18,7 +18,7 @@ import {
   type SerializationFormat,
 } from "../serialization.js";
 import { openStore, DEFAULT_DATABASE_URL } from "../storage/open.js";
-import type { OperationRow, Store, WorkflowRow, WriteResult } from "../storage/store.js";
+import type { OperationRow, Store, WorkflowRow } from "../storage/store.js";
 import type { DuroConfig, Logger, WorkflowOptions, WorkflowStatus } from "../types.js";
 import { Committer } from "./committer.js";
 import { als, WorkflowRun } from "./context.js";
@@ -442,7 +442,7 @@ export class Engine {
   }
 
   /** Stops a local run; whoever awaits its result looks again (it will not complete here). */
-  private stopRun(workflowId: string, reason: "cancelled" | "superseded"): void {
+  stopRun(workflowId: string, reason: "cancelled" | "superseded"): void {
     const run = this.running.get(workflowId);
     if (!run || run.stopped) return;
     run.stop(reason);
@@ -469,82 +469,6 @@ export class Engine {
     this.waiters.wake(null);
     this.triggerQueues(["queue"]);
     if (this.running.size) await this.stopInterrupted([...this.running.keys()]);
-  }
-
-  // ——— helpers for durable operations ———
-
-  /** Decodes a recorded operation's error. */
-  errorOf(op: OperationRow): Error {
-    return deserializeError(op.error!, op.serialization ?? "default");
-  }
-
-  /** The recorded outcome of an operation: returns its output or throws its error. */
-  replayed(op: OperationRow): unknown {
-    if (op.error !== null) throw this.errorOf(op);
-    return deserialize(op.output, op.serialization ?? "default");
-  }
-
-  /** Records an operation's outcome; returns what is recorded (ours, or a concurrent run's). */
-  async record(run: WorkflowRun, functionId: number, name: string, startedAt: number, result: { output?: unknown; error?: unknown }, extra: Partial<OperationRow> = {}): Promise<unknown> {
-    let output: string | null = null;
-    let error: string | null = null;
-    let failed = "error" in result;
-    let thrown = result.error;
-    if (!failed) {
-      try {
-        output = serialize(result.output, "default");
-      } catch (serializationError) {
-        failed = true;
-        thrown = serializationError;
-      }
-    }
-    if (failed) {
-      if (thrown instanceof Error) registerErrorClass(thrown.constructor as new () => Error);
-      error = serializeError(thrown, "default");
-    }
-    const written = await this.committer.submitOne({
-      kind: "recordOperation",
-      op: operation(run.workflowId, functionId, name, { output, error, serialization: "default", startedAt, completedAt: Date.now(), ...extra }),
-      executorId: this.executorId,
-    });
-    const existing = this.recordedBefore(run, written);
-    if (existing) return this.replayed(existing);
-    if (failed) throw thrown;
-    return result.output;
-  }
-
-  /**
-   * Checks the result of recording an operation of `run`: returns the record that was there
-   * first (a previous run's, to be adopted), or nothing when ours went in. When the store fenced
-   * the write off — the workflow was cancelled, or another executor took it over — the run stops.
-   */
-  recordedBefore(run: WorkflowRun, result: WriteResult | undefined): OperationRow | undefined {
-    if (result?.kind !== "recordOperation" || result.recorded) return undefined;
-    if (result.existing) return result.existing;
-    this.logger.info(`Workflow ${run.workflowId} is no longer PENDING on this executor (cancelled or taken over); stopping this run.`);
-    this.stopRun(run.workflowId, "cancelled");
-    throw new WorkflowCancelledError(run.workflowId);
-  }
-
-  /**
-   * The shape of every simple durable operation: answer from the record, or check for a stop,
-   * run `body`, record its outcome (errors too), and return it.
-   */
-  async checkpoint<T>(run: WorkflowRun, name: string, body: (functionId: number) => Promise<T>): Promise<T> {
-    const functionId = run.allocate();
-    const recorded = run.replay(functionId, name);
-    if (recorded) return this.replayed(recorded) as T;
-    run.checkStopped();
-    const startedAt = Date.now();
-    let result: { output?: unknown; error?: unknown };
-    try {
-      result = { output: await body(functionId) };
-    } catch (error) {
-      if (error instanceof WorkflowCancelledError || run.stopped) throw error;
-      result = { error };
-    }
-    run.checkStopped();
-    return (await this.record(run, functionId, name, startedAt, result)) as T;
   }
 }
 

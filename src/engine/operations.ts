@@ -12,6 +12,7 @@ import type { StoredValue } from "../storage/store.js";
 import type { ReturnWhen, StepOptions, WorkflowHandle } from "../types.js";
 import { als, currentContext, currentRun, type WorkflowRun } from "./context.js";
 import { operation, type Engine } from "./engine.js";
+import { checkpoint, record, recordedBefore, replayed } from "./checkpoint.js";
 
 const NULL_TOPIC = "__null__topic__";
 const MAX_RETRY_DELAY_S = 3600;
@@ -58,7 +59,7 @@ export async function runStep<T>(engine: Engine, name: string, fn: (...args: any
   const policy = validateStepOptions(options);
   const run = currentRun();
   if (!run) return fn(...args);
-  return engine.checkpoint(run, name, async (stepId) => {
+  return checkpoint(engine, run, name, async (stepId) => {
     const attempts = policy.retriesAllowed ? policy.maxAttempts : 1;
     const errors: unknown[] = [];
     for (let attempt = 0; attempt < attempts; attempt++) {
@@ -96,21 +97,21 @@ export async function sleep(engine: Engine, seconds: number): Promise<void> {
 /** Records (or reads back) the wake-up time of a durable wait as operation "duro.sleep". */
 async function durableDeadline(engine: Engine, run: WorkflowRun, seconds: number, functionId = run.allocate()): Promise<number> {
   const recorded = run.replay(functionId, "duro.sleep");
-  if (recorded) return engine.replayed(recorded) as number;
+  if (recorded) return replayed(recorded) as number;
   run.checkStopped();
   const now = Date.now();
   const wakeAt = seconds === Infinity ? Number.MAX_SAFE_INTEGER : now + seconds * 1000;
-  return (await engine.record(run, functionId, "duro.sleep", now, { output: wakeAt })) as number;
+  return (await record(engine, run, functionId, "duro.sleep", now, { output: wakeAt })) as number;
 }
 
 export async function now(engine: Engine): Promise<number> {
   const run = currentRun();
-  return run ? engine.checkpoint(run, "duro.now", async () => Date.now()) : Date.now();
+  return run ? checkpoint(engine, run, "duro.now", async () => Date.now()) : Date.now();
 }
 
 export async function randomUUID(engine: Engine): Promise<string> {
   const run = currentRun();
-  return run ? engine.checkpoint(run, "duro.randomUUID", async () => uuid()) : uuid();
+  return run ? checkpoint(engine, run, "duro.randomUUID", async () => uuid()) : uuid();
 }
 
 // ——— results ———
@@ -123,7 +124,7 @@ export async function getResult(engine: Engine, workflowId: string, untilCreated
     const result = await engine.awaitResult(workflowId, Infinity, run?.signal, untilCreated);
     return engine.settle(workflowId, (result as { outcome: Parameters<Engine["settle"]>[1] }).outcome);
   };
-  return run ? engine.checkpoint(run, "duro.getResult", wait) : wait();
+  return run ? checkpoint(engine, run, "duro.getResult", wait) : wait();
 }
 
 /** A handle: its calls are the durable getResult / getWorkflowStatus operations. */
@@ -138,7 +139,7 @@ export function handleOf<R>(engine: Engine, workflowId: string, untilCreated = f
 export async function getWorkflowStatus(engine: Engine, workflowId: string) {
   checkKey("workflowId", workflowId);
   const run = currentRun();
-  return run ? engine.checkpoint(run, "duro.getStatus", () => engine.getStatus(workflowId)) : engine.getStatus(workflowId);
+  return run ? checkpoint(engine, run, "duro.getStatus", () => engine.getStatus(workflowId)) : engine.getStatus(workflowId);
 }
 
 /** Waits for the first of several workflows to finish; returns its ID (recorded in a workflow). */
@@ -156,7 +157,7 @@ export async function waitFirst(engine: Engine, workflowIds: string[]): Promise<
     }, Infinity, run?.signal);
     return winner;
   };
-  return run ? engine.checkpoint(run, "duro.waitFirst", first) : first();
+  return run ? checkpoint(engine, run, "duro.waitFirst", first) : first();
 }
 
 /**
@@ -179,7 +180,7 @@ export async function wait<T>(
   const promises = items.map((item) => settle(item));
   const split = (indices: number[]) => ({ done: indices.map((i) => items[i]), pending: items.filter((_, i) => !indices.includes(i)) });
   if (recorded) {
-    const indices = engine.replayed(recorded) as number[];
+    const indices = replayed(recorded) as number[];
     await Promise.allSettled(indices.map((i) => promises[i]));
     return split(indices);
   }
@@ -205,7 +206,7 @@ export async function wait<T>(
     );
     if (timeoutSeconds !== undefined) timer = engine.timers.at(Date.now() + timeoutSeconds * 1000, finish);
   });
-  if (run && functionId !== undefined) await engine.record(run, functionId, "duro.wait", Date.now(), { output: state });
+  if (run && functionId !== undefined) await record(engine, run, functionId, "duro.wait", Date.now(), { output: state });
   return split(state);
 }
 
@@ -233,7 +234,7 @@ export async function send(
   // operation, so a replayed send delivers once. JSON arrays keep the parts from running together.
   const keyed = () => JSON.stringify(["key", idempotencyKey, destinationId]);
   if (!run) return deliver(idempotencyKey !== undefined ? keyed() : uuid());
-  await engine.checkpoint(run, "duro.send", (functionId) =>
+  await checkpoint(engine, run, "duro.send", (functionId) =>
     deliver(idempotencyKey !== undefined ? keyed() : JSON.stringify(["op", run.workflowId, functionId, destinationId])),
   );
 }
@@ -245,7 +246,7 @@ export async function recv(engine: Engine, topic: string | null | undefined, tim
   const functionId = run.allocate();
   const sleepId = run.allocate();
   const recorded = run.replay(functionId, "duro.recv");
-  if (recorded) return engine.replayed(recorded);
+  if (recorded) return replayed(recorded);
   run.checkStopped();
   const startedAt = Date.now();
   const op = operation(run.workflowId, functionId, "duro.recv", { startedAt, completedAt: startedAt });
@@ -254,8 +255,8 @@ export async function recv(engine: Engine, topic: string | null | undefined, tim
     const result = await engine.committer.submitOne({
       kind: "recv", destinationId: run.workflowId, topic: topic ?? NULL_TOPIC, op: { ...op, completedAt: Date.now() }, executorId: engine.executorId,
     });
-    if (result.fenced) engine.recordedBefore(run, { kind: "recordOperation", recorded: false, existing: null });
-    if (result.existing) received = { value: engine.replayed(result.existing) };
+    if (result.fenced) recordedBefore(engine, run, { kind: "recordOperation", recorded: false, existing: null });
+    if (result.existing) received = { value: replayed(result.existing) };
     else if (result.message) received = { value: read(result.message) };
     return received !== undefined;
   };
@@ -263,7 +264,7 @@ export async function recv(engine: Engine, topic: string | null | undefined, tim
   const deadline = await durableDeadline(engine, run, timeoutSeconds, sleepId);
   await engine.waiters.wait(`message:${run.workflowId}`, take, deadline, run.signal);
   if (received) return received.value;
-  return engine.record(run, functionId, "duro.recv", startedAt, { output: null });
+  return record(engine, run, functionId, "duro.recv", startedAt, { output: null });
 }
 
 // ——— events ———
@@ -286,7 +287,7 @@ export async function setEvent(engine: Engine, key: string, value: unknown, { se
     { kind: "setEvent", workflowId: run.workflowId, key, functionId, value: event },
     { kind: "recordOperation", op: operation(run.workflowId, functionId, "duro.setEvent", { startedAt: now, completedAt: now }), executorId: engine.executorId },
   ]);
-  engine.recordedBefore(run, recorded);
+  recordedBefore(engine, run, recorded);
 }
 
 export async function getEvent(engine: Engine, workflowId: string, key: string, timeoutSeconds = 60): Promise<unknown> {
@@ -303,21 +304,21 @@ export async function getEvent(engine: Engine, workflowId: string, key: string, 
   const functionId = run.allocate();
   const sleepId = run.allocate();
   const recorded = run.replay(functionId, "duro.getEvent");
-  if (recorded) return engine.replayed(recorded);
+  if (recorded) return replayed(recorded);
   run.checkStopped();
   const startedAt = Date.now();
   if (!(await look())) {
     const deadline = await durableDeadline(engine, run, timeoutSeconds, sleepId);
     await engine.waiters.wait(`event:${workflowId}`, look, deadline, run.signal);
   }
-  return engine.record(run, functionId, "duro.getEvent", startedAt, { output: read(value) });
+  return record(engine, run, functionId, "duro.getEvent", startedAt, { output: read(value) });
 }
 
 export async function getAllEvents(engine: Engine, workflowId: string): Promise<Record<string, unknown>> {
   checkKey("workflowId", workflowId);
   const all = async () => Object.fromEntries([...(await engine.store.getAllEvents(workflowId))].map(([k, v]) => [k, read(v)]));
   const run = currentRun();
-  return run ? engine.checkpoint(run, "duro.getAllEvents", all) : all();
+  return run ? checkpoint(engine, run, "duro.getAllEvents", all) : all();
 }
 
 // ——— streams ———
@@ -349,7 +350,7 @@ async function appendStream(engine: Engine, { run, step }: NonNullable<ReturnTyp
     { kind: "writeStream", workflowId: run.workflowId, key, functionId, once: true, value },
     { kind: "recordOperation", op: operation(run.workflowId, functionId, name, { startedAt: now, completedAt: now }), executorId: engine.executorId },
   ]);
-  engine.recordedBefore(run, recorded);
+  recordedBefore(engine, run, recorded);
 }
 
 /**
@@ -399,7 +400,7 @@ export async function* readStream(
     return found!;
   };
   for (;;) {
-    const item = run ? await engine.checkpoint(run, "duro.readStream", next) : await next();
+    const item = run ? await checkpoint(engine, run, "duro.readStream", next) : await next();
     if ("end" in (item as object) && (item as typeof END).end === true) return;
     yield (item as { value: unknown }).value;
     offset++;
@@ -418,7 +419,7 @@ export async function patch(engine: Engine, name: string): Promise<boolean> {
   const functionId = run.allocate();
   if (!next) {
     const now = Date.now();
-    await engine.record(run, functionId, marker, now, { output: null });
+    await record(engine, run, functionId, marker, now, { output: null });
   }
   return true;
 }

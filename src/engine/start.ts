@@ -11,6 +11,7 @@ import type { StartOptions } from "../types.js";
 import { currentRun } from "./context.js";
 import { uuidv7 } from "./ids.js";
 import { operation, type Engine } from "./engine.js";
+import { errorOf, recordedBefore, replayed } from "./checkpoint.js";
 
 /**
  * Starts `name` with `args` (or returns the existing workflow with that ID); with a queue it
@@ -27,7 +28,7 @@ export async function start(engine: Engine, name: string, args: unknown[], optio
   if (parent && functionId !== undefined) {
     const recorded = parent.replay(functionId, name);
     if (recorded) {
-      if (recorded.error) throw engine.errorOf(recorded);
+      if (recorded.error) throw errorOf(recorded);
       return recorded.childWorkflowId!;
     }
     parent.checkStopped();
@@ -45,14 +46,14 @@ export async function start(engine: Engine, name: string, args: unknown[], optio
     { kind: "insertWorkflow", row, ownerToken },
     ...(together ? childRecord({ childWorkflowId: workflowId }) : []),
   ])) as [Extract<WriteResult, { kind: "insertWorkflow" }>, WriteResult | undefined];
-  if (parent) engine.recordedBefore(parent, parentRecord);
+  if (parent) recordedBefore(engine, parent, parentRecord);
   let refusal: Error | undefined;
   if (!inserted.inserted && inserted.existing === null) refusal = new DuplicateWorkflowError(row.queueName!, row.deduplicationId!);
   else if (!inserted.inserted && inserted.existing!.name !== name) refusal = new WorkflowConflictError(workflowId, inserted.existing!.name, name);
   if (!together) {
     const [recorded] = await engine.committer.submit(childRecord(refusal ? { error: serializeError(refusal, "default"), serialization: "default" } : { childWorkflowId: workflowId }));
-    const earlier = engine.recordedBefore(parent!, recorded);
-    if (earlier) return engine.replayed(earlier) as never;
+    const earlier = recordedBefore(engine, parent!, recorded);
+    if (earlier) return replayed(earlier) as never;
   }
   if (refusal) throw refusal;
   if (inserted.inserted && workflow && row.status === "PENDING") engine.execute(row, [], workflow);

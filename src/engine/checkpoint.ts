@@ -1,0 +1,85 @@
+/**
+ * "Look up the checkpoint, or run and save it": the recording helpers every durable operation
+ * is built from. A record is written only while the workflow is PENDING on this executor, so a
+ * run that was cancelled or taken over stops at its next operation without recording anything.
+ */
+import { WorkflowCancelledError } from "../errors.js";
+import { deserialize, deserializeError, registerErrorClass, serialize, serializeError } from "../serialization.js";
+import type { OperationRow, WriteResult } from "../storage/store.js";
+import type { WorkflowRun } from "./context.js";
+import { operation, type Engine } from "./engine.js";
+
+
+/** Decodes a recorded operation's error. */
+export function errorOf(op: OperationRow): Error {
+  return deserializeError(op.error!, op.serialization ?? "default");
+}
+
+/** The recorded outcome of an operation: returns its output or throws its error. */
+export function replayed(op: OperationRow): unknown {
+  if (op.error !== null) throw errorOf(op);
+  return deserialize(op.output, op.serialization ?? "default");
+}
+
+/** Records an operation's outcome; returns what is recorded (ours, or a concurrent run's). */
+export async function record(engine: Engine, run: WorkflowRun, functionId: number, name: string, startedAt: number, result: { output?: unknown; error?: unknown }, extra: Partial<OperationRow> = {}): Promise<unknown> {
+  let output: string | null = null;
+  let error: string | null = null;
+  let failed = "error" in result;
+  let thrown = result.error;
+  if (!failed) {
+    try {
+      output = serialize(result.output, "default");
+    } catch (serializationError) {
+      failed = true;
+      thrown = serializationError;
+    }
+  }
+  if (failed) {
+    if (thrown instanceof Error) registerErrorClass(thrown.constructor as new () => Error);
+    error = serializeError(thrown, "default");
+  }
+  const written = await engine.committer.submitOne({
+    kind: "recordOperation",
+    op: operation(run.workflowId, functionId, name, { output, error, serialization: "default", startedAt, completedAt: Date.now(), ...extra }),
+    executorId: engine.executorId,
+  });
+  const existing = recordedBefore(engine, run, written);
+  if (existing) return replayed(existing);
+  if (failed) throw thrown;
+  return result.output;
+}
+
+/**
+ * Checks the result of recording an operation of `run`: returns the record that was there
+ * first (a previous run's, to be adopted), or nothing when ours went in. When the store fenced
+ * the write off — the workflow was cancelled, or another executor took it over — the run stops.
+ */
+export function recordedBefore(engine: Engine, run: WorkflowRun, result: WriteResult | undefined): OperationRow | undefined {
+  if (result?.kind !== "recordOperation" || result.recorded) return undefined;
+  if (result.existing) return result.existing;
+  engine.logger.info(`Workflow ${run.workflowId} is no longer PENDING on this executor (cancelled or taken over); stopping this run.`);
+  engine.stopRun(run.workflowId, "cancelled");
+  throw new WorkflowCancelledError(run.workflowId);
+}
+
+/**
+ * The shape of every simple durable operation: answer from the record, or check for a stop,
+ * run `body`, record its outcome (errors too), and return it.
+ */
+export async function checkpoint<T>(engine: Engine, run: WorkflowRun, name: string, body: (functionId: number) => Promise<T>): Promise<T> {
+  const functionId = run.allocate();
+  const recorded = run.replay(functionId, name);
+  if (recorded) return replayed(recorded) as T;
+  run.checkStopped();
+  const startedAt = Date.now();
+  let result: { output?: unknown; error?: unknown };
+  try {
+    result = { output: await body(functionId) };
+  } catch (error) {
+    if (error instanceof WorkflowCancelledError || run.stopped) throw error;
+    result = { error };
+  }
+  run.checkStopped();
+  return (await record(engine, run, functionId, name, startedAt, result)) as T;
+}
