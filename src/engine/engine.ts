@@ -15,7 +15,6 @@ import {
 } from "../errors.js";
 import {
   deserialize, deserializeError, deserializeInputs, registerErrorClass, serialize, serializeError,
-  type SerializationFormat,
 } from "../serialization.js";
 import { openStore, DEFAULT_DATABASE_URL } from "../storage/open.js";
 import type { OperationRow, Store, WorkflowRow } from "../storage/store.js";
@@ -364,10 +363,14 @@ export class Engine {
 
   // ——— results and status ———
 
-  /** Waits for a workflow to finish; its output, or throws its error. */
-  async awaitResult(workflowId: string, deadline = Infinity, signal?: AbortSignal, untilCreated = false): Promise<{ done: false } | { done: true; outcome: Outcome }> {
-    let outcome: Outcome | undefined;
-    const done = await this.waiters.wait(
+  /**
+   * Waits for a workflow to finish and gives what `getResult()` callers get: its output, or its
+   * error; AwaitedWorkflowCancelledError / MaxRecoveryAttemptsExceededError when it was parked.
+   * `untilCreated`: a workflow that does not exist yet is awaited rather than an error.
+   */
+  async result(workflowId: string, signal?: AbortSignal, untilCreated = false): Promise<unknown> {
+    let outcome!: Outcome;
+    await this.waiters.wait(
       `status:${workflowId}`,
       async () => {
         const local = this.outcomes.get(workflowId);
@@ -390,14 +393,9 @@ export class Engine {
         };
         return true;
       },
-      deadline,
+      Infinity,
       signal,
     );
-    return done ? { done: true, outcome: outcome! } : { done: false };
-  }
-
-  /** The value a finished outcome gives to `getResult()` callers. */
-  settle(workflowId: string, outcome: Outcome): unknown {
     switch (outcome.status) {
       case "SUCCESS":
         return outcome.output;
@@ -479,4 +477,3 @@ export function operation(workflowId: string, functionId: number, functionName: 
   };
 }
 
-export type { Outcome, SerializationFormat };

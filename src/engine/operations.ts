@@ -30,7 +30,7 @@ function checkSeconds(name: string, value: unknown, allowInfinity = false): numb
   return value;
 }
 
-function checkKey(name: string, value: unknown): string {
+export function checkKey(name: string, value: unknown): string {
   if (typeof value !== "string" || value === "") throw new InvalidArgumentError(`${name} must be a non-empty string, got ${JSON.stringify(value)}.`);
   return value;
 }
@@ -120,10 +120,7 @@ export async function randomUUID(engine: Engine): Promise<string> {
 export async function getResult(engine: Engine, workflowId: string, untilCreated = false): Promise<unknown> {
   checkKey("workflowId", workflowId);
   const run = currentRun();
-  const wait = async () => {
-    const result = await engine.awaitResult(workflowId, Infinity, run?.signal, untilCreated);
-    return engine.settle(workflowId, (result as { outcome: Parameters<Engine["settle"]>[1] }).outcome);
-  };
+  const wait = () => engine.result(workflowId, run?.signal, untilCreated);
   return run ? checkpoint(engine, run, "duro.getResult", wait) : wait();
 }
 
