@@ -10,6 +10,7 @@ import type { OperationRow, WorkflowRow, Write, WriteResult } from "../storage/s
 import type { StartOptions } from "../types.js";
 import { currentRun } from "./context.js";
 import { uuidv7 } from "./ids.js";
+import { checkKey } from "./operations.js";
 import { operation, type Engine } from "./engine.js";
 import { errorOf, recordedBefore, replayed } from "./checkpoint.js";
 
@@ -93,15 +94,15 @@ export function validateStart(engine: Engine, options: StartOptions): void {
     if (set.length) throw new InvalidArgumentError(`${set.join(", ")} only apply to enqueued workflows: give a queueName too.`);
     return;
   }
-  if (typeof queueName !== "string" || queueName === "") throw new InvalidArgumentError("queueName must be a non-empty string.");
+  checkKey("queueName", queueName);
   const queue = engine.queues.get(queueName);
   if (!queue && !engine.client) throw new InvalidArgumentError(`No queue named "${queueName}" is registered on this Duro instance; create it with new WorkflowQueue(duro, "${queueName}").`);
   if (priority !== undefined && !(Number.isInteger(priority) && priority >= 1 && priority <= 2 ** 31 - 1)) {
     throw new InvalidArgumentError(`priority must be an integer from 1 to 2147483647 (lower runs first), got ${priority}.`);
   }
   if (priority !== undefined && queue && !queue.options.priorityEnabled) throw new InvalidArgumentError(`Queue "${queueName}" was not created with priorityEnabled.`);
-  if (deduplicationId !== undefined && (typeof deduplicationId !== "string" || deduplicationId === "")) throw new InvalidArgumentError("deduplicationId must be a non-empty string.");
-  if (partitionKey !== undefined && (typeof partitionKey !== "string" || partitionKey === "")) throw new InvalidArgumentError("partitionKey must be a non-empty string.");
+  if (deduplicationId !== undefined) checkKey("deduplicationId", deduplicationId);
+  if (partitionKey !== undefined) checkKey("partitionKey", partitionKey);
   if (queue?.options.partitionQueue && partitionKey === undefined) throw new InvalidArgumentError(`Queue "${queueName}" is partitioned: give a partitionKey.`);
   if (queue && !queue.options.partitionQueue && partitionKey !== undefined) throw new InvalidArgumentError(`Queue "${queueName}" is not partitioned; partitionKey is not allowed.`);
   if (delaySeconds !== undefined && !(typeof delaySeconds === "number" && delaySeconds >= 0 && Number.isFinite(delaySeconds))) {
