@@ -328,7 +328,13 @@ export class Engine {
 
   private remember(workflowId: string, outcome: Outcome): void {
     this.outcomes.set(workflowId, outcome);
-    if (this.outcomes.size > OUTCOME_CACHE_SIZE) this.outcomes.delete(this.outcomes.keys().next().value!);
+    if (this.outcomes.size <= OUTCOME_CACHE_SIZE) return;
+    // Oldest tenth at once: finding a Map's first key walks past the slots of earlier deletions.
+    let evict = OUTCOME_CACHE_SIZE / 10;
+    for (const key of this.outcomes.keys()) {
+      if (evict-- <= 0) break;
+      this.outcomes.delete(key);
+    }
   }
 
   /** Re-runs this executor's PENDING workflows (called by launch). */

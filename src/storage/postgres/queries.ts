@@ -39,7 +39,7 @@ export function storeSql(schema: string) {
     ${notifyChanged("dead", "$5")}
     SELECT (SELECT count(*) FROM notified) AS notified, (SELECT json_agg(counted) FROM counted) AS rows`;
   const claim = (priority: boolean) => {
-    const order = `${priority ? "priority, " : ""}created_at, seq`;
+    const order = `${priority ? "priority, " : ""}seq`;
     const inScope = `queue_name = $1 AND (NOT $6::boolean OR partition_key IS NOT DISTINCT FROM $7::text)`;
     return `WITH budget AS (
         SELECT LEAST($3::int,
@@ -64,7 +64,7 @@ export function storeSql(schema: string) {
   // A queue without shared limits needs no lock: one autocommitted statement promotes due
   // DELAYED rows (claimable from the next pass) and claims with SKIP LOCKED, so executors never wait on each other.
   const claimFree = (priority: boolean) => {
-    const order = `${priority ? "priority, " : ""}created_at, seq`;
+    const order = `${priority ? "priority, " : ""}seq`;
     return `WITH promoted AS (
         UPDATE ${ws} SET status = 'ENQUEUED', updated_at = $2
         WHERE queue_name = $1 AND status = 'DELAYED' AND delay_until_epoch_ms <= $2 RETURNING 1),
