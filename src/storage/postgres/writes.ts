@@ -39,11 +39,12 @@ const NOTIFIED = `notified AS (SELECT pg_notify($1, p) FROM unnest($2::text[]) A
 const casts = (columns: readonly string[], first: number) => columns.map((c, n) => `$${first + n}::${sqlType(c)}`).join(", ");
 /**
  * Fencing: `w` is the workflow `id`, still PENDING on executor `owner`. `IS NOT DISTINCT FROM`
- * (the same as `=` here: neither side is null) serves no index, so a cached generic plan cannot
- * pick the index of PENDING rows by executor, which would read every workflow the executor runs.
+ * (the same as `=` here: the row's status is never null, nor is `owner`) neither serves an index
+ * nor implies a partial index's predicate, so the only way to the row is the primary key. With
+ * `=`, a cached generic plan can pick the index of PENDING rows and read all of them each time.
  */
 const owned = (w: string, id: string, owner: string) =>
-  `${w}.workflow_id = ${id} AND ${w}.status = 'PENDING' AND ${w}.executor_id IS NOT DISTINCT FROM ${owner}`;
+  `${w}.workflow_id = ${id} AND ${w}.status IS NOT DISTINCT FROM 'PENDING' AND ${w}.executor_id IS NOT DISTINCT FROM ${owner}`;
 // A scalar subquery of a FROM-less SELECT always runs, so the NOTIFY is sent whatever the write did.
 const COUNT_NOTIFIED = `(SELECT count(*) FROM notified) AS notified`;
 
