@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { DatabaseError, Duro, DuroError, InvalidArgumentError } from "../../src/index.js";
+import { DatabaseError, Duro, DuroClient, DuroError, InvalidArgumentError, WorkflowQueue } from "../../src/index.js";
 import { type Backend, backends, quietLogger, rawQuery, rejectionOf, useDuro } from "../helpers.js";
 
 /** A URL whose database cannot be opened or reached. */
@@ -69,6 +69,38 @@ describe.each(backends)("%s", (backend) => {
       const error = await rejectionOf(second.launch());
       expect(error).toBeInstanceOf(DatabaseError);
       expect(error.message).toContain("999999");
+    });
+
+    it("a database of schema version 1 is upgraded at launch, and the work queued in it runs in enqueue order", async () => {
+      const order: string[] = [];
+      const executor = t.duro(); // fixes this test's fresh database URL; launched after the downgrade
+      const step = executor.registerStep("step", async (n: number) => n * 10);
+      executor.registerWorkflow("wf", async (n: number) => {
+        order.push(executor.workflowId!);
+        return step(n);
+      });
+      new WorkflowQueue(executor, "q", { workerConcurrency: 1 });
+      const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger });
+      for (const id of ["A", "B", "C"]) await client.enqueue({ workflowName: "wf", queueName: "q", workflowId: id }, id.charCodeAt(0));
+      await client.close();
+      // Back to version 1: its queue index and (on PostgreSQL) the step records' foreign key.
+      for (const sql of [
+        "DROP INDEX workflow_status_fifo",
+        "DROP INDEX workflow_status_by_priority",
+        "DROP INDEX workflow_status_queued",
+        "CREATE INDEX workflow_status_queued ON workflow_status (queue_name, status, priority, created_at) WHERE status IN ('ENQUEUED', 'PENDING', 'DELAYED')",
+        ...(backend === "postgres"
+          ? ["ALTER TABLE operation_outputs ADD FOREIGN KEY (workflow_id) REFERENCES workflow_status (workflow_id) ON DELETE CASCADE"]
+          : []),
+        "DELETE FROM duro_migrations WHERE version > 1",
+      ]) await rawQuery(t.url, sql);
+      const versionNow = async () => Number((await rawQuery(t.url, "SELECT MAX(version) AS version FROM duro_migrations"))[0].version);
+      expect(await versionNow()).toBe(1);
+
+      await executor.launch();
+      expect(await Promise.all(["A", "B", "C"].map((id) => executor.getResult(id)))).toEqual([650, 660, 670]);
+      expect(order).toEqual(["A", "B", "C"]);
+      expect(await versionNow()).toBeGreaterThan(1);
     });
 
     it("DURO_DATABASE_URL is used when no databaseUrl is given", async () => {
