@@ -9,8 +9,13 @@
  * timer, and from the safety poll every `pollingIntervalSeconds`. A claim is one transaction
  * that respects every limit across executors (see Store.claimQueued); the claimed workflows
  * then run here like any other.
+ *
+ * A workflow enqueued in this process can skip the claim: when its queue has no shared limits
+ * and this executor a free slot, the slot is reserved and the workflow inserted already
+ * claimed, unless another workflow of the queue is waiting (see `reserve`).
  */
 import { InvalidArgumentError } from "../errors.js";
+import type { WorkflowRow } from "../storage/store.js";
 import type { Engine } from "./engine.js";
 
 export interface QueueOptions {
@@ -63,6 +68,10 @@ export class QueueDispatcher {
   private poll?: NodeJS.Timeout;
   private stopped = false;
   private alarm?: { at: number; handle: { cancel(): void } };
+  /** Slots held for workflows being inserted already claimed (see `reserve`). */
+  private reserved = 0;
+  /** Slots the claim in flight may fill. */
+  private claiming = 0;
 
   constructor(
     private readonly engine: Engine,
@@ -103,14 +112,16 @@ export class QueueDispatcher {
         const { workerConcurrency, concurrency, rateLimit, priorityEnabled = false, partitionQueue = false } = this.options;
         // A partitioned queue applies workerConcurrency per partition, in the claim itself.
         const perQueue = workerConcurrency !== undefined && !partitionQueue;
-        const free = perQueue ? Math.min(CLAIM_BATCH, workerConcurrency - this.engine.runningIn(this.name)) : CLAIM_BATCH;
+        const free = perQueue ? Math.min(CLAIM_BATCH, workerConcurrency - this.engine.runningIn(this.name) - this.reserved) : CLAIM_BATCH;
         if (free <= 0 || this.stopped) return;
+        this.claiming = free;
         const { claimed, nextDelayedAt, moreQueued } = await this.engine.store.claimQueued({
           queueName: this.name, executorId: this.engine.executorId, appVersion: this.engine.appVersion, now: Date.now(), max: free,
           workflowNames: [...this.engine.workflows.keys()], concurrency, priorityEnabled, partitioned: partitionQueue,
           rateLimit: rateLimit && { limit: rateLimit.limit, periodMs: rateLimit.periodSeconds * 1000 },
           perPartition: partitionQueue && workerConcurrency !== undefined ? { workerConcurrency, running: this.engine.runningByPartition(this.name) } : undefined,
         });
+        this.claiming = 0;
         for (const { workflow, operations } of claimed) this.engine.executeRegistered(workflow, operations);
         if (nextDelayedAt !== null) this.wakeAt(nextDelayedAt);
         if (claimed.length < free && !this.again) {
@@ -120,8 +131,29 @@ export class QueueDispatcher {
         }
       }
     } catch (error) {
+      this.claiming = 0;
       if (!this.stopped && this.engine.launched) this.engine.logger.warn(`Dispatching queue "${this.name}" failed; retrying at the next poll.`, { error: String(error) });
     }
+  }
+
+  /**
+   * Holds a slot for `row`, enqueued here, to be inserted already claimed: only on a queue
+   * without shared limits (concurrency, rate, partitions), for this executor's application
+   * version, with a free slot. Every true answer must be followed by one `release`.
+   */
+  reserve(row: WorkflowRow): boolean {
+    const { concurrency, rateLimit, partitionQueue, workerConcurrency } = this.options;
+    if (this.stopped || !this.engine.launched || concurrency !== undefined || rateLimit || partitionQueue) return false;
+    if (row.status !== "ENQUEUED" || row.appVersion !== this.engine.appVersion) return false;
+    if (workerConcurrency !== undefined && this.engine.runningIn(this.name) + this.reserved + this.claiming >= workerConcurrency) return false;
+    this.reserved++;
+    return true;
+  }
+
+  /** Gives the slot back: the workflow runs here now (`ran`), or it was queued and the dispatcher looks again. */
+  release(ran: boolean): void {
+    this.reserved--;
+    if (!ran) this.trigger();
   }
 
   /** One timer per dispatcher, at the earliest time something is known to become claimable. */

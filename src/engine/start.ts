@@ -43,10 +43,25 @@ export async function start(engine: Engine, name: string, args: unknown[], optio
       : [];
   // A deduplicated child must record the refusal instead of a child ID, so it takes two commits.
   const together = !(parent && row.deduplicationId);
-  const [inserted, parentRecord] = (await engine.committer.submit([
-    { kind: "insertWorkflow", row, ownerToken },
-    ...(together ? childRecord({ childWorkflowId: workflowId }) : []),
-  ])) as [Extract<WriteResult, { kind: "insertWorkflow" }>, WriteResult | undefined];
+  // Enqueued here with a free slot here: insert it already claimed, saving the claim's round trip.
+  const queue = workflow && !parent ? engine.queues.get(row.queueName ?? "") : undefined;
+  const claimed = queue?.reserve(row) ? dequeued(engine, row) : undefined;
+  let inserted: Extract<WriteResult, { kind: "insertWorkflow" }>;
+  let parentRecord: WriteResult | undefined;
+  try {
+    [inserted, parentRecord] = (await engine.committer.submit([
+      { kind: "insertWorkflow", row, ownerToken, claimed },
+      ...(together ? childRecord({ childWorkflowId: workflowId }) : []),
+    ])) as [Extract<WriteResult, { kind: "insertWorkflow" }>, WriteResult | undefined];
+  } catch (error) {
+    if (claimed) queue!.release(false);
+    throw error;
+  }
+  if (claimed) {
+    const ran = inserted.inserted && inserted.claimed === true;
+    queue!.release(ran);
+    if (ran) engine.execute(claimed, [], workflow!);
+  }
   if (parent) recordedBefore(engine, parent, parentRecord);
   let refusal: Error | undefined;
   if (!inserted.inserted && inserted.existing === null) refusal = new DuplicateWorkflowError(row.queueName!, row.deduplicationId!);
@@ -61,6 +76,15 @@ export async function start(engine: Engine, name: string, args: unknown[], optio
   if (inserted.inserted && row.status === "DELAYED") engine.timers.at(row.delayUntilEpochMs!, () => engine.queues.get(row.queueName!)?.trigger());
   if (inserted.inserted && row.queueName && row.deadlineEpochMs !== null) engine.armDeadline(workflowId, row.deadlineEpochMs);
   return workflowId;
+}
+
+/** `row`, enqueued, as a claim by this executor would leave it. */
+function dequeued(engine: Engine, row: WorkflowRow): WorkflowRow {
+  const now = Date.now();
+  return {
+    ...row, status: "PENDING", executorId: engine.executorId, startedAt: now, updatedAt: now, recoveryAttempts: row.recoveryAttempts + 1,
+    deadlineEpochMs: row.deadlineEpochMs ?? (row.timeoutMs !== null ? now + row.timeoutMs : null),
+  };
 }
 
 /** Enqueues one workflow per argument list in one all-or-nothing transaction. */

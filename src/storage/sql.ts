@@ -3,7 +3,7 @@
  * Placeholders are written `?` and renumbered to `$n` for PostgreSQL by `numbered()`.
  */
 import type { SerializationFormat } from "../serialization.js";
-import type { OperationRow, WorkflowFilter, WorkflowRow, WorkflowStatusString } from "./store.js";
+import type { OperationRow, WorkflowFilter, WorkflowRow, WorkflowStatusString, Write } from "./store.js";
 
 /** Columns of workflow_status in the order `workflowParams()` binds them. */
 export const WORKFLOW_COLUMNS = [
@@ -20,6 +20,15 @@ export function workflowParams(row: WorkflowRow, ownerToken: string | null, bool
     row.queueName, row.priority, row.deduplicationId, row.partitionKey, row.timeoutMs, row.deadlineEpochMs,
     row.delayUntilEpochMs, row.parentWorkflowId, row.forkedFrom, booleans(row.wasForkedFrom), ownerToken,
   ];
+}
+
+/**
+ * Whether our own insert, read back after a commit whose fate was unknown, went in as the
+ * `claimed` form: PENDING on the writer's executor since the claimed start time.
+ */
+export function isClaimed(write: Extract<Write, { kind: "insertWorkflow" }>, stored: Record<string, any>): boolean {
+  const { claimed } = write;
+  return claimed !== undefined && stored.status === "PENDING" && stored.executor_id === claimed.executorId && Number(stored.started_at) === claimed.startedAt;
 }
 
 export const OPERATION_COLUMNS = [

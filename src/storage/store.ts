@@ -71,8 +71,13 @@ export interface StoredValue {
 
 /** Hot-path mutations, applied in batches (one transaction per batch, in this order of kinds). */
 export type Write =
-  /** Insert a workflow unless its ID exists. `ownerToken` tells our own insert apart on a retried commit. */
-  | { kind: "insertWorkflow"; row: WorkflowRow; ownerToken: string }
+  /**
+   * Insert a workflow unless its ID exists. `ownerToken` tells our own insert apart on a retried
+   * commit. `claimed`: the same queued workflow already dequeued by the writer (PENDING on its
+   * executor), to be inserted instead of `row` when no other workflow of its queue is ENQUEUED,
+   * which saves the claim; a store may always insert `row` instead.
+   */
+  | { kind: "insertWorkflow"; row: WorkflowRow; ownerToken: string; claimed?: WorkflowRow }
   /**
    * Record an operation unless (workflowId, functionId) is recorded already — and only while the
    * workflow is PENDING on `executorId`: a cancelled or taken-over run can record nothing more.
@@ -104,7 +109,8 @@ export type Write =
     };
 
 export type WriteResult =
-  | { kind: "insertWorkflow"; inserted: true }
+  /** `claimed`: the `claimed` form went in. */
+  | { kind: "insertWorkflow"; inserted: true; claimed?: boolean }
   /** `existing` is the row that holds the ID, or null when a queued duplicate (same queue and deduplication ID) refused it. */
   | { kind: "insertWorkflow"; inserted: false; existing: WorkflowRow | null }
   | { kind: "recordOperation"; recorded: true }
@@ -131,7 +137,9 @@ export const WRITE_ORDER: Write["kind"][] = [
 export function wakeKeysOf(write: Write): string[] {
   switch (write.kind) {
     case "insertWorkflow":
-      return write.row.queueName ? [`queue:${write.row.queueName}`, `status:${write.row.workflowId}`] : [`status:${write.row.workflowId}`];
+      // An insert that may go in claimed wakes no dispatcher: if it is queued after all, the
+      // writer, which held a slot for it, claims it.
+      return write.row.queueName && !write.claimed ? [`queue:${write.row.queueName}`, `status:${write.row.workflowId}`] : [`status:${write.row.workflowId}`];
     case "send":
       return [`message:${write.destinationId}`];
     case "setEvent":

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { WorkflowQueue, type Duro, type QueueOptions, type Workflow } from "../../src/index.js";
-import { backends, clockPast, gate, sleep, useDuro, waitFor } from "../helpers.js";
+import { backends, clockPast, gate, sleep, statusOf, useDuro, waitFor } from "../helpers.js";
 import { maxInWindow, Tracker } from "./support.js";
 
 type Job = Workflow<[string, string | null], string>;
@@ -105,6 +105,51 @@ describe.each(backends)("%s", (backend) => {
       const handles = await enqueue(list, 20);
       await Promise.all(handles.map((h) => h.getResult()));
       expect(tracker.max).toBe(3);
+    });
+
+    it("holds, in FIFO order, while workflows enqueued one by one start from their own insert or from a claim", async () => {
+      const { tracker, list } = await executors(1, { workerConcurrency: 2 }, { ms: 3 });
+      const { duro, job } = list[0];
+      const ids = Array.from({ length: 40 }, (_, i) => `one-${i}`);
+      const handles = [];
+      for (const [i, id] of ids.entries()) {
+        handles.push(await duro.startWorkflow(job.with({ queueName: "q", workflowId: id }), id, null));
+        if (i % 3 === 0) await sleep(i % 7); // now and then a slot frees before the next enqueue
+      }
+      await Promise.all(handles.map((h) => h.getResult()));
+      expect(tracker.max).toBe(2);
+      expect(tracker.order).toEqual(ids);
+    });
+
+    it("starts a workflow enqueued here on an idle queue from its insert, with no claim", async () => {
+      const { tracker, release, list } = await executors(1, { workerConcurrency: 2 }, { held: true });
+      const { duro, job } = list[0];
+      await sleep(50); // the first claim after launch has come back
+      const store = duro.engine.store;
+      const claim = store.claimQueued.bind(store);
+      let claims = 0;
+      store.claimQueued = (request) => {
+        claims++;
+        return claim(request);
+      };
+      const handle = await duro.startWorkflow(job.with({ queueName: "q", workflowId: "direct" }), "direct", null);
+      await waitFor(() => tracker.running === 1, 5000, "the body to start");
+      expect(claims).toBe(0);
+      release.open(); // its completion makes the dispatcher look for more work, as it should
+      expect(await handle.getResult()).toBe("direct");
+      expect(tracker.order).toEqual(["direct"]);
+      expect((await duro.getWorkflowStatus("direct"))).toMatchObject({ status: "SUCCESS", queueName: "q", recoveryAttempts: 1 });
+    });
+
+    it("queues an enqueue behind workflows already waiting, even with a slot free here", async () => {
+      const { tracker, list } = await executors(1, { workerConcurrency: 2 });
+      const { duro, job } = list[0];
+      // Waiting for an application version this executor does not run: it can never claim them.
+      const waiting = await duro.startWorkflow(job.with({ queueName: "q", workflowId: "other-version", appVersion: "v0" }), "x", null);
+      const handle = await duro.startWorkflow(job.with({ queueName: "q", workflowId: "behind" }), "behind", null);
+      expect(await handle.getResult()).toBe("behind"); // claimed by the dispatcher instead
+      expect(await statusOf(duro, waiting.workflowId)).toBe("ENQUEUED");
+      expect(tracker.order).toEqual(["behind"]);
     });
   });
 

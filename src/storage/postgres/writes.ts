@@ -12,8 +12,8 @@
  */
 import type pg from "pg";
 import { DuplicateWorkflowError } from "../../errors.js";
-import { OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
-import { wakeKeysOf, WRITE_ORDER, type OperationRow, type StoredValue, type Write, type WriteResult } from "../store.js";
+import { isClaimed, OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
+import { wakeKeysOf, WRITE_ORDER, type OperationRow, type StoredValue, type WorkflowRow, type Write, type WriteResult } from "../store.js";
 import { transaction } from "./connection.js";
 
 type Kind = Write["kind"];
@@ -59,6 +59,14 @@ export function writeSql(schema: string) {
     // One-row statements ($2: the batch's one NOTIFY payload).
     insertOne: `WITH notified AS (SELECT pg_notify($1, $2))
       INSERT INTO ${ws} (${wfCols}) SELECT ${casts(WORKFLOW_COLUMNS, 3)} FROM notified ON CONFLICT DO NOTHING RETURNING 1`,
+    // The queued row ($3…) if another workflow of its queue is ENQUEUED, else its claimed form ($29…).
+    insertClaimOne: `WITH notified AS (SELECT pg_notify($1, $2)),
+      queue AS (SELECT EXISTS (
+        SELECT 1 FROM ${ws} WHERE queue_name = $${3 + WORKFLOW_COLUMNS.indexOf("queue_name")}::text AND status = 'ENQUEUED') AS waiting FROM notified)
+      INSERT INTO ${ws} (${wfCols})
+      SELECT ${casts(WORKFLOW_COLUMNS, 3)} FROM queue WHERE waiting
+      UNION ALL SELECT ${casts(WORKFLOW_COLUMNS, 3 + WORKFLOW_COLUMNS.length)} FROM queue WHERE NOT waiting
+      ON CONFLICT DO NOTHING RETURNING status`,
     recordOne: `INSERT INTO ${ops} (${opCols}) SELECT ${casts(OPERATION_COLUMNS, 1)}
       WHERE EXISTS (SELECT 1 FROM ${ws} w WHERE ${owned("w", "$1::text", "$10::text")}) ON CONFLICT DO NOTHING RETURNING 1`,
     completeOne: `WITH notified AS (SELECT pg_notify($1, $2))
@@ -205,19 +213,28 @@ export async function applyBatch(
     (await client.query({ name: `duro_${name}`, text: sql[name], values })).rows as Record<string, any>[];
   // A lone write whose wake keys fit one NOTIFY payload takes its kind's one-row statement.
   const lone = batch.length === 1 && payloads.length <= 1;
-  const one = async (name: "insertOne" | "recordOne" | "completeOne", values: unknown[]) =>
-    (await read(name, name === "recordOne" ? values : [channel, payloads[0] ?? "", ...values])).length > 0;
+  const one = async (name: "insertOne" | "insertClaimOne" | "recordOne" | "completeOne", values: unknown[]) =>
+    read(name, name === "recordOne" ? values : [channel, payloads[0] ?? "", ...values]);
 
   const apply: { [K in Kind]: (items: Item<K>[]) => Promise<void> } = {
     async insertWorkflow(items) {
-      const rows = items.map(({ w }) => workflowParams(w.row, w.ownerToken, (b) => b));
-      const inserted = lone
-        ? ((await one("insertOne", rows[0])) ? [{ workflow_id: items[0].w.row.workflowId, owner_token: items[0].w.ownerToken }] : [])
-        : (await main("insertWorkflows", columnsOf(rows, WORKFLOW_COLUMNS.length))).rows;
-      const ours = new Set((inserted ?? []).map((r: any) => keyOf(r.workflow_id, r.owner_token)));
+      const params = (row: WorkflowRow, w: Write & { kind: "insertWorkflow" }) => workflowParams(row, w.ownerToken, (b) => b);
+      const rows = items.map(({ w }) => params(w.row, w));
+      let claimed = false;
+      let inserted: Record<string, any>[];
+      if (lone) {
+        // Only a lone insert takes its claimed form: the batch statement always queues.
+        const { w } = items[0];
+        const back = w.claimed ? await one("insertClaimOne", [...rows[0], ...params(w.claimed, w)]) : await one("insertOne", rows[0]);
+        claimed = back[0]?.status === "PENDING";
+        inserted = back.length ? [{ workflow_id: w.row.workflowId, owner_token: w.ownerToken }] : [];
+      } else {
+        inserted = (await main("insertWorkflows", columnsOf(rows, WORKFLOW_COLUMNS.length))).rows ?? [];
+      }
+      const ours = new Set(inserted.map((r: any) => keyOf(r.workflow_id, r.owner_token)));
       const refused = items.filter(({ i, w }) => {
         if (!ours.has(keyOf(w.row.workflowId, w.ownerToken))) return true;
-        results[i] = { kind: "insertWorkflow", inserted: true };
+        results[i] = { kind: "insertWorkflow", inserted: true, claimed };
         return false;
       });
       if (!refused.length) return;
@@ -228,7 +245,7 @@ export async function applyBatch(
         const existing = holders.get(w.row.workflowId);
         // Our own token: a retried batch whose first commit went through.
         results[i] = existing?.owner_token === w.ownerToken
-          ? { kind: "insertWorkflow", inserted: true }
+          ? { kind: "insertWorkflow", inserted: true, claimed: isClaimed(w, existing) }
           : { kind: "insertWorkflow", inserted: false, existing: existing ? toWorkflowRow(existing) : null };
       }
       if (!allOrNothing) return;
@@ -243,7 +260,7 @@ export async function applyBatch(
     async recordOperation(items) {
       const params = items.map(({ w }) => [...operationParams(w.op), w.executorId]);
       const rows = lone
-        ? ((await one("recordOne", params[0])) ? [{ workflow_id: items[0].w.op.workflowId, function_id: items[0].w.op.functionId }] : [])
+        ? ((await one("recordOne", params[0])).length ? [{ workflow_id: items[0].w.op.workflowId, function_id: items[0].w.op.functionId }] : [])
         : (await main("recordOperations", columnsOf(params, OPERATION_COLUMNS.length + 1))).rows;
       const recorded = new Set((rows ?? []).map((r: any) => keyOf(r.workflow_id, r.function_id)));
       // delete(): of several writes to one operation only the first recorded it.
@@ -320,7 +337,7 @@ export async function applyBatch(
       const sent = [...first.values()].map(({ w }) => w);
       const done = new Set<string>(
         lone
-          ? ((await one("completeOne", [sent[0].workflowId, sent[0].status, sent[0].output, sent[0].error, sent[0].completedAt, sent[0].executorId])) ? [sent[0].workflowId] : [])
+          ? ((await one("completeOne", [sent[0].workflowId, sent[0].status, sent[0].output, sent[0].error, sent[0].completedAt, sent[0].executorId])).length ? [sent[0].workflowId] : [])
           : ((await main("completeWorkflows", [
               sent.map((w) => w.workflowId), sent.map((w) => w.status), sent.map((w) => w.output), sent.map((w) => w.error),
               sent.map((w) => w.completedAt), sent.map((w) => w.executorId),

@@ -12,7 +12,7 @@ import { DatabaseError, DuplicateWorkflowError, WorkflowConflictError } from "..
 import { loadMigrations, pendingMigrations } from "../migrations.js";
 import { Checkpointer } from "./checkpointer.js";
 import {
-  listWorkflowsQuery, OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams,
+  isClaimed, listWorkflowsQuery, OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams,
 } from "../sql.js";
 import {
   WRITE_ORDER, type ClaimRequest, type ForkRequest, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter,
@@ -85,6 +85,7 @@ export class SqliteStore implements Store {
   private prepare(db: Database.Database) {
     const workflowColumns = WORKFLOW_COLUMNS.filter((c) => c !== "owner_token").join(", ");
     return {
+      queueWaiting: db.prepare(`SELECT EXISTS (SELECT 1 FROM workflow_status WHERE queue_name = ? AND status = 'ENQUEUED') AS waiting`),
       insertWorkflow: db.prepare(`INSERT INTO workflow_status (${WORKFLOW_COLUMNS.join(", ")}) VALUES (${placeholders(WORKFLOW_COLUMNS.length)}) ON CONFLICT DO NOTHING`),
       workflowOwner: db.prepare(`SELECT ${workflowColumns}, owner_token FROM workflow_status WHERE workflow_id = ?`),
       workflow: db.prepare(`SELECT ${workflowColumns} FROM workflow_status WHERE workflow_id = ?`),
@@ -214,9 +215,13 @@ export class SqliteStore implements Store {
     const s = this.s;
     switch (write.kind) {
       case "insertWorkflow": {
-        if (s.insertWorkflow.run(...workflowParams(write.row, write.ownerToken, bool)).changes === 1) return { kind: "insertWorkflow", inserted: true };
+        // Writes are applied one at a time in one transaction, so nothing queues in between.
+        const claimed = write.claimed !== undefined && !(s.queueWaiting.get(write.row.queueName) as { waiting: number }).waiting;
+        if (s.insertWorkflow.run(...workflowParams(claimed ? write.claimed! : write.row, write.ownerToken, bool)).changes === 1) {
+          return { kind: "insertWorkflow", inserted: true, claimed };
+        }
         const existing = s.workflowOwner.get(write.row.workflowId) as Record<string, unknown> | undefined;
-        if (existing?.owner_token === write.ownerToken) return { kind: "insertWorkflow", inserted: true };
+        if (existing?.owner_token === write.ownerToken) return { kind: "insertWorkflow", inserted: true, claimed: isClaimed(write, existing) };
         return { kind: "insertWorkflow", inserted: false, existing: existing ? toWorkflowRow(existing) : null };
       }
       case "recordOperation": {
