@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { MAX_PAYLOAD_BYTES } from "../../src/serialization.js";
-import { backends, useDuro } from "../helpers.js";
+import { backends, gate, range, sleep, useClients, useDuro, within } from "../helpers.js";
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);
+  const clients = useClients();
 
   it("idempotency keys of different destinations never collide, however the key and ID are spelled", async () => {
     const duro = t.duro();
@@ -52,5 +53,24 @@ describe.each(backends)("%s", (backend) => {
     for await (const value of duro.readStream(handle.workflowId, "s")) values.push(value);
     expect(values).toEqual(Array.from({ length: 2000 }, (_, i) => i));
     expect(queries).toBeLessThan(10);
+  });
+
+  it("a commit whose wake keys fill several notifications wakes another process's waiter on every one", async () => {
+    const duro = t.duro();
+    const release = gate();
+    const held = duro.registerWorkflow("held", async (n: number) => {
+      await release.promise;
+      return n;
+    });
+    await duro.launch();
+    // 150 IDs of ~300 bytes: their outcomes, committed together, need ~90 KB of wake keys.
+    const ids = range(150).map((i) => `${String(i).padStart(4, "0")}-${"k".repeat(300)}`);
+    await Promise.all(ids.map((id, i) => duro.startWorkflow(held.with({ workflowId: id }), i)));
+    const client = clients(t.url);
+    const results = Promise.all(ids.map((id) => client.getResult(id)));
+    await sleep(200); // the client's waiters are in place (each looked once and found the workflow running)
+    release.open();
+    // The safety poll is 5 s away: only the notifications can make this.
+    expect(await within(3000, results, "every result")).toEqual(ids.map((_, i) => i));
   });
 });

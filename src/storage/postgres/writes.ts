@@ -170,17 +170,21 @@ export const isStreamConflict = (error: unknown) =>
 export function packPayloads(batch: Write[]): string[] {
   const payloads: string[] = [];
   let current = "";
+  let bytes = 0;
   for (const key of new Set(batch.flatMap(wakeKeysOf))) {
+    const size = Buffer.byteLength(key);
     // A key too long to send goes as an empty payload, which listeners read as "re-check everything".
-    if (Buffer.byteLength(key) > MAX_PAYLOAD_BYTES) {
+    if (size > MAX_PAYLOAD_BYTES) {
       payloads.push("");
       continue;
     }
-    const next = current ? `${current}\n${key}` : key;
-    if (Buffer.byteLength(next) <= MAX_PAYLOAD_BYTES) current = next;
-    else {
-      payloads.push(current);
+    if (current && bytes + 1 + size <= MAX_PAYLOAD_BYTES) {
+      current += `\n${key}`;
+      bytes += 1 + size;
+    } else {
+      if (current) payloads.push(current);
       current = key;
+      bytes = size;
     }
   }
   if (current) payloads.push(current);
