@@ -252,7 +252,11 @@ export async function applyBatch(
         inserted = back.length ? [{ workflow_id: w.row.workflowId, owner_token: w.ownerToken }] : [];
       } else {
         const back = await main("insertWorkflows", columnsOf(rows, WORKFLOW_COLUMNS.length));
-        inserted = back.inserted === items.length ? items.map(({ w }) => ({ workflow_id: w.row.workflowId, owner_token: w.ownerToken })) : (back.rows ?? []);
+        if (back.inserted === items.length) {
+          for (const { i } of items) results[i] = { kind: "insertWorkflow", inserted: true, claimed: false };
+          return;
+        }
+        inserted = back.rows ?? [];
       }
       const ours = new Set(inserted.map((r: any) => keyOf(r.workflow_id, r.owner_token)));
       const refused = items.filter(({ i, w }) => {
