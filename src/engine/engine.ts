@@ -55,7 +55,9 @@ export class Engine {
   readonly databaseUrl: string;
   readonly maxRecoveryAttempts: number;
   readonly timers = new Timers();
-  readonly waiters = new Waiters(this.timers);
+  readonly waiters = new Waiters(this.timers, () => this.listen());
+  /** Subscribed to other processes' commits (an executor at launch; a client at its first wait). */
+  private listening = false;
   readonly workflows = new Map<string, RegisteredWorkflow>();
   /** Runs executing in this process, by workflow ID, with the promise that settles when each ends. */
   readonly running = new Map<string, WorkflowRun>();
@@ -141,7 +143,9 @@ export class Engine {
     this._appVersion = this.appVersion;
     this._store = store;
     this._committer = new Committer(store, (keys) => this.announce(keys), store.dialect === "postgres" ? 3 : 1);
-    store.onExternalChange((keys) => this.onExternalChange(keys));
+    // A client that only enqueues never waits: it need not hold a LISTEN connection (nor
+    // slow every NOTIFY by being one more listener) or poll SQLite's data_version.
+    if (!this.client) this.listen();
     const pollMs = (this.config.safetyPollSeconds ?? 5) * 1000;
     this.safetyPoll = setInterval(() => void this.safetyCheck(), pollMs);
     this.safetyPoll.unref();
@@ -425,6 +429,12 @@ export class Engine {
     const changed = await this.store.cancelWorkflows(workflowIds, Date.now());
     for (const id of changed) this.stopRun(id, "cancelled");
     this.announce(["queue", ...changed.map((id) => `status:${id}`)]);
+  }
+
+  private listen(): void {
+    if (this.listening || !this._store) return;
+    this.listening = true;
+    this._store.onExternalChange((keys) => this.onExternalChange(keys));
   }
 
   private onExternalChange(keys: string[] | null): void {

@@ -20,7 +20,11 @@ interface Waiter {
 export class Waiters {
   private byKey = new Map<string, Set<Waiter>>();
 
-  constructor(private readonly timers: Timers) {}
+  /** `beforeWait` runs before every wait (the engine starts hearing other processes then, if it had no need before). */
+  constructor(
+    private readonly timers: Timers,
+    private readonly beforeWait: () => void = () => {},
+  ) {}
 
   /**
    * Resolves `true` once `check()` returns true (it is tried at once, then on every wake of
@@ -29,6 +33,7 @@ export class Waiters {
    */
   wait(key: string | string[], check: () => Promise<boolean>, deadline = Infinity, signal?: AbortSignal): Promise<boolean> {
     const keys = typeof key === "string" ? [key] : key;
+    this.beforeWait();
     return new Promise<boolean>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
       let timer: { cancel(): void } | undefined;

@@ -7,7 +7,7 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DatabaseError, Duro, DuroClient, DuroError, InvalidArgumentError } from "../../src/index.js";
+import { AwaitedWorkflowCancelledError, DatabaseError, Duro, DuroClient, DuroError, InvalidArgumentError } from "../../src/index.js";
 import { POSTGRES_URL, quietLogger, waitFor } from "../helpers.js";
 import { freePort } from "./cluster.js";
 
@@ -79,6 +79,25 @@ describe("clean shutdown", () => {
     // A backend leaves pg_stat_activity shortly after its client said goodbye.
     await waitFor(async () => (await connections()) === before, 10_000, `connections back to ${before}`);
     console.log(`connections: before ${before}, during ${during}, after shutdown ${await connections()}`);
+  });
+
+  it("a client that only enqueues holds one connection; its first wait adds the LISTEN one", async () => {
+    const setup = new Duro({ databaseUrl: url, executorId: "res-c", logger: quietLogger });
+    await setup.launch(); // migrates
+    await setup.shutdown();
+    await waitFor(async () => (await connections()) === 0, 10_000, "no connections");
+    const client = new DuroClient({ databaseUrl: url, logger: quietLogger });
+    try {
+      for (let i = 0; i < 20; i++) await client.enqueue({ workflowName: "nobody-runs-this", queueName: "q" }, i);
+      expect(await connections()).toBe(1);
+      const handle = await client.enqueue({ workflowName: "nobody-runs-this", queueName: "q" }, "wait for me");
+      const wait = client.getResult(handle.workflowId).catch((error: unknown) => error);
+      await waitFor(async () => (await connections()) === 2, 10_000, "the LISTEN connection");
+      await client.cancelWorkflow(handle.workflowId);
+      expect(await wait).toBeInstanceOf(AwaitedWorkflowCancelledError);
+    } finally {
+      await client.close();
+    }
   });
 
   it("a launch that failed, and a shutdown right after launch, leave no connection behind", async () => {
