@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { WorkflowQueue, type Duro } from "../../src/index.js";
-import { backends, sleep, useClients, useDuro, waitFor } from "../helpers.js";
+import { backends, crash, sleep, useClients, useDuro, waitFor } from "../helpers.js";
 import { Tracker } from "./support.js";
 
 describe.each(backends)("%s", (backend) => {
@@ -61,6 +61,37 @@ describe.each(backends)("%s", (backend) => {
       for (const id of ["w1", "w2"]) expect((await c.getWorkflowStatus(id))!.recoveryAttempts).toBeGreaterThanOrEqual(2);
       // Every workflow's step ran exactly once, apart from the two interrupted by the death.
       expect(tracker.starts.map((s) => s.id).sort()).toEqual(["w1", "w1", "w2", "w2", "w3", "w4", "w5", "w6"]);
+    });
+  });
+
+  describe("a workflow started from its own insert (idle queue, free slot here)", () => {
+    it("is recovered by its executor's restart after a crash mid-run, and finishes once", async () => {
+      const runs: string[] = [];
+      const instance = (hang: boolean) => {
+        const duro = t.duro({ executorId: "exec-a", appVersion: "v1" });
+        const work = duro.registerStep("work", async (id: string) => {
+          runs.push(id);
+          if (hang) await new Promise<void>(() => {}); // the process "dies" mid-step
+          return `${id} done`;
+        });
+        const job = duro.registerWorkflow("job", async (id: string) => work(id));
+        new WorkflowQueue(duro, "q", { workerConcurrency: 4 });
+        return { duro, job };
+      };
+      const first = instance(true);
+      await first.duro.launch();
+      await sleep(100); // the claim made at launch has come back, so the insert may claim (if not, the dispatcher does)
+      const handle = await first.duro.startWorkflow(first.job.with({ queueName: "q", workflowId: "j1" }), "j1");
+      await waitFor(() => runs.length === 1, 5000, "the step to start");
+      expect(await first.duro.getWorkflowStatus("j1")).toMatchObject({ status: "PENDING", executorId: "exec-a", queueName: "q" });
+      await crash(first.duro);
+
+      const second = instance(false);
+      await second.duro.launch();
+      expect(await second.duro.getResult("j1")).toBe("j1 done");
+      expect(runs).toEqual(["j1", "j1"]); // the step ran again (it never returned), the workflow once to the end
+      expect(await second.duro.getWorkflowStatus("j1")).toMatchObject({ status: "SUCCESS", recoveryAttempts: 2 });
+      void handle;
     });
   });
 
