@@ -241,27 +241,26 @@ export async function applyBatch(
   const apply: { [K in Kind]: (items: Item<K>[]) => Promise<void> } = {
     async insertWorkflow(items) {
       const params = (row: WorkflowRow, w: Write & { kind: "insertWorkflow" }) => workflowParams(row, w.ownerToken, (b) => b);
-      const rows = items.map(({ w }) => params(w.row, w));
-      let claimed = false;
-      let inserted: Record<string, any>[];
+      let ours = new Set<string>();
       if (lone) {
         // Only a lone insert takes its claimed form: the batch statement always queues.
-        const { w } = items[0];
-        const back = w.claimed ? await one("insertClaimOne", [...rows[0], ...params(w.claimed, w)]) : await one("insertOne", rows[0]);
-        claimed = back[0]?.status === "PENDING";
-        inserted = back.length ? [{ workflow_id: w.row.workflowId, owner_token: w.ownerToken }] : [];
+        const { i, w } = items[0];
+        const back = w.claimed ? await one("insertClaimOne", [...params(w.row, w), ...params(w.claimed, w)]) : await one("insertOne", params(w.row, w));
+        if (back.length) {
+          results[i] = { kind: "insertWorkflow", inserted: true, claimed: back[0].status === "PENDING" };
+          return;
+        }
       } else {
-        const back = await main("insertWorkflows", columnsOf(rows, WORKFLOW_COLUMNS.length));
+        const back = await main("insertWorkflows", columnsOf(items.map(({ w }) => params(w.row, w)), WORKFLOW_COLUMNS.length));
         if (back.inserted === items.length) {
           for (const { i } of items) results[i] = { kind: "insertWorkflow", inserted: true, claimed: false };
           return;
         }
-        inserted = back.rows ?? [];
+        ours = new Set((back.rows ?? []).map((r: any) => keyOf(r.workflow_id, r.owner_token)));
       }
-      const ours = new Set(inserted.map((r: any) => keyOf(r.workflow_id, r.owner_token)));
       const refused = items.filter(({ i, w }) => {
         if (!ours.has(keyOf(w.row.workflowId, w.ownerToken))) return true;
-        results[i] = { kind: "insertWorkflow", inserted: true, claimed };
+        results[i] = { kind: "insertWorkflow", inserted: true, claimed: false };
         return false;
       });
       if (!refused.length) return;
