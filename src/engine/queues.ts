@@ -34,6 +34,14 @@ export interface QueueOptions {
 }
 
 const CLAIM_BATCH = 100;
+/**
+ * A busy queue (workerConcurrency set, slots taken) runs in cohorts: a claim takes at most half
+ * the slots, and a claim for fewer than a quarter of them first waits this long for more to
+ * free up. Two cohorts then alternate, each one claim, one commit per step and one completion
+ * for all its workflows, the one's round trips overlapping the other's. Claiming each slot as
+ * it frees instead costs a statement per few workflows: a third more CPU per workflow.
+ */
+const GATHER_MS = 1;
 
 const positiveInt = (name: string, value: unknown) => {
   if (value !== undefined && !(Number.isInteger(value) && (value as number) > 0)) {
@@ -106,14 +114,23 @@ export class QueueDispatcher {
   }
 
   private async claimLoop(): Promise<void> {
+    let gathered = false;
     try {
       for (;;) {
         this.again = false;
         const { workerConcurrency, concurrency, rateLimit, priorityEnabled = false, partitionQueue = false } = this.options;
         // A partitioned queue applies workerConcurrency per partition, in the claim itself.
         const perQueue = workerConcurrency !== undefined && !partitionQueue;
-        const free = perQueue ? Math.min(CLAIM_BATCH, workerConcurrency - this.engine.runningIn(this.name) - this.reserved) : CLAIM_BATCH;
+        const running = this.engine.runningIn(this.name);
+        const free = perQueue ? Math.min(CLAIM_BATCH, Math.ceil(workerConcurrency / 2), workerConcurrency - running - this.reserved) : CLAIM_BATCH;
         if (free <= 0 || this.stopped) return;
+        // A busy queue claims in cohorts (see GATHER_MS).
+        if (perQueue && !gathered && running > 0 && free < Math.min(CLAIM_BATCH, workerConcurrency) / 4) {
+          gathered = true;
+          await new Promise((resolve) => setTimeout(resolve, GATHER_MS));
+          continue;
+        }
+        gathered = false;
         this.claiming = free;
         const { claimed, nextDelayedAt, moreQueued } = await this.engine.store.claimQueued({
           queueName: this.name, executorId: this.engine.executorId, appVersion: this.engine.appVersion, now: Date.now(), max: free,

@@ -149,6 +149,42 @@ describe.each(backends)("%s", (backend) => {
       expect(await duro.getWorkflowStatus(last)).toMatchObject({ status: "SUCCESS", queueName: "q", recoveryAttempts: 1 });
     });
 
+    it("claims at most half the slots at once, and still fills a lone slot freed on a busy queue", async () => {
+      const duro = t.duro({ executorId: "solo" });
+      const tracker = new Tracker();
+      const gates = new Map<string, ReturnType<typeof gate>>();
+      const work = duro.registerStep("work", async (id: string) => {
+        tracker.enter("solo", id);
+        try {
+          await gates.get(id)!.promise;
+        } finally {
+          tracker.exit("solo");
+        }
+      });
+      const job = duro.registerWorkflow("job", async (id: string) => work(id));
+      new WorkflowQueue(duro, "q", { workerConcurrency: 8 });
+      await duro.launch();
+      const store = duro.engine.store;
+      const claim = store.claimQueued.bind(store);
+      const asked: number[] = [];
+      store.claimQueued = (request) => {
+        if (request.queueName === "q") asked.push(request.max);
+        return claim(request);
+      };
+      const ids = Array.from({ length: 20 }, (_, i) => `job-${i}`);
+      for (const id of ids) gates.set(id, gate());
+      const handles = await duro.enqueueMany(job.with({ queueName: "q" }), ids.map((id) => [id]));
+      await waitFor(() => tracker.running === 8, 10_000, "every slot taken");
+      // One slot frees with seven still busy: under a quarter of the slots, yet it is filled.
+      gates.get(tracker.order[0])!.open();
+      await waitFor(() => tracker.starts.length === 9 && tracker.running === 8, 10_000, "the freed slot taken");
+      for (const g of gates.values()) g.open();
+      await Promise.all(handles.map((h) => h.getResult()));
+      expect(tracker.order).toEqual(ids);
+      expect(tracker.max).toBe(8);
+      expect(Math.max(...asked)).toBe(4);
+    });
+
     it("queues an enqueue behind workflows already waiting, even with a slot free here", async () => {
       const { tracker, list } = await executors(1, { workerConcurrency: 2 });
       const { duro, job } = list[0];
