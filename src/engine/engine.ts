@@ -379,6 +379,11 @@ export class Engine {
    * `untilCreated`: a workflow that does not exist yet is awaited rather than an error.
    */
   async result(workflowId: string, signal?: AbortSignal, untilCreated = false): Promise<unknown> {
+    if (untilCreated) {
+      // Inserts wake "created", forks the new workflow's status key.
+      const exists = async () => this.running.has(workflowId) || (await this.store.listWorkflows({ workflowIds: [workflowId], loadInput: false, loadOutput: false })).length > 0;
+      await this.waiters.wait([`status:${workflowId}`, "created"], exists, Infinity, signal);
+    }
     let outcome!: Outcome;
     await this.waiters.wait(
       `status:${workflowId}`,
@@ -391,10 +396,7 @@ export class Engine {
         const run = this.running.get(workflowId);
         if (run && !run.stopped) return false; // running here: its completion will wake us, no read needed
         const [row] = await this.store.listWorkflows({ workflowIds: [workflowId] });
-        if (!row) {
-          if (untilCreated) return false; // its insert wakes this key
-          throw new WorkflowNotFoundError(workflowId);
-        }
+        if (!row) throw new WorkflowNotFoundError(workflowId);
         if (!TERMINAL.has(row.status)) return false;
         outcome = {
           status: row.status,

@@ -96,14 +96,17 @@ export async function enqueueMany(engine: Engine, name: string, argsList: unknow
   if (options.deduplicationId !== undefined && argsList.length > 1) throw new InvalidArgumentError("deduplicationId cannot be shared by several workflows.");
   validateStart(engine, options);
   const serialization = engine.workflows.get(name)?.options.serialization;
-  const rows = argsList.map((args) => newRow(engine, options.workflowId ?? uuidv7(), name, args, options, serialization));
-  const results = await engine.store.write(rows.map((row) => ({ kind: "insertWorkflow", row, ownerToken: randomUUID() })), { allOrNothing: true });
+  // One time and one owner token for the whole batch: columns that do not vary are sent once.
+  const now = Date.now();
+  const ownerToken = randomUUID();
+  const rows = argsList.map((args) => newRow(engine, options.workflowId ?? uuidv7(), name, args, options, serialization, now));
+  const results = await engine.store.write(rows.map((row) => ({ kind: "insertWorkflow", row, ownerToken })), { allOrNothing: true });
   for (const [i, result] of results.entries()) {
     if (result.kind === "insertWorkflow" && !result.inserted && result.existing && result.existing.name !== name) {
       throw new WorkflowConflictError(rows[i].workflowId, result.existing.name, name);
     }
   }
-  engine.announce([`queue:${options.queueName}`, ...rows.map((r) => `status:${r.workflowId}`)]);
+  engine.announce([`queue:${options.queueName}`, "created"]);
   const delayed = rows.find((r) => r.status === "DELAYED");
   if (delayed) engine.timers.at(delayed.delayUntilEpochMs!, () => engine.queues.get(delayed.queueName!)?.trigger());
   return rows.map((r) => r.workflowId);
@@ -135,11 +138,12 @@ export function validateStart(engine: Engine, options: StartOptions): void {
 }
 
 /** The row of a new workflow; serializes the arguments first, so bad input writes nothing. */
-export function newRow(engine: Engine, workflowId: string, name: string, args: unknown[], options: StartOptions, registered?: SerializationFormat): WorkflowRow {
+export function newRow(
+  engine: Engine, workflowId: string, name: string, args: unknown[], options: StartOptions, registered?: SerializationFormat, now = Date.now(),
+): WorkflowRow {
   const parent = currentRun();
   const serialization = options.serialization ?? registered ?? "default";
   const inputs = serializeInputs(args, serialization);
-  const now = Date.now();
   const queued = options.queueName !== undefined;
   const delayed = queued && options.delaySeconds !== undefined && options.delaySeconds > 0;
   const timeoutMs = options.timeoutSeconds !== undefined ? Math.round(options.timeoutSeconds * 1000) : null;

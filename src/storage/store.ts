@@ -138,8 +138,9 @@ export function wakeKeysOf(write: Write): string[] {
   switch (write.kind) {
     case "insertWorkflow":
       // An insert that may go in claimed wakes no dispatcher: if it is queued after all, the
-      // writer, which held a slot for it, claims it.
-      return write.row.queueName && !write.claimed ? [`queue:${write.row.queueName}`, `status:${write.row.workflowId}`] : [`status:${write.row.workflowId}`];
+      // writer, which held a slot for it, claims it. A new workflow wakes whoever waits for one
+      // to appear ("created"); a key per workflow would make a batch's NOTIFY as long as its IDs.
+      return write.row.queueName && !write.claimed ? [`queue:${write.row.queueName}`, "created"] : ["created"];
     case "send":
       return [`message:${write.destinationId}`];
     case "setEvent":

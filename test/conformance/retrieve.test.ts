@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { WorkflowNotFoundError } from "../../src/index.js";
+import { WorkflowNotFoundError, WorkflowQueue } from "../../src/index.js";
 import { backends, useDuro } from "../helpers.js";
 
 describe.each(backends)("%s", (backend) => {
@@ -15,6 +15,20 @@ describe.each(backends)("%s", (backend) => {
       const result = handle.getResult();
       await duro.startWorkflow(wf.with({ workflowId: "not-yet" }), 21);
       expect(await result).toBe(42);
+    });
+
+    it("awaits a workflow yet to be started by another instance, which enqueues it in a batch", async () => {
+      const waiter = t.duro({ executorId: "waiter" });
+      waiter.registerWorkflow("later", async (x: number) => x * 2);
+      const starter = t.duro({ executorId: "starter" });
+      const wf = starter.registerWorkflow("later", async (x: number) => x * 2);
+      new WorkflowQueue(starter, "q");
+      await waiter.launch();
+      await starter.launch();
+      const handle = await waiter.retrieveWorkflow<number>("batch-later", { existingWorkflow: false });
+      const result = handle.getResult();
+      await starter.enqueueMany(wf.with({ queueName: "q", workflowId: "batch-later" }), [[4]]);
+      expect(await result).toBe(8);
     });
   });
 });

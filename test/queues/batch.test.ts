@@ -102,6 +102,23 @@ describe.each(backends)("%s", (backend) => {
     expect(await count()).toBe(0);
   });
 
+  it("recognizes its own rows when a batch is written again after a lost reply, and runs each once", async () => {
+    const { duro, job, release, seen, count } = await setup();
+    const store = duro.engine.store;
+    const write = store.write.bind(store);
+    // The commit went through but its reply was lost: the store writes the same batch again.
+    store.write = async (batch, options) => {
+      await write(batch, options);
+      return write(batch, options);
+    };
+    const handles = await duro.enqueueMany(job.with({ queueName: "q" }), [[1, "a"], [2, "b"], [3, "c"]]);
+    store.write = write;
+    release.open();
+    expect(await Promise.all(handles.map((h) => h.getResult()))).toEqual(["a1", "b2", "c3"]);
+    expect(await count()).toBe(3);
+    expect(seen).toHaveLength(3);
+  });
+
   it("enqueues a delayed batch as DELAYED, then runs it", async () => {
     const { duro, job, release } = await setup();
     release.open();

@@ -66,6 +66,14 @@ const COUNT_NOTIFIED = `(SELECT count(*) FROM notified) AS notified`;
 // What CTE `ins` inserted, of the `$3` rows `unnest` gave: the rows themselves only when some are missing.
 const INSERTED = `(SELECT count(*) FROM ins) AS inserted, CASE WHEN (SELECT count(*) FROM ins) < $3 THEN (SELECT json_agg(ins) FROM ins) END AS rows`;
 
+/**
+ * Fails the statement, and so undoes it, when `ins` inserted fewer than the `$3` rows given:
+ * the text does not parse as an integer, an error only raised if the CASE reaches it.
+ */
+const REFUSED = "duro: a row of the batch was refused";
+const FAIL_IF_REFUSED = `CASE WHEN (SELECT count(*) FROM ins) < $3 THEN ('${REFUSED} ' || (SELECT count(*) FROM ins))::int END AS refused`;
+const isRefusal = (error: unknown) => (error as { code?: string })?.code === "22P02" && String((error as Error).message).includes(REFUSED);
+
 export function writeSql(schema: string) {
   const ws = `${schema}.workflow_status`;
   const ops = `${schema}.operation_outputs`;
@@ -73,6 +81,12 @@ export function writeSql(schema: string) {
   const streams = `${schema}.streams`;
   const wfCols = WORKFLOW_COLUMNS.join(", ");
   const opCols = OPERATION_COLUMNS.join(", ");
+  const insertWorkflows = (results: string) => `WITH ${NOTIFIED},
+      ins AS (
+        INSERT INTO ${ws} (${wfCols})
+        SELECT ${wfCols} FROM ${unnest(WORKFLOW_COLUMNS, 3)} WITH ORDINALITY AS i(${wfCols}, ord) ORDER BY ord
+        ON CONFLICT DO NOTHING RETURNING workflow_id, owner_token)
+      SELECT ${COUNT_NOTIFIED}, ${results}`;
   return {
     // One-row statements ($2: the batch's one NOTIFY payload).
     insertOne: `WITH notified AS (SELECT pg_notify($1, $2))
@@ -90,12 +104,8 @@ export function writeSql(schema: string) {
     completeOne: `WITH notified AS (SELECT pg_notify($1, $2))
       UPDATE ${ws} w SET status = $4, output = $5, error = $6, completed_at = $7, updated_at = $7, deduplication_id = NULL
       FROM notified WHERE ${owned("w", "$3::text", "$8::text")} RETURNING 1`,
-    insertWorkflows: `WITH ${NOTIFIED},
-      ins AS (
-        INSERT INTO ${ws} (${wfCols})
-        SELECT ${wfCols} FROM ${unnest(WORKFLOW_COLUMNS, 3)} WITH ORDINALITY AS i(${wfCols}, ord) ORDER BY ord
-        ON CONFLICT DO NOTHING RETURNING workflow_id, owner_token)
-      SELECT ${COUNT_NOTIFIED}, ${INSERTED}`,
+    insertWorkflows: insertWorkflows(INSERTED),
+    insertWorkflowsOrFail: insertWorkflows(`(SELECT count(*) FROM ins) AS inserted, ${FAIL_IF_REFUSED}`),
     workflowsById: `SELECT ${wfCols} FROM ${ws} WHERE workflow_id = ANY($1::text[])`,
     recordOperations: `WITH ${NOTIFIED},
       ins AS (
@@ -217,6 +227,7 @@ export async function applyBatch(
   client: pg.PoolClient, sql: WriteSql, channel: string, batch: Write[], allOrNothing = false,
 ): Promise<WriteResult[]> {
   const results: WriteResult[] = new Array(batch.length);
+  let orFail = false;
   const groups = new Map<Kind, Item<Kind>[]>();
   batch.forEach((w, i) => {
     const group = groups.get(w.kind);
@@ -251,7 +262,7 @@ export async function applyBatch(
           return;
         }
       } else {
-        const back = await main("insertWorkflows", columnsOf(items.map(({ w }) => params(w.row, w)), WORKFLOW_COLUMNS.length));
+        const back = await main(orFail ? "insertWorkflowsOrFail" : "insertWorkflows", columnsOf(items.map(({ w }) => params(w.row, w)), WORKFLOW_COLUMNS.length));
         if (back.inserted === items.length) {
           for (const { i } of items) results[i] = { kind: "insertWorkflow", inserted: true, claimed: false };
           return;
@@ -391,6 +402,17 @@ export async function applyBatch(
   // have seen inside a transaction (read committed).
   const oneStatement = kinds.length === 1 && !(kinds[0] === "recv" && of("recv")!.length > 1);
   if (oneStatement && !(allOrNothing && batch.length > 1)) await run();
-  else await transaction(client, run);
+  else if (oneStatement && kinds[0] === "insertWorkflow") {
+    // A batch enqueue, all or nothing, in one statement that fails if any row is refused; only
+    // then does it run again in a transaction, which finds out which rows and why.
+    orFail = true;
+    try {
+      await run();
+    } catch (error) {
+      if (!isRefusal(error)) throw error;
+      orFail = false;
+      await transaction(client, run);
+    }
+  } else await transaction(client, run);
   return results;
 }
