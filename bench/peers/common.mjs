@@ -168,12 +168,12 @@ export class StartSignal {
 }
 
 /** Single and batch enqueue rates, one caller, each call awaited before the next. */
-export async function measureEnqueue({ single, batches, batchSize, warmup = 50, enqueueOne, enqueueBatch }) {
+export async function measureEnqueue({ single, batches, batchSize, warmup, enqueueOne, enqueueBatch }) {
   for (let i = 0; i < warmup; i++) await enqueueOne(-1 - i);
   let t = now();
   for (let i = 0; i < single; i++) await enqueueOne(i);
   const singleMs = now() - t;
-  await enqueueBatch(Array.from({ length: Math.min(100, batchSize) }, (_, i) => -1 - i)); // warm-up
+  for (let b = 0; b < 2; b++) await enqueueBatch(Array.from({ length: batchSize }, (_, i) => -1 - i)); // warm-up
   t = now();
   for (let b = 0; b < batches; b++) await enqueueBatch(Array.from({ length: batchSize }, (_, i) => b * batchSize + i));
   const batchMs = now() - t;
@@ -192,7 +192,7 @@ export const SIZES = {
   queue: { warmup: n(100), workflows: n(3000), workerConcurrency: 100 },
   drain: { warmup: n(200), jobs: n(10_000), workerConcurrency: 100 },
   latency: { warmup: 20, samples: n(200), gapMs: 20 },
-  enqueue: { single: n(1000), batches: n(5), batchSize: 1000 },
+  enqueue: { warmup: n(500), single: n(3000), batches: n(20), batchSize: 1000 },
 };
 
 export const quietLogger = { debug() {}, info() {}, warn() {}, error() {} };
