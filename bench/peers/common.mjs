@@ -187,7 +187,7 @@ export async function measureEnqueue({ single, batches, batchSize, warmup, enque
 const scale = Number(process.env.BENCH_PEERS_SCALE ?? 1);
 const n = (x) => Math.max(1, Math.round(x * scale));
 export const SIZES = {
-  sequential: { warmup: n(50), runs: n(500) },
+  sequential: { warmup: n(500), runs: n(1000) },
   concurrent: { warmup: n(200), runs: n(3000), callers: 100 },
   queue: { warmup: n(100), workflows: n(3000), workerConcurrency: 100 },
   drain: { warmup: n(200), jobs: n(10_000), workerConcurrency: 100 },
