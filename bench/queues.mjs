@@ -1,7 +1,7 @@
 // Queue throughput and latency. Prints one JSON line. Usage: node bench/queues.mjs [sqlite|postgres]
 //
-//   singleEnqueue   sequential startWorkflow(wf.with({ queueName })), enqueues/s
-//   batchEnqueue    enqueueMany of 1,000 at a time, enqueues/s
+//   singleEnqueue   sequential DuroClient.enqueue, enqueues/s (after 500 to warm up)
+//   batchEnqueue    DuroClient.enqueueMany of 1,000 at a time, enqueues/s (after two to warm up)
 //   drain           10,000 no-op workflows already queued, workerConcurrency 100: workflows/s from
 //                   the moment the executor starts serving the queue until every one is SUCCESS
 //   latency         enqueue→start on an idle queue, to the body's first line: p50Ms/p99Ms from the
@@ -11,13 +11,13 @@
 //                   resolving (another instance: woken by NOTIFY / data_version)
 //   threeStepDrain  the drain with a 3-step workflow
 //
-// Each phase gets a fresh database. The enqueue phases stamp their workflows with an app version
-// no executor serves, so they measure the enqueue alone (the dispatcher still runs its passes).
+// Each phase gets a fresh database. The enqueue phases run a DuroClient with no executor, so
+// they measure the enqueue alone.
 import { Duro, DuroClient, WorkflowQueue } from "../dist/index.js";
 import { dropSchema, freshUrl, percentile, quiet, round } from "./common.mjs";
 
 const backend = process.argv[2] ?? "sqlite";
-const SINGLE = Number(process.env.BENCH_QUEUE_SINGLE ?? 2000);
+const SINGLE = Number(process.env.BENCH_QUEUE_SINGLE ?? 3000);
 const BATCHES = Number(process.env.BENCH_QUEUE_BATCHES ?? 20);
 const BATCH_SIZE = 1000;
 const DRAIN = Number(process.env.BENCH_QUEUE_DRAIN ?? 10_000);
@@ -35,38 +35,40 @@ function fresh() {
 function executor(url, { queueName = "q", queueOptions = {}, declare = true } = {}) {
   const duro = new Duro({ databaseUrl: url, logger: quiet, executorId: "bench", appVersion: "bench" });
   const starts = new Map();
-  const noop = duro.registerWorkflow("noop", async () => undefined);
+  duro.registerWorkflow("noop", async () => undefined);
   const timed = duro.registerWorkflow("timed", async (i) => {
     starts.set(i, performance.now());
   });
   const step = duro.registerStep("step", async (x) => x + 1);
-  const threeSteps = duro.registerWorkflow("threeSteps", async (x) => step(await step(await step(x))));
+  duro.registerWorkflow("threeSteps", async (x) => step(await step(await step(x))));
   if (declare) new WorkflowQueue(duro, queueName, queueOptions);
-  return { duro, noop, timed, threeSteps, starts };
+  return { duro, timed, starts };
+}
+
+/** A producer alone: a DuroClient with no executor running, so only the enqueue is timed. */
+async function producer() {
+  const client = new DuroClient({ databaseUrl: fresh(), logger: quiet });
+  return { client, options: { workflowName: "noop", queueName: "q" } };
 }
 
 async function singleEnqueue() {
-  const { duro, noop } = executor(fresh());
-  await duro.launch();
-  const parked = noop.with({ queueName: "q", appVersion: "parked" });
-  for (let i = 0; i < 100; i++) await duro.startWorkflow(parked); // warm-up
+  const { client, options } = await producer();
+  for (let i = 0; i < 500; i++) await client.enqueue(options); // warm-up
   const started = performance.now();
-  for (let i = 0; i < SINGLE; i++) await duro.startWorkflow(parked);
+  for (let i = 0; i < SINGLE; i++) await client.enqueue(options);
   const seconds = (performance.now() - started) / 1000;
-  await duro.shutdown();
+  await client.close();
   return { enqueues: SINGLE, perSecond: Math.round(SINGLE / seconds) };
 }
 
 async function batchEnqueue() {
-  const { duro, noop } = executor(fresh());
-  await duro.launch();
-  const parked = noop.with({ queueName: "q", appVersion: "parked" });
+  const { client, options } = await producer();
   const argsList = Array.from({ length: BATCH_SIZE }, () => []);
-  await duro.enqueueMany(parked, argsList); // warm-up
+  for (let b = 0; b < 2; b++) await client.enqueueMany(options, argsList); // warm-up
   const started = performance.now();
-  for (let b = 0; b < BATCHES; b++) await duro.enqueueMany(parked, argsList);
+  for (let b = 0; b < BATCHES; b++) await client.enqueueMany(options, argsList);
   const seconds = (performance.now() - started) / 1000;
-  await duro.shutdown();
+  await client.close();
   return { batchSize: BATCH_SIZE, enqueues: BATCHES * BATCH_SIZE, perSecond: Math.round((BATCHES * BATCH_SIZE) / seconds) };
 }
 
