@@ -149,7 +149,7 @@ describe.each(backends)("%s", (backend) => {
       expect(await duro.getWorkflowStatus(last)).toMatchObject({ status: "SUCCESS", queueName: "q", recoveryAttempts: 1 });
     });
 
-    it("claims at most half the slots at once, and still fills a lone slot freed on a busy queue", async () => {
+    it("fills a lone slot freed on a busy queue; on PostgreSQL claims at most half the slots at once", async () => {
       const duro = t.duro({ executorId: "solo" });
       const tracker = new Tracker();
       const gates = new Map<string, ReturnType<typeof gate>>();
@@ -182,7 +182,8 @@ describe.each(backends)("%s", (backend) => {
       await Promise.all(handles.map((h) => h.getResult()));
       expect(tracker.order).toEqual(ids);
       expect(tracker.max).toBe(8);
-      expect(Math.max(...asked)).toBe(4);
+      // PostgreSQL runs a busy queue in two cohorts; SQLite claims every free slot.
+      expect(Math.max(...asked)).toBe(backend === "postgres" ? 4 : 8);
     });
 
     it("queues an enqueue behind workflows already waiting, even with a slot free here", async () => {
