@@ -381,7 +381,8 @@ export class Engine {
   async result(workflowId: string, signal?: AbortSignal, untilCreated = false): Promise<unknown> {
     if (untilCreated) {
       // Inserts wake "created", forks the new workflow's status key.
-      const exists = async () => this.running.has(workflowId) || (await this.store.listWorkflows({ workflowIds: [workflowId], loadInput: false, loadOutput: false })).length > 0;
+      const exists = async () =>
+        this.running.has(workflowId) || (await this.store.listWorkflows({ workflowIds: [workflowId], loadInput: false, loadOutput: false })).length > 0;
       await this.waiters.wait([`status:${workflowId}`, "created"], exists, Infinity, signal);
     }
     let outcome!: Outcome;
