@@ -1,6 +1,6 @@
 /** Management: listWorkflows (every filter), listWorkflowSteps, cancelWorkflow(s). */
 import { describe, expect, it } from "vitest";
-import { AwaitedWorkflowCancelledError, InvalidArgumentError, type Duro } from "../../src/index.js";
+import { AwaitedWorkflowCancelledError, InvalidArgumentError, WorkflowQueue, type Duro } from "../../src/index.js";
 import { backends, crash, gate, rejectionOf, useDuro, waitFor, within } from "../helpers.js";
 
 const ids = (list: { workflowId: string }[]) => list.map((s) => s.workflowId);
@@ -44,6 +44,18 @@ describe.each(backends)("%s", (backend) => {
       expect(all[1].error!.message).toBe("nope");
       expect(all[3].status).toBe("PENDING");
       await duro.send("w4", null, "go");
+    });
+
+    it("lists workflows started within the same millisecond in the order they were started", async () => {
+      const duro = t.duro();
+      const ok = duro.registerWorkflow("ok", async (n: number) => n);
+      new WorkflowQueue(duro, "q");
+      await duro.launch();
+      const handles = await Promise.all(Array.from({ length: 200 }, (_, i) => duro.startWorkflow(ok, i)));
+      const batch = await duro.enqueueMany(ok.with({ queueName: "q" }), Array.from({ length: 200 }, (_, i) => [200 + i]));
+      await Promise.all([...handles, ...batch].map((h) => h.getResult()));
+      const listed = await duro.listWorkflows({ loadOutput: false });
+      expect(listed.map((s) => s.input![0])).toEqual(Array.from({ length: 400 }, (_, i) => i));
     });
 
     it("filters by workflowIds, status, name, user, appVersion and executorId", async () => {

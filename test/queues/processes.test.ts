@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { backends, freshDatabaseUrl, useClients } from "../helpers.js";
+import { backends, freshDatabaseUrl, useClients, waitFor } from "../helpers.js";
 import { Child, requireBuild, type ChildEvent } from "../processes.js";
 import { maxInWindow } from "./support.js";
 
@@ -117,7 +117,10 @@ describe.each(backends)("%s", (backend) => {
       const handle = await client.enqueue<string>({ workflowName: "ping", queueName: "p" }, `p${i}`);
       const enqueued = Date.now();
       await handle.getResult();
-      latencies.push(executor.events.find((e) => e.ev === "ping" && e.id === `p${i}`)!.t - enqueued);
+      // The result can arrive before the executor's log line of the start has been read.
+      const started = () => executor.events.find((e) => e.ev === "ping" && e.id === `p${i}`);
+      await waitFor(() => started() !== undefined, 5000, `the start of p${i} in the executor's log`);
+      latencies.push(started()!.t - enqueued);
     }
     await executor.stop();
     expect(Math.max(...latencies), `latencies: ${latencies.join(", ")} ms`).toBeLessThan(500);
