@@ -13,7 +13,7 @@
 import { DuroError } from "../errors.js";
 import { wakeKeysOf, type Store, type Write, type WriteResult } from "../storage/store.js";
 
-interface Submission {
+export interface Submission {
   writes: Write[];
   resolve: (results: WriteResult[]) => void;
   reject: (error: unknown) => void;
@@ -33,6 +33,8 @@ export class Committer {
     private readonly onCommitted: (wakeKeys: Set<string>) => void,
     /** Batches committing at once (PostgreSQL overlaps one batch's fsync with the next; SQLite commits one at a time anyway). */
     private readonly maxInFlight = 1,
+    /** Writes to add to a batch about to commit, if any (see Engine.rider). */
+    private readonly rider?: (batch: Submission[]) => Submission | undefined,
   ) {}
 
   submit(writes: Write[]): Promise<WriteResult[]> {
@@ -73,6 +75,8 @@ export class Committer {
     const batch = this.queue;
     this.queue = [];
     if (batch.length) {
+      const rider = this.rider?.(batch);
+      if (rider) batch.push(rider);
       this.inFlight++;
       await this.commit(batch);
       this.inFlight--;

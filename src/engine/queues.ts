@@ -13,9 +13,13 @@
  * A workflow enqueued in this process can skip the claim: when its queue has no shared limits
  * and this executor a free slot, the slot is reserved and the workflow inserted already
  * claimed, unless another workflow of the queue is waiting (see `reserve`).
+ *
+ * On PostgreSQL a busy queue also claims without a round trip of its own: a commit of
+ * completions of its workflows carries a claim for the slots they free (see `rideAlong`).
  */
 import { InvalidArgumentError } from "../errors.js";
-import type { WorkflowRow } from "../storage/store.js";
+import type { Claimed, ClaimRequest, WorkflowRow, WriteResult } from "../storage/store.js";
+import type { Submission } from "./committer.js";
 import type { Engine } from "./engine.js";
 
 export interface QueueOptions {
@@ -80,8 +84,10 @@ export class QueueDispatcher {
   private alarm?: { at: number; handle: { cancel(): void } };
   /** Slots held for workflows being inserted already claimed (see `reserve`). */
   private reserved = 0;
-  /** Slots the claim in flight may fill. */
+  /** Slots the claims in flight may fill. */
   private claiming = 0;
+  /** The last claim took all it asked for: more work is likely waiting. */
+  private full = false;
 
   constructor(
     private readonly engine: Engine,
@@ -115,45 +121,91 @@ export class QueueDispatcher {
     });
   }
 
+  /** Cohorts (see GATHER_MS): a busy PostgreSQL queue with workerConcurrency and no partitions. */
+  private get cohorts(): boolean {
+    return this.options.workerConcurrency !== undefined && !this.options.partitionQueue && this.engine.store.dialect === "postgres";
+  }
+
+  /** The most slots one claim may fill, when freed slots number `free`. */
+  private most(free: number): number {
+    const { workerConcurrency } = this.options;
+    return Math.min(free, this.cohorts ? Math.min(CLAIM_BATCH, Math.ceil(workerConcurrency! / 2)) : CLAIM_BATCH);
+  }
+
+  private request(max: number): ClaimRequest {
+    const { workerConcurrency, concurrency, rateLimit, priorityEnabled = false, partitionQueue = false } = this.options;
+    return {
+      queueName: this.name, executorId: this.engine.executorId, appVersion: this.engine.appVersion, now: Date.now(), max,
+      workflowNames: [...this.engine.workflows.keys()], concurrency, priorityEnabled, partitioned: partitionQueue,
+      rateLimit: rateLimit && { limit: rateLimit.limit, periodMs: rateLimit.periodSeconds * 1000 },
+      perPartition: partitionQueue && workerConcurrency !== undefined ? { workerConcurrency, running: this.engine.runningByPartition(this.name) } : undefined,
+    };
+  }
+
+  /** Runs what a claim of `asked` slots took; true when it took all it could (more may wait). */
+  private took({ claimed, nextDelayedAt }: Claimed, asked: number): boolean {
+    for (const { workflow, operations } of claimed) this.engine.executeRegistered(workflow, operations);
+    if (nextDelayedAt !== null) this.wakeAt(nextDelayedAt);
+    this.full = claimed.length >= asked;
+    return this.full;
+  }
+
   private async claimLoop(): Promise<void> {
     let gathered = false;
+    let asked = 0;
     try {
       for (;;) {
         this.again = false;
-        const { workerConcurrency, concurrency, rateLimit, priorityEnabled = false, partitionQueue = false } = this.options;
+        const { workerConcurrency, rateLimit, partitionQueue } = this.options;
         // A partitioned queue applies workerConcurrency per partition, in the claim itself.
         const perQueue = workerConcurrency !== undefined && !partitionQueue;
-        const cohorts = perQueue && this.engine.store.dialect === "postgres";
         const running = this.engine.runningIn(this.name);
-        const most = cohorts ? Math.min(CLAIM_BATCH, Math.ceil(workerConcurrency / 2)) : CLAIM_BATCH;
-        const free = perQueue ? Math.min(most, workerConcurrency - running - this.reserved) : CLAIM_BATCH;
+        const free = this.most(perQueue ? workerConcurrency - running - this.reserved - this.claiming : CLAIM_BATCH);
         if (free <= 0 || this.stopped) return;
-        if (cohorts && !gathered && running > 0 && free < Math.min(CLAIM_BATCH, workerConcurrency) / 4) {
+        if (this.cohorts && !gathered && running > 0 && free < Math.min(CLAIM_BATCH, workerConcurrency!) / 4) {
           gathered = true;
           await new Promise((resolve) => setTimeout(resolve, GATHER_MS));
           continue;
         }
         gathered = false;
-        this.claiming = free;
-        const { claimed, nextDelayedAt, moreQueued } = await this.engine.store.claimQueued({
-          queueName: this.name, executorId: this.engine.executorId, appVersion: this.engine.appVersion, now: Date.now(), max: free,
-          workflowNames: [...this.engine.workflows.keys()], concurrency, priorityEnabled, partitioned: partitionQueue,
-          rateLimit: rateLimit && { limit: rateLimit.limit, periodMs: rateLimit.periodSeconds * 1000 },
-          perPartition: partitionQueue && workerConcurrency !== undefined ? { workerConcurrency, running: this.engine.runningByPartition(this.name) } : undefined,
-        });
-        this.claiming = 0;
-        for (const { workflow, operations } of claimed) this.engine.executeRegistered(workflow, operations);
-        if (nextDelayedAt !== null) this.wakeAt(nextDelayedAt);
-        if (claimed.length < free && !this.again) {
+        this.claiming += asked = free;
+        const result = await this.engine.store.claimQueued(this.request(free));
+        this.claiming -= asked;
+        asked = 0;
+        if (!this.took(result, free) && !this.again) {
           // Work held back by the rate limit becomes claimable as its window slides.
-          if (rateLimit && moreQueued) this.wakeAt(Date.now() + (rateLimit.periodSeconds * 1000) / rateLimit.limit);
+          if (rateLimit && result.moreQueued) this.wakeAt(Date.now() + (rateLimit.periodSeconds * 1000) / rateLimit.limit);
           return;
         }
       }
     } catch (error) {
-      this.claiming = 0;
+      this.claiming -= asked;
       if (!this.stopped && this.engine.launched) this.engine.logger.warn(`Dispatching queue "${this.name}" failed; retrying at the next poll.`, { error: String(error) });
     }
+  }
+
+  /**
+   * A claim to ride on a commit that completes `completing` of this queue's workflows here,
+   * filling the slots they free in the same statement instead of one round trip later: on a
+   * queue in cohorts whose last claim took all it asked for (so more is likely waiting), when
+   * the slots make a cohort. Undefined: nothing to ride.
+   */
+  rideAlong(completing: number): Submission | undefined {
+    if (!this.cohorts || !this.full || this.stopped || !this.engine.launched || this.options.concurrency !== undefined || this.options.rateLimit) return undefined;
+    const workerConcurrency = this.options.workerConcurrency!;
+    const free = this.most(workerConcurrency - this.engine.runningIn(this.name) - this.reserved - this.claiming + completing);
+    if (free < Math.min(CLAIM_BATCH, workerConcurrency) / 4) return undefined;
+    this.claiming += free;
+    const settle = (result?: Claimed) => {
+      this.claiming -= free;
+      // Looked at again once the completions have let go of their slots.
+      if (!result || this.took(result, free) || result.moreQueued) setImmediate(() => this.trigger());
+    };
+    return {
+      writes: [{ kind: "claimQueued", request: this.request(free) }],
+      resolve: ([result]) => settle(result as Extract<WriteResult, { kind: "claimQueued" }>),
+      reject: () => settle(),
+    };
   }
 
   /**

@@ -106,7 +106,20 @@ export type Write =
       /** The queue the workflow ran from, whose dispatchers a completion may unblock. */
       queueName: string | null;
       executorId: string;
-    };
+    }
+  /**
+   * Claim queued work as Store.claimQueued does, in the batch's transaction: only for a queue
+   * without shared limits (no concurrency, rate limit or partitions). Applied last, so the
+   * slots the batch's completions free can be filled in the same commit.
+   */
+  | { kind: "claimQueued"; request: ClaimRequest };
+
+/** What a claim took, when the queue's next DELAYED workflow is due (null: none), and whether ENQUEUED work is left. */
+export interface Claimed {
+  claimed: { workflow: WorkflowRow; operations: OperationRow[] }[];
+  nextDelayedAt: number | null;
+  moreQueued: boolean;
+}
 
 export type WriteResult =
   /** `claimed`: the `claimed` form went in. */
@@ -120,7 +133,8 @@ export type WriteResult =
   | { kind: "recv"; message: StoredValue | null; existing: OperationRow | null; fenced: boolean }
   | { kind: "setEvent" }
   | { kind: "writeStream"; offset: number }
-  | { kind: "completeWorkflow"; completed: boolean };
+  | { kind: "completeWorkflow"; completed: boolean }
+  | ({ kind: "claimQueued" } & Claimed);
 
 /** The order in which a batch's kinds are applied inside its transaction. */
 export const WRITE_ORDER: Write["kind"][] = [
@@ -131,6 +145,7 @@ export const WRITE_ORDER: Write["kind"][] = [
   "setEvent",
   "writeStream",
   "completeWorkflow",
+  "claimQueued",
 ];
 
 /** What a committed write may have woken, across processes as well as in this one. */
@@ -269,11 +284,7 @@ export interface Store {
    * claimed rows with their recorded operations (resumed and forked workflows have some), when
    * the queue's next DELAYED workflow is due (null: none), and whether ENQUEUED work is left.
    */
-  claimQueued(request: ClaimRequest): Promise<{
-    claimed: { workflow: WorkflowRow; operations: OperationRow[] }[];
-    nextDelayedAt: number | null;
-    moreQueued: boolean;
-  }>;
+  claimQueued(request: ClaimRequest): Promise<Claimed>;
   /** Record that this executor is alive. */
   heartbeat(executorId: string, now: number): Promise<void>;
   /** Called with wake keys committed by other processes (`null`: something changed, re-check all). */

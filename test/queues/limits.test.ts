@@ -5,13 +5,14 @@
  */
 import { describe, expect, it } from "vitest";
 import { WorkflowQueue, type Duro, type QueueOptions, type Workflow } from "../../src/index.js";
-import { backends, clockPast, gate, sleep, statusOf, useDuro, waitFor } from "../helpers.js";
+import { backends, clockPast, gate, sleep, statusOf, useClients, useDuro, waitFor } from "../helpers.js";
 import { maxInWindow, Tracker } from "./support.js";
 
 type Job = Workflow<[string, string | null], string>;
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);
+  const client = useClients();
 
   /**
    * `n` executors, each declaring queue "q" with `options` and a workflow "job"(id, partition)
@@ -184,6 +185,46 @@ describe.each(backends)("%s", (backend) => {
       expect(tracker.max).toBe(8);
       // PostgreSQL runs a busy queue in two cohorts; SQLite claims every free slot.
       expect(Math.max(...asked)).toBe(backend === "postgres" ? 4 : 8);
+    });
+
+    it("on PostgreSQL, claims the slots a completion frees in the completion's own commit", async () => {
+      const { tracker, release, list } = await executors(1, { workerConcurrency: 8 }, { held: true });
+      const { duro, job } = list[0];
+      const store = duro.engine.store;
+      const write = store.write.bind(store);
+      const claimed: number[] = [];
+      store.write = async (batch, options) => {
+        const results = await write(batch, options);
+        const completes = batch.some((w) => w.kind === "completeWorkflow");
+        for (const r of results) if (r.kind === "claimQueued" && completes) claimed.push(r.claimed.length);
+        return results;
+      };
+      const handles = await duro.enqueueMany(job.with({ queueName: "q" }), Array.from({ length: 40 }, (_, i) => [`job-${i}`, null]));
+      await waitFor(() => tracker.running === 8, 10_000, "every slot taken");
+      release.open();
+      await Promise.all(handles.map((h) => h.getResult()));
+      expect(tracker.max).toBe(8);
+      expect(tracker.order).toEqual(Array.from({ length: 40 }, (_, i) => `job-${i}`));
+      if (backend === "postgres") expect(claimed.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+      else expect(claimed).toEqual([]); // SQLite claims on its own (no cohorts)
+    });
+
+    it("a claim written in a batch of its own takes queued work in order, as the dispatcher's claim does", async () => {
+      const duro = t.duro({ executorId: "solo", appVersion: "v1" });
+      duro.registerWorkflow("job", async () => "done");
+      await duro.launch(); // declares no queue: nothing here dispatches "q"
+      const c = client(t.url);
+      await c.enqueueMany({ workflowName: "job", queueName: "q" }, [[], [], []]);
+      const request = {
+        queueName: "q", executorId: "solo", appVersion: "v1", now: Date.now(), max: 2, workflowNames: ["job"], priorityEnabled: false, partitioned: false,
+      };
+      const [result] = await duro.engine.store.write([{ kind: "claimQueued", request }]);
+      expect(result).toMatchObject({ kind: "claimQueued", moreQueued: true });
+      const claimed = result.kind === "claimQueued" ? result.claimed.map((c) => c.workflow) : [];
+      expect(claimed.map((w) => w.status)).toEqual(["PENDING", "PENDING"]);
+      const queued = await duro.listWorkflows({ queueName: "q", loadInput: false });
+      expect(queued.map((w) => w.status)).toEqual(["PENDING", "PENDING", "ENQUEUED"]);
+      expect(claimed.map((w) => w.workflowId)).toEqual(queued.slice(0, 2).map((w) => w.workflowId));
     });
 
     it("queues an enqueue behind workflows already waiting, even with a slot free here", async () => {

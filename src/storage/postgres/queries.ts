@@ -18,15 +18,51 @@ const notifyChanged = (changed: string, channel: string, withQueue = "TRUE") => 
       SELECT 'status:' || workflow_id FROM ${changed}
       UNION ALL SELECT 'queue' WHERE ${withQueue} AND EXISTS (SELECT 1 FROM ${changed})) keys (k))`;
 
+/** Every operation of `workflow` as a JSON array, by function ID. */
+const operationsOf = (schema: string, workflow: string) => `(
+    SELECT COALESCE(json_agg(o ORDER BY o.function_id), '[]'::json)
+    FROM (SELECT ${opCols} FROM ${schema}.operation_outputs op WHERE op.workflow_id = ${workflow}) o)`;
+
+/**
+ * A claim from a queue without shared limits, as CTEs and result columns to put in a statement,
+ * its parameters named by `p`: due DELAYED rows are promoted (claimable from the next claim:
+ * a statement does not see its own changes), then up to `max` ENQUEUED rows this executor can
+ * run are taken in queue order, skipping rows another claim holds.
+ */
+export function claimFreeSql(
+  schema: string, priority: boolean, p: { queue: string; now: string; max: string; names: string; version: string; executor: string },
+) {
+  const ws = `${schema}.workflow_status`;
+  const order = `${priority ? "priority, " : ""}seq`;
+  return {
+    ctes: `promoted AS (
+        UPDATE ${ws} SET status = 'ENQUEUED', updated_at = ${p.now}
+        WHERE queue_name = ${p.queue} AND status = 'DELAYED' AND delay_until_epoch_ms <= ${p.now} RETURNING 1),
+      picked AS (
+        SELECT workflow_id FROM ${ws}
+        WHERE queue_name = ${p.queue} AND status = 'ENQUEUED' AND name = ANY(${p.names}::text[]) AND (app_version IS NULL OR app_version = ${p.version}::text)
+        ORDER BY ${order} LIMIT ${p.max} FOR UPDATE SKIP LOCKED),
+      claimed AS (
+        UPDATE ${ws} w SET status = 'PENDING', executor_id = ${p.executor}, started_at = ${p.now}, updated_at = ${p.now},
+          recovery_attempts = w.recovery_attempts + 1, app_version = COALESCE(w.app_version, ${p.version}::text),
+          deadline_epoch_ms = CASE WHEN w.timeout_ms IS NOT NULL AND w.deadline_epoch_ms IS NULL THEN ${p.now} + w.timeout_ms ELSE w.deadline_epoch_ms END
+        FROM picked WHERE w.workflow_id = picked.workflow_id
+        RETURNING ${WF_COLUMNS.map((c) => `w.${c}`).join(", ")}, w.seq)`,
+    results: `(SELECT count(*) FROM promoted) AS promoted,
+        (SELECT min(delay_until_epoch_ms) FROM ${ws} WHERE status = 'DELAYED' AND queue_name = ${p.queue}) AS next_delayed,
+        (SELECT json_agg(json_build_object('workflow', row_to_json(c), 'operations', ${operationsOf(schema, "c.workflow_id")}) ORDER BY ${order}) FROM claimed c) AS claimed`,
+  };
+}
+
+/** Parameters of a standalone claimFree statement. */
+const CLAIM_FREE_PARAMS = { queue: "$1", now: "$2", max: "$3", names: "$4", version: "$5", executor: "$6" };
+
 export function storeSql(schema: string) {
   const ws = `${schema}.workflow_status`;
   const ops = `${schema}.operation_outputs`;
   const events = `${schema}.workflow_events`;
   const history = `${schema}.workflow_events_history`;
   const streams = `${schema}.streams`;
-  const operationsOf = (workflow: string) => `(
-    SELECT COALESCE(json_agg(o ORDER BY o.function_id), '[]'::json)
-    FROM (SELECT ${opCols} FROM ${ops} op WHERE op.workflow_id = ${workflow}) o)`;
   // `w.recovery_attempts` is the value before this update counts the attempt.
   const dead = `w.recovery_attempts + 1 > $4::bigint`;
   const countAttempt = `recovery_attempts = w.recovery_attempts + 1, updated_at = $1,
@@ -56,7 +92,7 @@ export function storeSql(schema: string) {
           deadline_epoch_ms = CASE WHEN w.timeout_ms IS NOT NULL AND w.deadline_epoch_ms IS NULL THEN $2 + w.timeout_ms ELSE w.deadline_epoch_ms END
         FROM picked WHERE w.workflow_id = picked.workflow_id AND w.status = 'ENQUEUED'
         RETURNING ${WF_COLUMNS.map((c) => `w.${c}`).join(", ")}, w.seq)
-      SELECT json_agg(json_build_object('workflow', row_to_json(c), 'operations', ${operationsOf("c.workflow_id")})
+      SELECT json_agg(json_build_object('workflow', row_to_json(c), 'operations', ${operationsOf(schema, "c.workflow_id")})
         ORDER BY ${order}) AS claimed
       FROM claimed c`;
   };
@@ -64,23 +100,8 @@ export function storeSql(schema: string) {
   // A queue without shared limits needs no lock: one autocommitted statement promotes due
   // DELAYED rows (claimable from the next pass) and claims with SKIP LOCKED, so executors never wait on each other.
   const claimFree = (priority: boolean) => {
-    const order = `${priority ? "priority, " : ""}seq`;
-    return `WITH promoted AS (
-        UPDATE ${ws} SET status = 'ENQUEUED', updated_at = $2
-        WHERE queue_name = $1 AND status = 'DELAYED' AND delay_until_epoch_ms <= $2 RETURNING 1),
-      picked AS (
-        SELECT workflow_id FROM ${ws}
-        WHERE queue_name = $1 AND status = 'ENQUEUED' AND name = ANY($4::text[]) AND (app_version IS NULL OR app_version = $5::text)
-        ORDER BY ${order} LIMIT $3 FOR UPDATE SKIP LOCKED),
-      claimed AS (
-        UPDATE ${ws} w SET status = 'PENDING', executor_id = $6, started_at = $2, updated_at = $2,
-          recovery_attempts = w.recovery_attempts + 1, app_version = COALESCE(w.app_version, $5::text),
-          deadline_epoch_ms = CASE WHEN w.timeout_ms IS NOT NULL AND w.deadline_epoch_ms IS NULL THEN $2 + w.timeout_ms ELSE w.deadline_epoch_ms END
-        FROM picked WHERE w.workflow_id = picked.workflow_id
-        RETURNING ${WF_COLUMNS.map((c) => `w.${c}`).join(", ")}, w.seq)
-      SELECT (SELECT count(*) FROM promoted) AS promoted,
-        (SELECT min(delay_until_epoch_ms) FROM ${ws} WHERE status = 'DELAYED' AND queue_name = $1) AS next_delayed,
-        (SELECT json_agg(json_build_object('workflow', row_to_json(c), 'operations', ${operationsOf("c.workflow_id")}) ORDER BY ${order}) FROM claimed c) AS claimed`;
+    const { ctes, results } = claimFreeSql(schema, priority, CLAIM_FREE_PARAMS);
+    return `WITH ${ctes} SELECT ${results}`;
   };
 
   return {
@@ -88,7 +109,7 @@ export function storeSql(schema: string) {
       EXISTS (SELECT 1 FROM ${ws} WHERE status = 'ENQUEUED' AND queue_name = $1) AS queued`,
     claimFree: claimFree(false),
     claimFreeByPriority: claimFree(true),
-    loadWorkflow: `SELECT ${wfCols}, ${operationsOf("w.workflow_id")} AS operations FROM ${ws} w WHERE w.workflow_id = $1`,
+    loadWorkflow: `SELECT ${wfCols}, ${operationsOf(schema, "w.workflow_id")} AS operations FROM ${ws} w WHERE w.workflow_id = $1`,
     listOperations: `SELECT ${opCols} FROM ${ops} WHERE workflow_id = $1 ORDER BY function_id LIMIT $2 OFFSET $3`,
     getEvent: `SELECT value, serialization FROM ${events} WHERE workflow_id = $1 AND key = $2`,
     getAllEvents: `SELECT key, value, serialization FROM ${events} WHERE workflow_id = $1 ORDER BY key COLLATE "C"`,

@@ -12,7 +12,7 @@ import type {
 } from "../store.js";
 import { PgConnection, transaction } from "./connection.js";
 import { storeSql, type StoreSql } from "./queries.js";
-import { applyBatch, isStreamConflict, packPayloads, writeSql, type WriteSql } from "./writes.js";
+import { applyBatch, claimedRows, isStreamConflict, packPayloads, writeSql, type WriteSql } from "./writes.js";
 
 /** Serializes migrations across processes and schemas ("duro" in ASCII). */
 const MIGRATION_LOCK = 0x6475726f;
@@ -186,9 +186,7 @@ export class PostgresStore implements Store {
         const [row] = await this.query(request.priorityEnabled ? "claimFreeByPriority" : "claimFree", [
           queueName, now, request.max - claimed.length, workflowNames, appVersion, executorId,
         ]);
-        for (const r of (row.claimed ?? []) as { workflow: Record<string, unknown>; operations: Record<string, unknown>[] }[]) {
-          claimed.push({ workflow: toWorkflowRow(r.workflow), operations: r.operations.map(toOperationRow) });
-        }
+        claimed.push(...claimedRows(row.claimed));
         if (Number(row.promoted) === 0 || claimed.length >= request.max) {
           // A queue without limits is claimed until empty or the batch is full: nothing is held back.
           return { claimed, nextDelayedAt: row.next_delayed === null ? null : Number(row.next_delayed), moreQueued: claimed.length >= request.max };
@@ -213,9 +211,7 @@ export class PostgresStore implements Store {
             queueName, now, budget, request.concurrency ?? null, rate?.limit ?? null, partitioned, partition,
             rate ? now - rate.periodMs : null, workflowNames, appVersion, executorId,
           ]);
-          for (const r of (rows ?? []) as { workflow: Record<string, unknown>; operations: Record<string, unknown>[] }[]) {
-            claimed.push({ workflow: toWorkflowRow(r.workflow), operations: r.operations.map(toOperationRow) });
-          }
+          claimed.push(...claimedRows(rows));
         }
         const { next, queued } = await run("nextDelayed", [queueName]);
         return { claimed, nextDelayedAt: next === null ? null : Number(next), moreQueued: queued };

@@ -13,8 +13,9 @@
 import type pg from "pg";
 import { DuplicateWorkflowError } from "../../errors.js";
 import { isClaimed, OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
-import { wakeKeysOf, WRITE_ORDER, type OperationRow, type StoredValue, type WorkflowRow, type Write, type WriteResult } from "../store.js";
+import { wakeKeysOf, WRITE_ORDER, type ClaimRequest, type OperationRow, type StoredValue, type WorkflowRow, type Write, type WriteResult } from "../store.js";
 import { transaction } from "./connection.js";
+import { claimFreeSql } from "./queries.js";
 
 type Kind = Write["kind"];
 type Item<K extends Kind> = { i: number; w: Extract<Write, { kind: K }> };
@@ -49,6 +50,7 @@ function columnsOf(rows: unknown[][], width: number): unknown[] {
   return params;
 }
 const keyOf = (...parts: unknown[]) => parts.join("\u0000");
+const COMPLETE_COLUMNS = ["workflow_id", "status", "output", "error", "completed_at", "executor_id"];
 
 const NOTIFIED = `notified AS (SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p)`;
 /** `$first::type, …` over the given columns. */
@@ -87,6 +89,26 @@ export function writeSql(schema: string) {
         SELECT ${wfCols} FROM ${unnest(WORKFLOW_COLUMNS, 3)} WITH ORDINALITY AS i(${wfCols}, ord) ORDER BY ord
         ON CONFLICT DO NOTHING RETURNING workflow_id, owner_token)
       SELECT ${COUNT_NOTIFIED}, ${results}`;
+  // The outcomes of the `$3` rows, each only while its workflow is PENDING on the writing executor.
+  const done = `done AS (
+        UPDATE ${ws} w SET status = i.status, output = i.output, error = i.error, completed_at = i.completed_at,
+          updated_at = i.completed_at, deduplication_id = NULL
+        FROM ${unnest(COMPLETE_COLUMNS, 3)} AS i(workflow_id, status, output, error, completed_at, owner)
+        WHERE ${owned("w", "i.workflow_id", "i.owner")}
+        RETURNING w.workflow_id)`;
+  /** A claim whose parameters start at `$first`: queue, now, max, names, version, executor. */
+  const claimParts = (priority: boolean, first: number) => {
+    const [queue, now, max, names, version, executor] = Array.from({ length: 6 }, (_, n) => `$${first + n}`);
+    return claimFreeSql(schema, priority, { queue, now, max, names, version, executor });
+  };
+  const claim = (priority: boolean, first: number) => {
+    const { ctes, results } = claimParts(priority, first);
+    return `WITH ${NOTIFIED}, ${ctes} SELECT ${COUNT_NOTIFIED}, ${results}`;
+  };
+  const completeAndClaim = (priority: boolean) => {
+    const { ctes, results } = claimParts(priority, 4 + 2 * COMPLETE_COLUMNS.length);
+    return `WITH ${NOTIFIED}, ${done}, ${ctes} SELECT ${COUNT_NOTIFIED}, (SELECT json_agg(workflow_id) FROM done) AS rows, ${results}`;
+  };
   return {
     // One-row statements ($2: the batch's one NOTIFY payload).
     insertOne: `WITH notified AS (SELECT pg_notify($1, $2))
@@ -177,18 +199,34 @@ export function writeSql(schema: string) {
         SELECT ord, done AS "offset" FROM i WHERE done IS NOT NULL
         UNION ALL SELECT ord, "offset" FROM appended
         UNION ALL SELECT p.ord, a."offset" FROM pending p JOIN appended a ON a.ord = p.first WHERE p.once AND p.ord <> p.first) r) AS offsets`,
-    completeWorkflows: `WITH ${NOTIFIED},
-      done AS (
-        UPDATE ${ws} w SET status = i.status, output = i.output, error = i.error, completed_at = i.completed_at,
-          updated_at = i.completed_at, deduplication_id = NULL
-        FROM ${unnest(["workflow_id", "status", "output", "error", "completed_at", "executor_id"], 3)} AS i(workflow_id, status, output, error, completed_at, owner)
-        WHERE ${owned("w", "i.workflow_id", "i.owner")}
-        RETURNING w.workflow_id)
-      SELECT ${COUNT_NOTIFIED}, (SELECT json_agg(workflow_id) FROM done) AS rows`,
+    completeWorkflows: `WITH ${NOTIFIED}, ${done} SELECT ${COUNT_NOTIFIED}, (SELECT json_agg(workflow_id) FROM done) AS rows`,
+    // Completions, then a claim for the slots they free ($16…), in one statement (see applyBatch).
+    completeAndClaim: completeAndClaim(false),
+    completeAndClaimByPriority: completeAndClaim(true),
+    // A claim in a batch of other kinds ($1, $2: the NOTIFY, sent by the batch's first statement).
+    claimInBatch: claim(false, 3),
+    claimInBatchByPriority: claim(true, 3),
   };
 }
 
 export type WriteSql = ReturnType<typeof writeSql>;
+
+/** A claim request as the parameters of claimFreeSql: queue, now, max, names, version, executor. */
+const claimParams = (r: ClaimRequest) => [r.queueName, r.now, r.max, r.workflowNames, r.appVersion, r.executorId];
+
+/** A claim statement's `claimed` column: each workflow claimed with its operations. */
+export const claimedRows = (json: unknown) =>
+  ((json ?? []) as { workflow: Record<string, unknown>; operations: Record<string, unknown>[] }[]).map((r) => ({
+    workflow: toWorkflowRow(r.workflow), operations: r.operations.map(toOperationRow),
+  }));
+
+/** The result of a claim statement's `promoted`, `next_delayed` and `claimed` columns. */
+function claimedOf(row: Record<string, any>, max: number): WriteResult {
+  const claimed = claimedRows(row.claimed);
+  // Work may be left when the claim took all it could, or promoted DELAYED rows (claimable by the next claim).
+  const moreQueued = claimed.length >= max || Number(row.promoted) > 0;
+  return { kind: "claimQueued", claimed, nextDelayedAt: row.next_delayed === null ? null : Number(row.next_delayed), moreQueued };
+}
 
 /** Two writers took the same stream offset; the batch can simply run again. */
 export const isStreamConflict = (error: unknown) =>
@@ -249,7 +287,10 @@ export async function applyBatch(
   const one = async (name: "insertOne" | "insertClaimOne" | "recordOne" | "completeOne", values: unknown[]) =>
     read(name, name === "recordOne" ? values : [channel, payloads[0] ?? "", ...values]);
 
+  // Completions and one claim: a single statement claims the slots the completions free.
+  const joint = groups.size === 2 && groups.has("completeWorkflow") && groups.get("claimQueued")?.length === 1;
   const apply: { [K in Kind]: (items: Item<K>[]) => Promise<void> } = {
+    claimQueued,
     async insertWorkflow(items) {
       const params = (row: WorkflowRow, w: Write & { kind: "insertWorkflow" }) => workflowParams(row, w.ownerToken, (b) => b);
       let ours = new Set<string>();
@@ -376,16 +417,28 @@ export async function applyBatch(
       const first = new Map<string, Item<"completeWorkflow">>();
       for (const item of items) if (!first.has(item.w.workflowId)) first.set(item.w.workflowId, item);
       const sent = [...first.values()].map(({ w }) => w);
-      const done = new Set<string>(
-        lone
-          ? ((await one("completeOne", [sent[0].workflowId, sent[0].status, sent[0].output, sent[0].error, sent[0].completedAt, sent[0].executorId])).length ? [sent[0].workflowId] : [])
-          : ((await main("completeWorkflows", columnsOf(sent.map((w) => [w.workflowId, w.status, w.output, w.error, w.completedAt, w.executorId]), 6))).rows ?? []),
-      );
+      const rows = () => columnsOf(sent.map((w) => [w.workflowId, w.status, w.output, w.error, w.completedAt, w.executorId]), COMPLETE_COLUMNS.length);
+      let done: Set<string>;
+      if (lone) {
+        const [w] = sent;
+        done = new Set((await one("completeOne", [w.workflowId, w.status, w.output, w.error, w.completedAt, w.executorId])).length ? [w.workflowId] : []);
+      } else if (joint) {
+        const [{ i, w }] = of("claimQueued")!;
+        const back = await main(w.request.priorityEnabled ? "completeAndClaimByPriority" : "completeAndClaim", [...rows(), ...claimParams(w.request)]);
+        results[i] = claimedOf(back, w.request.max);
+        done = new Set(back.rows ?? []);
+      } else done = new Set((await main("completeWorkflows", rows())).rows ?? []);
       for (const item of items) {
         results[item.i] = { kind: "completeWorkflow", completed: first.get(item.w.workflowId) === item && done.has(item.w.workflowId) };
       }
     },
   };
+
+  async function claimQueued(items: Item<"claimQueued">[]) {
+    for (const { i, w } of items) {
+      if (!results[i]) results[i] = claimedOf(await main(w.request.priorityEnabled ? "claimInBatchByPriority" : "claimInBatch", claimParams(w.request)), w.request.max);
+    }
+  }
 
   async function readOperations(keys: { workflowId: string; functionId: number }[]) {
     const rows = await read("operationsByKey", [keys.map((k) => k.workflowId), keys.map((k) => k.functionId)]);
@@ -400,7 +453,7 @@ export async function applyBatch(
   };
   // One statement commits on its own; reading back refused rows afterwards sees what it would
   // have seen inside a transaction (read committed).
-  const oneStatement = kinds.length === 1 && !(kinds[0] === "recv" && of("recv")!.length > 1);
+  const oneStatement = joint || (kinds.length === 1 && !(kinds[0] === "recv" && of("recv")!.length > 1));
   if (oneStatement && !(allOrNothing && batch.length > 1)) await run();
   else if (oneStatement && kinds[0] === "insertWorkflow") {
     // A batch enqueue, all or nothing, in one statement that fails if any row is refused; only

@@ -15,7 +15,7 @@ import {
   isClaimed, listWorkflowsQuery, OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams,
 } from "../sql.js";
 import {
-  WRITE_ORDER, type ClaimRequest, type ForkRequest, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter,
+  WRITE_ORDER, type Claimed, type ClaimRequest, type ForkRequest, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter,
   type WorkflowRow, type Write, type WriteResult,
 } from "../store.js";
 
@@ -266,6 +266,8 @@ export class SqliteStore implements Store {
         const changes = s.complete.run(write.status, write.output, write.error, write.completedAt, write.completedAt, write.workflowId, write.executorId).changes;
         return { kind: "completeWorkflow", completed: changes === 1 };
       }
+      case "claimQueued":
+        return { kind: "claimQueued", ...this.claim(write.request) };
     }
   }
 
@@ -375,7 +377,12 @@ export class SqliteStore implements Store {
     return this.s.setDelay.run(delayUntilEpochMs, now, workflowId).changes === 1;
   }
 
-  async claimQueued(request: ClaimRequest) {
+  async claimQueued(request: ClaimRequest): Promise<Claimed> {
+    return this.claim(request);
+  }
+
+  /** One claim, in a transaction of its own or in the caller's. */
+  private claim(request: ClaimRequest): Claimed {
     const s = this.s;
     const db = this.conn;
     const { queueName, executorId, appVersion, now, workflowNames } = request;
