@@ -9,7 +9,6 @@ import type { OperationRow, WriteResult } from "../storage/store.js";
 import type { WorkflowRun } from "./context.js";
 import { operation, type Engine } from "./engine.js";
 
-
 /** Decodes a recorded operation's error. */
 export function errorOf(op: OperationRow): Error {
   return deserializeError(op.error!, op.serialization ?? "default");

@@ -33,7 +33,7 @@ export class Committer {
     private readonly onCommitted: (wakeKeys: Set<string>) => void,
     /** Batches committing at once (PostgreSQL overlaps one batch's fsync with the next; SQLite commits one at a time anyway). */
     private readonly maxInFlight = 1,
-    /** Writes to add to a batch about to commit, if any (see Engine.rider). */
+    /** Writes to add to a batch about to commit, if any (see riderOf in queues.ts). */
     private readonly rider?: (batch: Submission[]) => Submission | undefined,
   ) {}
 

@@ -19,11 +19,11 @@ import {
 import { openStore, DEFAULT_DATABASE_URL } from "../storage/open.js";
 import type { OperationRow, Store, WorkflowRow } from "../storage/store.js";
 import type { DuroConfig, Logger, WorkflowOptions, WorkflowStatus } from "../types.js";
-import { Committer, type Submission } from "./committer.js";
+import { Committer } from "./committer.js";
 import { als, WorkflowRun } from "./context.js";
 import { consoleLogger } from "./logger.js";
 import { toStatus } from "./management.js";
-import { QueueDispatcher, validateQueueOptions, type QueueOptions } from "./queues.js";
+import { QueueDispatcher, riderOf, validateQueueOptions, type QueueOptions } from "./queues.js";
 import { Schedule, type ScheduleOptions } from "./schedules.js";
 import { Timers } from "./timers.js";
 import { Waiters } from "./waiters.js";
@@ -142,7 +142,7 @@ export class Engine {
     await store.migrate();
     this._appVersion = this.appVersion;
     this._store = store;
-    this._committer = new Committer(store, (keys) => this.announce(keys), store.dialect === "postgres" ? 3 : 1, (batch) => this.rider(batch));
+    this._committer = new Committer(store, (keys) => this.announce(keys), store.dialect === "postgres" ? 3 : 1, (batch) => riderOf(this.queues, batch));
     // A client that only enqueues never waits: it need not hold a LISTEN connection (nor
     // slow every NOTIFY by being one more listener) or poll SQLite's data_version.
     if (!this.client) this.listen();
@@ -369,22 +369,6 @@ export class Engine {
     }
     this.logger.info(`Recovering workflow ${workflowId} (${loaded.workflow.name}) from operation ${loaded.operations.length + 1}.`);
     this.execute(loaded.workflow, loaded.operations, workflow);
-  }
-
-  /**
-   * A batch made only of outcomes of queued workflows, about to commit, may carry a claim for
-   * the slots it frees (QueueDispatcher.rideAlong), for the queue with the most of them.
-   */
-  private rider(batch: Submission[]): Submission | undefined {
-    const freed = new Map<string, number>();
-    for (const { writes } of batch) {
-      for (const w of writes) {
-        if (w.kind !== "completeWorkflow" || w.queueName === null) return undefined;
-        freed.set(w.queueName, (freed.get(w.queueName) ?? 0) + 1);
-      }
-    }
-    const [queue, completing] = [...freed].reduce((a, b) => (b[1] > a[1] ? b : a), ["", 0]);
-    return this.queues.get(queue)?.rideAlong(completing);
   }
 
   // ——— results and status ———

@@ -121,6 +121,17 @@ export class QueueDispatcher {
     });
   }
 
+  /** Limits that hold across executors (concurrency, rate, partitions): claims of such a queue take turns in the store. */
+  private get sharedLimits(): boolean {
+    const { concurrency, rateLimit, partitionQueue } = this.options;
+    return concurrency !== undefined || rateLimit !== undefined || partitionQueue === true;
+  }
+
+  /** Slots of workerConcurrency neither running, reserved nor being claimed. */
+  private get open(): number {
+    return this.options.workerConcurrency! - this.engine.runningIn(this.name) - this.reserved - this.claiming;
+  }
+
   /** Cohorts (see GATHER_MS): a busy PostgreSQL queue with workerConcurrency and no partitions. */
   private get cohorts(): boolean {
     return this.options.workerConcurrency !== undefined && !this.options.partitionQueue && this.engine.store.dialect === "postgres";
@@ -159,10 +170,9 @@ export class QueueDispatcher {
         const { workerConcurrency, rateLimit, partitionQueue } = this.options;
         // A partitioned queue applies workerConcurrency per partition, in the claim itself.
         const perQueue = workerConcurrency !== undefined && !partitionQueue;
-        const running = this.engine.runningIn(this.name);
-        const free = this.most(perQueue ? workerConcurrency - running - this.reserved - this.claiming : CLAIM_BATCH);
+        const free = this.most(perQueue ? this.open : CLAIM_BATCH);
         if (free <= 0 || this.stopped) return;
-        if (this.cohorts && !gathered && running > 0 && free < Math.min(CLAIM_BATCH, workerConcurrency!) / 4) {
+        if (this.cohorts && !gathered && this.engine.runningIn(this.name) > 0 && free < Math.min(CLAIM_BATCH, workerConcurrency!) / 4) {
           gathered = true;
           await new Promise((resolve) => setTimeout(resolve, GATHER_MS));
           continue;
@@ -191,10 +201,9 @@ export class QueueDispatcher {
    * the slots make a cohort. Undefined: nothing to ride.
    */
   rideAlong(completing: number): Submission | undefined {
-    if (!this.cohorts || !this.full || this.stopped || !this.engine.launched || this.options.concurrency !== undefined || this.options.rateLimit) return undefined;
-    const workerConcurrency = this.options.workerConcurrency!;
-    const free = this.most(workerConcurrency - this.engine.runningIn(this.name) - this.reserved - this.claiming + completing);
-    if (free < Math.min(CLAIM_BATCH, workerConcurrency) / 4) return undefined;
+    if (!this.cohorts || this.sharedLimits || !this.full || this.stopped || !this.engine.launched) return undefined;
+    const free = this.most(this.open + completing);
+    if (free < Math.min(CLAIM_BATCH, this.options.workerConcurrency!) / 4) return undefined;
     this.claiming += free;
     const settle = (result?: Claimed) => {
       this.claiming -= free;
@@ -214,10 +223,9 @@ export class QueueDispatcher {
    * version, with a free slot. Every true answer must be followed by one `release`.
    */
   reserve(row: WorkflowRow): boolean {
-    const { concurrency, rateLimit, partitionQueue, workerConcurrency } = this.options;
-    if (this.stopped || !this.engine.launched || concurrency !== undefined || rateLimit || partitionQueue) return false;
+    if (this.stopped || !this.engine.launched || this.sharedLimits) return false;
     if (row.status !== "ENQUEUED" || row.appVersion !== this.engine.appVersion) return false;
-    if (workerConcurrency !== undefined && this.engine.runningIn(this.name) + this.reserved + this.claiming >= workerConcurrency) return false;
+    if (this.options.workerConcurrency !== undefined && this.open <= 0) return false;
     this.reserved++;
     return true;
   }
@@ -238,4 +246,20 @@ export class QueueDispatcher {
     });
     this.alarm = { at, handle };
   }
+}
+
+/**
+ * What a batch about to commit may carry (see Committer's rider): when the batch is made only
+ * of outcomes of queued workflows, a claim for the slots they free, for the queue with the most.
+ */
+export function riderOf(queues: Map<string, QueueDispatcher>, batch: Submission[]): Submission | undefined {
+  const freed = new Map<string, number>();
+  for (const { writes } of batch) {
+    for (const w of writes) {
+      if (w.kind !== "completeWorkflow" || w.queueName === null) return undefined;
+      freed.set(w.queueName, (freed.get(w.queueName) ?? 0) + 1);
+    }
+  }
+  const [queue, completing] = [...freed].reduce((a, b) => (b[1] > a[1] ? b : a), ["", 0]);
+  return queues.get(queue)?.rideAlong(completing);
 }
