@@ -84,8 +84,10 @@ export class QueueDispatcher {
   private alarm?: { at: number; handle: { cancel(): void } };
   /** Slots held for workflows being inserted already claimed (see `reserve`). */
   private reserved = 0;
-  /** Slots the claims in flight may fill. */
+  /** Slots the claim in flight may fill. */
   private claiming = 0;
+  /** The claim loop stopped for a claim riding on a commit: that claim's end looks again. */
+  private deferred = false;
   /** The last claim took all it asked for: more work is likely waiting. */
   private full = false;
 
@@ -170,6 +172,11 @@ export class QueueDispatcher {
         const { workerConcurrency, rateLimit, partitionQueue } = this.options;
         // A partitioned queue applies workerConcurrency per partition, in the claim itself.
         const perQueue = workerConcurrency !== undefined && !partitionQueue;
+        // One claim at a time, so that workflows start in the order the queue gives them.
+        if (this.claiming > 0) {
+          this.deferred = true;
+          return;
+        }
         const free = this.most(perQueue ? this.open : CLAIM_BATCH);
         if (free <= 0 || this.stopped) return;
         if (this.cohorts && !gathered && this.engine.runningIn(this.name) > 0 && free < Math.min(CLAIM_BATCH, workerConcurrency!) / 4) {
@@ -201,14 +208,16 @@ export class QueueDispatcher {
    * the slots make a cohort. Undefined: nothing to ride.
    */
   rideAlong(completing: number): Submission | undefined {
-    if (!this.cohorts || this.sharedLimits || !this.full || this.stopped || !this.engine.launched) return undefined;
+    if (!this.cohorts || this.sharedLimits || !this.full || this.claiming > 0 || this.stopped || !this.engine.launched) return undefined;
     const free = this.most(this.open + completing);
     if (free < Math.min(CLAIM_BATCH, this.options.workerConcurrency!) / 4) return undefined;
     this.claiming += free;
     const settle = (result?: Claimed) => {
       this.claiming -= free;
+      const deferred = this.deferred;
+      this.deferred = false;
       // Looked at again once the completions have let go of their slots.
-      if (!result || this.took(result, free) || result.moreQueued) setImmediate(() => this.trigger());
+      if (!result || this.took(result, free) || result.moreQueued || deferred) setImmediate(() => this.trigger());
     };
     return {
       writes: [{ kind: "claimQueued", request: this.request(free) }],

@@ -83,14 +83,17 @@ describe.each(backends)("%s", (backend) => {
       const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger });
       for (const id of ["A", "B", "C"]) await client.enqueue({ workflowName: "wf", queueName: "q", workflowId: id }, id.charCodeAt(0));
       await client.close();
-      // Back to version 1: its queue index and (on PostgreSQL) the step records' foreign key.
+      // Back to version 1: its queue index and (on PostgreSQL) the step records' foreign key, and no claim tokens.
       for (const sql of [
         "DROP INDEX workflow_status_fifo",
         "DROP INDEX workflow_status_by_priority",
         "DROP INDEX workflow_status_queued",
         "CREATE INDEX workflow_status_queued ON workflow_status (queue_name, status, priority, created_at) WHERE status IN ('ENQUEUED', 'PENDING', 'DELAYED')",
         ...(backend === "postgres"
-          ? ["ALTER TABLE operation_outputs ADD FOREIGN KEY (workflow_id) REFERENCES workflow_status (workflow_id) ON DELETE CASCADE"]
+          ? [
+              "ALTER TABLE operation_outputs ADD FOREIGN KEY (workflow_id) REFERENCES workflow_status (workflow_id) ON DELETE CASCADE",
+              "ALTER TABLE workflow_status DROP COLUMN claim_token",
+            ]
           : []),
         "DELETE FROM duro_migrations WHERE version > 1",
       ]) await rawQuery(t.url, sql);

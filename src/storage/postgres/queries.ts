@@ -27,10 +27,10 @@ const operationsOf = (schema: string, workflow: string) => `(
  * A claim from a queue without shared limits, as CTEs and result columns to put in a statement,
  * its parameters named by `p`: due DELAYED rows are promoted (claimable from the next claim:
  * a statement does not see its own changes), then up to `max` ENQUEUED rows this executor can
- * run are taken in queue order, skipping rows another claim holds.
+ * run are taken in queue order, skipping rows another claim holds, and marked with `token`.
  */
 export function claimFreeSql(
-  schema: string, priority: boolean, p: { queue: string; now: string; max: string; names: string; version: string; executor: string },
+  schema: string, priority: boolean, p: { queue: string; now: string; max: string; names: string; version: string; executor: string; token: string },
 ) {
   const ws = `${schema}.workflow_status`;
   const order = `${priority ? "priority, " : ""}seq`;
@@ -43,7 +43,7 @@ export function claimFreeSql(
         WHERE queue_name = ${p.queue} AND status = 'ENQUEUED' AND name = ANY(${p.names}::text[]) AND (app_version IS NULL OR app_version = ${p.version}::text)
         ORDER BY ${order} LIMIT ${p.max} FOR UPDATE SKIP LOCKED),
       claimed AS (
-        UPDATE ${ws} w SET status = 'PENDING', executor_id = ${p.executor}, started_at = ${p.now}, updated_at = ${p.now},
+        UPDATE ${ws} w SET status = 'PENDING', executor_id = ${p.executor}, started_at = ${p.now}, updated_at = ${p.now}, claim_token = ${p.token},
           recovery_attempts = w.recovery_attempts + 1, app_version = COALESCE(w.app_version, ${p.version}::text),
           deadline_epoch_ms = CASE WHEN w.timeout_ms IS NOT NULL AND w.deadline_epoch_ms IS NULL THEN ${p.now} + w.timeout_ms ELSE w.deadline_epoch_ms END
         FROM picked WHERE w.workflow_id = picked.workflow_id
@@ -54,8 +54,14 @@ export function claimFreeSql(
   };
 }
 
-/** Parameters of a standalone claimFree statement. */
-const CLAIM_FREE_PARAMS = { queue: "$1", now: "$2", max: "$3", names: "$4", version: "$5", executor: "$6" };
+/**
+ * The rows claim `$1` took that are still PENDING on executor `$2`, of queue `$3`: after a lost
+ * reply, what the claim's first commit took. Read from the queue's index of PENDING rows.
+ */
+export const claimedBySql = (schema: string) => `
+  SELECT json_agg(json_build_object('workflow', row_to_json(c), 'operations', ${operationsOf(schema, "c.workflow_id")}) ORDER BY c.seq) AS claimed
+  FROM (SELECT ${WF_COLUMNS.join(", ")}, seq FROM ${schema}.workflow_status
+    WHERE queue_name = $3 AND status = 'PENDING' AND executor_id = $2 AND claim_token = $1) c`;
 
 export function storeSql(schema: string) {
   const ws = `${schema}.workflow_status`;
@@ -87,7 +93,7 @@ export function storeSql(schema: string) {
         WHERE ${inScope} AND status = 'ENQUEUED' AND name = ANY($9::text[]) AND (app_version IS NULL OR app_version = $10::text)
         ORDER BY ${order} LIMIT GREATEST((SELECT n FROM budget), 0)),
       claimed AS (
-        UPDATE ${ws} w SET status = 'PENDING', executor_id = $11, started_at = $2, updated_at = $2,
+        UPDATE ${ws} w SET status = 'PENDING', executor_id = $11, started_at = $2, updated_at = $2, claim_token = $12,
           recovery_attempts = w.recovery_attempts + 1, app_version = COALESCE(w.app_version, $10::text),
           deadline_epoch_ms = CASE WHEN w.timeout_ms IS NOT NULL AND w.deadline_epoch_ms IS NULL THEN $2 + w.timeout_ms ELSE w.deadline_epoch_ms END
         FROM picked WHERE w.workflow_id = picked.workflow_id AND w.status = 'ENQUEUED'
@@ -97,18 +103,9 @@ export function storeSql(schema: string) {
       FROM claimed c`;
   };
 
-  // A queue without shared limits needs no lock: one autocommitted statement promotes due
-  // DELAYED rows (claimable from the next pass) and claims with SKIP LOCKED, so executors never wait on each other.
-  const claimFree = (priority: boolean) => {
-    const { ctes, results } = claimFreeSql(schema, priority, CLAIM_FREE_PARAMS);
-    return `WITH ${ctes} SELECT ${results}`;
-  };
-
   return {
     nextDelayed: `SELECT (SELECT min(delay_until_epoch_ms) FROM ${ws} WHERE status = 'DELAYED' AND queue_name = $1) AS next,
       EXISTS (SELECT 1 FROM ${ws} WHERE status = 'ENQUEUED' AND queue_name = $1) AS queued`,
-    claimFree: claimFree(false),
-    claimFreeByPriority: claimFree(true),
     loadWorkflow: `SELECT ${wfCols}, ${operationsOf(schema, "w.workflow_id")} AS operations FROM ${ws} w WHERE w.workflow_id = $1`,
     listOperations: `SELECT ${opCols} FROM ${ops} WHERE workflow_id = $1 ORDER BY function_id LIMIT $2 OFFSET $3`,
     getEvent: `SELECT value, serialization FROM ${events} WHERE workflow_id = $1 AND key = $2`,

@@ -8,11 +8,13 @@ import { loadMigrations, pendingMigrations } from "../migrations.js";
 import type { StoreOptions } from "../open.js";
 import { listWorkflowsQuery, numbered, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
 import type {
-  ClaimRequest, ForkRequest, OperationRow, RecoverRequest, Store, StoredValue, WorkflowFilter, WorkflowRow, Write, WriteResult,
+  ClaimRequest, Claimed, ForkRequest, OperationRow, RecoverRequest, Store, StoredValue, WorkflowFilter, WorkflowRow, Write, WriteResult,
 } from "../store.js";
 import { PgConnection, transaction } from "./connection.js";
 import { storeSql, type StoreSql } from "./queries.js";
-import { applyBatch, claimedRows, isStreamConflict, packPayloads, writeSql, type WriteSql } from "./writes.js";
+import {
+  applyBatch, claimedBefore, claimedRows, claimTokenOf, isStreamConflict, packPayloads, writeSql, type WriteSql,
+} from "./writes.js";
 
 /** Serializes migrations across processes and schemas ("duro" in ASCII). */
 const MIGRATION_LOCK = 0x6475726f;
@@ -67,11 +69,13 @@ export class PostgresStore implements Store {
   }
 
   async write(batch: Write[], options: { allOrNothing?: boolean } = {}): Promise<WriteResult[]> {
-    if (!batch.length) return [];
-    return this.conn.run(
-      (client) => applyBatch(client, this.writes, this.conn.channel, batch, options.allOrNothing),
-      isStreamConflict,
-    );
+    return batch.length ? this.apply(batch, options.allOrNothing) : [];
+  }
+
+  /** One batch, retried through connection loss; the attempts after the first know they are (see applyBatch). */
+  private async apply(batch: Write[], allOrNothing?: boolean): Promise<WriteResult[]> {
+    let attempts = 0;
+    return this.conn.run((client) => applyBatch(client, this.writes, this.conn.channel, batch, allOrNothing, attempts++ > 0), isStreamConflict);
   }
 
   /** One named statement on a pooled client, retried through connection loss. */
@@ -140,13 +144,20 @@ export class PostgresStore implements Store {
 
   async forkWorkflow(request: ForkRequest): Promise<WorkflowRow | null> {
     const { newWorkflowId: id, queueName, now, startStep } = request;
+    let attempts = 0;
     return this.conn.run((client) =>
       transaction(client, async () => {
+        const again = attempts++ > 0;
         const { rows } = await client.query({ name: "duro_workflow", text: this.sql.workflow, values: [request.workflowId] });
         if (!rows.length) return null;
         const source = toWorkflowRow(rows[0]);
         const taken = await client.query({ name: "duro_workflow", text: this.sql.workflow, values: [id] });
-        if (taken.rows.length) throw new WorkflowConflictError(id, taken.rows[0].name, source.name);
+        if (taken.rows.length) {
+          const holder = toWorkflowRow(taken.rows[0]);
+          // Sent again after a lost reply: the fork the first commit made is this one.
+          if (again && holder.forkedFrom === source.workflowId && holder.createdAt === now) return holder;
+          throw new WorkflowConflictError(id, holder.name, source.name);
+        }
         // Field for field as the SQLite store builds it.
         const row: WorkflowRow = {
           ...source, workflowId: id, status: queueName ? "ENQUEUED" : "PENDING", output: null, error: null,
@@ -178,38 +189,41 @@ export class PostgresStore implements Store {
    * Claims on one queue take turns on an advisory lock, so the concurrency and rate counts each
    * claim reads stay true until it commits; everything else runs alongside.
    */
-  async claimQueued(request: ClaimRequest) {
+  async claimQueued(request: ClaimRequest): Promise<Claimed> {
     const { queueName, executorId, appVersion, now, workflowNames, partitioned } = request;
     if (!partitioned && request.concurrency === undefined && !request.rateLimit) {
-      const claimed: { workflow: WorkflowRow; operations: OperationRow[] }[] = [];
+      // A queue without shared limits needs no lock: one autocommitted statement promotes due
+      // DELAYED rows and claims with SKIP LOCKED, so executors never wait on each other. It is
+      // claimed until empty or the batch is full (promoted rows are claimable from the next pass).
+      const claimed: Claimed["claimed"] = [];
       for (;;) {
-        const [row] = await this.query(request.priorityEnabled ? "claimFreeByPriority" : "claimFree", [
-          queueName, now, request.max - claimed.length, workflowNames, appVersion, executorId,
-        ]);
-        claimed.push(...claimedRows(row.claimed));
-        if (Number(row.promoted) === 0 || claimed.length >= request.max) {
-          // A queue without limits is claimed until empty or the batch is full: nothing is held back.
-          return { claimed, nextDelayedAt: row.next_delayed === null ? null : Number(row.next_delayed), moreQueued: claimed.length >= request.max };
-        }
+        const [result] = await this.apply([{ kind: "claimQueued", request: { ...request, max: request.max - claimed.length } }]);
+        const { claimed: rows, nextDelayedAt, moreQueued } = result as Extract<WriteResult, { kind: "claimQueued" }>;
+        claimed.push(...rows);
+        if (!moreQueued || claimed.length >= request.max) return { claimed, nextDelayedAt, moreQueued: claimed.length >= request.max };
       }
     }
+    let attempts = 0;
     return this.conn.run((client) =>
       transaction(client, async () => {
         const run = async (name: keyof StoreSql, values: unknown[]) =>
           (await client.query({ name: `duro_${name}`, text: this.sql[name], values })).rows[0];
         await run("lockQueue", [`${this.conn.schemaName}.${queueName}`]);
         const { partitions } = await run("promoteDelayed", [now, queueName, partitioned]);
-        const claimed: { workflow: WorkflowRow; operations: OperationRow[] }[] = [];
+        // Sent again after a lost reply: what the first commit took is ours, and runs here.
+        const claimed = attempts++ > 0 ? await claimedBefore(client, this.writes, request) : [];
+        const running = { ...request.perPartition?.running };
+        for (const { workflow } of claimed) running[workflow.partitionKey ?? ""] = (running[workflow.partitionKey ?? ""] ?? 0) + 1;
         for (const partition of (partitioned ? partitions ?? [] : [null]) as (string | null)[]) {
           const left = request.max - claimed.length;
           if (left <= 0 || workflowNames.length === 0) break;
           const perPartition = request.perPartition;
-          const budget = perPartition ? Math.min(left, perPartition.workerConcurrency - (perPartition.running[partition ?? ""] ?? 0)) : left;
+          const budget = perPartition ? Math.min(left, perPartition.workerConcurrency - (running[partition ?? ""] ?? 0)) : left;
           if (budget <= 0) continue;
           const rate = request.rateLimit;
           const { claimed: rows } = await run(request.priorityEnabled ? "claimByPriority" : "claim", [
             queueName, now, budget, request.concurrency ?? null, rate?.limit ?? null, partitioned, partition,
-            rate ? now - rate.periodMs : null, workflowNames, appVersion, executorId,
+            rate ? now - rate.periodMs : null, workflowNames, appVersion, executorId, claimTokenOf(request),
           ]);
           claimed.push(...claimedRows(rows));
         }

@@ -10,12 +10,13 @@
  * A batch of one write (a lone workflow's step, start or outcome) takes a one-row statement
  * instead: no arrays to unnest, and a plan PostgreSQL can cache, which halves its cost.
  */
+import { randomBytes } from "node:crypto";
 import type pg from "pg";
 import { DuplicateWorkflowError } from "../../errors.js";
 import { isClaimed, OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
-import { wakeKeysOf, WRITE_ORDER, type ClaimRequest, type OperationRow, type StoredValue, type WorkflowRow, type Write, type WriteResult } from "../store.js";
+import { wakeKeysOf, WRITE_ORDER, type Claimed, type ClaimRequest, type OperationRow, type StoredValue, type WorkflowRow, type Write, type WriteResult } from "../store.js";
 import { transaction } from "./connection.js";
-import { claimFreeSql } from "./queries.js";
+import { claimedBySql, claimFreeSql } from "./queries.js";
 
 type Kind = Write["kind"];
 type Item<K extends Kind> = { i: number; w: Extract<Write, { kind: K }> };
@@ -96,10 +97,10 @@ export function writeSql(schema: string) {
         FROM ${unnest(COMPLETE_COLUMNS, 3)} AS i(workflow_id, status, output, error, completed_at, owner)
         WHERE ${owned("w", "i.workflow_id", "i.owner")}
         RETURNING w.workflow_id)`;
-  /** A claim whose parameters start at `$first`: queue, now, max, names, version, executor. */
+  /** A claim whose parameters start at `$first`: queue, now, max, names, version, executor, token. */
   const claimParts = (priority: boolean, first: number) => {
-    const [queue, now, max, names, version, executor] = Array.from({ length: 6 }, (_, n) => `$${first + n}`);
-    return claimFreeSql(schema, priority, { queue, now, max, names, version, executor });
+    const [queue, now, max, names, version, executor, token] = Array.from({ length: 7 }, (_, n) => `$${first + n}`);
+    return claimFreeSql(schema, priority, { queue, now, max, names, version, executor, token });
   };
   const claim = (priority: boolean, first: number) => {
     const { ctes, results } = claimParts(priority, first);
@@ -206,13 +207,34 @@ export function writeSql(schema: string) {
     // A claim in a batch of other kinds ($1, $2: the NOTIFY, sent by the batch's first statement).
     claimInBatch: claim(false, 3),
     claimInBatchByPriority: claim(true, 3),
+    claimedBy: claimedBySql(schema),
   };
 }
 
 export type WriteSql = ReturnType<typeof writeSql>;
 
-/** A claim request as the parameters of claimFreeSql: queue, now, max, names, version, executor. */
-const claimParams = (r: ClaimRequest) => [r.queueName, r.now, r.max, r.workflowNames, r.appVersion, r.executorId];
+/** A claim request as the parameters of claimFreeSql: queue, now, max, names, version, executor, token. */
+const claimParams = (r: ClaimRequest, max: number) => [r.queueName, r.now, max, r.workflowNames, r.appVersion, r.executorId, claimTokenOf(r)];
+
+const processTag = randomBytes(9).toString("base64url");
+let claims = 0;
+const claimTokens = new WeakMap<ClaimRequest, string>();
+/** The token a claim marks its rows with: one per request, the same when the request is sent again. */
+export function claimTokenOf(request: ClaimRequest): string {
+  let token = claimTokens.get(request);
+  if (!token) claimTokens.set(request, (token = `${processTag}.${(claims++).toString(36)}`));
+  return token;
+}
+
+/**
+ * The rows an earlier attempt of `request` claimed: when a claim is sent again because its reply
+ * was lost, its first commit may have gone through. Those rows are this claim's (and count
+ * against its `max`); without this they would stay PENDING here with nothing running them.
+ */
+export async function claimedBefore(client: pg.PoolClient, sql: WriteSql, request: ClaimRequest) {
+  const { rows } = await client.query({ name: "duro_claimedBy", text: sql.claimedBy, values: [claimTokenOf(request), request.executorId, request.queueName] });
+  return claimedRows(rows[0].claimed);
+}
 
 /** A claim statement's `claimed` column: each workflow claimed with its operations. */
 export const claimedRows = (json: unknown) =>
@@ -220,9 +242,9 @@ export const claimedRows = (json: unknown) =>
     workflow: toWorkflowRow(r.workflow), operations: r.operations.map(toOperationRow),
   }));
 
-/** The result of a claim statement's `promoted`, `next_delayed` and `claimed` columns. */
-function claimedOf(row: Record<string, any>, max: number): WriteResult {
-  const claimed = claimedRows(row.claimed);
+/** The result of a claim statement's `promoted`, `next_delayed` and `claimed` columns, after the rows `before` it. */
+function claimedOf(row: Record<string, any>, max: number, before: Claimed["claimed"]): WriteResult {
+  const claimed = [...before, ...claimedRows(row.claimed)];
   // Work may be left when the claim took all it could, or promoted DELAYED rows (claimable by the next claim).
   const moreQueued = claimed.length >= max || Number(row.promoted) > 0;
   return { kind: "claimQueued", claimed, nextDelayedAt: row.next_delayed === null ? null : Number(row.next_delayed), moreQueued };
@@ -260,9 +282,10 @@ export function packPayloads(batch: Write[]): string[] {
 /**
  * Applies one batch on `client`; results come back in the batch's order. With `allOrNothing`, an
  * insert refused by deduplication rolls the batch back and throws DuplicateWorkflowError.
+ * `again`: the batch was sent before and its fate is unknown (see claimedBefore).
  */
 export async function applyBatch(
-  client: pg.PoolClient, sql: WriteSql, channel: string, batch: Write[], allOrNothing = false,
+  client: pg.PoolClient, sql: WriteSql, channel: string, batch: Write[], allOrNothing = false, again = false,
 ): Promise<WriteResult[]> {
   const results: WriteResult[] = new Array(batch.length);
   let orFail = false;
@@ -424,8 +447,11 @@ export async function applyBatch(
         done = new Set((await one("completeOne", [w.workflowId, w.status, w.output, w.error, w.completedAt, w.executorId])).length ? [w.workflowId] : []);
       } else if (joint) {
         const [{ i, w }] = of("claimQueued")!;
-        const back = await main(w.request.priorityEnabled ? "completeAndClaimByPriority" : "completeAndClaim", [...rows(), ...claimParams(w.request)]);
-        results[i] = claimedOf(back, w.request.max);
+        const before = again ? await claimedBefore(client, sql, w.request) : [];
+        const back = await main(w.request.priorityEnabled ? "completeAndClaimByPriority" : "completeAndClaim", [
+          ...rows(), ...claimParams(w.request, w.request.max - before.length),
+        ]);
+        results[i] = claimedOf(back, w.request.max, before);
         done = new Set(back.rows ?? []);
       } else done = new Set((await main("completeWorkflows", rows())).rows ?? []);
       for (const item of items) {
@@ -436,7 +462,10 @@ export async function applyBatch(
 
   async function claimQueued(items: Item<"claimQueued">[]) {
     for (const { i, w } of items) {
-      if (!results[i]) results[i] = claimedOf(await main(w.request.priorityEnabled ? "claimInBatchByPriority" : "claimInBatch", claimParams(w.request)), w.request.max);
+      if (results[i]) continue;
+      const before = again ? await claimedBefore(client, sql, w.request) : [];
+      const name = w.request.priorityEnabled ? "claimInBatchByPriority" : "claimInBatch";
+      results[i] = claimedOf(await main(name, claimParams(w.request, w.request.max - before.length)), w.request.max, before);
     }
   }
 

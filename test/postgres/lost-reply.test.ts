@@ -1,0 +1,149 @@
+/**
+ * A claim whose commit went through but whose reply never came back (the connection died in
+ * between) is sent again by the connection layer. The rows its first commit took must still
+ * run here, once each, and hold their slots meanwhile; before claims carried a token, they
+ * stayed PENDING on this executor with nothing running them until it restarted.
+ *
+ * The fault is made in the client: the statement really runs and commits, then the reply is
+ * dropped and the connection reported reset, as when a network cut lands between the two.
+ */
+import pg from "pg";
+import { afterEach, describe, expect, it } from "vitest";
+import { DuroClient, WorkflowQueue, type QueueOptions } from "../../src/index.js";
+import { quietLogger, range, rawQuery, useDuro, within } from "../helpers.js";
+
+const realQuery = pg.Client.prototype.query;
+afterEach(() => {
+  pg.Client.prototype.query = realQuery;
+});
+
+/**
+ * Drops the reply of the next `times` statements `lose` picks, after they ran; `lose` sees each
+ * statement's name (or text) and the client it runs on.
+ */
+function loseReplies(times: number, lose: (statement: string, client: pg.Client) => boolean) {
+  const lost: string[] = [];
+  pg.Client.prototype.query = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
+    const statement = typeof config === "string" ? config : (config as { name?: string; text?: string })?.name ?? "";
+    if (lost.length < times && rest.length === 0 && lose(statement, this)) {
+      lost.push(statement);
+      return (realQuery as (c: unknown) => Promise<unknown>).call(this, config).then(() => {
+        throw Object.assign(new Error("read ECONNRESET (test: the reply was lost)"), { code: "ECONNRESET" });
+      });
+    }
+    return (realQuery as (...a: unknown[]) => unknown).call(this, config, ...rest);
+  } as typeof realQuery;
+  return lost;
+}
+
+/** Loses the reply of the next `times` COMMITs of transactions that ran a statement `pattern` matches. */
+function loseCommitsAfter(times: number, pattern: RegExp) {
+  const marked = new WeakSet<pg.Client>();
+  return loseReplies(times, (statement, client) => {
+    if (pattern.test(statement)) marked.add(client);
+    return statement === "COMMIT" && marked.delete(client);
+  });
+}
+
+describe("postgres: a claim whose reply was lost", () => {
+  const t = useDuro("postgres");
+
+  /** 20 workflows queued before the executor starts, so that it claims them; each records its runs. */
+  async function drain(options: QueueOptions) {
+    const duro = t.duro({ executorId: "lost-reply" });
+    const runs = new Map<string, number>();
+    let running = 0;
+    let most = 0;
+    duro.registerWorkflow("job", async (n: number) => {
+      runs.set(duro.workflowId!, (runs.get(duro.workflowId!) ?? 0) + 1);
+      most = Math.max(most, ++running);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      running--;
+      return n * 2;
+    });
+    new WorkflowQueue(duro, "q", options);
+    const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger });
+    await client.enqueueMany({ workflowName: "job", queueName: "q" }, range(20).map((n) => [n]));
+    await client.close();
+    const ids = (await rawQuery(t.url, "SELECT workflow_id FROM workflow_status ORDER BY seq")).map((r) => r.workflow_id as string);
+    return { duro, ids, runs, most: () => most };
+  }
+
+  async function expectAllRanOnce(setup: Awaited<ReturnType<typeof drain>>) {
+    const { duro, ids, runs } = setup;
+    const results = await within(15_000, Promise.all(ids.map((id) => duro.getResult(id))), "every queued workflow's result");
+    expect(results).toEqual(range(20).map((n) => n * 2));
+    expect(ids.map((id) => runs.get(id))).toEqual(ids.map(() => 1));
+    const left = await rawQuery(t.url, "SELECT count(*)::int AS n FROM workflow_status WHERE status <> 'SUCCESS'");
+    expect(left[0].n).toBe(0);
+  }
+
+  it("on a queue without shared limits: the rows its commit took run, once each, within workerConcurrency", async () => {
+    const setup = await drain({ workerConcurrency: 4 });
+    const lost = loseReplies(3, (statement) => /^duro_(claimInBatch|completeAndClaim)/.test(statement));
+    await setup.duro.launch();
+    await expectAllRanOnce(setup);
+    expect(lost.length).toBe(3);
+    expect(setup.most()).toBeLessThanOrEqual(4);
+  });
+
+  it("on a queue with a global concurrency limit: the claim transaction's lost COMMIT reply loses nothing", async () => {
+    const setup = await drain({ concurrency: 3 });
+    const lost = loseCommitsAfter(3, /^duro_claim/);
+    await setup.duro.launch();
+    await expectAllRanOnce(setup);
+    expect(lost).toEqual(["COMMIT", "COMMIT", "COMMIT"]);
+    expect(setup.most()).toBeLessThanOrEqual(3);
+  });
+
+  it("on a partitioned queue: what the lost commit took counts against its partition's workerConcurrency", async () => {
+    const duro = t.duro({ executorId: "lost-reply" });
+    const runs = new Map<string, number>();
+    const running = new Map<string, number>();
+    let most = 0;
+    duro.registerWorkflow("job", async (n: number) => {
+      const partition = String(n % 2);
+      runs.set(duro.workflowId!, (runs.get(duro.workflowId!) ?? 0) + 1);
+      running.set(partition, (running.get(partition) ?? 0) + 1);
+      most = Math.max(most, running.get(partition)!);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      running.set(partition, running.get(partition)! - 1);
+      return n;
+    });
+    new WorkflowQueue(duro, "q", { partitionQueue: true, workerConcurrency: 2 });
+    const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger });
+    for (const n of range(12)) await client.enqueue({ workflowName: "job", queueName: "q", partitionKey: String(n % 2) }, n);
+    await client.close();
+    const ids = (await rawQuery(t.url, "SELECT workflow_id FROM workflow_status ORDER BY seq")).map((r) => r.workflow_id as string);
+    const lost = loseCommitsAfter(2, /^duro_claim/);
+    await duro.launch();
+    const results = await within(15_000, Promise.all(ids.map((id) => duro.getResult(id))), "every queued workflow's result");
+    expect(results).toEqual(range(12));
+    expect(ids.map((id) => runs.get(id))).toEqual(ids.map(() => 1));
+    expect(lost).toEqual(["COMMIT", "COMMIT"]);
+    expect(most).toBeLessThanOrEqual(2);
+  });
+});
+
+describe("postgres: a fork whose reply was lost", () => {
+  const t = useDuro("postgres");
+
+  it("is recognized as its own when sent again: the fork runs once, and no WorkflowConflictError", async () => {
+    const duro = t.duro();
+    let runs = 0;
+    const step = duro.registerStep("step", async (n: number) => n + 1);
+    const wf = duro.registerWorkflow("wf", async (n: number) => {
+      runs++;
+      return step(n);
+    });
+    await duro.launch();
+    const original = await duro.startWorkflow(wf.with({ workflowId: "orig" }), 1);
+    expect(await original.getResult()).toBe(2);
+    const lost = loseCommitsAfter(1, /^duro_fork$/);
+    const fork = await duro.forkWorkflow("orig", 1, { newWorkflowId: "copy" });
+    expect(lost).toEqual(["COMMIT"]);
+    expect(await fork.getResult()).toBe(2);
+    expect(runs).toBe(2);
+    expect((await duro.getWorkflowStatus("copy"))!.forkedFrom).toBe("orig");
+  });
+});
