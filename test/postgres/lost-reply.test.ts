@@ -10,7 +10,8 @@
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { DuroClient, WorkflowQueue, type QueueOptions } from "../../src/index.js";
-import { quietLogger, range, rawQuery, useDuro, within } from "../helpers.js";
+import { crash, hangPoint, quietLogger, range, rawQuery, useDuro, within } from "../helpers.js";
+import type { Duro } from "../../src/index.js";
 
 const realQuery = pg.Client.prototype.query;
 afterEach(() => {
@@ -19,19 +20,19 @@ afterEach(() => {
 
 /**
  * Drops the reply of the next `times` statements `lose` picks, after they ran; `lose` sees each
- * statement's name (or text) and the client it runs on.
+ * statement's name (or text), the client it ran on and its result.
  */
-function loseReplies(times: number, lose: (statement: string, client: pg.Client) => boolean) {
+function loseReplies(times: number, lose: (statement: string, client: pg.Client, result: pg.QueryResult) => boolean) {
   const lost: string[] = [];
   pg.Client.prototype.query = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
-    const statement = typeof config === "string" ? config : (config as { name?: string; text?: string })?.name ?? "";
-    if (lost.length < times && rest.length === 0 && lose(statement, this)) {
+    const run = (realQuery as (...a: unknown[]) => Promise<pg.QueryResult>).call(this, config, ...rest);
+    if (rest.length || lost.length >= times) return run;
+    const statement = typeof config === "string" ? config : (config as { name?: string })?.name ?? "";
+    return run.then((result) => {
+      if (lost.length >= times || !lose(statement, this, result)) return result;
       lost.push(statement);
-      return (realQuery as (c: unknown) => Promise<unknown>).call(this, config).then(() => {
-        throw Object.assign(new Error("read ECONNRESET (test: the reply was lost)"), { code: "ECONNRESET" });
-      });
-    }
-    return (realQuery as (...a: unknown[]) => unknown).call(this, config, ...rest);
+      throw Object.assign(new Error("read ECONNRESET (test: the reply was lost)"), { code: "ECONNRESET" });
+    });
   } as typeof realQuery;
   return lost;
 }
@@ -145,5 +146,58 @@ describe("postgres: a fork whose reply was lost", () => {
     expect(await fork.getResult()).toBe(2);
     expect(runs).toBe(2);
     expect((await duro.getWorkflowStatus("copy"))!.forkedFrom).toBe("orig");
+  });
+});
+
+describe("postgres: a recovery whose reply was lost", () => {
+  const t = useDuro("postgres");
+
+  /** Workflow "wf" (n → 2n), caught in its "hang" step until `hang.state.on` is set false. */
+  function app(duro: Duro, hang: ReturnType<typeof hangPoint>) {
+    const step = hang.register(duro);
+    return duro.registerWorkflow("wf", async (n: number) => {
+      await step();
+      return n * 2;
+    });
+  }
+
+  it("at launch: the workflows it recovered run, each attempt counted once", async () => {
+    const hang = hangPoint();
+    const first = t.duro({ executorId: "x", appVersion: "v1" });
+    const wf = app(first, hang);
+    await first.launch();
+    await first.startWorkflow(wf.with({ workflowId: "r1" }), 21);
+    await hang.reached(1);
+    await crash(first);
+    hang.state.on = false;
+
+    const again = t.duro({ executorId: "x", appVersion: "v1" });
+    app(again, hang);
+    const lost = loseReplies(1, (statement) => statement === "duro_recoverOwn");
+    await again.launch();
+    expect(await within(15_000, again.getResult("r1"), "the recovered workflow")).toBe(42);
+    expect(lost).toEqual(["duro_recoverOwn"]);
+    // One attempt for the first run, one for the recovery: the retried statement counted none.
+    expect((await again.getWorkflowStatus("r1"))!.recoveryAttempts).toBe(2);
+  });
+
+  it("in a takeover: the workflows it took from a dead executor run here", async () => {
+    const hang = hangPoint();
+    const dead = t.duro({ executorId: "dead", appVersion: "v1", executorLeaseSeconds: 1 });
+    const wf = app(dead, hang);
+    await dead.launch();
+    await dead.startWorkflow(wf.with({ workflowId: "t1" }), 5);
+    await hang.reached(1);
+    await crash(dead);
+    hang.state.on = false;
+
+    const live = t.duro({ executorId: "live", appVersion: "v1", executorLeaseSeconds: 1 });
+    app(live, hang);
+    // The reply of the takeover that took something.
+    const lost = loseReplies(1, (statement, _client, result) => statement === "duro_takeOver" && result.rows[0]?.rows !== null);
+    await live.launch();
+    expect(await within(15_000, live.getResult("t1"), "the adopted workflow")).toBe(10);
+    expect(lost).toEqual(["duro_takeOver"]);
+    expect((await live.getWorkflowStatus("t1"))!.executorId).toBe("live");
   });
 });

@@ -55,13 +55,14 @@ export function claimFreeSql(
 }
 
 /**
- * The rows claim `$1` took that are still PENDING on executor `$2`, of queue `$3`: after a lost
- * reply, what the claim's first commit took. Read from the queue's index of PENDING rows.
+ * The rows a claim, takeover or recovery marked with token `$1` that are still PENDING on
+ * executor `$2`: after a lost reply, what its first commit took. Read from the index of PENDING
+ * rows by executor, so it reads this executor's running work and nothing else.
  */
 export const claimedBySql = (schema: string) => `
   SELECT json_agg(json_build_object('workflow', row_to_json(c), 'operations', ${operationsOf(schema, "c.workflow_id")}) ORDER BY c.seq) AS claimed
   FROM (SELECT ${WF_COLUMNS.join(", ")}, seq FROM ${schema}.workflow_status
-    WHERE queue_name = $3 AND status = 'PENDING' AND executor_id = $2 AND claim_token = $1) c`;
+    WHERE status = 'PENDING' AND executor_id = $2 AND claim_token = $1) c`;
 
 export function storeSql(schema: string) {
   const ws = `${schema}.workflow_status`;
@@ -111,15 +112,16 @@ export function storeSql(schema: string) {
     getEvent: `SELECT value, serialization FROM ${events} WHERE workflow_id = $1 AND key = $2`,
     getAllEvents: `SELECT key, value, serialization FROM ${events} WHERE workflow_id = $1 ORDER BY key COLLATE "C"`,
     readStream: `SELECT value, serialization FROM ${streams} WHERE workflow_id = $1 AND key = $2 AND "offset" >= $3 ORDER BY "offset"`,
-    // One UPDATE counts the attempt and dead-letters in the same stroke.
+    // One UPDATE counts the attempt and dead-letters in the same stroke. Rows marked with this
+    // recovery's token ($6) were counted by an attempt whose reply was lost (see claimedBySql).
     recoverOwn: `WITH counted AS (
-        UPDATE ${ws} w SET ${countAttempt}
-        WHERE w.status = 'PENDING' AND w.executor_id = $2 AND w.app_version = $3
+        UPDATE ${ws} w SET claim_token = $6, ${countAttempt}
+        WHERE w.status = 'PENDING' AND w.executor_id = $2 AND w.app_version = $3 AND w.claim_token IS DISTINCT FROM $6
         ${recovered}`,
     // The row must still belong to the executor it was found under when the UPDATE reaches it,
     // so two executors taking over at once never both adopt a workflow.
     takeOver: `WITH counted AS (
-        UPDATE ${ws} w SET executor_id = $2, ${countAttempt}
+        UPDATE ${ws} w SET executor_id = $2, claim_token = $7, ${countAttempt}
         FROM (
           SELECT workflow_id, executor_id AS previous FROM ${ws}
           WHERE status = 'PENDING' AND app_version = $3 AND executor_id IS NOT NULL AND executor_id <> $2

@@ -13,7 +13,7 @@ import type {
 import { PgConnection, transaction } from "./connection.js";
 import { storeSql, type StoreSql } from "./queries.js";
 import {
-  applyBatch, claimedBefore, claimedRows, claimTokenOf, isStreamConflict, packPayloads, writeSql, type WriteSql,
+  applyBatch, claimedBefore, claimedRows, claimTokenOf, isStreamConflict, markedBy, newClaimToken, packPayloads, writeSql, type WriteSql,
 } from "./writes.js";
 
 /** Serializes migrations across processes and schemas ("duro" in ASCII). */
@@ -102,8 +102,17 @@ export class PostgresStore implements Store {
     // Past 2^53 there is no limit worth sending (and Infinity is no bigint).
     const limit = Number.isSafeInteger(maxRecoveryAttempts + 1) ? maxRecoveryAttempts + 1 : null;
     const values = [now, executorId, appVersion, limit, this.conn.channel];
-    const [row] = leaseMs === undefined ? await this.query("recoverOwn", values) : await this.query("takeOver", [...values, now - leaseMs]);
-    const rows = ((row.rows ?? []) as Record<string, unknown>[]).map(toWorkflowRow);
+    // Each recovery marks the rows it takes: sent again after a lost reply, it finds them.
+    const token = newClaimToken();
+    let attempts = 0;
+    const { before, row } = await this.conn.run(async (client) => {
+      const before = attempts++ > 0 ? (await markedBy(client, this.writes, token, executorId)).map((r) => r.workflow) : [];
+      const name = leaseMs === undefined ? "recoverOwn" : "takeOver";
+      const params: unknown[] = leaseMs === undefined ? [...values, token] : [...values, now - leaseMs, token];
+      const { rows } = await client.query({ name: `duro_${name}`, text: this.sql[name], values: params });
+      return { before, row: rows[0] };
+    });
+    const rows = [...before, ...((row.rows ?? []) as Record<string, unknown>[]).map(toWorkflowRow)];
     rows.sort((a, b) => a.createdAt - b.createdAt || (a.workflowId < b.workflowId ? -1 : 1));
     return {
       recovered: rows.filter((r) => r.status === "PENDING"),

@@ -219,10 +219,12 @@ const claimParams = (r: ClaimRequest, max: number) => [r.queueName, r.now, max, 
 const processTag = randomBytes(9).toString("base64url");
 let claims = 0;
 const claimTokens = new WeakMap<ClaimRequest, string>();
+/** A token no other claim, takeover or recovery of any process uses. */
+export const newClaimToken = () => `${processTag}.${(claims++).toString(36)}`;
 /** The token a claim marks its rows with: one per request, the same when the request is sent again. */
 export function claimTokenOf(request: ClaimRequest): string {
   let token = claimTokens.get(request);
-  if (!token) claimTokens.set(request, (token = `${processTag}.${(claims++).toString(36)}`));
+  if (!token) claimTokens.set(request, (token = newClaimToken()));
   return token;
 }
 
@@ -232,7 +234,12 @@ export function claimTokenOf(request: ClaimRequest): string {
  * against its `max`); without this they would stay PENDING here with nothing running them.
  */
 export async function claimedBefore(client: pg.PoolClient, sql: WriteSql, request: ClaimRequest) {
-  const { rows } = await client.query({ name: "duro_claimedBy", text: sql.claimedBy, values: [claimTokenOf(request), request.executorId, request.queueName] });
+  return markedBy(client, sql, claimTokenOf(request), request.executorId);
+}
+
+/** The rows still PENDING on `executorId` that were marked with `token` (see claimedBySql). */
+export async function markedBy(client: pg.PoolClient, sql: WriteSql, token: string, executorId: string) {
+  const { rows } = await client.query({ name: "duro_claimedBy", text: sql.claimedBy, values: [token, executorId] });
   return claimedRows(rows[0].claimed);
 }
 
