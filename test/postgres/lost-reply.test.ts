@@ -11,7 +11,7 @@ import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { DuroClient, WorkflowQueue, type QueueOptions } from "../../src/index.js";
 import { crash, hangPoint, quietLogger, range, rawQuery, useDuro, within } from "../helpers.js";
-import type { Duro } from "../../src/index.js";
+import type { Duro, DuroConfig } from "../../src/index.js";
 
 const realQuery = pg.Client.prototype.query;
 afterEach(() => {
@@ -152,27 +152,33 @@ describe("postgres: a fork whose reply was lost", () => {
 describe("postgres: a recovery whose reply was lost", () => {
   const t = useDuro("postgres");
 
-  /** Workflow "wf" (n → 2n), caught in its "hang" step until `hang.state.on` is set false. */
-  function app(duro: Duro, hang: ReturnType<typeof hangPoint>) {
-    const step = hang.register(duro);
-    return duro.registerWorkflow("wf", async (n: number) => {
-      await step();
-      return n * 2;
-    });
-  }
-
-  it("at launch: the workflows it recovered run, each attempt counted once", async () => {
+  /**
+   * Workflow `id` of "wf" (n → 2n), started on an executor that then crashes mid-run; returns a
+   * second executor (`config`), not launched, that can run it.
+   */
+  async function crashedMidRun(id: string, n: number, crashed: DuroConfig, config: DuroConfig) {
     const hang = hangPoint();
-    const first = t.duro({ executorId: "x", appVersion: "v1" });
-    const wf = app(first, hang);
+    const app = (duro: Duro) => {
+      const step = hang.register(duro);
+      return duro.registerWorkflow("wf", async (n: number) => {
+        await step();
+        return n * 2;
+      });
+    };
+    const first = t.duro({ appVersion: "v1", ...crashed });
+    const wf = app(first);
     await first.launch();
-    await first.startWorkflow(wf.with({ workflowId: "r1" }), 21);
+    await first.startWorkflow(wf.with({ workflowId: id }), n);
     await hang.reached(1);
     await crash(first);
     hang.state.on = false;
+    const next = t.duro({ appVersion: "v1", ...config });
+    app(next);
+    return next;
+  }
 
-    const again = t.duro({ executorId: "x", appVersion: "v1" });
-    app(again, hang);
+  it("at launch: the workflows it recovered run, each attempt counted once", async () => {
+    const again = await crashedMidRun("r1", 21, { executorId: "x" }, { executorId: "x" });
     const lost = loseReplies(1, (statement) => statement === "duro_recoverOwn");
     await again.launch();
     expect(await within(15_000, again.getResult("r1"), "the recovered workflow")).toBe(42);
@@ -182,17 +188,7 @@ describe("postgres: a recovery whose reply was lost", () => {
   });
 
   it("in a takeover: the workflows it took from a dead executor run here", async () => {
-    const hang = hangPoint();
-    const dead = t.duro({ executorId: "dead", appVersion: "v1", executorLeaseSeconds: 1 });
-    const wf = app(dead, hang);
-    await dead.launch();
-    await dead.startWorkflow(wf.with({ workflowId: "t1" }), 5);
-    await hang.reached(1);
-    await crash(dead);
-    hang.state.on = false;
-
-    const live = t.duro({ executorId: "live", appVersion: "v1", executorLeaseSeconds: 1 });
-    app(live, hang);
+    const live = await crashedMidRun("t1", 5, { executorId: "dead", executorLeaseSeconds: 1 }, { executorId: "live", executorLeaseSeconds: 1 });
     // The reply of the takeover that took something.
     const lost = loseReplies(1, (statement, _client, result) => statement === "duro_takeOver" && result.rows[0]?.rows !== null);
     await live.launch();
