@@ -7,16 +7,20 @@
  * nothing but its own commit, and a busy process commits hundreds of checkpoints per transaction.
  *
  * A submission (one call of `submit`) is atomic: its writes land in the same transaction. If a
- * batch fails, its submissions are retried one by one so a bad one cannot sink the others.
+ * batch fails, its submissions are retried one by one so a bad one cannot sink the others
+ * (unless the database itself could not be reached).
  * Each caller's promise resolves only after its transaction committed.
  */
-import { DuroError } from "../errors.js";
+import { DatabaseError, DuroError } from "../errors.js";
 import { wakeKeysOf, type Store, type Write, type WriteResult } from "../storage/store.js";
+import { currentContext, type WorkflowRun } from "./context.js";
 
 export interface Submission {
   writes: Write[];
   resolve: (results: WriteResult[]) => void;
   reject: (error: unknown) => void;
+  /** The workflow run that submitted it: interrupted if the database cannot be reached. */
+  run?: WorkflowRun;
 }
 
 export class Committer {
@@ -40,7 +44,7 @@ export class Committer {
   submit(writes: Write[]): Promise<WriteResult[]> {
     if (this.closed) return Promise.reject(new DuroError("This Duro instance is shut down; no more writes are accepted."));
     return new Promise((resolve, reject) => {
-      this.queue.push({ writes, resolve, reject });
+      this.queue.push({ writes, resolve, reject, run: currentContext()?.run });
       this.kick();
     });
   }
@@ -98,8 +102,14 @@ export class Committer {
       }
       this.announce(writes);
     } catch (error) {
-      if (batch.length === 1) {
-        batch[0].reject(error);
+      // The database could not be reached (it was retried meanwhile): every submission fails, and
+      // the runs that made them end without an outcome, to run again (see Engine.resumeWhenReachable).
+      const unreachable = error instanceof DatabaseError;
+      if (batch.length === 1 || unreachable) {
+        for (const s of batch) {
+          if (unreachable) s.run?.stop("interrupted");
+          s.reject(error);
+        }
         return;
       }
       for (const s of batch) await this.commit([s]);

@@ -10,7 +10,7 @@
  */
 import { createHash } from "node:crypto";
 import {
-  AwaitedWorkflowCancelledError, DuroError, InvalidArgumentError, MaxRecoveryAttemptsExceededError,
+  AwaitedWorkflowCancelledError, DatabaseError, DuroError, InvalidArgumentError, MaxRecoveryAttemptsExceededError,
   WorkflowNotFoundError,
 } from "../errors.js";
 import {
@@ -79,6 +79,12 @@ export class Engine {
   private heartbeating = false;
   private lastHeartbeat = 0;
   private closed = false;
+  /**
+   * Workflows whose run the database cut short, to run again once it answers (see
+   * resumeWhenReachable), as they ran: each keeps its queue slot meanwhile.
+   */
+  private readonly interrupted = new Map<string, WorkflowRow>();
+  private resuming = false;
 
   /** `client`: an engine that runs no workflows (DuroClient): no recovery, dispatch or heartbeat. */
   constructor(
@@ -278,7 +284,7 @@ export class Engine {
       new Map(operations.map((op) => [op.functionId, op])),
     );
     this.running.set(row.workflowId, run);
-    this.countRunning(row, 1);
+    if (!this.interrupted.has(row.workflowId)) this.countRunning(row, 1); // else its slot was kept
     if (row.deadlineEpochMs !== null) {
       if (row.deadlineEpochMs <= Date.now()) run.stop("cancelled"); // past its deadline: cancel it without running a step
       const timer = this.timers.at(row.deadlineEpochMs, () => void this.cancel([row.workflowId]).catch(() => undefined));
@@ -287,7 +293,7 @@ export class Engine {
     if (run.stopped) void this.cancel([row.workflowId]).catch(() => undefined);
     const end = als.run({ run }, () => this.runBody(run, row, workflow)).finally(() => {
       this.runEnds.delete(row.workflowId);
-      this.countRunning(row, -1);
+      if (!this.interrupted.has(row.workflowId)) this.countRunning(row, -1);
       if (row.queueName) this.queues.get(row.queueName)?.trigger();
     });
     this.runEnds.set(row.workflowId, end);
@@ -301,9 +307,16 @@ export class Engine {
       outcome = { status: "SUCCESS", output: await workflow.fn(...args) };
     } catch (error) {
       outcome = { status: "ERROR", error };
+      // The database, not the workflow, failed (a read, or a write the body caught and rethrew).
+      if (error instanceof DatabaseError) run.stop("interrupted");
     }
     try {
-      if (run.stopped) return; // cancelled (status already says so) or shutting down: write nothing
+      if (run.stopped) {
+        // Cancelled (status already says so) or shutting down: write nothing. Interrupted: nor
+        // that, since the failure is not the workflow's; it runs again from its checkpoints.
+        if (run.stopped === "interrupted") this.resumeWhenReachable(row);
+        return;
+      }
       if (outcome.error instanceof Error) registerErrorClass(outcome.error.constructor as new () => Error);
       let output: string | null = null;
       let error: string | null = null;
@@ -323,7 +336,10 @@ export class Engine {
       run.stop("finished");
       this.waiters.wake([`status:${row.workflowId}`]); // the commit's own wake-up came before we knew the outcome
     } catch (error) {
-      if (!this.closed) this.logger.error(`Could not record the outcome of workflow ${row.workflowId}; it will be recovered.`, { error: String(error) });
+      if (!this.closed) {
+        this.logger.error(`Could not record the outcome of workflow ${row.workflowId}; it will run again from its checkpoints.`, { error: String(error) });
+        if (error instanceof DatabaseError) this.resumeWhenReachable(row);
+      }
     } finally {
       run.stop("finished");
       this.running.delete(row.workflowId);
@@ -355,13 +371,13 @@ export class Engine {
     if (deadLettered.length) this.announce(["queue", ...deadLettered.map((id) => `status:${id}`)]);
   }
 
-  /** Loads a workflow with its record and runs it here, if its code is registered. */
+  /** Loads a workflow with its record and runs it here, if it is PENDING here and its code is registered. */
   async resumeHere(workflowId: string): Promise<void> {
     const previous = this.running.get(workflowId);
     if (previous && !previous.stopped) return;
     if (previous) await this.runEnds.get(workflowId); // a stopped run must end before the next one starts
     const loaded = await this.store.loadWorkflow(workflowId);
-    if (!loaded || loaded.workflow.status !== "PENDING") return;
+    if (!loaded || loaded.workflow.status !== "PENDING" || loaded.workflow.executorId !== this.executorId) return;
     const workflow = this.workflows.get(loaded.workflow.name);
     if (!workflow) {
       this.logger.warn(`Workflow ${workflowId} runs "${loaded.workflow.name}", which is not registered here; it stays PENDING.`);
@@ -369,6 +385,39 @@ export class Engine {
     }
     this.logger.info(`Recovering workflow ${workflowId} (${loaded.workflow.name}) from operation ${loaded.operations.length + 1}.`);
     this.execute(loaded.workflow, loaded.operations, workflow);
+  }
+
+  /**
+   * Runs a workflow whose run the database cut short (a durable operation failed after retrying
+   * through the connection loss) again from its checkpoints, once the database answers. Nothing
+   * else would: its executor is alive, so no takeover or restart recovers it. One loop serves
+   * all such workflows; while the database stays unreachable each try waits out the store's own
+   * retries, and tries back off to 30 s in case it answers reads but keeps failing writes.
+   */
+  private resumeWhenReachable(row: WorkflowRow): void {
+    if (this.closed) return;
+    this.logger.warn(`Workflow ${row.workflowId} was interrupted: the database could not be reached. It will run again from its checkpoints once it can.`);
+    this.interrupted.set(row.workflowId, row);
+    if (this.resuming) return;
+    this.resuming = true;
+    void (async () => {
+      for (let attempt = 0; this.interrupted.size && !this.closed; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 30_000)).unref());
+        for (const [id, row] of [...this.interrupted]) {
+          if (this.closed) return;
+          try {
+            await this.resumeHere(id);
+          } catch {
+            break; // still unreachable: the rest wait for the next try
+          }
+          this.interrupted.delete(id);
+          // Not run here after all (finished, cancelled or taken over meanwhile): its slot is free.
+          if (!this.running.has(id)) this.countRunning(row, -1);
+        }
+      }
+    })().finally(() => {
+      this.resuming = false;
+    });
   }
 
   // ——— results and status ———

@@ -5,7 +5,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { DatabaseError, Duro, DuroError, type DuroConfig } from "../../src/index.js";
+import { DatabaseError, Duro, DuroError, WorkflowQueue, type DuroConfig } from "../../src/index.js";
+import { retry } from "../../src/storage/postgres/connection.js";
 import { range, sleep, waitFor } from "../helpers.js";
 import { Cluster } from "./cluster.js";
 import { Proc } from "./procs.js";
@@ -134,6 +135,47 @@ describe("PostgreSQL restarts and crashes mid-run (private cluster)", () => {
     const takeovers = [...x.log.lines, ...y.log.lines].filter((l) => l.message.startsWith("Took over")).length;
     const reruns = [...x.runs.values(), ...y.runs.values()].reduce((sum, n) => sum + n, 0) - ids.length * STEPS;
     console.log(`lease across outage: ${takeovers} takeovers between live executors, ${reruns} step re-runs`);
+  });
+
+  it("an outage longer than the retry window: interrupted runs end in no ERROR, run again from their checkpoints, and keep their queue slots", async () => {
+    retry.windowMs = 300; // each operation gives up after 0.3 s, well within the outage
+    try {
+      const url = freshUrl();
+      const { duro, job, stepsDone, log } = app(url);
+      let running = 0;
+      let most = 0;
+      const queued = duro.registerWorkflow("queued", async (input: string) => {
+        most = Math.max(most, ++running);
+        try {
+          return await job(input, 3);
+        } finally {
+          running--;
+        }
+      });
+      new WorkflowQueue(duro, "slots", { workerConcurrency: 4 });
+      await duro.launch();
+      const STEPS = 6;
+      const ids = range(40).map((i) => `long${i}`);
+      const handles = await Promise.all(ids.map((id) => duro.startWorkflow(job.with({ workflowId: id }), `in-${id}`, STEPS)));
+      const queuedHandles = await Promise.all(range(12).map((i) => duro.startWorkflow(queued.with({ queueName: "slots", workflowId: `q${i}` }), `in-q${i}`)));
+      await waitFor(() => stepsDone() >= 40, 20_000, "some steps done");
+      await cluster.stop("immediate");
+      await sleep(2000); // every write in flight gives up meanwhile
+      await cluster.start();
+      // getResult itself may give up while the database is down: ask again once it is back.
+      const settle = (h: { getResult(): Promise<unknown> }) => h.getResult().catch(() => h.getResult());
+      const outputs = await Promise.all(handles.map(settle));
+      outputs.forEach((output, i) => expect(output).toEqual(expected(`in-${ids[i]}`, STEPS)));
+      await Promise.all(queuedHandles.map(settle));
+      await checkRecorded(duro, ids, STEPS);
+      const statuses = await duro.listWorkflows({ workflowIds: range(12).map((i) => `q${i}`), loadInput: false });
+      expect(statuses.map((st) => st.status)).toEqual(range(12).map(() => "SUCCESS"));
+      expect(most, "workerConcurrency across the outage").toBeLessThanOrEqual(4);
+      const interrupted = log.lines.filter((l) => l.message.includes("was interrupted: the database could not be reached")).length;
+      expect(interrupted, "runs the outage interrupted").toBeGreaterThan(0);
+    } finally {
+      retry.windowMs = 60_000;
+    }
   });
 
   it("pg_terminate_backend of every duro connection (pool and LISTEN) mid-run: all finish, and cross-instance wake-ups still arrive", async () => {

@@ -9,8 +9,8 @@ import { createHash } from "node:crypto";
 import pg from "pg";
 import { DatabaseError } from "../../errors.js";
 
-/** How long an operation keeps retrying through connection loss. */
-const RETRY_WINDOW_MS = 60_000;
+/** How long an operation keeps retrying through connection loss (settable for tests). */
+export const retry = { windowMs: 60_000 };
 
 export const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
@@ -133,9 +133,9 @@ export class PgConnection {
         client?.release(transient ? (error as Error) : undefined);
         if (!transient && !retryable(error)) throw error;
         if (this.closed) throw new DatabaseError("The PostgreSQL store was closed during an operation.", { cause: error });
-        if (Date.now() - start > RETRY_WINDOW_MS) {
+        if (Date.now() - start > retry.windowMs) {
           throw new DatabaseError(
-            `Lost the connection to PostgreSQL at ${this.where} and could not get it back within ${RETRY_WINDOW_MS / 1000}s: ${messageOf(error)}`,
+            `Lost the connection to PostgreSQL at ${this.where} and could not get it back within ${retry.windowMs / 1000}s: ${messageOf(error)}`,
             { cause: error },
           );
         }
