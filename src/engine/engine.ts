@@ -336,10 +336,8 @@ export class Engine {
       run.stop("finished");
       this.waiters.wake([`status:${row.workflowId}`]); // the commit's own wake-up came before we knew the outcome
     } catch (error) {
-      if (!this.closed) {
-        this.logger.error(`Could not record the outcome of workflow ${row.workflowId}; it will run again from its checkpoints.`, { error: String(error) });
-        if (error instanceof DatabaseError) this.resumeWhenReachable(row);
-      }
+      if (error instanceof DatabaseError) this.resumeWhenReachable(row);
+      else if (!this.closed) this.logger.error(`Could not record the outcome of workflow ${row.workflowId}: it stays PENDING until this executor restarts or is taken over.`, { error: String(error) });
     } finally {
       run.stop("finished");
       this.running.delete(row.workflowId);
