@@ -26,9 +26,9 @@ export const als = new AsyncLocalStorage<Context>();
 
 /**
  * Why a run must stop at its next durable operation: cancelled (or timed out), this executor is
- * shutting down, another executor took the workflow over, or its body is done.
+ * shutting down, another executor took the workflow over, the database could not be reached
+ * for a durable operation (see Engine.resumeWhenReachable), or its body is done.
  */
-/** `interrupted`: the database could not be reached for a durable operation (see Engine.resumeWhenReachable). */
 export type StopReason = "cancelled" | "shutdown" | "superseded" | "interrupted" | "finished";
 
 export class WorkflowRun {

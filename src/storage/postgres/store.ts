@@ -13,7 +13,7 @@ import type {
 import { PgConnection, transaction } from "./connection.js";
 import { storeSql, type StoreSql } from "./queries.js";
 import {
-  applyBatch, claimedBefore, claimedRows, claimTokenOf, isStreamConflict, markedBy, newClaimToken, packPayloads, writeSql, type WriteSql,
+  applyBatch, claimedRows, claimTokenOf, isStreamConflict, newClaimToken, packPayloads, takenBefore, writeSql, type WriteSql,
 } from "./writes.js";
 
 /** Serializes migrations across processes and schemas ("duro" in ASCII). */
@@ -106,7 +106,7 @@ export class PostgresStore implements Store {
     const token = newClaimToken();
     let attempts = 0;
     const { before, row } = await this.conn.run(async (client) => {
-      const before = attempts++ > 0 ? (await markedBy(client, this.writes, token, executorId)).map((r) => r.workflow) : [];
+      const before = attempts++ > 0 ? (await takenBefore(client, this.writes, token, executorId)).map((r) => r.workflow) : [];
       const name = leaseMs === undefined ? "recoverOwn" : "takeOver";
       const params: unknown[] = leaseMs === undefined ? [...values, token] : [...values, now - leaseMs, token];
       const { rows } = await client.query({ name: `duro_${name}`, text: this.sql[name], values: params });
@@ -220,7 +220,7 @@ export class PostgresStore implements Store {
         await run("lockQueue", [`${this.conn.schemaName}.${queueName}`]);
         const { partitions } = await run("promoteDelayed", [now, queueName, partitioned]);
         // Sent again after a lost reply: what the first commit took is ours, and runs here.
-        const claimed = attempts++ > 0 ? await claimedBefore(client, this.writes, request) : [];
+        const claimed = attempts++ > 0 ? await takenBefore(client, this.writes, claimTokenOf(request), executorId) : [];
         const running = { ...request.perPartition?.running };
         for (const { workflow } of claimed) running[workflow.partitionKey ?? ""] = (running[workflow.partitionKey ?? ""] ?? 0) + 1;
         for (const partition of (partitioned ? partitions ?? [] : [null]) as (string | null)[]) {

@@ -229,16 +229,12 @@ export function claimTokenOf(request: ClaimRequest): string {
 }
 
 /**
- * The rows an earlier attempt of `request` claimed: when a claim is sent again because its reply
- * was lost, its first commit may have gone through. Those rows are this claim's (and count
- * against its `max`); without this they would stay PENDING here with nothing running them.
+ * The rows an earlier attempt of a claim, takeover or recovery marked with `token` that are still
+ * PENDING on `executorId`: when one is sent again because its reply was lost, its first commit
+ * may have gone through. Those rows are its own (a claim's count against its `max`); without
+ * this they would stay PENDING here with nothing running them.
  */
-export async function claimedBefore(client: pg.PoolClient, sql: WriteSql, request: ClaimRequest) {
-  return markedBy(client, sql, claimTokenOf(request), request.executorId);
-}
-
-/** The rows still PENDING on `executorId` that were marked with `token` (see claimedBySql). */
-export async function markedBy(client: pg.PoolClient, sql: WriteSql, token: string, executorId: string) {
+export async function takenBefore(client: pg.PoolClient, sql: WriteSql, token: string, executorId: string) {
   const { rows } = await client.query({ name: "duro_claimedBy", text: sql.claimedBy, values: [token, executorId] });
   return claimedRows(rows[0].claimed);
 }
@@ -454,7 +450,7 @@ export async function applyBatch(
         done = new Set((await one("completeOne", [w.workflowId, w.status, w.output, w.error, w.completedAt, w.executorId])).length ? [w.workflowId] : []);
       } else if (joint) {
         const [{ i, w }] = of("claimQueued")!;
-        const before = again ? await claimedBefore(client, sql, w.request) : [];
+        const before = again ? await takenBefore(client, sql, claimTokenOf(w.request), w.request.executorId) : [];
         const back = await main(w.request.priorityEnabled ? "completeAndClaimByPriority" : "completeAndClaim", [
           ...rows(), ...claimParams(w.request, w.request.max - before.length),
         ]);
@@ -470,7 +466,7 @@ export async function applyBatch(
   async function claimQueued(items: Item<"claimQueued">[]) {
     for (const { i, w } of items) {
       if (results[i]) continue;
-      const before = again ? await claimedBefore(client, sql, w.request) : [];
+      const before = again ? await takenBefore(client, sql, claimTokenOf(w.request), w.request.executorId) : [];
       const name = w.request.priorityEnabled ? "claimInBatchByPriority" : "claimInBatch";
       results[i] = claimedOf(await main(name, claimParams(w.request, w.request.max - before.length)), w.request.max, before);
     }
