@@ -9,8 +9,12 @@ import { createHash } from "node:crypto";
 import pg from "pg";
 import { DatabaseError } from "../../errors.js";
 
-/** How long an operation keeps retrying through connection loss (settable for tests). */
-export const retry = { windowMs: 60_000 };
+/**
+ * How long an operation keeps retrying through connection loss, and how long one attempt may
+ * wait for its answer before its connection is presumed dead (a link that went silent without
+ * a reset would otherwise hold it for TCP's own timeout, a quarter of an hour). Settable for tests.
+ */
+export const retry = { windowMs: 60_000, stuckMs: 60_000 };
 
 export const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
@@ -34,6 +38,10 @@ export function isTransient(error: unknown): boolean {
 /** 100 ms doubling to 2 s, with jitter so a crowd of processes does not retry in step. */
 export const backoff = (attempt: number) => Math.min(2000, 100 * 2 ** attempt) * (0.8 + Math.random() * 0.4);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Closes a client's socket at once: its query in flight, if any, fails as on a lost connection. */
+const drop = (client: pg.Client) => (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+/** How long shutdown waits for connections to close politely before dropping them. */
+const CLOSE_MS = 2000;
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 export class PgConnection {
@@ -50,6 +58,8 @@ export class PgConnection {
   private listenClient?: pg.Client;
   /** Backend PIDs of our pooled connections: notifications they sent are our own. */
   private readonly ownBackends = new Set<number>();
+  /** Every pooled connection, to drop those that do not close at shutdown. */
+  private readonly clients = new Set<pg.Client>();
   private listenTimer?: NodeJS.Timeout;
   private listenAttempt = 0;
 
@@ -81,6 +91,8 @@ export class PgConnection {
     this.pool.on("error", () => {});
     this.pool.on("connect", (client) => {
       client.on("error", () => {});
+      this.clients.add(client);
+      client.on("end", () => this.clients.delete(client));
       const pid = (client as unknown as { processID?: number }).processID;
       if (pid) {
         this.ownBackends.add(pid);
@@ -115,19 +127,27 @@ export class PgConnection {
 
   /**
    * Runs `fn` on a pooled client, running it again from the start after a transient error
-   * until the retry window is spent. `retryable` widens what counts as transient.
+   * until the retry window is spent. `retryable` widens what counts as transient. An attempt
+   * unanswered after `stuckMs` drops its connection, which fails it as a lost connection would.
    */
-  async run<T>(fn: (client: pg.PoolClient) => Promise<T>, retryable: (error: unknown) => boolean = () => false): Promise<T> {
+  async run<T>(
+    fn: (client: pg.PoolClient) => Promise<T>, retryable: (error: unknown) => boolean = () => false, stuckMs = retry.stuckMs,
+  ): Promise<T> {
     const start = Date.now();
     for (let attempt = 0; ; attempt++) {
       this.assertOpen();
       let client: pg.PoolClient | undefined;
+      let watchdog: NodeJS.Timeout | undefined;
       try {
         client = await this.pool.connect();
+        const stuck = client;
+        if (Number.isFinite(stuckMs)) watchdog = setTimeout(() => drop(stuck), stuckMs);
         const result = await fn(client);
+        clearTimeout(watchdog);
         client.release();
         return result;
       } catch (error) {
+        clearTimeout(watchdog);
         const transient = isTransient(error);
         // A client that failed mid-conversation is in an unknown state: drop it.
         client?.release(transient ? (error as Error) : undefined);
@@ -204,8 +224,13 @@ export class PgConnection {
     this.listeners = [];
     const client = this.listenClient;
     this.listenClient = undefined;
+    // A connection on a link gone silent never answers the goodbye: drop what is left after a while.
+    const hung = setTimeout(() => {
+      for (const c of [...this.clients, ...(client ? [client] : [])]) drop(c);
+    }, CLOSE_MS);
     await client?.end().catch(() => {});
     await this.pool.end();
+    clearTimeout(hung);
   }
 }
 

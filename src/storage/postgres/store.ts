@@ -60,6 +60,8 @@ export class PostgresStore implements Store {
             ]);
           }
         }),
+        undefined,
+        Infinity, // a migration of a large table may take long
       );
     } catch (error) {
       if (error instanceof DatabaseError) throw error;

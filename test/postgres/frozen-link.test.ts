@@ -1,0 +1,87 @@
+/**
+ * A link that goes silent without a reset (a partition, a hung proxy) must not hold a workflow
+ * for TCP's own timeout: an operation unanswered for `stuckMs` drops its connection and runs
+ * again on a new one. duro reaches PostgreSQL through a TCP proxy here that can freeze every
+ * connection it carries: nothing is forwarded any more and nothing is closed.
+ */
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { retry } from "../../src/storage/postgres/connection.js";
+import { POSTGRES_URL, range, useDuro, waitFor, within } from "../helpers.js";
+
+let proxy: Server;
+let pairs: [Socket, Socket][] = [];
+const frozen: [Socket, Socket][] = [];
+let port = 0;
+
+beforeAll(async () => {
+  const target = new URL(POSTGRES_URL);
+  proxy = createServer((client) => {
+    const server = createConnection({ host: target.hostname, port: Number(target.port || 5432) });
+    client.pipe(server).pipe(client);
+    const drop = () => {
+      client.destroy();
+      server.destroy();
+    };
+    client.on("error", drop);
+    server.on("error", drop);
+    pairs.push([client, server]);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  port = (proxy.address() as { port: number }).port;
+});
+
+afterAll(async () => {
+  for (const [a, b] of [...pairs, ...frozen]) {
+    a.destroy();
+    b.destroy();
+  }
+  await new Promise((resolve) => proxy.close(resolve));
+});
+
+afterEach(() => {
+  retry.stuckMs = 60_000;
+});
+
+/** Every connection open now stops carrying data, both ways, and stays open. */
+function freezeAll(): number {
+  const now = pairs;
+  pairs = [];
+  frozen.push(...now);
+  for (const [client, server] of now) {
+    client.unpipe(server);
+    server.unpipe(client);
+    client.pause();
+    server.pause();
+  }
+  return now.length;
+}
+
+describe("postgres: a connection that goes silent", () => {
+  const t = useDuro("postgres");
+
+  it("mid-run: the stuck operations drop their connections and run again; every workflow finishes, each step recorded once", async () => {
+    retry.stuckMs = 500;
+    const probe = t.duro(); // fixes the test's fresh schema
+    const url = new URL(t.url);
+    url.host = `127.0.0.1:${port}`;
+    const duro = t.duro({ databaseUrl: url.toString() });
+    let steps = 0;
+    const step = duro.registerStep("step", async (n: number) => {
+      steps++;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      return n + 1;
+    });
+    const wf = duro.registerWorkflow("wf", async (n: number) => step(await step(await step(n))));
+    await duro.launch();
+    const handles = await Promise.all(range(30).map((n) => duro.startWorkflow(wf.with({ workflowId: `f${n}` }), n)));
+    await waitFor(() => steps >= 20, 10_000, "some steps done");
+    expect(freezeAll()).toBeGreaterThan(0);
+    const results = await within(10_000, Promise.all(handles.map((h) => h.getResult())), "every result after the freeze");
+    expect(results).toEqual(range(30).map((n) => n + 3));
+    await probe.launch();
+    for (const n of range(30)) expect((await probe.listWorkflowSteps(`f${n}`)).map((s) => s.functionId)).toEqual([1, 2, 3]);
+    // Its frozen connections (the LISTEN one, idle pooled ones) do not hold up shutdown.
+    await within(5_000, duro.shutdown(), "shutdown with frozen connections");
+  });
+});
