@@ -24,6 +24,7 @@ import { als, WorkflowRun } from "./context.js";
 import { consoleLogger } from "./logger.js";
 import { toStatus } from "./management.js";
 import { QueueDispatcher, riderOf, validateQueueOptions, type QueueOptions } from "./queues.js";
+import { Recovery } from "./recovery.js";
 import { Schedule, type ScheduleOptions } from "./schedules.js";
 import { Timers } from "./timers.js";
 import { Waiters } from "./waiters.js";
@@ -61,7 +62,7 @@ export class Engine {
   readonly workflows = new Map<string, RegisteredWorkflow>();
   /** Runs executing in this process, by workflow ID, with the promise that settles when each ends. */
   readonly running = new Map<string, WorkflowRun>();
-  private readonly runEnds = new Map<string, Promise<void>>();
+  readonly runEnds = new Map<string, Promise<void>>();
   /** Local runs per queue name, and per partition key of each queue, for workerConcurrency. */
   private readonly queueRunning = new Map<string, number>();
   private readonly partitionRunning = new Map<string, Record<string, number>>();
@@ -74,17 +75,10 @@ export class Engine {
   private _appVersion?: string;
   private launching?: Promise<void>;
   private safetyPoll?: NodeJS.Timeout;
-  private heartbeatTimer?: NodeJS.Timeout;
   private sweepPending?: NodeJS.Timeout;
-  private heartbeating = false;
-  private lastHeartbeat = 0;
   private closed = false;
-  /**
-   * Workflows whose run the database cut short, to run again once it answers (see
-   * resumeWhenReachable), as they ran: each keeps its queue slot meanwhile.
-   */
-  private readonly interrupted = new Map<string, WorkflowRow>();
-  private resuming = false;
+  /** Brings PENDING work back to run here: at launch, by takeover, after an interruption. */
+  readonly recovery = new Recovery(this);
 
   /** `client`: an engine that runs no workflows (DuroClient): no recovery, dispatch or heartbeat. */
   constructor(
@@ -156,43 +150,11 @@ export class Engine {
     this.safetyPoll = setInterval(() => void this.safetyCheck(), pollMs);
     this.safetyPoll.unref();
     if (this.client) return;
-    this.lastHeartbeat = Date.now();
-    await store.heartbeat(this.executorId, this.lastHeartbeat);
-    await this.recover();
     const leaseMs = (this.config.executorLeaseSeconds ?? 30) * 1000;
     if (!(leaseMs > 0)) throw new InvalidArgumentError("executorLeaseSeconds must be a positive number.");
-    // The heartbeat keeps the process alive while launched, as a server's listening socket would:
-    // an executor whose script ends with `await duro.launch()` goes on serving its queues.
-    this.heartbeatTimer = setInterval(() => void this.heartbeatAndTakeOver(leaseMs), Math.max(50, leaseMs / 3));
+    await this.recovery.start(leaseMs);
     for (const queue of this.queues.values()) queue.start();
     for (const schedule of this.schedules.values()) await schedule.start();
-  }
-
-  /** Keeps this executor's lease alive and adopts the PENDING work of executors whose lease ran out. */
-  private async heartbeatAndTakeOver(leaseMs: number): Promise<void> {
-    if (this.closed || this.heartbeating) return; // ticks must not pile up while the database is slow or down
-    this.heartbeating = true;
-    try {
-      const now = Date.now();
-      await this.store.heartbeat(this.executorId, now);
-      // After an outage longer than the lease, everyone's heartbeat looks stale: let the others
-      // beat again before judging them.
-      const silent = now - this.lastHeartbeat > leaseMs;
-      this.lastHeartbeat = now;
-      if (silent) return;
-      const { recovered, deadLettered } = await this.store.recoverPending({
-        executorId: this.executorId, appVersion: this.appVersion, maxRecoveryAttempts: this.maxRecoveryAttempts, now, leaseMs,
-      });
-      this.afterRecovery(deadLettered);
-      for (const row of recovered) {
-        this.logger.warn(`Took over workflow ${row.workflowId} from an executor whose lease expired.`);
-        await this.resumeHere(row.workflowId);
-      }
-    } catch (error) {
-      if (!this.closed) this.logger.warn("Heartbeat or takeover failed; retrying.", { error: String(error) });
-    } finally {
-      this.heartbeating = false;
-    }
   }
 
   /** Registers a queue; its dispatcher starts at launch (or at once if already launched). */
@@ -221,7 +183,8 @@ export class Engine {
     return this.partitionRunning.get(queueName) ?? {};
   }
 
-  private countRunning(row: WorkflowRow, delta: 1 | -1): void {
+  /** Counts a run of a queued workflow in or out of its queue's (and partition's) slots here. */
+  countRunning(row: WorkflowRow, delta: 1 | -1): void {
     if (!row.queueName) return;
     this.queueRunning.set(row.queueName, this.runningIn(row.queueName) + delta);
     if (row.partitionKey === null) return;
@@ -248,7 +211,7 @@ export class Engine {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.safetyPoll);
-    clearInterval(this.heartbeatTimer);
+    this.recovery.stop();
     clearTimeout(this.sweepPending);
     for (const queue of this.queues.values()) queue.stop();
     for (const schedule of this.schedules.values()) schedule.stop();
@@ -284,7 +247,7 @@ export class Engine {
       new Map(operations.map((op) => [op.functionId, op])),
     );
     this.running.set(row.workflowId, run);
-    if (!this.interrupted.has(row.workflowId)) this.countRunning(row, 1); // else its slot was kept
+    if (!this.recovery.holdsSlot(row.workflowId)) this.countRunning(row, 1); // else its slot was kept
     if (row.deadlineEpochMs !== null) {
       if (row.deadlineEpochMs <= Date.now()) run.stop("cancelled"); // past its deadline: cancel it without running a step
       const timer = this.timers.at(row.deadlineEpochMs, () => void this.cancel([row.workflowId]).catch(() => undefined));
@@ -293,7 +256,7 @@ export class Engine {
     if (run.stopped) void this.cancel([row.workflowId]).catch(() => undefined);
     const end = als.run({ run }, () => this.runBody(run, row, workflow)).finally(() => {
       this.runEnds.delete(row.workflowId);
-      if (!this.interrupted.has(row.workflowId)) this.countRunning(row, -1);
+      if (!this.recovery.holdsSlot(row.workflowId)) this.countRunning(row, -1);
       if (row.queueName) this.queues.get(row.queueName)?.trigger();
     });
     this.runEnds.set(row.workflowId, end);
@@ -314,7 +277,7 @@ export class Engine {
       if (run.stopped) {
         // Cancelled (status already says so) or shutting down: write nothing. Interrupted: nor
         // that, since the failure is not the workflow's; it runs again from its checkpoints.
-        if (run.stopped === "interrupted") this.resumeWhenReachable(row);
+        if (run.stopped === "interrupted") this.recovery.resumeWhenReachable(row);
         return;
       }
       if (outcome.error instanceof Error) registerErrorClass(outcome.error.constructor as new () => Error);
@@ -336,7 +299,7 @@ export class Engine {
       run.stop("finished");
       this.waiters.wake([`status:${row.workflowId}`]); // the commit's own wake-up came before we knew the outcome
     } catch (error) {
-      if (error instanceof DatabaseError) this.resumeWhenReachable(row);
+      if (error instanceof DatabaseError) this.recovery.resumeWhenReachable(row);
       else if (!this.closed) this.logger.error(`Could not record the outcome of workflow ${row.workflowId}: it stays PENDING until this executor restarts or is taken over.`, { error: String(error) });
     } finally {
       run.stop("finished");
@@ -353,69 +316,6 @@ export class Engine {
       if (evict-- <= 0) break;
       this.outcomes.delete(key);
     }
-  }
-
-  /** Re-runs this executor's PENDING workflows (called by launch). */
-  async recover(): Promise<void> {
-    const { recovered, deadLettered } = await this.store.recoverPending({
-      executorId: this.executorId, appVersion: this.appVersion, maxRecoveryAttempts: this.maxRecoveryAttempts, now: Date.now(),
-    });
-    this.afterRecovery(deadLettered);
-    for (const row of recovered) await this.resumeHere(row.workflowId);
-  }
-
-  private afterRecovery(deadLettered: string[]): void {
-    for (const id of deadLettered) this.logger.error(new MaxRecoveryAttemptsExceededError(id, this.maxRecoveryAttempts).message);
-    if (deadLettered.length) this.announce(["queue", ...deadLettered.map((id) => `status:${id}`)]);
-  }
-
-  /** Loads a workflow with its record and runs it here, if it is PENDING here and its code is registered. */
-  async resumeHere(workflowId: string): Promise<void> {
-    const previous = this.running.get(workflowId);
-    if (previous && !previous.stopped) return;
-    if (previous) await this.runEnds.get(workflowId); // a stopped run must end before the next one starts
-    const loaded = await this.store.loadWorkflow(workflowId);
-    if (!loaded || loaded.workflow.status !== "PENDING" || loaded.workflow.executorId !== this.executorId) return;
-    const workflow = this.workflows.get(loaded.workflow.name);
-    if (!workflow) {
-      this.logger.warn(`Workflow ${workflowId} runs "${loaded.workflow.name}", which is not registered here; it stays PENDING.`);
-      return;
-    }
-    this.logger.info(`Recovering workflow ${workflowId} (${loaded.workflow.name}) from operation ${loaded.operations.length + 1}.`);
-    this.execute(loaded.workflow, loaded.operations, workflow);
-  }
-
-  /**
-   * Runs a workflow whose run the database cut short (a durable operation failed after retrying
-   * through the connection loss) again from its checkpoints, once the database answers. Nothing
-   * else would: its executor is alive, so no takeover or restart recovers it. One loop serves
-   * all such workflows; while the database stays unreachable each try waits out the store's own
-   * retries, and tries back off to 30 s in case it answers reads but keeps failing writes.
-   */
-  private resumeWhenReachable(row: WorkflowRow): void {
-    if (this.closed) return;
-    this.logger.warn(`Workflow ${row.workflowId} was interrupted: the database could not be reached. It will run again from its checkpoints once it can.`);
-    this.interrupted.set(row.workflowId, row);
-    if (this.resuming) return;
-    this.resuming = true;
-    void (async () => {
-      for (let attempt = 0; this.interrupted.size && !this.closed; attempt++) {
-        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 30_000)).unref());
-        for (const [id, row] of [...this.interrupted]) {
-          if (this.closed) return;
-          try {
-            await this.resumeHere(id);
-          } catch {
-            break; // still unreachable: the rest wait for the next try
-          }
-          this.interrupted.delete(id);
-          // Not run here after all (finished, cancelled or taken over meanwhile): its slot is free.
-          if (!this.running.has(id)) this.countRunning(row, -1);
-        }
-      }
-    })().finally(() => {
-      this.resuming = false;
-    });
   }
 
   // ——— results and status ———

@@ -121,7 +121,7 @@ export async function resume(engine: Engine, workflowIds: string[], queueName: s
     throw new WorkflowNotFoundError(workflowIds.find((id) => !found.has(id)) ?? workflowIds[0]);
   }
   engine.announce(["queue", ...rows.map((r) => `status:${r.workflowId}`)]);
-  if (queueName === null && !engine.client) for (const row of rows) await engine.resumeHere(row.workflowId);
+  if (queueName === null && !engine.client) for (const row of rows) await engine.recovery.resumeHere(row.workflowId);
 }
 
 /** Starts a copy of a workflow that reuses the outputs of operations before `startStep`. */
@@ -142,7 +142,7 @@ export async function fork(engine: Engine, workflowId: string, startStep: number
   });
   if (!row) throw new WorkflowNotFoundError(workflowId);
   engine.announce(["queue", `status:${newWorkflowId}`]);
-  if (!queueName && !engine.client) await engine.resumeHere(newWorkflowId);
+  if (!queueName && !engine.client) await engine.recovery.resumeHere(newWorkflowId);
   return newWorkflowId;
 }
 

@@ -1,0 +1,135 @@
+/**
+ * How PENDING work comes back to run here, three ways:
+ *
+ * - at launch: this executor's own workflows, left PENDING by its previous process;
+ * - by takeover: the heartbeat keeps this executor's lease, and adopts the work of executors
+ *   whose lease ran out (they died, or froze);
+ * - after an interruption: a run whose durable operation could not reach the database (after
+ *   the store's own retries) ends without an outcome and runs again once the database answers.
+ *
+ * Each time, the workflow's row and every recorded operation are loaded in one read and its
+ * body runs again, answered from the record up to where it stopped.
+ */
+import { MaxRecoveryAttemptsExceededError } from "../errors.js";
+import type { WorkflowRow } from "../storage/store.js";
+import type { Engine } from "./engine.js";
+
+export class Recovery {
+  private heartbeatTimer?: NodeJS.Timeout;
+  private heartbeating = false;
+  private lastHeartbeat = 0;
+  /** Workflows whose run the database cut short, as they ran: each keeps its queue slot meanwhile. */
+  private readonly interrupted = new Map<string, WorkflowRow>();
+  private resuming = false;
+
+  constructor(private readonly engine: Engine) {}
+
+  /** At launch: beats once, re-runs this executor's own PENDING workflows, then beats every third of the lease. */
+  async start(leaseMs: number): Promise<void> {
+    const { engine } = this;
+    this.lastHeartbeat = Date.now();
+    await engine.store.heartbeat(engine.executorId, this.lastHeartbeat);
+    const { recovered, deadLettered } = await engine.store.recoverPending({
+      executorId: engine.executorId, appVersion: engine.appVersion, maxRecoveryAttempts: engine.maxRecoveryAttempts, now: Date.now(),
+    });
+    this.deadLettered(deadLettered);
+    for (const row of recovered) await this.resumeHere(row.workflowId);
+    // The heartbeat keeps the process alive while launched, as a server's listening socket would:
+    // an executor whose script ends with `await duro.launch()` goes on serving its queues.
+    this.heartbeatTimer = setInterval(() => void this.heartbeatAndTakeOver(leaseMs), Math.max(50, leaseMs / 3));
+  }
+
+  stop(): void {
+    clearInterval(this.heartbeatTimer);
+  }
+
+  /** True while `workflowId` waits to run again after an interruption: its queue slot stays counted. */
+  holdsSlot(workflowId: string): boolean {
+    return this.interrupted.has(workflowId);
+  }
+
+  /** Loads a workflow with its record and runs it here, if it is PENDING here and its code is registered. */
+  async resumeHere(workflowId: string): Promise<void> {
+    const { engine } = this;
+    const previous = engine.running.get(workflowId);
+    if (previous && !previous.stopped) return;
+    if (previous) await engine.runEnds.get(workflowId); // a stopped run must end before the next one starts
+    const loaded = await engine.store.loadWorkflow(workflowId);
+    if (!loaded || loaded.workflow.status !== "PENDING" || loaded.workflow.executorId !== engine.executorId) return;
+    const workflow = engine.workflows.get(loaded.workflow.name);
+    if (!workflow) {
+      engine.logger.warn(`Workflow ${workflowId} runs "${loaded.workflow.name}", which is not registered here; it stays PENDING.`);
+      return;
+    }
+    engine.logger.info(`Recovering workflow ${workflowId} (${loaded.workflow.name}) from operation ${loaded.operations.length + 1}.`);
+    engine.execute(loaded.workflow, loaded.operations, workflow);
+  }
+
+  /**
+   * Runs a workflow whose run the database cut short again from its checkpoints, once the
+   * database answers. Nothing else would: its executor is alive, so no takeover or restart
+   * recovers it. One loop serves all such workflows; while the database stays unreachable each
+   * try waits out the store's own retries, and tries back off to 30 s in case it answers reads
+   * but keeps failing writes.
+   */
+  resumeWhenReachable(row: WorkflowRow): void {
+    const { engine } = this;
+    if (!engine.launched) return;
+    engine.logger.warn(`Workflow ${row.workflowId} was interrupted: the database could not be reached. It will run again from its checkpoints once it can.`);
+    this.interrupted.set(row.workflowId, row);
+    if (this.resuming) return;
+    this.resuming = true;
+    void (async () => {
+      for (let attempt = 0; this.interrupted.size && engine.launched; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 30_000)).unref());
+        for (const [id, row] of [...this.interrupted]) {
+          if (!engine.launched) return;
+          try {
+            await this.resumeHere(id);
+          } catch {
+            break; // still unreachable: the rest wait for the next try
+          }
+          this.interrupted.delete(id);
+          // Not run here after all (finished, cancelled or taken over meanwhile): its slot is free.
+          if (!engine.running.has(id)) engine.countRunning(row, -1);
+        }
+      }
+    })().finally(() => {
+      this.resuming = false;
+    });
+  }
+
+  /** Keeps this executor's lease alive and adopts the PENDING work of executors whose lease ran out. */
+  private async heartbeatAndTakeOver(leaseMs: number): Promise<void> {
+    const { engine } = this;
+    if (!engine.launched || this.heartbeating) return; // ticks must not pile up while the database is slow or down
+    this.heartbeating = true;
+    try {
+      const now = Date.now();
+      await engine.store.heartbeat(engine.executorId, now);
+      // After an outage longer than the lease, everyone's heartbeat looks stale: let the others
+      // beat again before judging them.
+      const silent = now - this.lastHeartbeat > leaseMs;
+      this.lastHeartbeat = now;
+      if (silent) return;
+      const { recovered, deadLettered } = await engine.store.recoverPending({
+        executorId: engine.executorId, appVersion: engine.appVersion, maxRecoveryAttempts: engine.maxRecoveryAttempts, now, leaseMs,
+      });
+      this.deadLettered(deadLettered);
+      for (const row of recovered) {
+        engine.logger.warn(`Took over workflow ${row.workflowId} from an executor whose lease expired.`);
+        await this.resumeHere(row.workflowId);
+      }
+    } catch (error) {
+      if (engine.launched) engine.logger.warn("Heartbeat or takeover failed; retrying.", { error: String(error) });
+    } finally {
+      this.heartbeating = false;
+    }
+  }
+
+  /** Workflows a recovery parked for having crashed too often. */
+  private deadLettered(ids: string[]): void {
+    for (const id of ids) this.engine.logger.error(new MaxRecoveryAttemptsExceededError(id, this.engine.maxRecoveryAttempts).message);
+    if (ids.length) this.engine.announce(["queue", ...ids.map((id) => `status:${id}`)]);
+  }
+}
