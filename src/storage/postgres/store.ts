@@ -12,9 +12,8 @@ import type {
 } from "../store.js";
 import { PgConnection, transaction } from "./connection.js";
 import { storeSql, type StoreSql } from "./queries.js";
-import {
-  applyBatch, claimedRows, claimTokenOf, isStreamConflict, newClaimToken, packPayloads, takenBefore, writeSql, type WriteSql,
-} from "./writes.js";
+import { claimedRows, claimTokenOf, newClaimToken, takenBefore } from "./claims.js";
+import { applyBatch, isStreamConflict, packPayloads, writeSql, type WriteSql } from "./writes.js";
 
 /** Serializes migrations across processes and schemas ("duro" in ASCII). */
 const MIGRATION_LOCK = 0x6475726f;

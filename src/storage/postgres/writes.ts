@@ -10,11 +10,11 @@
  * A batch of one write (a lone workflow's step, start or outcome) takes a one-row statement
  * instead: no arrays to unnest, and a plan PostgreSQL can cache, which halves its cost.
  */
-import { randomBytes } from "node:crypto";
 import type pg from "pg";
 import { DuplicateWorkflowError } from "../../errors.js";
 import { isClaimed, OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
 import { wakeKeysOf, WRITE_ORDER, type Claimed, type ClaimRequest, type OperationRow, type StoredValue, type WorkflowRow, type Write, type WriteResult } from "../store.js";
+import { claimedRows, claimTokenOf, takenBefore } from "./claims.js";
 import { transaction } from "./connection.js";
 import { claimedBySql, claimFreeSql } from "./queries.js";
 
@@ -215,35 +215,6 @@ export type WriteSql = ReturnType<typeof writeSql>;
 
 /** A claim request as the parameters of claimFreeSql: queue, now, max, names, version, executor, token. */
 const claimParams = (r: ClaimRequest, max: number) => [r.queueName, r.now, max, r.workflowNames, r.appVersion, r.executorId, claimTokenOf(r)];
-
-const processTag = randomBytes(9).toString("base64url");
-let claims = 0;
-const claimTokens = new WeakMap<ClaimRequest, string>();
-/** A token no other claim, takeover or recovery of any process uses. */
-export const newClaimToken = () => `${processTag}.${(claims++).toString(36)}`;
-/** The token a claim marks its rows with: one per request, the same when the request is sent again. */
-export function claimTokenOf(request: ClaimRequest): string {
-  let token = claimTokens.get(request);
-  if (!token) claimTokens.set(request, (token = newClaimToken()));
-  return token;
-}
-
-/**
- * The rows an earlier attempt of a claim, takeover or recovery marked with `token` that are still
- * PENDING on `executorId`: when one is sent again because its reply was lost, its first commit
- * may have gone through. Those rows are its own (a claim's count against its `max`); without
- * this they would stay PENDING here with nothing running them.
- */
-export async function takenBefore(client: pg.PoolClient, sql: WriteSql, token: string, executorId: string) {
-  const { rows } = await client.query({ name: "duro_claimedBy", text: sql.claimedBy, values: [token, executorId] });
-  return claimedRows(rows[0].claimed);
-}
-
-/** A claim statement's `claimed` column: each workflow claimed with its operations. */
-export const claimedRows = (json: unknown) =>
-  ((json ?? []) as { workflow: Record<string, unknown>; operations: Record<string, unknown>[] }[]).map((r) => ({
-    workflow: toWorkflowRow(r.workflow), operations: r.operations.map(toOperationRow),
-  }));
 
 /** The result of a claim statement's `promoted`, `next_delayed` and `claimed` columns, after the rows `before` it. */
 function claimedOf(row: Record<string, any>, max: number, before: Claimed["claimed"]): WriteResult {
