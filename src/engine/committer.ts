@@ -103,7 +103,7 @@ export class Committer {
       this.announce(writes);
     } catch (error) {
       // The database could not be reached (it was retried meanwhile): every submission fails, and
-      // the runs that made them end without an outcome, to run again (see Engine.resumeWhenReachable).
+      // the runs that made them end without an outcome, to run again (see Recovery.resumeWhenReachable).
       const unreachable = error instanceof DatabaseError;
       if (batch.length === 1 || unreachable) {
         for (const s of batch) {

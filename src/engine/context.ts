@@ -27,7 +27,7 @@ export const als = new AsyncLocalStorage<Context>();
 /**
  * Why a run must stop at its next durable operation: cancelled (or timed out), this executor is
  * shutting down, another executor took the workflow over, the database could not be reached
- * for a durable operation (see Engine.resumeWhenReachable), or its body is done.
+ * for a durable operation (see Recovery.resumeWhenReachable), or its body is done.
  */
 export type StopReason = "cancelled" | "shutdown" | "superseded" | "interrupted" | "finished";
 

@@ -127,11 +127,12 @@ export class PgConnection {
 
   /**
    * Runs `fn` on a pooled client, running it again from the start after a transient error
-   * until the retry window is spent. `retryable` widens what counts as transient. An attempt
-   * unanswered after `stuckMs` drops its connection, which fails it as a lost connection would.
+   * until the retry window is spent. `retryable` widens what counts as transient. `again` tells
+   * `fn` it ran before, so an earlier attempt's commit may have gone through (its reply lost). An
+   * attempt unanswered after `stuckMs` drops its connection, which fails it as a lost connection would.
    */
   async run<T>(
-    fn: (client: pg.PoolClient) => Promise<T>, retryable: (error: unknown) => boolean = () => false, stuckMs = retry.stuckMs,
+    fn: (client: pg.PoolClient, again: boolean) => Promise<T>, retryable: (error: unknown) => boolean = () => false, stuckMs = retry.stuckMs,
   ): Promise<T> {
     const start = Date.now();
     for (let attempt = 0; ; attempt++) {
@@ -142,7 +143,7 @@ export class PgConnection {
         client = await this.pool.connect();
         const stuck = client;
         if (Number.isFinite(stuckMs)) watchdog = setTimeout(() => drop(stuck), stuckMs);
-        const result = await fn(client);
+        const result = await fn(client, attempt > 0);
         clearTimeout(watchdog);
         client.release();
         return result;

@@ -73,10 +73,9 @@ export class PostgresStore implements Store {
     return batch.length ? this.apply(batch, options.allOrNothing) : [];
   }
 
-  /** One batch, retried through connection loss; the attempts after the first know they are (see applyBatch). */
+  /** One batch, retried through connection loss (see applyBatch for the attempts after the first). */
   private async apply(batch: Write[], allOrNothing?: boolean): Promise<WriteResult[]> {
-    let attempts = 0;
-    return this.conn.run((client) => applyBatch(client, this.writes, this.conn.channel, batch, allOrNothing, attempts++ > 0), isStreamConflict);
+    return this.conn.run((client, again) => applyBatch(client, this.writes, this.conn.channel, batch, allOrNothing, again), isStreamConflict);
   }
 
   /** One named statement on a pooled client, retried through connection loss. */
@@ -105,9 +104,8 @@ export class PostgresStore implements Store {
     const values = [now, executorId, appVersion, limit, this.conn.channel];
     // Each recovery marks the rows it takes: sent again after a lost reply, it finds them.
     const token = newClaimToken();
-    let attempts = 0;
-    const { before, row } = await this.conn.run(async (client) => {
-      const before = attempts++ > 0 ? (await takenBefore(client, this.writes, token, executorId)).map((r) => r.workflow) : [];
+    const { before, row } = await this.conn.run(async (client, again) => {
+      const before = again ? (await takenBefore(client, this.writes, token, executorId)).map((r) => r.workflow) : [];
       const name = leaseMs === undefined ? "recoverOwn" : "takeOver";
       const params: unknown[] = leaseMs === undefined ? [...values, token] : [...values, now - leaseMs, token];
       const { rows } = await client.query({ name: `duro_${name}`, text: this.sql[name], values: params });
@@ -154,10 +152,8 @@ export class PostgresStore implements Store {
 
   async forkWorkflow(request: ForkRequest): Promise<WorkflowRow | null> {
     const { newWorkflowId: id, queueName, now, startStep } = request;
-    let attempts = 0;
-    return this.conn.run((client) =>
+    return this.conn.run((client, again) =>
       transaction(client, async () => {
-        const again = attempts++ > 0;
         const { rows } = await client.query({ name: "duro_workflow", text: this.sql.workflow, values: [request.workflowId] });
         if (!rows.length) return null;
         const source = toWorkflowRow(rows[0]);
@@ -213,15 +209,14 @@ export class PostgresStore implements Store {
         if (!moreQueued || claimed.length >= request.max) return { claimed, nextDelayedAt, moreQueued: claimed.length >= request.max };
       }
     }
-    let attempts = 0;
-    return this.conn.run((client) =>
+    return this.conn.run((client, again) =>
       transaction(client, async () => {
         const run = async (name: keyof StoreSql, values: unknown[]) =>
           (await client.query({ name: `duro_${name}`, text: this.sql[name], values })).rows[0];
         await run("lockQueue", [`${this.conn.schemaName}.${queueName}`]);
         const { partitions } = await run("promoteDelayed", [now, queueName, partitioned]);
         // Sent again after a lost reply: what the first commit took is ours, and runs here.
-        const claimed = attempts++ > 0 ? await takenBefore(client, this.writes, claimTokenOf(request), executorId) : [];
+        const claimed = again ? await takenBefore(client, this.writes, claimTokenOf(request), executorId) : [];
         const running = { ...request.perPartition?.running };
         for (const { workflow } of claimed) running[workflow.partitionKey ?? ""] = (running[workflow.partitionKey ?? ""] ?? 0) + 1;
         for (const partition of (partitioned ? partitions ?? [] : [null]) as (string | null)[]) {
