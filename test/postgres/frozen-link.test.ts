@@ -7,7 +7,7 @@
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { retry } from "../../src/storage/postgres/connection.js";
-import { POSTGRES_URL, range, useDuro, waitFor, within } from "../helpers.js";
+import { POSTGRES_URL, range, rawQuery, useClients, useDuro, waitFor, within } from "../helpers.js";
 
 let proxy: Server;
 let pairs: [Socket, Socket][] = [];
@@ -41,31 +41,49 @@ afterAll(async () => {
 
 afterEach(() => {
   retry.stuckMs = 60_000;
+  retry.listenPingMs = 30_000;
 });
 
-/** Every connection open now stops carrying data, both ways, and stays open. */
-function freezeAll(): number {
-  const now = pairs;
-  pairs = [];
-  frozen.push(...now);
-  for (const [client, server] of now) {
+/** These connections stop carrying data, both ways, and stay open. */
+function freeze(these: [Socket, Socket][]): number {
+  pairs = pairs.filter((pair) => !these.includes(pair));
+  frozen.push(...these);
+  for (const [client, server] of these) {
     client.unpipe(server);
     server.unpipe(client);
     client.pause();
     server.pause();
   }
-  return now.length;
+  return these.length;
+}
+
+/** The proxied connection that holds `LISTEN` stops carrying data, both ways, and stays open. */
+async function freezeListen(url: string): Promise<void> {
+  let listen: [Socket, Socket][] = [];
+  await waitFor(async () => {
+    const rows = await rawQuery(url, "SELECT client_port FROM pg_stat_activity WHERE query LIKE 'LISTEN %' OR query = 'SELECT 1'");
+    const ports = new Set(rows.map((r) => Number(r.client_port)));
+    listen = pairs.filter(([, server]) => ports.has(server.localPort!));
+    return listen.length === 1;
+  }, 10_000, "the LISTEN connection");
+  freeze(listen);
 }
 
 describe("postgres: a connection that goes silent", () => {
   const t = useDuro("postgres");
+  const client = useClients();
+
+  /** An instance reaching the test's database through the proxy. */
+  function proxied(config: Parameters<typeof t.duro>[0] = {}) {
+    const url = new URL(t.url);
+    url.host = `127.0.0.1:${port}`;
+    return t.duro({ ...config, databaseUrl: url.toString() });
+  }
 
   it("mid-run: the stuck operations drop their connections and run again; every workflow finishes, each step recorded once", async () => {
     retry.stuckMs = 500;
     const probe = t.duro(); // fixes the test's fresh schema
-    const url = new URL(t.url);
-    url.host = `127.0.0.1:${port}`;
-    const duro = t.duro({ databaseUrl: url.toString() });
+    const duro = proxied();
     let steps = 0;
     const step = duro.registerStep("step", async (n: number) => {
       steps++;
@@ -76,12 +94,32 @@ describe("postgres: a connection that goes silent", () => {
     await duro.launch();
     const handles = await Promise.all(range(30).map((n) => duro.startWorkflow(wf.with({ workflowId: `f${n}` }), n)));
     await waitFor(() => steps >= 20, 10_000, "some steps done");
-    expect(freezeAll()).toBeGreaterThan(0);
+    expect(freeze(pairs)).toBeGreaterThan(0);
     const results = await within(10_000, Promise.all(handles.map((h) => h.getResult())), "every result after the freeze");
     expect(results).toEqual(range(30).map((n) => n + 3));
     await probe.launch();
     for (const n of range(30)) expect((await probe.listWorkflowSteps(`f${n}`)).map((s) => s.functionId)).toEqual([1, 2, 3]);
     // Its frozen connections (the LISTEN one, idle pooled ones) do not hold up shutdown.
+    await within(5_000, duro.shutdown(), "shutdown with frozen connections");
+  });
+
+  it("the LISTEN connection: a silent one is noticed by its ping and replaced, so other processes' wake-ups arrive again", async () => {
+    retry.stuckMs = 500;
+    retry.listenPingMs = 200;
+    t.duro(); // fixes the test's fresh schema
+    // No safety poll within the test: only a wake-up can deliver the message.
+    const duro = proxied({ safetyPollSeconds: 600 });
+    let waiting = false;
+    const wf = duro.registerWorkflow("inbox", async () => {
+      waiting = true;
+      return duro.recv<string>("t", 60);
+    });
+    await duro.launch();
+    const handle = await duro.startWorkflow(wf.with({ workflowId: "inbox-1" }));
+    await waitFor(() => waiting, 10_000, "the workflow waiting");
+    await freezeListen(t.url);
+    await client(t.url).send("inbox-1", "hello", "t");
+    expect(await within(5_000, handle.getResult(), "the message, woken through a new LISTEN connection")).toBe("hello");
     await within(5_000, duro.shutdown(), "shutdown with frozen connections");
   });
 });

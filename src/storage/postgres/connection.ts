@@ -12,9 +12,11 @@ import { DatabaseError } from "../../errors.js";
 /**
  * How long an operation keeps retrying through connection loss, and how long one attempt may
  * wait for its answer before its connection is presumed dead (a link that went silent without
- * a reset would otherwise hold it for TCP's own timeout, a quarter of an hour). Settable for tests.
+ * a reset would otherwise hold it for TCP's own timeout, a quarter of an hour). The LISTEN
+ * connection, which sends nothing of its own, is pinged every `listenPingMs` and replaced when a
+ * ping is still unanswered at the next one. Settable for tests.
  */
-export const retry = { windowMs: 60_000, stuckMs: 60_000 };
+export const retry = { windowMs: 60_000, stuckMs: 60_000, listenPingMs: 30_000 };
 
 export const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
@@ -61,6 +63,7 @@ export class PgConnection {
   /** Every pooled connection, to drop those that do not close at shutdown. */
   private readonly clients = new Set<pg.Client>();
   private listenTimer?: NodeJS.Timeout;
+  private listenPing?: NodeJS.Timeout;
   private listenAttempt = 0;
 
   constructor(url: string, options: { poolSize?: number; connectTimeoutSeconds?: number }) {
@@ -179,6 +182,7 @@ export class PgConnection {
       if (lost) return;
       lost = true;
       if (this.listenClient === client) this.listenClient = undefined;
+      clearInterval(this.listenPing);
       client.end().catch(() => {});
       if (this.closed) return;
       this.listenTimer = setTimeout(() => void this.listen(), backoff(this.listenAttempt++));
@@ -202,6 +206,14 @@ export class PgConnection {
     this.listenAttempt = 0;
     // Whatever was committed before LISTEN took effect went unheard.
     this.emit(null);
+    // Keepalive takes ~11 minutes to notice a link gone silent; until then no wake-up arrives.
+    let answered = true;
+    this.listenPing = setInterval(() => {
+      if (!answered) return drop(client);
+      answered = false;
+      client.query("SELECT 1").then(() => (answered = true), () => {});
+    }, retry.listenPingMs);
+    this.listenPing.unref();
   }
 
   private emit(keys: string[] | null): void {
@@ -222,6 +234,7 @@ export class PgConnection {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.listenTimer);
+    clearInterval(this.listenPing);
     this.listeners = [];
     const client = this.listenClient;
     this.listenClient = undefined;
