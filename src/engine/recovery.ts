@@ -75,10 +75,15 @@ export class Recovery {
   resumeWhenReachable(row: WorkflowRow): void {
     const { engine } = this;
     if (!engine.launched) return;
-    engine.logger.warn(`Workflow ${row.workflowId} was interrupted: the database could not be reached. It will run again from its checkpoints once it can.`);
     this.interrupted.set(row.workflowId, row);
     if (this.resuming) return;
     this.resuming = true;
+    // One line per outage, not one per workflow: thousands may be running when it starts.
+    engine.logger.warn(
+      `Workflow ${row.workflowId} was interrupted: the database could not be reached. It, and any other workflow ` +
+        `interrupted until the database answers, will run again from its checkpoints once it does.`,
+    );
+    let resumed = 0;
     void (async () => {
       for (let attempt = 0; this.interrupted.size && engine.launched; attempt++) {
         await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 30_000)).unref());
@@ -90,10 +95,12 @@ export class Recovery {
             break; // still unreachable: the rest wait for the next try
           }
           this.interrupted.delete(id);
+          resumed++;
           // Not run here after all (finished, cancelled or taken over meanwhile): its slot is free.
           if (!engine.running.has(id)) engine.countRunning(row, -1);
         }
       }
+      if (resumed) engine.logger.info(`The database answers again: ${resumed} interrupted workflow(s) resumed.`);
     })().finally(() => {
       this.resuming = false;
     });
