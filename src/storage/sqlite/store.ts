@@ -22,6 +22,9 @@ import {
 const bool = (b: boolean) => (b ? 1 : 0);
 const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(", ");
 
+/** How long a write waits for another process's lock before it counts as a failure (settable for tests). */
+export const busy = { timeoutMs: 10_000 };
+
 export interface SqliteOptions {
   /** How often to look for commits by other processes, in ms (default 5). */
   changePollMs?: number;
@@ -50,7 +53,7 @@ export class SqliteStore implements Store {
       db = new Database(this.path);
       db.pragma("journal_mode = WAL");
       db.pragma("synchronous = FULL");
-      db.pragma("busy_timeout = 10000");
+      db.pragma(`busy_timeout = ${busy.timeoutMs}`);
       db.pragma("foreign_keys = ON");
       db.pragma("cache_size = -65536"); // 64 MiB of page cache: hot index pages stay in memory
     } catch (error) {
@@ -185,6 +188,24 @@ export class SqliteStore implements Store {
     };
   }
 
+  /**
+   * Runs a storage operation, turning SQLite's "cannot do it now" errors (the file locked by
+   * another process past the busy timeout, a full disk, an I/O error) into DatabaseError, as an
+   * unreachable PostgreSQL is: a workflow whose checkpoint hits one is interrupted and runs again
+   * from its checkpoints later, instead of failing with it. Errors about the data itself stay as they are.
+   */
+  private async guard<T>(fn: () => T): Promise<T> {
+    try {
+      return fn();
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (typeof code === "string" && /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|PROTOCOL|NOMEM)/.test(code)) {
+        throw new DatabaseError(`The SQLite database at "${this.path}" could not be used: ${(error as Error).message}.`, { cause: error });
+      }
+      throw error;
+    }
+  }
+
   private get s() {
     if (!this.statements) throw new DatabaseError("The SQLite store is not open: call launch() first.");
     return this.statements;
@@ -196,19 +217,21 @@ export class SqliteStore implements Store {
   }
 
   async write(batch: Write[], options: { allOrNothing?: boolean } = {}): Promise<WriteResult[]> {
-    const results: WriteResult[] = new Array(batch.length);
-    const order = batch.map((_, i) => i).sort((a, b) => WRITE_ORDER.indexOf(batch[a].kind) - WRITE_ORDER.indexOf(batch[b].kind));
-    this.conn.transaction(() => {
-      for (const i of order) {
-        const write = batch[i];
-        results[i] = this.apply(write);
-        const r = results[i];
-        if (options.allOrNothing && write.kind === "insertWorkflow" && r.kind === "insertWorkflow" && !r.inserted && r.existing === null) {
-          throw new DuplicateWorkflowError(write.row.queueName ?? "", write.row.deduplicationId ?? "");
+    return this.guard(() => {
+      const results: WriteResult[] = new Array(batch.length);
+      const order = batch.map((_, i) => i).sort((a, b) => WRITE_ORDER.indexOf(batch[a].kind) - WRITE_ORDER.indexOf(batch[b].kind));
+      this.conn.transaction(() => {
+        for (const i of order) {
+          const write = batch[i];
+          results[i] = this.apply(write);
+          const r = results[i];
+          if (options.allOrNothing && write.kind === "insertWorkflow" && r.kind === "insertWorkflow" && !r.inserted && r.existing === null) {
+            throw new DuplicateWorkflowError(write.row.queueName ?? "", write.row.deduplicationId ?? "");
+          }
         }
-      }
-    }).immediate();
-    return results;
+      }).immediate();
+      return results;
+    });
   }
 
   private apply(write: Write): WriteResult {
@@ -272,113 +295,137 @@ export class SqliteStore implements Store {
   }
 
   async loadWorkflow(workflowId: string): Promise<{ workflow: WorkflowRow; operations: OperationRow[] } | null> {
-    const row = this.s.workflow.get(workflowId) as Record<string, unknown> | undefined;
-    if (!row) return null;
-    const operations = (this.s.operations.all(workflowId, -1, 0) as Record<string, unknown>[]).map(toOperationRow);
-    return { workflow: toWorkflowRow(row), operations };
+    return this.guard(() => {
+      const row = this.s.workflow.get(workflowId) as Record<string, unknown> | undefined;
+      if (!row) return null;
+      const operations = (this.s.operations.all(workflowId, -1, 0) as Record<string, unknown>[]).map(toOperationRow);
+      return { workflow: toWorkflowRow(row), operations };
+    });
   }
 
   async listWorkflows(filter: WorkflowFilter): Promise<WorkflowRow[]> {
-    const { sql, params } = listWorkflowsQuery("workflow_status", filter, bool);
-    return (this.conn.prepare(sql).all(...params) as Record<string, unknown>[]).map(toWorkflowRow);
+    return this.guard(() => {
+      const { sql, params } = listWorkflowsQuery("workflow_status", filter, bool);
+      return (this.conn.prepare(sql).all(...params) as Record<string, unknown>[]).map(toWorkflowRow);
+    });
   }
 
   async listOperations(workflowId: string, limit?: number, offset?: number): Promise<OperationRow[]> {
-    return (this.s.operations.all(workflowId, limit ?? -1, offset ?? 0) as Record<string, unknown>[]).map(toOperationRow);
+    return this.guard(() => {
+      return (this.s.operations.all(workflowId, limit ?? -1, offset ?? 0) as Record<string, unknown>[]).map(toOperationRow);
+    });
   }
 
   async recoverPending({ executorId, appVersion, maxRecoveryAttempts, now, leaseMs }: RecoverRequest) {
-    const s = this.s;
-    return this.conn.transaction(() => {
-      const taken = leaseMs === undefined ? s.countAttempt.all(now, executorId, appVersion) : s.takeOver.all(executorId, now, appVersion, executorId, now - leaseMs);
-      const rows = (taken as Record<string, unknown>[]).map(toWorkflowRow);
-      const recovered: WorkflowRow[] = [];
-      const deadLettered: string[] = [];
-      for (const row of rows) {
-        if (row.recoveryAttempts > maxRecoveryAttempts + 1) {
-          s.deadLetter.run(now, now, row.workflowId);
-          deadLettered.push(row.workflowId);
-        } else recovered.push(row);
-      }
-      return { recovered, deadLettered };
-    }).immediate();
+    return this.guard(() => {
+      const s = this.s;
+      return this.conn.transaction(() => {
+        const taken = leaseMs === undefined ? s.countAttempt.all(now, executorId, appVersion) : s.takeOver.all(executorId, now, appVersion, executorId, now - leaseMs);
+        const rows = (taken as Record<string, unknown>[]).map(toWorkflowRow);
+        const recovered: WorkflowRow[] = [];
+        const deadLettered: string[] = [];
+        for (const row of rows) {
+          if (row.recoveryAttempts > maxRecoveryAttempts + 1) {
+            s.deadLetter.run(now, now, row.workflowId);
+            deadLettered.push(row.workflowId);
+          } else recovered.push(row);
+        }
+        return { recovered, deadLettered };
+      }).immediate();
+    });
   }
 
   async getEvent(workflowId: string, key: string): Promise<StoredValue | null> {
-    return (this.s.event.get(workflowId, key) as StoredValue | undefined) ?? null;
+    return this.guard(() => {
+      return (this.s.event.get(workflowId, key) as StoredValue | undefined) ?? null;
+    });
   }
 
   async getAllEvents(workflowId: string): Promise<Map<string, StoredValue>> {
-    const rows = this.s.events.all(workflowId) as (StoredValue & { key: string })[];
-    return new Map(rows.map(({ key, value, serialization }) => [key, { value, serialization }]));
+    return this.guard(() => {
+      const rows = this.s.events.all(workflowId) as (StoredValue & { key: string })[];
+      return new Map(rows.map(({ key, value, serialization }) => [key, { value, serialization }]));
+    });
   }
 
   async readStream(workflowId: string, key: string, offset: number) {
-    const rows = this.s.readStream.all(workflowId, key, offset) as { value: string | null; serialization: StoredValue["serialization"] | null }[];
-    const end = rows.findIndex((r) => r.value === null);
-    const values = (end === -1 ? rows : rows.slice(0, end)).map((r) => ({ value: r.value!, serialization: r.serialization! }));
-    return { values, closed: end !== -1 };
+    return this.guard(() => {
+      const rows = this.s.readStream.all(workflowId, key, offset) as { value: string | null; serialization: StoredValue["serialization"] | null }[];
+      const end = rows.findIndex((r) => r.value === null);
+      const values = (end === -1 ? rows : rows.slice(0, end)).map((r) => ({ value: r.value!, serialization: r.serialization! }));
+      return { values, closed: end !== -1 };
+    });
   }
 
   async cancelWorkflows(workflowIds: string[], now: number): Promise<string[]> {
-    return (this.s.cancel.all(JSON.stringify(workflowIds), now) as { workflow_id: string }[]).map((r) => r.workflow_id);
+    return this.guard(() => {
+      return (this.s.cancel.all(JSON.stringify(workflowIds), now) as { workflow_id: string }[]).map((r) => r.workflow_id);
+    });
   }
 
   async resumeWorkflows(workflowIds: string[], { queueName, executorId, now }: { queueName: string | null; executorId: string; now: number }) {
-    const db = this.conn;
-    return db.transaction(() => {
-      const ids = JSON.stringify(workflowIds);
-      const found = (db.prepare(`SELECT COUNT(*) AS n FROM workflow_status WHERE workflow_id IN (SELECT value FROM json_each(?))`).get(ids) as { n: number }).n;
-      if (found !== new Set(workflowIds).size) return null;
-      const rows = db
-        .prepare(
-          `UPDATE workflow_status SET status = ?, queue_name = ?, executor_id = ?, started_at = ?, recovery_attempts = ?,
-             deadline_epoch_ms = CASE WHEN ? IS NULL THEN NULL ELSE ? + timeout_ms END,
-             deduplication_id = NULL, completed_at = NULL, output = NULL, error = NULL, updated_at = ?
-           WHERE workflow_id IN (SELECT value FROM json_each(?)) AND status NOT IN ('SUCCESS', 'ERROR')
-           RETURNING ${WORKFLOW_COLUMNS.filter((c) => c !== "owner_token").join(", ")}`,
-        )
-        .all(
-          queueName ? "ENQUEUED" : "PENDING", queueName, queueName ? null : executorId, queueName ? null : now, queueName ? 0 : 1,
-          queueName ? null : 1, now, now, ids,
-        ) as Record<string, unknown>[];
-      return rows.map(toWorkflowRow);
-    }).immediate();
+    return this.guard(() => {
+      const db = this.conn;
+      return db.transaction(() => {
+        const ids = JSON.stringify(workflowIds);
+        const found = (db.prepare(`SELECT COUNT(*) AS n FROM workflow_status WHERE workflow_id IN (SELECT value FROM json_each(?))`).get(ids) as { n: number }).n;
+        if (found !== new Set(workflowIds).size) return null;
+        const rows = db
+          .prepare(
+            `UPDATE workflow_status SET status = ?, queue_name = ?, executor_id = ?, started_at = ?, recovery_attempts = ?,
+               deadline_epoch_ms = CASE WHEN ? IS NULL THEN NULL ELSE ? + timeout_ms END,
+               deduplication_id = NULL, completed_at = NULL, output = NULL, error = NULL, updated_at = ?
+             WHERE workflow_id IN (SELECT value FROM json_each(?)) AND status NOT IN ('SUCCESS', 'ERROR')
+             RETURNING ${WORKFLOW_COLUMNS.filter((c) => c !== "owner_token").join(", ")}`,
+          )
+          .all(
+            queueName ? "ENQUEUED" : "PENDING", queueName, queueName ? null : executorId, queueName ? null : now, queueName ? 0 : 1,
+            queueName ? null : 1, now, now, ids,
+          ) as Record<string, unknown>[];
+        return rows.map(toWorkflowRow);
+      }).immediate();
+    });
   }
 
   async forkWorkflow(request: ForkRequest): Promise<WorkflowRow | null> {
-    const s = this.s;
-    return this.conn.transaction(() => {
-      const original = s.workflow.get(request.workflowId) as Record<string, unknown> | undefined;
-      if (!original) return null;
-      const source = toWorkflowRow(original);
-      const { newWorkflowId: id, queueName, now, startStep } = request;
-      const row: WorkflowRow = {
-        ...source, workflowId: id, status: queueName ? "ENQUEUED" : "PENDING", output: null, error: null, executorId: queueName ? null : request.executorId,
-        appVersion: request.appVersion, createdAt: now, updatedAt: now, startedAt: queueName ? null : now, completedAt: null,
-        recoveryAttempts: queueName ? 0 : 1, queueName, priority: 0, deduplicationId: null, partitionKey: null, timeoutMs: request.timeoutMs,
-        deadlineEpochMs: request.timeoutMs !== null && !queueName ? now + request.timeoutMs : null, delayUntilEpochMs: null,
-        parentWorkflowId: null, forkedFrom: source.workflowId, wasForkedFrom: false,
-      };
-      if (s.insertWorkflow.run(...workflowParams(row, null, bool)).changes === 0) {
-        const taken = s.workflow.get(id) as Record<string, unknown> | undefined;
-        throw new WorkflowConflictError(id, String(taken?.name ?? "?"), source.name);
-      }
-      s.markForked.run(now, source.workflowId);
-      s.copyOperations.run(id, source.workflowId, startStep);
-      s.copyEventHistory.run(id, source.workflowId, startStep);
-      s.rebuildEvents.run(id);
-      s.copyStreams.run(id, source.workflowId, startStep);
-      return row;
-    }).immediate();
+    return this.guard(() => {
+      const s = this.s;
+      return this.conn.transaction(() => {
+        const original = s.workflow.get(request.workflowId) as Record<string, unknown> | undefined;
+        if (!original) return null;
+        const source = toWorkflowRow(original);
+        const { newWorkflowId: id, queueName, now, startStep } = request;
+        const row: WorkflowRow = {
+          ...source, workflowId: id, status: queueName ? "ENQUEUED" : "PENDING", output: null, error: null, executorId: queueName ? null : request.executorId,
+          appVersion: request.appVersion, createdAt: now, updatedAt: now, startedAt: queueName ? null : now, completedAt: null,
+          recoveryAttempts: queueName ? 0 : 1, queueName, priority: 0, deduplicationId: null, partitionKey: null, timeoutMs: request.timeoutMs,
+          deadlineEpochMs: request.timeoutMs !== null && !queueName ? now + request.timeoutMs : null, delayUntilEpochMs: null,
+          parentWorkflowId: null, forkedFrom: source.workflowId, wasForkedFrom: false,
+        };
+        if (s.insertWorkflow.run(...workflowParams(row, null, bool)).changes === 0) {
+          const taken = s.workflow.get(id) as Record<string, unknown> | undefined;
+          throw new WorkflowConflictError(id, String(taken?.name ?? "?"), source.name);
+        }
+        s.markForked.run(now, source.workflowId);
+        s.copyOperations.run(id, source.workflowId, startStep);
+        s.copyEventHistory.run(id, source.workflowId, startStep);
+        s.rebuildEvents.run(id);
+        s.copyStreams.run(id, source.workflowId, startStep);
+        return row;
+      }).immediate();
+    });
   }
 
   async setWorkflowDelay(workflowId: string, delayUntilEpochMs: number, now: number): Promise<boolean> {
-    return this.s.setDelay.run(delayUntilEpochMs, now, workflowId).changes === 1;
+    return this.guard(() => {
+      return this.s.setDelay.run(delayUntilEpochMs, now, workflowId).changes === 1;
+    });
   }
 
   async claimQueued(request: ClaimRequest): Promise<Claimed> {
-    return this.claim(request);
+    return this.guard(() => {
+      return this.claim(request);
+    });
   }
 
   /** One claim, in a transaction of its own or in the caller's. */
@@ -431,7 +478,9 @@ export class SqliteStore implements Store {
   }
 
   async heartbeat(executorId: string, now: number): Promise<void> {
-    this.s.heartbeat.run(executorId, now);
+    return this.guard(() => {
+      this.s.heartbeat.run(executorId, now);
+    });
   }
 
   onExternalChange(listener: (keys: string[] | null) => void): void {

@@ -1,0 +1,46 @@
+/**
+ * SQLite's "cannot write now" (another process holding the file's write lock past the busy
+ * timeout, a full disk) is the embedded counterpart of an unreachable PostgreSQL: a workflow
+ * whose checkpoint hits it is interrupted and runs again from its checkpoints, and does not fail.
+ */
+import Database from "better-sqlite3";
+import { afterEach, describe, expect, it } from "vitest";
+import { busy } from "../../src/storage/sqlite/store.js";
+import { gate, useDuro, waitFor, within } from "../helpers.js";
+
+afterEach(() => {
+  busy.timeoutMs = 10_000;
+});
+
+describe("sqlite: the file locked by another process", () => {
+  const t = useDuro("sqlite");
+
+  it("a checkpoint that cannot get the write lock interrupts the run, which finishes once the lock is free; nothing ends in ERROR", async () => {
+    busy.timeoutMs = 50;
+    const duro = t.duro();
+    const release = gate();
+    let runs = 0;
+    const step = duro.registerStep("charge", async (n: number) => {
+      runs++;
+      await release.promise;
+      return n * 2;
+    });
+    const wf = duro.registerWorkflow("locked", async (n: number) => (await step(n)) + 1);
+    await duro.launch();
+    const handle = await duro.startWorkflow(wf.with({ workflowId: "locked-1" }), 20);
+    await waitFor(() => runs === 1, 10_000, "the step running");
+
+    const other = new Database(t.url.slice("sqlite:".length));
+    other.exec("BEGIN IMMEDIATE"); // another process's long write transaction
+    release.open();
+    // The checkpoint fails (busy), the run ends without an outcome and is tried again.
+    await waitFor(() => runs >= 2, 10_000, "the run tried again");
+    expect((await duro.getWorkflowStatus("locked-1"))?.status).toBe("PENDING");
+    other.exec("COMMIT");
+    other.close();
+
+    expect(await within(10_000, handle.getResult(), "the result once the lock is free")).toBe(41);
+    expect((await duro.getWorkflowStatus("locked-1"))?.status).toBe("SUCCESS");
+    expect((await duro.listWorkflowSteps("locked-1")).map((s) => [s.functionId, s.output])).toEqual([[1, 40]]);
+  });
+});
