@@ -6,7 +6,7 @@ import { InvalidArgumentError, WorkflowNotFoundError } from "./errors.js";
 import { currentContext, currentRun } from "./engine/context.js";
 import { Engine } from "./engine/engine.js";
 import { contextLogger } from "./engine/logger.js";
-import { checkIds, fork, listWorkflows, listWorkflowSteps, resume, setWorkflowDelay } from "./engine/management.js";
+import { cancel, checkIds, fork, type ForkOptions, listWorkflows, listWorkflowSteps, resume, setWorkflowDelay } from "./engine/management.js";
 import { enqueueMany, start } from "./engine/start.js";
 import * as ops from "./engine/operations.js";
 import type { ScheduleOptions } from "./engine/schedules.js";
@@ -288,15 +288,15 @@ export class Duro {
   }
 
   /**
-   * Sets CANCELLED (with its descendants), removes it from its queue and stops it at its next
-   * durable operation. Finished and unknown workflows are left alone.
+   * Sets CANCELLED, removes it from its queue and stops it at its next durable operation; with
+   * `cancelChildren`, the same for its descendants. Finished and unknown workflows are left alone.
    */
-  cancelWorkflow(workflowId: string): Promise<void> {
-    return this.cancelWorkflows([workflowId]);
+  cancelWorkflow(workflowId: string, options?: { cancelChildren?: boolean }): Promise<void> {
+    return this.cancelWorkflows([workflowId], options);
   }
 
-  cancelWorkflows(workflowIds: string[]): Promise<void> {
-    return this.managed("cancelWorkflow", () => this.engine.cancel(checkIds(workflowIds)));
+  cancelWorkflows(workflowIds: string[], options?: { cancelChildren?: boolean }): Promise<void> {
+    return this.managed("cancelWorkflow", () => cancel(this.engine, workflowIds, options));
   }
 
   /**
@@ -317,13 +317,14 @@ export class Duro {
 
   /**
    * Starts a new workflow that reuses the recorded outputs (and events, stream values) of the
-   * operations before `startStep` and runs the rest; it records `forkedFrom`.
-   * @throws WorkflowNotFoundError; InvalidArgumentError when startStep is beyond the record.
+   * operations before `startStep` and runs the rest; it records `forkedFrom`. A `startStep` of 1
+   * or less runs everything again; one past the record or more reuses every recorded output.
+   * @throws WorkflowNotFoundError
    */
   async forkWorkflow<R = unknown>(
     workflowId: string,
     startStep: number,
-    options: { newWorkflowId?: string; appVersion?: string; queueName?: string; timeoutSeconds?: number } = {},
+    options: ForkOptions = {},
   ): Promise<WorkflowHandle<R>> {
     const id = await this.managed("forkWorkflow", () => fork(this.engine, workflowId, startStep, options));
     return this.handle<R>(id);

@@ -18,8 +18,10 @@ export class WorkflowConflictError extends DuroError {
     readonly requestedName: string,
   ) {
     super(
-      `Workflow ID "${workflowId}" already belongs to workflow "${existingName}", not "${requestedName}". ` +
-        `A workflow ID is an idempotency key: pick a new ID for a different workflow.`,
+      existingName === requestedName
+        ? `Workflow ID "${workflowId}" is already taken (by a workflow "${existingName}"). Pick a new ID for a new workflow.`
+        : `Workflow ID "${workflowId}" already belongs to workflow "${existingName}", not "${requestedName}". ` +
+            `A workflow ID is an idempotency key: pick a new ID for a different workflow.`,
     );
   }
 }

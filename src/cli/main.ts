@@ -80,11 +80,11 @@ const commands: Record<string, Command> = {
       ),
   },
   cancel: {
-    usage: "duro cancel <workflow-id>…",
-    summary: "Cancel workflows (and their children); they stop at their next step.",
-    options: {},
-    run: async (client, { positionals }) => {
-      await client.cancelWorkflows(some(positionals));
+    usage: "duro cancel <workflow-id>… [--children]",
+    summary: "Cancel workflows (with --children, their descendants too); they stop at their next step.",
+    options: { children: { type: "boolean" } },
+    run: async (client, { values, positionals }) => {
+      await client.cancelWorkflows(some(positionals), { cancelChildren: values.children === true });
       return { cancelled: positionals };
     },
     print: (r: { cancelled: string[] }) => console.log(`Cancelled ${r.cancelled.join(", ")}.`),

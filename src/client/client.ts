@@ -4,7 +4,7 @@
  * Store. It connects on first use; call `close()` when done.
  */
 import { Engine } from "../engine/engine.js";
-import { checkIds, fork, listWorkflows, listWorkflowSteps, resume, setWorkflowDelay } from "../engine/management.js";
+import { cancel, checkIds, fork, type ForkOptions, listWorkflows, listWorkflowSteps, resume, setWorkflowDelay } from "../engine/management.js";
 import { enqueueMany, start } from "../engine/start.js";
 import * as ops from "../engine/operations.js";
 import { InvalidArgumentError, WorkflowNotFoundError } from "../errors.js";
@@ -95,12 +95,12 @@ export class DuroClient {
     return listWorkflowSteps(await this.ready(), workflowId, options);
   }
 
-  async cancelWorkflow(workflowId: string): Promise<void> {
-    return this.cancelWorkflows([workflowId]);
+  async cancelWorkflow(workflowId: string, options?: { cancelChildren?: boolean }): Promise<void> {
+    return this.cancelWorkflows([workflowId], options);
   }
 
-  async cancelWorkflows(workflowIds: string[]): Promise<void> {
-    return (await this.ready()).cancel(checkIds(workflowIds));
+  async cancelWorkflows(workflowIds: string[], options?: { cancelChildren?: boolean }): Promise<void> {
+    return cancel(await this.ready(), workflowIds, options);
   }
 
   /** Re-queues the workflow (on `queueName`, or an internal queue without limits) from its last completed step. */
@@ -117,7 +117,7 @@ export class DuroClient {
   async forkWorkflow<R = unknown>(
     workflowId: string,
     startStep: number,
-    options: { newWorkflowId?: string; appVersion?: string; queueName?: string; timeoutSeconds?: number } = {},
+    options: ForkOptions = {},
   ): Promise<WorkflowHandle<R>> {
     return this.handle<R>(await fork(await this.ready(), workflowId, startStep, options));
   }

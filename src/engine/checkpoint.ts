@@ -64,9 +64,11 @@ export function recordedBefore(engine: Engine, run: WorkflowRun, result: WriteRe
 
 /**
  * The shape of every simple durable operation: answer from the record, or check for a stop,
- * run `body`, record its outcome (errors too), and return it.
+ * run `body`, record its outcome (errors too) with `extra` columns, and return it.
  */
-export async function checkpoint<T>(engine: Engine, run: WorkflowRun, name: string, body: (functionId: number) => Promise<T>): Promise<T> {
+export async function checkpoint<T>(
+  engine: Engine, run: WorkflowRun, name: string, body: (functionId: number) => Promise<T>, extra: Partial<OperationRow> = {},
+): Promise<T> {
   const functionId = run.allocate();
   const recorded = run.replay(functionId, name);
   if (recorded) return replayed(recorded) as T;
@@ -80,5 +82,5 @@ export async function checkpoint<T>(engine: Engine, run: WorkflowRun, name: stri
     result = { error };
   }
   run.checkStopped();
-  return (await record(engine, run, functionId, name, startedAt, result)) as T;
+  return (await record(engine, run, functionId, name, startedAt, result, extra)) as T;
 }

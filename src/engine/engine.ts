@@ -375,8 +375,9 @@ export class Engine {
 
   // ——— cancellation ———
 
-  async cancel(workflowIds: string[]): Promise<void> {
-    const changed = await this.store.cancelWorkflows(workflowIds, Date.now());
+  /** Cancels workflows; a deadline's cancel takes the children too (they share the deadline anyway). */
+  async cancel(workflowIds: string[], withChildren = true): Promise<void> {
+    const changed = await this.store.cancelWorkflows(workflowIds, Date.now(), withChildren);
     for (const id of changed) this.stopRun(id, "cancelled");
     this.announce(["queue", ...changed.map((id) => `status:${id}`)]);
   }

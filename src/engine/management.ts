@@ -86,6 +86,14 @@ export function checkIds(workflowIds: string[]): string[] {
   return workflowIds;
 }
 
+/** Cancels workflows, with their descendants only when asked (`cancelChildren`). */
+export function cancel(engine: Engine, workflowIds: string[], options: { cancelChildren?: boolean } = {}): Promise<void> {
+  if (options === null || typeof options !== "object" || !["undefined", "boolean"].includes(typeof options.cancelChildren)) {
+    throw new InvalidArgumentError("cancelWorkflow's options must be an object like { cancelChildren: true }.");
+  }
+  return engine.cancel(checkIds(workflowIds), options.cancelChildren ?? false);
+}
+
 export async function listWorkflows(engine: Engine, filter: ListWorkflowsFilter): Promise<WorkflowStatus[]> {
   return (await engine.store.listWorkflows(toStoreFilter(filter))).map(toStatus);
 }
@@ -124,20 +132,29 @@ export async function resume(engine: Engine, workflowIds: string[], queueName: s
   if (queueName === null && !engine.client) for (const row of rows) await engine.recovery.resumeHere(row.workflowId);
 }
 
-/** Starts a copy of a workflow that reuses the outputs of operations before `startStep`. */
-export async function fork(engine: Engine, workflowId: string, startStep: number, options: { newWorkflowId?: string; appVersion?: string; queueName?: string; timeoutSeconds?: number }): Promise<string> {
-  if (!Number.isInteger(startStep) || startStep < 1) throw new InvalidArgumentError(`startStep must be an integer ≥ 1, got ${startStep}.`);
-  const { newWorkflowId = uuidv7(), appVersion, timeoutSeconds } = options;
+export interface ForkOptions {
+  /** The new workflow's ID (`workflowId` is accepted too); a new UUID by default. */
+  newWorkflowId?: string;
+  workflowId?: string;
+  appVersion?: string;
+  queueName?: string;
+  timeoutSeconds?: number;
+}
+
+/**
+ * Starts a copy of a workflow that reuses the outputs of operations before `startStep`: 1 or less
+ * copies nothing (everything runs again), past the last recorded operation copies everything.
+ */
+export async function fork(engine: Engine, workflowId: string, startStep: number, options: ForkOptions): Promise<string> {
+  if (!Number.isSafeInteger(startStep)) throw new InvalidArgumentError(`startStep must be an integer, got ${String(startStep)}.`);
+  if (options.newWorkflowId !== undefined && options.workflowId !== undefined && options.newWorkflowId !== options.workflowId) {
+    throw new InvalidArgumentError("forkWorkflow got both newWorkflowId and workflowId, and they differ: give one.");
+  }
+  const { newWorkflowId = options.workflowId ?? uuidv7(), appVersion, timeoutSeconds } = options;
   const queueName = options.queueName ?? (engine.client ? INTERNAL_QUEUE : undefined);
   validateStart(engine, { workflowId: newWorkflowId, queueName, timeoutSeconds });
-  const operations = await engine.store.listOperations(workflowId);
-  const last = operations.length ? operations[operations.length - 1].functionId : 0;
-  if (startStep > last + 1) {
-    if ((await engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
-    throw new InvalidArgumentError(`Workflow ${workflowId} has recorded ${last} operations; startStep can be at most ${last + 1}.`);
-  }
   const row = await engine.store.forkWorkflow({
-    workflowId, newWorkflowId, startStep, appVersion: appVersion ?? (engine.client ? null : engine.appVersion), queueName: queueName ?? null, executorId: engine.executorId,
+    workflowId, newWorkflowId, startStep: Math.min(Math.max(startStep, 1), 2 ** 31 - 1), appVersion: appVersion ?? (engine.client ? null : engine.appVersion), queueName: queueName ?? null, executorId: engine.executorId,
     timeoutMs: timeoutSeconds !== undefined ? Math.round(timeoutSeconds * 1000) : null, now: Date.now(),
   });
   if (!row) throw new WorkflowNotFoundError(workflowId);

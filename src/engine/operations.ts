@@ -85,10 +85,10 @@ export async function runStep<T>(engine: Engine, name: string, fn: (...args: any
 // ——— time and randomness ———
 
 export async function sleep(engine: Engine, seconds: number): Promise<void> {
-  checkSeconds("seconds", seconds, true);
+  if (typeof seconds !== "number" || Number.isNaN(seconds)) throw new InvalidArgumentError(`seconds must be a number, got ${String(seconds)}.`);
+  if (seconds <= 0) return; // at once, anywhere, and takes no function ID, as in the reference
   const ctx = currentContext();
   if (!ctx) throw new NotInWorkflowError("sleep");
-  if (seconds <= 0) return; // takes no function ID, as in the reference
   if (ctx.step) return new Promise((resolve) => setTimeout(resolve, Math.min(seconds * 1000, 2_147_483_647)));
   const wakeAt = await durableDeadline(engine, ctx.run, seconds);
   await engine.timers.until(wakeAt, ctx.run.signal);
@@ -121,7 +121,7 @@ export async function getResult(engine: Engine, workflowId: string, untilCreated
   checkKey("workflowId", workflowId);
   const run = currentRun();
   const wait = () => engine.result(workflowId, run?.signal, untilCreated);
-  return run ? checkpoint(engine, run, "duro.getResult", wait) : wait();
+  return run ? checkpoint(engine, run, "duro.getResult", wait, { childWorkflowId: workflowId }) : wait();
 }
 
 /** A handle: its calls are the durable getResult / getWorkflowStatus operations. */

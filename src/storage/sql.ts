@@ -123,7 +123,8 @@ export function listWorkflowsQuery(table: string, filter: WorkflowFilter, boolea
     });
     where.push(ranges.length ? `(${ranges.join(" OR ")})` : "1 = 0");
   }
-  if (filter.queuesOnly) where.push("queue_name IS NOT NULL AND status IN ('ENQUEUED', 'PENDING', 'DELAYED')");
+  // Without a status filter, toStoreFilter asks for the waiting and running ones.
+  if (filter.queuesOnly) where.push("queue_name IS NOT NULL");
   if (filter.wasForkedFrom !== undefined) {
     where.push("was_forked_from = ?");
     params.push(booleans(filter.wasForkedFrom));

@@ -265,8 +265,8 @@ export interface Store {
   getAllEvents(workflowId: string): Promise<Map<string, StoredValue>>;
   /** Stream values from `offset` on; `closed` once the end marker is among them. */
   readStream(workflowId: string, key: string, offset: number): Promise<{ values: StoredValue[]; closed: boolean }>;
-  /** Set CANCELLED on these workflows and their descendants while not finished; returns the IDs that changed. */
-  cancelWorkflows(workflowIds: string[], now: number): Promise<string[]>;
+  /** Set CANCELLED on these workflows (and their descendants, `withChildren`) while not finished; returns the IDs that changed. */
+  cancelWorkflows(workflowIds: string[], now: number, withChildren: boolean): Promise<string[]>;
   /**
    * Restart workflows not SUCCESS/ERROR: with a queue they become ENQUEUED on it, else PENDING on
    * `executorId`; attempts, deadline and deduplication are reset. All or nothing: returns null

@@ -37,11 +37,21 @@ describe.each(backends)("%s", (backend) => {
       await expect(duro.sleep(0.01)).rejects.toBeInstanceOf(NotInWorkflowError);
     });
 
-    it("a negative sleep is refused with InvalidArgumentError", async () => {
+    it("a negative sleep returns at once and records nothing, as sleep(0), in a workflow or not; NaN is refused with InvalidArgumentError", async () => {
       const duro = t.duro();
-      const wf = duro.registerWorkflow("bad", async () => duro.sleep(-1));
+      const wf = duro.registerWorkflow("negative", async () => {
+        await duro.sleep(-1);
+        await duro.sleep(0);
+        return "awake";
+      });
+      const bad = duro.registerWorkflow("bad", async () => duro.sleep(Number.NaN));
       await duro.launch();
-      await expect((await duro.startWorkflow(wf)).getResult()).rejects.toBeInstanceOf(InvalidArgumentError);
+      const handle = await duro.startWorkflow(wf);
+      expect(await handle.getResult()).toBe("awake");
+      expect(await duro.listWorkflowSteps(handle.workflowId)).toEqual([]);
+      await duro.sleep(-1);
+      await duro.sleep(0);
+      await expect((await duro.startWorkflow(bad)).getResult()).rejects.toBeInstanceOf(InvalidArgumentError);
     });
 
     it("sleep is durable: a workflow restarted mid-sleep sleeps only what remains", async () => {

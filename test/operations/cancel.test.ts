@@ -1,6 +1,6 @@
 /**
  * cancelWorkflow(s) as an operator uses it: queued work leaves its queue and never runs, delayed
- * work never starts, descendants go with their parent, a body blocked in a durable wait stops
+ * work never starts, descendants go with their parent when asked (and only then), a body blocked in a durable wait stops
  * when another executor cancels it, and mixed lists of IDs are fine.
  * (The basics — CANCELLED, stop at the next step, unknown IDs — are in conformance/management.)
  */
@@ -55,7 +55,7 @@ describe.each(backends)("%s", (backend) => {
     expect((await handle.getStatus())!).toMatchObject({ status: "CANCELLED", queueName: null });
   });
 
-  it("cancelling a parent cancels its descendants — running, waiting and queued — but not finished ones", async () => {
+  it("with cancelChildren, cancelling a parent cancels its descendants — running, waiting and queued — but not finished ones", async () => {
     const duro = t.duro();
     const q = blockedQueue(duro, "kids");
     const grandchild = duro.registerWorkflow("grandchild", async () => duro.recv("never", 60));
@@ -80,7 +80,7 @@ describe.each(backends)("%s", (backend) => {
     await waitFor(async () => (await statusOf(duro, "G")) === "PENDING", 10_000, "grandchild to start");
     expect((await duro.listWorkflows({ parentWorkflowId: "P" })).map((s) => s.workflowId).sort()).toEqual(["C", "K", "Q"]);
 
-    await duro.cancelWorkflow("P");
+    await duro.cancelWorkflow("P", { cancelChildren: true });
     for (const id of ["P", "C", "G", "K"]) expect(await statusOf(duro, id), id).toBe("CANCELLED");
     expect(await statusOf(duro, "Q")).toBe("SUCCESS");
     for (const id of ["P", "C", "G", "K"]) await expect(duro.getResult(id), id).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
@@ -91,6 +91,25 @@ describe.each(backends)("%s", (backend) => {
     await sleep(300);
     expect(await statusOf(duro, "K")).toBe("CANCELLED"); // the queued child was removed from its queue
     expect(await duro.listWorkflowSteps("K")).toEqual([]);
+  });
+
+  it("by default, cancelling a parent leaves its children running: they finish on their own", async () => {
+    const duro = t.duro();
+    const child = duro.registerWorkflow("child", async () => `child got ${await duro.recv<string>("go", 60)}`);
+    const parent = duro.registerWorkflow("parent", async () => {
+      const h = await duro.startWorkflow(child.with({ workflowId: "lone-child" }));
+      return h.getResult();
+    });
+    await duro.launch();
+    const handle = await duro.startWorkflow(parent.with({ workflowId: "lone-parent" }));
+    await waitFor(async () => (await statusOf(duro, "lone-child")) === "PENDING", 10_000, "the child to start");
+    await duro.cancelWorkflow("lone-parent");
+    await expect(handle.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    expect(await statusOf(duro, "lone-child")).toBe("PENDING");
+    await duro.send("lone-child", "the message", "go");
+    expect(await duro.getResult("lone-child")).toBe("child got the message");
+    const cancelled = (await duro.getWorkflowStatus("lone-parent"))!;
+    expect(cancelled.completedAtEpochMs).toBeGreaterThanOrEqual(cancelled.createdAt);
   });
 
   it("cancelling a child does not cancel its parent: the parent sees AwaitedWorkflowCancelledError", async () => {

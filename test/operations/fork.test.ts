@@ -211,15 +211,29 @@ describe.each(backends)("%s", (backend) => {
     expect(status.deadlineEpochMs).toBeGreaterThanOrEqual(dequeuedAfter + 300);
   });
 
-  it("startStep beyond the record, zero, negative or not an integer is InvalidArgumentError, and nothing is written", async () => {
+  it("startStep zero or negative runs everything again; beyond the record it reuses every output; workflowId names the fork too", async () => {
+    const { duro, state } = await original();
+    for (const [startStep, id] of [[0, "zero"], [-1, "negative"]] as const) {
+      expect(await (await duro.forkWorkflow("O", startStep, { newWorkflowId: id })).getResult()).toEqual({ a: 11, doubled: 22, version: 2 });
+    }
+    expect(state).toMatchObject({ alpha: 3, beta: 3 });
+    for (const [startStep, id] of [[9, "nine"], [2 ** 40, "huge"]] as const) {
+      expect(await (await duro.forkWorkflow("O", startStep, { workflowId: id })).getResult()).toEqual({ a: 11, doubled: 22, version: 1 });
+      expect((await duro.getWorkflowStatus(id))!.forkedFrom).toBe("O");
+    }
+    expect(state).toMatchObject({ alpha: 3, beta: 3 });
+  });
+
+  it("startStep not an integer is InvalidArgumentError, and nothing is written", async () => {
     const { duro } = await original();
     const before = await snapshot(duro);
-    for (const bad of [9, 100, 0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, "2" as unknown as number]) {
+    for (const bad of [1.5, Number.NaN, Number.POSITIVE_INFINITY, "2" as unknown as number]) {
       await expect(duro.forkWorkflow("O", bad, { newWorkflowId: `bad-${String(bad)}` }), String(bad)).rejects.toBeInstanceOf(InvalidArgumentError);
     }
     await expect(duro.forkWorkflow("O", 2, { timeoutSeconds: -1 })).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(duro.forkWorkflow("O", 2, { queueName: "no-such-queue" })).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(duro.forkWorkflow("O", 2, { newWorkflowId: "" })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(duro.forkWorkflow("O", 2, { newWorkflowId: "a", workflowId: "b" })).rejects.toBeInstanceOf(InvalidArgumentError);
     expect(await snapshot(duro)).toEqual(before);
     expect((await duro.getWorkflowStatus("O"))!.wasForkedFrom).toBe(false);
   });

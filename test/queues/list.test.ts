@@ -77,6 +77,8 @@ describe.each(backends)("%s", (backend) => {
     expect(ids(await duro.listQueuedWorkflows({ queueName: "qb" }))).toEqual(["later1"]);
     expect(ids(await duro.listQueuedWorkflows({ queueName: ["qa", "qb"] }))).toHaveLength(6);
     expect(ids(await duro.listQueuedWorkflows({ queueName: "nowhere" }))).toEqual([]);
+    // An explicit status reaches finished work too, as long as it came through a queue.
+    expect(ids(await duro.listQueuedWorkflows({ status: "SUCCESS" }))).toEqual(["done1"]);
     expect(ids(await duro.listQueuedWorkflows({ name: "other" }))).toEqual(["wait2"]);
     expect(ids(await duro.listQueuedWorkflows({ name: ["other", "quick"] }))).toEqual(["wait2", "fork1"]);
     expect(ids(await duro.listQueuedWorkflows({ workflowIds: ["direct", "wait2", "done1", "run1"] }))).toEqual(["run1", "wait2"]);

@@ -130,10 +130,10 @@ export function storeSql(schema: string) {
         ${recovered}`,
     cancelWorkflows: `WITH RECURSIVE tree (id) AS (
         SELECT unnest($2::text[])
-        UNION SELECT w.workflow_id FROM ${ws} w JOIN tree ON w.parent_workflow_id = tree.id),
+        UNION SELECT w.workflow_id FROM ${ws} w JOIN tree ON w.parent_workflow_id = tree.id WHERE $4::boolean),
       cancelled AS (
-        UPDATE ${ws} SET status = 'CANCELLED', queue_name = NULL, deduplication_id = NULL, updated_at = $1
-        WHERE workflow_id IN (SELECT id FROM tree) AND status IN ('ENQUEUED', 'DELAYED', 'PENDING')
+        UPDATE ${ws} SET status = 'CANCELLED', queue_name = NULL, deduplication_id = NULL, updated_at = $1, completed_at = $1
+        WHERE workflow_id IN (SELECT id FROM tree) AND status IN ('ENQUEUED', 'DELAYED', 'PENDING', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
         RETURNING workflow_id),
       ${notifyChanged("cancelled", "$3")}
       SELECT (SELECT count(*) FROM notified) AS notified, (SELECT json_agg(workflow_id) FROM cancelled) AS ids`,

@@ -136,9 +136,9 @@ export class PostgresStore implements Store {
     return { values, closed: end !== -1 };
   }
 
-  async cancelWorkflows(workflowIds: string[], now: number): Promise<string[]> {
+  async cancelWorkflows(workflowIds: string[], now: number, withChildren: boolean): Promise<string[]> {
     if (!workflowIds.length) return [];
-    const [row] = await this.query("cancelWorkflows", [now, workflowIds, this.conn.channel]);
+    const [row] = await this.query("cancelWorkflows", [now, workflowIds, this.conn.channel, withChildren]);
     return row.ids ?? [];
   }
 

@@ -179,11 +179,12 @@ export class SqliteStore implements Store {
       ),
       cancel: db.prepare(
         `WITH RECURSIVE tree (id) AS (
-           SELECT value FROM json_each(?)
-           UNION SELECT w.workflow_id FROM workflow_status w JOIN tree ON w.parent_workflow_id = tree.id
+           SELECT value FROM json_each(@ids)
+           UNION SELECT w.workflow_id FROM workflow_status w JOIN tree ON w.parent_workflow_id = tree.id WHERE @withChildren
          )
-         UPDATE workflow_status SET status = 'CANCELLED', queue_name = NULL, deduplication_id = NULL, updated_at = ?
-         WHERE workflow_id IN (SELECT id FROM tree) AND status IN ('ENQUEUED', 'DELAYED', 'PENDING') RETURNING workflow_id`,
+         UPDATE workflow_status SET status = 'CANCELLED', queue_name = NULL, deduplication_id = NULL, updated_at = @now, completed_at = @now
+         WHERE workflow_id IN (SELECT id FROM tree) AND status IN ('ENQUEUED', 'DELAYED', 'PENDING', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
+         RETURNING workflow_id`,
       ),
     };
   }
@@ -357,9 +358,10 @@ export class SqliteStore implements Store {
     });
   }
 
-  async cancelWorkflows(workflowIds: string[], now: number): Promise<string[]> {
+  async cancelWorkflows(workflowIds: string[], now: number, withChildren: boolean): Promise<string[]> {
     return this.guard(() => {
-      return (this.s.cancel.all(JSON.stringify(workflowIds), now) as { workflow_id: string }[]).map((r) => r.workflow_id);
+      const params = { ids: JSON.stringify(workflowIds), now, withChildren: bool(withChildren) };
+      return (this.s.cancel.all(params) as { workflow_id: string }[]).map((r) => r.workflow_id);
     });
   }
 
