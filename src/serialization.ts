@@ -78,15 +78,23 @@ export function serializeError(error: unknown, format: SerializationFormat): str
     }
   }
   try {
-    return serialize(error instanceof Error ? error : new Error(String(error)), "default");
+    // Not only Errors: a body may throw a string or an object, and its callers get that back.
+    return serialize(error, "default");
   } catch {
+    if (!(error instanceof Error)) return serialize(new Error(cut(String(error)) as string), "default");
     // An error whose own fields cannot be stored (or that is too large) still keeps its class and
     // the start of its message and stack.
-    const e = error as Error;
+    const e = error;
     return JSON.stringify({ [TAG]: "Error", class: e.constructor?.name ?? "Error", name: e.name, message: cut(e.message), stack: cut(e.stack), fields: {} });
   }
 }
 
+/** What was thrown, as it was thrown: an Error, or (format "default") whatever else a body threw. */
+export function deserializeThrown(text: string, format: SerializationFormat): unknown {
+  return format === "default" ? deserialize(text, format) : deserializeError(text, format);
+}
+
+/** What was thrown, as an Error (for status and step listings): other values are wrapped. */
 export function deserializeError(text: string, format: SerializationFormat): Error {
   const value = deserialize(text, format);
   if (value instanceof Error) return value;

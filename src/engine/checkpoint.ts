@@ -1,17 +1,19 @@
 /**
  * "Look up the checkpoint, or run and save it": the recording helpers every durable operation
  * is built from. A record is written only while the workflow is PENDING on this executor, so a
- * run that was cancelled or taken over stops at its next operation without recording anything.
+ * run that was cancelled or taken over stops at its next operation without recording anything
+ * more — except the outcome of an operation that was already under way when the cancel came:
+ * what it did stays done, and a resume does not run it again (as in the reference library).
  */
 import { WorkflowCancelledError } from "../errors.js";
-import { deserialize, deserializeError, registerErrorClass, serialize, serializeError } from "../serialization.js";
+import { deserialize, deserializeThrown, registerErrorClass, serialize, serializeError } from "../serialization.js";
 import type { OperationRow, WriteResult } from "../storage/store.js";
 import type { WorkflowRun } from "./context.js";
 import { operation, type Engine } from "./engine.js";
 
-/** Decodes a recorded operation's error. */
-export function errorOf(op: OperationRow): Error {
-  return deserializeError(op.error!, op.serialization ?? "default");
+/** Decodes what a recorded operation threw. */
+export function errorOf(op: OperationRow): unknown {
+  return deserializeThrown(op.error!, op.serialization ?? "default");
 }
 
 /** The recorded outcome of an operation: returns its output or throws its error. */
@@ -21,7 +23,10 @@ export function replayed(op: OperationRow): unknown {
 }
 
 /** Records an operation's outcome; returns what is recorded (ours, or a concurrent run's). */
-export async function record(engine: Engine, run: WorkflowRun, functionId: number, name: string, startedAt: number, result: { output?: unknown; error?: unknown }, extra: Partial<OperationRow> = {}): Promise<unknown> {
+export async function record(
+  engine: Engine, run: WorkflowRun, functionId: number, name: string, startedAt: number, result: { output?: unknown; error?: unknown },
+  extra: Partial<OperationRow> = {},
+): Promise<unknown> {
   let output: string | null = null;
   let error: string | null = null;
   let failed = "error" in result;
@@ -38,11 +43,16 @@ export async function record(engine: Engine, run: WorkflowRun, functionId: numbe
     if (thrown instanceof Error) registerErrorClass(thrown.constructor as new () => Error);
     error = serializeError(thrown, "default");
   }
-  const written = await engine.committer.submitOne({
-    kind: "recordOperation",
-    op: operation(run.workflowId, functionId, name, { output, error, serialization: "default", startedAt, completedAt: Date.now(), ...extra }),
-    executorId: engine.executorId,
-  });
+  const op = operation(run.workflowId, functionId, name, { output, error, serialization: "default", startedAt, completedAt: Date.now(), ...extra });
+  // Cancelled here while it ran: keep its outcome, then stop.
+  const afterCancel = run.stopped === "cancelled";
+  let written = await engine.committer.submitOne({ kind: "recordOperation", op, executorId: engine.executorId, afterCancel });
+  if (afterCancel) run.checkStopped();
+  // Fenced off: if that was a cancel from elsewhere, the outcome is still kept.
+  if (written.kind === "recordOperation" && !written.recorded && !written.existing) {
+    written = await engine.committer.submitOne({ kind: "recordOperation", op, executorId: engine.executorId, afterCancel: true });
+    written = { kind: "recordOperation", recorded: false, existing: null };
+  }
   const existing = recordedBefore(engine, run, written);
   if (existing) return replayed(existing);
   if (failed) throw thrown;
@@ -78,9 +88,9 @@ export async function checkpoint<T>(
   try {
     result = { output: await body(functionId) };
   } catch (error) {
-    if (error instanceof WorkflowCancelledError || run.stopped) throw error;
+    if (error instanceof WorkflowCancelledError || (run.stopped && run.stopped !== "cancelled")) throw error;
     result = { error };
   }
-  run.checkStopped();
+  if (run.stopped !== "cancelled") run.checkStopped(); // a cancelled run records first (see record)
   return (await record(engine, run, functionId, name, startedAt, result, extra)) as T;
 }

@@ -14,7 +14,7 @@ import {
   WorkflowNotFoundError,
 } from "../errors.js";
 import {
-  deserialize, deserializeError, deserializeInputs, registerErrorClass, serialize, serializeError,
+  deserialize, deserializeInputs, deserializeThrown, registerErrorClass, serialize, serializeError,
 } from "../serialization.js";
 import { openStore, DEFAULT_DATABASE_URL } from "../storage/open.js";
 import type { OperationRow, Store, WorkflowRow } from "../storage/store.js";
@@ -349,7 +349,7 @@ export class Engine {
         outcome = {
           status: row.status,
           output: row.status === "SUCCESS" ? deserialize(row.output, row.serialization) : undefined,
-          error: row.status === "ERROR" && row.error !== null ? deserializeError(row.error, row.serialization) : undefined,
+          error: row.status === "ERROR" && row.error !== null ? deserializeThrown(row.error, row.serialization) : undefined,
         };
         return true;
       },

@@ -81,8 +81,10 @@ export type Write =
   /**
    * Record an operation unless (workflowId, functionId) is recorded already — and only while the
    * workflow is PENDING on `executorId`: a cancelled or taken-over run can record nothing more.
+   * `afterCancel`: or CANCELLED (still on `executorId`), for an operation that was under way when
+   * the cancel came; what it did stays done.
    */
-  | { kind: "recordOperation"; op: OperationRow; executorId: string }
+  | { kind: "recordOperation"; op: OperationRow; executorId: string; afterCancel?: boolean }
   /** Deliver a message unless `messageId` was delivered; the destination must exist. */
   | { kind: "send"; messageId: string; destinationId: string; topic: string; message: StoredValue; createdAt: number }
   /** Take the oldest unconsumed message on a topic and record it as operation `op` (output = the message), fenced like recordOperation. */

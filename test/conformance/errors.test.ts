@@ -114,4 +114,35 @@ describe.each(backends)("%s", (backend) => {
       expect(error.functionId).toBe(1);
     });
   });
+
+  describe("values thrown that are not Errors", () => {
+    it("reach getResult callers as themselves, in this process and another, and a step replays them as they were", async () => {
+      const a = t.duro({ executorId: "a" });
+      let runs = 0;
+      const picky = a.registerStep("picky", async () => {
+        runs++;
+        throw { code: 42, reason: "declined" };
+      });
+      const wf = a.registerWorkflow("throwsValues", async () => {
+        const caught = await picky().catch((thrown: unknown) => thrown);
+        await a.setEvent("caught", caught);
+        throw "out of stock";
+      });
+      await a.launch();
+      const handle = await a.startWorkflow(wf.with({ workflowId: "tv" }));
+      expect(await rejectionOf(handle.getResult())).toBe("out of stock");
+      expect(await a.getEvent("tv", "caught")).toEqual({ code: 42, reason: "declined" });
+      const b = t.duro({ executorId: "b" });
+      await b.launch();
+      expect(await rejectionOf(b.getResult("tv"))).toBe("out of stock");
+      // Listings show them as Errors.
+      expect((await b.getWorkflowStatus("tv"))!.error).toBeInstanceOf(Error);
+      expect((await b.listWorkflowSteps("tv"))[0].error).toBeInstanceOf(Error);
+      // A fork past the step replays the recorded object, not an Error made of it.
+      const fork = await a.forkWorkflow("tv", 2, { newWorkflowId: "tv-fork" });
+      expect(await rejectionOf(fork.getResult())).toBe("out of stock");
+      expect(await a.getEvent("tv-fork", "caught")).toEqual({ code: 42, reason: "declined" });
+      expect(runs).toBe(1);
+    });
+  });
 });

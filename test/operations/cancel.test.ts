@@ -168,6 +168,39 @@ describe.each(backends)("%s", (backend) => {
     expect((await a.listWorkflowSteps("S")).map((s) => s.functionName)).toEqual(["duro.sleep"]);
   });
 
+  it.each(["here", "from another executor"])(
+    "a step under way when the cancel comes (%s) keeps its outcome; the next step never runs, and a resume goes on after it",
+    async (where) => {
+      const a = t.duro({ executorId: "a" });
+      const b = t.duro({ executorId: "b" });
+      const release = gate();
+      const runs = { first: 0, slow: 0, last: 0 };
+      const first = a.registerStep("first", async () => ++runs.first);
+      const slow = a.registerStep("slow", async () => {
+        runs.slow++;
+        await release.promise;
+        return "slow done";
+      });
+      const last = a.registerStep("last", async () => ++runs.last);
+      const wf = a.registerWorkflow("three", async () => [await first(), await slow(), await last()]);
+      await a.launch();
+      await b.launch();
+      const handle = await a.startWorkflow(wf.with({ workflowId: "mid-step" }));
+      await waitFor(() => runs.slow === 1, 10_000, "the slow step to start");
+      await (where === "here" ? a : b).cancelWorkflow("mid-step");
+      await expect(handle.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+      release.open();
+      await waitFor(async () => (await a.listWorkflowSteps("mid-step")).length === 2, 10_000, "the slow step's outcome recorded");
+      expect((await a.listWorkflowSteps("mid-step")).map((s) => [s.functionName, s.output])).toEqual([["first", 1], ["slow", "slow done"]]);
+      expect(runs.last).toBe(0);
+      expect(await statusOf(a, "mid-step")).toBe("CANCELLED");
+
+      await a.resumeWorkflow("mid-step");
+      expect(await a.getResult("mid-step")).toEqual([1, "slow done", 1]);
+      expect(runs).toEqual({ first: 1, slow: 1, last: 1 });
+    },
+  );
+
   it("a step waiting between retries stops at once when cancelled", async () => {
     const duro = t.duro();
     let attempts = 0;

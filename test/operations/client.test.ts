@@ -65,7 +65,8 @@ describe.each(backends)("%s", (backend) => {
     await c.cancelWorkflow(id);
     w.hold.gate = null;
     release.open();
-    await waitFor(async () => (await duro.listWorkflowSteps(id)).length === 1 && !duro.engine.running.has(id), 10_000, "the body to unwind");
+    // b was under way at the cancel: its outcome is kept.
+    await waitFor(async () => (await duro.listWorkflowSteps(id)).length === 2 && !duro.engine.running.has(id), 10_000, "the body to unwind");
     expect(await statusOf(c, id)).toBe("CANCELLED");
   }
 
@@ -176,7 +177,7 @@ describe.each(backends)("%s", (backend) => {
     expect(runs).toEqual({ a: 1, b: 1, c: 0 });
     const handle = await c.resumeWorkflow<number>("s1");
     expect(await handle.getResult()).toBe(25);
-    expect(runs).toEqual({ a: 1, b: 2, c: 1 });
+    expect(runs).toEqual({ a: 1, b: 1, c: 1 });
     expect((await c.getWorkflowStatus("s1"))!).toMatchObject({ status: "SUCCESS", executorId: "worker" });
 
     w.hold.entered = gate();
@@ -184,7 +185,7 @@ describe.each(backends)("%s", (backend) => {
     const [h2] = await c.resumeWorkflows(["s2"], { queueName: "jobs" });
     expect(await h2.getResult()).toBe(25);
     expect((await c.getWorkflowStatus("s2"))!.queueName).toBe("jobs");
-    expect(runs).toEqual({ a: 2, b: 4, c: 2 });
+    expect(runs).toEqual({ a: 2, b: 2, c: 2 });
 
     const before = await snapshot(duro);
     await expect(c.resumeWorkflow("nobody")).rejects.toBeInstanceOf(WorkflowNotFoundError);

@@ -124,6 +124,9 @@ export function writeSql(schema: string) {
       ON CONFLICT DO NOTHING RETURNING status`,
     recordOne: `INSERT INTO ${ops} (${opCols}) SELECT ${casts(OPERATION_COLUMNS, 1)}
       WHERE EXISTS (SELECT 1 FROM ${ws} w WHERE ${owned("w", "$1::text", "$10::text")}) ON CONFLICT DO NOTHING RETURNING 1`,
+    recordAfterCancel: `INSERT INTO ${ops} (${opCols}) SELECT ${casts(OPERATION_COLUMNS, 1)}
+      WHERE EXISTS (SELECT 1 FROM ${ws} w WHERE w.workflow_id = $1::text AND w.status IN ('PENDING', 'CANCELLED') AND w.executor_id = $10::text)
+      ON CONFLICT DO NOTHING RETURNING 1`,
     completeOne: `WITH notified AS (SELECT pg_notify($1, $2))
       UPDATE ${ws} w SET status = $4, output = $5, error = $6, completed_at = $7, updated_at = $7, deduplication_id = NULL
       FROM notified WHERE ${owned("w", "$3::text", "$8::text")} RETURNING 1`,
@@ -332,9 +335,16 @@ export async function applyBatch(
       }
     },
 
-    async recordOperation(items) {
+    async recordOperation(all) {
+      // Rare (a cancel came while the operation ran): one statement each.
+      for (const { i, w } of all.filter(({ w }) => w.afterCancel)) {
+        const back = await read("recordAfterCancel", [...operationParams(w.op), w.executorId]);
+        results[i] = back.length ? { kind: "recordOperation", recorded: true } : { kind: "recordOperation", recorded: false, existing: null };
+      }
+      const items = all.filter(({ w }) => !w.afterCancel);
+      if (!items.length) return;
       const params = items.map(({ w }) => [...operationParams(w.op), w.executorId]);
-      const back = lone
+      const back = lone && items.length === 1
         ? { inserted: (await one("recordOne", params[0])).length }
         : await main("recordOperations", columnsOf(params, OPERATION_COLUMNS.length + 1));
       if (back.inserted === items.length) {

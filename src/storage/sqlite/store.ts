@@ -96,6 +96,10 @@ export class SqliteStore implements Store {
         `INSERT INTO operation_outputs (${OPERATION_COLUMNS.join(", ")}) SELECT ${placeholders(OPERATION_COLUMNS.length)}
          WHERE EXISTS (SELECT 1 FROM workflow_status WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?) ON CONFLICT DO NOTHING`,
       ),
+      insertOperationAfterCancel: db.prepare(
+        `INSERT INTO operation_outputs (${OPERATION_COLUMNS.join(", ")}) SELECT ${placeholders(OPERATION_COLUMNS.length)}
+         WHERE EXISTS (SELECT 1 FROM workflow_status WHERE workflow_id = ? AND status IN ('PENDING', 'CANCELLED') AND executor_id = ?) ON CONFLICT DO NOTHING`,
+      ),
       owned: db.prepare(`SELECT 1 FROM workflow_status WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?`),
       operation: db.prepare(`SELECT * FROM operation_outputs WHERE workflow_id = ? AND function_id = ?`),
       operations: db.prepare(`SELECT * FROM operation_outputs WHERE workflow_id = ? ORDER BY function_id LIMIT ? OFFSET ?`),
@@ -250,7 +254,8 @@ export class SqliteStore implements Store {
       }
       case "recordOperation": {
         const { op, executorId } = write;
-        if (s.insertOperation.run(...operationParams(op), op.workflowId, executorId).changes === 1) return { kind: "recordOperation", recorded: true };
+        const insert = write.afterCancel ? s.insertOperationAfterCancel : s.insertOperation;
+        if (insert.run(...operationParams(op), op.workflowId, executorId).changes === 1) return { kind: "recordOperation", recorded: true };
         const existing = s.operation.get(op.workflowId, op.functionId) as object | undefined;
         return { kind: "recordOperation", recorded: false, existing: existing ? toOperationRow(existing) : null };
       }
