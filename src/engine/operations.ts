@@ -8,7 +8,7 @@
 import { randomUUID as uuid } from "node:crypto";
 import { InvalidArgumentError, MaxStepRetriesExceededError, NotInWorkflowError, StreamTimeoutError, WorkflowNotFoundError } from "../errors.js";
 import { deserialize, serialize, type SerializationFormat } from "../serialization.js";
-import type { StoredValue } from "../storage/store.js";
+import type { OperationRow, StoredValue } from "../storage/store.js";
 import type { ReturnWhen, StepOptions, WorkflowHandle } from "../types.js";
 import { als, currentContext, currentRun, type WorkflowRun } from "./context.js";
 import { operation, type Engine } from "./engine.js";
@@ -100,8 +100,21 @@ async function durableDeadline(engine: Engine, run: WorkflowRun, seconds: number
   if (recorded) return replayed(recorded) as number;
   run.checkStopped();
   const now = Date.now();
-  const wakeAt = seconds === Infinity ? Number.MAX_SAFE_INTEGER : now + seconds * 1000;
-  return (await record(engine, run, functionId, "duro.sleep", now, { output: wakeAt })) as number;
+  return (await record(engine, run, functionId, "duro.sleep", now, { output: wakeUpTime(seconds, now) })) as number;
+}
+
+const wakeUpTime = (seconds: number, now: number) => (seconds === Infinity ? Number.MAX_SAFE_INTEGER : now + seconds * 1000);
+
+/**
+ * The wake-up time of a timeout (recv, getEvent) at `functionId`: recorded already (a replay), or
+ * the operation to record it with, written together with the wait's first look.
+ */
+function timeoutDeadline(run: WorkflowRun, functionId: number, seconds: number, now: number): { wakeAt: number; record?: OperationRow } {
+  const recorded = run.replay(functionId, "duro.sleep");
+  if (recorded) return { wakeAt: replayed(recorded) as number };
+  const wakeAt = wakeUpTime(seconds, now);
+  const output = serialize(wakeAt, "default");
+  return { wakeAt, record: operation(run.workflowId, functionId, "duro.sleep", { output, serialization: "default", startedAt: now, completedAt: now }) };
 }
 
 export async function now(engine: Engine): Promise<number> {
@@ -247,19 +260,21 @@ export async function recv(engine: Engine, topic: string | null | undefined, tim
   run.checkStopped();
   const startedAt = Date.now();
   const op = operation(run.workflowId, functionId, "duro.recv", { startedAt, completedAt: startedAt });
+  // The first look also records the timeout's wake-up time (in the same write).
+  let { wakeAt, record: deadline } = timeoutDeadline(run, sleepId, timeoutSeconds, startedAt);
   let received: { value: unknown } | undefined;
   const take = async () => {
     const result = await engine.committer.submitOne({
-      kind: "recv", destinationId: run.workflowId, topic: topic ?? NULL_TOPIC, op: { ...op, completedAt: Date.now() }, executorId: engine.executorId,
+      kind: "recv", destinationId: run.workflowId, topic: topic ?? NULL_TOPIC, op: { ...op, completedAt: Date.now() }, executorId: engine.executorId, deadline,
     });
+    deadline = undefined;
     if (result.fenced) recordedBefore(engine, run, { kind: "recordOperation", recorded: false, existing: null });
     if (result.existing) received = { value: replayed(result.existing) };
     else if (result.message) received = { value: read(result.message) };
     return received !== undefined;
   };
   if (await take()) return received!.value;
-  const deadline = await durableDeadline(engine, run, timeoutSeconds, sleepId);
-  await engine.waiters.wait(`message:${run.workflowId}`, take, deadline, run.signal);
+  await engine.waiters.wait(`message:${run.workflowId}`, take, wakeAt, run.signal);
   if (received) return received.value;
   return record(engine, run, functionId, "duro.recv", startedAt, { output: null });
 }
@@ -304,7 +319,13 @@ export async function getEvent(engine: Engine, workflowId: string, key: string, 
   if (recorded) return replayed(recorded);
   run.checkStopped();
   const startedAt = Date.now();
-  if (!(await look())) {
+  if (await look()) {
+    // Found at once: the timeout's wake-up time is recorded all the same. Submitted in the same
+    // tick as the value's record below, it joins the same batch (one statement, one commit), which
+    // reports any failure through that record.
+    const { record: deadline } = timeoutDeadline(run, sleepId, timeoutSeconds, startedAt);
+    if (deadline) void engine.committer.submitOne({ kind: "recordOperation", op: deadline, executorId: engine.executorId }).catch(() => undefined);
+  } else {
     const deadline = await durableDeadline(engine, run, timeoutSeconds, sleepId);
     await engine.waiters.wait(`event:${workflowId}`, look, deadline, run.signal);
   }

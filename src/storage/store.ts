@@ -87,8 +87,12 @@ export type Write =
   | { kind: "recordOperation"; op: OperationRow; executorId: string; afterCancel?: boolean }
   /** Deliver a message unless `messageId` was delivered; the destination must exist. */
   | { kind: "send"; messageId: string; destinationId: string; topic: string; message: StoredValue; createdAt: number }
-  /** Take the oldest unconsumed message on a topic and record it as operation `op` (output = the message), fenced like recordOperation. */
-  | { kind: "recv"; destinationId: string; topic: string; op: OperationRow; executorId: string }
+  /**
+   * Take the oldest unconsumed message on a topic and record it as operation `op` (output = the
+   * message), fenced like recordOperation. `deadline`: the timeout's wake-up time, recorded with
+   * the first look whether a message is there or not (unless some run recorded it already).
+   */
+  | { kind: "recv"; destinationId: string; topic: string; op: OperationRow; executorId: string; deadline?: OperationRow }
   /** Set an event's value (last wins) and keep its history under the operation's function ID. */
   | { kind: "setEvent"; workflowId: string; key: string; functionId: number; value: StoredValue }
   /**

@@ -80,6 +80,20 @@ describe.each(backends)("%s", (backend) => {
       expect(steps.some((s) => s.output === 42)).toBe(true);
     });
 
+    it("getEvent inside a workflow records the value and the timeout's wake-up time, also when the value is there at once", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("selfWatch", async () => {
+        await duro.setEvent("k", "v");
+        return duro.getEvent(duro.workflowId!, "k", 0);
+      });
+      await duro.launch();
+      expect(await (await duro.startWorkflow(wf.with({ workflowId: "self-watch" }))).getResult()).toBe("v");
+      const steps = await duro.listWorkflowSteps("self-watch");
+      expect(steps.map((s) => [s.functionId, s.functionName, s.functionName === "duro.sleep" ? "wake-up" : s.output])).toEqual([
+        [1, "duro.setEvent", null], [2, "duro.getEvent", "v"], [3, "duro.sleep", "wake-up"],
+      ]);
+    });
+
     it("getEvent inside a workflow returns null after its timeout", async () => {
       const duro = t.duro();
       const watcher = duro.registerWorkflow("watcher", async () => duro.getEvent(duro.workflowId!, "never", 0.3));

@@ -22,6 +22,25 @@ describe.each(backends)("%s", (backend) => {
       expect(await handle.getResult()).toEqual({ a: ["a1", "a2", "a3"], b: ["b1", "b2"] });
     });
 
+    it("recv takes two operation numbers, the message and the timeout's wake-up time, both recorded whether it waited or not", async () => {
+      const duro = t.duro();
+      const waiting = gate();
+      const wf = duro.registerWorkflow("twoAtOnce", async () => {
+        const first = await duro.recv("t", 30);
+        waiting.open();
+        return [first, await duro.recv("t", 30)];
+      });
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf.with({ workflowId: "two-recvs" }));
+      await duro.send("two-recvs", "there already", "t"); // may land before or after the first look
+      await waiting.promise;
+      await duro.send("two-recvs", "sent later", "t");
+      expect(await handle.getResult()).toEqual(["there already", "sent later"]);
+      const steps = await duro.listWorkflowSteps("two-recvs");
+      expect(steps.map((s) => [s.functionId, s.functionName])).toEqual([[1, "duro.recv"], [2, "duro.sleep"], [3, "duro.recv"], [4, "duro.sleep"]]);
+      for (const sleep of [steps[1], steps[3]]) expect(sleep.output).toBeGreaterThanOrEqual(sleep.startedAtEpochMs! + 29_000);
+    });
+
     it("recv waits for a message sent later", async () => {
       const duro = t.duro();
       const waiting = gate();

@@ -166,6 +166,11 @@ export function writeSql(schema: string) {
         INSERT INTO ${ops} (${opCols})
         SELECT $3::text, $4::int, $7::text, msg.message, $8::text, msg.serialization, $9::text, $10::bigint, $11::bigint FROM msg
         ON CONFLICT DO NOTHING RETURNING 1),
+      deadline AS (
+        INSERT INTO ${ops} (${opCols})
+        SELECT $3::text, $13::int, 'duro.sleep', $14::text, NULL, 'default', NULL, $10::bigint, $10::bigint
+        WHERE $13::int IS NOT NULL AND EXISTS (SELECT 1 FROM owned) AND NOT EXISTS (SELECT 1 FROM rec)
+        ON CONFLICT DO NOTHING),
       taken AS (UPDATE ${messages} SET consumed = TRUE WHERE seq = (SELECT seq FROM msg) AND EXISTS (SELECT 1 FROM ins))
       SELECT ${COUNT_NOTIFIED}, (SELECT row_to_json(rec) FROM rec) AS existing, (SELECT row_to_json(msg) FROM msg) AS message,
         EXISTS (SELECT 1 FROM ins) AS inserted, EXISTS (SELECT 1 FROM owned) AS owned`,
@@ -384,7 +389,7 @@ export async function applyBatch(
         const { op } = w;
         const row = await main("recv", [
           op.workflowId, op.functionId, w.destinationId, w.topic, op.functionName, op.error, op.childWorkflowId, op.startedAt, op.completedAt,
-          w.executorId,
+          w.executorId, w.deadline?.functionId ?? null, w.deadline?.output ?? null,
         ]);
         if (row.existing) results[i] = { kind: "recv", message: null, existing: toOperationRow(row.existing), fenced: false };
         else if (!row.owned) results[i] = { kind: "recv", message: null, existing: null, fenced: true };

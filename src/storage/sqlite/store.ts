@@ -270,6 +270,7 @@ export class SqliteStore implements Store {
         const recorded = s.operation.get(op.workflowId, op.functionId) as object | undefined;
         if (recorded) return { kind: "recv", message: null, existing: toOperationRow(recorded), fenced: false };
         if (!s.owned.get(op.workflowId, executorId)) return { kind: "recv", message: null, existing: null, fenced: true };
+        if (write.deadline) s.insertOperation.run(...operationParams(write.deadline), op.workflowId, executorId);
         const message = s.oldestMessage.get(write.destinationId, write.topic) as { seq: number; message: string; serialization: string } | undefined;
         if (!message) return { kind: "recv", message: null, existing: null, fenced: false };
         s.consumeMessage.run(message.seq);
