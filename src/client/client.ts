@@ -70,9 +70,11 @@ export class DuroClient {
     yield* ops.readStream(await this.ready(), workflowId, key, options) as AsyncIterable<T>;
   }
 
-  async retrieveWorkflow<R = unknown>(workflowId: string): Promise<WorkflowHandle<R>> {
-    if ((await (await this.ready()).getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
-    return this.handle<R>(workflowId);
+  /** A handle on a workflow; `existingWorkflow: false` allows one not created yet (its getResult waits for it). */
+  async retrieveWorkflow<R = unknown>(workflowId: string, { existingWorkflow = true }: { existingWorkflow?: boolean } = {}): Promise<WorkflowHandle<R>> {
+    const engine = await this.ready();
+    if (existingWorkflow && (await engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
+    return this.handle<R>(workflowId, !existingWorkflow);
   }
 
   async getResult<R = unknown>(workflowId: string): Promise<R> {
@@ -131,9 +133,14 @@ export class DuroClient {
     return this.engine.shutdown();
   }
 
+  /** The same as `close()`, under the reference library's name. */
+  destroy(): Promise<void> {
+    return this.close();
+  }
+
   /** Handles are only made after the client is connected, so their calls need no `ready()`. */
-  private handle<R>(workflowId: string): WorkflowHandle<R> {
-    return ops.handleOf<R>(this.engine, workflowId);
+  private handle<R>(workflowId: string, untilCreated = false): WorkflowHandle<R> {
+    return ops.handleOf<R>(this.engine, workflowId, untilCreated);
   }
 }
 

@@ -232,13 +232,22 @@ describe.each(backends)("%s", (backend) => {
     expect(await c.listWorkflows()).toEqual([]);
   });
 
-  it("connects on first use; close() releases it and is idempotent", async () => {
+  it("connects on first use; close() (or destroy()) releases it and is idempotent", async () => {
     const { c } = await setup();
     expect(await c.listWorkflows()).toEqual([]);
     await c.close();
-    await c.close();
+    await c.destroy();
     await expect(c.listWorkflows()).rejects.toThrow();
     const unused = client(); // closing a client that never connected is fine
-    await unused.close();
+    await unused.destroy();
+  });
+
+  it("retrieveWorkflow with existingWorkflow: false hands out a workflow not created yet; its getResult waits for it", async () => {
+    const { c } = await setup();
+    const early = await c.retrieveWorkflow<string>("later-greet", { existingWorkflow: false });
+    const result = early.getResult();
+    await c.enqueue({ workflowName: "greet", queueName: "jobs", workflowId: "later-greet" }, "bo");
+    await c.send("later-greet", "hi", "msg");
+    expect(await result).toBe("hello bo: hi");
   });
 });
