@@ -11,8 +11,9 @@ import { dirname, resolve } from "node:path";
 import { DatabaseError, DuplicateWorkflowError, WorkflowConflictError } from "../../errors.js";
 import { loadMigrations, pendingMigrations } from "../migrations.js";
 import { Checkpointer } from "./checkpointer.js";
+import { placeholders, prepare } from "./statements.js";
 import {
-  isClaimed, listWorkflowsQuery, OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams,
+  isClaimed, listWorkflowsQuery, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams,
 } from "../sql.js";
 import {
   WRITE_ORDER, type Claimed, type ClaimRequest, type ForkRequest, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter,
@@ -20,7 +21,6 @@ import {
 } from "../store.js";
 
 const bool = (b: boolean) => (b ? 1 : 0);
-const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(", ");
 
 /** How long a write waits for another process's lock before it counts as a failure (settable for tests). */
 export const busy = { timeoutMs: 10_000 };
@@ -33,7 +33,7 @@ export interface SqliteOptions {
 export class SqliteStore implements Store {
   readonly dialect = "sqlite";
   private db?: Database.Database;
-  private statements?: ReturnType<SqliteStore["prepare"]>;
+  private statements?: ReturnType<typeof prepare>;
   private listeners: ((keys: string[] | null) => void)[] = [];
   private changeTimer?: NodeJS.Timeout;
   private dataVersion = 0;
@@ -81,116 +81,8 @@ export class SqliteStore implements Store {
     db.pragma("optimize = 0x10002"); // refresh the planner's statistics where they are stale (cheap, bounded)
     this.db = db;
     if (this.path !== ":memory:") this.checkpointer = new Checkpointer(db, this.path);
-    this.statements = this.prepare(db);
+    this.statements = prepare(db);
     this.dataVersion = db.pragma("data_version", { simple: true }) as number;
-  }
-
-  private prepare(db: Database.Database) {
-    const workflowColumns = WORKFLOW_COLUMNS.filter((c) => c !== "owner_token").join(", ");
-    return {
-      queueWaiting: db.prepare(`SELECT EXISTS (SELECT 1 FROM workflow_status WHERE queue_name = ? AND status = 'ENQUEUED') AS waiting`),
-      insertWorkflow: db.prepare(`INSERT INTO workflow_status (${WORKFLOW_COLUMNS.join(", ")}) VALUES (${placeholders(WORKFLOW_COLUMNS.length)}) ON CONFLICT DO NOTHING`),
-      workflowOwner: db.prepare(`SELECT ${workflowColumns}, owner_token FROM workflow_status WHERE workflow_id = ?`),
-      workflow: db.prepare(`SELECT ${workflowColumns} FROM workflow_status WHERE workflow_id = ?`),
-      insertOperation: db.prepare(
-        `INSERT INTO operation_outputs (${OPERATION_COLUMNS.join(", ")}) SELECT ${placeholders(OPERATION_COLUMNS.length)}
-         WHERE EXISTS (SELECT 1 FROM workflow_status WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?) ON CONFLICT DO NOTHING`,
-      ),
-      insertOperationAfterCancel: db.prepare(
-        `INSERT INTO operation_outputs (${OPERATION_COLUMNS.join(", ")}) SELECT ${placeholders(OPERATION_COLUMNS.length)}
-         WHERE EXISTS (SELECT 1 FROM workflow_status WHERE workflow_id = ? AND status IN ('PENDING', 'CANCELLED') AND executor_id = ?) ON CONFLICT DO NOTHING`,
-      ),
-      owned: db.prepare(`SELECT 1 FROM workflow_status WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?`),
-      operation: db.prepare(`SELECT * FROM operation_outputs WHERE workflow_id = ? AND function_id = ?`),
-      operations: db.prepare(`SELECT * FROM operation_outputs WHERE workflow_id = ? ORDER BY function_id LIMIT ? OFFSET ?`),
-      exists: db.prepare(`SELECT 1 FROM workflow_status WHERE workflow_id = ?`),
-      insertMessage: db.prepare(
-        `INSERT INTO notifications (message_id, destination_id, topic, message, serialization, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-      ),
-      oldestMessage: db.prepare(
-        `SELECT seq, message, serialization FROM notifications WHERE destination_id = ? AND topic = ? AND consumed = 0 ORDER BY seq LIMIT 1`,
-      ),
-      consumeMessage: db.prepare(`UPDATE notifications SET consumed = 1 WHERE seq = ?`),
-      upsertEvent: db.prepare(
-        `INSERT INTO workflow_events (workflow_id, key, value, serialization) VALUES (?, ?, ?, ?)
-         ON CONFLICT (workflow_id, key) DO UPDATE SET value = excluded.value, serialization = excluded.serialization`,
-      ),
-      insertEventHistory: db.prepare(
-        `INSERT INTO workflow_events_history (workflow_id, function_id, key, value, serialization) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-      ),
-      event: db.prepare(`SELECT value, serialization FROM workflow_events WHERE workflow_id = ? AND key = ?`),
-      events: db.prepare(`SELECT key, value, serialization FROM workflow_events WHERE workflow_id = ?`),
-      streamByFunction: db.prepare(`SELECT "offset" FROM streams WHERE workflow_id = ? AND key = ? AND function_id = ?`),
-      appendStream: db.prepare(
-        `INSERT INTO streams (workflow_id, key, "offset", function_id, value, serialization)
-         SELECT ?, ?, COALESCE(MAX("offset") + 1, 0), ?, ?, ? FROM streams WHERE workflow_id = ? AND key = ? RETURNING "offset"`,
-      ),
-      readStream: db.prepare(`SELECT value, serialization FROM streams WHERE workflow_id = ? AND key = ? AND "offset" >= ? ORDER BY "offset"`),
-      complete: db.prepare(
-        `UPDATE workflow_status SET status = ?, output = ?, error = ?, completed_at = ?, updated_at = ?, deduplication_id = NULL
-         WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?`,
-      ),
-      countAttempt: db.prepare(
-        `UPDATE workflow_status SET recovery_attempts = recovery_attempts + 1, updated_at = ?
-         WHERE status = 'PENDING' AND executor_id = ? AND app_version = ? RETURNING ${workflowColumns}`,
-      ),
-      takeOver: db.prepare(
-        `UPDATE workflow_status SET executor_id = ?, recovery_attempts = recovery_attempts + 1, updated_at = ?
-         WHERE status = 'PENDING' AND app_version = ? AND executor_id IS NOT NULL AND executor_id <> ?
-           AND executor_id NOT IN (SELECT executor_id FROM executors WHERE heartbeat_at >= ?)
-         RETURNING ${workflowColumns}`,
-      ),
-      heartbeat: db.prepare(
-        `INSERT INTO executors (executor_id, heartbeat_at) VALUES (?, ?)
-         ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = MAX(heartbeat_at, excluded.heartbeat_at)`,
-      ),
-      setDelay: db.prepare(`UPDATE workflow_status SET delay_until_epoch_ms = ?, updated_at = ? WHERE workflow_id = ? AND status = 'DELAYED'`),
-      promoteDelayed: db.prepare(
-        `UPDATE workflow_status SET status = 'ENQUEUED', updated_at = ? WHERE queue_name = ? AND status = 'DELAYED' AND delay_until_epoch_ms <= ?`,
-      ),
-      nextDelayed: db.prepare(
-        `SELECT (SELECT MIN(delay_until_epoch_ms) FROM workflow_status WHERE status = 'DELAYED' AND queue_name = ?) AS next,
-                EXISTS (SELECT 1 FROM workflow_status WHERE status = 'ENQUEUED' AND queue_name = ?) AS queued`,
-      ),
-      partitions: db.prepare(`SELECT DISTINCT partition_key FROM workflow_status WHERE queue_name = ? AND status = 'ENQUEUED'`),
-      claim: db.prepare(
-        `UPDATE workflow_status SET status = 'PENDING', executor_id = ?, started_at = ?, updated_at = ?, recovery_attempts = recovery_attempts + 1,
-           app_version = COALESCE(app_version, ?),
-           deadline_epoch_ms = CASE WHEN timeout_ms IS NOT NULL AND deadline_epoch_ms IS NULL THEN ? + timeout_ms ELSE deadline_epoch_ms END
-         WHERE workflow_id = ? AND status = 'ENQUEUED' RETURNING ${workflowColumns}`,
-      ),
-      markForked: db.prepare(`UPDATE workflow_status SET was_forked_from = 1, updated_at = ? WHERE workflow_id = ?`),
-      copyOperations: db.prepare(
-        `INSERT INTO operation_outputs (${OPERATION_COLUMNS.join(", ")})
-         SELECT ?, ${OPERATION_COLUMNS.slice(1).join(", ")} FROM operation_outputs WHERE workflow_id = ? AND function_id < ?`,
-      ),
-      copyEventHistory: db.prepare(
-        `INSERT INTO workflow_events_history (workflow_id, function_id, key, value, serialization)
-         SELECT ?, function_id, key, value, serialization FROM workflow_events_history WHERE workflow_id = ? AND function_id < ?`,
-      ),
-      rebuildEvents: db.prepare(
-        `INSERT INTO workflow_events (workflow_id, key, value, serialization)
-         SELECT workflow_id, key, value, serialization FROM workflow_events_history h
-         WHERE workflow_id = ? AND function_id = (SELECT MAX(function_id) FROM workflow_events_history WHERE workflow_id = h.workflow_id AND key = h.key)`,
-      ),
-      copyStreams: db.prepare(
-        `INSERT INTO streams (workflow_id, key, "offset", function_id, value, serialization)
-         SELECT ?, key, "offset", function_id, value, serialization FROM streams WHERE workflow_id = ? AND function_id < ?`,
-      ),
-      deadLetter: db.prepare(
-        `UPDATE workflow_status SET status = 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', queue_name = NULL, deduplication_id = NULL,
-         completed_at = ?, updated_at = ? WHERE workflow_id = ? AND status = 'PENDING'`,
-      ),
-      cancel: db.prepare(
-        `WITH RECURSIVE tree (id) AS (
-           SELECT value FROM json_each(@ids)
-           UNION SELECT w.workflow_id FROM workflow_status w JOIN tree ON w.parent_workflow_id = tree.id WHERE @withChildren
-         )
-         UPDATE workflow_status SET status = 'CANCELLED', queue_name = NULL, deduplication_id = NULL, updated_at = @now, completed_at = @now
-         WHERE workflow_id IN (SELECT id FROM tree) AND status IN ('ENQUEUED', 'DELAYED', 'PENDING', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
-         RETURNING workflow_id`,
-      ),
-    };
   }
 
   /**

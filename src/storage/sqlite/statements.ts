@@ -1,0 +1,121 @@
+/** The embedded backend's prepared statements, made once per connection. */
+import type Database from "better-sqlite3";
+import { OPERATION_COLUMNS, WORKFLOW_COLUMNS } from "../sql.js";
+
+export const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(", ");
+
+/** What the store uses of a prepared statement. */
+export interface Statement {
+  run(...params: unknown[]): { changes: number };
+  get(...params: unknown[]): unknown;
+  all(...params: unknown[]): unknown[];
+}
+
+export function prepare(db: Database.Database) {
+  const st = (sql: string): Statement => db.prepare(sql);
+  const workflowColumns = WORKFLOW_COLUMNS.filter((c) => c !== "owner_token").join(", ");
+  return {
+    queueWaiting: st(`SELECT EXISTS (SELECT 1 FROM workflow_status WHERE queue_name = ? AND status = 'ENQUEUED') AS waiting`),
+    insertWorkflow: st(`INSERT INTO workflow_status (${WORKFLOW_COLUMNS.join(", ")}) VALUES (${placeholders(WORKFLOW_COLUMNS.length)}) ON CONFLICT DO NOTHING`),
+    workflowOwner: st(`SELECT ${workflowColumns}, owner_token FROM workflow_status WHERE workflow_id = ?`),
+    workflow: st(`SELECT ${workflowColumns} FROM workflow_status WHERE workflow_id = ?`),
+    insertOperation: st(
+      `INSERT INTO operation_outputs (${OPERATION_COLUMNS.join(", ")}) SELECT ${placeholders(OPERATION_COLUMNS.length)}
+       WHERE EXISTS (SELECT 1 FROM workflow_status WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?) ON CONFLICT DO NOTHING`,
+    ),
+    insertOperationAfterCancel: st(
+      `INSERT INTO operation_outputs (${OPERATION_COLUMNS.join(", ")}) SELECT ${placeholders(OPERATION_COLUMNS.length)}
+       WHERE EXISTS (SELECT 1 FROM workflow_status WHERE workflow_id = ? AND status IN ('PENDING', 'CANCELLED') AND executor_id = ?) ON CONFLICT DO NOTHING`,
+    ),
+    owned: st(`SELECT 1 FROM workflow_status WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?`),
+    operation: st(`SELECT * FROM operation_outputs WHERE workflow_id = ? AND function_id = ?`),
+    operations: st(`SELECT * FROM operation_outputs WHERE workflow_id = ? ORDER BY function_id LIMIT ? OFFSET ?`),
+    exists: st(`SELECT 1 FROM workflow_status WHERE workflow_id = ?`),
+    insertMessage: st(
+      `INSERT INTO notifications (message_id, destination_id, topic, message, serialization, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+    ),
+    oldestMessage: st(
+      `SELECT seq, message, serialization FROM notifications WHERE destination_id = ? AND topic = ? AND consumed = 0 ORDER BY seq LIMIT 1`,
+    ),
+    consumeMessage: st(`UPDATE notifications SET consumed = 1 WHERE seq = ?`),
+    upsertEvent: st(
+      `INSERT INTO workflow_events (workflow_id, key, value, serialization) VALUES (?, ?, ?, ?)
+       ON CONFLICT (workflow_id, key) DO UPDATE SET value = excluded.value, serialization = excluded.serialization`,
+    ),
+    insertEventHistory: st(
+      `INSERT INTO workflow_events_history (workflow_id, function_id, key, value, serialization) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+    ),
+    event: st(`SELECT value, serialization FROM workflow_events WHERE workflow_id = ? AND key = ?`),
+    events: st(`SELECT key, value, serialization FROM workflow_events WHERE workflow_id = ?`),
+    streamByFunction: st(`SELECT "offset" FROM streams WHERE workflow_id = ? AND key = ? AND function_id = ?`),
+    appendStream: st(
+      `INSERT INTO streams (workflow_id, key, "offset", function_id, value, serialization)
+       SELECT ?, ?, COALESCE(MAX("offset") + 1, 0), ?, ?, ? FROM streams WHERE workflow_id = ? AND key = ? RETURNING "offset"`,
+    ),
+    readStream: st(`SELECT value, serialization FROM streams WHERE workflow_id = ? AND key = ? AND "offset" >= ? ORDER BY "offset"`),
+    complete: st(
+      `UPDATE workflow_status SET status = ?, output = ?, error = ?, completed_at = ?, updated_at = ?, deduplication_id = NULL
+       WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?`,
+    ),
+    countAttempt: st(
+      `UPDATE workflow_status SET recovery_attempts = recovery_attempts + 1, updated_at = ?
+       WHERE status = 'PENDING' AND executor_id = ? AND app_version = ? RETURNING ${workflowColumns}`,
+    ),
+    takeOver: st(
+      `UPDATE workflow_status SET executor_id = ?, recovery_attempts = recovery_attempts + 1, updated_at = ?
+       WHERE status = 'PENDING' AND app_version = ? AND executor_id IS NOT NULL AND executor_id <> ?
+         AND executor_id NOT IN (SELECT executor_id FROM executors WHERE heartbeat_at >= ?)
+       RETURNING ${workflowColumns}`,
+    ),
+    heartbeat: st(
+      `INSERT INTO executors (executor_id, heartbeat_at) VALUES (?, ?)
+       ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = MAX(heartbeat_at, excluded.heartbeat_at)`,
+    ),
+    setDelay: st(`UPDATE workflow_status SET delay_until_epoch_ms = ?, updated_at = ? WHERE workflow_id = ? AND status = 'DELAYED'`),
+    promoteDelayed: st(
+      `UPDATE workflow_status SET status = 'ENQUEUED', updated_at = ? WHERE queue_name = ? AND status = 'DELAYED' AND delay_until_epoch_ms <= ?`,
+    ),
+    nextDelayed: st(
+      `SELECT (SELECT MIN(delay_until_epoch_ms) FROM workflow_status WHERE status = 'DELAYED' AND queue_name = ?) AS next,
+              EXISTS (SELECT 1 FROM workflow_status WHERE status = 'ENQUEUED' AND queue_name = ?) AS queued`,
+    ),
+    partitions: st(`SELECT DISTINCT partition_key FROM workflow_status WHERE queue_name = ? AND status = 'ENQUEUED'`),
+    claim: st(
+      `UPDATE workflow_status SET status = 'PENDING', executor_id = ?, started_at = ?, updated_at = ?, recovery_attempts = recovery_attempts + 1,
+         app_version = COALESCE(app_version, ?),
+         deadline_epoch_ms = CASE WHEN timeout_ms IS NOT NULL AND deadline_epoch_ms IS NULL THEN ? + timeout_ms ELSE deadline_epoch_ms END
+       WHERE workflow_id = ? AND status = 'ENQUEUED' RETURNING ${workflowColumns}`,
+    ),
+    markForked: st(`UPDATE workflow_status SET was_forked_from = 1, updated_at = ? WHERE workflow_id = ?`),
+    copyOperations: st(
+      `INSERT INTO operation_outputs (${OPERATION_COLUMNS.join(", ")})
+       SELECT ?, ${OPERATION_COLUMNS.slice(1).join(", ")} FROM operation_outputs WHERE workflow_id = ? AND function_id < ?`,
+    ),
+    copyEventHistory: st(
+      `INSERT INTO workflow_events_history (workflow_id, function_id, key, value, serialization)
+       SELECT ?, function_id, key, value, serialization FROM workflow_events_history WHERE workflow_id = ? AND function_id < ?`,
+    ),
+    rebuildEvents: st(
+      `INSERT INTO workflow_events (workflow_id, key, value, serialization)
+       SELECT workflow_id, key, value, serialization FROM workflow_events_history h
+       WHERE workflow_id = ? AND function_id = (SELECT MAX(function_id) FROM workflow_events_history WHERE workflow_id = h.workflow_id AND key = h.key)`,
+    ),
+    copyStreams: st(
+      `INSERT INTO streams (workflow_id, key, "offset", function_id, value, serialization)
+       SELECT ?, key, "offset", function_id, value, serialization FROM streams WHERE workflow_id = ? AND function_id < ?`,
+    ),
+    deadLetter: st(
+      `UPDATE workflow_status SET status = 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', queue_name = NULL, deduplication_id = NULL,
+       completed_at = ?, updated_at = ? WHERE workflow_id = ? AND status = 'PENDING'`,
+    ),
+    cancel: st(
+      `WITH RECURSIVE tree (id) AS (
+         SELECT value FROM json_each(@ids)
+         UNION SELECT w.workflow_id FROM workflow_status w JOIN tree ON w.parent_workflow_id = tree.id WHERE @withChildren
+       )
+       UPDATE workflow_status SET status = 'CANCELLED', queue_name = NULL, deduplication_id = NULL, updated_at = @now, completed_at = @now
+       WHERE workflow_id IN (SELECT id FROM tree) AND status IN ('ENQUEUED', 'DELAYED', 'PENDING', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
+       RETURNING workflow_id`,
+    ),
+  };
+}
