@@ -46,13 +46,10 @@ export async function record(
   const op = operation(run.workflowId, functionId, name, { output, error, serialization: "default", startedAt, completedAt: Date.now(), ...extra });
   // Cancelled here while it ran: keep its outcome, then stop.
   const afterCancel = run.stopped === "cancelled";
-  let written = await engine.committer.submitOne({ kind: "recordOperation", op, executorId: engine.executorId, afterCancel });
+  const written = await engine.committer.submitOne({ kind: "recordOperation", op, executorId: engine.executorId, afterCancel });
   if (afterCancel) run.checkStopped();
-  // Fenced off: if that was a cancel from elsewhere, the outcome is still kept.
-  if (written.kind === "recordOperation" && !written.recorded && !written.existing) {
-    written = await engine.committer.submitOne({ kind: "recordOperation", op, executorId: engine.executorId, afterCancel: true });
-    written = { kind: "recordOperation", recorded: false, existing: null };
-  }
+  // Fenced off: if by a cancel from elsewhere, the outcome is still kept. The run stops either way.
+  if (!written.recorded && !written.existing) await engine.committer.submitOne({ kind: "recordOperation", op, executorId: engine.executorId, afterCancel: true });
   const existing = recordedBefore(engine, run, written);
   if (existing) return replayed(existing);
   if (failed) throw thrown;

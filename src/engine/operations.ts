@@ -261,7 +261,8 @@ export async function recv(engine: Engine, topic: string | null | undefined, tim
   const startedAt = Date.now();
   const op = operation(run.workflowId, functionId, "duro.recv", { startedAt, completedAt: startedAt });
   // The first look also records the timeout's wake-up time (in the same write).
-  let { wakeAt, record: deadline } = timeoutDeadline(run, sleepId, timeoutSeconds, startedAt);
+  const timeout = timeoutDeadline(run, sleepId, timeoutSeconds, startedAt);
+  let deadline = timeout.record;
   let received: { value: unknown } | undefined;
   const take = async () => {
     const result = await engine.committer.submitOne({
@@ -274,7 +275,7 @@ export async function recv(engine: Engine, topic: string | null | undefined, tim
     return received !== undefined;
   };
   if (await take()) return received!.value;
-  await engine.waiters.wait(`message:${run.workflowId}`, take, wakeAt, run.signal);
+  await engine.waiters.wait(`message:${run.workflowId}`, take, timeout.wakeAt, run.signal);
   if (received) return received.value;
   return record(engine, run, functionId, "duro.recv", startedAt, { output: null });
 }

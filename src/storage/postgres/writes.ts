@@ -168,7 +168,7 @@ export function writeSql(schema: string) {
         ON CONFLICT DO NOTHING RETURNING 1),
       deadline AS (
         INSERT INTO ${ops} (${opCols})
-        SELECT $3::text, $13::int, 'duro.sleep', $14::text, NULL, 'default', NULL, $10::bigint, $10::bigint
+        SELECT $3::text, $13::int, $14::text, $15::text, NULL, $16::text, NULL, $17::bigint, $17::bigint
         WHERE $13::int IS NOT NULL AND EXISTS (SELECT 1 FROM owned) AND NOT EXISTS (SELECT 1 FROM rec)
         ON CONFLICT DO NOTHING),
       taken AS (UPDATE ${messages} SET consumed = TRUE WHERE seq = (SELECT seq FROM msg) AND EXISTS (SELECT 1 FROM ins))
@@ -389,7 +389,7 @@ export async function applyBatch(
         const { op } = w;
         const row = await main("recv", [
           op.workflowId, op.functionId, w.destinationId, w.topic, op.functionName, op.error, op.childWorkflowId, op.startedAt, op.completedAt,
-          w.executorId, w.deadline?.functionId ?? null, w.deadline?.output ?? null,
+          w.executorId, ...(w.deadline ? [w.deadline.functionId, w.deadline.functionName, w.deadline.output, w.deadline.serialization, w.deadline.startedAt] : [null, null, null, null, null]),
         ]);
         if (row.existing) results[i] = { kind: "recv", message: null, existing: toOperationRow(row.existing), fenced: false };
         else if (!row.owned) results[i] = { kind: "recv", message: null, existing: null, fenced: true };
