@@ -295,6 +295,12 @@ export class Engine {
         kind: "completeWorkflow", workflowId: row.workflowId, status: outcome.status as "SUCCESS" | "ERROR", output, error, completedAt: Date.now(),
         queueName: row.queueName, executorId: this.executorId,
       });
+      // A portable outcome is remembered as read back, so callers here get what other processes get.
+      if (result.completed && row.serialization === "portable") {
+        outcome = outcome.status === "SUCCESS"
+          ? { status: "SUCCESS", output: deserialize(output, "portable") }
+          : { status: "ERROR", error: deserializeThrown(error!, "portable") };
+      }
       if (result.completed) this.remember(row.workflowId, outcome);
       run.stop("finished");
       this.waiters.wake([`status:${row.workflowId}`]); // the commit's own wake-up came before we knew the outcome

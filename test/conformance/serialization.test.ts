@@ -160,16 +160,17 @@ describe.each(backends)("%s", (backend) => {
   describe("portable serialization", () => {
     it("a portable workflow stores its input and output as plain JSON", async () => {
       const duro = t.duro();
-      const wf = duro.registerWorkflow("portable", async (x: { when: Date; tags: Set<string>; n: number }) => ({ when: x.when, tags: x.tags, n: x.n + 1 }), {
+      const wf = duro.registerWorkflow("portable", async (x: { when: Date; tags: Set<string>; n: number }) => ({ when: x.when, tags: x.tags, n: x.n + 1, made: new Date(5) }), {
         serialization: "portable",
       });
       await duro.launch();
       const handle = await duro.startWorkflow(wf, { when: new Date(0), tags: new Set(["a"]), n: 1 });
-      await handle.getResult();
+      const here = await handle.getResult();
       const other = await reader();
-      // What a program in another language sees: JSON.
-      const expected = { when: "1970-01-01T00:00:00.000Z", tags: ["a"], n: 2 };
+      // What a program in another language sees: JSON. This process sees the same.
+      const expected = { when: "1970-01-01T00:00:00.000Z", tags: ["a"], n: 2, made: "1970-01-01T00:00:00.005Z" };
       expect(await other.getResult(handle.workflowId)).toEqual(expected);
+      expect(here).toEqual(expected);
       const [row] = await rawQuery(t.url, "SELECT inputs, output, serialization FROM workflow_status WHERE workflow_id = $1", [handle.workflowId]);
       expect(row.serialization).toBe("portable");
       expect(JSON.parse(row.output)).toEqual(expected);
@@ -191,18 +192,21 @@ describe.each(backends)("%s", (backend) => {
     it("a portable workflow's error is stored as { name, message } and comes back with that name and message", async () => {
       const duro = t.duro();
       const wf = duro.registerWorkflow("portableError", async () => {
-        const error = new Error("portable failure");
+        const error = Object.assign(new Error("portable failure"), { orderId: "o-1", code: "card" });
         error.name = "PaymentDeclined";
         throw error;
       }, { serialization: "portable" });
       await duro.launch();
       const handle = await duro.startWorkflow(wf);
-      await handle.getResult().catch(() => undefined);
+      const here = await rejectionOf(handle.getResult());
       const other = await reader();
       const error = await rejectionOf(other.getResult(handle.workflowId));
       expect(error).toBeInstanceOf(Error);
       expect(error.name).toBe("PaymentDeclined");
       expect(error.message).toBe("portable failure");
+      // This process gets what the others get: the fields portable JSON keeps (name, message, code), not the rest.
+      expect([here.name, here.message, here.code, here.orderId]).toEqual(["PaymentDeclined", "portable failure", "card", undefined]);
+      expect([error.code, error.orderId]).toEqual(["card", undefined]);
       const [row] = await rawQuery(t.url, "SELECT error FROM workflow_status WHERE workflow_id = $1", [handle.workflowId]);
       expect(JSON.parse(row.error)).toMatchObject({ name: "PaymentDeclined", message: "portable failure" });
     });
