@@ -84,8 +84,9 @@ export function serializeError(error: unknown, format: SerializationFormat): str
     if (!(error instanceof Error)) return serialize(new Error(cut(String(error)) as string), "default");
     // An error whose own fields cannot be stored (or that is too large) still keeps its class and
     // the start of its message and stack.
-    const e = error;
-    return JSON.stringify({ [TAG]: "Error", class: e.constructor?.name ?? "Error", name: e.name, message: cut(e.message), stack: cut(e.stack), fields: {} });
+    return JSON.stringify({
+      [TAG]: "Error", class: error.constructor?.name ?? "Error", name: error.name, message: cut(error.message), stack: cut(error.stack), fields: {},
+    });
   }
 }
 
