@@ -25,6 +25,7 @@ import { consoleLogger } from "./logger.js";
 import { toStatus } from "./management.js";
 import { QueueDispatcher, riderOf, validateQueueOptions, type QueueOptions } from "./queues.js";
 import { Recovery } from "./recovery.js";
+import { RowReader } from "./reads.js";
 import { Schedule, type ScheduleOptions } from "./schedules.js";
 import { Timers } from "./timers.js";
 import { Waiters } from "./waiters.js";
@@ -68,6 +69,9 @@ export class Engine {
   private readonly partitionRunning = new Map<string, Record<string, number>>();
   readonly queues = new Map<string, QueueDispatcher>();
   private readonly schedules = new Map<string, Schedule>();
+  /** Rows read by ID, batched (see reads.ts): without their input for waiters, whole for getStatus. */
+  private readonly rows = new RowReader(() => this.store, false);
+  private readonly statuses = new RowReader(() => this.store, true);
   /** Recent outcomes of workflows finished here, so local getResult needs no read. */
   private readonly outcomes = new Map<string, Outcome>();
   private _store?: Store;
@@ -335,7 +339,7 @@ export class Engine {
     if (untilCreated) {
       // Inserts wake "created", forks the new workflow's status key.
       const exists = async () =>
-        this.running.has(workflowId) || (await this.store.listWorkflows({ workflowIds: [workflowId], loadInput: false, loadOutput: false })).length > 0;
+        this.running.has(workflowId) || (await this.rows.read(workflowId)) !== undefined;
       await this.waiters.wait([`status:${workflowId}`, "created"], exists, Infinity, signal);
     }
     let outcome!: Outcome;
@@ -349,7 +353,7 @@ export class Engine {
         }
         const run = this.running.get(workflowId);
         if (run && !run.stopped) return false; // running here: its completion will wake us, no read needed
-        const [row] = await this.store.listWorkflows({ workflowIds: [workflowId] });
+        const row = await this.rows.read(workflowId);
         if (!row) throw new WorkflowNotFoundError(workflowId);
         if (!TERMINAL.has(row.status)) return false;
         outcome = {
@@ -375,7 +379,7 @@ export class Engine {
   }
 
   async getStatus(workflowId: string): Promise<WorkflowStatus | null> {
-    const [row] = await this.store.listWorkflows({ workflowIds: [workflowId] });
+    const row = await this.statuses.read(workflowId);
     return row ? toStatus(row) : null;
   }
 

@@ -126,4 +126,21 @@ describe.each(backends)("%s", (backend) => {
     for (const h of handles) expect((await h.getStatus())!.status).toBe("DELAYED");
     expect(await Promise.all(handles.map((h) => h.getResult()))).toEqual(["a1", "b2"]);
   });
+  it("awaiting many queued handles at once reads their rows in one query, then each gets its own result", async () => {
+    const { duro, job, release } = await setup();
+    release.open();
+    const handles = await duro.enqueueMany(job.with({ queueName: "q", delaySeconds: 600 }), Array.from({ length: 200 }, (_, i) => [i, "d"] as [number, string]));
+    const store = duro.engine.store;
+    const list = store.listWorkflows.bind(store);
+    const reads: number[] = [];
+    store.listWorkflows = async (filter) => {
+      if (filter.workflowIds) reads.push(filter.workflowIds.length);
+      return list(filter);
+    };
+    const results = Promise.all(handles.map((h) => h.getResult()));
+    await waitFor(() => reads.reduce((a, b) => a + b, 0) >= 200, 5000, "every handle's first look");
+    expect(reads).toEqual([200]);
+    for (const h of handles) await duro.setWorkflowDelay(h.workflowId, { delaySeconds: 0 });
+    expect(await results).toEqual(handles.map((_, i) => `d${i}`));
+  });
 });
