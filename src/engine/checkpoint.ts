@@ -79,6 +79,7 @@ export async function checkpoint<T>(
   const functionId = run.allocate();
   const recorded = run.replay(functionId, name);
   if (recorded) return replayed(recorded) as T;
+  if (engine.recovery.leaseInDoubt) await engine.recovery.confirmLease(); // this run may be another executor's now
   run.checkStopped();
   const startedAt = Date.now();
   let result: { output?: unknown; error?: unknown };

@@ -425,15 +425,22 @@ export class Engine {
   }
 
   /** Stops local runs whose workflows another process cancelled or took over. */
-  private async stopInterrupted(ids: string[]): Promise<void> {
-    try {
-      for (let i = 0; i < ids.length; i += 500) {
-        const rows = await this.store.listWorkflows({ workflowIds: ids.slice(i, i + 500), loadInput: false, loadOutput: false });
-        for (const row of rows) {
-          if (row.status === "CANCELLED" || row.status === "MAX_RECOVERY_ATTEMPTS_EXCEEDED") this.stopRun(row.workflowId, "cancelled");
-          else if (row.status === "PENDING" && row.executorId !== this.executorId) this.stopRun(row.workflowId, "superseded");
+  async stopSuperseded(ids: string[]): Promise<void> {
+    for (let i = 0; i < ids.length; i += 500) {
+      const rows = await this.store.listWorkflows({ workflowIds: ids.slice(i, i + 500), loadInput: false, loadOutput: false });
+      for (const row of rows) {
+        if (row.status === "CANCELLED" || row.status === "MAX_RECOVERY_ATTEMPTS_EXCEEDED") this.stopRun(row.workflowId, "cancelled");
+        else if (row.status === "PENDING" && row.executorId !== this.executorId && this.running.get(row.workflowId)?.stopped === null) {
+          this.logger.info(`Workflow ${row.workflowId} is now run by executor ${row.executorId}; stopping this run here.`);
+          this.stopRun(row.workflowId, "superseded");
         }
       }
+    }
+  }
+
+  private async stopInterrupted(ids: string[]): Promise<void> {
+    try {
+      await this.stopSuperseded(ids);
     } catch (error) {
       if (!this.closed) this.logger.warn("Could not check for cancelled workflows.", { error: String(error) });
     }

@@ -63,6 +63,7 @@ export async function runStep<T>(engine: Engine, name: string, fn: (...args: any
     const attempts = policy.retriesAllowed ? policy.maxAttempts : 1;
     const errors: unknown[] = [];
     for (let attempt = 0; attempt < attempts; attempt++) {
+      if (attempt > 0 && engine.recovery.leaseInDoubt) await engine.recovery.confirmLease();
       run.checkStopped();
       const step = { stepId, currentAttempt: policy.retriesAllowed ? attempt : null, maxAttempts: policy.retriesAllowed ? attempts : null };
       try {

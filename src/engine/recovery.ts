@@ -3,7 +3,10 @@
  *
  * - at launch: this executor's own workflows, left PENDING by its previous process;
  * - by takeover: the heartbeat keeps this executor's lease, and adopts the work of executors
- *   whose lease ran out (they died, or froze);
+ *   whose lease ran out (they died, or froze). Only while this executor's own beats land on
+ *   time: after an outage or a freeze the others' beats were held up too, and may land later
+ *   than ours. And an executor that finds its own lease may have run out (it froze, or could
+ *   not beat) checks which of its runs are still its own before any of them starts a step;
  * - after an interruption: a run whose durable operation could not reach the database (after
  *   the store's own retries) ends without an outcome and runs again once the database answers.
  *
@@ -17,18 +20,26 @@ import type { Engine } from "./engine.js";
 export class Recovery {
   private heartbeatTimer?: NodeJS.Timeout;
   private heartbeating = false;
-  private lastHeartbeat = 0;
+  private leaseMs = 0;
+  /** The time the last beat wrote (others judge the lease by it), when it landed, and since when beats land on time. */
+  private lastWritten = 0;
+  private lastLanded = 0;
+  private onTimeSince = 0;
+  private confirming?: Promise<void>;
   /** Workflows whose run the database cut short, as they ran: each keeps its queue slot meanwhile. */
   private readonly interrupted = new Map<string, WorkflowRow>();
   private resuming = false;
 
   constructor(private readonly engine: Engine) {}
 
-  /** At launch: beats once, re-runs this executor's own PENDING workflows, then beats every third of the lease. */
+  /**
+   * At launch: beats once, re-runs this executor's own PENDING workflows, then beats every third
+   * of the lease. It takes over nobody during its first lease: others' beats may be held up.
+   */
   async start(leaseMs: number): Promise<void> {
     const { engine } = this;
-    this.lastHeartbeat = Date.now();
-    await engine.store.heartbeat(engine.executorId, this.lastHeartbeat);
+    this.leaseMs = leaseMs;
+    await this.beat();
     const { recovered, deadLettered } = await engine.store.recoverPending({
       executorId: engine.executorId, appVersion: engine.appVersion, maxRecoveryAttempts: engine.maxRecoveryAttempts, now: Date.now(),
     });
@@ -36,7 +47,7 @@ export class Recovery {
     for (const row of recovered) await this.resumeHere(row.workflowId);
     // The heartbeat keeps the process alive while launched, as a server's listening socket would:
     // an executor whose script ends with `await duro.launch()` goes on serving its queues.
-    this.heartbeatTimer = setInterval(() => void this.heartbeatAndTakeOver(leaseMs), Math.max(50, leaseMs / 3));
+    this.heartbeatTimer = setInterval(() => void this.heartbeatAndTakeOver(leaseMs), this.interval);
   }
 
   stop(): void {
@@ -106,19 +117,57 @@ export class Recovery {
     });
   }
 
+  /** True when this executor's lease may have run out: a step must wait for `confirmLease()`. */
+  get leaseInDoubt(): boolean {
+    return this.leaseMs > 0 && Date.now() >= this.lastWritten + this.leaseMs;
+  }
+
+  /**
+   * Beats, then stops the runs here whose workflows are no longer PENDING on this executor (taken
+   * over while its lease was out, or cancelled). While the database cannot be reached it keeps
+   * trying: a step started meanwhile could not be recorded anyway.
+   */
+  confirmLease(): Promise<void> {
+    this.confirming ??= (async () => {
+      for (let attempt = 0; this.engine.launched; attempt++) {
+        try {
+          await this.beat();
+          await this.engine.stopSuperseded([...this.engine.running.keys()]);
+          return;
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 5_000)));
+        }
+      }
+    })().finally(() => (this.confirming = undefined));
+    return this.confirming;
+  }
+
+  /** Writes a heartbeat. One that lands later than two beats' interval starts the on-time count again. */
+  private async beat(): Promise<void> {
+    const written = Date.now();
+    await this.engine.store.heartbeat(this.engine.executorId, written);
+    const landed = Date.now();
+    if (landed - this.lastLanded > 2 * this.interval) this.onTimeSince = landed;
+    this.lastLanded = landed;
+    this.lastWritten = Math.max(this.lastWritten, written);
+  }
+
+  private get interval(): number {
+    return Math.max(50, this.leaseMs / 3);
+  }
+
   /** Keeps this executor's lease alive and adopts the PENDING work of executors whose lease ran out. */
   private async heartbeatAndTakeOver(leaseMs: number): Promise<void> {
     const { engine } = this;
     if (!engine.launched || this.heartbeating) return; // ticks must not pile up while the database is slow or down
     this.heartbeating = true;
     try {
+      const wasInDoubt = this.leaseInDoubt;
+      await this.beat();
+      // Frozen, or cut off, past the lease: some of the runs here may be another executor's now.
+      if (wasInDoubt) await this.confirmLease();
       const now = Date.now();
-      await engine.store.heartbeat(engine.executorId, now);
-      // After an outage longer than the lease, everyone's heartbeat looks stale: let the others
-      // beat again before judging them.
-      const silent = now - this.lastHeartbeat > leaseMs;
-      this.lastHeartbeat = now;
-      if (silent) return;
+      if (now - this.onTimeSince < leaseMs) return;
       const { recovered, deadLettered } = await engine.store.recoverPending({
         executorId: engine.executorId, appVersion: engine.appVersion, maxRecoveryAttempts: engine.maxRecoveryAttempts, now, leaseMs,
       });

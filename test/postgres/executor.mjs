@@ -2,7 +2,8 @@
 //
 //   node executor.mjs '<paramsJSON>'
 //
-// params: { url, executorId, appVersion?, leaseSeconds?, stepMs?, workflows?: [{ id, input, steps, waitForGo? }] }
+// params: { url, executorId, appVersion?, leaseSeconds?, stepMs?, sleepSeconds? (a durable sleep after each step),
+//           workflows?: [{ id, input, steps, waitForGo? }] }
 //
 // It launches duro (recovering its own PENDING work), starts the workflows it is given (an
 // idempotent no-op for those that exist) and waits for their results, then stays up, serving
@@ -61,6 +62,7 @@ const chain = duro.registerWorkflow("chain", async (input, nSteps, waitForGo) =>
   for (let i = 1; i <= nSteps; i++) {
     outputs.push(await steps[i](input));
     emit({ ev: "step-returned", wf, step: i });
+    if (params.sleepSeconds) await duro.sleep(params.sleepSeconds);
   }
   emit({ ev: "wf-end", wf });
   return outputs;

@@ -200,4 +200,31 @@ describe("executor takeover (PostgreSQL, real processes)", () => {
     expect(errorsLogged(b)).toEqual([]);
     await Promise.all([a.shutdown(), b.shutdown()]);
   });
+
+  it("SIGSTOP past the lease: on waking, the frozen executor starts no step of the workflows adopted meanwhile", async () => {
+    const url = freshDatabaseUrl("postgres");
+    // Each workflow sleeps durably between steps, so when A freezes most of its runs are between steps.
+    const workflows: Spec[] = range(6).map((i) => ({ id: `napping-${i}`, input: `in-${i}`, steps: 6 }));
+    const b = executor(url, "exec-b", { leaseSeconds: 1, sleepSeconds: 0.2 });
+    await b.waitFor("launched");
+    const a = executor(url, "exec-a", { leaseSeconds: 1, workflows, sleepSeconds: 0.2 });
+    await a.waitForCount("step-returned", 6);
+    a.signal("SIGSTOP");
+    const obs = client(url);
+    await waitFor(
+      async () => (await obs.listWorkflows({ workflowIds: workflows.map((w) => w.id), status: "PENDING", executorId: "exec-a" })).length === 0,
+      15_000,
+      "B to adopt A's pending workflows",
+    );
+    a.signal("SIGCONT");
+    const resumedAt = Date.now();
+    await a.waitFor("all-done", 30_000);
+    await checkFinished(obs, workflows);
+    // Its sleeps ran out while it was frozen; it looked for the new owners before taking the next step.
+    expect(a.events.filter((e) => e.ev === "step-start" && e.t >= resumedAt), "steps A started after waking").toEqual([]);
+    expect(a.count("superseded"), "A's runs stopped").toBeGreaterThan(0);
+    expect(errorsLogged(a)).toEqual([]);
+    expect(errorsLogged(b)).toEqual([]);
+    await Promise.all([a.shutdown(), b.shutdown()]);
+  });
 });
