@@ -90,6 +90,9 @@ export class QueueDispatcher {
   private deferred = false;
   /** The last claim took all it asked for: more work is likely waiting. */
   private full = false;
+  /** Workflows taken over or recovered here while their slots were full, in order, and those being loaded to run. */
+  private adopted: WorkflowRow[] = [];
+  private adopting: WorkflowRow[] = [];
 
   constructor(
     private readonly engine: Engine,
@@ -129,9 +132,44 @@ export class QueueDispatcher {
     return concurrency !== undefined || rateLimit !== undefined || partitionQueue === true;
   }
 
-  /** Slots of workerConcurrency neither running, reserved nor being claimed. */
+  /** Slots of workerConcurrency neither running, reserved, being claimed nor being filled by an adopted workflow. */
   private get open(): number {
-    return this.options.workerConcurrency! - this.engine.runningIn(this.name) - this.reserved - this.claiming;
+    return this.options.workerConcurrency! - this.engine.runningIn(this.name) - this.reserved - this.claiming - this.adopting.length;
+  }
+
+  /**
+   * Takes `row`, PENDING here after a takeover or a recovery, to run when workerConcurrency has
+   * a slot for it (its partition's, on a partitioned queue), before any new claim: it counts
+   * against the queue's shared limits meanwhile, as a PENDING row. False: this queue has no
+   * workerConcurrency, and the caller runs it at once.
+   */
+  adopt(row: WorkflowRow): boolean {
+    if (this.options.workerConcurrency === undefined || this.stopped) return false;
+    this.adopted.push(row);
+    this.trigger();
+    return true;
+  }
+
+  /** Starts the adopted workflows that have a slot; true while any wait or load. */
+  private runAdopted(): boolean {
+    const { workerConcurrency, partitionQueue } = this.options;
+    const inPartition = (key: string | null) =>
+      (this.engine.runningByPartition(this.name)[key ?? ""] ?? 0) + this.adopting.filter((r) => r.partitionKey === key).length;
+    for (let i = 0; i < this.adopted.length; ) {
+      const row = this.adopted[i];
+      if (partitionQueue ? inPartition(row.partitionKey) >= workerConcurrency! : this.open <= 0) {
+        i++;
+        continue;
+      }
+      this.adopted.splice(i, 1);
+      this.adopting.push(row);
+      const done = () => void this.adopting.splice(this.adopting.indexOf(row), 1);
+      void this.engine.recovery.resumeHere(row.workflowId).then(
+        () => (done(), this.trigger()),
+        () => (done(), this.adopted.push(row)), // the database did not answer: tried again at the next poll
+      );
+    }
+    return this.adopted.length + this.adopting.length > 0;
   }
 
   /** Cohorts (see GATHER_MS): a busy PostgreSQL queue with workerConcurrency and no partitions. */
@@ -169,6 +207,7 @@ export class QueueDispatcher {
     try {
       for (;;) {
         this.again = false;
+        if (this.runAdopted()) return; // adopted work first; each one's start looks again
         const { workerConcurrency, rateLimit, partitionQueue } = this.options;
         // A partitioned queue applies workerConcurrency per partition, in the claim itself.
         const perQueue = workerConcurrency !== undefined && !partitionQueue;

@@ -44,7 +44,7 @@ export class Recovery {
       executorId: engine.executorId, appVersion: engine.appVersion, maxRecoveryAttempts: engine.maxRecoveryAttempts, now: Date.now(),
     });
     this.deadLettered(deadLettered);
-    for (const row of recovered) await this.resumeHere(row.workflowId);
+    for (const row of recovered) await this.runHere(row);
     // The heartbeat keeps the process alive while launched, as a server's listening socket would:
     // an executor whose script ends with `await duro.launch()` goes on serving its queues.
     this.heartbeatTimer = setInterval(() => void this.heartbeatAndTakeOver(leaseMs), this.interval);
@@ -57,6 +57,11 @@ export class Recovery {
   /** True while `workflowId` waits to run again after an interruption: its queue slot stays counted. */
   holdsSlot(workflowId: string): boolean {
     return this.interrupted.has(workflowId);
+  }
+
+  /** Runs a recovered or adopted workflow here: at once, or when its queue's workerConcurrency has a slot. */
+  private async runHere(row: WorkflowRow): Promise<void> {
+    if (!row.queueName || !this.engine.queues.get(row.queueName)?.adopt(row)) await this.resumeHere(row.workflowId);
   }
 
   /** Loads a workflow with its record and runs it here, if it is PENDING here and its code is registered. */
@@ -174,7 +179,7 @@ export class Recovery {
       this.deadLettered(deadLettered);
       for (const row of recovered) {
         engine.logger.warn(`Took over workflow ${row.workflowId} from an executor whose lease expired.`);
-        await this.resumeHere(row.workflowId);
+        await this.runHere(row);
       }
     } catch (error) {
       if (engine.launched) engine.logger.warn("Heartbeat or takeover failed; retrying.", { error: String(error) });

@@ -64,6 +64,43 @@ describe.each(backends)("%s", (backend) => {
     });
   });
 
+  describe("a claimed workflow whose executor dies", () => {
+    it("taken over by a live executor whose slots are full, waits for a slot there: workerConcurrency holds", async () => {
+      const active = new Map<string, number>();
+      const most = new Map<string, number>();
+      const instance = (executorId: string) => {
+        const duro = t.duro({ executorId, appVersion: "v1", executorLeaseSeconds: 1 });
+        const job = duro.registerWorkflow("job", async (id: string) => {
+          active.set(executorId, (active.get(executorId) ?? 0) + 1);
+          most.set(executorId, Math.max(most.get(executorId) ?? 0, active.get(executorId)!));
+          try {
+            return `${id}:${await duro.recv<string>("go", 60)}`;
+          } finally {
+            active.set(executorId, active.get(executorId)! - 1);
+          }
+        });
+        new WorkflowQueue(duro, "q", { workerConcurrency: 2 });
+        return { duro, job };
+      };
+      const x = instance("exec-x");
+      const y = instance("exec-y");
+      await Promise.all([x.duro.launch(), y.duro.launch()]);
+      // Each enqueues two on its idle queue, and runs them itself.
+      const handles = [
+        ...(await Promise.all(["x1", "x2"].map((id) => x.duro.startWorkflow(x.job.with({ queueName: "q", workflowId: id }), id)))),
+        ...(await Promise.all(["y1", "y2"].map((id) => y.duro.startWorkflow(y.job.with({ queueName: "q", workflowId: id }), id)))),
+      ];
+      await waitFor(() => active.get("exec-x") === 2 && active.get("exec-y") === 2, 10_000, "two running on each executor");
+      await crash(x.duro);
+      const pendingOnY = async () =>
+        (await y.duro.listWorkflows({ workflowIds: ["x1", "x2"], status: "PENDING", executorId: "exec-y" })).length === 2;
+      await waitFor(pendingOnY, 15_000, "exec-y to take over exec-x's two");
+      for (const id of ["x1", "x2", "y1", "y2"]) await y.duro.send(id, "go", "go");
+      expect(await Promise.all(handles.map((h) => y.duro.getResult(h.workflowId)))).toEqual(["x1:go", "x2:go", "y1:go", "y2:go"]);
+      expect(most.get("exec-y"), "most running at once on exec-y").toBe(2);
+    });
+  });
+
   describe("a workflow started from its own insert (idle queue, free slot here)", () => {
     it("is recovered by its executor's restart after a crash mid-run, and finishes once", async () => {
       const runs: string[] = [];
