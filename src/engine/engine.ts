@@ -146,6 +146,8 @@ export class Engine {
     await store.migrate();
     this._appVersion = this.appVersion;
     this._store = store;
+    // Others were likely cut off too: judge nobody's lease for a while (see Recovery).
+    store.onConnectionLost?.(() => this.recovery.distrust());
     this._committer = new Committer(store, (keys) => this.announce(keys), store.dialect === "postgres" ? 3 : 1, (batch) => riderOf(this.queues, batch));
     // A client that only enqueues never waits: it need not hold a LISTEN connection (nor
     // slow every NOTIFY by being one more listener) or poll SQLite's data_version.
@@ -432,6 +434,9 @@ export class Engine {
         if (row.status === "CANCELLED" || row.status === "MAX_RECOVERY_ATTEMPTS_EXCEEDED") this.stopRun(row.workflowId, "cancelled");
         else if (row.status === "PENDING" && row.executorId !== this.executorId && this.running.get(row.workflowId)?.stopped === null) {
           this.logger.info(`Workflow ${row.workflowId} is now run by executor ${row.executorId}; stopping this run here.`);
+          this.stopRun(row.workflowId, "superseded");
+        } else if (row.status !== "PENDING") {
+          // Finished by the executor that took it over (or by this run, whose outcome is recorded).
           this.stopRun(row.workflowId, "superseded");
         }
       }

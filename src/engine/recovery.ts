@@ -3,9 +3,9 @@
  *
  * - at launch: this executor's own workflows, left PENDING by its previous process;
  * - by takeover: the heartbeat keeps this executor's lease, and adopts the work of executors
- *   whose lease ran out (they died, or froze). Only while this executor's own beats land on
- *   time: after an outage or a freeze the others' beats were held up too, and may land later
- *   than ours. And an executor that finds its own lease may have run out (it froze, or could
+ *   whose lease ran out (they died, or froze). Only once this executor's own beats have landed
+ *   on time, with no connection lost, for a whole lease: after an outage, a flickering
+ *   database or a freeze the others' beats were held up too, and may land later than ours. And an executor that finds its own lease may have run out (it froze, or could
  *   not beat) checks which of its runs are still its own before any of them starts a step;
  * - after an interruption: a run whose durable operation could not reach the database (after
  *   the store's own retries) ends without an outcome and runs again once the database answers.
@@ -120,6 +120,11 @@ export class Recovery {
     })().finally(() => {
       this.resuming = false;
     });
+  }
+
+  /** The database flickered: the others' beats may land late, so judge nobody for a lease. */
+  distrust(): void {
+    this.onTimeSince = Date.now();
   }
 
   /** True when this executor's lease may have run out: a step must wait for `confirmLease()`. */

@@ -295,5 +295,7 @@ export interface Store {
   heartbeat(executorId: string, now: number): Promise<void>;
   /** Called with wake keys committed by other processes (`null`: something changed, re-check all). */
   onExternalChange(listener: (keys: string[] | null) => void): void;
+  /** Called whenever a connection to the database was lost or could not be made (servers only). */
+  onConnectionLost?(listener: () => void): void;
   close(): Promise<void>;
 }

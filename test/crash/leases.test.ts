@@ -1,11 +1,13 @@
 /**
  * Executor leases. An executor adopts the PENDING work of another only when that one's lease ran
- * out while its own beats were landing on time: an outage or a freeze holds up every executor's
- * beats, and the others' may come back later than its own.
+ * out while its own beats were landing on time and none of its connections was lost: an outage,
+ * a flickering database or a freeze holds up every executor's beats, and the others' may come
+ * back later than its own.
  */
 import { describe, expect, it } from "vitest";
 import type { Duro } from "../../src/index.js";
-import { backends, gate, quietLogger, useDuro, waitFor } from "../helpers.js";
+import { backends, gate, POSTGRES_URL, quietLogger, sleep, useDuro, waitFor } from "../helpers.js";
+import pg from "pg";
 
 const LEASE_MS = 1500;
 
@@ -27,41 +29,27 @@ function holdHeartbeats(duro: Duro) {
   };
 }
 
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-describe.each(backends)("%s", (backend) => {
-  const t = useDuro(backend);
-
-  it("after an outage shorter than the lease, an executor whose beats come back first takes over nothing", async () => {
-    const warnings: string[] = [];
-    const logger = { ...quietLogger, warn: (message: string) => void warnings.push(message) };
-    const make = (executorId: string) => {
-      const duro = t.duro({ executorId, appVersion: "lease-v1", executorLeaseSeconds: LEASE_MS / 1000, logger });
-      const wait = duro.registerWorkflow("wait", async () => `${executorId}:${await duro.recv<string>("go", 60)}`);
-      return { duro, wait };
-    };
-    const x = make("exec-x");
-    const y = make("exec-y");
-    const launched = Date.now();
-    await Promise.all([x.duro.launch(), y.duro.launch()]);
-    const handles = [
-      ...(await Promise.all([0, 1, 2].map((i) => x.duro.startWorkflow(x.wait.with({ workflowId: `x${i}` }))))),
-      ...(await Promise.all([0, 1, 2].map((i) => y.duro.startWorkflow(y.wait.with({ workflowId: `y${i}` }))))),
-    ];
-    // Past their first lease (an executor takes over nobody during it), each judges the other's beats.
-    await waitFor(() => Date.now() - launched > 1.2 * LEASE_MS, 5000, "the first lease to pass");
-
-    // Neither can beat for most of a lease; then X's beats land again, and Y's half a lease later
-    // (its connections came back more slowly). Y's last beat is then older than the lease.
-    const [hx, hy] = [holdHeartbeats(x.duro), holdHeartbeats(y.duro)];
-    hx.hold();
-    hy.hold();
-    await pause(0.8 * LEASE_MS);
-    hx.release();
-    await pause(0.5 * LEASE_MS);
-    hy.release();
-    await pause(2 * LEASE_MS);
-
+/** Executors X and Y, three workflows waiting in recv on each, both past their first lease. */
+async function twoExecutors(t: ReturnType<typeof useDuro>) {
+  const warnings: string[] = [];
+  const logger = { ...quietLogger, warn: (message: string) => void warnings.push(message) };
+  const make = (executorId: string) => {
+    const duro = t.duro({ executorId, appVersion: "lease-v1", executorLeaseSeconds: LEASE_MS / 1000, logger });
+    const wait = duro.registerWorkflow("wait", async () => `${executorId}:${await duro.recv<string>("go", 60)}`);
+    return { duro, wait };
+  };
+  const x = make("exec-x");
+  const y = make("exec-y");
+  const launched = Date.now();
+  await Promise.all([x.duro.launch(), y.duro.launch()]);
+  const handles = [
+    ...(await Promise.all([0, 1, 2].map((i) => x.duro.startWorkflow(x.wait.with({ workflowId: `x${i}` }))))),
+    ...(await Promise.all([0, 1, 2].map((i) => y.duro.startWorkflow(y.wait.with({ workflowId: `y${i}` }))))),
+  ];
+  // Past their first lease (an executor takes over nobody during it), each judges the other's beats.
+  await waitFor(() => Date.now() - launched > 1.2 * LEASE_MS, 5000, "the first lease to pass");
+  /** Nothing changed hands: each workflow is still PENDING on its executor, and finishes there. */
+  const checkUntouched = async () => {
     const rows = await x.duro.listWorkflows({ workflowIds: handles.map((h) => h.workflowId) });
     expect(rows.map((r) => `${r.workflowId}:${r.status}@${r.executorId}`).sort()).toEqual(
       ["x0", "x1", "x2"].map((id) => `${id}:PENDING@exec-x`).concat(["y0", "y1", "y2"].map((id) => `${id}:PENDING@exec-y`)),
@@ -69,5 +57,52 @@ describe.each(backends)("%s", (backend) => {
     expect(warnings.filter((w) => w.startsWith("Took over"))).toEqual([]);
     for (const h of handles) await x.duro.send(h.workflowId, "go", "go");
     expect(await Promise.all(handles.map((h) => h.getResult()))).toEqual(["exec-x:go", "exec-x:go", "exec-x:go", "exec-y:go", "exec-y:go", "exec-y:go"]);
+  };
+  return { x, y, checkUntouched };
+}
+
+describe.each(backends)("%s", (backend) => {
+  const t = useDuro(backend);
+
+  it("after an outage shorter than the lease, an executor whose beats come back first takes over nothing", async () => {
+    const { x, y, checkUntouched } = await twoExecutors(t);
+    // Neither can beat for most of a lease; then X's beats land again, and Y's half a lease later
+    // (its connections came back more slowly). Y's last beat is then older than the lease.
+    const [hx, hy] = [holdHeartbeats(x.duro), holdHeartbeats(y.duro)];
+    hx.hold();
+    hy.hold();
+    await sleep(0.8 * LEASE_MS);
+    hx.release();
+    await sleep(0.5 * LEASE_MS);
+    hy.release();
+    await sleep(2 * LEASE_MS);
+    await checkUntouched();
+  });
+});
+
+describe("postgres", () => {
+  const t = useDuro("postgres");
+
+  it("an executor that keeps losing connections judges nobody, though its own beats land on time", async () => {
+    const { x, y, checkUntouched } = await twoExecutors(t);
+    // A flickering database: X's connections are cut every 300 ms (its retries get through at
+    // once), while Y's beats are stuck for longer than the lease, as in a slow reconnect.
+    const backendsOfX = (x.duro.engine.store as unknown as { conn: { ownBackends: Set<number> } }).conn.ownBackends;
+    const admin = new pg.Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+    try {
+      const hy = holdHeartbeats(y.duro);
+      hy.hold();
+      const until = Date.now() + 1.6 * LEASE_MS;
+      while (Date.now() < until) {
+        await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY($1::int[])", [[...backendsOfX]]);
+        await sleep(300);
+      }
+      hy.release();
+      await sleep(2 * LEASE_MS);
+    } finally {
+      await admin.end();
+    }
+    await checkUntouched();
   });
 });

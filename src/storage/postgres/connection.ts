@@ -65,6 +65,7 @@ export class PgConnection {
   private listenTimer?: NodeJS.Timeout;
   private listenPing?: NodeJS.Timeout;
   private listenAttempt = 0;
+  private troubleListeners: (() => void)[] = [];
 
   constructor(url: string, options: { poolSize?: number; connectTimeoutSeconds?: number }) {
     const parsed = new URL(url);
@@ -91,7 +92,7 @@ export class PgConnection {
     this.pool = new pg.Pool({ ...this.clientConfig, max: options.poolSize ?? 10 });
     // A connection that dies while idle or checked out must not crash the process; the next
     // query on it fails and is retried.
-    this.pool.on("error", () => {});
+    this.pool.on("error", () => this.trouble());
     this.pool.on("connect", (client) => {
       client.on("error", () => {});
       this.clients.add(client);
@@ -153,6 +154,7 @@ export class PgConnection {
       } catch (error) {
         clearTimeout(watchdog);
         const transient = isTransient(error);
+        if (transient) this.trouble();
         // A client that failed mid-conversation is in an unknown state: drop it.
         client?.release(transient ? (error as Error) : undefined);
         if (!transient && !retryable(error)) throw error;
@@ -168,6 +170,15 @@ export class PgConnection {
     }
   }
 
+  /** Calls `listener` whenever a connection was lost or could not be made (the database flickered, for us and likely for others). */
+  onTrouble(listener: () => void): void {
+    this.troubleListeners.push(listener);
+  }
+
+  private trouble(): void {
+    if (!this.closed) for (const listener of this.troubleListeners) listener();
+  }
+
   /** Subscribes to wake keys; the first subscriber opens the LISTEN connection. */
   onNotify(listener: (keys: string[] | null) => void): void {
     this.listeners.push(listener);
@@ -181,6 +192,7 @@ export class PgConnection {
     const reconnect = () => {
       if (lost) return;
       lost = true;
+      this.trouble();
       if (this.listenClient === client) this.listenClient = undefined;
       clearInterval(this.listenPing);
       client.end().catch(() => {});

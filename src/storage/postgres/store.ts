@@ -246,6 +246,10 @@ export class PostgresStore implements Store {
     this.conn.onNotify(listener);
   }
 
+  onConnectionLost(listener: () => void): void {
+    this.conn.onTrouble(listener);
+  }
+
   async close(): Promise<void> {
     await this.conn.close();
   }
