@@ -51,6 +51,14 @@ const byWf = (events: ProcEvent[], ev: string) => {
   return map;
 };
 
+/** Waits until none of `workflows` is PENDING on `executorId`: another executor adopted them. */
+const adoptedFrom = (c: DuroClient, workflows: Spec[], executorId: string) =>
+  waitFor(
+    async () => (await c.listWorkflows({ workflowIds: workflows.map((w) => w.id), status: "PENDING", executorId })).length === 0,
+    15_000,
+    `another executor to adopt ${executorId}'s pending workflows`,
+  );
+
 const errorsLogged = (p: Proc) => p.events.filter((e) => e.ev === "log" && e.level === "error");
 
 describe("executor takeover (PostgreSQL, real processes)", () => {
@@ -175,11 +183,7 @@ describe("executor takeover (PostgreSQL, real processes)", () => {
     const obs = client(url);
     // B adopts everything A had not finished, and starts running it.
     await b.waitFor("took-over", 15_000);
-    await waitFor(
-      async () => (await obs.listWorkflows({ workflowIds: workflows.map((w) => w.id), status: "PENDING", executorId: "exec-a" })).length === 0,
-      15_000,
-      "B to adopt A's pending workflows",
-    );
+    await adoptedFrom(obs, workflows, "exec-a");
     await b.waitForEvent((e) => e.ev === "step-returned", "B recording a step of an adopted workflow");
     a.signal("SIGCONT");
     const resumedAt = Date.now();
@@ -214,11 +218,7 @@ describe("executor takeover (PostgreSQL, real processes)", () => {
     await a.waitForCount("step-returned", 6);
     a.signal("SIGSTOP");
     const obs = client(url);
-    await waitFor(
-      async () => (await obs.listWorkflows({ workflowIds: workflows.map((w) => w.id), status: "PENDING", executorId: "exec-a" })).length === 0,
-      15_000,
-      "B to adopt A's pending workflows",
-    );
+    await adoptedFrom(obs, workflows, "exec-a");
     if (finished) {
       const done = async () => (await obs.listWorkflows({ workflowIds: workflows.map((w) => w.id), status: "SUCCESS" })).length === workflows.length;
       await waitFor(done, 30_000, "B to finish them");
