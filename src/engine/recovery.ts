@@ -127,9 +127,9 @@ export class Recovery {
     this.onTimeSince = Date.now();
   }
 
-  /** True when this executor's lease may have run out: a step must wait for `confirmLease()`. */
+  /** True when this executor's lease may have run out, until `confirmLease()` is done: a step must wait for it. */
   get leaseInDoubt(): boolean {
-    return this.leaseMs > 0 && Date.now() >= this.lastWritten + this.leaseMs;
+    return this.confirming !== undefined || (this.leaseMs > 0 && Date.now() >= this.lastWritten + this.leaseMs);
   }
 
   /**
@@ -172,10 +172,9 @@ export class Recovery {
     if (!engine.launched || this.heartbeating) return; // ticks must not pile up while the database is slow or down
     this.heartbeating = true;
     try {
-      const wasInDoubt = this.leaseInDoubt;
-      await this.beat();
       // Frozen, or cut off, past the lease: some of the runs here may be another executor's now.
-      if (wasInDoubt) await this.confirmLease();
+      if (this.leaseInDoubt) await this.confirmLease();
+      else await this.beat();
       const now = Date.now();
       if (now - this.onTimeSince < leaseMs) return;
       const { recovered, deadLettered } = await engine.store.recoverPending({
