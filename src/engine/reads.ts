@@ -1,9 +1,9 @@
 /**
  * Workflow rows read by ID, for waiters (getResult, a handle waiting for its workflow to exist)
- * and for getStatus. Reads asked for in the same turn of the event loop go as one query, in chunks: a caller that
- * awaits 10,000 handles at once, or a safety poll that re-checks every waiter, costs a few round
- * trips instead of one each. Each read is made after it was asked for, so it is as fresh as a
- * read of its own would be.
+ * and for getStatus. Reads asked for in the same turn of the event loop go as one query per 500
+ * IDs: a caller that awaits 10,000 handles at once, or a safety poll that re-checks every
+ * waiter, costs a few round trips instead of one each. Each read is made after it was asked
+ * for, so it is as fresh as a read of its own would be.
  */
 import type { Store, WorkflowRow } from "../storage/store.js";
 

@@ -5,8 +5,9 @@
  * - by takeover: the heartbeat keeps this executor's lease, and adopts the work of executors
  *   whose lease ran out (they died, or froze). Only once this executor's own beats have landed
  *   on time, with no connection lost, for a whole lease: after an outage, a flickering
- *   database or a freeze the others' beats were held up too, and may land later than ours. And an executor that finds its own lease may have run out (it froze, or could
- *   not beat) checks which of its runs are still its own before any of them starts a step;
+ *   database or a freeze the others' beats were held up too, and may land later than ours.
+ *   And an executor that finds its own lease may have run out (it froze, or could not beat)
+ *   checks which of its runs are still its own before any of them starts a step;
  * - after an interruption: a run whose durable operation could not reach the database (after
  *   the store's own retries) ends without an outcome and runs again once the database answers.
  *
@@ -47,7 +48,7 @@ export class Recovery {
     for (const row of recovered) await this.runHere(row);
     // The heartbeat keeps the process alive while launched, as a server's listening socket would:
     // an executor whose script ends with `await duro.launch()` goes on serving its queues.
-    this.heartbeatTimer = setInterval(() => void this.heartbeatAndTakeOver(leaseMs), this.interval);
+    this.heartbeatTimer = setInterval(() => void this.heartbeatAndTakeOver(), this.interval);
   }
 
   stop(): void {
@@ -167,8 +168,8 @@ export class Recovery {
   }
 
   /** Keeps this executor's lease alive and adopts the PENDING work of executors whose lease ran out. */
-  private async heartbeatAndTakeOver(leaseMs: number): Promise<void> {
-    const { engine } = this;
+  private async heartbeatAndTakeOver(): Promise<void> {
+    const { engine, leaseMs } = this;
     if (!engine.launched || this.heartbeating) return; // ticks must not pile up while the database is slow or down
     this.heartbeating = true;
     try {
