@@ -426,19 +426,17 @@ export class Engine {
     this.waiters.wake([`status:${workflowId}`]);
   }
 
-  /** Stops local runs whose workflows another process cancelled or took over. */
+  /** Stops local runs whose workflows another process cancelled, took over or finished (rows read as the waiters' are, batched). */
   async stopSuperseded(ids: string[]): Promise<void> {
-    for (let i = 0; i < ids.length; i += 500) {
-      const rows = await this.store.listWorkflows({ workflowIds: ids.slice(i, i + 500), loadInput: false, loadOutput: false });
-      for (const row of rows) {
-        if (row.status === "CANCELLED" || row.status === "MAX_RECOVERY_ATTEMPTS_EXCEEDED") this.stopRun(row.workflowId, "cancelled");
-        else if (row.status === "PENDING" && row.executorId !== this.executorId && this.running.get(row.workflowId)?.stopped === null) {
-          this.logger.info(`Workflow ${row.workflowId} is now run by executor ${row.executorId}; stopping this run here.`);
-          this.stopRun(row.workflowId, "superseded");
-        } else if (row.status !== "PENDING") {
-          // Finished by the executor that took it over (or by this run, whose outcome is recorded).
-          this.stopRun(row.workflowId, "superseded");
-        }
+    for (const row of await Promise.all(ids.map((id) => this.rows.read(id)))) {
+      if (!row || this.running.get(row.workflowId)?.stopped !== null) continue;
+      if (row.status === "CANCELLED" || row.status === "MAX_RECOVERY_ATTEMPTS_EXCEEDED") this.stopRun(row.workflowId, "cancelled");
+      else if (row.status === "PENDING" && row.executorId !== this.executorId) {
+        this.logger.info(`Workflow ${row.workflowId} is now run by executor ${row.executorId}; stopping this run here.`);
+        this.stopRun(row.workflowId, "superseded");
+      } else if (row.status !== "PENDING") {
+        // Finished by the executor that took it over (or by this run, whose outcome is recorded).
+        this.stopRun(row.workflowId, "superseded");
       }
     }
   }
