@@ -29,7 +29,7 @@ export interface QueueOptions {
   workerConcurrency?: number;
   /** At most `limit` starts in any window of `periodSeconds`, across all executors. */
   rateLimit?: { limit: number; periodSeconds: number };
-  /** Dequeue by priority (lower number first), then FIFO. */
+  /** Accept a `priority` on enqueue (1 … 2³¹−1). Every queue dequeues by priority, 0 first, then FIFO. */
   priorityEnabled?: boolean;
   /** Every partition key is its own queue with the limits above; enqueues must give a partitionKey. */
   partitionQueue?: boolean;
@@ -184,10 +184,10 @@ export class QueueDispatcher {
   }
 
   private request(max: number): ClaimRequest {
-    const { workerConcurrency, concurrency, rateLimit, priorityEnabled = false, partitionQueue = false } = this.options;
+    const { workerConcurrency, concurrency, rateLimit, partitionQueue = false } = this.options;
     return {
       queueName: this.name, executorId: this.engine.executorId, appVersion: this.engine.appVersion, now: Date.now(), max,
-      workflowNames: [...this.engine.workflows.keys()], concurrency, priorityEnabled, partitioned: partitionQueue,
+      workflowNames: [...this.engine.workflows.keys()], concurrency, partitioned: partitionQueue,
       rateLimit: rateLimit && { limit: rateLimit.limit, periodMs: rateLimit.periodSeconds * 1000 },
       perPartition: partitionQueue && workerConcurrency !== undefined ? { workerConcurrency, running: this.engine.runningByPartition(this.name) } : undefined,
     };

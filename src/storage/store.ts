@@ -229,7 +229,6 @@ export interface ClaimRequest {
   concurrency?: number;
   /** Most starts in any window of `periodMs` across all executors (per partition when partitioned). */
   rateLimit?: { limit: number; periodMs: number };
-  priorityEnabled: boolean;
   partitioned: boolean;
 }
 

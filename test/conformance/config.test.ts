@@ -85,7 +85,6 @@ describe.each(backends)("%s", (backend) => {
       await client.close();
       // Back to version 1: its queue index and (on PostgreSQL) the step records' foreign key, and no claim tokens.
       for (const sql of [
-        "DROP INDEX workflow_status_fifo",
         "DROP INDEX workflow_status_by_priority",
         "DROP INDEX workflow_status_queued",
         "CREATE INDEX workflow_status_queued ON workflow_status (queue_name, status, priority, created_at) WHERE status IN ('ENQUEUED', 'PENDING', 'DELAYED')",

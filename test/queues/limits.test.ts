@@ -216,7 +216,7 @@ describe.each(backends)("%s", (backend) => {
       const c = client(t.url);
       await c.enqueueMany({ workflowName: "job", queueName: "q" }, [[], [], []]);
       const request = {
-        queueName: "q", executorId: "solo", appVersion: "v1", now: Date.now(), max: 2, workflowNames: ["job"], priorityEnabled: false, partitioned: false,
+        queueName: "q", executorId: "solo", appVersion: "v1", now: Date.now(), max: 2, workflowNames: ["job"], partitioned: false,
       };
       const [result] = await duro.engine.store.write([{ kind: "claimQueued", request }]);
       expect(result).toMatchObject({ kind: "claimQueued", moreQueued: true });
@@ -323,6 +323,20 @@ describe.each(backends)("%s", (backend) => {
       await blocker.getResult();
       await Promise.all(handles.map((h) => h.getResult()));
       expect(tracker.order).toEqual(["blocker", ...ids]);
+    });
+    it("claims a priority a client set on a queue without priorityEnabled in priority order too, as the reference", async () => {
+      const { tracker, release, list } = await executors(1, { concurrency: 1 }, { held: true });
+      const { duro, job } = list[0];
+      const blocker = await duro.startWorkflow(job.with({ queueName: "q", workflowId: "blocker" }), "blocker", null);
+      await waitFor(() => tracker.running === 1);
+      const c = client(t.url);
+      for (const [id, priority] of [["x", undefined], ["y3", 3], ["z", undefined], ["w1", 1]] as const) {
+        await c.enqueue({ workflowName: "job", queueName: "q", workflowId: id, priority }, id, null);
+      }
+      release.open();
+      await blocker.getResult();
+      await Promise.all(["x", "y3", "z", "w1"].map((id) => duro.getResult(id)));
+      expect(tracker.order).toEqual(["blocker", "x", "z", "w1", "y3"]);
     });
   });
 

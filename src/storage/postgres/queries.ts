@@ -30,10 +30,9 @@ const operationsOf = (schema: string, workflow: string) => `(
  * run are taken in queue order, skipping rows another claim holds, and marked with `token`.
  */
 export function claimFreeSql(
-  schema: string, priority: boolean, p: { queue: string; now: string; max: string; names: string; version: string; executor: string; token: string },
+  schema: string, p: { queue: string; now: string; max: string; names: string; version: string; executor: string; token: string },
 ) {
   const ws = `${schema}.workflow_status`;
-  const order = `${priority ? "priority, " : ""}seq`;
   return {
     ctes: `promoted AS (
         UPDATE ${ws} SET status = 'ENQUEUED', updated_at = ${p.now}
@@ -41,7 +40,7 @@ export function claimFreeSql(
       picked AS (
         SELECT workflow_id FROM ${ws}
         WHERE queue_name = ${p.queue} AND status = 'ENQUEUED' AND name = ANY(${p.names}::text[]) AND (app_version IS NULL OR app_version = ${p.version}::text)
-        ORDER BY ${order} LIMIT ${p.max} FOR UPDATE SKIP LOCKED),
+        ORDER BY priority, seq LIMIT ${p.max} FOR UPDATE SKIP LOCKED),
       claimed AS (
         UPDATE ${ws} w SET status = 'PENDING', executor_id = ${p.executor}, started_at = ${p.now}, updated_at = ${p.now}, claim_token = ${p.token},
           recovery_attempts = w.recovery_attempts + 1, app_version = COALESCE(w.app_version, ${p.version}::text),
@@ -50,7 +49,7 @@ export function claimFreeSql(
         RETURNING ${WF_COLUMNS.map((c) => `w.${c}`).join(", ")}, w.seq)`,
     results: `(SELECT count(*) FROM promoted) AS promoted,
         (SELECT min(delay_until_epoch_ms) FROM ${ws} WHERE status = 'DELAYED' AND queue_name = ${p.queue}) AS next_delayed,
-        (SELECT json_agg(json_build_object('workflow', row_to_json(c), 'operations', ${operationsOf(schema, "c.workflow_id")}) ORDER BY ${order}) FROM claimed c) AS claimed`,
+        (SELECT json_agg(json_build_object('workflow', row_to_json(c), 'operations', ${operationsOf(schema, "c.workflow_id")}) ORDER BY priority, seq) FROM claimed c) AS claimed`,
   };
 }
 
@@ -81,10 +80,8 @@ export function storeSql(schema: string) {
     dead AS (SELECT workflow_id FROM counted WHERE status <> 'PENDING'),
     ${notifyChanged("dead", "$5")}
     SELECT (SELECT count(*) FROM notified) AS notified, (SELECT json_agg(counted) FROM counted) AS rows`;
-  const claim = (priority: boolean) => {
-    const order = `${priority ? "priority, " : ""}seq`;
-    const inScope = `queue_name = $1 AND (NOT $6::boolean OR partition_key IS NOT DISTINCT FROM $7::text)`;
-    return `WITH budget AS (
+  const inScope = `queue_name = $1 AND (NOT $6::boolean OR partition_key IS NOT DISTINCT FROM $7::text)`;
+  const claim = `WITH budget AS (
         SELECT LEAST($3::int,
           CASE WHEN $4::int IS NULL THEN $3 ELSE $4 - (SELECT count(*) FROM ${ws} WHERE ${inScope} AND status = 'PENDING') END,
           CASE WHEN $5::int IS NULL THEN $3 ELSE $5 - (
@@ -92,7 +89,7 @@ export function storeSql(schema: string) {
       picked AS (
         SELECT workflow_id FROM ${ws}
         WHERE ${inScope} AND status = 'ENQUEUED' AND name = ANY($9::text[]) AND (app_version IS NULL OR app_version = $10::text)
-        ORDER BY ${order} LIMIT GREATEST((SELECT n FROM budget), 0)),
+        ORDER BY priority, seq LIMIT GREATEST((SELECT n FROM budget), 0)),
       claimed AS (
         UPDATE ${ws} w SET status = 'PENDING', executor_id = $11, started_at = $2, updated_at = $2, claim_token = $12,
           recovery_attempts = w.recovery_attempts + 1, app_version = COALESCE(w.app_version, $10::text),
@@ -100,9 +97,8 @@ export function storeSql(schema: string) {
         FROM picked WHERE w.workflow_id = picked.workflow_id AND w.status = 'ENQUEUED'
         RETURNING ${WF_COLUMNS.map((c) => `w.${c}`).join(", ")}, w.seq)
       SELECT json_agg(json_build_object('workflow', row_to_json(c), 'operations', ${operationsOf(schema, "c.workflow_id")})
-        ORDER BY ${order}) AS claimed
+        ORDER BY priority, seq) AS claimed
       FROM claimed c`;
-  };
 
   return {
     nextDelayed: `SELECT (SELECT min(delay_until_epoch_ms) FROM ${ws} WHERE status = 'DELAYED' AND queue_name = $1) AS next,
@@ -185,8 +181,7 @@ export function storeSql(schema: string) {
         SELECT json_agg(DISTINCT partition_key) FROM (
           SELECT partition_key FROM ${ws} WHERE queue_name = $2 AND status = 'ENQUEUED'
           UNION ALL SELECT partition_key FROM promoted) p) END AS partitions`,
-    claim: claim(false),
-    claimByPriority: claim(true),
+    claim,
   };
 }
 

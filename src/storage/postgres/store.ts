@@ -226,7 +226,7 @@ export class PostgresStore implements Store {
           const budget = perPartition ? Math.min(left, perPartition.workerConcurrency - (running[partition ?? ""] ?? 0)) : left;
           if (budget <= 0) continue;
           const rate = request.rateLimit;
-          const { claimed: rows } = await run(request.priorityEnabled ? "claimByPriority" : "claim", [
+          const { claimed: rows } = await run("claim", [
             queueName, now, budget, request.concurrency ?? null, rate?.limit ?? null, partitioned, partition,
             rate ? now - rate.periodMs : null, workflowNames, appVersion, executorId, claimTokenOf(request),
           ]);

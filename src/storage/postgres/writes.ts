@@ -98,16 +98,16 @@ export function writeSql(schema: string) {
         WHERE ${owned("w", "i.workflow_id", "i.owner")}
         RETURNING w.workflow_id)`;
   /** A claim whose parameters start at `$first`: queue, now, max, names, version, executor, token. */
-  const claimParts = (priority: boolean, first: number) => {
+  const claimParts = (first: number) => {
     const [queue, now, max, names, version, executor, token] = Array.from({ length: 7 }, (_, n) => `$${first + n}`);
-    return claimFreeSql(schema, priority, { queue, now, max, names, version, executor, token });
+    return claimFreeSql(schema, { queue, now, max, names, version, executor, token });
   };
-  const claim = (priority: boolean, first: number) => {
-    const { ctes, results } = claimParts(priority, first);
+  const claim = (first: number) => {
+    const { ctes, results } = claimParts(first);
     return `WITH ${NOTIFIED}, ${ctes} SELECT ${COUNT_NOTIFIED}, ${results}`;
   };
-  const completeAndClaim = (priority: boolean) => {
-    const { ctes, results } = claimParts(priority, 4 + 2 * COMPLETE_COLUMNS.length);
+  const completeAndClaim = () => {
+    const { ctes, results } = claimParts(4 + 2 * COMPLETE_COLUMNS.length);
     return `WITH ${NOTIFIED}, ${done}, ${ctes} SELECT ${COUNT_NOTIFIED}, (SELECT json_agg(workflow_id) FROM done) AS rows, ${results}`;
   };
   return {
@@ -210,11 +210,9 @@ export function writeSql(schema: string) {
         UNION ALL SELECT p.ord, a."offset" FROM pending p JOIN appended a ON a.ord = p.first WHERE p.once AND p.ord <> p.first) r) AS offsets`,
     completeWorkflows: `WITH ${NOTIFIED}, ${done} SELECT ${COUNT_NOTIFIED}, (SELECT json_agg(workflow_id) FROM done) AS rows`,
     // Completions, then a claim for the slots they free ($16…), in one statement (see applyBatch).
-    completeAndClaim: completeAndClaim(false),
-    completeAndClaimByPriority: completeAndClaim(true),
+    completeAndClaim: completeAndClaim(),
     // A claim in a batch of other kinds ($1, $2: the NOTIFY, sent by the batch's first statement).
-    claimInBatch: claim(false, 3),
-    claimInBatchByPriority: claim(true, 3),
+    claimInBatch: claim(3),
     claimedBy: claimedBySql(schema),
   };
 }
@@ -437,7 +435,7 @@ export async function applyBatch(
       } else if (joint) {
         const [{ i, w }] = of("claimQueued")!;
         const before = again ? await takenBefore(client, sql, claimTokenOf(w.request), w.request.executorId) : [];
-        const back = await main(w.request.priorityEnabled ? "completeAndClaimByPriority" : "completeAndClaim", [
+        const back = await main("completeAndClaim", [
           ...rows(), ...claimParams(w.request, w.request.max - before.length),
         ]);
         results[i] = claimedOf(back, w.request.max, before);
@@ -453,8 +451,7 @@ export async function applyBatch(
     for (const { i, w } of items) {
       if (results[i]) continue;
       const before = again ? await takenBefore(client, sql, claimTokenOf(w.request), w.request.executorId) : [];
-      const name = w.request.priorityEnabled ? "claimInBatchByPriority" : "claimInBatch";
-      results[i] = claimedOf(await main(name, claimParams(w.request, w.request.max - before.length)), w.request.max, before);
+      results[i] = claimedOf(await main("claimInBatch", claimParams(w.request, w.request.max - before.length)), w.request.max, before);
     }
   }
 

@@ -362,7 +362,7 @@ export class SqliteStore implements Store {
           .prepare(
             `SELECT workflow_id FROM workflow_status WHERE queue_name = ? AND status = 'ENQUEUED'${inPartition}
                AND name IN (${placeholders(workflowNames.length)}) AND (app_version IS NULL OR app_version = ?)
-             ORDER BY ${request.priorityEnabled ? "priority, " : ""}rowid LIMIT ?`,
+             ORDER BY priority, rowid LIMIT ?`,
           )
           .all(...scope, ...workflowNames, appVersion, budget) as { workflow_id: string }[];
         for (const { workflow_id } of ids) {
