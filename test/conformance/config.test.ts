@@ -86,6 +86,7 @@ describe.each(backends)("%s", (backend) => {
       // Back to version 1: its queue index and (on PostgreSQL) the step records' foreign key, and no claim tokens.
       for (const sql of [
         "DROP INDEX workflow_status_by_priority",
+        "DROP INDEX workflow_status_started",
         "DROP INDEX workflow_status_queued",
         "CREATE INDEX workflow_status_queued ON workflow_status (queue_name, status, priority, created_at) WHERE status IN ('ENQUEUED', 'PENDING', 'DELAYED')",
         ...(backend === "postgres"
