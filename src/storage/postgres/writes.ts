@@ -31,21 +31,26 @@ const INT_COLUMNS = new Set(["recovery_attempts", "priority", "function_id"]);
 const sqlType = (column: string) =>
   BIGINT_COLUMNS.has(column) ? "bigint" : INT_COLUMNS.has(column) ? "int" : column === "was_forked_from" ? "boolean" : "text";
 /**
- * `unnest(…)` over the given columns, bound from `$first` on by `columnsOf`: the row count, then
- * two parameters per column — its values as an array, or, when every row has the same value,
- * null and that value, which `array_fill` repeats. A batch so sends and parses only the columns
- * that vary: of a 1,000-workflow enqueue's 26, about five.
+ * A batch's rows as a FROM item (to alias) with columns `names` and `ord`, bound from `$first` on
+ * by `columnsOf`: the row count, then two parameters per column — its values as an array, or,
+ * when every row has the same value, null and that value. A batch so sends and parses only the
+ * columns that vary (of a 1,000-workflow enqueue's 26, about five), and PostgreSQL unnests only
+ * those: a null array adds nothing to `unnest`, whose rows the first column (always an array)
+ * sets, and the value stands in for it. Repeating the value into an array instead (`array_fill`)
+ * cost the server ~4.7 ms per 1,000 rows of an enqueue, a third of its time.
  */
-const unnest = (columns: readonly string[], first: number) =>
-  `unnest(${columns
-    .map((c, n) => `COALESCE($${first + 1 + 2 * n}::${sqlType(c)}[], array_fill($${first + 2 + 2 * n}::${sqlType(c)}, ARRAY[$${first}::int]))`)
-    .join(", ")})`;
-/** Rows of parameters to the parameters of `unnest`. */
+const rowsOf = (columns: readonly string[], names: readonly string[], first: number) => {
+  const vary = columns.map((c, n) => `$${first + 1 + 2 * n}::${sqlType(c)}[]`).join(", ");
+  const pick = columns.map((c, n) => `COALESCE(u.c${n}, $${first + 2 + 2 * n}::${sqlType(c)}) AS ${names[n]}`).join(", ");
+  // The filter holds for every row; it gives `$first` the type a statement that does not use it otherwise needs.
+  return `(SELECT ${pick}, u.ord FROM unnest(${vary}) WITH ORDINALITY AS u(${columns.map((_, n) => `c${n}`).join(", ")}, ord) WHERE u.ord <= $${first}::int)`;
+};
+/** Rows of parameters to the parameters of `rowsOf`. The first column is always sent whole: it gives the row count. */
 function columnsOf(rows: unknown[][], width: number): unknown[] {
   const params: unknown[] = [rows.length];
   for (let c = 0; c < width; c++) {
     const first = rows[0][c];
-    if (rows.every((r) => r[c] === first)) params.push(null, first);
+    if (c > 0 && rows.every((r) => r[c] === first)) params.push(null, first);
     else params.push(rows.map((r) => r[c]), null);
   }
   return params;
@@ -87,14 +92,14 @@ export function writeSql(schema: string) {
   const insertWorkflows = (results: string) => `WITH ${NOTIFIED},
       ins AS (
         INSERT INTO ${ws} (${wfCols})
-        SELECT ${wfCols} FROM ${unnest(WORKFLOW_COLUMNS, 3)} WITH ORDINALITY AS i(${wfCols}, ord) ORDER BY ord
+        SELECT ${wfCols} FROM ${rowsOf(WORKFLOW_COLUMNS, WORKFLOW_COLUMNS, 3)} AS i ORDER BY ord
         ON CONFLICT DO NOTHING RETURNING workflow_id, owner_token)
       SELECT ${COUNT_NOTIFIED}, ${results}`;
   // The outcomes of the `$3` rows, each only while its workflow is PENDING on the writing executor.
   const done = `done AS (
         UPDATE ${ws} w SET status = i.status, output = i.output, error = i.error, completed_at = i.completed_at,
           updated_at = i.completed_at, deduplication_id = NULL
-        FROM ${unnest(COMPLETE_COLUMNS, 3)} AS i(workflow_id, status, output, error, completed_at, owner)
+        FROM ${rowsOf(COMPLETE_COLUMNS, [...COMPLETE_COLUMNS.slice(0, -1), "owner"], 3)} AS i
         WHERE ${owned("w", "i.workflow_id", "i.owner")}
         RETURNING w.workflow_id)`;
   /** A claim whose parameters start at `$first`: queue, now, max, names, version, executor, token. */
@@ -136,7 +141,7 @@ export function writeSql(schema: string) {
     recordOperations: `WITH ${NOTIFIED},
       ins AS (
         INSERT INTO ${ops} (${opCols})
-        SELECT ${opCols} FROM ${unnest([...OPERATION_COLUMNS, "executor_id"], 3)} WITH ORDINALITY AS i(${opCols}, owner, ord)
+        SELECT ${opCols} FROM ${rowsOf([...OPERATION_COLUMNS, "executor_id"], [...OPERATION_COLUMNS, "owner"], 3)} AS i
         WHERE EXISTS (SELECT 1 FROM ${ws} w WHERE ${owned("w", "i.workflow_id", "i.owner")})
         ORDER BY ord
         ON CONFLICT DO NOTHING RETURNING workflow_id, function_id)
