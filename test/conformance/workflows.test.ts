@@ -95,6 +95,22 @@ describe.each(backends)("%s", (backend) => {
       expect(status).toMatchObject({ status: "SUCCESS", input: [21], output: 42 });
     });
 
+    it("concurrent workflows share commits: 100 three-step workflows take far fewer commits than writes, and no batch fails", async () => {
+      const duro = t.duro();
+      const step = duro.registerStep("step", async (x: number) => x + 1);
+      const wf = duro.registerWorkflow("threeSteps", async (x: number) => step(await step(await step(x))));
+      await duro.launch();
+      const stats = duro.engine.committer.stats;
+      const before = { ...stats };
+      const inputs = Array.from({ length: 100 }, (_, i) => i * 10);
+      expect(await Promise.all(inputs.map((x) => wf(x)))).toEqual(inputs.map((x) => x + 3));
+      const writes = stats.writes - before.writes;
+      const commits = stats.commits - before.commits;
+      expect(writes).toBe(500); // per workflow: its start, three steps, its outcome
+      expect(commits, `${commits} commits for ${writes} writes`).toBeLessThanOrEqual(50);
+      expect(stats.splits - before.splits).toBe(0);
+    });
+
     it("a workflow function that is not async still works", async () => {
       const duro = t.duro();
       const sync = duro.registerWorkflow("sync", (x: number) => x + 1);
