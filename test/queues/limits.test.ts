@@ -207,6 +207,7 @@ describe.each(backends)("%s", (backend) => {
       expect(tracker.order).toEqual(Array.from({ length: 40 }, (_, i) => `job-${i}`));
       if (backend === "postgres") expect(claimed.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
       else expect(claimed).toEqual([]); // SQLite claims on its own (no cohorts)
+      expect(duro.engine.committer.stats.splits, "batches that failed and were split").toBe(0);
     });
 
     it("a claim written in a batch of its own takes queued work in order, as the dispatcher's claim does", async () => {
