@@ -201,7 +201,7 @@ describe("PostgreSQL restarts and crashes mid-run (private cluster)", () => {
     // duro reconnected: wait for both LISTEN connections, and for more steps than were in flight
     // at the cut (at most 200), some of which could only start after a checkpoint on a new connection.
     const cut = x.stepsDone();
-    await waitFor(async () => x.stepsDone() >= Math.min(cut + 250, 1000) && (await listeners()) === 2, 20_000, "reconnected, more steps done");
+    await waitFor(async () => x.stepsDone() >= Math.min(cut + 250, ids.length * STEPS) && (await listeners()) === 2, 20_000, "reconnected, more steps done");
     expect(await cluster.terminateDuroBackends()).toBeGreaterThanOrEqual(2);
 
     const outputs = await results;

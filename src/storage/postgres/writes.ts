@@ -107,11 +107,8 @@ export function writeSql(schema: string) {
     const [queue, now, max, names, version, executor, token] = Array.from({ length: 7 }, (_, n) => `$${first + n}`);
     return claimFreeSql(schema, { queue, now, max, names, version, executor, token });
   };
-  const claim = (first: number) => {
-    const { ctes, results } = claimParts(first);
-    return `WITH ${NOTIFIED}, ${ctes} SELECT ${COUNT_NOTIFIED}, ${results}`;
-  };
-  const completeAndClaim = claimParts(4 + 2 * COMPLETE_COLUMNS.length);
+  const claimAlone = claimParts(3);
+  const claimAfterCompletions = claimParts(4 + 2 * COMPLETE_COLUMNS.length);
   return {
     // One-row statements ($2: the batch's one NOTIFY payload).
     insertOne: `WITH notified AS (SELECT pg_notify($1, $2))
@@ -212,10 +209,10 @@ export function writeSql(schema: string) {
         UNION ALL SELECT p.ord, a."offset" FROM pending p JOIN appended a ON a.ord = p.first WHERE p.once AND p.ord <> p.first) r) AS offsets`,
     completeWorkflows: `WITH ${NOTIFIED}, ${done} SELECT ${COUNT_NOTIFIED}, (SELECT json_agg(workflow_id) FROM done) AS rows`,
     // Completions, then a claim for the slots they free ($16…), in one statement (see applyBatch).
-    completeAndClaim: `WITH ${NOTIFIED}, ${done}, ${completeAndClaim.ctes}
-      SELECT ${COUNT_NOTIFIED}, (SELECT json_agg(workflow_id) FROM done) AS rows, ${completeAndClaim.results}`,
+    completeAndClaim: `WITH ${NOTIFIED}, ${done}, ${claimAfterCompletions.ctes}
+      SELECT ${COUNT_NOTIFIED}, (SELECT json_agg(workflow_id) FROM done) AS rows, ${claimAfterCompletions.results}`,
     // A claim in a batch of other kinds ($1, $2: the NOTIFY, sent by the batch's first statement).
-    claimInBatch: claim(3),
+    claimInBatch: `WITH ${NOTIFIED}, ${claimAlone.ctes} SELECT ${COUNT_NOTIFIED}, ${claimAlone.results}`,
     claimedBy: claimedBySql(schema),
   };
 }
