@@ -100,14 +100,14 @@ const commands: Record<string, Command> = {
     print: (r: { resumed: string[] }) => console.log(`Resumed ${r.resumed.join(", ")}.`),
   },
   fork: {
-    usage: "duro fork <workflow-id> --step N [--new-id ID] [--queue Q] [--app-version V] [--timeout SECONDS]",
+    usage: "duro fork <workflow-id> --step N [--new-id ID] [--queue Q [--partition-key K]] [--app-version V] [--timeout SECONDS]",
     summary: "Start a copy of a workflow that re-runs from operation N, reusing what came before.",
-    options: { step: { type: "string" }, "new-id": { type: "string" }, queue: { type: "string" }, "app-version": { type: "string" }, timeout: { type: "string" } },
+    options: { step: { type: "string" }, "new-id": { type: "string" }, queue: { type: "string" }, "partition-key": { type: "string" }, "app-version": { type: "string" }, timeout: { type: "string" } },
     run: async (client, { values, positionals }) => {
       const step = int(values.step, "step");
       if (step === undefined) throw new InvalidArgumentError("fork needs --step N (the first operation to run again).");
       const handle = await client.forkWorkflow(one(positionals), step, {
-        newWorkflowId: values["new-id"], queueName: values.queue, appVersion: values["app-version"],
+        newWorkflowId: values["new-id"], queueName: values.queue, partitionKey: values["partition-key"], appVersion: values["app-version"],
         timeoutSeconds: values.timeout === undefined ? undefined : Number(values.timeout),
       });
       return { workflowId: handle.workflowId, forkedFrom: positionals[0] };

@@ -5,7 +5,7 @@ import type { OperationRow, WorkflowFilter, WorkflowRow, WorkflowStatusString } 
 import type { ListWorkflowsFilter, StepInfo, WorkflowStatus } from "../types.js";
 import { INTERNAL_QUEUE, type Engine } from "./engine.js";
 import { uuidv7 } from "./ids.js";
-import { validateStart } from "./start.js";
+import { queueOf, validateStart } from "./start.js";
 
 const STATUSES: WorkflowStatusString[] = ["ENQUEUED", "DELAYED", "PENDING", "SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"];
 
@@ -121,7 +121,8 @@ export async function setWorkflowDelay(engine: Engine, workflowId: string, optio
 
 /** Restarts workflows from their last completed step, here or (with a queue) through it. */
 export async function resume(engine: Engine, workflowIds: string[], queueName: string | null): Promise<void> {
-  if (queueName !== null) validateStart(engine, { queueName });
+  // A resumed workflow keeps its partition key (none, on a partitioned queue, is a partition of its own).
+  if (queueName !== null) queueOf(engine, queueName);
   if (engine.client) queueName ??= INTERNAL_QUEUE;
   const rows = await engine.store.resumeWorkflows(workflowIds, { queueName, executorId: engine.executorId, now: Date.now() });
   if (rows === null) {
@@ -138,6 +139,8 @@ export interface ForkOptions {
   workflowId?: string;
   appVersion?: string;
   queueName?: string;
+  /** The fork's partition on `queueName`, when that queue is partitioned. */
+  partitionKey?: string;
   timeoutSeconds?: number;
 }
 
@@ -150,16 +153,21 @@ export async function fork(engine: Engine, workflowId: string, startStep: number
   if (options.newWorkflowId !== undefined && options.workflowId !== undefined && options.newWorkflowId !== options.workflowId) {
     throw new InvalidArgumentError("forkWorkflow got both newWorkflowId and workflowId, and they differ: give one.");
   }
-  const { newWorkflowId = options.workflowId ?? uuidv7(), appVersion, timeoutSeconds } = options;
-  const queueName = options.queueName ?? (engine.client ? INTERNAL_QUEUE : undefined);
-  validateStart(engine, { workflowId: newWorkflowId, queueName, timeoutSeconds });
+  const { newWorkflowId = options.workflowId ?? uuidv7(), appVersion, partitionKey, timeoutSeconds } = options;
+  if (partitionKey !== undefined && options.queueName === undefined) throw new InvalidArgumentError("A fork's partitionKey needs a queueName too.");
+  // Runs here at once unless queued, asked of a client, or for another version than this executor's:
+  // then an executor of that version takes it from the internal queue.
+  const elsewhere = engine.client || (appVersion !== undefined && appVersion !== engine.appVersion);
+  const queueName = options.queueName ?? (elsewhere ? INTERNAL_QUEUE : undefined);
+  validateStart(engine, { workflowId: newWorkflowId, queueName, partitionKey, timeoutSeconds });
   const row = await engine.store.forkWorkflow({
-    workflowId, newWorkflowId, startStep: Math.min(Math.max(startStep, 1), 2 ** 31 - 1), appVersion: appVersion ?? (engine.client ? null : engine.appVersion), queueName: queueName ?? null, executorId: engine.executorId,
+    workflowId, newWorkflowId, startStep: Math.min(Math.max(startStep, 1), 2 ** 31 - 1), appVersion: appVersion ?? (engine.client ? null : engine.appVersion),
+    queueName: queueName ?? null, partitionKey: partitionKey ?? null, executorId: engine.executorId,
     timeoutMs: timeoutSeconds !== undefined ? Math.round(timeoutSeconds * 1000) : null, now: Date.now(),
   });
   if (!row) throw new WorkflowNotFoundError(workflowId);
   engine.announce(["queue", `status:${newWorkflowId}`]);
-  if (!queueName && !engine.client) await engine.recovery.resumeHere(newWorkflowId);
+  if (!queueName) await engine.recovery.resumeHere(newWorkflowId);
   return newWorkflowId;
 }
 

@@ -101,7 +101,9 @@ async function durableDeadline(engine: Engine, run: WorkflowRun, seconds: number
   if (recorded) return replayed(recorded) as number;
   run.checkStopped();
   const now = Date.now();
-  return (await record(engine, run, functionId, "duro.sleep", now, { output: wakeUpTime(seconds, now) })) as number;
+  const wakeAt = wakeUpTime(seconds, now);
+  // Completed at the wake-up time, as in the reference (a recv's or getEvent's timeout records now).
+  return (await record(engine, run, functionId, "duro.sleep", now, { output: wakeAt }, { completedAt: wakeAt })) as number;
 }
 
 const wakeUpTime = (seconds: number, now: number) => (seconds === Infinity ? Number.MAX_SAFE_INTEGER : now + seconds * 1000);

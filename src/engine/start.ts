@@ -121,9 +121,7 @@ export function validateStart(engine: Engine, options: StartOptions): void {
     if (set.length) throw new InvalidArgumentError(`${set.join(", ")} only apply to enqueued workflows: give a queueName too.`);
     return;
   }
-  checkKey("queueName", queueName);
-  const queue = engine.queues.get(queueName);
-  if (!queue && !engine.client) throw new InvalidArgumentError(`No queue named "${queueName}" is registered on this Duro instance; create it with new WorkflowQueue(duro, "${queueName}").`);
+  const queue = queueOf(engine, queueName);
   if (priority !== undefined && !(Number.isInteger(priority) && priority >= 1 && priority <= 2 ** 31 - 1)) {
     throw new InvalidArgumentError(`priority must be an integer from 1 to 2147483647 (lower runs first), got ${priority}.`);
   }
@@ -135,6 +133,14 @@ export function validateStart(engine: Engine, options: StartOptions): void {
   if (delaySeconds !== undefined && !(typeof delaySeconds === "number" && delaySeconds >= 0 && Number.isFinite(delaySeconds))) {
     throw new InvalidArgumentError(`delaySeconds must be a non-negative number, got ${delaySeconds}.`);
   }
+}
+
+/** The queue `queueName` names: declared here, or (on a client, which declares none) undefined. */
+export function queueOf(engine: Engine, queueName: string) {
+  checkKey("queueName", queueName);
+  const queue = engine.queues.get(queueName);
+  if (!queue && !engine.client) throw new InvalidArgumentError(`No queue named "${queueName}" is registered on this Duro instance; create it with new WorkflowQueue(duro, "${queueName}").`);
+  return queue;
 }
 
 /** The row of a new workflow; serializes the arguments first, so bad input writes nothing. */

@@ -116,10 +116,11 @@ export function listWorkflowsQuery(table: string, filter: WorkflowFilter, boolea
     params.push(filter.endTime);
   }
   if (filter.workflowIdPrefix !== undefined) {
-    // A range on the primary key instead of LIKE, so the index serves it and `%`/`_` stay literal.
+    // A range on the primary key instead of LIKE, so the index serves it and `%`/`_` stay literal;
+    // the prefix itself is checked too, since under a linguistic collation the range can hold more.
     const ranges = filter.workflowIdPrefix.map((prefix) => {
-      params.push(prefix, prefix + "\u{10FFFF}");
-      return "(workflow_id >= ? AND workflow_id < ?)";
+      params.push(prefix, prefix + "\u{10FFFF}", prefix, prefix);
+      return "(workflow_id >= ? AND workflow_id < ? AND substr(workflow_id, 1, length(CAST(? AS TEXT))) = CAST(? AS TEXT))";
     });
     where.push(ranges.length ? `(${ranges.join(" OR ")})` : "1 = 0");
   }

@@ -241,6 +241,7 @@ export interface ForkRequest {
   appVersion: string | null;
   /** Null: the fork starts PENDING on `executorId`; else it is ENQUEUED there. */
   queueName: string | null;
+  partitionKey: string | null;
   executorId: string;
   timeoutMs: number | null;
   now: number;

@@ -18,6 +18,11 @@ describe.each(backends)("%s", (backend) => {
       expect(await (await duro.startWorkflow(wf)).getResult()).toBe("rested");
       expect(since(start)).toBeGreaterThanOrEqual(280);
       expect(since(start)).toBeLessThan(1000);
+      // Recorded with its wake-up time as output, and completed at that time (as the reference).
+      const [sleep] = await duro.listWorkflowSteps((await duro.listWorkflows({ name: "nap" }))[0].workflowId);
+      expect(sleep).toMatchObject({ functionId: 1, functionName: "duro.sleep" });
+      expect(sleep.output).toBe(sleep.startedAtEpochMs! + 300);
+      expect(sleep.completedAtEpochMs).toBe(sleep.output);
     });
 
     it("sleep(0) returns at once", async () => {

@@ -166,8 +166,12 @@ describe.each(backends)("%s", (backend) => {
     new WorkflowQueue(duro, "vq", { pollingIntervalSeconds: 0.1 });
     const fork = await duro.forkWorkflow("O", 6, { newWorkflowId: "VF", appVersion: "v2", queueName: "vq" });
     expect((await fork.getStatus())!).toMatchObject({ appVersion: "v2", status: "ENQUEUED" });
+    // Without a queue too: not run here at once, but queued for an executor of its version.
+    const unqueued = await duro.forkWorkflow("O", 6, { newWorkflowId: "VF2", appVersion: "v2" });
+    expect((await unqueued.getStatus())!).toMatchObject({ appVersion: "v2", status: "ENQUEUED" });
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(await statusOf(duro, "VF")).toBe("ENQUEUED"); // this executor runs v1
+    expect(await statusOf(duro, "VF2")).toBe("ENQUEUED");
     expect(state.beta).toBe(1);
 
     const v2 = t.duro({ appVersion: "v2", executorId: "v2-executor" });
@@ -177,7 +181,22 @@ describe.each(backends)("%s", (backend) => {
     await v2.launch();
     expect(await v2.getResult("VF")).toEqual({ a: 11, doubled: 22, version: 22 });
     expect((await v2.getWorkflowStatus("VF"))!).toMatchObject({ executorId: "v2-executor", appVersion: "v2" });
-    expect(p2.state).toMatchObject({ alpha: 0, beta: 1 });
+    expect(await v2.getResult("VF2")).toEqual({ a: 11, doubled: 22, version: 22 });
+    expect((await v2.getWorkflowStatus("VF2"))!).toMatchObject({ executorId: "v2-executor", appVersion: "v2" });
+    expect(p2.state).toMatchObject({ alpha: 0, beta: 2 });
+    expect(state.beta).toBe(1);
+  });
+
+  it("a fork onto a partitioned queue takes partitionKey; partitionKey without a queue is refused", async () => {
+    const { duro, state } = await original();
+    new WorkflowQueue(duro, "parts", { partitionQueue: true, workerConcurrency: 1 });
+    await expect(duro.forkWorkflow("O", 6, { newWorkflowId: "PF0", partitionKey: "k" })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(duro.forkWorkflow("O", 6, { newWorkflowId: "PF0", queueName: "parts" })).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect(await duro.getWorkflowStatus("PF0")).toBeNull();
+    const fork = await duro.forkWorkflow("O", 6, { newWorkflowId: "PF", queueName: "parts", partitionKey: "k" });
+    expect(await fork.getResult()).toEqual({ a: 11, doubled: 22, version: 2 });
+    expect((await fork.getStatus())!).toMatchObject({ queueName: "parts", partitionKey: "k", forkedFrom: "O" });
+    expect(state).toMatchObject({ alpha: 1, beta: 2 });
   });
 
   it("timeoutSeconds bounds the fork: it is CANCELLED when the time is up", async () => {

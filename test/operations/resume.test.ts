@@ -146,6 +146,23 @@ describe.each(backends)("%s", (backend) => {
     expect(s.runs).toEqual({ first: 1, second: 1, third: 1 });
   });
 
+  it("resumed onto a partitioned queue, a workflow keeps its partition key", async () => {
+    const duro = t.duro();
+    new WorkflowQueue(duro, "parts", { partitionQueue: true, workerConcurrency: 1 });
+    const hold = gate();
+    const wf = duro.registerWorkflow("held", async () => {
+      await duro.runStep(() => hold.promise, { name: "hold" });
+      return "done";
+    });
+    await duro.launch();
+    const handle = await duro.startWorkflow(wf.with({ workflowId: "P", queueName: "parts", partitionKey: "k" }));
+    await duro.cancelWorkflow("P");
+    hold.open();
+    await duro.resumeWorkflow("P", { queueName: "parts" });
+    expect(await handle.getResult()).toBe("done");
+    expect((await duro.getWorkflowStatus("P"))!).toMatchObject({ status: "SUCCESS", queueName: "parts", partitionKey: "k" });
+  });
+
   it("resumeWorkflows resumes several at once", async () => {
     const duro = t.duro();
     let runs = 0;

@@ -169,7 +169,7 @@ export class PostgresStore implements Store {
           ...source, workflowId: id, status: queueName ? "ENQUEUED" : "PENDING", output: null, error: null,
           executorId: queueName ? null : request.executorId, appVersion: request.appVersion, createdAt: now, updatedAt: now,
           startedAt: queueName ? null : now, completedAt: null, recoveryAttempts: queueName ? 0 : 1, queueName, priority: 0,
-          deduplicationId: null, partitionKey: null, timeoutMs: request.timeoutMs,
+          deduplicationId: null, partitionKey: request.partitionKey, timeoutMs: request.timeoutMs,
           deadlineEpochMs: request.timeoutMs !== null && !queueName ? now + request.timeoutMs : null, delayUntilEpochMs: null,
           parentWorkflowId: null, forkedFrom: source.workflowId, wasForkedFrom: false,
         };

@@ -298,7 +298,7 @@ export class SqliteStore implements Store {
         const row: WorkflowRow = {
           ...source, workflowId: id, status: queueName ? "ENQUEUED" : "PENDING", output: null, error: null, executorId: queueName ? null : request.executorId,
           appVersion: request.appVersion, createdAt: now, updatedAt: now, startedAt: queueName ? null : now, completedAt: null,
-          recoveryAttempts: queueName ? 0 : 1, queueName, priority: 0, deduplicationId: null, partitionKey: null, timeoutMs: request.timeoutMs,
+          recoveryAttempts: queueName ? 0 : 1, queueName, priority: 0, deduplicationId: null, partitionKey: request.partitionKey, timeoutMs: request.timeoutMs,
           deadlineEpochMs: request.timeoutMs !== null && !queueName ? now + request.timeoutMs : null, delayUntilEpochMs: null,
           parentWorkflowId: null, forkedFrom: source.workflowId, wasForkedFrom: false,
         };
