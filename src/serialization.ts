@@ -32,8 +32,8 @@ for (const value of Object.values(duroErrors)) {
 
 /**
  * Makes errors of this class come back from storage as instances of it (same prototype,
- * message, stack and own fields). Error classes thrown by workflows and steps in this process
- * are registered automatically; register the others (e.g. in a process that only reads results).
+ * message, stack and own fields). Error classes this process has stored an error of (thrown, or
+ * as a value) are registered automatically; register the others (e.g. in a process that only reads results).
  */
 export function registerErrorClass(ctor: new (...args: any[]) => Error): void {
   errorClasses.set(ctor.name, ctor);
@@ -162,11 +162,14 @@ function toTagged(value: unknown, seen: Set<object>): unknown {
       return { [TAG]: "Bytes", buffer: Buffer.isBuffer(object), v: Buffer.from(object.buffer, object.byteOffset, object.byteLength).toString("base64") };
     }
     if (object instanceof Error) {
+      // Own enumerable fields (a `name` set in a constructor among them) come back as they were;
+      // `cause` and an AggregateError's `errors` are own fields too, but not enumerable.
       const { message, stack, cause, ...rest } = object as Error & Record<string, unknown>;
+      // Its class is known here now: stored errors of it come back as instances of it.
+      const ctor = object.constructor as (new (...args: any[]) => Error) | undefined;
+      if (typeof ctor === "function" && ctor.name) errorClasses.set(ctor.name, ctor);
       const fields: Record<string, unknown> = {};
       for (const [key, field] of Object.entries(rest)) fields[key] = toTagged(field, seen);
-      const ownName = Object.prototype.hasOwnProperty.call(object, "name");
-      if (ownName) delete fields.name;
       return {
         [TAG]: "Error",
         class: object.constructor?.name ?? "Error",
@@ -175,6 +178,7 @@ function toTagged(value: unknown, seen: Set<object>): unknown {
         stack,
         fields,
         ...("cause" in object ? { cause: toTagged(cause, seen) } : {}),
+        ...(object instanceof AggregateError ? { errors: toTagged(object.errors, seen) } : {}),
       };
     }
     if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer || object instanceof WeakMap || object instanceof WeakSet || object instanceof Promise) {
@@ -216,8 +220,10 @@ function fromTagged(value: unknown): unknown {
     case "Error": {
       const fields: Record<string, unknown> = {};
       for (const [key, field] of Object.entries(object.fields ?? {})) fields[key] = fromTagged(field);
-      if ("cause" in object) fields.cause = fromTagged(object.cause);
-      return rebuildError(object.class, object.name, object.message, object.stack, fields);
+      const hidden: Record<string, unknown> = {};
+      if ("cause" in object) hidden.cause = fromTagged(object.cause);
+      if ("errors" in object) hidden.errors = fromTagged(object.errors);
+      return rebuildError(object.class, object.name, object.message, object.stack, fields, hidden);
     }
     case "Object":
       return Object.fromEntries(Object.entries(object.v).map(([k, v]) => [k, fromTagged(v)]));
@@ -229,15 +235,21 @@ function fromTagged(value: unknown): unknown {
   return out;
 }
 
-function rebuildError(className: string, name: string, message: string, stack: string | undefined, fields: Record<string, unknown>): Error {
+/**
+ * A real Error (what `util.types.isNativeError` and `Object.prototype.toString` recognize) of the
+ * recorded class, without running that class's constructor: its arguments are unknown, and
+ * constructing may have effects. `hidden`: own fields that are not enumerable (cause, errors).
+ */
+function rebuildError(
+  className: string, name: string, message: string, stack: string | undefined, fields: Record<string, unknown>, hidden: Record<string, unknown> = {},
+): Error {
   const ctor = errorClasses.get(className);
-  const error: Error = ctor ? Object.create(ctor.prototype) : new Error(message);
-  Object.defineProperty(error, "message", { value: message, writable: true, configurable: true, enumerable: false });
+  const error = new Error(message);
+  if (ctor) Object.setPrototypeOf(error, ctor.prototype);
   if (stack !== undefined) Object.defineProperty(error, "stack", { value: stack, writable: true, configurable: true, enumerable: false });
-  if (!ctor || error.name !== name) Object.defineProperty(error, "name", { value: name, writable: true, configurable: true, enumerable: false });
-  for (const [key, field] of Object.entries(fields)) {
-    Object.defineProperty(error, key, { value: field, writable: true, configurable: true, enumerable: key !== "cause" });
-  }
+  if (error.name !== name) Object.defineProperty(error, "name", { value: name, writable: true, configurable: true, enumerable: false });
+  for (const [key, field] of Object.entries(hidden)) Object.defineProperty(error, key, { value: field, writable: true, configurable: true, enumerable: false });
+  for (const [key, field] of Object.entries(fields)) Object.defineProperty(error, key, { value: field, writable: true, configurable: true, enumerable: true });
   return error;
 }
 

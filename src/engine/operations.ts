@@ -194,6 +194,9 @@ export async function wait<T>(
   const split = (indices: number[]) => ({ done: indices.map((i) => items[i]), pending: items.filter((_, i) => !indices.includes(i)) });
   if (recorded) {
     const indices = replayed(recorded) as number[];
+    // As on the first run, every item is watched: one still pending that fails later (a step cut
+    // off when its workflow ended) must not be an unhandled rejection, which ends the process.
+    for (const p of promises) p.catch(() => {});
     await Promise.allSettled(indices.map((i) => promises[i]));
     return split(indices);
   }

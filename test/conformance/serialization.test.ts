@@ -5,6 +5,7 @@
  * Values are read back through a second Duro instance, so they really come from the database
  * (the instance that ran a workflow may answer from memory).
  */
+import { types } from "node:util";
 import { describe, expect, it } from "vitest";
 import { SerializationError, type Duro } from "../../src/index.js";
 import { backends, rawQuery, rejectionOf, useDuro } from "../helpers.js";
@@ -113,6 +114,42 @@ describe.each(backends)("%s", (backend) => {
       expect(error.details).toEqual({ at: new Date(0), codes: [1, 2] });
       expect(error.stack).toBe(original.stack);
       expect(error.name).toBe("Error"); // ValidationFailed does not set its own name
+    });
+
+    it("errors read back are native errors: equal to one built here; AggregateError keeps its errors; a name set in a constructor stays an own field", async () => {
+      class Named extends Error {
+        constructor(message: string) {
+          super(message);
+          this.name = "Named";
+        }
+      }
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("errors", async () => ({
+        type: new TypeError("tt"),
+        named: new Named("n"),
+        aggregate: new AggregateError([new RangeError("r"), "plain"], "several"),
+      }));
+      const thrower = duro.registerWorkflow("throwsType", async () => {
+        throw new TypeError("thrown");
+      });
+      await duro.launch();
+      const values = await duro.startWorkflow(wf);
+      await values.getResult();
+      const thrown = await duro.startWorkflow(thrower);
+      await rejectionOf(thrown.getResult());
+      const other = await reader();
+      const { type, named, aggregate } = await other.getResult<{ type: TypeError; named: Named; aggregate: AggregateError }>(values.workflowId);
+      expect(types.isNativeError(type)).toBe(true);
+      expect(Object.prototype.toString.call(type)).toBe("[object Error]");
+      expect(type).toEqual(new TypeError("tt"));
+      expect(named).toBeInstanceOf(Named);
+      expect(Object.keys(named)).toEqual(["name"]);
+      expect(named.name).toBe("Named");
+      expect(aggregate).toBeInstanceOf(AggregateError);
+      expect(aggregate.errors).toEqual([new RangeError("r"), "plain"]);
+      expect(aggregate.errors[0]).toBeInstanceOf(RangeError);
+      expect(Object.keys(aggregate)).toEqual([]);
+      await expect(other.getResult(thrown.workflowId)).rejects.toEqual(new TypeError("thrown"));
     });
 
     it("an Error used as a value (not thrown) round-trips too, with its cause", async () => {

@@ -319,5 +319,40 @@ describe.each(backends)("%s", (backend) => {
       expect(await b.getResult("W")).toEqual({ done: [0], pending: [1] });
       expect(runs).toBe(2);
     });
+
+    it("a replayed wait leaves its pending items watched: one that fails after the workflow ended does not end the process", async () => {
+      const duro = t.duro();
+      let slowRuns = 0;
+      const slowDone = gate();
+      const wf = duro.registerWorkflow("firstOfTwo", async () => {
+        const slow = duro.runStep(async () => {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          if (++slowRuns === 2) slowDone.open();
+          return "slow";
+        }, { name: "slow" });
+        const fast = duro.runStep(async () => "fast", { name: "fast" });
+        const { done } = await duro.wait([slow, fast], { returnWhen: "FIRST_COMPLETED" });
+        return done.length;
+      });
+      await duro.launch();
+      expect(await duro.startWorkflow(wf.with({ workflowId: "A" })).then((h) => h.getResult())).toBe(1);
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown) => unhandled.push(reason);
+      process.on("unhandledRejection", onUnhandled);
+      try {
+        // The fork replays everything recorded, the wait included; the slow step was never
+        // recorded (it ended after its workflow), so it runs again and its record is refused.
+        const fork = await duro.forkWorkflow("A", 100, { newWorkflowId: "A-fork" });
+        expect(await fork.getResult()).toBe(1);
+        await slowDone.promise;
+        const commits = duro.engine.committer.stats.commits;
+        await waitFor(() => duro.engine.committer.stats.commits >= commits + 2, 10_000, "the refused record and its retry");
+        await new Promise((resolve) => setImmediate(resolve));
+        await new Promise((resolve) => setImmediate(resolve));
+        expect(unhandled).toEqual([]);
+      } finally {
+        process.off("unhandledRejection", onUnhandled);
+      }
+    });
   });
 });
