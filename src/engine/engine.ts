@@ -142,6 +142,7 @@ export class Engine {
   }
 
   private async doLaunch(): Promise<void> {
+    if (!this.client) for (const schedule of this.schedules.values()) schedule.check();
     const store = await openStore(this.databaseUrl, { poolSize: this.config.poolSize, connectTimeoutSeconds: this.config.connectTimeoutSeconds });
     await store.migrate();
     this._appVersion = this.appVersion;
@@ -177,6 +178,7 @@ export class Engine {
     if (this.schedules.has(name)) throw new InvalidArgumentError(`A schedule named "${name}" is already registered.`);
     if (!this.workflows.has(workflowName)) throw new InvalidArgumentError(`No workflow named "${workflowName}" is registered on this Duro instance.`);
     const schedule = new Schedule(this, name, expression, workflowName, options);
+    if (this.launched) schedule.check();
     this.schedules.set(name, schedule);
     if (this.launched && !this.client) await schedule.start();
   }

@@ -90,6 +90,11 @@ export class QueueDispatcher {
   private deferred = false;
   /** The last claim took all it asked for: more work is likely waiting. */
   private full = false;
+  /**
+   * While every slot is taken, when to promote due DELAYED workflows anyway (see promoteDue): at
+   * the earliest known wake-up time, and at least once a polling interval.
+   */
+  private promoteAt = 0;
   /** Workflows taken over or recovered here while their slots were full, in order, and those being loaded to run. */
   private adopted: WorkflowRow[] = [];
   private adopting: WorkflowRow[] = [];
@@ -196,9 +201,29 @@ export class QueueDispatcher {
   /** Runs what a claim of `asked` slots took; true when it took all it could (more may wait). */
   private took({ claimed, nextDelayedAt }: Claimed, asked: number): boolean {
     for (const { workflow, operations } of claimed) this.engine.executeRegistered(workflow, operations);
-    if (nextDelayedAt !== null) this.wakeAt(nextDelayedAt);
+    this.delayedUntil(nextDelayedAt);
     this.full = claimed.length >= asked;
     return this.full;
+  }
+
+  /** A DELAYED workflow of this queue becomes claimable at `at`: look again then. */
+  private delayedUntil(at: number | null): void {
+    if (at === null) return;
+    this.promoteAt = Math.min(this.promoteAt, at);
+    this.wakeAt(at);
+  }
+
+  /**
+   * With every slot taken, due DELAYED workflows still become ENQUEUED (as the reference library's
+   * pass once a second does): they show as such, and take their place in the queue ahead of those
+   * enqueued after them. A claim of none does it, when one is known to be due, and otherwise at
+   * most once a polling interval (a delayed enqueue from elsewhere is learned of that way).
+   */
+  private async promoteDue(): Promise<void> {
+    const now = Date.now();
+    if (now < this.promoteAt) return;
+    this.promoteAt = now + (this.options.pollingIntervalSeconds ?? 1) * 1000;
+    this.delayedUntil((await this.engine.store.claimQueued(this.request(0))).nextDelayedAt);
   }
 
   private async claimLoop(): Promise<void> {
@@ -217,7 +242,8 @@ export class QueueDispatcher {
           return;
         }
         const free = this.most(perQueue ? this.open : CLAIM_BATCH);
-        if (free <= 0 || this.stopped) return;
+        if (this.stopped) return;
+        if (free <= 0) return await this.promoteDue();
         if (this.cohorts && !gathered && this.engine.runningIn(this.name) > 0 && free < Math.min(CLAIM_BATCH, workerConcurrency!) / 4) {
           gathered = true;
           await new Promise((resolve) => setTimeout(resolve, GATHER_MS));

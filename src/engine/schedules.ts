@@ -8,7 +8,7 @@
 import { Cron } from "croner";
 import { InvalidArgumentError } from "../errors.js";
 import type { Engine } from "./engine.js";
-import { start } from "./start.js";
+import { queueOf, start } from "./start.js";
 
 export interface ScheduleOptions {
   /** Start ticks missed while no executor ran (default false: skip them). */
@@ -39,6 +39,16 @@ export class Schedule {
     } catch (error) {
       throw new InvalidArgumentError(`Invalid cron expression "${expression}": ${(error as Error).message}`, { cause: error });
     }
+    try {
+      this.cron.nextRun(); // an unknown time zone shows only here
+    } catch (error) {
+      throw new InvalidArgumentError(`Invalid time zone ${JSON.stringify(options.timezone)} for schedule "${name}": ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  /** Its queue must be declared by the time it starts ticking (queues may be declared after it). */
+  check(): void {
+    if (this.options.queueName !== undefined) queueOf(this.engine, this.options.queueName);
   }
 
   tickId(at: number): string {

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { DuplicateWorkflowError, InvalidArgumentError, WorkflowConflictError } from "../errors.js";
-import { serializeError, serializeInputs, type SerializationFormat } from "../serialization.js";
+import { serialize, serializeError, serializeInputs, type SerializationFormat } from "../serialization.js";
 import type { OperationRow, WorkflowRow, Write, WriteResult } from "../storage/store.js";
 import type { StartOptions } from "../types.js";
 import { currentRun } from "./context.js";
@@ -87,7 +87,11 @@ function dequeued(engine: Engine, row: WorkflowRow): WorkflowRow {
   };
 }
 
-/** Enqueues one workflow per argument list in one all-or-nothing transaction. */
+/**
+ * Enqueues one workflow per argument list in one all-or-nothing transaction. Inside a workflow
+ * this is one operation, recorded in the same transaction, whose output is the IDs: children
+ * `<parent>-<N>-1`, `<parent>-<N>-2`, … by default, so a replay enqueues nothing again.
+ */
 export async function enqueueMany(engine: Engine, name: string, argsList: unknown[][], options: StartOptions): Promise<string[]> {
   if (!engine.workflows.has(name) && !engine.client) throw new InvalidArgumentError(`No workflow named "${name}" is registered on this Duro instance.`);
   if (!options.queueName) throw new InvalidArgumentError("enqueueMany() needs a queueName.");
@@ -95,21 +99,38 @@ export async function enqueueMany(engine: Engine, name: string, argsList: unknow
   if (options.workflowId !== undefined && argsList.length > 1) throw new InvalidArgumentError("workflowId cannot be shared by several workflows; leave it unset.");
   if (options.deduplicationId !== undefined && argsList.length > 1) throw new InvalidArgumentError("deduplicationId cannot be shared by several workflows.");
   validateStart(engine, options);
+  const parent = currentRun();
+  const functionId = parent?.allocate();
+  if (parent && functionId !== undefined) {
+    const recorded = parent.replay(functionId, name);
+    if (recorded) return replayed(recorded) as string[];
+    parent.checkStopped();
+  }
   const serialization = engine.workflows.get(name)?.options.serialization;
   // One time and one owner token for the whole batch: columns that do not vary are sent once.
   const now = Date.now();
   const ownerToken = randomUUID();
-  const rows = argsList.map((args) => newRow(engine, options.workflowId ?? uuidv7(), name, args, options, serialization, now));
-  const results = await engine.store.write(rows.map((row) => ({ kind: "insertWorkflow", row, ownerToken })), { allOrNothing: true });
+  const idOf = (i: number) => options.workflowId ?? (parent ? `${parent.workflowId}-${functionId}-${i + 1}` : uuidv7());
+  const rows = argsList.map((args, i) => newRow(engine, idOf(i), name, args, options, serialization, now));
+  const ids = rows.map((r) => r.workflowId);
+  const record: Write[] = parent && functionId !== undefined
+    ? [{
+      kind: "recordOperation", executorId: engine.executorId,
+      op: operation(parent.workflowId, functionId, name, { startedAt: now, completedAt: now, output: serialize(ids, "default"), serialization: "default" }),
+    }]
+    : [];
+  const results = await engine.store.write([...rows.map((row): Write => ({ kind: "insertWorkflow", row, ownerToken })), ...record], { allOrNothing: true });
   for (const [i, result] of results.entries()) {
     if (result.kind === "insertWorkflow" && !result.inserted && result.existing && result.existing.name !== name) {
       throw new WorkflowConflictError(rows[i].workflowId, result.existing.name, name);
     }
   }
+  const earlier = parent && recordedBefore(engine, parent, results[rows.length]);
+  if (earlier) return replayed(earlier) as string[];
   engine.announce([`queue:${options.queueName}`, "created"]);
   const delayed = rows.find((r) => r.status === "DELAYED");
   if (delayed) engine.timers.at(delayed.delayUntilEpochMs!, () => engine.queues.get(delayed.queueName!)?.trigger());
-  return rows.map((r) => r.workflowId);
+  return ids;
 }
 
 export function validateStart(engine: Engine, options: StartOptions): void {
@@ -128,6 +149,9 @@ export function validateStart(engine: Engine, options: StartOptions): void {
   if (priority !== undefined && queue && !queue.options.priorityEnabled) throw new InvalidArgumentError(`Queue "${queueName}" was not created with priorityEnabled.`);
   if (deduplicationId !== undefined) checkKey("deduplicationId", deduplicationId);
   if (partitionKey !== undefined) checkKey("partitionKey", partitionKey);
+  if (deduplicationId !== undefined && (partitionKey !== undefined || queue?.options.partitionQueue)) {
+    throw new InvalidArgumentError("Deduplication is not supported on partitioned queues (as in the reference library): drop deduplicationId or partitionKey.");
+  }
   if (queue?.options.partitionQueue && partitionKey === undefined) throw new InvalidArgumentError(`Queue "${queueName}" is partitioned: give a partitionKey.`);
   if (queue && !queue.options.partitionQueue && partitionKey !== undefined) throw new InvalidArgumentError(`Queue "${queueName}" is not partitioned; partitionKey is not allowed.`);
   if (delaySeconds !== undefined && !(typeof delaySeconds === "number" && delaySeconds >= 0 && Number.isFinite(delaySeconds))) {

@@ -119,6 +119,27 @@ describe.each(backends)("%s", (backend) => {
     expect(seen).toHaveLength(3);
   });
 
+  it("inside a workflow is one recorded operation: children <parent>-<N>-<i>, enqueued once however often the parent replays", async () => {
+    const { duro, job, release } = await setup();
+    const go = gate();
+    const parent = duro.registerWorkflow("parent", async () => {
+      const handles = await duro.enqueueMany(job.with({ queueName: "q" }), [[1, "a"], [2, "b"]]);
+      await duro.runStep(() => go.promise, { name: "wait" });
+      return Promise.all(handles.map((h) => h.getResult()));
+    });
+    const handle = await duro.startWorkflow(parent.with({ workflowId: "P" }));
+    await waitFor(async () => (await duro.listWorkflows({ parentWorkflowId: "P" })).length === 2, 5_000, "the children");
+    await duro.cancelWorkflow("P");
+    go.open();
+    await duro.resumeWorkflow("P");
+    release.open();
+    expect(await handle.getResult()).toEqual(["a1", "b2"]);
+    const children = await duro.listWorkflows({ parentWorkflowId: "P" });
+    expect(children.map((c) => c.workflowId)).toEqual(["P-1-1", "P-1-2"]);
+    const [op] = await duro.listWorkflowSteps("P");
+    expect(op).toMatchObject({ functionId: 1, functionName: "job", output: ["P-1-1", "P-1-2"] });
+  });
+
   it("enqueues a delayed batch as DELAYED, then runs it", async () => {
     const { duro, job, release } = await setup();
     release.open();

@@ -28,6 +28,14 @@ describe.each(backends)("%s", (backend) => {
   }
 
   describe("deduplication", () => {
+    it("is refused on a partitioned queue with InvalidArgumentError, as in the reference library", async () => {
+      const { duro, quick } = await setup();
+      new WorkflowQueue(duro, "parts", { partitionQueue: true });
+      await expect(duro.startWorkflow(quick.with({ queueName: "parts", partitionKey: "k", deduplicationId: "d" }), "x")).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(client(t.url).enqueue({ workflowName: "quick", queueName: "parts", partitionKey: "k", deduplicationId: "d" }, "x")).rejects.toBeInstanceOf(InvalidArgumentError);
+      expect(await duro.listWorkflows({ name: "quick" })).toEqual([]);
+    });
+
     it("refuses a deduplicationId already held on the queue, and frees it once that workflow finishes", async () => {
       const { duro, job, release } = await setup();
       const first = await duro.startWorkflow(job.with({ queueName: "q", deduplicationId: "d1" }), "first");
@@ -104,6 +112,23 @@ describe.each(backends)("%s", (backend) => {
       expect(await handle.getResult()).toBe("later");
       expect(ran[0].at).toBeGreaterThanOrEqual(status.delayUntilEpochMs!);
       expect(ran[0].at).toBeLessThan(status.delayUntilEpochMs! + 2000);
+    });
+
+    it("makes a due workflow ENQUEUED while every slot is taken, and runs it before those enqueued after it", async () => {
+      const { duro, job, quick, release, ran } = await setup({ workerConcurrency: 1 });
+      const blocker = await duro.startWorkflow(job.with({ queueName: "q" }), "block");
+      await waitFor(() => ran.length === 1, 5_000, "the blocker to start");
+      const delayed = await duro.startWorkflow(quick.with({ queueName: "q", delaySeconds: 0.3 }), "delayed-first");
+      const { delayUntilEpochMs } = (await delayed.getStatus())!;
+      await waitFor(async () => (await delayed.getStatus())!.status === "ENQUEUED", 5_000, "the due workflow to be ENQUEUED");
+      expect(Date.now()).toBeGreaterThanOrEqual(delayUntilEpochMs!);
+      expect((await duro.listQueuedWorkflows({ queueName: "q", status: "ENQUEUED" })).map((s) => s.workflowId)).toEqual([delayed.workflowId]);
+      const later = await duro.startWorkflow(quick.with({ queueName: "q" }), "enqueued-later");
+      release.open();
+      await blocker.getResult();
+      await later.getResult();
+      expect(await delayed.getResult()).toBe("delayed-first");
+      expect(ran.map((r) => r.x)).toEqual(["block", "delayed-first", "enqueued-later"]);
     });
 
     it("treats delaySeconds 0 as no delay", async () => {

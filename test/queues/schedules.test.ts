@@ -108,5 +108,21 @@ describe.each(backends)("%s", (backend) => {
     await expect(duro.schedule("five", "* * * * *", wf)).rejects.toThrow(InvalidArgumentError); // name taken
     await expect(duro.schedule("a:b", "* * * * *", wf)).rejects.toThrow(InvalidArgumentError);
     await expect(Promise.resolve().then(() => duro.schedule("nowf", "* * * * *", {} as never))).rejects.toThrow(InvalidArgumentError);
+    await expect(duro.schedule("zone", "* * * * *", wf, { timezone: "Not/AZone" })).rejects.toThrow(InvalidArgumentError);
+    await duro.schedule("zoned", "* * * * *", wf, { timezone: "Europe/Paris" });
+  });
+
+  it("refuses a queueName no queue is declared for: launch() (or schedule() after it) throws InvalidArgumentError", async () => {
+    const duro = t.duro();
+    const wf = duro.registerWorkflow("wf", async (_at: Date) => undefined);
+    await duro.schedule("nowhere", "* * * * * *", wf, { queueName: "nope" });
+    await expect(duro.launch()).rejects.toThrow(InvalidArgumentError);
+
+    const other = t.duro();
+    const wf2 = other.registerWorkflow("wf", async (_at: Date) => undefined);
+    await other.schedule("declaredLater", "* * * * * *", wf2, { queueName: "ticks" });
+    new WorkflowQueue(other, "ticks");
+    await other.launch();
+    await expect(other.schedule("nowhere", "* * * * * *", wf2, { queueName: "nope" })).rejects.toThrow(InvalidArgumentError);
   });
 });
