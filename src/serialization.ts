@@ -172,7 +172,7 @@ function toTagged(value: unknown, seen: Set<object>): unknown {
       for (const [key, field] of Object.entries(rest)) fields[key] = toTagged(field, seen);
       return {
         [TAG]: "Error",
-        class: object.constructor?.name ?? "Error",
+        class: ctor?.name ?? "Error",
         name: object.name,
         message,
         stack,
