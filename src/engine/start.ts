@@ -24,15 +24,10 @@ export async function start(engine: Engine, name: string, args: unknown[], optio
   if (!workflow && !engine.client) throw new InvalidArgumentError(`No workflow named "${name}" is registered on this Duro instance.`);
   if (engine.client && !options.queueName) throw new InvalidArgumentError("A client can only enqueue: give a queueName.");
   validateStart(engine, options);
-  const parent = currentRun();
-  const functionId = parent?.allocate();
-  if (parent && functionId !== undefined) {
-    const recorded = parent.replay(functionId, name);
-    if (recorded) {
-      if (recorded.error) throw errorOf(recorded);
-      return recorded.childWorkflowId!;
-    }
-    parent.checkStopped();
+  const { parent, functionId, recorded } = childOperation(name);
+  if (recorded) {
+    if (recorded.error) throw errorOf(recorded);
+    return recorded.childWorkflowId!;
   }
   const workflowId = options.workflowId ?? (parent ? `${parent.workflowId}-${functionId}` : uuidv7());
   const row = newRow(engine, workflowId, name, args, options, workflow?.options.serialization);
@@ -78,6 +73,18 @@ export async function start(engine: Engine, name: string, args: unknown[], optio
   return workflowId;
 }
 
+/**
+ * The operation that starting `name` takes in the calling workflow, if there is one: its number,
+ * and its record when this is a replay (else the run must not have been stopped meanwhile).
+ */
+function childOperation(name: string) {
+  const parent = currentRun();
+  const functionId = parent?.allocate();
+  const recorded = parent && functionId !== undefined ? parent.replay(functionId, name) : undefined;
+  if (parent && !recorded) parent.checkStopped();
+  return { parent, functionId, recorded };
+}
+
 /** `row`, enqueued, as a claim by this executor would leave it. */
 function dequeued(engine: Engine, row: WorkflowRow): WorkflowRow {
   const now = Date.now();
@@ -99,13 +106,8 @@ export async function enqueueMany(engine: Engine, name: string, argsList: unknow
   if (options.workflowId !== undefined && argsList.length > 1) throw new InvalidArgumentError("workflowId cannot be shared by several workflows; leave it unset.");
   if (options.deduplicationId !== undefined && argsList.length > 1) throw new InvalidArgumentError("deduplicationId cannot be shared by several workflows.");
   validateStart(engine, options);
-  const parent = currentRun();
-  const functionId = parent?.allocate();
-  if (parent && functionId !== undefined) {
-    const recorded = parent.replay(functionId, name);
-    if (recorded) return replayed(recorded) as string[];
-    parent.checkStopped();
-  }
+  const { parent, functionId, recorded } = childOperation(name);
+  if (recorded) return replayed(recorded) as string[];
   const serialization = engine.workflows.get(name)?.options.serialization;
   // One time and one owner token for the whole batch: columns that do not vary are sent once.
   const now = Date.now();
