@@ -133,17 +133,24 @@ const commands: Record<string, Command> = {
   },
 };
 
-function help(): string {
-  const lines = Object.values(commands).map((c) => `  ${c.usage}\n      ${c.summary}`);
+/** The usage of every command, or of those whose name starts with `prefix` ("queue "). */
+function help(prefix = ""): string {
+  const lines = Object.entries(commands).filter(([name]) => name.startsWith(prefix)).map(([, c]) => `  ${c.usage}\n      ${c.summary}`);
   return `duro — inspect and operate durable workflows\n\nUsage:\n${lines.join("\n")}\n\nEvery command takes --db URL (default: DURO_DATABASE_URL, else sqlite:./.duro/duro.sqlite), --json, --help.\nExit codes: 0 done, 1 failed, 2 bad usage, 3 workflow not found.`;
 }
+
+const isHelp = (arg: string | undefined) => arg === "--help" || arg === "-h" || arg === "help";
 
 async function main(argv: string[]): Promise<number> {
   const name = argv[0] === "queue" ? `queue ${argv[1] ?? ""}` : argv[0];
   const rest = argv.slice(name?.startsWith("queue ") ? 2 : 1);
-  if (!name || name === "--help" || name === "-h" || name === "help") {
+  if (!name || isHelp(name)) {
     console.log(help());
     return name ? EXIT.ok : EXIT.usage;
+  }
+  if (argv[0] === "queue" && (argv[1] === undefined || isHelp(argv[1]))) {
+    console.log(help("queue "));
+    return argv[1] ? EXIT.ok : EXIT.usage;
   }
   const command = commands[name];
   if (!command) {

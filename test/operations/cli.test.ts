@@ -230,7 +230,9 @@ describe.each(backends)("%s", (backend) => {
 
   it("--help for each command; exit codes for bad usage (2) and other failures (1)", async () => {
     const commands = [["list"], ["get"], ["steps"], ["cancel"], ["resume"], ["fork"], ["queue", "list"], ["migrate"]];
-    const helps = await Promise.all([...commands.map((c) => cli([...c, "--help"])), cli(["get", "-h"]), cli(["--help"]), cli(["help"])]);
+    const helps = await Promise.all([
+      ...commands.map((c) => cli([...c, "--help"])), cli(["get", "-h"]), cli(["--help"]), cli(["help"]), cli(["queue", "--help"]), cli(["queue"]),
+    ]);
     for (const [i, c] of commands.entries()) {
       expect(helps[i].code, c.join(" ")).toBe(0);
       expect(helps[i].stdout, c.join(" ")).toContain(`Usage: duro ${c.join(" ")}`);
@@ -242,6 +244,13 @@ describe.each(backends)("%s", (backend) => {
       expect(top.code).toBe(0);
       for (const c of commands) expect(top.stdout).toContain(`duro ${c.join(" ")}`);
       expect(top.stdout).toMatch(/Exit codes/);
+    }
+    const [queueHelp, queueAlone] = [helps[11], helps[12]];
+    expect(queueHelp.code).toBe(0);
+    expect(queueAlone.code).toBe(2);
+    for (const r of [queueHelp, queueAlone]) {
+      expect(r.stdout).toContain("duro queue list");
+      expect(r.stdout).not.toContain("duro get");
     }
 
     const noSuchDatabase = new URL(POSTGRES_URL);
