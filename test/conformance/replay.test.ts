@@ -251,6 +251,8 @@ describe.each(backends)("%s", (backend) => {
       await third.launch();
       const status = (await third.getWorkflowStatus("X"))!;
       expect(status.status).toBe("MAX_RECOVERY_ATTEMPTS_EXCEEDED");
+      expect(status.startedAtEpochMs).toBeNull(); // as the reference's dead letter
+      expect(status.completedAtEpochMs).not.toBeNull();
       expect(bodyRuns).toBe(2);
       const error = await rejectionOf(third.getResult("X"));
       expect(error).toBeInstanceOf(MaxRecoveryAttemptsExceededError);

@@ -110,6 +110,7 @@ describe.each(backends)("%s", (backend) => {
     expect(await duro.getResult("lone-child")).toBe("child got the message");
     const cancelled = (await duro.getWorkflowStatus("lone-parent"))!;
     expect(cancelled.completedAtEpochMs).toBeGreaterThanOrEqual(cancelled.createdAt);
+    expect(cancelled.startedAtEpochMs).toBeNull(); // as the reference's cancel
   });
 
   it("cancelling a child does not cancel its parent: the parent sees AwaitedWorkflowCancelledError", async () => {

@@ -75,6 +75,7 @@ export function storeSql(schema: string) {
     status = CASE WHEN ${dead} THEN 'MAX_RECOVERY_ATTEMPTS_EXCEEDED' ELSE w.status END,
     queue_name = CASE WHEN ${dead} THEN NULL ELSE w.queue_name END,
     deduplication_id = CASE WHEN ${dead} THEN NULL ELSE w.deduplication_id END,
+    started_at = CASE WHEN ${dead} THEN NULL ELSE w.started_at END,
     completed_at = CASE WHEN ${dead} THEN $1 ELSE w.completed_at END`;
   const recovered = `RETURNING ${WF_COLUMNS.map((c) => `w.${c}`).join(", ")}),
     dead AS (SELECT workflow_id FROM counted WHERE status <> 'PENDING'),
@@ -128,7 +129,7 @@ export function storeSql(schema: string) {
         SELECT unnest($2::text[])
         UNION SELECT w.workflow_id FROM ${ws} w JOIN tree ON w.parent_workflow_id = tree.id WHERE $4::boolean),
       cancelled AS (
-        UPDATE ${ws} SET status = 'CANCELLED', queue_name = NULL, deduplication_id = NULL, updated_at = $1, completed_at = $1
+        UPDATE ${ws} SET status = 'CANCELLED', queue_name = NULL, deduplication_id = NULL, started_at = NULL, updated_at = $1, completed_at = $1
         WHERE workflow_id IN (SELECT id FROM tree) AND status IN ('ENQUEUED', 'DELAYED', 'PENDING', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
         RETURNING workflow_id),
       ${notifyChanged("cancelled", "$3")}

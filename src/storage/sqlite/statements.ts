@@ -105,7 +105,7 @@ export function prepare(db: Database.Database) {
        SELECT ?, key, "offset", function_id, value, serialization FROM streams WHERE workflow_id = ? AND function_id < ?`,
     ),
     deadLetter: st(
-      `UPDATE workflow_status SET status = 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', queue_name = NULL, deduplication_id = NULL,
+      `UPDATE workflow_status SET status = 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', queue_name = NULL, deduplication_id = NULL, started_at = NULL,
        completed_at = ?, updated_at = ? WHERE workflow_id = ? AND status = 'PENDING'`,
     ),
     cancel: st(
@@ -113,7 +113,7 @@ export function prepare(db: Database.Database) {
          SELECT value FROM json_each(@ids)
          UNION SELECT w.workflow_id FROM workflow_status w JOIN tree ON w.parent_workflow_id = tree.id WHERE @withChildren
        )
-       UPDATE workflow_status SET status = 'CANCELLED', queue_name = NULL, deduplication_id = NULL, updated_at = @now, completed_at = @now
+       UPDATE workflow_status SET status = 'CANCELLED', queue_name = NULL, deduplication_id = NULL, started_at = NULL, updated_at = @now, completed_at = @now
        WHERE workflow_id IN (SELECT id FROM tree) AND status IN ('ENQUEUED', 'DELAYED', 'PENDING', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
        RETURNING workflow_id`,
     ),
