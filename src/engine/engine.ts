@@ -43,7 +43,16 @@ interface Outcome {
   status: WorkflowRow["status"];
   output?: unknown;
   error?: unknown;
+  /** Of a parked workflow: the limit it exceeded (see parkedLimit). */
+  maxRecoveryAttempts?: number;
 }
+
+/**
+ * The maxRecoveryAttempts that parked a workflow, from its count: every recovery counts one and
+ * checks, and the executor with limit N parks it at N + 2 (its first run, then N recoveries).
+ * So a caller in another process, or with another limit, is told the limit that applied.
+ */
+const parkedLimit = (row: WorkflowRow) => Math.max(0, row.recoveryAttempts - 2);
 
 /** Where a client puts workflows it resumes or forks: every executor dispatches it, without limits. */
 export const INTERNAL_QUEUE = "_duro_internal";
@@ -364,6 +373,7 @@ export class Engine {
           status: row.status,
           output: row.status === "SUCCESS" ? deserialize(row.output, row.serialization) : undefined,
           error: row.status === "ERROR" && row.error !== null ? deserializeThrown(row.error, row.serialization) : undefined,
+          maxRecoveryAttempts: row.status === "MAX_RECOVERY_ATTEMPTS_EXCEEDED" ? parkedLimit(row) : undefined,
         };
         return true;
       },
@@ -378,7 +388,7 @@ export class Engine {
       case "CANCELLED":
         throw new AwaitedWorkflowCancelledError(workflowId);
       default:
-        throw new MaxRecoveryAttemptsExceededError(workflowId, this.maxRecoveryAttempts);
+        throw new MaxRecoveryAttemptsExceededError(workflowId, outcome.maxRecoveryAttempts ?? this.maxRecoveryAttempts);
     }
   }
 

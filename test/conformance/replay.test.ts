@@ -256,7 +256,15 @@ describe.each(backends)("%s", (backend) => {
       expect(bodyRuns).toBe(2);
       const error = await rejectionOf(third.getResult("X"));
       expect(error).toBeInstanceOf(MaxRecoveryAttemptsExceededError);
+      expect((error as MaxRecoveryAttemptsExceededError).maxRecoveryAttempts).toBe(1);
       expect(await third.listWorkflows({ status: "MAX_RECOVERY_ATTEMPTS_EXCEEDED" })).toHaveLength(1);
+      // Any other process (here one with the default limit, 100) is told the limit that parked it.
+      const reader = t.duro({ executorId: "reader" });
+      await reader.launch();
+      const elsewhere = await rejectionOf(reader.getResult("X"));
+      expect(elsewhere).toBeInstanceOf(MaxRecoveryAttemptsExceededError);
+      expect((elsewhere as MaxRecoveryAttemptsExceededError).maxRecoveryAttempts).toBe(1);
+      expect((elsewhere as Error).message).toContain("exceeded 1 recovery attempts");
 
       // Parked means parked: another launch does not run it again.
       await crash(third);
