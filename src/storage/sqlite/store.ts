@@ -30,6 +30,15 @@ export interface SqliteOptions {
   changePollMs?: number;
 }
 
+/** What to do about a SQLite error that is the file's state, not the data's. */
+function adviceFor(code: string): string {
+  if (/^SQLITE_(BUSY|LOCKED)/.test(code)) {
+    return "Another connection held a lock on the file for longer than duro waits; end that transaction or lock. Workflows interrupted by it run again from their checkpoints.";
+  }
+  if (code.startsWith("SQLITE_FULL")) return "The disk is full; free space, and interrupted workflows run again from their checkpoints.";
+  return "Check that the path exists, is writable by this process and is on a local disk.";
+}
+
 export class SqliteStore implements Store {
   readonly dialect = "sqlite";
   private db?: Database.Database;
@@ -97,7 +106,7 @@ export class SqliteStore implements Store {
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       if (typeof code === "string" && /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|PROTOCOL|NOMEM)/.test(code)) {
-        throw new DatabaseError(`The SQLite database at "${this.path}" could not be used: ${(error as Error).message}.`, { cause: error });
+        throw new DatabaseError(`The SQLite database at "${this.path}" could not be used: ${(error as Error).message}. ${adviceFor(code)}`, { cause: error });
       }
       throw error;
     }
