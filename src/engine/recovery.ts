@@ -4,8 +4,9 @@
  * - at launch: this executor's own workflows, left PENDING by its previous process;
  * - by takeover: the heartbeat keeps this executor's lease, and adopts the work of executors
  *   whose lease ran out (they died, or froze). Only once this executor's own beats have landed
- *   on time, with no connection lost, for a whole lease: after an outage, a flickering
- *   database or a freeze the others' beats were held up too, and may land later than ours.
+ *   on time, with no connection lost, for a whole lease and the time another executor may take
+ *   to reconnect: after an outage, a flickering database or a freeze the others' beats were held
+ *   up too, and may land later than ours.
  *   And an executor that finds its own lease may have run out (it froze, or could not beat)
  *   checks which of its runs are still its own before any of them starts a step;
  * - after an interruption: a run whose durable operation could not reach the database (after
@@ -155,12 +156,20 @@ export class Recovery {
 
   /** Writes a heartbeat. One that lands later than two beats' interval starts the on-time count again. */
   private async beat(): Promise<void> {
-    const written = Date.now();
-    await this.engine.store.heartbeat(this.engine.executorId, written);
+    const written = await this.engine.store.heartbeat(this.engine.executorId, Date.now);
     const landed = Date.now();
     if (landed - this.lastLanded > 2 * this.interval) this.onTimeSince = landed;
     this.lastLanded = landed;
     this.lastWritten = Math.max(this.lastWritten, written);
+  }
+
+  /**
+   * How long this executor's beats must have been on time before it judges others: a lease, and,
+   * since others may reconnect more slowly after the same outage (each backs off on its own), the
+   * store's slack for that.
+   */
+  private get trustAfterMs(): number {
+    return this.leaseMs + (this.engine.store.reconnectSlackMs ?? 0);
   }
 
   private get interval(): number {
@@ -177,7 +186,7 @@ export class Recovery {
       if (this.leaseInDoubt) await this.confirmLease();
       else await this.beat();
       const now = Date.now();
-      if (now - this.onTimeSince < leaseMs) return;
+      if (now - this.onTimeSince < this.trustAfterMs) return;
       const { recovered, deadLettered } = await engine.store.recoverPending({
         executorId: engine.executorId, appVersion: engine.appVersion, maxRecoveryAttempts: engine.maxRecoveryAttempts, now, leaseMs,
       });

@@ -291,8 +291,16 @@ export interface Store {
    * the queue's next DELAYED workflow is due (null: none), and whether ENQUEUED work is left.
    */
   claimQueued(request: ClaimRequest): Promise<Claimed>;
-  /** Record that this executor is alive. */
-  heartbeat(executorId: string, now: number): Promise<void>;
+  /**
+   * Records that this executor is alive, at `clock()` read when the write is made (a write retried
+   * through an outage carries the time it finally went in, not when it was first tried); returns it.
+   */
+  heartbeat(executorId: string, clock: () => number): Promise<number>;
+  /**
+   * How much longer than a lease another executor may need to beat again once the database is
+   * back after trouble (its reconnection backs off): a takeover waits this much more (servers only).
+   */
+  readonly reconnectSlackMs?: number;
   /** Called with wake keys committed by other processes (`null`: something changed, re-check all). */
   onExternalChange(listener: (keys: string[] | null) => void): void;
   /** Called whenever a connection to the database was lost or could not be made (servers only). */

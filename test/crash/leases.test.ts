@@ -83,6 +83,27 @@ describe.each(backends)("%s", (backend) => {
 describe("postgres", () => {
   const t = useDuro("postgres");
 
+  it("after a database outage, another executor that reconnects more than a lease later keeps its work", async () => {
+    const { x, y, checkUntouched } = await twoExecutors(t);
+    // The database went away for both: X's connections are cut once (its retry gets through at
+    // once); Y's beats land only two leases later, as when its reconnection backed off (up to
+    // 2.4 s). X's beats are on time for more than a lease before Y's land: X must still wait.
+    const backendsOfX = (x.duro.engine.store as unknown as { conn: { ownBackends: Set<number> } }).conn.ownBackends;
+    const admin = new pg.Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+    try {
+      const hy = holdHeartbeats(y.duro);
+      hy.hold();
+      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY($1::int[])", [[...backendsOfX]]);
+      await sleep(2 * LEASE_MS);
+      hy.release();
+      await sleep(LEASE_MS);
+    } finally {
+      await admin.end();
+    }
+    await checkUntouched();
+  });
+
   it("an executor that keeps losing connections judges nobody, though its own beats land on time", async () => {
     const { x, y, checkUntouched } = await twoExecutors(t);
     // A flickering database: X's connections are cut every 300 ms (its retries get through at

@@ -37,8 +37,15 @@ export function isTransient(error: unknown): boolean {
     /Connection terminated|connection error|timeout exceeded when trying to connect|Connection ended|not queryable/i.test(message);
 }
 
+const BACKOFF_CAP_MS = 2000;
 /** 100 ms doubling to 2 s, with jitter so a crowd of processes does not retry in step. */
-export const backoff = (attempt: number) => Math.min(2000, 100 * 2 ** attempt) * (0.8 + Math.random() * 0.4);
+export const backoff = (attempt: number) => Math.min(BACKOFF_CAP_MS, 100 * 2 ** attempt) * (0.8 + Math.random() * 0.4);
+/**
+ * The longest a retrying operation may sleep before its next try (the cap, plus jitter), plus time
+ * for that try to connect and write on a busy machine: once the database is back, an executor
+ * beats again within this.
+ */
+export const RECONNECT_SLACK_MS = BACKOFF_CAP_MS * 1.2 + 600;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Closes a client's socket at once: its query in flight, if any, fails as on a lost connection. */
 const drop = (client: pg.Client) => (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();

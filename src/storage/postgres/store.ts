@@ -10,7 +10,7 @@ import { listWorkflowsQuery, numbered, toOperationRow, toWorkflowRow, WORKFLOW_C
 import type {
   ClaimRequest, Claimed, ForkRequest, OperationRow, RecoverRequest, Store, StoredValue, WorkflowFilter, WorkflowRow, Write, WriteResult,
 } from "../store.js";
-import { PgConnection, transaction } from "./connection.js";
+import { PgConnection, RECONNECT_SLACK_MS, transaction } from "./connection.js";
 import { storeSql, type StoreSql } from "./queries.js";
 import { claimedRows, claimTokenOf, newClaimToken, takenBefore } from "./claims.js";
 import { applyBatch, isStreamConflict, packPayloads, writeSql, type WriteSql } from "./writes.js";
@@ -20,6 +20,7 @@ const MIGRATION_LOCK = 0x6475726f;
 
 export class PostgresStore implements Store {
   readonly dialect = "postgres";
+  readonly reconnectSlackMs = RECONNECT_SLACK_MS;
   private readonly conn: PgConnection;
   private readonly writes: WriteSql;
   private readonly sql: StoreSql;
@@ -238,8 +239,12 @@ export class PostgresStore implements Store {
     );
   }
 
-  async heartbeat(executorId: string, now: number): Promise<void> {
-    await this.query("heartbeat", [executorId, now]);
+  async heartbeat(executorId: string, clock: () => number): Promise<number> {
+    return this.conn.run(async (client) => {
+      const now = clock();
+      await client.query({ name: "duro_heartbeat", text: this.sql.heartbeat, values: [executorId, now] });
+      return now;
+    });
   }
 
   onExternalChange(listener: (keys: string[] | null) => void): void {

@@ -386,9 +386,11 @@ export class SqliteStore implements Store {
     }).immediate();
   }
 
-  async heartbeat(executorId: string, now: number): Promise<void> {
+  async heartbeat(executorId: string, clock: () => number): Promise<number> {
     return this.guard(() => {
+      const now = clock();
       this.s.heartbeat.run(executorId, now);
+      return now;
     });
   }
 
