@@ -80,50 +80,47 @@ describe.each(backends)("%s", (backend) => {
   });
 });
 
+/**
+ * A database outage as X and Y see it: X's connections are cut (every 300 ms for `cutForMs`,
+ * at least once; its retries get through at once), while Y's beats are held for `holdForMs`, as
+ * when its reconnection backs off; then `settleMs` more.
+ */
+async function outage(x: Duro, y: Duro, { cutForMs, holdForMs, settleMs }: { cutForMs: number; holdForMs: number; settleMs: number }) {
+  const backendsOfX = (x.engine.store as unknown as { conn: { ownBackends: Set<number> } }).conn.ownBackends;
+  const admin = new pg.Client({ connectionString: POSTGRES_URL });
+  await admin.connect();
+  try {
+    const hy = holdHeartbeats(y);
+    hy.hold();
+    const start = Date.now();
+    do {
+      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY($1::int[])", [[...backendsOfX]]);
+      await sleep(300);
+    } while (Date.now() - start < cutForMs);
+    await sleep(holdForMs - (Date.now() - start));
+    hy.release();
+    await sleep(settleMs);
+  } finally {
+    await admin.end();
+  }
+}
+
 describe("postgres", () => {
   const t = useDuro("postgres");
 
   it("after a database outage, another executor that reconnects more than a lease later keeps its work", async () => {
     const { x, y, checkUntouched } = await twoExecutors(t);
-    // The database went away for both: X's connections are cut once (its retry gets through at
-    // once); Y's beats land only two leases later, as when its reconnection backed off (up to
-    // 2.4 s). X's beats are on time for more than a lease before Y's land: X must still wait.
-    const backendsOfX = (x.duro.engine.store as unknown as { conn: { ownBackends: Set<number> } }).conn.ownBackends;
-    const admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    try {
-      const hy = holdHeartbeats(y.duro);
-      hy.hold();
-      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY($1::int[])", [[...backendsOfX]]);
-      await sleep(2 * LEASE_MS);
-      hy.release();
-      await sleep(LEASE_MS);
-    } finally {
-      await admin.end();
-    }
+    // Y's beats land two leases after X's connections were cut once: X's beats are on time for
+    // more than a lease before Y's land (a reconnection backs off up to 2.4 s), and X must wait.
+    await outage(x.duro, y.duro, { cutForMs: 0, holdForMs: 2 * LEASE_MS, settleMs: LEASE_MS });
     await checkUntouched();
   });
 
   it("an executor that keeps losing connections judges nobody, though its own beats land on time", async () => {
     const { x, y, checkUntouched } = await twoExecutors(t);
-    // A flickering database: X's connections are cut every 300 ms (its retries get through at
-    // once), while Y's beats are stuck for longer than the lease, as in a slow reconnect.
-    const backendsOfX = (x.duro.engine.store as unknown as { conn: { ownBackends: Set<number> } }).conn.ownBackends;
-    const admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    try {
-      const hy = holdHeartbeats(y.duro);
-      hy.hold();
-      const until = Date.now() + 1.6 * LEASE_MS;
-      while (Date.now() < until) {
-        await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY($1::int[])", [[...backendsOfX]]);
-        await sleep(300);
-      }
-      hy.release();
-      await sleep(2 * LEASE_MS);
-    } finally {
-      await admin.end();
-    }
+    // A flickering database: X's connections are cut every 300 ms, while Y's beats are stuck for
+    // longer than the lease, as in a slow reconnect.
+    await outage(x.duro, y.duro, { cutForMs: 1.6 * LEASE_MS, holdForMs: 1.6 * LEASE_MS, settleMs: 2 * LEASE_MS });
     await checkUntouched();
   });
 });
