@@ -1,9 +1,9 @@
 // Shared by the bench scripts: fresh databases, store call counting, percentiles.
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import pg from "pg";
 
@@ -15,7 +15,12 @@ export function freshUrl(backend) {
   return `${POSTGRES_URL}?schema=bench_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
 }
 
-export async function dropSchema(url) {
+/** Removes what `freshUrl` made: the SQLite file's temporary directory, or the schema. */
+export async function dropDatabase(url) {
+  if (url.startsWith("sqlite:")) {
+    rmSync(dirname(url.slice("sqlite:".length)), { recursive: true, force: true });
+    return;
+  }
   const schema = new URL(url).searchParams.get("schema");
   if (!schema) return;
   const client = new pg.Client({ connectionString: POSTGRES_URL });

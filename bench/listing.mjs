@@ -6,7 +6,7 @@
 // Not part of bench/run.mjs: inserting 100,000 rows takes a while.
 import { Duro } from "../dist/index.js";
 import pg from "pg";
-import { dropSchema, freshUrl, POSTGRES_URL, percentile, quiet, round } from "./common.mjs";
+import { dropDatabase, freshUrl, POSTGRES_URL, percentile, quiet, round } from "./common.mjs";
 
 const backend = process.argv[2] ?? "sqlite";
 const TOTAL = Number(process.env.BENCH_LISTING_WORKFLOWS ?? 100_000);
@@ -154,4 +154,4 @@ console.log(
 
 await duro.shutdown();
 if (process.env.BENCH_LISTING_KEEP) console.error(`kept the database: ${url}`);
-else await dropSchema(url);
+else await dropDatabase(url);

@@ -16,7 +16,7 @@
 // Prints one JSON line. Usage: node bench/messaging.mjs [sqlite|postgres]   (BENCH_MESSAGING_ROUNDS, default 200)
 import { createInterface } from "node:readline";
 import { Duro } from "../dist/index.js";
-import { dropSchema, freshUrl, percentile, quiet, round, spawnPeer } from "./common.mjs";
+import { dropDatabase, freshUrl, percentile, quiet, round, spawnPeer } from "./common.mjs";
 
 const backend = process.argv[2] ?? "sqlite";
 const ROUNDS = Number(process.env.BENCH_MESSAGING_ROUNDS ?? 200);
@@ -165,7 +165,7 @@ async function main() {
   child.stdin.end();
   await exited;
   await duro.shutdown();
-  await dropSchema(url);
+  await dropDatabase(url);
 
   const summary = (xs) => {
     const sorted = [...xs].sort((a, b) => a - b);

@@ -15,7 +15,7 @@
 // Each phase gets a fresh database. The enqueue phases run a DuroClient with no executor, so
 // they measure the enqueue alone.
 import { Duro, DuroClient, WorkflowQueue } from "../dist/index.js";
-import { dropSchema, freshUrl, percentile, quiet, round } from "./common.mjs";
+import { dropDatabase, freshUrl, percentile, quiet, round } from "./common.mjs";
 
 const backend = process.argv[2] ?? "sqlite";
 const SINGLE = Number(process.env.BENCH_QUEUE_SINGLE ?? 3000);
@@ -164,7 +164,7 @@ try {
   result.latency = await latency();
   result.threeStepDrain = await drain("threeSteps", (i) => [i]);
 } finally {
-  for (const url of urls) await dropSchema(url).catch(() => undefined);
+  for (const url of urls) await dropDatabase(url).catch(() => undefined);
   clearInterval(keepAlive);
 }
 console.log(JSON.stringify(result));

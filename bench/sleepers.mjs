@@ -1,7 +1,7 @@
 // Memory of waiting: 10,000 workflows sleeping at once (each recorded its wake-up time).
 // Prints one JSON line with the process's RSS. Usage: node bench/sleepers.mjs [sqlite|postgres]
 import { Duro } from "../dist/index.js";
-import { dropSchema, freshUrl, quiet } from "./common.mjs";
+import { dropDatabase, freshUrl, quiet } from "./common.mjs";
 
 const backend = process.argv[2] ?? "sqlite";
 const COUNT = Number(process.env.BENCH_SLEEPERS ?? 10_000);
@@ -33,4 +33,4 @@ console.log(
   }),
 );
 await duro.shutdown();
-await dropSchema(url);
+await dropDatabase(url);

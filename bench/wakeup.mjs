@@ -10,7 +10,7 @@
 // The peer is this same script: node bench/wakeup.mjs <backend> --peer <url>
 import { createInterface } from "node:readline";
 import { Duro } from "../dist/index.js";
-import { dropSchema, freshUrl, percentile, quiet, round, spawnPeer } from "./common.mjs";
+import { dropDatabase, freshUrl, percentile, quiet, round, spawnPeer } from "./common.mjs";
 
 const backend = process.argv[2] ?? "sqlite";
 const ROUNDS = Number(process.env.BENCH_WAKEUP_ROUNDS ?? 200);
@@ -104,7 +104,7 @@ async function main() {
   child.stdin.end();
   await exited;
   await duro.shutdown();
-  await dropSchema(url);
+  await dropDatabase(url);
 
   const summary = (xs) => {
     const sorted = [...xs].sort((a, b) => a - b);

@@ -1,7 +1,7 @@
 // Workflow latency and throughput: a 3-step workflow, run by one caller in sequence, then by
 // 100 concurrent callers. Prints one JSON line. Usage: node bench/workflows.mjs [sqlite|postgres]
 import { Duro } from "../dist/index.js";
-import { countRoundTrips, dropSchema, freshUrl, percentile, quiet, round } from "./common.mjs";
+import { countRoundTrips, dropDatabase, freshUrl, percentile, quiet, round } from "./common.mjs";
 
 const backend = process.argv[2] ?? "sqlite";
 const SEQUENTIAL = Number(process.env.BENCH_SEQUENTIAL ?? 500);
@@ -61,4 +61,4 @@ console.log(
   }),
 );
 await duro.shutdown();
-await dropSchema(url);
+await dropDatabase(url);
