@@ -36,7 +36,8 @@ export class Recovery {
 
   /**
    * At launch: beats once, re-runs this executor's own PENDING workflows, then beats every third
-   * of the lease. It takes over nobody during its first lease: others' beats may be held up.
+   * of the lease. It takes over nobody during its first lease (and the store's reconnect slack):
+   * others' beats may be held up.
    */
   async start(leaseMs: number): Promise<void> {
     const { engine } = this;
