@@ -98,14 +98,16 @@ describe.each(backends)("%s", (backend) => {
     const { client, executors, read } = await start(3);
     const handles = await client.enqueueMany<string>({ workflowName: "job", queueName: "r" }, Array.from({ length: 12 }, (_, i) => [`r${i}`, 1]));
     await Promise.all(handles.map((h) => h.getResult()));
-    const statuses = await client.listWorkflows({ queueName: "r", loadInput: false, loadOutput: false });
+    const statuses = await client.listWorkflows({ queueName: "r", loadOutput: false });
     await Promise.all(executors.map((e) => e.stop()));
-    const claimedAt = statuses.map((s) => s.startedAtEpochMs!);
-    expect(claimedAt).toHaveLength(12);
-    expect(maxInWindow(claimedAt, 500)).toBeLessThanOrEqual(3);
-    const entered = read().filter((e) => e.ev === "enter").map((e) => e.t);
+    const claimedAt = new Map(statuses.map((s) => [(s.input as [string, number])[0], s.startedAtEpochMs!]));
+    expect(claimedAt.size).toBe(12);
+    expect(maxInWindow([...claimedAt.values()], 500)).toBeLessThanOrEqual(3);
+    // Every body ran after the claim the limit counted. (How close together bodies enter is up to
+    // the machine's load: a process that stalls runs its claimed bodies late, and together.)
+    const entered = read().filter((e) => e.ev === "enter");
     expect(entered).toHaveLength(12);
-    expect(maxInWindow(entered, 300)).toBeLessThanOrEqual(3);
+    for (const e of entered) expect(e.t, e.id).toBeGreaterThanOrEqual(claimedAt.get(e.id!)!);
   });
 
   it("starts work enqueued from another process at once, although the executor polls every 30 s", async () => {
