@@ -139,8 +139,13 @@ export class Duro {
     options: { returnWhen?: ReturnWhen; timeoutSeconds?: number } = {},
   ): Promise<{ done: T[]; pending: T[] }> {
     if (!Array.isArray(items)) throw new InvalidArgumentError("wait() needs an array of handles or promises.");
-    const settle = (item: T) => (isHandle(item) ? item.getResult() : (item as Promise<unknown>));
-    return ops.wait(this.engine, items, settle, options);
+    const watch = (item: T): ops.Watched => {
+      if (!isHandle(item)) return { settled: item as Promise<unknown>, looked: new Promise((resolve) => setImmediate(resolve)) };
+      const settled = item.getResult();
+      const looked = this.engine.finished(item.workflowId).then((done) => done && settled.catch(() => {}), () => undefined);
+      return { settled, looked };
+    };
+    return ops.wait(this.engine, items, watch, options);
   }
 
   // ——— durable context operations ———

@@ -258,7 +258,22 @@ export class Engine {
 
   /** Runs a workflow body in this process (fresh, or replaying `operations`). */
   execute(row: WorkflowRow, operations: OperationRow[], workflow: RegisteredWorkflow): void {
-    if (this.running.has(row.workflowId)) return; // one run per workflow per process
+    const previous = this.running.get(row.workflowId);
+    if (previous) {
+      // One run per workflow per process. A stopped one (cancelled, then resumed and claimed
+      // before its step returned) ends first; the workflow then runs from what is recorded by then.
+      if (previous.stopped && !this.closed) {
+        void this.runEnds.get(row.workflowId)?.then(() => this.recovery.resumeHere(row.workflowId)).catch((error) => {
+          if (!(error instanceof DatabaseError)) {
+            this.logger.error(`Could not run workflow ${row.workflowId} again: it stays PENDING until this executor restarts or is taken over.`, { error: String(error) });
+            return;
+          }
+          this.countRunning(row, 1); // as an interrupted run's, its slot stays counted until it runs
+          this.recovery.resumeWhenReachable(row);
+        });
+      }
+      return;
+    }
     const run = new WorkflowRun(
       row.workflowId, row.name, row.serialization, row.authenticatedUser, row.appVersion ?? this.appVersion, row.deadlineEpochMs,
       new Map(operations.map((op) => [op.functionId, op])),
@@ -390,6 +405,15 @@ export class Engine {
       default:
         throw new MaxRecoveryAttemptsExceededError(workflowId, outcome.maxRecoveryAttempts ?? this.maxRecoveryAttempts);
     }
+  }
+
+  /** Whether the workflow has finished, as getResult's first look finds it (no read if this process knows). */
+  async finished(workflowId: string): Promise<boolean> {
+    if (this.outcomes.get(workflowId)) return true;
+    const run = this.running.get(workflowId);
+    if (run && !run.stopped) return false;
+    const row = await this.rows.read(workflowId);
+    return row !== undefined && TERMINAL.has(row.status);
   }
 
   async getStatus(workflowId: string): Promise<WorkflowStatus | null> {

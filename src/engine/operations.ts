@@ -173,54 +173,65 @@ export async function waitFirst(engine: Engine, workflowIds: string[]): Promise<
   return run ? checkpoint(engine, run, "duro.waitFirst", first) : first();
 }
 
+/** An item of `wait`: its settling, and the first look that tells whether it had settled already. */
+export interface Watched {
+  settled: Promise<unknown>;
+  /** Resolves once it is known whether the item was done at the call (and, if so, after `settled`). */
+  looked: Promise<unknown>;
+}
+
 /**
  * The durable counterpart of asyncio.wait: which of `items` settled is recorded, so a replay
- * returns the same split. The function ID is taken before any item is awaited.
+ * returns the same split. Every item is looked at before anything is decided, so items done
+ * already at the call are all in `done`, even with FIRST_COMPLETED or a timeout of 0. The
+ * function ID is taken before any item is awaited.
  */
 export async function wait<T>(
   engine: Engine,
   items: T[],
-  settle: (item: T) => Promise<unknown>,
+  watch: (item: T) => Watched,
   { returnWhen = "ALL_COMPLETED", timeoutSeconds }: { returnWhen?: ReturnWhen; timeoutSeconds?: number } = {},
 ): Promise<{ done: T[]; pending: T[] }> {
   if (!["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION"].includes(returnWhen)) {
     throw new InvalidArgumentError(`returnWhen must be "ALL_COMPLETED", "FIRST_COMPLETED" or "FIRST_EXCEPTION", got ${JSON.stringify(returnWhen)}.`);
   }
   if (timeoutSeconds !== undefined) checkSeconds("timeoutSeconds", timeoutSeconds);
+  const deadline = timeoutSeconds === undefined ? Infinity : Date.now() + timeoutSeconds * 1000;
   const run = currentRun();
   const functionId = run?.allocate();
   const recorded = run && functionId !== undefined ? run.replay(functionId, "duro.wait") : undefined;
-  const promises = items.map((item) => settle(item));
+  const watched = items.map(watch);
   const split = (indices: number[]) => ({ done: indices.map((i) => items[i]), pending: items.filter((_, i) => !indices.includes(i)) });
   if (recorded) {
     const indices = replayed(recorded) as number[];
     // As on the first run, every item is watched: one still pending that fails later (a step cut
     // off when its workflow ended) must not be an unhandled rejection, which ends the process.
-    for (const p of promises) p.catch(() => {});
-    await Promise.allSettled(indices.map((i) => promises[i]));
+    for (const w of watched) w.settled.catch(() => {});
+    await Promise.allSettled(indices.map((i) => watched[i].settled));
     return split(indices);
   }
-  const settled: number[] = [];
   const state = await new Promise<number[]>((resolve) => {
+    const settled: number[] = [];
+    let failed = false;
+    let looking = true;
+    let expired = false;
     let timer: { cancel(): void } | undefined;
-    const finish = () => {
+    const decide = () => {
+      if (looking) return;
+      const over = settled.length === items.length || expired ||
+        (returnWhen === "FIRST_COMPLETED" && settled.length > 0) || (returnWhen === "FIRST_EXCEPTION" && failed);
+      if (!over) return;
       timer?.cancel();
       resolve([...settled]);
     };
-    if (items.length === 0) return finish();
-    promises.forEach((p, i) =>
-      p.then(
-        () => {
-          settled.push(i);
-          if (returnWhen === "FIRST_COMPLETED" || settled.length === items.length) finish();
-        },
-        () => {
-          settled.push(i);
-          if (returnWhen !== "ALL_COMPLETED" || settled.length === items.length) finish();
-        },
+    watched.forEach((w, i) =>
+      w.settled.then(
+        () => (settled.push(i), decide()),
+        () => (settled.push(i), (failed = true), decide()),
       ),
     );
-    if (timeoutSeconds !== undefined) timer = engine.timers.at(Date.now() + timeoutSeconds * 1000, finish);
+    void Promise.allSettled(watched.map((w) => w.looked)).then(() => ((looking = false), decide()));
+    if (deadline !== Infinity) timer = engine.timers.at(deadline, () => ((expired = true), decide()));
   });
   if (run && functionId !== undefined) await record(engine, run, functionId, "duro.wait", Date.now(), { output: state });
   return split(state);

@@ -277,6 +277,34 @@ describe.each(backends)("%s", (backend) => {
       await duro.send(slow.workflowId, null, "go");
     });
 
+    it("items done already at the call are all in done, with FIRST_COMPLETED and with a timeout of 0, in a workflow or not", async () => {
+      const duro = t.duro();
+      const child = duro.registerWorkflow("child", async (x: number) => x);
+      const parent = duro.registerWorkflow("parent", async () => {
+        const a = await duro.startWorkflow(child, 1);
+        const b = await duro.startWorkflow(child, 2);
+        await a.getResult();
+        await b.getResult();
+        const handles = await duro.wait([a, b], { returnWhen: "FIRST_COMPLETED" });
+        const promises = await duro.wait([Promise.resolve(1), Promise.reject(new Error("x")), Promise.resolve(3)], { returnWhen: "FIRST_COMPLETED" });
+        const timedOut = await duro.wait([a, b], { timeoutSeconds: 0 });
+        return [handles, promises, timedOut].map(({ done, pending }) => [done.length, pending.length]);
+      });
+      await duro.launch();
+      expect(await parent()).toEqual([[2, 0], [3, 0], [2, 0]]);
+      // Outside a workflow, and with handles of workflows finished in another process (read back).
+      const [a, b] = await Promise.all([1, 2].map((x) => duro.startWorkflow(child, x)));
+      await Promise.all([a.getResult(), b.getResult()]);
+      const other = t.duro();
+      await other.launch();
+      const [ra, rb] = [await other.retrieveWorkflow(a.workflowId), await other.retrieveWorkflow(b.workflowId)];
+      for (const options of [{ returnWhen: "FIRST_COMPLETED" as const }, { timeoutSeconds: 0 }]) {
+        const { done, pending } = await other.wait([ra, rb], options);
+        expect(done.length, JSON.stringify(options)).toBe(2);
+        expect(pending).toEqual([]);
+      }
+    });
+
     it("an unknown returnWhen is refused with InvalidArgumentError", async () => {
       const duro = t.duro();
       await duro.launch();

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import {
   AwaitedWorkflowCancelledError, InvalidArgumentError, MaxRecoveryAttemptsExceededError, WorkflowNotFoundError, WorkflowQueue, type Duro,
 } from "../../src/index.js";
-import { backends, gate, statusOf, useDuro, waitFor, waitForStatus } from "../helpers.js";
+import { backends, gate, statusOf, useClients, useDuro, waitFor, waitForStatus, within } from "../helpers.js";
 import { blockedQueue, snapshot } from "./support.js";
 
 /**
@@ -58,6 +58,7 @@ async function cancelledInSecond(duro: Duro, s: ReturnType<typeof threeSteps>, i
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);
+  const newClient = useClients();
 
   it("a CANCELLED workflow resumes from its last completed step: completed steps do not run again", async () => {
     const duro = t.duro();
@@ -144,6 +145,38 @@ describe.each(backends)("%s", (backend) => {
     await q.release();
     expect(await duro.getResult("W")).toBe(25);
     expect(s.runs).toEqual({ first: 1, second: 1, third: 1 });
+  });
+
+  it("resumed onto a queue while the cancelled run's step still runs: the queue runs it once that run ends", async () => {
+    const duro = t.duro();
+    const s = threeSteps(duro);
+    new WorkflowQueue(duro, "soon", { workerConcurrency: 2 });
+    await duro.launch();
+    const handle = await duro.startWorkflow(s.wf.with({ workflowId: "R" }), 1);
+    await s.entered.promise;
+    await duro.cancelWorkflow("R");
+    await duro.resumeWorkflow("R", { queueName: "soon" }); // claimed at once, while "second" still runs
+    await waitFor(async () => (await statusOf(duro, "R")) === "PENDING", 5000, "the queue to claim R");
+    s.release();
+    expect(await within(10_000, handle.getResult(), "R's result")).toBe(25);
+    expect((await duro.listWorkflowSteps("R")).map((st) => [st.functionName, st.output])).toEqual([["first", 2], ["second", 20], ["third", 25]]);
+    expect(s.runs.third).toBe(1);
+  });
+
+  it("resumed by a DuroClient while the cancelled run's step still runs: it runs again once that run ends", async () => {
+    const duro = t.duro();
+    const s = threeSteps(duro);
+    await duro.launch();
+    const handle = await duro.startWorkflow(s.wf.with({ workflowId: "C" }), 1);
+    await s.entered.promise;
+    const client = newClient(t.url);
+    await client.cancelWorkflow("C");
+    await waitFor(() => Boolean(duro.engine.running.get("C")?.stopped), 5000, "the run to hear of its cancel");
+    await client.resumeWorkflow("C"); // through the internal queue, claimed by the executor at once
+    await waitFor(async () => (await statusOf(duro, "C")) === "PENDING", 5000, "the executor to claim C");
+    s.release();
+    expect(await within(10_000, handle.getResult(), "C's result")).toBe(25);
+    expect(s.runs.third).toBe(1);
   });
 
   it("resumed onto a partitioned queue, a workflow keeps its partition key", async () => {
