@@ -124,13 +124,16 @@ export async function resume(engine: Engine, workflowIds: string[], queueName: s
   // A resumed workflow keeps its partition key (none, on a partitioned queue, is a partition of its own).
   if (queueName !== null) queueOf(engine, queueName);
   if (engine.client) queueName ??= INTERNAL_QUEUE;
-  const rows = await engine.store.resumeWorkflows(workflowIds, { queueName, executorId: engine.executorId, now: Date.now() });
+  const rows = await engine.store.resumeWorkflows(workflowIds, {
+    queueName, executorId: engine.executorId, appVersion: engine.appVersion, otherVersionsQueue: INTERNAL_QUEUE, now: Date.now(),
+  });
   if (rows === null) {
     const found = new Set((await engine.store.listWorkflows({ workflowIds, loadInput: false, loadOutput: false })).map((r) => r.workflowId));
     throw new WorkflowNotFoundError(workflowIds.find((id) => !found.has(id)) ?? workflowIds[0]);
   }
   engine.announce(["queue", ...rows.map((r) => `status:${r.workflowId}`)]);
-  if (queueName === null && !engine.client) for (const row of rows) await engine.recovery.resumeHere(row.workflowId);
+  // Those of another app version went to the internal queue, for an executor of their version.
+  for (const row of rows) if (row.status === "PENDING") await engine.recovery.resumeHere(row.workflowId);
 }
 
 export interface ForkOptions {

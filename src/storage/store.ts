@@ -232,6 +232,14 @@ export interface ClaimRequest {
   partitioned: boolean;
 }
 
+export interface ResumeOptions {
+  queueName: string | null;
+  executorId: string;
+  appVersion: string;
+  otherVersionsQueue: string;
+  now: number;
+}
+
 export interface ForkRequest {
   workflowId: string;
   newWorkflowId: string;
@@ -275,10 +283,12 @@ export interface Store {
   cancelWorkflows(workflowIds: string[], now: number, withChildren: boolean): Promise<string[]>;
   /**
    * Restart workflows not SUCCESS/ERROR: with a queue they become ENQUEUED on it, else PENDING on
-   * `executorId`; attempts, deadline and deduplication are reset. All or nothing: returns null
-   * (changing nothing) if any ID does not exist. Returns the rows that changed.
+   * `executorId` — but a row of an app version other than `appVersion` becomes ENQUEUED on
+   * `otherVersionsQueue`, for an executor of its version. Attempts, deadline and deduplication are
+   * reset. All or nothing: returns null (changing nothing) if any ID does not exist. Returns the
+   * rows that changed.
    */
-  resumeWorkflows(workflowIds: string[], options: { queueName: string | null; executorId: string; now: number }): Promise<WorkflowRow[] | null>;
+  resumeWorkflows(workflowIds: string[], options: ResumeOptions): Promise<WorkflowRow[] | null>;
   /** Copy a workflow into a new one that reuses operations before `startStep`; null if the original does not exist. */
   forkWorkflow(request: ForkRequest): Promise<WorkflowRow | null>;
   /** Move the start time of a DELAYED workflow; false when it is not DELAYED. */

@@ -179,6 +179,21 @@ describe.each(backends)("%s", (backend) => {
     expect(s.runs).toEqual({ first: 1, second: 1, third: 1 });
   });
 
+  it("a workflow of another app version, resumed without a queue, is left to an executor of its version", async () => {
+    const v2 = t.duro({ appVersion: "v2", executorId: "e2" });
+    const s2 = threeSteps(v2);
+    await v2.launch();
+    await cancelledInSecond(v2, s2, "V");
+    const v1 = t.duro({ appVersion: "v1", executorId: "e1" });
+    const s1 = threeSteps(v1, { block: false });
+    await v1.launch();
+    const handle = await v1.resumeWorkflow<number>("V"); // v1's code must not replay v2's record
+    expect(await handle.getResult()).toBe(25); // v2 took it from the internal queue
+    expect((await v1.getWorkflowStatus("V"))!).toMatchObject({ status: "SUCCESS", appVersion: "v2", executorId: "e2" });
+    expect(s1.runs).toEqual({ first: 0, second: 0, third: 0 });
+    expect(s2.runs).toEqual({ first: 1, second: 1, third: 1 });
+  });
+
   it("resumed onto a partitioned queue, a workflow keeps its partition key", async () => {
     const duro = t.duro();
     new WorkflowQueue(duro, "parts", { partitionQueue: true, workerConcurrency: 1 });

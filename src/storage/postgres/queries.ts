@@ -18,6 +18,9 @@ const notifyChanged = (changed: string, channel: string, withQueue = "TRUE") => 
       SELECT 'status:' || workflow_id FROM ${changed}
       UNION ALL SELECT 'queue' WHERE ${withQueue} AND EXISTS (SELECT 1 FROM ${changed})) keys (k))`;
 
+/** A resumed row runs on the resuming executor: no queue was given and the row is of its app version (or of none). */
+const resumedHere = "($2::text IS NULL AND (app_version IS NULL OR app_version = $6::text))";
+
 /** Every operation of `workflow` as a JSON array, by function ID. */
 const operationsOf = (schema: string, workflow: string) => `(
     SELECT COALESCE(json_agg(o ORDER BY o.function_id), '[]'::json)
@@ -138,12 +141,15 @@ export function storeSql(schema: string) {
     resumeWorkflows: `WITH ids AS (SELECT DISTINCT id FROM unnest($1::text[]) AS id),
       complete AS (SELECT (SELECT count(*) FROM ${ws} WHERE workflow_id IN (SELECT id FROM ids)) = (SELECT count(*) FROM ids) AS ok),
       resumed AS (
-        UPDATE ${ws} SET status = $2, queue_name = $3, executor_id = $4, started_at = $5, recovery_attempts = $6,
-          deadline_epoch_ms = CASE WHEN $3::text IS NULL THEN $7 + timeout_ms END,
-          deduplication_id = NULL, completed_at = NULL, output = NULL, error = NULL, updated_at = $7
+        UPDATE ${ws} SET status = CASE WHEN ${resumedHere} THEN 'PENDING' ELSE 'ENQUEUED' END,
+          queue_name = CASE WHEN ${resumedHere} THEN NULL ELSE COALESCE($2::text, $7::text) END,
+          executor_id = CASE WHEN ${resumedHere} THEN $3::text END, started_at = CASE WHEN ${resumedHere} THEN $4::bigint END,
+          recovery_attempts = CASE WHEN ${resumedHere} THEN 1 ELSE 0 END,
+          deadline_epoch_ms = CASE WHEN ${resumedHere} THEN $4::bigint + timeout_ms END,
+          deduplication_id = NULL, completed_at = NULL, output = NULL, error = NULL, updated_at = $4
         WHERE workflow_id IN (SELECT id FROM ids) AND status NOT IN ('SUCCESS', 'ERROR') AND (SELECT ok FROM complete)
         RETURNING ${wfCols}),
-      ${notifyChanged("resumed", "$8", "$3::text IS NOT NULL")}
+      ${notifyChanged("resumed", "$5", "EXISTS (SELECT 1 FROM resumed WHERE status = 'ENQUEUED')")}
       SELECT (SELECT ok FROM complete) AS ok, (SELECT count(*) FROM notified) AS notified, (SELECT json_agg(resumed) FROM resumed) AS rows`,
     workflow: `SELECT ${wfCols} FROM ${ws} WHERE workflow_id = $1`,
     // The fork's events are rebuilt from the original's history (a sibling CTE cannot see the

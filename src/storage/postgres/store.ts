@@ -8,7 +8,7 @@ import { loadMigrations, pendingMigrations } from "../migrations.js";
 import type { StoreOptions } from "../open.js";
 import { listWorkflowsQuery, numbered, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
 import type {
-  ClaimRequest, Claimed, ForkRequest, OperationRow, RecoverRequest, Store, StoredValue, WorkflowFilter, WorkflowRow, Write, WriteResult,
+  ClaimRequest, Claimed, ForkRequest, ResumeOptions, OperationRow, RecoverRequest, Store, StoredValue, WorkflowFilter, WorkflowRow, Write, WriteResult,
 } from "../store.js";
 import { PgConnection, RECONNECT_SLACK_MS, transaction } from "./connection.js";
 import { storeSql, type StoreSql } from "./queries.js";
@@ -143,11 +143,8 @@ export class PostgresStore implements Store {
     return row.ids ?? [];
   }
 
-  async resumeWorkflows(workflowIds: string[], { queueName, executorId, now }: { queueName: string | null; executorId: string; now: number }) {
-    const [row] = await this.query("resumeWorkflows", [
-      workflowIds, queueName ? "ENQUEUED" : "PENDING", queueName, queueName ? null : executorId, queueName ? null : now, queueName ? 0 : 1,
-      now, this.conn.channel,
-    ]);
+  async resumeWorkflows(workflowIds: string[], { queueName, executorId, now, appVersion, otherVersionsQueue }: ResumeOptions) {
+    const [row] = await this.query("resumeWorkflows", [workflowIds, queueName, executorId, now, this.conn.channel, appVersion, otherVersionsQueue]);
     return row.ok ? ((row.rows ?? []) as Record<string, unknown>[]).map(toWorkflowRow) : null;
   }
 

@@ -16,7 +16,7 @@ import {
   isClaimed, listWorkflowsQuery, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams,
 } from "../sql.js";
 import {
-  WRITE_ORDER, type Claimed, type ClaimRequest, type ForkRequest, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter,
+  WRITE_ORDER, type Claimed, type ClaimRequest, type ForkRequest, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter,
   type WorkflowRow, type Write, type WriteResult,
 } from "../store.js";
 
@@ -272,25 +272,27 @@ export class SqliteStore implements Store {
     });
   }
 
-  async resumeWorkflows(workflowIds: string[], { queueName, executorId, now }: { queueName: string | null; executorId: string; now: number }) {
+  async resumeWorkflows(workflowIds: string[], { queueName, executorId, now, appVersion, otherVersionsQueue }: ResumeOptions) {
     return this.guard(() => {
       const db = this.conn;
       return db.transaction(() => {
         const ids = JSON.stringify(workflowIds);
         const found = (db.prepare(`SELECT COUNT(*) AS n FROM workflow_status WHERE workflow_id IN (SELECT value FROM json_each(?))`).get(ids) as { n: number }).n;
         if (found !== new Set(workflowIds).size) return null;
+        // Runs on the resuming executor: no queue was given and the row is of its app version (or of none).
+        const here = "(@queue IS NULL AND (app_version IS NULL OR app_version = @version))";
         const rows = db
           .prepare(
-            `UPDATE workflow_status SET status = ?, queue_name = ?, executor_id = ?, started_at = ?, recovery_attempts = ?,
-               deadline_epoch_ms = CASE WHEN ? IS NULL THEN NULL ELSE ? + timeout_ms END,
-               deduplication_id = NULL, completed_at = NULL, output = NULL, error = NULL, updated_at = ?
-             WHERE workflow_id IN (SELECT value FROM json_each(?)) AND status NOT IN ('SUCCESS', 'ERROR')
+            `UPDATE workflow_status SET status = CASE WHEN ${here} THEN 'PENDING' ELSE 'ENQUEUED' END,
+               queue_name = CASE WHEN ${here} THEN NULL ELSE COALESCE(@queue, @otherQueue) END,
+               executor_id = CASE WHEN ${here} THEN @executor END, started_at = CASE WHEN ${here} THEN @now END,
+               recovery_attempts = CASE WHEN ${here} THEN 1 ELSE 0 END,
+               deadline_epoch_ms = CASE WHEN ${here} THEN @now + timeout_ms END,
+               deduplication_id = NULL, completed_at = NULL, output = NULL, error = NULL, updated_at = @now
+             WHERE workflow_id IN (SELECT value FROM json_each(@ids)) AND status NOT IN ('SUCCESS', 'ERROR')
              RETURNING ${WORKFLOW_COLUMNS.filter((c) => c !== "owner_token").join(", ")}`,
           )
-          .all(
-            queueName ? "ENQUEUED" : "PENDING", queueName, queueName ? null : executorId, queueName ? null : now, queueName ? 0 : 1,
-            queueName ? null : 1, now, now, ids,
-          ) as Record<string, unknown>[];
+          .all({ queue: queueName, version: appVersion, otherQueue: otherVersionsQueue, executor: executorId, now, ids }) as Record<string, unknown>[];
         return rows.map(toWorkflowRow);
       }).immediate();
     });
