@@ -239,6 +239,13 @@ export async function wait<T>(
 
 // ——— messages ———
 
+/** A topic is a non-empty string, or none; the name stored for "none" is not one a caller may use. */
+function checkTopic(topic: string | null | undefined): void {
+  if (topic === undefined || topic === null) return;
+  checkKey("topic", topic);
+  if (topic === NULL_TOPIC) throw new InvalidArgumentError(`The topic ${JSON.stringify(NULL_TOPIC)} is reserved for messages sent without a topic: send and recv with no topic (null) instead.`);
+}
+
 export async function send(
   engine: Engine,
   destinationId: string,
@@ -247,7 +254,7 @@ export async function send(
   { idempotencyKey, serialization }: { idempotencyKey?: string; serialization?: SerializationFormat } = {},
 ): Promise<void> {
   checkKey("destinationId", destinationId);
-  if (topic !== undefined && topic !== null) checkKey("topic", topic);
+  checkTopic(topic);
   if (idempotencyKey !== undefined) checkKey("idempotencyKey", idempotencyKey);
   const run = currentRun();
   const value = stored(message, serialization ?? run?.serialization ?? "default");
@@ -267,7 +274,7 @@ export async function send(
 }
 
 export async function recv(engine: Engine, topic: string | null | undefined, timeoutSeconds = 60): Promise<unknown> {
-  if (topic !== undefined && topic !== null) checkKey("topic", topic);
+  checkTopic(topic);
   checkSeconds("timeoutSeconds", timeoutSeconds, true);
   const run = requireRun("recv");
   const functionId = run.allocate();

@@ -240,6 +240,10 @@ describe.each(backends)("%s", (backend) => {
         ];
         for (const [name, call] of calls) expect(await errorOf(call), `${name} ${what}`).toBeInstanceOf(InvalidArgumentError);
       }
+      // The name under which messages without a topic are stored is not a topic of its own.
+      for (const call of [() => duro.send("box", "m", "__null__topic__"), () => client.send("box", "m", "__null__topic__")]) {
+        expect(await errorOf(call)).toBeInstanceOf(InvalidArgumentError);
+      }
       await expectInboxReceivesOnly(env, ["fine"]);
     });
 
@@ -255,7 +259,7 @@ describe.each(backends)("%s", (backend) => {
           [`recv ${what}`, () => duro.recv(bad as string, 0)],
           [`getEvent ${what}`, () => duro.getEvent("box", bad as string, 0)],
           [`send ${what}`, () => duro.send("box", "m", bad as string)],
-        ]),
+        ]).concat([["recv of the reserved topic", () => duro.recv("__null__topic__", 0)]]),
         "InvalidArgumentError",
       );
       await expectInboxReceivesOnly(env, ["fine"]);
