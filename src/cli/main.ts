@@ -85,9 +85,9 @@ const commands: Record<string, Command> = {
     options: { children: { type: "boolean" } },
     run: async (client, { values, positionals }) => {
       await client.cancelWorkflows(some(positionals), { cancelChildren: values.children === true });
-      return { cancelled: positionals };
+      return outcome(client, positionals, "cancelled", (status) => status === "CANCELLED");
     },
-    print: (r: { cancelled: string[] }) => console.log(`Cancelled ${r.cancelled.join(", ")}.`),
+    print: (r: Outcome<"cancelled">) => printOutcome("Cancelled", r.cancelled, r.leftAlone),
   },
   resume: {
     usage: "duro resume <workflow-id>… [--queue Q]",
@@ -95,9 +95,9 @@ const commands: Record<string, Command> = {
     options: { queue: { type: "string" } },
     run: async (client, { values, positionals }) => {
       await client.resumeWorkflows(some(positionals), { queueName: values.queue });
-      return { resumed: positionals };
+      return outcome(client, positionals, "resumed", (status) => status !== "SUCCESS" && status !== "ERROR");
     },
-    print: (r: { resumed: string[] }) => console.log(`Resumed ${r.resumed.join(", ")}.`),
+    print: (r: Outcome<"resumed">) => printOutcome("Resumed", r.resumed, r.leftAlone),
   },
   fork: {
     usage: "duro fork <workflow-id> --step N [--new-id ID] [--queue Q [--partition-key K]] [--app-version V] [--timeout SECONDS]",
@@ -208,6 +208,25 @@ function one(positionals: string[]): string {
 function some(positionals: string[]): string[] {
   if (positionals.length === 0) throw new InvalidArgumentError("Expected at least one workflow ID.");
   return positionals;
+}
+
+/** What a cancel or resume did to each workflow: those it changed, and those it left alone (finished, or unknown: null). */
+type Outcome<K extends string> = Record<K, string[]> & { leftAlone: { workflowId: string; status: string | null }[] };
+
+async function outcome<K extends string>(client: DuroClient, ids: string[], key: K, changed: (status: string) => boolean): Promise<Outcome<K>> {
+  const rows = await client.listWorkflows({ workflowIds: ids, loadInput: false, loadOutput: false });
+  const statusOf = new Map(rows.map((r) => [r.workflowId, r.status as string]));
+  const unique = [...new Set(ids)];
+  const done = unique.filter((id) => statusOf.has(id) && changed(statusOf.get(id)!));
+  const leftAlone = unique.filter((id) => !done.includes(id)).map((id) => ({ workflowId: id, status: statusOf.get(id) ?? null }));
+  return { [key]: done, leftAlone } as Outcome<K>;
+}
+
+function printOutcome(verb: string, changed: string[], leftAlone: { workflowId: string; status: string | null }[]): void {
+  if (changed.length) console.log(`${verb} ${changed.join(", ")}.`);
+  for (const { workflowId, status } of leftAlone) {
+    console.log(status === null ? `${workflowId}: no such workflow.` : `${workflowId} is ${status}: left as it is.`);
+  }
 }
 
 function show(value: unknown): string {

@@ -149,13 +149,13 @@ describe.each(backends)("%s", (backend) => {
 
     const cancel = await cli(["cancel", "wait-1", "queued-1", "no-such-id", ...db, "--json"]);
     expect(cancel.code, cancel.stderr).toBe(0);
-    expect(JSON.parse(cancel.stdout)).toEqual({ cancelled: ["wait-1", "queued-1", "no-such-id"] });
+    expect(JSON.parse(cancel.stdout)).toEqual({ cancelled: ["wait-1", "queued-1"], leftAlone: [{ workflowId: "no-such-id", status: null }] });
     expect(await statusOf(duro, "wait-1")).toBe("CANCELLED");
     expect((await duro.getWorkflowStatus("queued-1"))!).toMatchObject({ status: "CANCELLED", queueName: null });
     await waitFor(() => !duro.engine.running.has("wait-1"), 10_000, "the executor to stop wait-1");
-    const cancelText = await cli(["cancel", "ok-1", ...db]); // finished: left alone
+    const cancelText = await cli(["cancel", "ok-1", "wait-1", "nobody", ...db]); // finished or unknown: left alone
     expect(cancelText.code).toBe(0);
-    expect(cancelText.stdout.trim()).toBe("Cancelled ok-1.");
+    expect(cancelText.stdout.trim().split("\n")).toEqual(["Cancelled wait-1.", "ok-1 is SUCCESS: left as it is.", "nobody: no such workflow."]);
     expect(await statusOf(duro, "ok-1")).toBe("SUCCESS");
 
     // Refused calls first, on a snapshot.
@@ -184,7 +184,7 @@ describe.each(backends)("%s", (backend) => {
     // resume: through the internal queue, which the executor serves.
     const resume = await cli(["resume", "wait-1", ...db, "--json"]);
     expect(resume.code, resume.stderr).toBe(0);
-    expect(JSON.parse(resume.stdout)).toEqual({ resumed: ["wait-1"] });
+    expect(JSON.parse(resume.stdout)).toEqual({ resumed: ["wait-1"], leftAlone: [] });
     await waitForStatus(duro, "wait-1", "PENDING");
     await duro.send("wait-1", "hello", "go");
     expect(await duro.getResult("wait-1")).toBe("hello");
@@ -192,6 +192,9 @@ describe.each(backends)("%s", (backend) => {
     const onQueue = await cli(["resume", "queued-1", "--queue", "q", ...db]);
     expect(onQueue.code, onQueue.stderr).toBe(0);
     expect(onQueue.stdout.trim()).toBe("Resumed queued-1.");
+    const finished = await cli(["resume", "ok-1", ...db]);
+    expect(finished.code, finished.stderr).toBe(0);
+    expect(finished.stdout.trim()).toBe("ok-1 is SUCCESS: left as it is.");
     expect((await duro.getWorkflowStatus("queued-1"))!).toMatchObject({ status: "ENQUEUED", queueName: "q" });
 
     // fork: the executor runs it from --step on.
