@@ -34,6 +34,9 @@ export class Schedule {
     readonly options: ScheduleOptions,
   ) {
     if (typeof name !== "string" || name === "" || name.includes(":")) throw new InvalidArgumentError("A schedule needs a non-empty name without ':'.");
+    // croner also takes a seventh field (years); duro's expressions are 5 fields, or 6 with seconds.
+    const fields = typeof expression === "string" ? expression.trim().split(/\s+/).length : 0;
+    if (fields > 6) throw new InvalidArgumentError(`Invalid cron expression "${expression}": it has ${fields} fields; give 5, or 6 with seconds first.`);
     try {
       this.cron = new Cron(expression, { paused: true, timezone: options.timezone });
     } catch (error) {

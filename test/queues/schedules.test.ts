@@ -102,7 +102,7 @@ describe.each(backends)("%s", (backend) => {
     const wf = duro.registerWorkflow("wf", async (_at: Date) => undefined);
     await duro.schedule("five", "*/5 * * * *", wf);
     await duro.schedule("six", "*/5 * * * * *", wf);
-    for (const cron of ["not a cron", "* * *", "61 * * * * *", "* * * * * * * *", "* 25 * * *", ""]) {
+    for (const cron of ["not a cron", "* * *", "61 * * * * *", "* * * * * * * *", "0 0 3 * * * 2027", "* 25 * * *", ""]) {
       await expect(duro.schedule(`bad${Math.random()}`.replace(".", ""), cron, wf), cron).rejects.toThrow(InvalidArgumentError);
     }
     await expect(duro.schedule("five", "* * * * *", wf)).rejects.toThrow(InvalidArgumentError); // name taken
