@@ -43,6 +43,7 @@ export class Duro {
    */
   registerWorkflow<A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R> | R, options: WorkflowOptions = {}): Workflow<A, R> {
     if (typeof name !== "string" || name === "") throw new InvalidArgumentError("A workflow needs a non-empty name.");
+    ops.checkKey("workflow name", name);
     if (typeof fn !== "function") throw new InvalidArgumentError(`registerWorkflow("${name}") needs a function.`);
     if (options.serialization !== undefined && options.serialization !== "default" && options.serialization !== "portable") {
       throw new InvalidArgumentError(`serialization must be "default" or "portable".`);
@@ -66,6 +67,7 @@ export class Duro {
    */
   registerStep<A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R> | R, options: StepOptions = {}): (...args: A) => Promise<R> {
     if (typeof name !== "string" || name === "") throw new InvalidArgumentError("A step needs a non-empty name.");
+    ops.checkKey("step name", options.name ?? name);
     ops.validateStepOptions(options);
     const stepName = options.name ?? name;
     return (...args: A) => ops.runStep(this.engine, stepName, fn, args, options) as Promise<R>;

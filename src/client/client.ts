@@ -146,6 +146,7 @@ export class DuroClient {
 
 function checkEnqueue(options: EnqueueOptions): EnqueueOptions {
   if (typeof options?.workflowName !== "string" || options.workflowName === "") throw new InvalidArgumentError("enqueue() needs a workflowName.");
+  ops.checkKey("workflowName", options.workflowName);
   if (typeof options.queueName !== "string" || options.queueName === "") throw new InvalidArgumentError("enqueue() needs a queueName.");
   return options;
 }

@@ -5,6 +5,7 @@ import type { OperationRow, WorkflowFilter, WorkflowRow, WorkflowStatusString } 
 import type { ListWorkflowsFilter, StepInfo, WorkflowStatus } from "../types.js";
 import { INTERNAL_QUEUE, type Engine } from "./engine.js";
 import { uuidv7 } from "./ids.js";
+import { checkKey } from "./operations.js";
 import { queueOf, validateStart } from "./start.js";
 
 const STATUSES: WorkflowStatusString[] = ["ENQUEUED", "DELAYED", "PENDING", "SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"];
@@ -83,6 +84,7 @@ export function checkIds(workflowIds: string[]): string[] {
   if (!Array.isArray(workflowIds) || !workflowIds.every((id) => typeof id === "string" && id !== "")) {
     throw new InvalidArgumentError("Expected an array of workflow IDs (non-empty strings).");
   }
+  for (const id of workflowIds) checkKey("workflowId", id);
   return workflowIds;
 }
 

@@ -30,8 +30,20 @@ function checkSeconds(name: string, value: unknown, allowInfinity = false): numb
   return value;
 }
 
+/** A lone surrogate: both databases would store U+FFFD instead, so the value could not be found again. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** A non-empty string the database keeps exactly (IDs, names, keys, topics). */
 export function checkKey(name: string, value: unknown): string {
   if (typeof value !== "string" || value === "") throw new InvalidArgumentError(`${name} must be a non-empty string, got ${JSON.stringify(value)}.`);
+  return checkText(name, value);
+}
+
+/** A string the database keeps exactly: no NUL character (PostgreSQL refuses it) and no lone surrogate. */
+export function checkText(name: string, value: string): string {
+  if (value.includes("\u0000") || LONE_SURROGATE.test(value)) {
+    throw new InvalidArgumentError(`${name} ${JSON.stringify(value)} holds a NUL character or a lone surrogate, which the database cannot store as they are.`);
+  }
   return value;
 }
 

@@ -10,7 +10,7 @@ import type { OperationRow, WorkflowRow, Write, WriteResult } from "../storage/s
 import type { StartOptions } from "../types.js";
 import { currentRun } from "./context.js";
 import { uuidv7 } from "./ids.js";
-import { checkKey } from "./operations.js";
+import { checkKey, checkText } from "./operations.js";
 import { operation, type Engine } from "./engine.js";
 import { errorOf, recordedBefore, replayed } from "./checkpoint.js";
 
@@ -198,6 +198,8 @@ function checkStartOptions(options: StartOptions): void {
   if (workflowId !== undefined && (typeof workflowId !== "string" || workflowId.trim() === "")) {
     throw new InvalidArgumentError("workflowId must be a non-empty string.");
   }
+  if (workflowId !== undefined) checkKey("workflowId", workflowId);
+  for (const key of ["authenticatedUser", "appVersion"] as const) if (typeof options[key] === "string") checkText(key, options[key]);
   if (timeoutSeconds !== undefined && !(typeof timeoutSeconds === "number" && timeoutSeconds > 0 && Number.isFinite(timeoutSeconds))) {
     throw new InvalidArgumentError(`timeoutSeconds must be a positive number, got ${timeoutSeconds}.`);
   }

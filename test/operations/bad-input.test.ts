@@ -57,6 +57,42 @@ describe.each(backends)("%s", (backend) => {
     expect(await duro.getWorkflowStatus("fork-of-nobody")).toBeNull();
   });
 
+  it("IDs, names and keys with a NUL or a lone surrogate (which no database keeps as they are) are InvalidArgumentError", async () => {
+    const duro = await fixture();
+    const wf = duro.registerWorkflow("plain", async () => "ran");
+    const before = await snapshot(duro);
+    const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger });
+    try {
+      for (const odd of ["a\u0000b", "x\uD800", "\uDC00y"]) {
+        const calls: [string, () => unknown][] = [
+          ["startWorkflow", () => duro.startWorkflow(wf.with({ workflowId: odd }))],
+          ["enqueue", () => duro.startWorkflow(wf.with({ workflowId: odd, queueName: "q" }))],
+          ["authenticatedUser", () => duro.startWorkflow(wf.with({ authenticatedUser: odd }))],
+          ["client enqueue", () => client.enqueue({ workflowName: "plain", queueName: "q", workflowId: odd })],
+          ["client enqueue name", () => client.enqueue({ workflowName: odd, queueName: "q" })],
+          ["getWorkflowStatus", () => duro.getWorkflowStatus(odd)],
+          ["cancelWorkflow", () => duro.cancelWorkflow(odd)],
+          ["resumeWorkflow", () => duro.resumeWorkflow(odd)],
+          ["send", () => duro.send("cancelled", "m", odd)],
+          ["registerWorkflow", () => duro.registerWorkflow(odd, async () => 1)],
+          ["registerStep", () => duro.registerStep(odd, async () => 1)],
+        ];
+        for (const [name, call] of calls) {
+          const error = await Promise.resolve().then(call).then(() => undefined, (e) => e);
+          expect(error, `${name} ${JSON.stringify(odd)}`).toBeInstanceOf(InvalidArgumentError);
+        }
+      }
+    } finally {
+      await client.close();
+    }
+    expect(await snapshot(duro)).toEqual(before);
+    // Well-formed pairs and other unusual characters are kept exactly.
+    for (const id of ["emoji-😀", "tab\tnewline\n", "é\u200B"]) {
+      expect(await duro.startWorkflow(wf.with({ workflowId: id })).then((h) => h.getResult())).toBe("ran");
+      expect((await duro.getWorkflowStatus(id))!.workflowId).toBe(id);
+    }
+  });
+
   it("a negative or fractional limit/offset and a malformed time are InvalidArgumentError", async () => {
     const duro = await fixture();
     const before = await snapshot(duro);
