@@ -184,8 +184,8 @@ function toTagged(value: unknown, seen: Set<object>): unknown {
     if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer || object instanceof WeakMap || object instanceof WeakSet || object instanceof Promise) {
       refuse(`a ${object.constructor.name}`);
     }
-    const out: Record<string, unknown> = {};
-    for (const [key, field] of Object.entries(object)) out[key] = toTagged(field, seen);
+    // fromEntries defines own properties: an own "__proto__" key (JSON.parse makes them) stays a key.
+    const out: Record<string, unknown> = Object.fromEntries(Object.entries(object).map(([key, field]) => [key, toTagged(field, seen)]));
     return TAG in out ? { [TAG]: "Object", v: out } : out;
   } finally {
     seen.delete(object);
@@ -230,9 +230,7 @@ function fromTagged(value: unknown): unknown {
     default:
       throw new Error(`unknown tag ${JSON.stringify(object[TAG])}`);
   }
-  const out: Record<string, unknown> = {};
-  for (const [key, field] of Object.entries(object)) out[key] = fromTagged(field);
-  return out;
+  return Object.fromEntries(Object.entries(object).map(([key, field]) => [key, fromTagged(field)]));
 }
 
 /**
@@ -278,9 +276,7 @@ function toPortable(value: unknown, seen: Set<object>): unknown {
     if (object instanceof Date) return object.toISOString();
     if (object instanceof Map) refuse("a Map (portable JSON has only string-keyed objects; use a plain object)");
     if (object instanceof Error) return { name: object.name, message: object.message };
-    const out: Record<string, unknown> = {};
-    for (const [key, field] of Object.entries(object)) if (field !== undefined) out[key] = toPortable(field, seen);
-    return out;
+    return Object.fromEntries(Object.entries(object).flatMap(([key, field]) => (field === undefined ? [] : [[key, toPortable(field, seen)]])));
   } finally {
     seen.delete(object);
   }

@@ -177,6 +177,25 @@ describe.each(backends)("%s", (backend) => {
       expect(await other.getResult(handle.workflowId)).toEqual(tricky);
     });
 
+    it("an own \"__proto__\" key (as JSON.parse makes) stays a key, in both formats, and sets no prototype", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("proto", async (x: unknown) => x);
+      const portable = duro.registerWorkflow("protoPortable", async (x: unknown) => x, { serialization: "portable" });
+      await duro.launch();
+      const input = JSON.parse('{"__proto__": {"polluted": true}, "a": {"__proto__": 1}}');
+      const handles = [await duro.startWorkflow(wf, input), await duro.startWorkflow(portable, input)];
+      await Promise.all(handles.map((h) => h.getResult()));
+      const other = await reader();
+      for (const handle of handles) {
+        const output = (await other.getResult(handle.workflowId)) as Record<string, unknown>;
+        expect(Object.keys(output)).toEqual(["__proto__", "a"]);
+        expect(Object.getPrototypeOf(output)).toBe(Object.prototype);
+        expect(Object.getOwnPropertyDescriptor(output, "__proto__")!.value).toEqual({ polluted: true });
+        expect(Object.keys(output.a as object)).toEqual(["__proto__"]);
+        expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+      }
+    });
+
     it("messages and events carry default-serialized values", async () => {
       const duro = t.duro();
       const wf = duro.registerWorkflow("carrier", async () => {
