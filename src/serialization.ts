@@ -184,8 +184,8 @@ function toTagged(value: unknown, seen: Set<object>): unknown {
     if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer || object instanceof WeakMap || object instanceof WeakSet || object instanceof Promise) {
       refuse(`a ${object.constructor.name}`);
     }
-    // fromEntries defines own properties: an own "__proto__" key (JSON.parse makes them) stays a key.
-    const out: Record<string, unknown> = Object.fromEntries(Object.entries(object).map(([key, field]) => [key, toTagged(field, seen)]));
+    const out: Record<string, unknown> = {};
+    for (const [key, field] of Object.entries(object)) put(out, key, toTagged(field, seen));
     return TAG in out ? { [TAG]: "Object", v: out } : out;
   } finally {
     seen.delete(object);
@@ -230,7 +230,15 @@ function fromTagged(value: unknown): unknown {
     default:
       throw new Error(`unknown tag ${JSON.stringify(object[TAG])}`);
   }
-  return Object.fromEntries(Object.entries(object).map(([key, field]) => [key, fromTagged(field)]));
+  const out: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(object)) put(out, key, fromTagged(field));
+  return out;
+}
+
+/** Sets an own property: `out[key] = value` would set the prototype for an own "__proto__" key (JSON.parse makes those). */
+function put(out: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === "__proto__") Object.defineProperty(out, key, { value, writable: true, enumerable: true, configurable: true });
+  else out[key] = value;
 }
 
 /**
@@ -276,7 +284,9 @@ function toPortable(value: unknown, seen: Set<object>): unknown {
     if (object instanceof Date) return object.toISOString();
     if (object instanceof Map) refuse("a Map (portable JSON has only string-keyed objects; use a plain object)");
     if (object instanceof Error) return { name: object.name, message: object.message };
-    return Object.fromEntries(Object.entries(object).flatMap(([key, field]) => (field === undefined ? [] : [[key, toPortable(field, seen)]])));
+    const out: Record<string, unknown> = {};
+    for (const [key, field] of Object.entries(object)) if (field !== undefined) put(out, key, toPortable(field, seen));
+    return out;
   } finally {
     seen.delete(object);
   }
