@@ -283,8 +283,9 @@ export interface Store {
   cancelWorkflows(workflowIds: string[], now: number, withChildren: boolean): Promise<string[]>;
   /**
    * Restart workflows not SUCCESS/ERROR: with a queue they become ENQUEUED on it, else PENDING on
-   * `executorId` — but a row of an app version other than `appVersion` becomes ENQUEUED on
-   * `otherVersionsQueue`, for an executor of its version. Attempts, deadline and deduplication are
+   * `executorId` (taking `appVersion` if it had none, as a claim does, so a restart recovers it) —
+   * but a row of an app version other than `appVersion` becomes ENQUEUED on `otherVersionsQueue`,
+   * for an executor of its version. Attempts, deadline and deduplication are
    * reset. All or nothing: returns null (changing nothing) if any ID does not exist. Returns the
    * rows that changed.
    */

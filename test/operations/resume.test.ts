@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import {
   AwaitedWorkflowCancelledError, InvalidArgumentError, MaxRecoveryAttemptsExceededError, WorkflowNotFoundError, WorkflowQueue, type Duro,
 } from "../../src/index.js";
-import { backends, gate, statusOf, useClients, useDuro, waitFor, waitForStatus, within } from "../helpers.js";
+import { backends, crash, gate, statusOf, useClients, useDuro, waitFor, waitForStatus, within } from "../helpers.js";
 import { blockedQueue, snapshot } from "./support.js";
 
 /**
@@ -192,6 +192,23 @@ describe.each(backends)("%s", (backend) => {
     expect((await v1.getWorkflowStatus("V"))!).toMatchObject({ status: "SUCCESS", appVersion: "v2", executorId: "e2" });
     expect(s1.runs).toEqual({ first: 0, second: 0, third: 0 });
     expect(s2.runs).toEqual({ first: 1, second: 1, third: 1 });
+  });
+
+  it("a client's enqueue (no app version yet) resumed here takes this executor's version, so a restart recovers it", async () => {
+    const a = t.duro({ executorId: "e1", appVersion: "v1" });
+    const s = threeSteps(a);
+    await a.launch();
+    await newClient(t.url).enqueue({ workflowName: "threeSteps", queueName: "nobody-serves-this", workflowId: "N" }, 1);
+    expect((await a.getWorkflowStatus("N"))!).toMatchObject({ status: "ENQUEUED", appVersion: null });
+    await a.resumeWorkflow("N");
+    await s.entered.promise;
+    expect((await a.getWorkflowStatus("N"))!).toMatchObject({ status: "PENDING", appVersion: "v1", executorId: "e1" });
+    await crash(a); // inside "second"
+
+    const b = t.duro({ executorId: "e1", appVersion: "v1" });
+    threeSteps(b, { block: false });
+    await b.launch();
+    expect(await within(10_000, b.getResult("N"), "N's result")).toBe(25);
   });
 
   it("resumed onto a partitioned queue, a workflow keeps its partition key", async () => {

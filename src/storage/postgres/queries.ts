@@ -145,6 +145,7 @@ export function storeSql(schema: string) {
           queue_name = CASE WHEN ${resumedHere} THEN NULL ELSE COALESCE($2::text, $7::text) END,
           executor_id = CASE WHEN ${resumedHere} THEN $3::text END, started_at = CASE WHEN ${resumedHere} THEN $4::bigint END,
           recovery_attempts = CASE WHEN ${resumedHere} THEN 1 ELSE 0 END,
+          app_version = CASE WHEN ${resumedHere} THEN COALESCE(app_version, $6::text) ELSE app_version END,
           deadline_epoch_ms = CASE WHEN ${resumedHere} THEN $4::bigint + timeout_ms END,
           deduplication_id = NULL, completed_at = NULL, output = NULL, error = NULL, updated_at = $4
         WHERE workflow_id IN (SELECT id FROM ids) AND status NOT IN ('SUCCESS', 'ERROR') AND (SELECT ok FROM complete)

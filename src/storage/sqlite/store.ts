@@ -287,6 +287,7 @@ export class SqliteStore implements Store {
                queue_name = CASE WHEN ${here} THEN NULL ELSE COALESCE(@queue, @otherQueue) END,
                executor_id = CASE WHEN ${here} THEN @executor END, started_at = CASE WHEN ${here} THEN @now END,
                recovery_attempts = CASE WHEN ${here} THEN 1 ELSE 0 END,
+               app_version = CASE WHEN ${here} THEN COALESCE(app_version, @version) ELSE app_version END,
                deadline_epoch_ms = CASE WHEN ${here} THEN @now + timeout_ms END,
                deduplication_id = NULL, completed_at = NULL, output = NULL, error = NULL, updated_at = @now
              WHERE workflow_id IN (SELECT value FROM json_each(@ids)) AND status NOT IN ('SUCCESS', 'ERROR')
