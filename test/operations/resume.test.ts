@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import {
   AwaitedWorkflowCancelledError, InvalidArgumentError, MaxRecoveryAttemptsExceededError, WorkflowNotFoundError, WorkflowQueue, type Duro,
 } from "../../src/index.js";
-import { backends, crash, gate, statusOf, useClients, useDuro, waitFor, waitForStatus, within } from "../helpers.js";
+import { backends, crash, gate, rawQuery, statusOf, useClients, useDuro, waitFor, waitForStatus, within } from "../helpers.js";
 import { blockedQueue, snapshot } from "./support.js";
 
 /**
@@ -209,6 +209,21 @@ describe.each(backends)("%s", (backend) => {
     threeSteps(b, { block: false });
     await b.launch();
     expect(await within(10_000, b.getResult("N"), "N's result")).toBe(25);
+  });
+
+  it("a PENDING workflow of no app version (as older releases left resumed client enqueues) is recovered", async () => {
+    const a = t.duro({ executorId: "e1", appVersion: "v1" });
+    const s = threeSteps(a);
+    await a.launch();
+    await a.startWorkflow(s.wf.with({ workflowId: "L" }), 1);
+    await s.entered.promise;
+    await crash(a);
+    await rawQuery(t.url, "UPDATE workflow_status SET app_version = NULL WHERE workflow_id = 'L'");
+
+    const b = t.duro({ executorId: "e1", appVersion: "v1" });
+    threeSteps(b, { block: false });
+    await b.launch();
+    expect(await within(10_000, b.getResult("L"), "L's result")).toBe(25);
   });
 
   it("resumed onto a partitioned queue, a workflow keeps its partition key", async () => {

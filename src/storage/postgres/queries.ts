@@ -112,11 +112,12 @@ export function storeSql(schema: string) {
     getEvent: `SELECT value, serialization FROM ${events} WHERE workflow_id = $1 AND key = $2`,
     getAllEvents: `SELECT key, value, serialization FROM ${events} WHERE workflow_id = $1 ORDER BY key COLLATE "C"`,
     readStream: `SELECT value, serialization FROM ${streams} WHERE workflow_id = $1 AND key = $2 AND "offset" >= $3 ORDER BY "offset"`,
+    // A PENDING row of no app version (older releases left resumed client enqueues so) is anyone's.
     // One UPDATE counts the attempt and dead-letters in the same stroke. Rows marked with this
     // recovery's token ($6) were counted by an attempt whose reply was lost (see claimedBySql).
     recoverOwn: `WITH counted AS (
         UPDATE ${ws} w SET claim_token = $6, ${countAttempt}
-        WHERE w.status = 'PENDING' AND w.executor_id = $2 AND w.app_version = $3 AND w.claim_token IS DISTINCT FROM $6
+        WHERE w.status = 'PENDING' AND w.executor_id = $2 AND (w.app_version = $3 OR w.app_version IS NULL) AND w.claim_token IS DISTINCT FROM $6
         ${recovered}`,
     // The row must still belong to the executor it was found under when the UPDATE reaches it,
     // so two executors taking over at once never both adopt a workflow.
@@ -124,7 +125,7 @@ export function storeSql(schema: string) {
         UPDATE ${ws} w SET executor_id = $2, claim_token = $7, ${countAttempt}
         FROM (
           SELECT workflow_id, executor_id AS previous FROM ${ws}
-          WHERE status = 'PENDING' AND app_version = $3 AND executor_id IS NOT NULL AND executor_id <> $2
+          WHERE status = 'PENDING' AND (app_version = $3 OR app_version IS NULL) AND executor_id IS NOT NULL AND executor_id <> $2
             AND executor_id NOT IN (SELECT executor_id FROM ${schema}.executors WHERE heartbeat_at >= $6)) stale
         WHERE w.workflow_id = stale.workflow_id AND w.executor_id = stale.previous AND w.status = 'PENDING'
         ${recovered}`,

@@ -59,11 +59,11 @@ export function prepare(db: Database.Database) {
     ),
     countAttempt: st(
       `UPDATE workflow_status SET recovery_attempts = recovery_attempts + 1, updated_at = ?
-       WHERE status = 'PENDING' AND executor_id = ? AND app_version = ? RETURNING ${workflowColumns}`,
+       WHERE status = 'PENDING' AND executor_id = ? AND (app_version = ? OR app_version IS NULL) RETURNING ${workflowColumns}`,
     ),
     takeOver: st(
       `UPDATE workflow_status SET executor_id = ?, recovery_attempts = recovery_attempts + 1, updated_at = ?
-       WHERE status = 'PENDING' AND app_version = ? AND executor_id IS NOT NULL AND executor_id <> ?
+       WHERE status = 'PENDING' AND (app_version = ? OR app_version IS NULL) AND executor_id IS NOT NULL AND executor_id <> ?
          AND executor_id NOT IN (SELECT executor_id FROM executors WHERE heartbeat_at >= ?)
        RETURNING ${workflowColumns}`,
     ),
