@@ -7,7 +7,7 @@
  */
 import { WorkflowCancelledError } from "../errors.js";
 import { deserialize, deserializeThrown, registerErrorClass, serialize, serializeError } from "../serialization.js";
-import type { OperationRow, WriteResult } from "../storage/store.js";
+import type { OperationRow, Write, WriteResult } from "../storage/store.js";
 import type { WorkflowRun } from "./context.js";
 import { operation, type Engine } from "./engine.js";
 
@@ -46,14 +46,27 @@ export async function record(
   const op = operation(run.workflowId, functionId, name, { output, error, serialization: "default", startedAt, completedAt: Date.now(), ...extra });
   // Cancelled here while it ran: keep its outcome, then stop.
   const afterCancel = run.stopped === "cancelled";
-  const written = await engine.committer.submitOne({ kind: "recordOperation", op, executorId: engine.executorId, afterCancel });
+  const write = { kind: "recordOperation", op, executorId: engine.executorId, afterCancel } as const;
+  const written = await engine.committer.submitOne(write);
   if (afterCancel) run.checkStopped();
-  // Fenced off: if by a cancel from elsewhere, the outcome is still kept. The run stops either way.
-  if (!written.recorded && !written.existing) await engine.committer.submitOne({ kind: "recordOperation", op, executorId: engine.executorId, afterCancel: true });
-  const existing = recordedBefore(engine, run, written);
+  const existing = await keptBefore(engine, run, write, written);
   if (existing) return replayed(existing);
   if (failed) throw thrown;
   return result.output;
+}
+
+/**
+ * `recordedBefore`, but when the store fenced the record off because the workflow was cancelled
+ * (or resumed onto a queue) while the operation was under way, its outcome is kept all the same:
+ * what it did stays done, and the next run does not do it again. The run stops either way.
+ */
+export async function keptBefore(
+  engine: Engine, run: WorkflowRun, write: Write & { kind: "recordOperation" }, written: WriteResult | undefined,
+): Promise<OperationRow | undefined> {
+  if (written?.kind === "recordOperation" && !written.recorded && !written.existing) {
+    await engine.committer.submitOne({ ...write, afterCancel: true });
+  }
+  return recordedBefore(engine, run, written);
 }
 
 /**

@@ -258,22 +258,9 @@ export class Engine {
 
   /** Runs a workflow body in this process (fresh, or replaying `operations`). */
   execute(row: WorkflowRow, operations: OperationRow[], workflow: RegisteredWorkflow): void {
-    const previous = this.running.get(row.workflowId);
-    if (previous) {
-      // One run per workflow per process. A stopped one (cancelled, then resumed and claimed
-      // before its step returned) ends first; the workflow then runs from what is recorded by then.
-      if (previous.stopped && !this.closed) {
-        void this.runEnds.get(row.workflowId)?.then(() => this.recovery.resumeHere(row.workflowId)).catch((error) => {
-          if (!(error instanceof DatabaseError)) {
-            this.logger.error(`Could not run workflow ${row.workflowId} again: it stays PENDING until this executor restarts or is taken over.`, { error: String(error) });
-            return;
-          }
-          this.countRunning(row, 1); // as an interrupted run's, its slot stays counted until it runs
-          this.recovery.resumeWhenReachable(row);
-        });
-      }
-      return;
-    }
+    // One run per workflow per process. A stopped run (cancelled, say, then resumed or claimed
+    // here again before its step returned) hands over when it ends: see `handOver`.
+    if (this.running.has(row.workflowId)) return;
     const run = new WorkflowRun(
       row.workflowId, row.name, row.serialization, row.authenticatedUser, row.appVersion ?? this.appVersion, row.deadlineEpochMs,
       new Map(operations.map((op) => [op.functionId, op])),
@@ -290,8 +277,26 @@ export class Engine {
       this.runEnds.delete(row.workflowId);
       if (!this.recovery.holdsSlot(row.workflowId)) this.countRunning(row, -1);
       if (row.queueName) this.queues.get(row.queueName)?.trigger();
+      if (run.stopped === "cancelled" || run.stopped === "superseded") this.handOver(row);
     });
     this.runEnds.set(row.workflowId, end);
+  }
+
+  /**
+   * After a run stopped by a cancel or a move: while it finished its last step the workflow may
+   * have become PENDING here again (resumed, or claimed back from a queue), and no new run could
+   * start beside it. One read tells; if so, the workflow runs again from its record.
+   */
+  private handOver(row: WorkflowRow): void {
+    if (this.closed) return;
+    void this.recovery.resumeHere(row.workflowId).catch((error) => {
+      if (error instanceof DatabaseError) {
+        this.countRunning(row, 1); // as an interrupted run's, its slot stays counted until it runs
+        this.recovery.resumeWhenReachable(row);
+      } else if (!this.closed) {
+        this.logger.error(`Could not run workflow ${row.workflowId} again: it stays PENDING until this executor restarts or is taken over.`, { error: String(error) });
+      }
+    });
   }
 
   private async runBody(run: WorkflowRun, row: WorkflowRow, workflow: RegisteredWorkflow): Promise<void> {
@@ -466,7 +471,8 @@ export class Engine {
   async stopSuperseded(ids: string[]): Promise<void> {
     for (const row of await Promise.all(ids.map((id) => this.rows.read(id)))) {
       if (!row || this.running.get(row.workflowId)?.stopped !== null) continue;
-      if (row.status === "CANCELLED" || row.status === "MAX_RECOVERY_ATTEMPTS_EXCEEDED") this.stopRun(row.workflowId, "cancelled");
+      // Cancelled, dead-lettered, or resumed onto a queue: the outcome of an operation under way is kept.
+      if (row.status === "CANCELLED" || row.status === "MAX_RECOVERY_ATTEMPTS_EXCEEDED" || row.status === "ENQUEUED") this.stopRun(row.workflowId, "cancelled");
       else if (row.status === "PENDING" && row.executorId !== this.executorId) {
         this.logger.info(`Workflow ${row.workflowId} is now run by executor ${row.executorId}; stopping this run here.`);
         this.stopRun(row.workflowId, "superseded");

@@ -134,8 +134,12 @@ export async function resume(engine: Engine, workflowIds: string[], queueName: s
     throw new WorkflowNotFoundError(workflowIds.find((id) => !found.has(id)) ?? workflowIds[0]);
   }
   engine.announce(["queue", ...rows.map((r) => `status:${r.workflowId}`)]);
-  // Those of another app version went to the internal queue, for an executor of their version.
-  for (const row of rows) if (row.status === "PENDING") await engine.recovery.resumeHere(row.workflowId);
+  for (const row of rows) {
+    if (row.status === "PENDING") await engine.recovery.resumeHere(row.workflowId);
+    // Queued now (asked, or of another app version): a run here stops at its next step, keeping
+    // the outcome of one under way, as after a cancel.
+    else engine.stopRun(row.workflowId, "cancelled");
+  }
 }
 
 export interface ForkOptions {

@@ -12,7 +12,7 @@ import { currentRun } from "./context.js";
 import { uuidv7 } from "./ids.js";
 import { checkKey, checkText } from "./operations.js";
 import { operation, type Engine } from "./engine.js";
-import { errorOf, recordedBefore, replayed } from "./checkpoint.js";
+import { errorOf, keptBefore, recordedBefore, replayed } from "./checkpoint.js";
 
 /**
  * Starts `name` with `args` (or returns the existing workflow with that ID); with a queue it
@@ -38,16 +38,17 @@ export async function start(engine: Engine, name: string, args: unknown[], optio
       : [];
   // A deduplicated child must record the refusal instead of a child ID, so it takes two commits.
   const together = !(parent && row.deduplicationId);
+  const recordNow = together ? childRecord({ childWorkflowId: workflowId }) : [];
   // Enqueued here with a free slot here: insert it already claimed, saving the claim's round trip.
   const queue = workflow && !parent ? engine.queues.get(row.queueName ?? "") : undefined;
   const claimed = queue?.reserve(row) ? dequeued(engine, row) : undefined;
   let inserted: Extract<WriteResult, { kind: "insertWorkflow" }>;
   let parentRecord: WriteResult | undefined;
   try {
-    [inserted, parentRecord] = (await engine.committer.submit([
-      { kind: "insertWorkflow", row, ownerToken, claimed },
-      ...(together ? childRecord({ childWorkflowId: workflowId }) : []),
-    ])) as [Extract<WriteResult, { kind: "insertWorkflow" }>, WriteResult | undefined];
+    [inserted, parentRecord] = (await engine.committer.submit([{ kind: "insertWorkflow", row, ownerToken, claimed }, ...recordNow])) as [
+      Extract<WriteResult, { kind: "insertWorkflow" }>,
+      WriteResult | undefined,
+    ];
   } catch (error) {
     if (claimed) queue!.release(false);
     throw error;
@@ -57,19 +58,24 @@ export async function start(engine: Engine, name: string, args: unknown[], optio
     queue!.release(ran);
     if (ran) engine.execute(claimed, [], workflow!);
   }
-  if (parent) recordedBefore(engine, parent, parentRecord);
+  // A workflow inserted here runs whatever became of the parent that started it meanwhile
+  // (cancelled, say): it exists now, and a replay of the parent finds it rather than starting it.
+  if (inserted.inserted && workflow && row.status === "PENDING") engine.execute(row, [], workflow);
+  if (inserted.inserted && row.status === "DELAYED") engine.timers.at(row.delayUntilEpochMs!, () => engine.queues.get(row.queueName!)?.trigger());
+  if (inserted.inserted && row.queueName && row.deadlineEpochMs !== null) engine.armDeadline(workflowId, row.deadlineEpochMs);
+  const keep = async (write: Write[], written: WriteResult | undefined) =>
+    write.length ? keptBefore(engine, parent!, write[0] as Write & { kind: "recordOperation" }, written) : undefined;
+  await keep(recordNow, parentRecord);
   let refusal: Error | undefined;
   if (!inserted.inserted && inserted.existing === null) refusal = new DuplicateWorkflowError(row.queueName!, row.deduplicationId!);
   else if (!inserted.inserted && inserted.existing!.name !== name) refusal = new WorkflowConflictError(workflowId, inserted.existing!.name, name);
   if (!together) {
-    const [recorded] = await engine.committer.submit(childRecord(refusal ? { error: serializeError(refusal, "default"), serialization: "default" } : { childWorkflowId: workflowId }));
-    const earlier = recordedBefore(engine, parent!, recorded);
+    const write = childRecord(refusal ? { error: serializeError(refusal, "default"), serialization: "default" } : { childWorkflowId: workflowId });
+    const [recorded] = await engine.committer.submit(write);
+    const earlier = await keep(write, recorded);
     if (earlier) return replayed(earlier) as never;
   }
   if (refusal) throw refusal;
-  if (inserted.inserted && workflow && row.status === "PENDING") engine.execute(row, [], workflow);
-  if (inserted.inserted && row.status === "DELAYED") engine.timers.at(row.delayUntilEpochMs!, () => engine.queues.get(row.queueName!)?.trigger());
-  if (inserted.inserted && row.queueName && row.deadlineEpochMs !== null) engine.armDeadline(workflowId, row.deadlineEpochMs);
   return workflowId;
 }
 

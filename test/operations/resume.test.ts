@@ -163,6 +163,88 @@ describe.each(backends)("%s", (backend) => {
     expect(s.runs).toEqual({ first: 1, second: 1, third: 1 }); // the new run began after "second" was recorded
   });
 
+  it("resumed onto its full queue while the cancelled run's step still runs: the step's outcome is kept, and not run again", async () => {
+    const duro = t.duro();
+    const s = threeSteps(duro);
+    new WorkflowQueue(duro, "one", { workerConcurrency: 1 });
+    await duro.launch();
+    const handle = await duro.startWorkflow(s.wf.with({ workflowId: "F", queueName: "one" }), 1);
+    await s.entered.promise;
+    await duro.cancelWorkflow("F");
+    await duro.resumeWorkflow("F", { queueName: "one" }); // the cancelled run still holds the only slot
+    expect(await statusOf(duro, "F")).toBe("ENQUEUED");
+    s.release(); // "second" ends while F is ENQUEUED
+    expect(await within(10_000, handle.getResult(), "F's result")).toBe(25);
+    expect(s.runs).toEqual({ first: 1, second: 1, third: 1 });
+  });
+
+  it("a running workflow its own executor resumes onto a full queue stops at its next step and goes on from the queue", async () => {
+    const duro = t.duro();
+    const s = threeSteps(duro);
+    const q = blockedQueue(duro, "full");
+    await duro.launch();
+    await q.block();
+    const handle = await duro.startWorkflow(s.wf.with({ workflowId: "M" }), 1);
+    await s.entered.promise;
+    await duro.resumeWorkflow("M", { queueName: "full" }); // not cancelled: moved
+    expect(await statusOf(duro, "M")).toBe("ENQUEUED");
+    s.release();
+    await s.exited.promise; // the old run stopped after "second", which is kept
+    expect(s.runs).toEqual({ first: 1, second: 1, third: 0 });
+    expect(await statusOf(duro, "M")).toBe("ENQUEUED");
+    await q.release();
+    expect(await within(10_000, handle.getResult(), "M's result")).toBe(25);
+    expect(s.runs).toEqual({ first: 1, second: 1, third: 1 });
+  });
+
+  it("a run stopped after its workflow was resumed here again hands over to a new run when it ends", async () => {
+    const duro = t.duro();
+    const s = threeSteps(duro);
+    await duro.launch();
+    const handle = await duro.startWorkflow(s.wf.with({ workflowId: "H" }), 1);
+    await s.entered.promise;
+    // A cancel from elsewhere, then a resume here before this executor heard of the cancel: the
+    // resume finds the run going and leaves it; then the cancel's notice stops it.
+    await newClient(t.url).cancelWorkflow("H");
+    await duro.resumeWorkflow("H");
+    duro.engine.stopRun("H", "cancelled");
+    s.release();
+    expect(await within(10_000, handle.getResult(), "H's result")).toBe(25);
+    expect(s.runs).toEqual({ first: 1, second: 1, third: 1 });
+  });
+
+  it("cancel, resume, cancel and resume again around a child's start: parent and child both finish", async () => {
+    const duro = t.duro();
+    const client = newClient(t.url);
+    let stepEnded = () => {};
+    const step = duro.registerStep("pause", async (ms: number) => {
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      if (ms === 100) stepEnded();
+      return ms;
+    });
+    const child = duro.registerWorkflow("child", async () => (await duro.sleep(0.05), await step(20)));
+    const parent = duro.registerWorkflow("parent", async () => {
+      const a = await step(100);
+      const c = await (await duro.startWorkflow(child)).getResult();
+      return [a, c];
+    });
+    await duro.launch();
+    for (const gap of [0, 0, 1, 1, 2, 2, 3, 5]) {
+      const id = `p-${gap}-${Math.random().toString(36).slice(2, 6)}`;
+      const ended = new Promise<void>((resolve) => (stepEnded = resolve));
+      await duro.startWorkflow(parent.with({ workflowId: id }));
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      await client.cancelWorkflow(id); // mid-step
+      const resumed = duro.resumeWorkflow(id); // starts the new run once the step has ended
+      await ended;
+      await new Promise((resolve) => setTimeout(resolve, gap));
+      await client.cancelWorkflow(id); // around the new run's start of the child
+      await resumed;
+      await duro.resumeWorkflow(id);
+      expect(await within(10_000, duro.getResult(id), `${id}'s result`)).toEqual([100, 20]);
+    }
+  });
+
   it("resumed by a DuroClient while the cancelled run's step still runs: it runs again once that run ends", async () => {
     const duro = t.duro();
     const s = threeSteps(duro);
