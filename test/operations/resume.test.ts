@@ -60,6 +60,17 @@ describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);
   const newClient = useClients();
 
+  /** A launched Duro (after `declare`, for its queues) running threeSteps as `id` (input 1), held inside "second". */
+  async function heldInSecond(id: string, declare: (duro: Duro) => void = () => {}) {
+    const duro = t.duro();
+    const s = threeSteps(duro);
+    declare(duro);
+    await duro.launch();
+    const handle = await duro.startWorkflow(s.wf.with({ workflowId: id }), 1);
+    await s.entered.promise;
+    return { duro, s, handle };
+  }
+
   it("a CANCELLED workflow resumes from its last completed step: completed steps do not run again", async () => {
     const duro = t.duro();
     const s = threeSteps(duro);
@@ -148,12 +159,7 @@ describe.each(backends)("%s", (backend) => {
   });
 
   it("resumed onto a queue while the cancelled run's step still runs: the queue runs it once that run ends", async () => {
-    const duro = t.duro();
-    const s = threeSteps(duro);
-    new WorkflowQueue(duro, "soon", { workerConcurrency: 2 });
-    await duro.launch();
-    const handle = await duro.startWorkflow(s.wf.with({ workflowId: "R" }), 1);
-    await s.entered.promise;
+    const { duro, s, handle } = await heldInSecond("R", (d) => new WorkflowQueue(d, "soon", { workerConcurrency: 2 }));
     await duro.cancelWorkflow("R");
     await duro.resumeWorkflow("R", { queueName: "soon" }); // claimed at once, while "second" still runs
     await waitFor(async () => (await statusOf(duro, "R")) === "PENDING", 5000, "the queue to claim R");
@@ -198,11 +204,7 @@ describe.each(backends)("%s", (backend) => {
   });
 
   it("a run stopped after its workflow was resumed here again hands over to a new run when it ends", async () => {
-    const duro = t.duro();
-    const s = threeSteps(duro);
-    await duro.launch();
-    const handle = await duro.startWorkflow(s.wf.with({ workflowId: "H" }), 1);
-    await s.entered.promise;
+    const { duro, s, handle } = await heldInSecond("H");
     // A cancel from elsewhere, then a resume here before this executor heard of the cancel: the
     // resume finds the run going and leaves it; then the cancel's notice stops it.
     await newClient(t.url).cancelWorkflow("H");
@@ -246,11 +248,7 @@ describe.each(backends)("%s", (backend) => {
   });
 
   it("resumed by a DuroClient while the cancelled run's step still runs: it runs again once that run ends", async () => {
-    const duro = t.duro();
-    const s = threeSteps(duro);
-    await duro.launch();
-    const handle = await duro.startWorkflow(s.wf.with({ workflowId: "C" }), 1);
-    await s.entered.promise;
+    const { duro, s, handle } = await heldInSecond("C");
     const client = newClient(t.url);
     await client.cancelWorkflow("C");
     await waitFor(() => Boolean(duro.engine.running.get("C")?.stopped), 5000, "the run to hear of its cancel");
