@@ -259,7 +259,7 @@ export class Engine {
   /** Runs a workflow body in this process (fresh, or replaying `operations`). */
   execute(row: WorkflowRow, operations: OperationRow[], workflow: RegisteredWorkflow): void {
     // One run per workflow per process. A stopped run (cancelled, say, then resumed or claimed
-    // here again before its step returned) hands over when it ends: see `handOver`.
+    // here again before its step returned) hands over when it ends: see Recovery.handOver.
     if (this.running.has(row.workflowId)) return;
     const run = new WorkflowRun(
       row.workflowId, row.name, row.serialization, row.authenticatedUser, row.appVersion ?? this.appVersion, row.deadlineEpochMs,
@@ -277,26 +277,9 @@ export class Engine {
       this.runEnds.delete(row.workflowId);
       if (!this.recovery.holdsSlot(row.workflowId)) this.countRunning(row, -1);
       if (row.queueName) this.queues.get(row.queueName)?.trigger();
-      if (run.stopped === "cancelled" || run.stopped === "superseded") this.handOver(row);
+      if ((run.stopped === "cancelled" || run.stopped === "superseded") && !this.closed) this.recovery.handOver(row);
     });
     this.runEnds.set(row.workflowId, end);
-  }
-
-  /**
-   * After a run stopped by a cancel or a move: while it finished its last step the workflow may
-   * have become PENDING here again (resumed, or claimed back from a queue), and no new run could
-   * start beside it. One read tells; if so, the workflow runs again from its record.
-   */
-  private handOver(row: WorkflowRow): void {
-    if (this.closed) return;
-    void this.recovery.resumeHere(row.workflowId).catch((error) => {
-      if (error instanceof DatabaseError) {
-        this.countRunning(row, 1); // as an interrupted run's, its slot stays counted until it runs
-        this.recovery.resumeWhenReachable(row);
-      } else if (!this.closed) {
-        this.logger.error(`Could not run workflow ${row.workflowId} again: it stays PENDING until this executor restarts or is taken over.`, { error: String(error) });
-      }
-    });
   }
 
   private async runBody(run: WorkflowRun, row: WorkflowRow, workflow: RegisteredWorkflow): Promise<void> {

@@ -15,7 +15,7 @@
  * Each time, the workflow's row and every recorded operation are loaded in one read and its
  * body runs again, answered from the record up to where it stopped.
  */
-import { MaxRecoveryAttemptsExceededError } from "../errors.js";
+import { DatabaseError, MaxRecoveryAttemptsExceededError } from "../errors.js";
 import type { WorkflowRow } from "../storage/store.js";
 import type { Engine } from "./engine.js";
 
@@ -82,6 +82,23 @@ export class Recovery {
     }
     engine.logger.info(`Recovering workflow ${workflowId} (${loaded.workflow.name}) from operation ${loaded.operations.length + 1}.`);
     engine.execute(loaded.workflow, loaded.operations, workflow);
+  }
+
+  /**
+   * After a run stopped by a cancel or a move: while it finished its last step the workflow may
+   * have become PENDING here again (resumed, or claimed back from a queue), and no new run could
+   * start beside it. One read tells; if so, the workflow runs again from its record.
+   */
+  handOver(row: WorkflowRow): void {
+    const { engine } = this;
+    void this.resumeHere(row.workflowId).catch((error) => {
+      if (error instanceof DatabaseError) {
+        engine.countRunning(row, 1); // as an interrupted run's, its slot stays counted until it runs
+        this.resumeWhenReachable(row);
+      } else if (engine.launched) {
+        engine.logger.error(`Could not run workflow ${row.workflowId} again: it stays PENDING until this executor restarts or is taken over.`, { error: String(error) });
+      }
+    });
   }
 
   /**
