@@ -207,10 +207,14 @@ describe.each(backends)("%s", (backend) => {
     const { duro, s, handle } = await heldInSecond("H");
     // A cancel from elsewhere, then a resume here before this executor heard of the cancel: the
     // resume finds the run going and leaves it; then the cancel's notice stops it.
+    // (Should the notice come first after all, the resume waits for the stopped run's step: so
+    // the step is released before the resume is awaited.)
     await newClient(t.url).cancelWorkflow("H");
-    await duro.resumeWorkflow("H");
+    const resumed = duro.resumeWorkflow("H");
+    await waitFor(async () => (await statusOf(duro, "H")) === "PENDING", 5000, "the resume to land");
     duro.engine.stopRun("H", "cancelled");
     s.release();
+    await resumed;
     expect(await within(10_000, handle.getResult(), "H's result")).toBe(25);
     expect(s.runs).toEqual({ first: 1, second: 1, third: 1 });
   });
