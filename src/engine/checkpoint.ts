@@ -4,6 +4,9 @@
  * run that was cancelled or taken over stops at its next operation without recording anything
  * more — except the outcome of an operation that was already under way when the cancel came:
  * what it did stays done, and a resume does not run it again (as in the reference library).
+ * Operations that only look at other workflows (`Keep.unlessCancelled`) are the exception: what
+ * they saw may be the cancel's own doing (a child cancelled with its parent), so a cancelled run
+ * drops it and a resume looks again, as the reference reads a child's row again on replay.
  */
 import { WorkflowCancelledError } from "../errors.js";
 import { deserialize, deserializeThrown, registerErrorClass, serialize, serializeError } from "../serialization.js";
@@ -22,11 +25,15 @@ export function replayed(op: OperationRow): unknown {
   return deserialize(op.output, op.serialization ?? "default");
 }
 
+/** Whether an operation's outcome is kept when its workflow is cancelled while it is under way (see above). */
+export type Keep = "always" | "unlessCancelled";
+
 /** Records an operation's outcome; returns what is recorded (ours, or a concurrent run's). */
 export async function record(
   engine: Engine, run: WorkflowRun, functionId: number, name: string, startedAt: number, result: { output?: unknown; error?: unknown },
-  extra: Partial<OperationRow> = {},
+  extra: Partial<OperationRow> = {}, keep: Keep = "always",
 ): Promise<unknown> {
+  if (keep === "unlessCancelled") run.checkStopped();
   let output: string | null = null;
   let error: string | null = null;
   let failed = "error" in result;
@@ -49,7 +56,7 @@ export async function record(
   const write = { kind: "recordOperation", op, executorId: engine.executorId, afterCancel } as const;
   const written = await engine.committer.submitOne(write);
   if (afterCancel) run.checkStopped();
-  const existing = await keptBefore(engine, run, write, written);
+  const existing = await keptBefore(engine, run, write, written, keep);
   if (existing) return replayed(existing);
   if (failed) throw thrown;
   return result.output;
@@ -61,9 +68,9 @@ export async function record(
  * what it did stays done, and the next run does not do it again. The run stops either way.
  */
 export async function keptBefore(
-  engine: Engine, run: WorkflowRun, write: Write & { kind: "recordOperation" }, written: WriteResult | undefined,
+  engine: Engine, run: WorkflowRun, write: Write & { kind: "recordOperation" }, written: WriteResult | undefined, keep: Keep = "always",
 ): Promise<OperationRow | undefined> {
-  if (written?.kind === "recordOperation" && !written.recorded && !written.existing) {
+  if (keep === "always" && written?.kind === "recordOperation" && !written.recorded && !written.existing) {
     await engine.committer.submitOne({ ...write, afterCancel: true });
   }
   return recordedBefore(engine, run, written);
@@ -88,6 +95,7 @@ export function recordedBefore(engine: Engine, run: WorkflowRun, result: WriteRe
  */
 export async function checkpoint<T>(
   engine: Engine, run: WorkflowRun, name: string, body: (functionId: number) => Promise<T>, extra: Partial<OperationRow> = {},
+  keep: Keep = "always",
 ): Promise<T> {
   const functionId = run.allocate();
   const recorded = run.replay(functionId, name);
@@ -103,5 +111,5 @@ export async function checkpoint<T>(
     result = { error };
   }
   if (run.stopped !== "cancelled") run.checkStopped(); // a cancelled run records first (see record)
-  return (await record(engine, run, functionId, name, startedAt, result, extra)) as T;
+  return (await record(engine, run, functionId, name, startedAt, result, extra, keep)) as T;
 }

@@ -149,7 +149,7 @@ export async function getResult(engine: Engine, workflowId: string, untilCreated
   checkKey("workflowId", workflowId);
   const run = currentRun();
   const wait = () => engine.result(workflowId, run?.signal, untilCreated);
-  return run ? checkpoint(engine, run, "duro.getResult", wait, { childWorkflowId: workflowId }) : wait();
+  return run ? checkpoint(engine, run, "duro.getResult", wait, { childWorkflowId: workflowId }, "unlessCancelled") : wait();
 }
 
 /** A handle: its calls are the durable getResult / getWorkflowStatus operations. */
@@ -164,7 +164,7 @@ export function handleOf<R>(engine: Engine, workflowId: string, untilCreated = f
 export async function getWorkflowStatus(engine: Engine, workflowId: string) {
   checkKey("workflowId", workflowId);
   const run = currentRun();
-  return run ? checkpoint(engine, run, "duro.getStatus", () => engine.getStatus(workflowId)) : engine.getStatus(workflowId);
+  return run ? checkpoint(engine, run, "duro.getStatus", () => engine.getStatus(workflowId), {}, "unlessCancelled") : engine.getStatus(workflowId);
 }
 
 /** Waits for the first of several workflows to finish; returns its ID (recorded in a workflow). */
@@ -182,7 +182,7 @@ export async function waitFirst(engine: Engine, workflowIds: string[]): Promise<
     }, Infinity, run?.signal);
     return winner;
   };
-  return run ? checkpoint(engine, run, "duro.waitFirst", first) : first();
+  return run ? checkpoint(engine, run, "duro.waitFirst", first, {}, "unlessCancelled") : first();
 }
 
 /** An item of `wait`: its settling, and the first look that tells whether it had settled already. */
@@ -245,7 +245,7 @@ export async function wait<T>(
     void Promise.allSettled(watched.map((w) => w.looked)).then(() => ((looking = false), decide()));
     if (deadline !== Infinity) timer = engine.timers.at(deadline, () => ((expired = true), decide()));
   });
-  if (run && functionId !== undefined) await record(engine, run, functionId, "duro.wait", Date.now(), { output: state });
+  if (run && functionId !== undefined) await record(engine, run, functionId, "duro.wait", Date.now(), { output: state }, {}, "unlessCancelled");
   return split(state);
 }
 

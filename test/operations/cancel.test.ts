@@ -6,10 +6,11 @@
  */
 import { describe, expect, it } from "vitest";
 import { AwaitedWorkflowCancelledError, WorkflowQueue } from "../../src/index.js";
-import { backends, gate, sleep, statusOf, useDuro, waitFor, waitForStatus } from "../helpers.js";
+import { backends, gate, sleep, statusOf, useClients, useDuro, waitFor, waitForStatus } from "../helpers.js";
 import { blockedQueue } from "./support.js";
 
 describe.each(backends)("%s", (backend) => {
+  const newClient = useClients();
   const t = useDuro(backend);
 
   it("a queued workflow that is cancelled leaves its queue and never runs; its deduplication ID is free again", async () => {
@@ -132,6 +133,34 @@ describe.each(backends)("%s", (backend) => {
     expect(await handle.getResult()).toBe("caught AwaitedWorkflowCancelledError");
     expect(await statusOf(duro, "P")).toBe("SUCCESS");
     expect(await statusOf(duro, "child-of-P")).toBe("CANCELLED");
+  });
+
+  it("a parent cancelled with its children from a client keeps nothing of the wait the cancel ended: resumed, it gets the resumed child's result", async () => {
+    const duro = t.duro();
+    const release = gate();
+    const s = duro.registerStep("s", async () => (await release.promise, 1));
+    const child = duro.registerWorkflow("child", async () => `child done after ${await s()}`);
+    const waitEnded = gate();
+    const parent = duro.registerWorkflow("parent", async () => {
+      const h = await duro.startWorkflow(child);
+      try {
+        return await h.getResult();
+      } finally {
+        waitEnded.open();
+      }
+    });
+    await duro.launch();
+    await duro.startWorkflow(parent.with({ workflowId: "P" }));
+    await waitFor(async () => (await duro.listWorkflowSteps("P")).length === 1, 10_000, "the parent to wait for its child");
+    const client = newClient(t.url);
+    await client.cancelWorkflow("P", { cancelChildren: true });
+    release.open(); // the child's step ends: its run finds out it was cancelled, perhaps before the parent's does
+    await waitEnded.promise; // the parent's run saw the cancel (its own, or its child's)
+    const steps = await duro.listWorkflowSteps("P");
+    expect(steps.map((st) => [st.functionId, st.childWorkflowId, st.error])).toEqual([[1, "P-1", null]]);
+    await client.resumeWorkflows(["P-1", "P"]);
+    expect(await client.getResult("P")).toBe("child done after 1");
+    expect(await statusOf(duro, "P-1")).toBe("SUCCESS");
   });
 
   it("another executor's cancel interrupts a body blocked in a durable wait within ~2 s; later steps never run", async () => {
