@@ -4,7 +4,7 @@
  * run that was cancelled or taken over stops at its next operation without recording anything
  * more — except the outcome of an operation that was already under way when the cancel came:
  * what it did stays done, and a resume does not run it again (as in the reference library).
- * Operations that only look at other workflows (`Keep.unlessCancelled`) are the exception: what
+ * Operations that only look at other workflows (keep `"unlessCancelled"`) are the exception: what
  * they saw may be the cancel's own doing (a child cancelled with its parent), so a cancelled run
  * drops it and a resume looks again, as the reference reads a child's row again on replay.
  */
