@@ -26,17 +26,29 @@ export class WorkflowConflictError extends DuroError {
   }
 }
 
-/** Replay met a recorded operation that differs from what the code asks for now. */
+/**
+ * Replay met a recorded operation that differs from what the code asks for now, or the code did
+ * something whose order would differ on replay (two stream reads in flight at once).
+ */
 export class NonDeterminismError extends DuroError {
   constructor(
     readonly workflowId: string,
     readonly functionId: number,
     readonly recordedName: string,
     readonly expectedName: string,
+    message?: string,
   ) {
     super(
-      `Workflow "${workflowId}" operation #${functionId}: "${recordedName}" was recorded but "${expectedName}" was called. ` +
-        `Workflow code must call the same steps in the same order on every run; use patch() to change a deployed workflow.`,
+      message ??
+        `Workflow "${workflowId}" operation #${functionId}: "${recordedName}" was recorded but "${expectedName}" was called. ` +
+          `Workflow code must call the same steps in the same order on every run; use patch() to change a deployed workflow.`,
+    );
+  }
+
+  static concurrentStreamReads(workflowId: string, streamWorkflowId: string, key: string): NonDeterminismError {
+    return new NonDeterminismError(workflowId, 0, "duro.readStream", "duro.readStream",
+      `Workflow "${workflowId}" read stream "${key}" of workflow "${streamWorkflowId}" while another of its stream reads was waiting. ` +
+        `Values of concurrent reads are recorded in arrival order, which a replay cannot repeat: read one stream at a time, or each in its own child workflow.`,
     );
   }
 }

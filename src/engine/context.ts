@@ -36,6 +36,8 @@ export class WorkflowRun {
   private stopListeners = new Set<() => void>();
   private readonly controller = new AbortController();
   stopped: StopReason | null = null;
+  /** A stream read of this run is waiting for its value (see readStream). */
+  readingStream = false;
 
   constructor(
     readonly workflowId: string,

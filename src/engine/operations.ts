@@ -6,7 +6,7 @@
  * where only a workflow can call them.
  */
 import { randomUUID as uuid } from "node:crypto";
-import { InvalidArgumentError, MaxStepRetriesExceededError, NotInWorkflowError, StreamTimeoutError, WorkflowNotFoundError } from "../errors.js";
+import { InvalidArgumentError, MaxStepRetriesExceededError, NonDeterminismError, NotInWorkflowError, StreamTimeoutError, WorkflowNotFoundError } from "../errors.js";
 import { deserialize, serialize, type SerializationFormat } from "../serialization.js";
 import type { OperationRow, StoredValue } from "../storage/store.js";
 import type { ReturnWhen, StepOptions, WorkflowHandle } from "../types.js";
@@ -455,10 +455,25 @@ export async function* readStream(
     return found!;
   };
   for (;;) {
-    const item = run ? await checkpoint(engine, run, "duro.readStream", next) : await next();
+    const item = run ? await readInWorkflow(engine, run, workflowId, key, next) : await next();
     if ("end" in (item as object) && (item as typeof END).end === true) return;
     yield (item as { value: unknown }).value;
     offset++;
+  }
+}
+
+/**
+ * One value of a stream read by a workflow, recorded as its own operation. A second read in
+ * flight at once is refused: both would be numbered by arrival, so a replay could hand one
+ * reader's values to the other (the reference refuses it too).
+ */
+async function readInWorkflow<T>(engine: Engine, run: WorkflowRun, workflowId: string, key: string, next: () => Promise<T>): Promise<T> {
+  if (run.readingStream) throw NonDeterminismError.concurrentStreamReads(run.workflowId, workflowId, key);
+  run.readingStream = true;
+  try {
+    return await checkpoint(engine, run, "duro.readStream", next);
+  } finally {
+    run.readingStream = false;
   }
 }
 

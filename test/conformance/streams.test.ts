@@ -1,6 +1,6 @@
 /** Streams: writeStream / closeStream / readStream — in order, exactly once, ends, offsets, timeouts. */
 import { describe, expect, it } from "vitest";
-import { NotInWorkflowError, StreamTimeoutError, WorkflowNotFoundError, type Duro } from "../../src/index.js";
+import { NonDeterminismError, NotInWorkflowError, StreamTimeoutError, WorkflowNotFoundError, type Duro } from "../../src/index.js";
 import { backends, crash, gate, rejectionOf, since, useDuro, waitFor } from "../helpers.js";
 
 async function collect<T>(stream: AsyncIterable<T>): Promise<T[]> {
@@ -165,6 +165,30 @@ describe.each(backends)("%s", (backend) => {
       const source = await duro.startWorkflow(silent);
       expect(await (await duro.startWorkflow(reader, source.workflowId)).getResult()).toBe("timed out");
       await duro.send(source.workflowId, null, "finish");
+    });
+
+    it("two stream reads in flight at once in one workflow throw NonDeterminismError; one after the other is fine", async () => {
+      const duro = t.duro();
+      const writer = duro.registerWorkflow("writer", async () => {
+        for (const key of ["a", "b"]) {
+          await duro.writeStream(key, key);
+          await duro.closeStream(key);
+        }
+      });
+      const together = duro.registerWorkflow("together", async (source: string) => {
+        await Promise.all([collect(duro.readStream(source, "a")), collect(duro.readStream(source, "b"))]);
+      });
+      const inTurn = duro.registerWorkflow("inTurn", async (source: string) => [
+        ...(await collect(duro.readStream(source, "a"))),
+        ...(await collect(duro.readStream(source, "b"))),
+      ]);
+      await duro.launch();
+      const source = await duro.startWorkflow(writer);
+      await source.getResult();
+      const error = await rejectionOf((await duro.startWorkflow(together, source.workflowId)).getResult());
+      expect(error).toBeInstanceOf(NonDeterminismError);
+      expect((error as Error).message).toMatch(/one stream at a time/);
+      expect(await (await duro.startWorkflow(inTurn, source.workflowId)).getResult()).toEqual(["a", "b"]);
     });
 
     it("writeStream and closeStream outside a workflow throw NotInWorkflowError", async () => {
