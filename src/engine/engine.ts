@@ -27,7 +27,7 @@ import { QueueDispatcher, riderOf, validateQueueOptions, type QueueOptions } fro
 import { Recovery } from "./recovery.js";
 import { RowReader } from "./reads.js";
 import { Schedule, type ScheduleOptions } from "./schedules.js";
-import { Timers } from "./timers.js";
+import { MAX_TIMEOUT_MS, Timers } from "./timers.js";
 import { Waiters } from "./waiters.js";
 
 export interface RegisteredWorkflow {
@@ -162,7 +162,7 @@ export class Engine {
     // A client that only enqueues never waits: it need not hold a LISTEN connection (nor
     // slow every NOTIFY by being one more listener) or poll SQLite's data_version.
     if (!this.client) this.listen();
-    const pollMs = (this.config.safetyPollSeconds ?? 5) * 1000;
+    const pollMs = Math.min((this.config.safetyPollSeconds ?? 5) * 1000, MAX_TIMEOUT_MS);
     this.safetyPoll = setInterval(() => void this.safetyCheck(), pollMs);
     this.safetyPoll.unref();
     if (this.client) return;

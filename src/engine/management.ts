@@ -7,6 +7,7 @@ import { INTERNAL_QUEUE, type Engine } from "./engine.js";
 import { uuidv7 } from "./ids.js";
 import { checkKey } from "./operations.js";
 import { queueOf, validateStart } from "./start.js";
+import { secondsAfter, storedMs } from "./timers.js";
 
 const STATUSES: WorkflowStatusString[] = ["ENQUEUED", "DELAYED", "PENDING", "SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"];
 
@@ -113,7 +114,7 @@ export async function setWorkflowDelay(engine: Engine, workflowId: string, optio
   if ((delaySeconds === undefined) === (delayUntilEpochMs === undefined)) {
     throw new InvalidArgumentError("setWorkflowDelay() takes exactly one of delaySeconds or delayUntilEpochMs.");
   }
-  const until = delaySeconds !== undefined ? Date.now() + delaySeconds * 1000 : delayUntilEpochMs!;
+  const until = delaySeconds !== undefined ? secondsAfter(Date.now(), delaySeconds) : storedMs(delayUntilEpochMs!);
   const value = delaySeconds ?? delayUntilEpochMs;
   if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
     throw new InvalidArgumentError(`The delay must be a non-negative number, got ${String(value)}.`);
@@ -172,7 +173,7 @@ export async function fork(engine: Engine, workflowId: string, startStep: number
   const row = await engine.store.forkWorkflow({
     workflowId, newWorkflowId, startStep: Math.min(Math.max(startStep, 1), 2 ** 31 - 1), appVersion: appVersion ?? (engine.client ? null : engine.appVersion),
     queueName: queueName ?? null, partitionKey: partitionKey ?? null, executorId: engine.executorId,
-    timeoutMs: timeoutSeconds !== undefined ? Math.round(timeoutSeconds * 1000) : null, now: Date.now(),
+    timeoutMs: timeoutSeconds !== undefined ? storedMs(timeoutSeconds * 1000) : null, now: Date.now(),
   });
   if (!row) throw new WorkflowNotFoundError(workflowId);
   engine.announce(["queue", `status:${newWorkflowId}`]);

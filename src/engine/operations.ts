@@ -13,6 +13,7 @@ import type { ReturnWhen, StepOptions, WorkflowHandle } from "../types.js";
 import { als, currentContext, currentRun, type WorkflowRun } from "./context.js";
 import { operation, type Engine } from "./engine.js";
 import { checkpoint, record, recordedBefore, replayed } from "./checkpoint.js";
+import { MAX_TIMEOUT_MS, secondsAfter } from "./timers.js";
 
 const NULL_TOPIC = "__null__topic__";
 const MAX_RETRY_DELAY_S = 3600;
@@ -102,7 +103,7 @@ export async function sleep(engine: Engine, seconds: number): Promise<void> {
   if (seconds <= 0) return; // at once, anywhere, and takes no function ID, as in the reference
   const ctx = currentContext();
   if (!ctx) throw new NotInWorkflowError("sleep");
-  if (ctx.step) return new Promise((resolve) => setTimeout(resolve, Math.min(seconds * 1000, 2_147_483_647)));
+  if (ctx.step) return new Promise((resolve) => setTimeout(resolve, Math.min(seconds * 1000, MAX_TIMEOUT_MS)));
   const wakeAt = await durableDeadline(engine, ctx.run, seconds);
   await engine.timers.until(wakeAt, ctx.run.signal);
 }
@@ -113,12 +114,11 @@ async function durableDeadline(engine: Engine, run: WorkflowRun, seconds: number
   if (recorded) return replayed(recorded) as number;
   run.checkStopped();
   const now = Date.now();
-  const wakeAt = wakeUpTime(seconds, now);
+  const wakeAt = secondsAfter(now, seconds);
   // Completed at the wake-up time, as in the reference (a recv's or getEvent's timeout records now).
   return (await record(engine, run, functionId, "duro.sleep", now, { output: wakeAt }, { completedAt: wakeAt })) as number;
 }
 
-const wakeUpTime = (seconds: number, now: number) => (seconds === Infinity ? Number.MAX_SAFE_INTEGER : now + seconds * 1000);
 
 /**
  * The wake-up time of a timeout (recv, getEvent) at `functionId`: recorded already (a replay), or
@@ -127,7 +127,7 @@ const wakeUpTime = (seconds: number, now: number) => (seconds === Infinity ? Num
 function timeoutDeadline(run: WorkflowRun, functionId: number, seconds: number, now: number): { wakeAt: number; record?: OperationRow } {
   const recorded = run.replay(functionId, "duro.sleep");
   if (recorded) return { wakeAt: replayed(recorded) as number };
-  const wakeAt = wakeUpTime(seconds, now);
+  const wakeAt = secondsAfter(now, seconds);
   const output = serialize(wakeAt, "default");
   return { wakeAt, record: operation(run.workflowId, functionId, "duro.sleep", { output, serialization: "default", startedAt: now, completedAt: now }) };
 }

@@ -21,6 +21,7 @@ import { InvalidArgumentError } from "../errors.js";
 import type { Claimed, ClaimRequest, WorkflowRow, WriteResult } from "../storage/store.js";
 import type { Submission } from "./committer.js";
 import type { Engine } from "./engine.js";
+import { MAX_TIMEOUT_MS } from "./timers.js";
 
 export interface QueueOptions {
   /** Most workflows of this queue running at once across all executors. */
@@ -107,7 +108,7 @@ export class QueueDispatcher {
 
   start(): void {
     if (this.poll || this.stopped) return;
-    this.poll = setInterval(() => this.trigger(), (this.options.pollingIntervalSeconds ?? 1) * 1000);
+    this.poll = setInterval(() => this.trigger(), Math.min((this.options.pollingIntervalSeconds ?? 1) * 1000, MAX_TIMEOUT_MS));
     this.poll.unref();
     this.trigger();
   }

@@ -13,6 +13,7 @@ import { uuidv7 } from "./ids.js";
 import { checkKey, checkText } from "./operations.js";
 import { operation, type Engine } from "./engine.js";
 import { errorOf, keptBefore, recordedBefore, replayed } from "./checkpoint.js";
+import { secondsAfter, storedMs } from "./timers.js";
 
 /**
  * Starts `name` with `args` (or returns the existing workflow with that ID); with a queue it
@@ -96,7 +97,7 @@ function dequeued(engine: Engine, row: WorkflowRow): WorkflowRow {
   const now = Date.now();
   return {
     ...row, status: "PENDING", executorId: engine.executorId, startedAt: now, updatedAt: now, recoveryAttempts: row.recoveryAttempts + 1,
-    deadlineEpochMs: row.deadlineEpochMs ?? (row.timeoutMs !== null ? now + row.timeoutMs : null),
+    deadlineEpochMs: row.deadlineEpochMs ?? (row.timeoutMs !== null ? storedMs(now + row.timeoutMs) : null),
   };
 }
 
@@ -184,9 +185,10 @@ export function newRow(
   const inputs = serializeInputs(args, serialization);
   const queued = options.queueName !== undefined;
   const delayed = queued && options.delaySeconds !== undefined && options.delaySeconds > 0;
-  const timeoutMs = options.timeoutSeconds !== undefined ? Math.round(options.timeoutSeconds * 1000) : null;
+  const timeoutMs = options.timeoutSeconds !== undefined ? storedMs(options.timeoutSeconds * 1000) : null;
   // Direct starts get their deadline now; queued ones when dequeued (unless given or inherited).
-  const deadline = options.deadlineEpochMs ?? (timeoutMs !== null ? (queued ? null : now + timeoutMs) : parent?.deadlineEpochMs ?? null);
+  const given = options.deadlineEpochMs !== undefined ? storedMs(options.deadlineEpochMs) : undefined;
+  const deadline = given ?? (timeoutMs !== null ? (queued ? null : storedMs(now + timeoutMs)) : parent?.deadlineEpochMs ?? null);
   return {
     workflowId, status: queued ? (delayed ? "DELAYED" : "ENQUEUED") : "PENDING", name,
     authenticatedUser: options.authenticatedUser ?? parent?.authenticatedUser ?? null, inputs, output: null, error: null, serialization,
@@ -194,7 +196,7 @@ export function newRow(
     createdAt: now, updatedAt: now, startedAt: queued ? null : now, completedAt: null, recoveryAttempts: queued ? 0 : 1,
     queueName: options.queueName ?? null, priority: options.priority ?? 0, deduplicationId: options.deduplicationId ?? null,
     partitionKey: options.partitionKey ?? null, timeoutMs, deadlineEpochMs: deadline,
-    delayUntilEpochMs: delayed ? now + options.delaySeconds! * 1000 : null, parentWorkflowId: parent?.workflowId ?? null,
+    delayUntilEpochMs: delayed ? secondsAfter(now, options.delaySeconds!) : null, parentWorkflowId: parent?.workflowId ?? null,
     forkedFrom: null, wasForkedFrom: false,
   };
 }

@@ -16,7 +16,20 @@ export interface TimerHandle {
   cancel(): void;
 }
 
-const MAX_TIMEOUT_MS = 2_147_483_647; // setTimeout's limit; longer waits re-arm
+/** setTimeout's and setInterval's limit: longer waits re-arm (a longer interval would fire every 1 ms). */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
+
+/**
+ * The latest time duro stores, in epoch ms (the year 287,396): longer waits, timeouts and delays
+ * end there, as `Infinity` does where it is allowed. Both databases keep it exactly.
+ */
+export const NEVER = Number.MAX_SAFE_INTEGER;
+
+/** Whole epoch ms `seconds` after `now`, no later than NEVER. */
+export const secondsAfter = (now: number, seconds: number): number => Math.min(Math.round(now + seconds * 1000), NEVER);
+
+/** A time or duration in ms as stored: whole, no more than NEVER. */
+export const storedMs = (ms: number): number => Math.min(Math.round(ms), NEVER);
 
 export class Timers {
   private heap: Entry[] = [];

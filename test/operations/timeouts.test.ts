@@ -4,7 +4,7 @@
  * parent's absolute deadline; a restart keeps the original deadline.
  */
 import { describe, expect, it } from "vitest";
-import { AwaitedWorkflowCancelledError, type Duro } from "../../src/index.js";
+import { AwaitedWorkflowCancelledError, WorkflowQueue, type Duro } from "../../src/index.js";
 import { backends, gate, sleep, statusOf, useDuro, waitFor, waitForStatus } from "../helpers.js";
 import { blockedQueue } from "./support.js";
 
@@ -198,5 +198,32 @@ describe.each(backends)("%s", (backend) => {
     const at = await cancelledAt(b, "R");
     expect(at - launched).toBeLessThan(1500);
     expect(second.runs).toEqual({ before: 0, after: 0 });
+  });
+
+  it("waits, timeouts and delays past the year 287,396 (Number.MAX_SAFE_INTEGER ms) end there, on every backend", async () => {
+    const NEVER = Number.MAX_SAFE_INTEGER;
+    const duro = t.duro();
+    new WorkflowQueue(duro, "q");
+    const sleeps = duro.registerWorkflow("sleeps", async (seconds: number) => duro.sleep(seconds));
+    const waits = duro.registerWorkflow("waits", async (seconds: number) => duro.getEvent("nobody-yet", "k", seconds));
+    const step = duro.registerStep("step", async () => "done");
+    const quick = duro.registerWorkflow("quick", async () => step());
+    await duro.launch();
+    for (const [wf, id] of [[sleeps, "S"], [waits, "W"]] as const) {
+      const waiting = await duro.startWorkflow(wf.with({ workflowId: id, timeoutSeconds: 1e16 }), 1e17);
+      await waitFor(async () => (await duro.listWorkflowSteps(id)).some((s) => s.functionName === "duro.sleep" && s.output === NEVER), 10_000, `${id}'s wake-up time`);
+      expect((await waiting.getStatus())!).toMatchObject({ status: "PENDING", timeoutMs: NEVER, deadlineEpochMs: NEVER });
+      await duro.cancelWorkflow(id);
+    }
+    const far = await duro.startWorkflow(quick.with({ workflowId: "F", deadlineEpochMs: Number.MAX_VALUE }));
+    expect(await far.getResult()).toBe("done");
+    expect((await far.getStatus())!.deadlineEpochMs).toBe(NEVER);
+    await duro.startWorkflow(quick.with({ workflowId: "D", queueName: "q", delaySeconds: 1e16 }));
+    expect((await duro.getWorkflowStatus("D"))!).toMatchObject({ status: "DELAYED", delayUntilEpochMs: NEVER });
+    await duro.setWorkflowDelay("D", { delaySeconds: 1e17 });
+    await duro.setWorkflowDelay("D", { delayUntilEpochMs: 1e300 });
+    expect((await duro.getWorkflowStatus("D"))!.delayUntilEpochMs).toBe(NEVER);
+    await duro.setWorkflowDelay("D", { delaySeconds: 0 });
+    expect(await duro.getResult("D")).toBe("done");
   });
 });
