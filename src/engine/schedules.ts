@@ -3,10 +3,11 @@
  * the ID `sched:<name>:<ISO time>`; every executor runs the same timers, and because a workflow
  * ID is an idempotency key, each tick runs exactly once across all of them. Ticks missed while
  * every executor was down are skipped unless `catchUp` is set, which starts each missed tick
- * (after the last one recorded) at launch. Cron parsing is croner's (5 fields, or 6 with seconds).
+ * (after the last one recorded) at launch. A tick whose start fails because the database cannot
+ * be reached is started once it answers. Cron parsing is croner's (5 fields, or 6 with seconds).
  */
 import { Cron } from "croner";
-import { InvalidArgumentError } from "../errors.js";
+import { DatabaseError, InvalidArgumentError } from "../errors.js";
 import type { Engine } from "./engine.js";
 import { queueOf, start } from "./start.js";
 
@@ -25,6 +26,9 @@ export class Schedule {
   private readonly cron: Cron;
   private timer?: { cancel(): void };
   private stopped = false;
+  /** Ticks whose start failed because the database could not be reached, oldest first. */
+  private unstarted: number[] = [];
+  private retrying = false;
 
   constructor(
     private readonly engine: Engine,
@@ -87,9 +91,48 @@ export class Schedule {
 
   private async fire(at: number): Promise<void> {
     try {
-      await start(this.engine, this.workflowName, [new Date(at)], { workflowId: this.tickId(at), queueName: this.options.queueName });
+      await this.startTick(at);
     } catch (error) {
-      if (!this.stopped) this.engine.logger.error(`Schedule "${this.name}" could not start its tick at ${new Date(at).toISOString()}.`, { error: String(error) });
+      if (this.stopped) return;
+      if (error instanceof DatabaseError) return this.whenReachable(at);
+      this.engine.logger.error(`Schedule "${this.name}" could not start its tick at ${new Date(at).toISOString()}.`, { error: String(error) });
     }
+  }
+
+  private startTick(at: number): Promise<unknown> {
+    return start(this.engine, this.workflowName, [new Date(at)], { workflowId: this.tickId(at), queueName: this.options.queueName });
+  }
+
+  /**
+   * Starts a tick the database was unreachable for once it answers, late but once: this executor
+   * was up at the tick's time, so the tick is not one missed while every executor was down. One
+   * loop per schedule serves every such tick, oldest first; tries back off to 30 s.
+   */
+  private whenReachable(at: number): void {
+    this.unstarted.push(at);
+    if (this.unstarted.length > MAX_CATCH_UP) this.unstarted.shift();
+    if (this.retrying) return;
+    this.retrying = true;
+    this.engine.logger.warn(
+      `Schedule "${this.name}" could not start its tick at ${new Date(at).toISOString()}: the database could not be reached. ` +
+        `It will start that tick, and any other due until the database answers, once it does.`,
+    );
+    void (async () => {
+      for (let attempt = 0; this.unstarted.length && !this.stopped; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 30_000)).unref());
+        while (this.unstarted.length && !this.stopped) {
+          try {
+            await this.startTick(this.unstarted[0]);
+          } catch (error) {
+            if (error instanceof DatabaseError) break; // still unreachable: try again later
+            this.engine.logger.error(`Schedule "${this.name}" could not start its tick at ${new Date(this.unstarted[0]).toISOString()}.`, { error: String(error) });
+          }
+          this.unstarted.shift();
+        }
+      }
+    })().finally(() => {
+      this.retrying = false;
+      if (this.unstarted.length && !this.stopped) this.whenReachable(this.unstarted.pop()!); // one came in as the loop ended
+    });
   }
 }

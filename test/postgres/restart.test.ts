@@ -178,6 +178,37 @@ describe("PostgreSQL restarts and crashes mid-run (private cluster)", () => {
     }
   });
 
+  it("schedule ticks due while the database is down (past the retry window) are started, each once, when it answers", async () => {
+    retry.windowMs = 300;
+    try {
+      const log = capture();
+      const duro = new Duro({ databaseUrl: freshUrl(), executorId: "sched", logger: log.logger });
+      instances.push(duro);
+      const tick = duro.registerWorkflow("tick", async (at: Date) => at.toISOString());
+      await duro.schedule("every", "* * * * * *", tick);
+      await duro.launch();
+      const ticks = async () => {
+        const rows = await duro.listWorkflows({ workflowIdPrefix: "sched:every:", loadInput: false });
+        return rows.map((row) => Date.parse(row.workflowId.slice("sched:every:".length))).sort((a, b) => a - b);
+      };
+      await waitFor(async () => (await ticks()).length >= 1, 10_000, "a first tick");
+      await cluster.stop("immediate");
+      await sleep(3000);
+      await cluster.start();
+      const up = Date.now();
+      await waitFor(async () => (await ticks()).at(-1)! >= up, 20_000, "a tick after the outage");
+      const seen = await ticks();
+      const expected = range((seen.at(-1)! - seen[0]) / 1000 + 1).map((i) => seen[0] + (i - 1) * 1000);
+      expect(seen, "one tick a second, none lost or doubled").toEqual(expected);
+      expect(seen.filter((at) => at > up - 3000 && at < up).length, "ticks due during the outage").toBeGreaterThanOrEqual(2);
+      const rows = await duro.listWorkflows({ workflowIdPrefix: "sched:every:" });
+      await waitFor(async () => (await duro.listWorkflows({ workflowIdPrefix: "sched:every:", status: "SUCCESS" })).length >= rows.length, 10_000, "every tick done");
+      expect(log.lines.some((l) => l.message.includes("could not be reached. It will start that tick")), "the late start was announced").toBe(true);
+    } finally {
+      retry.windowMs = 60_000;
+    }
+  });
+
   it("pg_terminate_backend of every duro connection (pool and LISTEN) mid-run: all finish, and cross-instance wake-ups still arrive", async () => {
     const url = freshUrl();
     // The safety poll is pushed out of the picture: any wake-up across instances must come by NOTIFY.

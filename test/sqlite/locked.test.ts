@@ -6,7 +6,7 @@
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { busy } from "../../src/storage/sqlite/store.js";
-import { gate, useDuro, waitFor, within } from "../helpers.js";
+import { gate, range, sleep, useDuro, waitFor, within } from "../helpers.js";
 
 afterEach(() => {
   busy.timeoutMs = 10_000;
@@ -42,5 +42,28 @@ describe("sqlite: the file locked by another process", () => {
     expect(await within(10_000, handle.getResult(), "the result once the lock is free")).toBe(41);
     expect((await duro.getWorkflowStatus("locked-1"))?.status).toBe("SUCCESS");
     expect((await duro.listWorkflowSteps("locked-1")).map((s) => [s.functionId, s.output])).toEqual([[1, 40]]);
+  });
+
+  it("schedule ticks due while the file is locked are started, each once, when it is free", async () => {
+    busy.timeoutMs = 50;
+    const duro = t.duro();
+    const tick = duro.registerWorkflow("tick", async (at: Date) => at.toISOString());
+    await duro.schedule("every", "* * * * * *", tick);
+    await duro.launch();
+    const ticks = async () => {
+      const rows = await duro.listWorkflows({ workflowIdPrefix: "sched:every:", loadInput: false });
+      return rows.map((row) => Date.parse(row.workflowId.slice("sched:every:".length)));
+    };
+    await waitFor(async () => (await ticks()).length >= 1, 10_000, "a first tick");
+    const other = new Database(t.url.slice("sqlite:".length));
+    other.exec("BEGIN IMMEDIATE");
+    await sleep(2500);
+    other.exec("COMMIT");
+    other.close();
+    const free = Date.now();
+    await waitFor(async () => (await ticks()).at(-1)! >= free, 10_000, "a tick after the lock");
+    const seen = await ticks();
+    expect(seen, "one tick a second, none lost or doubled").toEqual(range((seen.at(-1)! - seen[0]) / 1000 + 1).map((i) => seen[0] + (i - 1) * 1000));
+    expect(seen.filter((at) => at > free - 2500 && at < free).length, "ticks due while locked").toBeGreaterThanOrEqual(2);
   });
 });
