@@ -68,6 +68,7 @@ export class Duro {
   registerStep<A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R> | R, options: StepOptions = {}): (...args: A) => Promise<R> {
     if (typeof name !== "string" || name === "") throw new InvalidArgumentError("A step needs a non-empty name.");
     ops.checkKey("step name", options.name ?? name);
+    if (typeof fn !== "function") throw new InvalidArgumentError(`registerStep("${name}") needs a function.`);
     ops.validateStepOptions(options);
     const stepName = options.name ?? name;
     return (...args: A) => ops.runStep(this.engine, stepName, fn, args, options) as Promise<R>;
@@ -136,11 +137,13 @@ export class Duro {
    * Waits on handles or promises like Python's asyncio.wait; which ones were done is recorded,
    * so a replay takes the same branch.
    */
-  wait<T extends WorkflowHandle<unknown> | Promise<unknown>>(
+  async wait<T extends WorkflowHandle<unknown> | Promise<unknown>>(
     items: T[],
     options: { returnWhen?: ReturnWhen; timeoutSeconds?: number } = {},
   ): Promise<{ done: T[]; pending: T[] }> {
-    if (!Array.isArray(items)) throw new InvalidArgumentError("wait() needs an array of handles or promises.");
+    if (!Array.isArray(items) || items.length === 0 || !items.every((item) => isHandle(item) || typeof (item as Promise<unknown>)?.then === "function")) {
+      throw new InvalidArgumentError("wait() needs a non-empty array of workflow handles or promises (as asyncio.wait does).");
+    }
     const watch = (item: T): ops.Watched => {
       if (!isHandle(item)) return { settled: item as Promise<unknown>, looked: new Promise((resolve) => setImmediate(resolve)) };
       const settled = item.getResult();

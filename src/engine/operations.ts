@@ -170,6 +170,9 @@ export async function getWorkflowStatus(engine: Engine, workflowId: string) {
 /** Waits for the first of several workflows to finish; returns its ID (recorded in a workflow). */
 export async function waitFirst(engine: Engine, workflowIds: string[]): Promise<string> {
   if (!Array.isArray(workflowIds) || workflowIds.length === 0) throw new InvalidArgumentError("waitFirst() needs at least one workflow handle.");
+  for (const id of workflowIds) {
+    if (typeof id !== "string" || id === "") throw new InvalidArgumentError("waitFirst() needs workflow handles (from startWorkflow or retrieveWorkflow).");
+  }
   if (new Set(workflowIds).size !== workflowIds.length) throw new InvalidArgumentError("waitFirst() was given the same workflow twice.");
   const run = currentRun();
   const first = async () => {

@@ -216,10 +216,11 @@ describe.each(backends)("%s", (backend) => {
       ]);
     });
 
-    it("invalid step options are refused with InvalidArgumentError", async () => {
+    it("invalid step options, or a step that is not a function, are refused with InvalidArgumentError", async () => {
       const duro = t.duro();
       expect(() => duro.registerStep("bad", async () => 1, { maxAttempts: 0 })).toThrow(InvalidArgumentError);
       expect(() => duro.registerStep("bad2", async () => 1, { intervalSeconds: -1 })).toThrow(InvalidArgumentError);
+      expect(() => duro.registerStep("bad3", 5 as unknown as () => number)).toThrow(InvalidArgumentError);
     });
   });
 

@@ -144,19 +144,27 @@ describe.each(backends)("%s", (backend) => {
       await duro.send(pending.workflowId, null, "go");
     });
 
-    it("an empty list is refused with InvalidArgumentError, inside and outside a workflow", async () => {
+    it("an empty list, or one holding something else than handles, is refused with InvalidArgumentError, inside and outside a workflow", async () => {
       const duro = t.duro();
+      const bad = [[], [{}], [null], ["id"]] as unknown as WorkflowHandle<unknown>[][];
       const wf = duro.registerWorkflow("emptyWait", async () => {
-        try {
-          await duro.waitFirst([]);
-          return "returned";
-        } catch (error) {
-          return error instanceof InvalidArgumentError ? "refused" : `other: ${error}`;
+        const outcomes: string[] = [];
+        for (const handles of bad) {
+          await duro.waitFirst(handles).then(
+            () => outcomes.push("returned"),
+            (error) => outcomes.push(error instanceof InvalidArgumentError ? "refused" : `other: ${error}`),
+          );
         }
+        await duro.wait([]).then(
+          () => outcomes.push("returned"),
+          (error) => outcomes.push(error instanceof InvalidArgumentError ? "refused" : `other: ${error}`),
+        );
+        return outcomes;
       });
       await duro.launch();
-      await expect(duro.waitFirst([])).rejects.toBeInstanceOf(InvalidArgumentError);
-      expect(await (await duro.startWorkflow(wf)).getResult()).toBe("refused");
+      for (const handles of bad) await expect(duro.waitFirst(handles)).rejects.toBeInstanceOf(InvalidArgumentError);
+      for (const items of [[], [1], [{}]] as unknown as Promise<unknown>[][]) await expect(duro.wait(items)).rejects.toBeInstanceOf(InvalidArgumentError);
+      expect(await (await duro.startWorkflow(wf)).getResult()).toEqual(["refused", "refused", "refused", "refused", "refused"]);
     });
 
     it("inside a workflow the winner is recorded: a replay returns the same one", async () => {
