@@ -119,7 +119,6 @@ async function durableDeadline(engine: Engine, run: WorkflowRun, seconds: number
   return (await record(engine, run, functionId, "duro.sleep", now, { output: wakeAt }, { completedAt: wakeAt })) as number;
 }
 
-
 /**
  * The wake-up time of a timeout (recv, getEvent) at `functionId`: recorded already (a replay), or
  * the operation to record it with, written together with the wait's first look.
