@@ -9,6 +9,7 @@ import { contextLogger } from "./engine/logger.js";
 import { cancel, checkIds, fork, type ForkOptions, listWorkflows, listWorkflowSteps, resume, setWorkflowDelay } from "./engine/management.js";
 import { enqueueMany, start } from "./engine/start.js";
 import * as ops from "./engine/operations.js";
+import * as streams from "./engine/streams.js";
 import type { ScheduleOptions } from "./engine/schedules.js";
 import type { SerializationFormat } from "./serialization.js";
 import type {
@@ -197,12 +198,12 @@ export class Duro {
 
   /** Appends a value to this workflow's stream `key` (workflow or step only). */
   writeStream(key: string, value: unknown, options?: { serialization?: SerializationFormat }): Promise<void> {
-    return ops.writeStream(this.engine, key, value, options);
+    return streams.writeStream(this.engine, key, value, options);
   }
 
   /** Closes this workflow's stream `key`: readers end after the values written so far. */
   closeStream(key: string): Promise<void> {
-    return ops.closeStream(this.engine, key);
+    return streams.closeStream(this.engine, key);
   }
 
   /**
@@ -210,7 +211,7 @@ export class Duro {
    * @throws StreamTimeoutError when no value arrives within `timeoutSeconds` (per value).
    */
   readStream<T = unknown>(workflowId: string, key: string, options?: { offset?: number; timeoutSeconds?: number }): AsyncIterable<T> {
-    return ops.readStream(this.engine, workflowId, key, options) as AsyncIterable<T>;
+    return streams.readStream(this.engine, workflowId, key, options) as AsyncIterable<T>;
   }
 
   /** True on a new run (records a marker) or one that recorded this patch; false on runs from before it. */

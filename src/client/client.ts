@@ -7,6 +7,7 @@ import { Engine } from "../engine/engine.js";
 import { cancel, checkIds, fork, type ForkOptions, listWorkflows, listWorkflowSteps, resume, setWorkflowDelay } from "../engine/management.js";
 import { enqueueMany, start } from "../engine/start.js";
 import * as ops from "../engine/operations.js";
+import * as streams from "../engine/streams.js";
 import { InvalidArgumentError, WorkflowNotFoundError } from "../errors.js";
 import type { SerializationFormat } from "../serialization.js";
 import type { ListWorkflowsFilter, Logger, StartOptions, StepInfo, WorkflowHandle, WorkflowStatus } from "../types.js";
@@ -67,7 +68,7 @@ export class DuroClient {
   }
 
   async *readStream<T = unknown>(workflowId: string, key: string, options?: { offset?: number; timeoutSeconds?: number }): AsyncIterable<T> {
-    yield* ops.readStream(await this.ready(), workflowId, key, options) as AsyncIterable<T>;
+    yield* streams.readStream(await this.ready(), workflowId, key, options) as AsyncIterable<T>;
   }
 
   /** A handle on a workflow; `existingWorkflow: false` allows one not created yet (its getResult waits for it). */
