@@ -22,7 +22,8 @@ export interface Context {
   step?: StepState;
 }
 
-export const als = new AsyncLocalStorage<Context>();
+/** Typed by what duro uses of AsyncLocalStorage, so that its published types need no Node typings. */
+export const als: { getStore(): Context | undefined; run<R>(store: Context, fn: () => R): R } = new AsyncLocalStorage<Context>();
 
 /**
  * Why a run must stop at its next durable operation: cancelled (or timed out), this executor is

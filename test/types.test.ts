@@ -1,0 +1,51 @@
+/**
+ * The published types (dist/*.d.ts, built by `pretest`) compile in a strict application that has
+ * no Node typings (TypeScript's default libraries, no @types/node, no skipLibCheck): a program
+ * using the main API type-checks against them alone.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { expect, it } from "vitest";
+
+it("an application without @types/node type-checks against duro's published types under strict", () => {
+  const dir = mkdtempSync(join(tmpdir(), "duro-types-"));
+  try {
+    const entry = resolve("dist/index.js");
+    writeFileSync(
+      join(dir, "app.ts"),
+      `import { Duro, DuroClient, WorkflowQueue, InvalidArgumentError, type WorkflowHandle } from ${JSON.stringify(entry)};
+const duro = new Duro({ databaseUrl: "sqlite::memory:" });
+const charge = duro.registerStep("charge", async (amount: number) => amount * 2, { retriesAllowed: true });
+const order = duro.registerWorkflow("order", async (id: string, amount: number) => ({ id, total: await charge(amount) }));
+new WorkflowQueue(duro, "orders", { concurrency: 5, rateLimit: { limit: 10, periodSeconds: 1 } });
+export async function main(): Promise<number> {
+  const h: WorkflowHandle<{ id: string; total: number }> = await duro.startWorkflow(order.with({ queueName: "orders" }), "o1", 5);
+  const client = new DuroClient({ databaseUrl: "sqlite::memory:" });
+  await client.enqueue({ workflowName: "order", queueName: "orders" }, "o2", 3);
+  let sum = 0;
+  for await (const value of duro.readStream<number>("o1", "progress")) sum += value;
+  return (await h.getResult()).total + sum + InvalidArgumentError.name.length;
+}
+`,
+    );
+    const compilerOptions = { noEmit: true, strict: true, target: "es2022", module: "nodenext", moduleResolution: "nodenext", types: [] };
+    writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({ compilerOptions, files: ["app.ts"] }));
+    /** tsc's report: empty when the program type-checks. */
+    const check = (): string => {
+      try {
+        execFileSync(process.execPath, [resolve("node_modules/typescript/bin/tsc"), "-p", dir], { encoding: "utf8" });
+        return "";
+      } catch (error) {
+        return String((error as { stdout?: string }).stdout);
+      }
+    };
+    expect(check()).toBe("");
+    // The check has teeth: a type error in the program is reported.
+    writeFileSync(join(dir, "app.ts"), `import { Duro } from ${JSON.stringify(entry)};\nexport const n: number = new Duro().workflowId;\n`);
+    expect(check()).toMatch(/app\.ts.*error TS2322/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
