@@ -29,6 +29,8 @@ export class Schedule {
   /** Ticks whose start failed because the database could not be reached, oldest first. */
   private unstarted: number[] = [];
   private retrying = false;
+  /** Ends the retry loop's wait early: a tick just started, so the database answers again. */
+  private wake?: () => void;
 
   constructor(
     private readonly engine: Engine,
@@ -78,6 +80,7 @@ export class Schedule {
   stop(): void {
     this.stopped = true;
     this.timer?.cancel();
+    this.wake?.();
   }
 
   private arm(after: Date): void {
@@ -92,6 +95,7 @@ export class Schedule {
   private async fire(at: number): Promise<void> {
     try {
       await this.startTick(at);
+      this.wake?.();
     } catch (error) {
       if (this.stopped) return;
       if (error instanceof DatabaseError) return this.whenReachable(at);
@@ -106,7 +110,8 @@ export class Schedule {
   /**
    * Starts a tick the database was unreachable for once it answers, late but once: this executor
    * was up at the tick's time, so the tick is not one missed while every executor was down. One
-   * loop per schedule serves every such tick, oldest first; tries back off to 30 s.
+   * loop per schedule serves every such tick, oldest first; tries back off to 30 s, and a later
+   * tick that starts cuts the wait short.
    */
   private whenReachable(at: number): void {
     this.unstarted.push(at);
@@ -119,7 +124,11 @@ export class Schedule {
     );
     void (async () => {
       for (let attempt = 0; this.unstarted.length && !this.stopped; attempt++) {
-        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 30_000)).unref());
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(100 * 2 ** attempt, 30_000)).unref();
+          this.wake = () => (clearTimeout(timer), resolve());
+        });
+        this.wake = undefined;
         while (this.unstarted.length && !this.stopped) {
           try {
             await this.startTick(this.unstarted[0]);
