@@ -113,6 +113,7 @@ export class Duro {
    * `existingWorkflow` is false, for a workflow that is yet to be started.
    */
   async retrieveWorkflow<R = unknown>(workflowId: string, { existingWorkflow = true }: { existingWorkflow?: boolean } = {}): Promise<WorkflowHandle<R>> {
+    ops.checkKey("workflowId", workflowId);
     if (existingWorkflow && (await this.engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
     return this.handle<R>(workflowId, !existingWorkflow);
   }

@@ -74,6 +74,7 @@ export class DuroClient {
   /** A handle on a workflow; `existingWorkflow: false` allows one not created yet (its getResult waits for it). */
   async retrieveWorkflow<R = unknown>(workflowId: string, { existingWorkflow = true }: { existingWorkflow?: boolean } = {}): Promise<WorkflowHandle<R>> {
     const engine = await this.ready();
+    ops.checkKey("workflowId", workflowId);
     if (existingWorkflow && (await engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
     return this.handle<R>(workflowId, !existingWorkflow);
   }
@@ -83,7 +84,8 @@ export class DuroClient {
   }
 
   async getWorkflowStatus(workflowId: string): Promise<WorkflowStatus | null> {
-    return (await this.ready()).getStatus(workflowId);
+    const engine = await this.ready();
+    return engine.getStatus(ops.checkKey("workflowId", workflowId));
   }
 
   async listWorkflows(filter: ListWorkflowsFilter = {}): Promise<WorkflowStatus[]> {

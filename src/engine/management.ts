@@ -5,7 +5,7 @@ import type { OperationRow, WorkflowFilter, WorkflowRow, WorkflowStatusString } 
 import type { ListWorkflowsFilter, StepInfo, WorkflowStatus } from "../types.js";
 import { INTERNAL_QUEUE, type Engine } from "./engine.js";
 import { uuidv7 } from "./ids.js";
-import { checkKey } from "./operations.js";
+import { checkKey, checkText } from "./operations.js";
 import { queueOf, validateStart } from "./start.js";
 import { secondsAfter, storedMs } from "./timers.js";
 
@@ -15,6 +15,7 @@ const many = (name: string, value: string | string[] | undefined): string[] | un
   if (value === undefined) return undefined;
   const list = Array.isArray(value) ? value : [value];
   if (!list.every((v) => typeof v === "string")) throw new InvalidArgumentError(`${name} must be a string or an array of strings.`);
+  for (const v of list) checkText(name, v);
   return list;
 };
 
@@ -26,7 +27,8 @@ function time(name: string, value: string | undefined): number | undefined {
   const ms = match ? Date.parse(value) : NaN;
   // Date.parse rolls impossible dates over (Feb 30 → Mar 1): compare the calendar date it read.
   const [y, m, d, hh = "0", mm = "0", ss = "0"] = match?.slice(1) ?? [];
-  const calendar = match && new Date(Date.UTC(Number(y), Number(m) - 1, Number(d)));
+  // setUTCFullYear, not Date.UTC, which reads years 0-99 as 1900-1999.
+  const calendar = match && new Date(new Date(0).setUTCFullYear(Number(y), Number(m) - 1, Number(d)));
   const valid =
     calendar && !Number.isNaN(ms) && calendar.getUTCFullYear() === Number(y) && calendar.getUTCMonth() === Number(m) - 1 &&
     calendar.getUTCDate() === Number(d) && Number(hh) < 24 && Number(mm) < 60 && Number(ss) < 60;
@@ -36,7 +38,7 @@ function time(name: string, value: string | undefined): number | undefined {
 
 function count(name: string, value: number | undefined): number | undefined {
   if (value === undefined) return undefined;
-  if (!Number.isInteger(value) || value < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer, got ${value}.`);
+  if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer (at most 2^53 - 1), got ${value}.`);
   return value;
 }
 
@@ -97,11 +99,13 @@ export function cancel(engine: Engine, workflowIds: string[], options: { cancelC
   return engine.cancel(checkIds(workflowIds), options.cancelChildren ?? false);
 }
 
-export async function listWorkflows(engine: Engine, filter: ListWorkflowsFilter): Promise<WorkflowStatus[]> {
-  return (await engine.store.listWorkflows(toStoreFilter(filter))).map(toStatus);
+export async function listWorkflows(engine: Engine, filter: ListWorkflowsFilter | undefined): Promise<WorkflowStatus[]> {
+  return (await engine.store.listWorkflows(toStoreFilter(filter ?? {}))).map(toStatus);
 }
 
-export async function listWorkflowSteps(engine: Engine, workflowId: string, { limit, offset }: { limit?: number; offset?: number }): Promise<StepInfo[]> {
+export async function listWorkflowSteps(engine: Engine, workflowId: string, options: { limit?: number; offset?: number } | undefined): Promise<StepInfo[]> {
+  checkKey("workflowId", workflowId);
+  const { limit, offset } = options ?? {};
   count("limit", limit);
   count("offset", offset);
   const operations = await engine.store.listOperations(workflowId, limit, offset);
@@ -110,6 +114,7 @@ export async function listWorkflowSteps(engine: Engine, workflowId: string, { li
 }
 
 export async function setWorkflowDelay(engine: Engine, workflowId: string, options: { delaySeconds?: number; delayUntilEpochMs?: number }): Promise<void> {
+  checkKey("workflowId", workflowId);
   const { delaySeconds, delayUntilEpochMs } = options ?? {};
   if ((delaySeconds === undefined) === (delayUntilEpochMs === undefined)) {
     throw new InvalidArgumentError("setWorkflowDelay() takes exactly one of delaySeconds or delayUntilEpochMs.");
@@ -158,7 +163,9 @@ export interface ForkOptions {
  * Starts a copy of a workflow that reuses the outputs of operations before `startStep`: 1 or less
  * copies nothing (everything runs again), past the last recorded operation copies everything.
  */
-export async function fork(engine: Engine, workflowId: string, startStep: number, options: ForkOptions): Promise<string> {
+export async function fork(engine: Engine, workflowId: string, startStep: number, options: ForkOptions | undefined = {}): Promise<string> {
+  checkKey("workflowId", workflowId);
+  options ??= {};
   if (!Number.isSafeInteger(startStep)) throw new InvalidArgumentError(`startStep must be an integer, got ${String(startStep)}.`);
   if (options.newWorkflowId !== undefined && options.workflowId !== undefined && options.newWorkflowId !== options.workflowId) {
     throw new InvalidArgumentError("forkWorkflow got both newWorkflowId and workflowId, and they differ: give one.");

@@ -119,8 +119,9 @@ export function listWorkflowsQuery(table: string, filter: WorkflowFilter, boolea
     // A range on the primary key instead of LIKE, so the index serves it and `%`/`_` stay literal;
     // the prefix itself is checked too, since under a linguistic collation the range can hold more.
     const ranges = filter.workflowIdPrefix.map((prefix) => {
-      params.push(prefix, prefix + "\u{10FFFF}", prefix, prefix);
-      return "(workflow_id >= ? AND workflow_id < ? AND substr(workflow_id, 1, length(CAST(? AS TEXT))) = CAST(? AS TEXT))";
+      const above = after(prefix);
+      params.push(prefix, ...(above === null ? [] : [above]), prefix, prefix);
+      return `(workflow_id >= ?${above === null ? "" : " AND workflow_id < ?"} AND substr(workflow_id, 1, length(CAST(? AS TEXT))) = CAST(? AS TEXT))`;
     });
     where.push(ranges.length ? `(${ranges.join(" OR ")})` : "1 = 0");
   }
@@ -149,6 +150,18 @@ export function listWorkflowsQuery(table: string, filter: WorkflowFilter, boolea
     params.push(filter.offset);
   }
   return { sql, params };
+}
+
+/**
+ * The first string after every string that starts with `prefix`, in code point order: its last
+ * character not U+10FFFF, one up (past the surrogates), and what followed it dropped; null if none.
+ */
+function after(prefix: string): string | null {
+  const chars = [...prefix];
+  while (chars.length && chars[chars.length - 1] === "\u{10FFFF}") chars.pop();
+  if (!chars.length) return null;
+  const next = chars.pop()!.codePointAt(0)! + 1;
+  return chars.join("") + String.fromCodePoint(next === 0xd800 ? 0xe000 : next);
 }
 
 /** `?` placeholders to PostgreSQL's `$1, $2, …` (none of our SQL has `?` inside a string literal). */

@@ -218,6 +218,7 @@ export interface ClaimRequest {
   queueName: string;
   executorId: string;
   appVersion: string;
+  /** When the claim was asked for; the claim itself is stamped when it holds the queue (PostgreSQL: by the database's clock). */
   now: number;
   /** At most this many rows in all (this executor's free worker slots, or a batch size). */
   max: number;

@@ -90,6 +90,9 @@ describe.each(backends)("%s", (backend) => {
       // The same instant written with a numeric offset.
       const offset = new Date(times[1] + 3_600_000).toISOString().replace("Z", "+01:00");
       expect(ids(await duro.listWorkflows({ endTime: offset }))).toEqual(["w1", "w2"]);
+      // Years before 100 are years, not 1900-1999.
+      expect(ids(await duro.listWorkflows({ startTime: "0001-01-01T00:00:00Z" }))).toEqual(["w1", "w2", "w3", "w4"]);
+      expect(ids(await duro.listWorkflows({ endTime: "0099-12-31T23:59:59Z" }))).toEqual([]);
       await duro.send("w4", null, "go");
     });
 
@@ -103,6 +106,11 @@ describe.each(backends)("%s", (backend) => {
       expect(ids(await duro.listWorkflows({ workflowIdPrefix: "a_" }))).toEqual(["a_b"]);
       expect(ids(await duro.listWorkflows({ workflowIdPrefix: "a%" }))).toEqual(["a%c"]);
       expect(ids(await duro.listWorkflows({ workflowIdPrefix: "zzz" }))).toEqual([]);
+      // Any character may follow the prefix, the last code point too; the prefix may end in it.
+      for (const id of ["z\u{10FFFF}", "z\u{10FFFF}\u{10FFFF}x", "z\uFFFFy", "\u{10FFFF}"]) await (await duro.startWorkflow(wf.with({ workflowId: id }))).getResult();
+      expect(ids(await duro.listWorkflows({ workflowIdPrefix: "z" })).sort()).toEqual(["z\u{10FFFF}", "z\u{10FFFF}\u{10FFFF}x", "z\uFFFFy"].sort());
+      expect(ids(await duro.listWorkflows({ workflowIdPrefix: "z\u{10FFFF}" })).sort()).toEqual(["z\u{10FFFF}", "z\u{10FFFF}\u{10FFFF}x"].sort());
+      expect(ids(await duro.listWorkflows({ workflowIdPrefix: "\u{10FFFF}" }))).toEqual(["\u{10FFFF}"]);
     });
 
     it("filters by parentWorkflowId and hasParent", async () => {

@@ -71,6 +71,22 @@ describe.each(backends)("%s", (backend) => {
           ["client enqueue", () => client.enqueue({ workflowName: "plain", queueName: "q", workflowId: odd })],
           ["client enqueue name", () => client.enqueue({ workflowName: odd, queueName: "q" })],
           ["getWorkflowStatus", () => duro.getWorkflowStatus(odd)],
+          ["client getWorkflowStatus", () => client.getWorkflowStatus(odd)],
+          ["retrieveWorkflow", () => duro.retrieveWorkflow(odd)],
+          ["client retrieveWorkflow", () => client.retrieveWorkflow(odd)],
+          ["getResult", () => duro.getResult(odd)],
+          ["getAllEvents", () => duro.getAllEvents(odd)],
+          ["listWorkflowSteps", () => duro.listWorkflowSteps(odd)],
+          ["client listWorkflowSteps", () => client.listWorkflowSteps(odd)],
+          ["forkWorkflow source", () => duro.forkWorkflow(odd, 1)],
+          ["forkWorkflow new ID", () => duro.forkWorkflow("ok", 1, { newWorkflowId: odd })],
+          ["setWorkflowDelay", () => duro.setWorkflowDelay(odd, { delaySeconds: 1 })],
+          ["client setWorkflowDelay", () => client.setWorkflowDelay(odd, { delaySeconds: 1 })],
+          ["listWorkflows workflowIds", () => duro.listWorkflows({ workflowIds: ["ok", odd] })],
+          ["listWorkflows name", () => duro.listWorkflows({ name: odd })],
+          ["listWorkflows workflowIdPrefix", () => duro.listWorkflows({ workflowIdPrefix: odd })],
+          ["listQueuedWorkflows queueName", () => duro.listQueuedWorkflows({ queueName: [odd] })],
+          ["client listWorkflows user", () => client.listWorkflows({ user: odd })],
           ["cancelWorkflow", () => duro.cancelWorkflow(odd)],
           ["resumeWorkflow", () => duro.resumeWorkflow(odd)],
           ["send", () => duro.send("cancelled", "m", odd)],
@@ -101,6 +117,7 @@ describe.each(backends)("%s", (backend) => {
       { startTime: "not a time" }, { endTime: "2024-01-01T25:00:00Z" }, { startTime: "" }, { endTime: "12:00" },
       { startTime: 1_700_000_000_000 as unknown as string },
       { status: "FINISHED" as never }, { name: 42 as unknown as string }, { workflowIds: "ok" as unknown as string[] },
+      { limit: 1e20 }, { offset: 2 ** 53 },
     ];
     for (const filter of filters) {
       await expect.soft(duro.listWorkflows(filter), JSON.stringify(filter)).rejects.toBeInstanceOf(InvalidArgumentError);
@@ -109,7 +126,7 @@ describe.each(backends)("%s", (backend) => {
     // A date that does not exist is malformed too (Date.parse would quietly read it as 1 March).
     expect.soft(await duro.listWorkflows({ startTime: "2024-02-30T00:00:00Z" }).then(() => "accepted", (e) => e.name)).toBe("InvalidArgumentError");
     expect.soft(await duro.listQueuedWorkflows({ endTime: "2023-06-31T00:00:00Z" }).then(() => "accepted", (e) => e.name)).toBe("InvalidArgumentError");
-    for (const options of [{ limit: -1 }, { offset: -1 }, { limit: 0.5 }]) {
+    for (const options of [{ limit: -1 }, { offset: -1 }, { limit: 0.5 }, { limit: 1e20 }, { offset: 2 ** 53 }]) {
       await expect(duro.listWorkflowSteps("ok", options), JSON.stringify(options)).rejects.toBeInstanceOf(InvalidArgumentError);
     }
     expect(await snapshot(duro)).toEqual(before);
@@ -125,6 +142,12 @@ describe.each(backends)("%s", (backend) => {
       ["setWorkflowDelay NaN", () => duro.setWorkflowDelay("delayed", { delayUntilEpochMs: Number.NaN })],
       ["cancelWorkflows of a string", () => duro.cancelWorkflows("ok" as unknown as string[])],
       ["cancelWorkflow of an empty ID", () => duro.cancelWorkflow("")],
+      ["retrieveWorkflow of an empty ID", () => duro.retrieveWorkflow("")],
+      ["listWorkflowSteps of an empty ID", () => duro.listWorkflowSteps("")],
+      ["forkWorkflow of an empty ID", () => duro.forkWorkflow("", 1)],
+      ["forkWorkflow of an array", () => duro.forkWorkflow(["ok"] as unknown as string, 1)],
+      ["setWorkflowDelay of an empty ID", () => duro.setWorkflowDelay("", { delaySeconds: 1 })],
+      ["getWorkflowStatus of a number", () => duro.getWorkflowStatus(7 as unknown as string)],
       ["resumeWorkflows of a string", () => duro.resumeWorkflows("cancelled" as unknown as string[])],
       ["resume onto an unknown queue", () => duro.resumeWorkflow("cancelled", { queueName: "nope" })],
       ["fork step 1.5", () => duro.forkWorkflow("ok", 1.5)],

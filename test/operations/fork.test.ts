@@ -279,6 +279,23 @@ describe.each(backends)("%s", (backend) => {
     expect(await snapshot(duro)).toEqual(before);
   });
 
+  it("concurrent forks to one newWorkflowId: exactly one wins, with its own source's record; the rest are WorkflowConflictError", async () => {
+    const { duro, wf } = await original();
+    await duro.startWorkflow(wf.with({ workflowId: "P" }), 20).then((h) => h.getResult());
+    const sources = Array.from({ length: 12 }, (_, i) => (i % 2 ? "O" : "P"));
+    const outcomes = await Promise.all(sources.map((source) => duro.forkWorkflow(source, 8, { newWorkflowId: "race" }).then(() => source, (e: unknown) => e)));
+    const winners = outcomes.filter((o): o is string => typeof o === "string");
+    expect(winners).toHaveLength(1);
+    for (const o of outcomes) if (typeof o !== "string") expect(o).toBeInstanceOf(WorkflowConflictError);
+    const [winner] = winners;
+    expect(await (await duro.retrieveWorkflow("race")).getResult()).toEqual(await (await duro.retrieveWorkflow(winner)).getResult());
+    expect(await duro.listWorkflowSteps("race")).toEqual(await duro.listWorkflowSteps(winner));
+    expect(await duro.getAllEvents("race")).toEqual(await duro.getAllEvents(winner));
+    expect(await readAll(duro, "race", "log")).toEqual(await readAll(duro, winner, "log"));
+    const marked = (await duro.listWorkflows({ wasForkedFrom: true })).map((s) => s.workflowId);
+    expect(marked).toEqual([winner]);
+  });
+
   it("a fork inside a workflow is a recorded operation", async () => {
     const { duro } = await original();
     const forker = duro.registerWorkflow("forker", async () => (await duro.forkWorkflow("O", 6)).workflowId);

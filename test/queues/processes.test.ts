@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { backends, freshDatabaseUrl, useClients, waitFor } from "../helpers.js";
+import { backends, freshDatabaseUrl, useClients, waitFor, type Backend } from "../helpers.js";
 import { Child, requireBuild, type ChildEvent } from "../processes.js";
 import { maxInWindow } from "./support.js";
 
@@ -48,26 +48,26 @@ afterAll(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-describe.each(backends)("%s", (backend) => {
-  /** `n` executor processes on a fresh database, a client on it, and the shared log. */
-  async function start(n: number, mode = "") {
-    const url = freshDatabaseUrl(backend);
-    const dir = mkdtempSync(join(tmpdir(), "duro-queues-"));
-    dirs.push(dir);
-    const logPath = join(dir, "bodies.jsonl");
-    const client = newClient(url);
-    await client.listWorkflows({ limit: 1 }); // create the schema before the processes race to
-    const executors = Array.from({ length: n }, (_, i) => new Executor(url, `proc-${i}`, logPath, mode));
-    await Promise.all(executors.map((e) => e.ready));
-    const read = (): Event[] =>
-      existsSync(logPath)
-        ? readFileSync(logPath, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as Event)
-        : [];
-    return { client, executors, read };
-  }
+/** `n` executor processes on a fresh database, a client on it, and the shared log. */
+async function start(backend: Backend, n: number, mode = "") {
+  const url = freshDatabaseUrl(backend);
+  const dir = mkdtempSync(join(tmpdir(), "duro-queues-"));
+  dirs.push(dir);
+  const logPath = join(dir, "bodies.jsonl");
+  const client = newClient(url);
+  await client.listWorkflows({ limit: 1 }); // create the schema before the processes race to
+  const executors = Array.from({ length: n }, (_, i) => new Executor(url, `proc-${i}`, logPath, mode));
+  await Promise.all(executors.map((e) => e.ready));
+  const read = (): Event[] =>
+    existsSync(logPath)
+      ? readFileSync(logPath, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as Event)
+      : [];
+  return { client, executors, read };
+}
 
+describe.each(backends)("%s", (backend) => {
   it("never exceeds the global concurrency across three processes", async () => {
-    const { client, executors, read } = await start(3);
+    const { client, executors, read } = await start(backend, 3);
     const argsList = Array.from({ length: 60 }, (_, i) => [`j${i}`, 25 + (i % 4) * 10]);
     const handles = await client.enqueueMany<string>({ workflowName: "job", queueName: "q" }, argsList);
     expect(await Promise.all(handles.map((h) => h.getResult()))).toEqual(argsList.map(([id]) => id));
@@ -95,7 +95,7 @@ describe.each(backends)("%s", (backend) => {
   });
 
   it("never lets the rate limit be exceeded in any window across three processes", async () => {
-    const { client, executors, read } = await start(3);
+    const { client, executors, read } = await start(backend, 3);
     const handles = await client.enqueueMany<string>({ workflowName: "job", queueName: "r" }, Array.from({ length: 12 }, (_, i) => [`r${i}`, 1]));
     await Promise.all(handles.map((h) => h.getResult()));
     const statuses = await client.listWorkflows({ queueName: "r", loadOutput: false });
@@ -111,7 +111,7 @@ describe.each(backends)("%s", (backend) => {
   });
 
   it("starts work enqueued from another process at once, although the executor polls every 30 s", async () => {
-    const { client, executors } = await start(1);
+    const { client, executors } = await start(backend, 1);
     const [executor] = executors;
     await new Promise((resolve) => setTimeout(resolve, 200));
     const latencies: number[] = [];
@@ -130,11 +130,29 @@ describe.each(backends)("%s", (backend) => {
 
   it("keeps a launched executor process up, serving its queues, with nothing else to do", async () => {
     // A worker script whose last line is `await duro.launch()` must not exit: it is there to run queued work.
-    const { client, executors } = await start(1, "bare");
+    const { client, executors } = await start(backend, 1, "bare");
     const [executor] = executors;
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(executor.alive, `the executor process exited after launch: ${JSON.stringify(executor.events.at(-1))}`).toBe(true);
     const handle = await client.enqueue<string>({ workflowName: "ping", queueName: "p" }, "still-there");
     expect(await Promise.race([handle.getResult(), new Promise((resolve) => setTimeout(() => resolve("timed out"), 5_000))])).toBe("still-there");
+  });
+});
+
+// SQLite has no clock of its own: its executors share a machine, and the process clock.
+describe("postgres", () => {
+  it("holds the rate limit by the database's clock when the executors' clocks disagree by 3 s", async () => {
+    const { client, executors, read } = await start("postgres", 3, "skewed");
+    // Each process runs two at a time, each job for most of a window: the three take turns.
+    const handles = await client.enqueueMany<string>({ workflowName: "job", queueName: "s" }, Array.from({ length: 12 }, (_, i) => [`s${i}`, 300]));
+    await Promise.all(handles.map((h) => h.getResult()));
+    const statuses = await client.listWorkflows({ queueName: "s", loadOutput: false });
+    await Promise.all(executors.map((e) => e.stop()));
+    expect(maxInWindow(statuses.map((s) => s.startedAtEpochMs!), 500)).toBeLessThanOrEqual(3);
+    // The bodies, by the true time: no process's clock let it start more than its share.
+    const entered = read().filter((e) => e.ev === "enter");
+    expect(entered).toHaveLength(12);
+    expect(new Set(entered.map((e) => e.pid)).size).toBeGreaterThanOrEqual(2);
+    expect(maxInWindow(entered.map((e) => e.t), 300)).toBeLessThanOrEqual(3);
   });
 });

@@ -101,7 +101,9 @@ export function storeSql(schema: string) {
         FROM picked WHERE w.workflow_id = picked.workflow_id AND w.status = 'ENQUEUED'
         RETURNING ${WF_COLUMNS.map((c) => `w.${c}`).join(", ")}, w.seq)
       SELECT json_agg(json_build_object('workflow', row_to_json(c), 'operations', ${operationsOf(schema, "c.workflow_id")})
-        ORDER BY priority, seq) AS claimed
+        ORDER BY priority, seq) AS claimed,
+        (SELECT min(delay_until_epoch_ms) FROM ${ws} WHERE status = 'DELAYED' AND queue_name = $1) AS next,
+        EXISTS (SELECT 1 FROM ${ws} WHERE status = 'ENQUEUED' AND queue_name = $1 AND workflow_id NOT IN (SELECT workflow_id FROM claimed)) AS queued
       FROM claimed c`;
 
   return {
@@ -155,40 +157,50 @@ export function storeSql(schema: string) {
       SELECT (SELECT ok FROM complete) AS ok, (SELECT count(*) FROM notified) AS notified, (SELECT json_agg(resumed) FROM resumed) AS rows`,
     workflow: `SELECT ${wfCols} FROM ${ws} WHERE workflow_id = $1`,
     // The fork's events are rebuilt from the original's history (a sibling CTE cannot see the
-    // history rows this statement copies): per key, the value set last before startStep.
-    fork: `WITH notified AS (SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p),
-      inserted AS (
+    // history rows this statement copies): per key, the value set last before startStep. Every
+    // part waits on the insert, so a concurrent fork to the same ID that won copies nothing here.
+    fork: `WITH inserted AS (
         INSERT INTO ${ws} (${WORKFLOW_COLUMNS.join(", ")})
-        SELECT ${WORKFLOW_COLUMNS.join(", ")} FROM json_populate_record(NULL::${ws}, $3::json) ON CONFLICT DO NOTHING),
-      marked AS (UPDATE ${ws} SET was_forked_from = TRUE, updated_at = $6 WHERE workflow_id = $4),
+        SELECT ${WORKFLOW_COLUMNS.join(", ")} FROM json_populate_record(NULL::${ws}, $3::json) ON CONFLICT DO NOTHING
+        RETURNING workflow_id),
+      notified AS (SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p WHERE EXISTS (SELECT 1 FROM inserted)),
+      marked AS (UPDATE ${ws} SET was_forked_from = TRUE, updated_at = $6 WHERE workflow_id = $4 AND EXISTS (SELECT 1 FROM inserted)),
       copied AS (
         INSERT INTO ${ops} (${opCols})
-        SELECT $5::text, ${OPERATION_COLUMNS.slice(1).join(", ")} FROM ${ops} WHERE workflow_id = $4 AND function_id < $7),
+        SELECT $5::text, ${OPERATION_COLUMNS.slice(1).join(", ")} FROM ${ops}
+        WHERE workflow_id = $4 AND function_id < $7 AND EXISTS (SELECT 1 FROM inserted)),
       history AS (
         INSERT INTO ${history} (workflow_id, function_id, key, value, serialization)
-        SELECT $5::text, function_id, key, value, serialization FROM ${history} WHERE workflow_id = $4 AND function_id < $7),
+        SELECT $5::text, function_id, key, value, serialization FROM ${history}
+        WHERE workflow_id = $4 AND function_id < $7 AND EXISTS (SELECT 1 FROM inserted)),
       latest AS (
         INSERT INTO ${events} (workflow_id, key, value, serialization)
         SELECT DISTINCT ON (key) $5::text, key, value, serialization FROM ${history}
-        WHERE workflow_id = $4 AND function_id < $7 ORDER BY key, function_id DESC),
+        WHERE workflow_id = $4 AND function_id < $7 AND EXISTS (SELECT 1 FROM inserted) ORDER BY key, function_id DESC),
       streamed AS (
         INSERT INTO ${streams} (workflow_id, key, "offset", function_id, value, serialization)
-        SELECT $5::text, key, "offset", function_id, value, serialization FROM ${streams} WHERE workflow_id = $4 AND function_id < $7)
-      SELECT (SELECT count(*) FROM notified) AS notified`,
+        SELECT $5::text, key, "offset", function_id, value, serialization FROM ${streams}
+        WHERE workflow_id = $4 AND function_id < $7 AND EXISTS (SELECT 1 FROM inserted))
+      SELECT (SELECT count(*) FROM notified) AS notified, (SELECT count(*) FROM inserted) AS inserted`,
     setWorkflowDelay: `WITH changed AS (
         UPDATE ${ws} SET delay_until_epoch_ms = $1, updated_at = $2 WHERE workflow_id = $3 AND status = 'DELAYED' RETURNING workflow_id),
       notified AS (SELECT pg_notify($4, 'queue') FROM changed)
       SELECT (SELECT count(*) FROM notified) AS notified, (SELECT count(*) FROM changed) AS changed`,
     heartbeat: `INSERT INTO ${schema}.executors (executor_id, heartbeat_at) VALUES ($1, $2)
       ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = GREATEST(${schema}.executors.heartbeat_at, excluded.heartbeat_at)`,
-    // Claims on one queue take turns (see claimQueued), so the counts below stay true until commit.
-    lockQueue: `SELECT pg_advisory_xact_lock(${QUEUE_LOCK_CLASS}, hashtext($1))`,
-    promoteDelayed: `WITH promoted AS (
-        UPDATE ${ws} SET status = 'ENQUEUED', updated_at = $1
-        WHERE queue_name = $2 AND status = 'DELAYED' AND delay_until_epoch_ms <= $1 RETURNING partition_key)
-      SELECT CASE WHEN $3::boolean THEN (
+    // Claims on one queue take turns (see claimQueued), so the counts the claim reads stay true
+    // until commit. This statement takes the turn (the claim that follows, with a snapshot of its
+    // own, sees every claim before it), reads the database's clock once it holds it (OFFSET 0
+    // keeps the lock first) to stamp the claim with, and promotes due DELAYED rows.
+    lockQueue: `WITH locked AS (
+        SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now
+        FROM (SELECT pg_advisory_xact_lock(${QUEUE_LOCK_CLASS}, hashtext($1)) OFFSET 0) l),
+      promoted AS (
+        UPDATE ${ws} SET status = 'ENQUEUED', updated_at = $2
+        WHERE queue_name = $3 AND status = 'DELAYED' AND delay_until_epoch_ms <= $2 RETURNING partition_key)
+      SELECT (SELECT now FROM locked) AS now, CASE WHEN $4::boolean THEN (
         SELECT json_agg(DISTINCT partition_key) FROM (
-          SELECT partition_key FROM ${ws} WHERE queue_name = $2 AND status = 'ENQUEUED'
+          SELECT partition_key FROM ${ws} WHERE queue_name = $3 AND status = 'ENQUEUED'
           UNION ALL SELECT partition_key FROM promoted) p) END AS partitions`,
     claim,
   };

@@ -155,13 +155,16 @@ export class PostgresStore implements Store {
         const { rows } = await client.query({ name: "duro_workflow", text: this.sql.workflow, values: [request.workflowId] });
         if (!rows.length) return null;
         const source = toWorkflowRow(rows[0]);
-        const taken = await client.query({ name: "duro_workflow", text: this.sql.workflow, values: [id] });
-        if (taken.rows.length) {
+        const held = async () => {
+          const taken = await client.query({ name: "duro_workflow", text: this.sql.workflow, values: [id] });
+          if (!taken.rows.length) return null;
           const holder = toWorkflowRow(taken.rows[0]);
           // Sent again after a lost reply: the fork the first commit made is this one.
           if (again && holder.forkedFrom === source.workflowId && holder.createdAt === now) return holder;
           throw new WorkflowConflictError(id, holder.name, source.name);
-        }
+        };
+        const holder = await held();
+        if (holder) return holder;
         // Field for field as the SQLite store builds it.
         const row: WorkflowRow = {
           ...source, workflowId: id, status: queueName ? "ENQUEUED" : "PENDING", output: null, error: null,
@@ -174,11 +177,15 @@ export class PostgresStore implements Store {
         const params = workflowParams(row, null, (b) => b);
         const record = Object.fromEntries(WORKFLOW_COLUMNS.map((column, i) => [column, params[i]]));
         const payloads = packPayloads([{ kind: "insertWorkflow", row, ownerToken: "" }]);
-        await client.query({
+        const forked = await client.query({
           name: "duro_fork",
           text: this.sql.fork,
           values: [this.conn.channel, payloads, JSON.stringify(record), source.workflowId, id, now, startStep],
         });
+        // A concurrent fork to the same ID committed between the check above and this insert.
+        if (Number(forked.rows[0].inserted) === 0) {
+          return (await held()) ?? Promise.reject(new WorkflowConflictError(id, "(deleted since)", source.name));
+        }
         return row;
       }),
     );
@@ -194,7 +201,7 @@ export class PostgresStore implements Store {
    * claim reads stay true until it commits; everything else runs alongside.
    */
   async claimQueued(request: ClaimRequest): Promise<Claimed> {
-    const { queueName, executorId, appVersion, now, workflowNames, partitioned } = request;
+    const { queueName, executorId, appVersion, workflowNames, partitioned } = request;
     if (!partitioned && request.concurrency === undefined && !request.rateLimit) {
       // A queue without shared limits needs no lock: one autocommitted statement promotes due
       // DELAYED rows and claims with SKIP LOCKED, so executors never wait on each other. It is
@@ -211,26 +218,31 @@ export class PostgresStore implements Store {
       transaction(client, async () => {
         const run = async (name: keyof StoreSql, values: unknown[]) =>
           (await client.query({ name: `duro_${name}`, text: this.sql[name], values })).rows[0];
-        await run("lockQueue", [`${this.conn.schemaName}.${queueName}`]);
-        const { partitions } = await run("promoteDelayed", [now, queueName, partitioned]);
+        // Stamped and counted by one clock, read once the lock is held: the rate limit holds by the
+        // time claims commit, whatever the executors' clocks say and however long the lock took.
+        const locked = await run("lockQueue", [`${this.conn.schemaName}.${queueName}`, request.now, queueName, partitioned]);
+        const now = Number(locked.now);
+        let last: { next: string | null; queued: boolean } | undefined;
         // Sent again after a lost reply: what the first commit took is ours, and runs here.
         const claimed = again ? await takenBefore(client, this.writes, claimTokenOf(request), executorId) : [];
         const running = { ...request.perPartition?.running };
         for (const { workflow } of claimed) running[workflow.partitionKey ?? ""] = (running[workflow.partitionKey ?? ""] ?? 0) + 1;
-        for (const partition of (partitioned ? partitions ?? [] : [null]) as (string | null)[]) {
+        for (const partition of (partitioned ? locked.partitions ?? [] : [null]) as (string | null)[]) {
           const left = request.max - claimed.length;
           if (left <= 0 || workflowNames.length === 0) break;
           const perPartition = request.perPartition;
           const budget = perPartition ? Math.min(left, perPartition.workerConcurrency - (running[partition ?? ""] ?? 0)) : left;
           if (budget <= 0) continue;
           const rate = request.rateLimit;
-          const { claimed: rows } = await run("claim", [
+          const result = await run("claim", [
             queueName, now, budget, request.concurrency ?? null, rate?.limit ?? null, partitioned, partition,
             rate ? now - rate.periodMs : null, workflowNames, appVersion, executorId, claimTokenOf(request),
           ]);
-          claimed.push(...claimedRows(rows));
+          claimed.push(...claimedRows(result.claimed));
+          last = result;
         }
-        const { next, queued } = await run("nextDelayed", [queueName]);
+        // The claim's statement tells what is left in the queue, unless it was one of several (partitions) or none.
+        const { next, queued } = !partitioned && last ? last : await run("nextDelayed", [queueName]);
         return { claimed, nextDelayedAt: next === null ? null : Number(next), moreQueued: queued };
       }),
     );

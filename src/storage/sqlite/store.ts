@@ -344,8 +344,11 @@ export class SqliteStore implements Store {
   private claim(request: ClaimRequest): Claimed {
     const s = this.s;
     const db = this.conn;
-    const { queueName, executorId, appVersion, now, workflowNames } = request;
+    const { queueName, executorId, appVersion, workflowNames } = request;
     return db.transaction(() => {
+      // Read once the write lock is held (another process may have had it): the claims' stamps
+      // are then in commit order, which the rate limit's count relies on.
+      const now = Math.max(request.now, Date.now());
       s.promoteDelayed.run(now, queueName, now);
       const partitions: (string | null)[] = request.partitioned
         ? (s.partitions.all(queueName) as { partition_key: string | null }[]).map((r) => r.partition_key)
