@@ -61,9 +61,14 @@ export async function* readStream(
   // without another read: one query per batch of arrivals, not one per value.
   let buffered: StoredValue[] = [];
   let closedAfterBuffer = false;
+  // A reader that starts past the end marker ends there too; from then on it reads offsets in
+  // order, so it meets any end marker itself.
+  let endBefore = offset > 0 ? undefined : false;
   const next = async (): Promise<{ value: unknown } | typeof END> => {
     if (buffered.length) return { value: read(buffered.shift()!) };
     if (closedAfterBuffer) return END;
+    endBefore ??= await engine.store.streamClosedBefore(workflowId, key, offset);
+    if (endBefore) return END;
     let found: { value: unknown } | typeof END | undefined;
     const look = async () => {
       const { values, closed } = await engine.store.readStream(workflowId, key, offset);

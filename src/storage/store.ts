@@ -280,6 +280,8 @@ export interface Store {
   getAllEvents(workflowId: string): Promise<Map<string, StoredValue>>;
   /** Stream values from `offset` on; `closed` once the end marker is among them. */
   readStream(workflowId: string, key: string, offset: number): Promise<{ values: StoredValue[]; closed: boolean }>;
+  /** Whether the stream's end marker lies before `offset` (a reader that starts past the end reads nothing). */
+  streamClosedBefore(workflowId: string, key: string, offset: number): Promise<boolean>;
   /** Set CANCELLED on these workflows (and their descendants, `withChildren`) while not finished; returns the IDs that changed. */
   cancelWorkflows(workflowIds: string[], now: number, withChildren: boolean): Promise<string[]>;
   /**

@@ -91,6 +91,25 @@ describe.each(backends)("%s", (backend) => {
       expect(await collect(duro.readStream(handle.workflowId, "n"))).toEqual([0, 10, 20, 30, 40]); // reading consumes nothing
     });
 
+    it("values written after closeStream reach no reader, from whatever offset it starts", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("late", async () => {
+        await duro.writeStream("s", "a");
+        await duro.closeStream("s");
+        await duro.writeStream("s", "after1");
+        await duro.writeStream("s", "after2");
+      });
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf);
+      await handle.getResult();
+      for (const offset of [0, 1, 2, 3, 4]) {
+        expect(await collect(duro.readStream(handle.workflowId, "s", { offset })), `offset ${offset}`).toEqual(offset === 0 ? ["a"] : []);
+      }
+      // Inside a workflow too (where the end is a recorded operation).
+      const reader = duro.registerWorkflow("reader", async (id: string) => collect(duro.readStream(id, "s", { offset: 2 })));
+      expect(await reader(handle.workflowId)).toEqual([]);
+    });
+
     it("streams of different keys are independent", async () => {
       const duro = t.duro();
       const wf = duro.registerWorkflow("twoKeys", async () => {

@@ -114,6 +114,7 @@ export function storeSql(schema: string) {
     getEvent: `SELECT value, serialization FROM ${events} WHERE workflow_id = $1 AND key = $2`,
     getAllEvents: `SELECT key, value, serialization FROM ${events} WHERE workflow_id = $1 ORDER BY key COLLATE "C"`,
     readStream: `SELECT value, serialization FROM ${streams} WHERE workflow_id = $1 AND key = $2 AND "offset" >= $3 ORDER BY "offset"`,
+    streamClosedBefore: `SELECT EXISTS (SELECT 1 FROM ${streams} WHERE workflow_id = $1 AND key = $2 AND "offset" < $3 AND value IS NULL) AS closed`,
     // A PENDING row of no app version (older releases left resumed client enqueues so) is anyone's.
     // One UPDATE counts the attempt and dead-letters in the same stroke. Rows marked with this
     // recovery's token ($6) were counted by an attempt whose reply was lost (see claimedBySql).

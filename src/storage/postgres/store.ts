@@ -137,6 +137,11 @@ export class PostgresStore implements Store {
     return { values, closed: end !== -1 };
   }
 
+  async streamClosedBefore(workflowId: string, key: string, offset: number): Promise<boolean> {
+    const [row] = await this.query("streamClosedBefore", [workflowId, key, offset]);
+    return row.closed;
+  }
+
   async cancelWorkflows(workflowIds: string[], now: number, withChildren: boolean): Promise<string[]> {
     if (!workflowIds.length) return [];
     const [row] = await this.query("cancelWorkflows", [now, workflowIds, this.conn.channel, withChildren]);

@@ -54,6 +54,7 @@ export function prepare(db: Database.Database) {
        SELECT ?, ?, COALESCE(MAX("offset") + 1, 0), ?, ?, ? FROM streams WHERE workflow_id = ? AND key = ? RETURNING "offset"`,
     ),
     readStream: st(`SELECT value, serialization FROM streams WHERE workflow_id = ? AND key = ? AND "offset" >= ? ORDER BY "offset"`),
+    streamClosedBefore: st(`SELECT EXISTS (SELECT 1 FROM streams WHERE workflow_id = ? AND key = ? AND "offset" < ? AND value IS NULL) AS closed`),
     complete: st(
       `UPDATE workflow_status SET status = ?, output = ?, error = ?, completed_at = ?, updated_at = ?, deduplication_id = NULL
        WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?`,

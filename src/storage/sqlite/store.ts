@@ -265,6 +265,10 @@ export class SqliteStore implements Store {
     });
   }
 
+  async streamClosedBefore(workflowId: string, key: string, offset: number): Promise<boolean> {
+    return this.guard(() => Boolean((this.s.streamClosedBefore.get(workflowId, key, offset) as { closed: number }).closed));
+  }
+
   async cancelWorkflows(workflowIds: string[], now: number, withChildren: boolean): Promise<string[]> {
     return this.guard(() => {
       const params = { ids: JSON.stringify(workflowIds), now, withChildren: bool(withChildren) };
