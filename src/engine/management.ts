@@ -171,6 +171,7 @@ export async function fork(engine: Engine, workflowId: string, startStep: number
     throw new InvalidArgumentError("forkWorkflow got both newWorkflowId and workflowId, and they differ: give one.");
   }
   const { newWorkflowId = options.workflowId ?? uuidv7(), appVersion, partitionKey, timeoutSeconds } = options;
+  if (appVersion != null) checkKey("appVersion", appVersion);
   if (partitionKey !== undefined && options.queueName === undefined) throw new InvalidArgumentError("A fork's partitionKey needs a queueName too.");
   // Runs here at once unless queued, asked of a client, or for another version than this executor's:
   // then an executor of that version takes it from the internal queue.

@@ -207,7 +207,9 @@ function checkStartOptions(options: StartOptions): void {
     throw new InvalidArgumentError("workflowId must be a non-empty string.");
   }
   if (workflowId !== undefined) checkKey("workflowId", workflowId);
-  for (const key of ["authenticatedUser", "appVersion"] as const) if (typeof options[key] === "string") checkText(key, options[key]);
+  if (typeof options.authenticatedUser === "string") checkText("authenticatedUser", options.authenticatedUser);
+  // No executor has the empty version (an empty configured appVersion means the default hash).
+  if (options.appVersion != null) checkKey("appVersion", options.appVersion);
   if (timeoutSeconds !== undefined && !(typeof timeoutSeconds === "number" && timeoutSeconds > 0 && Number.isFinite(timeoutSeconds))) {
     throw new InvalidArgumentError(`timeoutSeconds must be a positive number, got ${timeoutSeconds}.`);
   }

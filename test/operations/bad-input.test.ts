@@ -98,6 +98,10 @@ describe.each(backends)("%s", (backend) => {
           expect(error, `${name} ${JSON.stringify(odd)}`).toBeInstanceOf(InvalidArgumentError);
         }
       }
+      // No executor runs the empty version: a workflow stored with it would wait forever.
+      await expect(duro.startWorkflow(wf.with({ appVersion: "", queueName: "q" }))).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(client.enqueue({ workflowName: "plain", queueName: "q", appVersion: "" })).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(duro.forkWorkflow("ok", 1, { appVersion: "" })).rejects.toBeInstanceOf(InvalidArgumentError);
     } finally {
       await client.close();
     }
