@@ -6,15 +6,14 @@ import { InvalidArgumentError, WorkflowNotFoundError } from "./errors.js";
 import { currentContext, currentRun } from "./engine/context.js";
 import { Engine } from "./engine/engine.js";
 import { contextLogger } from "./engine/logger.js";
-import { cancel, checkIds, fork, type ForkOptions, listWorkflows, listWorkflowSteps, resume, setWorkflowDelay } from "./engine/management.js";
+import { cancel, checkIds, fork, listWorkflows, listWorkflowSteps, resume, setWorkflowDelay } from "./engine/management.js";
 import { enqueueMany, start } from "./engine/start.js";
 import * as ops from "./engine/operations.js";
 import * as streams from "./engine/streams.js";
-import type { ScheduleOptions } from "./engine/schedules.js";
 import type { SerializationFormat } from "./serialization.js";
 import type {
-  DuroConfig, ListWorkflowsFilter, Logger, ReturnWhen, StartOptions, StepInfo, StepOptions, WorkflowHandle, WorkflowOptions,
-  WorkflowStatus,
+  DuroConfig, ForkOptions, ListWorkflowsFilter, Logger, ReturnWhen, ScheduleOptions, StartOptions, StepInfo, StepOptions, WorkflowHandle,
+  WorkflowOptions, WorkflowStatus,
 } from "./types.js";
 import { checkpoint } from "./engine/checkpoint.js";
 

@@ -1,7 +1,6 @@
 /** duro: durable execution for TypeScript. This file is the whole public API. */
 export { Duro, type Workflow } from "./duro.js";
 export { WorkflowQueue, type QueueOptions } from "./queue.js";
-export type { ScheduleOptions } from "./engine/schedules.js";
 export { DuroClient, type ClientConfig, type EnqueueOptions } from "./client/client.js";
 export {
   DuroError, WorkflowConflictError, NonDeterminismError, NotInWorkflowError, WorkflowNotFoundError, MaxStepRetriesExceededError,
@@ -10,6 +9,6 @@ export {
 } from "./errors.js";
 export { registerErrorClass, type SerializationFormat } from "./serialization.js";
 export type {
-  DuroConfig, ListWorkflowsFilter, Logger, ReturnWhen, StartOptions, StepInfo, StepOptions, WorkflowHandle, WorkflowOptions, WorkflowStatus,
-  WorkflowStatusString,
+  DuroConfig, ForkOptions, ListWorkflowsFilter, Logger, ReturnWhen, ScheduleOptions, StartOptions, StepInfo, StepOptions, WorkflowHandle,
+  WorkflowOptions, WorkflowStatus, WorkflowStatusString,
 } from "./types.js";

@@ -1,6 +1,6 @@
 /** `WorkflowQueue`: a named durable queue with concurrency, rate and priority limits. */
 import type { Duro } from "./duro.js";
-import type { QueueOptions } from "./engine/queues.js";
+import type { QueueOptions } from "./types.js";
 
 export type { QueueOptions };
 

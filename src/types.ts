@@ -138,3 +138,38 @@ export interface WorkflowHandle<R> {
 }
 
 export type ReturnWhen = "ALL_COMPLETED" | "FIRST_COMPLETED" | "FIRST_EXCEPTION";
+
+export interface QueueOptions {
+  /** Most workflows of this queue running at once across all executors. */
+  concurrency?: number;
+  /** Most workflows of this queue running at once on each executor. */
+  workerConcurrency?: number;
+  /** At most `limit` starts in any window of `periodSeconds`, across all executors. */
+  rateLimit?: { limit: number; periodSeconds: number };
+  /** Accept a `priority` on enqueue (1 … 2³¹−1). Every queue dequeues by priority, 0 first, then FIFO. */
+  priorityEnabled?: boolean;
+  /** Every partition key is its own queue with the limits above; enqueues must give a partitionKey. */
+  partitionQueue?: boolean;
+  /** Safety poll for work that arrived without a wake-up, in seconds (default 1). */
+  pollingIntervalSeconds?: number;
+}
+
+export interface ScheduleOptions {
+  /** Start ticks missed while no executor ran (default false: skip them). */
+  catchUp?: boolean;
+  /** Enqueue each tick on this queue instead of starting it directly. */
+  queueName?: string;
+  /** IANA time zone for the cron expression (default: the process's). */
+  timezone?: string;
+}
+
+export interface ForkOptions {
+  /** The new workflow's ID (`workflowId` is accepted too); a new UUID by default. */
+  newWorkflowId?: string;
+  workflowId?: string;
+  appVersion?: string;
+  queueName?: string;
+  /** The fork's partition on `queueName`, when that queue is partitioned. */
+  partitionKey?: string;
+  timeoutSeconds?: number;
+}

@@ -1,6 +1,6 @@
 /**
  * The published types (dist/*.d.ts, built by `pretest`) compile in a strict application that has
- * no Node typings (TypeScript's default libraries, no @types/node, no skipLibCheck): a program
+ * no Node typings and no DOM (lib es2022 alone, no @types/node, no skipLibCheck): a program
  * using the main API type-checks against them alone.
  */
 import { execFileSync } from "node:child_process";
@@ -30,7 +30,7 @@ export async function main(): Promise<number> {
 }
 `,
     );
-    const compilerOptions = { noEmit: true, strict: true, target: "es2022", module: "nodenext", moduleResolution: "nodenext", types: [] };
+    const compilerOptions = { noEmit: true, strict: true, target: "es2022", lib: ["es2022"], module: "nodenext", moduleResolution: "nodenext", types: [] };
     writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({ compilerOptions, files: ["app.ts"] }));
     /** tsc's report: empty when the program type-checks. */
     const check = (): string => {

@@ -4,13 +4,13 @@
  * Store. It connects on first use; call `close()` when done.
  */
 import { Engine } from "../engine/engine.js";
-import { cancel, checkIds, fork, type ForkOptions, listWorkflows, listWorkflowSteps, resume, setWorkflowDelay } from "../engine/management.js";
+import { cancel, checkIds, fork, listWorkflows, listWorkflowSteps, resume, setWorkflowDelay } from "../engine/management.js";
 import { enqueueMany, start } from "../engine/start.js";
 import * as ops from "../engine/operations.js";
 import * as streams from "../engine/streams.js";
 import { InvalidArgumentError, WorkflowNotFoundError } from "../errors.js";
 import type { SerializationFormat } from "../serialization.js";
-import type { ListWorkflowsFilter, Logger, StartOptions, StepInfo, WorkflowHandle, WorkflowStatus } from "../types.js";
+import type { ForkOptions, ListWorkflowsFilter, Logger, StartOptions, StepInfo, WorkflowHandle, WorkflowStatus } from "../types.js";
 
 export interface ClientConfig {
   /** Default: `DURO_DATABASE_URL`, else `sqlite:./.duro/duro.sqlite`. */

@@ -18,15 +18,15 @@ import {
 } from "../serialization.js";
 import { openStore, DEFAULT_DATABASE_URL } from "../storage/open.js";
 import type { OperationRow, Store, WorkflowRow } from "../storage/store.js";
-import type { DuroConfig, Logger, WorkflowOptions, WorkflowStatus } from "../types.js";
+import type { DuroConfig, Logger, QueueOptions, ScheduleOptions, WorkflowOptions, WorkflowStatus } from "../types.js";
 import { Committer } from "./committer.js";
 import { als, WorkflowRun } from "./context.js";
 import { consoleLogger } from "./logger.js";
 import { toStatus } from "./management.js";
-import { QueueDispatcher, riderOf, validateQueueOptions, type QueueOptions } from "./queues.js";
+import { QueueDispatcher, riderOf, validateQueueOptions } from "./queues.js";
 import { Recovery } from "./recovery.js";
 import { RowReader } from "./reads.js";
-import { Schedule, type ScheduleOptions } from "./schedules.js";
+import { Schedule } from "./schedules.js";
 import { MAX_TIMEOUT_MS, Timers } from "./timers.js";
 import { Waiters } from "./waiters.js";
 

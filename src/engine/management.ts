@@ -2,7 +2,7 @@
 import { InvalidArgumentError, WorkflowNotFoundError } from "../errors.js";
 import { deserialize, deserializeError, deserializeInputs } from "../serialization.js";
 import type { OperationRow, WorkflowFilter, WorkflowRow, WorkflowStatusString } from "../storage/store.js";
-import type { ListWorkflowsFilter, StepInfo, WorkflowStatus } from "../types.js";
+import type { ForkOptions, ListWorkflowsFilter, StepInfo, WorkflowStatus } from "../types.js";
 import { INTERNAL_QUEUE, type Engine } from "./engine.js";
 import { uuidv7 } from "./ids.js";
 import { checkKey, checkText } from "./operations.js";
@@ -146,17 +146,6 @@ export async function resume(engine: Engine, workflowIds: string[], queueName: s
     // the outcome of one under way, as after a cancel.
     else engine.stopRun(row.workflowId, "cancelled");
   }
-}
-
-export interface ForkOptions {
-  /** The new workflow's ID (`workflowId` is accepted too); a new UUID by default. */
-  newWorkflowId?: string;
-  workflowId?: string;
-  appVersion?: string;
-  queueName?: string;
-  /** The fork's partition on `queueName`, when that queue is partitioned. */
-  partitionKey?: string;
-  timeoutSeconds?: number;
 }
 
 /**

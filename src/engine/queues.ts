@@ -21,22 +21,8 @@ import { InvalidArgumentError } from "../errors.js";
 import type { Claimed, ClaimRequest, WorkflowRow, WriteResult } from "../storage/store.js";
 import type { Submission } from "./committer.js";
 import type { Engine } from "./engine.js";
+import type { QueueOptions } from "../types.js";
 import { MAX_TIMEOUT_MS } from "./timers.js";
-
-export interface QueueOptions {
-  /** Most workflows of this queue running at once across all executors. */
-  concurrency?: number;
-  /** Most workflows of this queue running at once on each executor. */
-  workerConcurrency?: number;
-  /** At most `limit` starts in any window of `periodSeconds`, across all executors. */
-  rateLimit?: { limit: number; periodSeconds: number };
-  /** Accept a `priority` on enqueue (1 … 2³¹−1). Every queue dequeues by priority, 0 first, then FIFO. */
-  priorityEnabled?: boolean;
-  /** Every partition key is its own queue with the limits above; enqueues must give a partitionKey. */
-  partitionQueue?: boolean;
-  /** Safety poll for work that arrived without a wake-up, in seconds (default 1). */
-  pollingIntervalSeconds?: number;
-}
 
 const CLAIM_BATCH = 100;
 /**

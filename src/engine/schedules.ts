@@ -8,17 +8,9 @@
  */
 import { Cron } from "croner";
 import { DatabaseError, InvalidArgumentError } from "../errors.js";
+import type { ScheduleOptions } from "../types.js";
 import type { Engine } from "./engine.js";
 import { queueOf, start } from "./start.js";
-
-export interface ScheduleOptions {
-  /** Start ticks missed while no executor ran (default false: skip them). */
-  catchUp?: boolean;
-  /** Enqueue each tick on this queue instead of starting it directly. */
-  queueName?: string;
-  /** IANA time zone for the cron expression (default: the process's). */
-  timezone?: string;
-}
 
 const MAX_CATCH_UP = 1000;
 
