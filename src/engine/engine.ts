@@ -221,6 +221,10 @@ export class Engine {
     for (const key of keys) {
       if (key === "queue") for (const queue of this.queues.values()) queue.trigger();
       else if (key.startsWith("queue:")) this.queues.get(key.slice(6))?.trigger();
+      else if (key.startsWith("due:")) {
+        const colon = key.indexOf(":", 4);
+        this.queues.get(key.slice(colon + 1))?.delayedUntil(Number(key.slice(4, colon)));
+      }
     }
   }
 

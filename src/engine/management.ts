@@ -183,7 +183,8 @@ export async function setDelay(engine: Engine, workflowId: string, delayUntilEpo
   if (!changed && (await engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
   if (changed) {
     engine.announce(["queue", `status:${workflowId}`]);
-    engine.timers.at(delayUntilEpochMs, () => engine.announce(["queue"]));
+    // Its queue is not known here: every queue of this executor looks (and promotes) then.
+    for (const queue of engine.queues.values()) queue.delayedUntil(delayUntilEpochMs);
   }
 }
 

@@ -193,8 +193,11 @@ export class QueueDispatcher {
     return this.full;
   }
 
-  /** A DELAYED workflow of this queue becomes claimable at `at`: look again then. */
-  private delayedUntil(at: number | null): void {
+  /**
+   * A DELAYED workflow of this queue becomes claimable at `at`: look again then, and promote it
+   * then even if every slot is taken (see promoteDue).
+   */
+  delayedUntil(at: number | null): void {
     if (at === null) return;
     this.promoteAt = Math.min(this.promoteAt, at);
     this.wakeAt(at);
@@ -208,7 +211,8 @@ export class QueueDispatcher {
    */
   private async promoteDue(): Promise<void> {
     const now = Date.now();
-    if (now < this.promoteAt) return;
+    // Not yet: the alarm may have been set for something earlier (a rate limit's window), so set it again.
+    if (now < this.promoteAt) return this.wakeAt(this.promoteAt);
     this.promoteAt = now + (this.options.pollingIntervalSeconds ?? 1) * 1000;
     this.delayedUntil((await this.engine.store.claimQueued(this.request(0))).nextDelayedAt);
   }

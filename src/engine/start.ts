@@ -62,7 +62,7 @@ export async function start(engine: Engine, name: string, args: unknown[], optio
   // A workflow inserted here runs whatever became of the parent that started it meanwhile
   // (cancelled, say): it exists now, and a replay of the parent finds it rather than starting it.
   if (inserted.inserted && workflow && row.status === "PENDING") engine.execute(row, [], workflow);
-  if (inserted.inserted && row.status === "DELAYED") engine.timers.at(row.delayUntilEpochMs!, () => engine.queues.get(row.queueName!)?.trigger());
+  if (inserted.inserted && row.status === "DELAYED") engine.queues.get(row.queueName!)?.delayedUntil(row.delayUntilEpochMs);
   if (inserted.inserted && row.queueName && row.deadlineEpochMs !== null) engine.armDeadline(workflowId, row.deadlineEpochMs);
   const keep = async (write: Write[], written: WriteResult | undefined) =>
     write.length ? keptBefore(engine, parent!, write[0] as Write & { kind: "recordOperation" }, written) : undefined;
@@ -138,7 +138,7 @@ export async function enqueueMany(engine: Engine, name: string, argsList: unknow
   if (earlier) return replayed(earlier) as string[];
   engine.announce([`queue:${options.queueName}`, "created"]);
   const delayed = rows.find((r) => r.status === "DELAYED");
-  if (delayed) engine.timers.at(delayed.delayUntilEpochMs!, () => engine.queues.get(delayed.queueName!)?.trigger());
+  if (delayed) engine.queues.get(delayed.queueName!)?.delayedUntil(delayed.delayUntilEpochMs);
   return ids;
 }
 

@@ -161,6 +161,9 @@ export function wakeKeysOf(write: Write): string[] {
       // An insert that may go in claimed wakes no dispatcher: if it is queued after all, the
       // writer, which held a slot for it, claims it. A new workflow wakes whoever waits for one
       // to appear ("created"); a key per workflow would make a batch's NOTIFY as long as its IDs.
+      // A DELAYED one tells when it is due ("due:<epoch ms>:<queue>"), so that an executor whose
+      // slots are all taken still promotes it then.
+      if (write.row.status === "DELAYED") return [`due:${write.row.delayUntilEpochMs}:${write.row.queueName}`, "created"];
       return write.row.queueName && !write.claimed ? [`queue:${write.row.queueName}`, "created"] : ["created"];
     case "send":
       return [`message:${write.destinationId}`];

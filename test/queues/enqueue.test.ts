@@ -114,22 +114,28 @@ describe.each(backends)("%s", (backend) => {
       expect(ran[0].at).toBeLessThan(status.delayUntilEpochMs! + 2000);
     });
 
-    it("makes a due workflow ENQUEUED while every slot is taken, and runs it before those enqueued after it", async () => {
-      const { duro, job, quick, release, ran } = await setup({ workerConcurrency: 1 });
-      const blocker = await duro.startWorkflow(job.with({ queueName: "q" }), "block");
-      await waitFor(() => ran.length === 1, 5_000, "the blocker to start");
-      const delayed = await duro.startWorkflow(quick.with({ queueName: "q", delaySeconds: 0.3 }), "delayed-first");
-      const { delayUntilEpochMs } = (await delayed.getStatus())!;
-      await waitFor(async () => (await delayed.getStatus())!.status === "ENQUEUED", 5_000, "the due workflow to be ENQUEUED");
-      expect(Date.now()).toBeGreaterThanOrEqual(delayUntilEpochMs!);
-      expect((await duro.listQueuedWorkflows({ queueName: "q", status: "ENQUEUED" })).map((s) => s.workflowId)).toEqual([delayed.workflowId]);
-      const later = await duro.startWorkflow(quick.with({ queueName: "q" }), "enqueued-later");
-      release.open();
-      await blocker.getResult();
-      await later.getResult();
-      expect(await delayed.getResult()).toBe("delayed-first");
-      expect(ran.map((r) => r.x)).toEqual(["block", "delayed-first", "enqueued-later"]);
-    });
+    // With the polling interval at 30 s, only the executor's own knowledge of the time promotes it.
+    it.each(["delaySeconds", "setWorkflowDelay"])(
+      "makes a due workflow ENQUEUED at its time while every slot is taken, and runs it before those enqueued after it (%s)",
+      async (how) => {
+        const { duro, job, quick, release, ran } = await setup({ workerConcurrency: 1, pollingIntervalSeconds: 30 });
+        const blocker = await duro.startWorkflow(job.with({ queueName: "q" }), "block");
+        await waitFor(() => ran.length === 1, 5_000, "the blocker to start");
+        const delayed = await duro.startWorkflow(quick.with({ queueName: "q", delaySeconds: how === "delaySeconds" ? 0.3 : 3600 }), "delayed-first");
+        if (how === "setWorkflowDelay") await duro.setWorkflowDelay(delayed.workflowId, { delaySeconds: 0.3 });
+        const { delayUntilEpochMs } = (await delayed.getStatus())!;
+        await waitFor(async () => (await delayed.getStatus())!.status === "ENQUEUED", 5_000, "the due workflow to be ENQUEUED");
+        expect(Date.now()).toBeGreaterThanOrEqual(delayUntilEpochMs!);
+        expect(Date.now() - delayUntilEpochMs!).toBeLessThan(1_500);
+        expect((await duro.listQueuedWorkflows({ queueName: "q", status: "ENQUEUED" })).map((s) => s.workflowId)).toEqual([delayed.workflowId]);
+        const later = await duro.startWorkflow(quick.with({ queueName: "q" }), "enqueued-later");
+        release.open();
+        await blocker.getResult();
+        await later.getResult();
+        expect(await delayed.getResult()).toBe("delayed-first");
+        expect(ran.map((r) => r.x)).toEqual(["block", "delayed-first", "enqueued-later"]);
+      },
+    );
 
     it("treats delaySeconds 0 as no delay", async () => {
       const { duro, quick } = await setup();
@@ -230,5 +236,36 @@ describe.each(backends)("%s", (backend) => {
       expect(await handle.getResult()).toBe("from-client");
       expect(Date.now() - started).toBeLessThan(2000);
     });
+  });
+});
+
+// A delayed enqueue from another process tells when it is due in its NOTIFY. (SQLite tells other
+// processes only that something changed: there a full executor promotes at its polling interval.)
+describe("postgres", () => {
+  const t = useDuro("postgres");
+  const client = useClients();
+
+  it("a full executor promotes a client's delayed workflow at its time, although it polls only every 30 s", async () => {
+    const duro = t.duro({ executorId: "e1", appVersion: "v1" });
+    const release = gate();
+    const ran: string[] = [];
+    const job = duro.registerWorkflow("job", async (x: string) => {
+      ran.push(x);
+      if (x === "block") await release.promise;
+      return x;
+    });
+    new WorkflowQueue(duro, "q", { workerConcurrency: 1, pollingIntervalSeconds: 30 });
+    await duro.launch();
+    const blocker = await duro.startWorkflow(job.with({ queueName: "q" }), "block");
+    await waitFor(() => ran.length === 1, 5_000, "the blocker to start");
+    const c = client(t.url);
+    const delayed = await c.enqueue({ workflowName: "job", queueName: "q", delaySeconds: 0.3 }, "delayed-first");
+    const { delayUntilEpochMs } = (await delayed.getStatus())!;
+    await waitFor(async () => (await delayed.getStatus())!.status === "ENQUEUED", 5_000, "the due workflow to be ENQUEUED");
+    expect(Date.now() - delayUntilEpochMs!).toBeLessThan(1_500);
+    const later = await c.enqueue({ workflowName: "job", queueName: "q" }, "enqueued-later");
+    release.open();
+    await Promise.all([blocker.getResult(), delayed.getResult(), later.getResult()]);
+    expect(ran).toEqual(["block", "delayed-first", "enqueued-later"]);
   });
 });

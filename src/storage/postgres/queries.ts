@@ -184,8 +184,8 @@ export function storeSql(schema: string) {
         WHERE workflow_id = $4 AND function_id < $7 AND EXISTS (SELECT 1 FROM inserted))
       SELECT (SELECT count(*) FROM notified) AS notified, (SELECT count(*) FROM inserted) AS inserted`,
     setWorkflowDelay: `WITH changed AS (
-        UPDATE ${ws} SET delay_until_epoch_ms = $1, updated_at = $2 WHERE workflow_id = $3 AND status = 'DELAYED' RETURNING workflow_id),
-      notified AS (SELECT pg_notify($4, 'queue') FROM changed)
+        UPDATE ${ws} SET delay_until_epoch_ms = $1, updated_at = $2 WHERE workflow_id = $3 AND status = 'DELAYED' RETURNING queue_name),
+      notified AS (SELECT pg_notify($4, 'due:' || $1::bigint || ':' || queue_name) FROM changed)
       SELECT (SELECT count(*) FROM notified) AS notified, (SELECT count(*) FROM changed) AS changed`,
     heartbeat: `INSERT INTO ${schema}.executors (executor_id, heartbeat_at) VALUES ($1, $2)
       ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = GREATEST(${schema}.executors.heartbeat_at, excluded.heartbeat_at)`,
