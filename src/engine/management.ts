@@ -179,13 +179,10 @@ export async function fork(engine: Engine, workflowId: string, startStep: number
 }
 
 export async function setDelay(engine: Engine, workflowId: string, delayUntilEpochMs: number): Promise<void> {
-  const changed = await engine.store.setWorkflowDelay(workflowId, delayUntilEpochMs, Date.now());
-  if (!changed && (await engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
-  if (changed) {
-    engine.announce(["queue", `status:${workflowId}`]);
-    // Its queue is not known here: every queue of this executor looks (and promotes) then.
-    for (const queue of engine.queues.values()) queue.delayedUntil(delayUntilEpochMs);
-  }
+  const queue = await engine.store.setWorkflowDelay(workflowId, delayUntilEpochMs, Date.now());
+  if (queue === null && (await engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
+  // The same keys as a delayed enqueue's: its queue looks (and promotes) at the new time.
+  if (queue !== null) engine.announce([`due:${delayUntilEpochMs}:${queue}`, `status:${workflowId}`]);
 }
 
 export function toStatus(row: WorkflowRow): WorkflowStatus {

@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { DuplicateWorkflowError, InvalidArgumentError, WorkflowConflictError } from "../errors.js";
 import { serialize, serializeError, serializeInputs, type SerializationFormat } from "../serialization.js";
-import type { OperationRow, WorkflowRow, Write, WriteResult } from "../storage/store.js";
+import { wakeKeysOf, type OperationRow, type WorkflowRow, type Write, type WriteResult } from "../storage/store.js";
 import type { StartOptions } from "../types.js";
 import { currentRun } from "./context.js";
 import { uuidv7 } from "./ids.js";
@@ -62,7 +62,6 @@ export async function start(engine: Engine, name: string, args: unknown[], optio
   // A workflow inserted here runs whatever became of the parent that started it meanwhile
   // (cancelled, say): it exists now, and a replay of the parent finds it rather than starting it.
   if (inserted.inserted && workflow && row.status === "PENDING") engine.execute(row, [], workflow);
-  if (inserted.inserted && row.status === "DELAYED") engine.queues.get(row.queueName!)?.delayedUntil(row.delayUntilEpochMs);
   if (inserted.inserted && row.queueName && row.deadlineEpochMs !== null) engine.armDeadline(workflowId, row.deadlineEpochMs);
   const keep = async (write: Write[], written: WriteResult | undefined) =>
     write.length ? keptBefore(engine, parent!, write[0] as Write & { kind: "recordOperation" }, written) : undefined;
@@ -128,7 +127,8 @@ export async function enqueueMany(engine: Engine, name: string, argsList: unknow
       op: operation(parent.workflowId, functionId, name, { startedAt: now, completedAt: now, output: serialize(ids, "default"), serialization: "default" }),
     }]
     : [];
-  const results = await engine.store.write([...rows.map((row): Write => ({ kind: "insertWorkflow", row, ownerToken })), ...record], { allOrNothing: true });
+  const inserts = rows.map((row): Write => ({ kind: "insertWorkflow", row, ownerToken }));
+  const results = await engine.store.write([...inserts, ...record], { allOrNothing: true });
   for (const [i, result] of results.entries()) {
     if (result.kind === "insertWorkflow" && !result.inserted && result.existing && result.existing.name !== name) {
       throw new WorkflowConflictError(rows[i].workflowId, result.existing.name, name);
@@ -136,9 +136,8 @@ export async function enqueueMany(engine: Engine, name: string, argsList: unknow
   }
   const earlier = parent && recordedBefore(engine, parent, results[rows.length]);
   if (earlier) return replayed(earlier) as string[];
-  engine.announce([`queue:${options.queueName}`, "created"]);
-  const delayed = rows.find((r) => r.status === "DELAYED");
-  if (delayed) engine.queues.get(delayed.queueName!)?.delayedUntil(delayed.delayUntilEpochMs);
+  // The keys the committer would announce for these inserts (the queue, or when the delay is due).
+  engine.announce(new Set(inserts.flatMap(wakeKeysOf)));
   return ids;
 }
 

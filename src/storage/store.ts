@@ -298,8 +298,8 @@ export interface Store {
   resumeWorkflows(workflowIds: string[], options: ResumeOptions): Promise<WorkflowRow[] | null>;
   /** Copy a workflow into a new one that reuses operations before `startStep`; null if the original does not exist. */
   forkWorkflow(request: ForkRequest): Promise<WorkflowRow | null>;
-  /** Move the start time of a DELAYED workflow; false when it is not DELAYED. */
-  setWorkflowDelay(workflowId: string, delayUntilEpochMs: number, now: number): Promise<boolean>;
+  /** Move the start time of a DELAYED workflow; returns its queue, or null when it is not DELAYED. */
+  setWorkflowDelay(workflowId: string, delayUntilEpochMs: number, now: number): Promise<string | null>;
   /**
    * Claim queued work for one executor, respecting the queue's limits: promotes DELAYED rows
    * whose time has come, then moves up to `max` ENQUEUED rows to PENDING on this executor

@@ -186,7 +186,7 @@ export function storeSql(schema: string) {
     setWorkflowDelay: `WITH changed AS (
         UPDATE ${ws} SET delay_until_epoch_ms = $1, updated_at = $2 WHERE workflow_id = $3 AND status = 'DELAYED' RETURNING queue_name),
       notified AS (SELECT pg_notify($4, 'due:' || $1::bigint || ':' || queue_name) FROM changed)
-      SELECT (SELECT count(*) FROM notified) AS notified, (SELECT count(*) FROM changed) AS changed`,
+      SELECT (SELECT count(*) FROM notified) AS notified, (SELECT queue_name FROM changed) AS queue`,
     heartbeat: `INSERT INTO ${schema}.executors (executor_id, heartbeat_at) VALUES ($1, $2)
       ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = GREATEST(${schema}.executors.heartbeat_at, excluded.heartbeat_at)`,
     // Claims on one queue take turns (see claimQueued), so the counts the claim reads stay true

@@ -196,9 +196,9 @@ export class PostgresStore implements Store {
     );
   }
 
-  async setWorkflowDelay(workflowId: string, delayUntilEpochMs: number, now: number): Promise<boolean> {
+  async setWorkflowDelay(workflowId: string, delayUntilEpochMs: number, now: number): Promise<string | null> {
     const [row] = await this.query("setWorkflowDelay", [delayUntilEpochMs, now, workflowId, this.conn.channel]);
-    return row.changed === 1;
+    return row.queue;
   }
 
   /**

@@ -73,7 +73,7 @@ export function prepare(db: Database.Database) {
       `INSERT INTO executors (executor_id, heartbeat_at) VALUES (?, ?)
        ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = MAX(heartbeat_at, excluded.heartbeat_at)`,
     ),
-    setDelay: st(`UPDATE workflow_status SET delay_until_epoch_ms = ?, updated_at = ? WHERE workflow_id = ? AND status = 'DELAYED'`),
+    setDelay: st(`UPDATE workflow_status SET delay_until_epoch_ms = ?, updated_at = ? WHERE workflow_id = ? AND status = 'DELAYED' RETURNING queue_name`),
     promoteDelayed: st(
       `UPDATE workflow_status SET status = 'ENQUEUED', updated_at = ? WHERE queue_name = ? AND status = 'DELAYED' AND delay_until_epoch_ms <= ?`,
     ),

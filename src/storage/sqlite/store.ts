@@ -332,9 +332,10 @@ export class SqliteStore implements Store {
     });
   }
 
-  async setWorkflowDelay(workflowId: string, delayUntilEpochMs: number, now: number): Promise<boolean> {
+  async setWorkflowDelay(workflowId: string, delayUntilEpochMs: number, now: number): Promise<string | null> {
     return this.guard(() => {
-      return this.s.setDelay.run(delayUntilEpochMs, now, workflowId).changes === 1;
+      const row = this.s.setDelay.get(delayUntilEpochMs, now, workflowId) as { queue_name: string } | undefined;
+      return row?.queue_name ?? null;
     });
   }
 
