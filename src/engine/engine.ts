@@ -456,8 +456,12 @@ export class Engine {
 
   /** Stops local runs whose workflows another process cancelled, took over or finished (rows read as the waiters' are, batched). */
   async stopSuperseded(ids: string[]): Promise<void> {
+    // Only the runs under way when the rows were asked for: a run started meanwhile (resumed onto
+    // a queue, then claimed back here) was started from a newer row than the one read.
+    const runs = new Map(ids.map((id) => [id, this.running.get(id)]));
     for (const row of await Promise.all(ids.map((id) => this.rows.read(id)))) {
-      if (!row || this.running.get(row.workflowId)?.stopped !== null) continue;
+      const run = row && this.running.get(row.workflowId);
+      if (!run || run !== runs.get(row.workflowId) || run.stopped) continue;
       // Cancelled, dead-lettered, or resumed onto a queue: the outcome of an operation under way is kept.
       if (row.status === "CANCELLED" || row.status === "MAX_RECOVERY_ATTEMPTS_EXCEEDED" || row.status === "ENQUEUED") this.stopRun(row.workflowId, "cancelled");
       else if (row.status === "PENDING" && row.executorId !== this.executorId) {

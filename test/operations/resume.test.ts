@@ -350,6 +350,40 @@ describe.each(backends)("%s", (backend) => {
     expect(runs).toBe(5);
   });
 
+  it("a check for cancellations that read the row before a resume does not stop the resumed run", async () => {
+    const duro = t.duro();
+    let runs = 0;
+    const waits = duro.registerWorkflow("waits", async () => (runs++, duro.recv<string>("go", 60)));
+    await duro.launch();
+    const engine = duro.engine;
+    await duro.startWorkflow(waits.with({ workflowId: "a" }));
+    await waitFor(async () => (await duro.listWorkflowSteps("a")).length > 0);
+    await duro.cancelWorkflow("a");
+    await waitFor(() => !engine.running.has("a"));
+    // The periodic check reads "a" as CANCELLED; its answer arrives after the resume started a new run.
+    const store = engine.store;
+    const listWorkflows = store.listWorkflows.bind(store);
+    const read = gate();
+    const answered = gate();
+    store.listWorkflows = async (query) => {
+      const rows = await listWorkflows(query);
+      if (query.workflowIds?.includes("a")) {
+        read.open();
+        await answered.promise;
+      }
+      return rows;
+    };
+    const check = engine.stopSuperseded(["a"]);
+    await read.promise;
+    const handle = await duro.resumeWorkflow<string>("a");
+    await waitFor(() => runs === 2);
+    answered.open();
+    await check;
+    await duro.send("a", "x", "go");
+    expect(await handle.getResult()).toBe("x");
+    expect(runs).toBe(2);
+  });
+
   it("resuming a SUCCESS or ERROR workflow changes nothing and runs nothing", async () => {
     const duro = t.duro();
     let runs = 0;
