@@ -3,7 +3,9 @@
  * that reads storage and says whether its wait is over. Writers in this process wake the keys of
  * each batch they commit; the store reports commits of other processes (by key on PostgreSQL via
  * LISTEN/NOTIFY, or "something changed" on SQLite); a slow safety poll covers anything missed.
- * A waiter holds no connection and no timer of its own (timeouts go through `Timers`).
+ * A waiter holds no connection and no timer of its own (timeouts go through `Timers`). While any
+ * wait is under way one shared handle keeps the process alive: the wake-ups above use unref'd
+ * timers, and a script whose last act is awaiting a client's getResult must not exit first.
  */
 import type { Timers } from "./timers.js";
 
@@ -19,6 +21,7 @@ interface Waiter {
 
 export class Waiters {
   private byKey = new Map<string, Set<Waiter>>();
+  private keepAlive: NodeJS.Timeout | undefined;
 
   /** `beforeWait` runs before every wait (the engine starts hearing other processes then, if it had no need before). */
   constructor(
@@ -58,6 +61,7 @@ export class Waiters {
         if (!set) this.byKey.set(k, (set = new Set()));
         set.add(waiter);
       }
+      this.keepAlive ??= setInterval(() => {}, 2 ** 31 - 1);
       if (deadline !== Infinity) {
         timer = this.timers.at(deadline, () => {
           waiter.expired = true;
@@ -123,6 +127,10 @@ export class Waiters {
       if (!set) continue;
       set.delete(waiter);
       if (set.size === 0) this.byKey.delete(key);
+    }
+    if (this.byKey.size === 0) {
+      clearInterval(this.keepAlive);
+      this.keepAlive = undefined;
     }
   }
 }

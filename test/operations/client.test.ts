@@ -3,11 +3,13 @@
  * database an executor (a Duro instance) serves: enqueue, send, getEvent, readStream,
  * retrieveWorkflow, getResult, getWorkflowStatus, every management method, close().
  */
+import { spawn } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   AwaitedWorkflowCancelledError, DuplicateWorkflowError, DuroClient, InvalidArgumentError, WorkflowNotFoundError, WorkflowQueue, type Duro,
 } from "../../src/index.js";
 import { backends, gate, quietLogger, sleep, statusOf, useDuro, waitFor } from "../helpers.js";
+import { requireBuild } from "../processes.js";
 import { snapshot } from "./support.js";
 
 /** The executor's workflows: "greet" talks through events, a stream and a message; "steps3" has three counted steps. */
@@ -240,6 +242,29 @@ describe.each(backends)("%s", (backend) => {
     await expect(c.listWorkflows()).rejects.toThrow();
     const unused = client(); // closing a client that never connected is fine
     await unused.destroy();
+  });
+
+  it("a script whose last act is awaiting a client's readStream and getResult stays alive until they end", async () => {
+    const { duro } = await setup();
+    requireBuild("this test");
+    const script = `
+      import { DuroClient } from ${JSON.stringify(new URL("../../dist/index.js", import.meta.url).href)};
+      const c = new DuroClient({ databaseUrl: process.argv[1] });
+      const h = await c.enqueue({ workflowName: "greet", queueName: "jobs", workflowId: "script" }, "script");
+      const values = [];
+      for await (const value of c.readStream("script", "out")) values.push(value);
+      console.log(JSON.stringify({ values, result: await h.getResult() }));
+      await c.close();`;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script, t.url], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (chunk) => (out += chunk));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    expect(await duro.getEvent("script", "state", 10)).toBe("waiting");
+    // Nothing to await here: the script, idle in its waits, must still be there a moment later.
+    await sleep(300);
+    await duro.send("script", "hi", "msg");
+    expect(await exited).toBe(0);
+    expect(JSON.parse(out)).toEqual({ values: [1, "hi"], result: "hello script: hi" });
   });
 
   it("retrieveWorkflow with existingWorkflow: false hands out a workflow not created yet; its getResult waits for it", async () => {
