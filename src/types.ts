@@ -122,7 +122,7 @@ export interface DuroConfig {
   logger?: Logger;
   /** PostgreSQL: pooled connections (default 10). */
   poolSize?: number;
-  /** How long `launch()` keeps retrying an unreachable database, in seconds (default 30). */
+  /** How long `launch()` keeps retrying an unreachable database (or a SQLite file another process holds locked), in seconds (default 30). */
   connectTimeoutSeconds?: number;
   /** An executor silent this long is presumed dead and its work is taken over (default 30). */
   executorLeaseSeconds?: number;

@@ -5,8 +5,9 @@
  */
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
+import { DatabaseError, Duro } from "../../src/index.js";
 import { busy } from "../../src/storage/sqlite/store.js";
-import { gate, range, sleep, useDuro, waitFor, within } from "../helpers.js";
+import { gate, quietLogger, range, sleep, useDuro, waitFor, within } from "../helpers.js";
 
 afterEach(() => {
   busy.timeoutMs = 10_000;
@@ -42,6 +43,42 @@ describe("sqlite: the file locked by another process", () => {
     expect(await within(10_000, handle.getResult(), "the result once the lock is free")).toBe(41);
     expect((await duro.getWorkflowStatus("locked-1"))?.status).toBe("SUCCESS");
     expect((await duro.listWorkflowSteps("locked-1")).map((s) => [s.functionId, s.output])).toEqual([[1, 40]]);
+  });
+
+  it("launch(): an up-to-date file starts while another process holds its write lock; a fresh one waits for it, up to connectTimeoutSeconds", async () => {
+    busy.timeoutMs = 50;
+    const path = t.url.slice("sqlite:".length);
+    const first = t.duro();
+    const double = first.registerWorkflow("double", async (n: number) => n * 2);
+    await first.launch();
+    expect(await double(4)).toBe(8);
+    await first.shutdown();
+
+    const other = new Database(path);
+    other.exec("BEGIN IMMEDIATE");
+    const second = t.duro();
+    second.registerWorkflow("double", async (n: number) => n * 2);
+    await within(5_000, second.launch(), "launch beside the lock");
+    expect((await second.listWorkflows()).map((w) => w.output)).toEqual([8]);
+    other.exec("COMMIT");
+    other.close();
+    await second.shutdown();
+
+    const fresh = `${path}.fresh`;
+    const locker = new Database(fresh);
+    locker.exec("BEGIN IMMEDIATE");
+    const late = new Duro({ databaseUrl: `sqlite:${fresh}`, logger: quietLogger, connectTimeoutSeconds: 0.3 });
+    const error = await late.launch().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DatabaseError);
+    expect((error as Error).message).toMatch(/lock/);
+    const patient = new Duro({ databaseUrl: `sqlite:${fresh}`, logger: quietLogger });
+    const launched = patient.launch();
+    await sleep(300);
+    locker.exec("COMMIT");
+    locker.close();
+    await within(5_000, launched, "launch once the lock is free");
+    expect(await patient.listWorkflows()).toEqual([]);
+    await patient.shutdown();
   });
 
   it("schedule ticks due while the file is locked are started, each once, when it is free", async () => {

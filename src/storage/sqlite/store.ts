@@ -28,6 +28,8 @@ export const busy = { timeoutMs: 10_000 };
 export interface SqliteOptions {
   /** How often to look for commits by other processes, in ms (default 5). */
   changePollMs?: number;
+  /** How long opening keeps trying a file another process holds locked, in seconds (default 30). */
+  connectTimeoutSeconds?: number;
 }
 
 /** What to do about a SQLite error that is the file's state, not the data's. */
@@ -36,7 +38,13 @@ function adviceFor(code: string): string {
     return "Another connection held a lock on the file for longer than duro waits; end that transaction or lock. Workflows interrupted by it run again from their checkpoints.";
   }
   if (code.startsWith("SQLITE_FULL")) return "The disk is full; free space, and interrupted workflows run again from their checkpoints.";
-  return "Check that the path exists, is writable by this process and is on a local disk.";
+  if (code.startsWith("SQLITE_READONLY")) {
+    return "duro writes to the file (and to its -wal and -shm files beside it) even to read: give this process write access to the file and its directory, or use a writable copy.";
+  }
+  if (/^SQLITE_(CORRUPT|NOTADB)/.test(code)) {
+    return "The file is damaged or is not a SQLite database: restore it from a backup, or point databaseUrl at another file (`sqlite3 <file> 'PRAGMA integrity_check'` shows the damage).";
+  }
+  return "Check that the path exists, is writable by this process and is on a local disk, or set databaseUrl.";
 }
 
 export class SqliteStore implements Store {
@@ -54,9 +62,23 @@ export class SqliteStore implements Store {
     private readonly options: SqliteOptions = {},
   ) {}
 
+  /** Opens and migrates the file; a lock held by another process is waited out for connectTimeoutSeconds. */
   async migrate(): Promise<void> {
+    const deadline = Date.now() + (this.options.connectTimeoutSeconds ?? 30) * 1000;
+    for (;;) {
+      try {
+        return this.open();
+      } catch (error) {
+        const code = String(((error as Error).cause as { code?: unknown } | undefined)?.code ?? "");
+        if (!/^SQLITE_(BUSY|LOCKED)/.test(code) || Date.now() >= deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  }
+
+  private open(): void {
     if (this.db) return;
-    let db: Database.Database;
+    let db: Database.Database | undefined;
     try {
       if (this.path !== ":memory:") mkdirSync(dirname(resolve(this.path)), { recursive: true });
       db = new Database(this.path);
@@ -65,33 +87,31 @@ export class SqliteStore implements Store {
       db.pragma(`busy_timeout = ${busy.timeoutMs}`);
       db.pragma("foreign_keys = ON");
       db.pragma("cache_size = -65536"); // 64 MiB of page cache: hot index pages stay in memory
-    } catch (error) {
-      throw new DatabaseError(
-        `Cannot open the SQLite database at "${this.path}": ${(error as Error).message}. Check that the path is writable, or set databaseUrl.`,
-        { cause: error },
-      );
-    }
-    try {
       db.exec("CREATE TABLE IF NOT EXISTS duro_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
       const all = loadMigrations(new URL("./migrations/", import.meta.url));
-      db.transaction(() => {
-        const current = (db.prepare("SELECT MAX(version) AS v FROM duro_migrations").get() as { v: number | null }).v ?? 0;
-        for (const migration of pendingMigrations(all, current, this.path)) {
-          db.exec(migration.sql);
-          db.prepare("INSERT INTO duro_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(migration.version, migration.name, Date.now());
-        }
-      }).immediate();
+      const open = db;
+      const pending = () => pendingMigrations(all, (open.prepare("SELECT MAX(version) AS v FROM duro_migrations").get() as { v: number | null }).v ?? 0, this.path);
+      // Up to date: no write lock needed, so a long transaction of another process does not hold up the start.
+      if (pending().length) {
+        open.transaction(() => {
+          for (const migration of pending()) {
+            open.exec(migration.sql);
+            open.prepare("INSERT INTO duro_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(migration.version, migration.name, Date.now());
+          }
+        }).immediate();
+      }
+      db.pragma("analysis_limit = 400");
+      db.pragma("optimize = 0x10002"); // refresh the planner's statistics where they are stale (cheap, bounded)
+      this.statements = prepare(db);
+      this.dataVersion = db.pragma("data_version", { simple: true }) as number;
     } catch (error) {
-      db.close();
+      db?.close();
       if (error instanceof DatabaseError) throw error;
-      throw new DatabaseError(`Cannot migrate the SQLite database at "${this.path}": ${(error as Error).message}`, { cause: error });
+      const code = String((error as { code?: unknown }).code ?? "");
+      throw new DatabaseError(`Cannot open the SQLite database at "${this.path}": ${(error as Error).message}. ${adviceFor(code)}`, { cause: error });
     }
-    db.pragma("analysis_limit = 400");
-    db.pragma("optimize = 0x10002"); // refresh the planner's statistics where they are stale (cheap, bounded)
     this.db = db;
     if (this.path !== ":memory:") this.checkpointer = new Checkpointer(db, this.path);
-    this.statements = prepare(db);
-    this.dataVersion = db.pragma("data_version", { simple: true }) as number;
   }
 
   /**
@@ -105,7 +125,7 @@ export class SqliteStore implements Store {
       return fn();
     } catch (error) {
       const code = (error as { code?: unknown }).code;
-      if (typeof code === "string" && /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|PROTOCOL|NOMEM)/.test(code)) {
+      if (typeof code === "string" && /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|PROTOCOL|NOMEM|READONLY|CORRUPT|NOTADB)/.test(code)) {
         throw new DatabaseError(`The SQLite database at "${this.path}" could not be used: ${(error as Error).message}. ${adviceFor(code)}`, { cause: error });
       }
       throw error;
