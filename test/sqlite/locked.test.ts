@@ -2,10 +2,12 @@
  * SQLite's "cannot write now" (another process holding the file's write lock past the busy
  * timeout, a full disk) is the embedded counterpart of an unreachable PostgreSQL: a workflow
  * whose checkpoint hits it is interrupted and runs again from its checkpoints, and does not fail.
+ * Opening waits out a lock when it must write; a damaged file is a DatabaseError that says so.
  */
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
-import { DatabaseError, Duro } from "../../src/index.js";
+import { closeSync, openSync, writeSync } from "node:fs";
+import { DatabaseError, Duro, DuroClient } from "../../src/index.js";
 import { busy } from "../../src/storage/sqlite/store.js";
 import { gate, quietLogger, range, sleep, useDuro, waitFor, within } from "../helpers.js";
 
@@ -13,7 +15,7 @@ afterEach(() => {
   busy.timeoutMs = 10_000;
 });
 
-describe("sqlite: the file locked by another process", () => {
+describe("sqlite: the file locked by another process, or damaged", () => {
   const t = useDuro("sqlite");
 
   it("a checkpoint that cannot get the write lock interrupts the run, which finishes once the lock is free; nothing ends in ERROR", async () => {
@@ -79,6 +81,25 @@ describe("sqlite: the file locked by another process", () => {
     await within(5_000, launched, "launch once the lock is free");
     expect(await patient.listWorkflows()).toEqual([]);
     await patient.shutdown();
+  });
+
+  it("a damaged file is a DatabaseError that says so, at launch and at a client's first call", async () => {
+    const first = t.duro();
+    const pad = first.registerWorkflow("pad", async (n: number) => "x".repeat(500) + n);
+    await first.launch();
+    for (let i = 0; i < 200; i++) await pad(i);
+    await first.shutdown();
+    const path = t.url.slice("sqlite:".length);
+    const file = openSync(path, "r+");
+    writeSync(file, Buffer.alloc(3000, 0x5a), 0, 3000, 2 * 4096); // the third page
+    closeSync(file);
+    const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger });
+    for (const attempt of [t.duro().launch(), client.listWorkflows()]) {
+      const error = await attempt.catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(DatabaseError);
+      expect((error as Error).message).toMatch(/damaged/);
+    }
+    await client.close();
   });
 
   it("schedule ticks due while the file is locked are started, each once, when it is free", async () => {
