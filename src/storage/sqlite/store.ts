@@ -23,7 +23,10 @@ import {
 const bool = (b: boolean) => (b ? 1 : 0);
 
 /** How long a write waits for another process's lock before it counts as a failure (settable for tests). */
+/** How long a call waits out another process's lock on the file before it fails with DatabaseError. */
 export const busy = { timeoutMs: 10_000 };
+/** Of that, how long SQLite itself waits at a time (blocking the event loop); the rest is waited between tries. */
+const BUSY_SLICE_MS = 10;
 
 export interface SqliteOptions {
   /** How often to look for commits by other processes, in ms (default 5). */
@@ -84,7 +87,7 @@ export class SqliteStore implements Store {
       db = new Database(this.path);
       db.pragma("journal_mode = WAL");
       db.pragma("synchronous = FULL");
-      db.pragma(`busy_timeout = ${busy.timeoutMs}`);
+      db.pragma(`busy_timeout = ${Math.min(BUSY_SLICE_MS, busy.timeoutMs)}`);
       db.pragma("foreign_keys = ON");
       db.pragma("cache_size = -65536"); // 64 MiB of page cache: hot index pages stay in memory
       db.exec("CREATE TABLE IF NOT EXISTS duro_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
@@ -101,7 +104,12 @@ export class SqliteStore implements Store {
         }).immediate();
       }
       db.pragma("analysis_limit = 400");
-      db.pragma("optimize = 0x10002"); // refresh the planner's statistics where they are stale (cheap, bounded)
+      try {
+        db.pragma("optimize = 0x10002"); // refresh the planner's statistics where they are stale (cheap, bounded)
+      } catch (error) {
+        // Another process holds the write lock: the statistics wait for the next start.
+        if (!/^SQLITE_(BUSY|LOCKED)/.test(String((error as { code?: unknown }).code))) throw error;
+      }
       this.statements = prepare(db);
       this.dataVersion = db.pragma("data_version", { simple: true }) as number;
     } catch (error) {
@@ -121,14 +129,24 @@ export class SqliteStore implements Store {
    * from its checkpoints later, instead of failing with it. Errors about the data itself stay as they are.
    */
   private async guard<T>(fn: () => T): Promise<T> {
-    try {
-      return fn();
-    } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      if (typeof code === "string" && /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|PROTOCOL|NOMEM|READONLY|CORRUPT|NOTADB)/.test(code)) {
-        throw new DatabaseError(`The SQLite database at "${this.path}" could not be used: ${(error as Error).message}. ${adviceFor(code)}`, { cause: error });
+    const deadline = Date.now() + busy.timeoutMs;
+    for (let pause = 1; ; pause = Math.min(pause * 2, 20)) {
+      try {
+        return fn();
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        if (typeof code !== "string") throw error;
+        // Locked by another process: wait between tries, not inside SQLite, which would block this
+        // process's event loop (timers, sockets, an HTTP server) for as long as the lock is held.
+        if (/^SQLITE_(BUSY|LOCKED)/.test(code) && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, pause));
+          continue;
+        }
+        if (/^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|PROTOCOL|NOMEM|READONLY|CORRUPT|NOTADB)/.test(code)) {
+          throw new DatabaseError(`The SQLite database at "${this.path}" could not be used: ${(error as Error).message}. ${adviceFor(code)}`, { cause: error });
+        }
+        throw error;
       }
-      throw error;
     }
   }
 
