@@ -22,11 +22,12 @@ import {
 
 const bool = (b: boolean) => (b ? 1 : 0);
 
-/** How long a write waits for another process's lock before it counts as a failure (settable for tests). */
-/** How long a call waits out another process's lock on the file before it fails with DatabaseError. */
+/** How long a call waits out another process's lock on the file before it fails with DatabaseError (settable for tests). */
 export const busy = { timeoutMs: 10_000 };
 /** Of that, how long SQLite itself waits at a time (blocking the event loop); the rest is waited between tries. */
 const BUSY_SLICE_MS = 10;
+/** SQLite's "another connection holds the lock". */
+const isLocked = (error: unknown) => /^SQLITE_(BUSY|LOCKED)/.test(String((error as { code?: unknown } | undefined)?.code));
 
 export interface SqliteOptions {
   /** How often to look for commits by other processes, in ms (default 5). */
@@ -37,7 +38,7 @@ export interface SqliteOptions {
 
 /** What to do about a SQLite error that is the file's state, not the data's. */
 function adviceFor(code: string): string {
-  if (/^SQLITE_(BUSY|LOCKED)/.test(code)) {
+  if (isLocked({ code })) {
     return "Another connection held a lock on the file for longer than duro waits; end that transaction or lock. Workflows interrupted by it run again from their checkpoints.";
   }
   if (code.startsWith("SQLITE_FULL")) return "The disk is full; free space, and interrupted workflows run again from their checkpoints.";
@@ -72,8 +73,7 @@ export class SqliteStore implements Store {
       try {
         return this.open();
       } catch (error) {
-        const code = String(((error as Error).cause as { code?: unknown } | undefined)?.code ?? "");
-        if (!/^SQLITE_(BUSY|LOCKED)/.test(code) || Date.now() >= deadline) throw error;
+        if (!isLocked((error as Error).cause) || Date.now() >= deadline) throw error;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     }
@@ -92,14 +92,14 @@ export class SqliteStore implements Store {
       db.pragma("cache_size = -65536"); // 64 MiB of page cache: hot index pages stay in memory
       db.exec("CREATE TABLE IF NOT EXISTS duro_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
       const all = loadMigrations(new URL("./migrations/", import.meta.url));
-      const open = db;
-      const pending = () => pendingMigrations(all, (open.prepare("SELECT MAX(version) AS v FROM duro_migrations").get() as { v: number | null }).v ?? 0, this.path);
+      const file = db;
+      const pending = () => pendingMigrations(all, (file.prepare("SELECT MAX(version) AS v FROM duro_migrations").get() as { v: number | null }).v ?? 0, this.path);
       // Up to date: no write lock needed, so a long transaction of another process does not hold up the start.
       if (pending().length) {
-        open.transaction(() => {
+        file.transaction(() => {
           for (const migration of pending()) {
-            open.exec(migration.sql);
-            open.prepare("INSERT INTO duro_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(migration.version, migration.name, Date.now());
+            file.exec(migration.sql);
+            file.prepare("INSERT INTO duro_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(migration.version, migration.name, Date.now());
           }
         }).immediate();
       }
@@ -108,7 +108,7 @@ export class SqliteStore implements Store {
         db.pragma("optimize = 0x10002"); // refresh the planner's statistics where they are stale (cheap, bounded)
       } catch (error) {
         // Another process holds the write lock: the statistics wait for the next start.
-        if (!/^SQLITE_(BUSY|LOCKED)/.test(String((error as { code?: unknown }).code))) throw error;
+        if (!isLocked(error)) throw error;
       }
       this.statements = prepare(db);
       this.dataVersion = db.pragma("data_version", { simple: true }) as number;
@@ -138,7 +138,7 @@ export class SqliteStore implements Store {
         if (typeof code !== "string") throw error;
         // Locked by another process: wait between tries, not inside SQLite, which would block this
         // process's event loop (timers, sockets, an HTTP server) for as long as the lock is held.
-        if (/^SQLITE_(BUSY|LOCKED)/.test(code) && Date.now() < deadline) {
+        if (isLocked(error) && Date.now() < deadline) {
           await new Promise((resolve) => setTimeout(resolve, pause));
           continue;
         }
