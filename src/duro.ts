@@ -2,7 +2,7 @@
  * `Duro`: the public API of one executor. Each method documents what it records and what
  * happens on replay; the work is done in `engine/`.
  */
-import { InvalidArgumentError, WorkflowNotFoundError } from "./errors.js";
+import { InvalidArgumentError } from "./errors.js";
 import { currentContext, currentRun } from "./engine/context.js";
 import { Engine } from "./engine/engine.js";
 import { contextLogger } from "./engine/logger.js";
@@ -10,10 +10,9 @@ import { cancel, checkIds, fork, listWorkflows, listWorkflowSteps, resume, setWo
 import { enqueueMany, start } from "./engine/start.js";
 import * as ops from "./engine/operations.js";
 import * as streams from "./engine/streams.js";
-import type { SerializationFormat } from "./serialization.js";
 import type {
-  DuroConfig, ForkOptions, ListWorkflowsFilter, Logger, ReturnWhen, ScheduleOptions, StartOptions, StepInfo, StepOptions, WorkflowHandle,
-  WorkflowOptions, WorkflowStatus,
+  DuroConfig, ForkOptions, ListWorkflowsFilter, Logger, ReturnWhen, ScheduleOptions, StartOptions, StepInfo, StepOptions, ValueOptions,
+  WorkflowHandle, WorkflowOptions, WorkflowStatus,
 } from "./types.js";
 import { checkpoint } from "./engine/checkpoint.js";
 
@@ -111,10 +110,8 @@ export class Duro {
    * A handle to a workflow. @throws WorkflowNotFoundError when it does not exist — unless
    * `existingWorkflow` is false, for a workflow that is yet to be started.
    */
-  async retrieveWorkflow<R = unknown>(workflowId: string, { existingWorkflow = true }: { existingWorkflow?: boolean } = {}): Promise<WorkflowHandle<R>> {
-    ops.checkKey("workflowId", workflowId);
-    if (existingWorkflow && (await this.engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
-    return this.handle<R>(workflowId, !existingWorkflow);
+  async retrieveWorkflow<R = unknown>(workflowId: string, existingWorkflow: boolean | { existingWorkflow?: boolean } = true): Promise<WorkflowHandle<R>> {
+    return this.handle<R>(workflowId, await ops.allowsMissing(this.engine, workflowId, existingWorkflow));
   }
 
   /** Waits for a workflow's result (recorded as an operation inside a workflow). */
@@ -127,8 +124,11 @@ export class Duro {
     return ops.getWorkflowStatus(this.engine, workflowId);
   }
 
-  /** Waits for the first of these workflows to finish; the winner is recorded. @throws InvalidArgumentError for an empty list. */
-  async waitFirst<R = unknown>(handles: WorkflowHandle<R>[]): Promise<WorkflowHandle<R>> {
+  /**
+   * Waits for the first of these workflows to finish; the winner is recorded. @throws InvalidArgumentError for an empty list.
+   * `pollingIntervalSec` is accepted as the reference has it, and unused: a finish wakes the wait.
+   */
+  async waitFirst<H extends WorkflowHandle<unknown>>(handles: readonly H[], _options?: { pollingIntervalSec?: number }): Promise<H> {
     if (!Array.isArray(handles)) throw new InvalidArgumentError("waitFirst() needs an array of workflow handles.");
     const id = await ops.waitFirst(this.engine, handles.map((h) => h?.workflowId));
     return handles.find((h) => h.workflowId === id)!;
@@ -172,7 +172,7 @@ export class Duro {
   }
 
   /** Sends a message to a workflow; with `idempotencyKey` it is delivered once however often sent. @throws WorkflowNotFoundError */
-  send(destinationId: string, message: unknown, topic?: string | null, options?: { idempotencyKey?: string; serialization?: SerializationFormat }): Promise<void> {
+  send(destinationId: string, message: unknown, topic?: string | null, options?: { idempotencyKey?: string } & ValueOptions): Promise<void> {
     return ops.send(this.engine, destinationId, message, topic, options);
   }
 
@@ -182,7 +182,7 @@ export class Duro {
   }
 
   /** Publishes an event of this workflow (workflow or step only); the last value wins. */
-  setEvent(key: string, value: unknown, options?: { serialization?: SerializationFormat }): Promise<void> {
+  setEvent(key: string, value: unknown, options?: ValueOptions): Promise<void> {
     return ops.setEvent(this.engine, key, value, options);
   }
 
@@ -197,7 +197,7 @@ export class Duro {
   }
 
   /** Appends a value to this workflow's stream `key` (workflow or step only). */
-  writeStream(key: string, value: unknown, options?: { serialization?: SerializationFormat }): Promise<void> {
+  writeStream(key: string, value: unknown, options?: ValueOptions): Promise<void> {
     return streams.writeStream(this.engine, key, value, options);
   }
 

@@ -9,6 +9,6 @@ export {
 } from "./errors.js";
 export { registerErrorClass, type SerializationFormat } from "./serialization.js";
 export type {
-  DuroConfig, ForkOptions, ListWorkflowsFilter, Logger, ReturnWhen, ScheduleOptions, StartOptions, StepInfo, StepOptions, WorkflowHandle,
-  WorkflowOptions, WorkflowStatus, WorkflowStatusString,
+  DuroConfig, ForkOptions, ListWorkflowsFilter, Logger, ReturnWhen, ScheduleOptions, StartOptions, StepInfo, StepOptions, ValueOptions,
+  WorkflowHandle, WorkflowOptions, WorkflowStatus, WorkflowStatusString,
 } from "./types.js";

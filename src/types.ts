@@ -98,6 +98,13 @@ export interface StartOptions {
   serialization?: SerializationFormat;
 }
 
+/** How send, setEvent and writeStream store a value (default: the workflow's own format). */
+export interface ValueOptions {
+  serialization?: SerializationFormat;
+  /** The reference library's name for `serialization` (give one or the other). */
+  serializationType?: SerializationFormat;
+}
+
 export interface WorkflowOptions {
   /** Default serialization of this workflow's inputs, output and error (default "default"). */
   serialization?: SerializationFormat;

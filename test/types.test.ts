@@ -1,7 +1,7 @@
 /**
  * The published types (dist/*.d.ts, built by `pretest`) compile in a strict application that has
  * no Node typings and no DOM (lib es2022 alone, no @types/node, no skipLibCheck): a program
- * using the main API type-checks against them alone.
+ * using the main API (and the reference page's spellings of it) type-checks against them alone.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -27,6 +27,16 @@ export async function main(): Promise<number> {
   let sum = 0;
   for await (const value of duro.readStream<number>("o1", "progress")) sum += value;
   return (await h.getResult()).total + sum + InvalidArgumentError.name.length;
+}
+// The reference page's spellings: positional existingWorkflow, waitFirst's polling option, serializationType.
+export async function reference(other: WorkflowHandle<string>): Promise<string> {
+  const later = await duro.retrieveWorkflow<number>("later", false);
+  const first = await duro.waitFirst([later, other], { pollingIntervalSec: 0.5 });
+  await duro.send(first.workflowId, 1, "t", { idempotencyKey: "k", serializationType: "portable" });
+  await duro.setEvent("e", 2, { serializationType: "portable" });
+  await duro.writeStream("s", 3, { serialization: "default" });
+  const result: number | string = await first.getResult();
+  return String(result);
 }
 `,
     );

@@ -8,9 +8,8 @@ import { cancel, checkIds, fork, listWorkflows, listWorkflowSteps, resume, setWo
 import { enqueueMany, start } from "../engine/start.js";
 import * as ops from "../engine/operations.js";
 import * as streams from "../engine/streams.js";
-import { InvalidArgumentError, WorkflowNotFoundError } from "../errors.js";
-import type { SerializationFormat } from "../serialization.js";
-import type { ForkOptions, ListWorkflowsFilter, Logger, StartOptions, StepInfo, WorkflowHandle, WorkflowStatus } from "../types.js";
+import { InvalidArgumentError } from "../errors.js";
+import type { ForkOptions, ListWorkflowsFilter, Logger, StartOptions, StepInfo, ValueOptions, WorkflowHandle, WorkflowStatus } from "../types.js";
 
 export interface ClientConfig {
   /** Default: `DURO_DATABASE_URL`, else `sqlite:./.duro/duro.sqlite`. */
@@ -55,7 +54,7 @@ export class DuroClient {
     return ids.map((id) => this.handle<R>(id));
   }
 
-  async send(destinationId: string, message: unknown, topic?: string | null, options?: { idempotencyKey?: string; serialization?: SerializationFormat }): Promise<void> {
+  async send(destinationId: string, message: unknown, topic?: string | null, options?: { idempotencyKey?: string } & ValueOptions): Promise<void> {
     return ops.send(await this.ready(), destinationId, message, topic, options);
   }
 
@@ -72,11 +71,8 @@ export class DuroClient {
   }
 
   /** A handle on a workflow; `existingWorkflow: false` allows one not created yet (its getResult waits for it). */
-  async retrieveWorkflow<R = unknown>(workflowId: string, { existingWorkflow = true }: { existingWorkflow?: boolean } = {}): Promise<WorkflowHandle<R>> {
-    const engine = await this.ready();
-    ops.checkKey("workflowId", workflowId);
-    if (existingWorkflow && (await engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
-    return this.handle<R>(workflowId, !existingWorkflow);
+  async retrieveWorkflow<R = unknown>(workflowId: string, existingWorkflow: boolean | { existingWorkflow?: boolean } = true): Promise<WorkflowHandle<R>> {
+    return this.handle<R>(workflowId, await ops.allowsMissing(await this.ready(), workflowId, existingWorkflow));
   }
 
   async getResult<R = unknown>(workflowId: string): Promise<R> {

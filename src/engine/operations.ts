@@ -9,7 +9,7 @@ import { randomUUID as uuid } from "node:crypto";
 import { InvalidArgumentError, MaxStepRetriesExceededError, NotInWorkflowError, WorkflowNotFoundError } from "../errors.js";
 import { deserialize, serialize, type SerializationFormat } from "../serialization.js";
 import type { OperationRow, StoredValue } from "../storage/store.js";
-import type { ReturnWhen, StepOptions, WorkflowHandle } from "../types.js";
+import type { ReturnWhen, StepOptions, ValueOptions, WorkflowHandle } from "../types.js";
 import { als, currentContext, currentRun, type WorkflowRun } from "./context.js";
 import { operation, type Engine } from "./engine.js";
 import { checkpoint, record, recordedBefore, replayed } from "./checkpoint.js";
@@ -46,6 +46,24 @@ export function checkText(name: string, value: string): string {
     throw new InvalidArgumentError(`${name} ${JSON.stringify(value)} holds a NUL character or a lone surrogate, which the database cannot store as they are.`);
   }
   return value;
+}
+
+/** The format asked for by `serialization` or its other name `serializationType` (undefined: neither). */
+export function formatOf(options: ValueOptions | undefined): SerializationFormat | undefined {
+  const { serialization, serializationType } = options ?? {};
+  if (serialization !== undefined && serializationType !== undefined && serialization !== serializationType) {
+    throw new InvalidArgumentError(`serialization "${serialization}" and serializationType "${serializationType}" disagree: give one of them.`);
+  }
+  return serialization ?? serializationType;
+}
+
+/** Whether a handle may be handed out for a workflow not created yet: retrieveWorkflow's `existingWorkflow`, positional (as the reference has it) or in an options object. */
+export async function allowsMissing(engine: Engine, workflowId: string, existing: boolean | { existingWorkflow?: boolean } | undefined): Promise<boolean> {
+  checkKey("workflowId", workflowId);
+  const must = typeof existing === "boolean" ? existing : typeof existing === "object" ? (existing?.existingWorkflow ?? true) : existing;
+  if (typeof must !== "boolean") throw new InvalidArgumentError("retrieveWorkflow(id, existingWorkflow) takes true or false (or { existingWorkflow }).");
+  if (must && (await engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
+  return !must;
 }
 
 export function stored(value: unknown, format: SerializationFormat): StoredValue {
@@ -265,8 +283,10 @@ export async function send(
   destinationId: string,
   message: unknown,
   topic: string | null | undefined,
-  { idempotencyKey, serialization }: { idempotencyKey?: string; serialization?: SerializationFormat } = {},
+  options: { idempotencyKey?: string } & ValueOptions = {},
 ): Promise<void> {
+  const { idempotencyKey } = options ?? {};
+  const serialization = formatOf(options);
   checkKey("destinationId", destinationId);
   checkTopic(topic);
   if (idempotencyKey !== undefined) checkKey("idempotencyKey", idempotencyKey);
@@ -320,7 +340,8 @@ export async function recv(engine: Engine, topic: string | null | undefined, tim
 
 // ——— events ———
 
-export async function setEvent(engine: Engine, key: string, value: unknown, { serialization }: { serialization?: SerializationFormat } = {}): Promise<void> {
+export async function setEvent(engine: Engine, key: string, value: unknown, options?: ValueOptions): Promise<void> {
+  const serialization = formatOf(options);
   checkKey("key", key);
   const ctx = currentContext();
   if (!ctx) throw new NotInWorkflowError("setEvent");

@@ -4,15 +4,16 @@
  * when read by a workflow. Durable operations like those of operations.ts, whose helpers they use.
  */
 import { InvalidArgumentError, NonDeterminismError, NotInWorkflowError, StreamTimeoutError, WorkflowNotFoundError } from "../errors.js";
-import type { SerializationFormat } from "../serialization.js";
 import type { StoredValue } from "../storage/store.js";
+import type { ValueOptions } from "../types.js";
 import { checkpoint, recordedBefore } from "./checkpoint.js";
 import { currentContext, currentRun, type WorkflowRun } from "./context.js";
 import { operation, type Engine } from "./engine.js";
-import { checkKey, checkSeconds, read, stored } from "./operations.js";
+import { checkKey, checkSeconds, formatOf, read, stored } from "./operations.js";
 
-export async function writeStream(engine: Engine, key: string, value: unknown, { serialization }: { serialization?: SerializationFormat } = {}): Promise<void> {
+export async function writeStream(engine: Engine, key: string, value: unknown, options?: ValueOptions): Promise<void> {
   checkKey("key", key);
+  const serialization = formatOf(options);
   const ctx = currentContext();
   if (!ctx) throw new NotInWorkflowError("writeStream");
   await appendStream(engine, ctx, "duro.writeStream", key, stored(value, serialization ?? ctx.run.serialization));

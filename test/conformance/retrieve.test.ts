@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { WorkflowNotFoundError, WorkflowQueue } from "../../src/index.js";
-import { backends, useDuro } from "../helpers.js";
+import { DuroClient, InvalidArgumentError, WorkflowNotFoundError, WorkflowQueue } from "../../src/index.js";
+import { backends, quietLogger, useDuro } from "../helpers.js";
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);
@@ -15,6 +15,26 @@ describe.each(backends)("%s", (backend) => {
       const result = handle.getResult();
       await duro.startWorkflow(wf.with({ workflowId: "not-yet" }), 21);
       expect(await result).toBe(42);
+    });
+
+    it("takes existingWorkflow positionally too, as the reference does; anything but a boolean is refused", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("later", async (x: number) => x * 2);
+      await duro.launch();
+      await expect(duro.retrieveWorkflow("not-yet", true)).rejects.toBeInstanceOf(WorkflowNotFoundError);
+      for (const bad of ["no", 0, { existingWorkflow: "no" }]) {
+        await expect(duro.retrieveWorkflow("not-yet", bad as never)).rejects.toBeInstanceOf(InvalidArgumentError);
+      }
+      const handle = await duro.retrieveWorkflow<number>("not-yet", false);
+      const result = handle.getResult();
+      await duro.startWorkflow(wf.with({ workflowId: "not-yet" }), 21);
+      expect(await result).toBe(42);
+      const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger });
+      expect(await (await client.retrieveWorkflow<number>("not-yet", true)).getResult()).toBe(42);
+      const pending = (await client.retrieveWorkflow<number>("not-yet-either", false)).getResult();
+      await duro.startWorkflow(wf.with({ workflowId: "not-yet-either" }), 2);
+      expect(await pending).toBe(4);
+      await client.close();
     });
 
     it("awaits a workflow yet to be started by another instance, which enqueues it in a batch", async () => {

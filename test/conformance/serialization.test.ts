@@ -213,6 +213,34 @@ describe.each(backends)("%s", (backend) => {
     });
   });
 
+  describe("a value's format per call", () => {
+    it("send, setEvent and writeStream store a value as asked by serialization, or by the reference's name serializationType", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("formats", async () => {
+        const message = await duro.recv<{ n: number }>("m", 10);
+        await duro.setEvent("a", 1, { serialization: "portable" });
+        await duro.setEvent("b", 2, { serializationType: "portable" });
+        await duro.setEvent("c", 3);
+        await duro.writeStream("s", 4, { serializationType: "portable" });
+        await duro.writeStream("s", 5);
+        const error = await rejectionOf(duro.setEvent("d", 10n, { serializationType: "portable" }));
+        expect(error).toBeInstanceOf(SerializationError); // portable is plain JSON: the option is honoured
+        return message;
+      });
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf.with({ workflowId: "formats" }));
+      await expect(duro.send("formats", 0, "m", { serialization: "portable", serializationType: "default" })).rejects.toThrow(/disagree/);
+      await duro.send("formats", { n: 1 }, "m", { serializationType: "portable" });
+      expect(await handle.getResult()).toEqual({ n: 1 });
+      const formats = async (sql: string) => (await rawQuery(t.url, sql)).map((row) => row.serialization);
+      expect(await formats("SELECT serialization FROM notifications")).toEqual(["portable"]);
+      expect(await formats("SELECT serialization FROM workflow_events ORDER BY key")).toEqual(["portable", "portable", "default"]);
+      expect(await formats("SELECT serialization FROM streams WHERE value IS NOT NULL ORDER BY \"offset\"")).toEqual(["portable", "default"]);
+      const other = await reader();
+      expect(await other.getAllEvents("formats")).toEqual({ a: 1, b: 2, c: 3 });
+    });
+  });
+
   describe("portable serialization", () => {
     it("a portable workflow stores its input and output as plain JSON", async () => {
       const duro = t.duro();
