@@ -4,11 +4,12 @@
  * in a fresh schema, so the shared server is never disturbed.
  */
 import { randomUUID } from "node:crypto";
+import { createConnection, createServer, type Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { DatabaseError, Duro, DuroError, WorkflowQueue, type DuroConfig } from "../../src/index.js";
 import { retry } from "../../src/storage/postgres/connection.js";
-import { range, sleep, waitFor } from "../helpers.js";
-import { Cluster } from "./cluster.js";
+import { freshDatabaseUrl, range, sleep, waitFor } from "../helpers.js";
+import { Cluster, freePort } from "./cluster.js";
 import { Proc } from "./procs.js";
 
 let cluster: Cluster;
@@ -313,6 +314,36 @@ describe("launch() against a database that is down (private cluster)", () => {
     // Backoff is capped at 2 s, so it noticed the server within a few seconds.
     expect(ms).toBeLessThan(1500 + 10_000);
     expect(await job("after-launch", 2)).toEqual(expected("after-launch", 2));
+  });
+
+  it("tries once more at connectTimeoutSeconds itself: a server reachable just before then is connected to", async () => {
+    // Through a proxy to the shared server that starts listening late.
+    const url = new URL(freshDatabaseUrl("postgres"));
+    const target = { host: url.hostname, port: Number(url.port || 5432) };
+    const port = await freePort();
+    url.port = String(port);
+    const duro = new Duro({ databaseUrl: url.href, connectTimeoutSeconds: 2, logger: capture().logger });
+    instances.push(duro);
+    const sockets: Socket[] = [];
+    const proxy = createServer((client) => {
+      const server = createConnection(target);
+      client.pipe(server).pipe(client);
+      sockets.push(client, server);
+    });
+    try {
+      const t0 = Date.now();
+      const launched = duro.launch();
+      launched.catch(() => {}); // awaited below
+      // Retries back off 0.1, 0.2, 0.4, 0.8 s…: the next one after 1.7 s would come after the 2 s deadline.
+      await sleep(1700);
+      await new Promise<void>((resolve) => proxy.listen(port, "127.0.0.1", resolve));
+      await launched;
+      expect(Date.now() - t0).toBeLessThan(2000 + 3000);
+      await duro.shutdown();
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 
   it("gives up after about connectTimeoutSeconds with a DatabaseError naming host:port, never the password", async () => {

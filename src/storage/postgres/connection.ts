@@ -123,15 +123,16 @@ export class PgConnection {
         if (!isTransient(error)) {
           throw new DatabaseError(`Cannot connect to PostgreSQL at ${this.where}: ${messageOf(error)}. Check databaseUrl.`, { cause: error });
         }
-        const delay = backoff(attempt);
-        if (Date.now() + delay > deadline) {
+        // The last try is made at the deadline itself: a server back just before it is not missed.
+        const left = deadline - Date.now();
+        if (left <= 0) {
           throw new DatabaseError(
             `Cannot connect to PostgreSQL at ${this.where} within ${timeoutSeconds}s: ${messageOf(error)}. ` +
               `Check that the server is running and reachable, or raise connectTimeoutSeconds.`,
             { cause: error },
           );
         }
-        await sleep(delay);
+        await sleep(Math.min(backoff(attempt), left));
       }
     }
   }
