@@ -23,6 +23,7 @@ import type { Submission } from "./committer.js";
 import type { Engine } from "./engine.js";
 import type { QueueOptions } from "../types.js";
 import { MAX_TIMEOUT_MS } from "./timers.js";
+import { checkText } from "./operations.js";
 
 const CLAIM_BATCH = 100;
 /**
@@ -44,6 +45,7 @@ const positiveInt = (name: string, value: unknown) => {
 
 export function validateQueueOptions(name: string, options: QueueOptions): void {
   if (typeof name !== "string" || name === "") throw new InvalidArgumentError("A queue needs a non-empty name.");
+  checkText("queue name", name);
   positiveInt("concurrency", options.concurrency);
   positiveInt("workerConcurrency", options.workerConcurrency);
   if (options.concurrency !== undefined && options.workerConcurrency !== undefined && options.workerConcurrency > options.concurrency) {

@@ -3,7 +3,7 @@
  * are InvalidArgumentError, and a call that fails changes nothing at all.
  */
 import { describe, expect, it } from "vitest";
-import { DuroClient, InvalidArgumentError, WorkflowNotFoundError, WorkflowQueue, type Duro } from "../../src/index.js";
+import { Duro, DuroClient, InvalidArgumentError, WorkflowNotFoundError, WorkflowQueue } from "../../src/index.js";
 import { backends, quietLogger, useDuro } from "../helpers.js";
 import { snapshot } from "./support.js";
 
@@ -92,6 +92,9 @@ describe.each(backends)("%s", (backend) => {
           ["send", () => duro.send("cancelled", "m", odd)],
           ["registerWorkflow", () => duro.registerWorkflow(odd, async () => 1)],
           ["registerStep", () => duro.registerStep(odd, async () => 1)],
+          ["Duro appVersion", () => new Duro({ databaseUrl: t.url, appVersion: odd })],
+          ["Duro executorId", () => new Duro({ databaseUrl: t.url, executorId: odd })],
+          ["WorkflowQueue name", () => new WorkflowQueue(duro, odd)],
         ];
         for (const [name, call] of calls) {
           const error = await Promise.resolve().then(call).then(() => undefined, (e) => e);
