@@ -152,10 +152,27 @@ export class Engine {
 
   private async doLaunch(): Promise<void> {
     if (!this.client) for (const schedule of this.schedules.values()) schedule.check();
+    if (!((this.config.executorLeaseSeconds ?? 30) > 0)) throw new InvalidArgumentError("executorLeaseSeconds must be a positive number.");
     const store = await openStore(this.databaseUrl, { poolSize: this.config.poolSize, connectTimeoutSeconds: this.config.connectTimeoutSeconds });
-    await store.migrate();
+    try {
+      await store.migrate();
+    } catch (error) {
+      await store.close().catch(() => undefined); // a connection kept open would keep the process alive
+      throw error;
+    }
     this._appVersion = this.appVersion;
     this._store = store;
+    try {
+      await this.serve(store);
+    } catch (error) {
+      // Half launched (listening, polling, perhaps recovering): stop it all, as shutdown() does,
+      // so the process can exit; a later launch() says to create a new instance.
+      if (!this.closed) await this.close();
+      throw error;
+    }
+  }
+
+  private async serve(store: Store): Promise<void> {
     // Others were likely cut off too: judge nobody's lease for a while (see Recovery).
     store.onConnectionLost?.(() => this.recovery.distrust());
     this._committer = new Committer(store, (keys) => this.announce(keys), store.dialect === "postgres" ? 3 : 1, (batch) => riderOf(this.queues, batch));
@@ -166,9 +183,7 @@ export class Engine {
     this.safetyPoll = setInterval(() => void this.safetyCheck(), pollMs);
     this.safetyPoll.unref();
     if (this.client) return;
-    const leaseMs = (this.config.executorLeaseSeconds ?? 30) * 1000;
-    if (!(leaseMs > 0)) throw new InvalidArgumentError("executorLeaseSeconds must be a positive number.");
-    await this.recovery.start(leaseMs);
+    await this.recovery.start((this.config.executorLeaseSeconds ?? 30) * 1000);
     for (const queue of this.queues.values()) queue.start();
     for (const schedule of this.schedules.values()) await schedule.start();
   }
@@ -230,6 +245,11 @@ export class Engine {
 
   async shutdown(): Promise<void> {
     if (this.closed) return;
+    await this.close(this.launching);
+  }
+
+  /** Stops everything; `launching`, a launch under way, is let finish before the store closes. */
+  private async close(launching?: Promise<void>): Promise<void> {
     this.closed = true;
     clearInterval(this.safetyPoll);
     this.recovery.stop();
@@ -237,7 +257,7 @@ export class Engine {
     for (const queue of this.queues.values()) queue.stop();
     for (const schedule of this.schedules.values()) schedule.stop();
     for (const run of this.running.values()) run.stop("shutdown");
-    await this.launching?.catch(() => undefined);
+    await launching?.catch(() => undefined);
     await this._committer?.close();
     this.waiters.abortAll(new DuroError("duro was shut down while waiting."));
     this.timers.stop();

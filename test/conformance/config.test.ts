@@ -2,9 +2,11 @@
 import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { spawn } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { DatabaseError, Duro, DuroClient, DuroError, InvalidArgumentError, WorkflowQueue } from "../../src/index.js";
-import { type Backend, backends, quietLogger, rawQuery, rejectionOf, useDuro } from "../helpers.js";
+import { type Backend, backends, quietLogger, rawQuery, rejectionOf, useDuro, within } from "../helpers.js";
+import { requireBuild } from "../processes.js";
 
 /** A URL whose database cannot be opened or reached. */
 function unusableUrl(backend: Backend, scratch: string): string {
@@ -58,6 +60,28 @@ describe.each(backends)("%s", (backend) => {
       expect(error).toBeInstanceOf(DuroError);
       expect(error.message.length).toBeGreaterThan(0);
       expect(performance.now() - start).toBeLessThan(5000);
+    });
+
+    it("a launch that fails after connecting leaves nothing running: the process exits, and the instance says to make a new one", async () => {
+      requireBuild("this test");
+      const first = t.duro();
+      await first.launch();
+      await first.shutdown();
+      await rawQuery(t.url, "DROP TABLE executors"); // the recovery at launch fails on it
+      const script = `
+        import { Duro } from ${JSON.stringify(new URL("../../dist/index.js", import.meta.url).href)};
+        const duro = new Duro({ databaseUrl: process.argv[1], logger: { debug() {}, info() {}, warn() {}, error() {} } });
+        await duro.launch().catch((error) => console.log(JSON.stringify({ failed: error.constructor.name })));
+        await duro.launch().catch((error) => console.log(JSON.stringify({ again: error.message })));`;
+      const child = spawn(process.execPath, ["--input-type=module", "-e", script, t.url], { stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      child.stdout.on("data", (chunk) => (out += chunk));
+      const code = await within(15_000, new Promise((resolve) => child.on("exit", resolve)), "the process to exit").finally(() => child.kill("SIGKILL"));
+      expect(code).toBe(0);
+      const [failed, again] = out.trim().split("\n").map((line) => JSON.parse(line));
+      expect(failed.failed).toMatch(/Error$/);
+      // SQLite prepares every statement as it opens the file, so there the launch fails before it starts anything.
+      expect(again.again).toMatch(backend === "postgres" ? /create a new one/ : /Cannot open/);
     });
 
     it("a database written by a newer duro (higher schema version) fails launch with DatabaseError", async () => {
