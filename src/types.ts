@@ -153,7 +153,7 @@ export interface QueueOptions {
   workerConcurrency?: number;
   /** At most `limit` starts in any window of `periodSeconds`, across all executors. */
   rateLimit?: { limit: number; periodSeconds: number };
-  /** Accept a `priority` on enqueue (1 … 2³¹−1). Every queue dequeues by priority, 0 first, then FIFO. */
+  /** Accepted for the reference's API and changes nothing: as there now, every queue takes a `priority` (1 … 2³¹−1) and dequeues by it, 0 first, then FIFO. */
   priorityEnabled?: boolean;
   /** Every partition key is its own queue with the limits above; enqueues must give a partitionKey. */
   partitionQueue?: boolean;

@@ -154,7 +154,6 @@ export function validateStart(engine: Engine, options: StartOptions): void {
   if (priority !== undefined && !(Number.isInteger(priority) && priority >= 1 && priority <= 2 ** 31 - 1)) {
     throw new InvalidArgumentError(`priority must be an integer from 1 to 2147483647 (lower runs first), got ${priority}.`);
   }
-  if (priority !== undefined && queue && !queue.options.priorityEnabled) throw new InvalidArgumentError(`Queue "${queueName}" was not created with priorityEnabled.`);
   if (deduplicationId !== undefined) checkKey("deduplicationId", deduplicationId);
   if (partitionKey !== undefined) checkKey("partitionKey", partitionKey);
   if (deduplicationId !== undefined && (partitionKey !== undefined || queue?.options.partitionQueue)) {

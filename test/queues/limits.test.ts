@@ -325,7 +325,7 @@ describe.each(backends)("%s", (backend) => {
       await Promise.all(handles.map((h) => h.getResult()));
       expect(tracker.order).toEqual(["blocker", ...ids]);
     });
-    it("claims a priority a client set on a queue without priorityEnabled in priority order too, as the reference", async () => {
+    it("takes a priority on a queue without priorityEnabled, from an executor or a client, and claims in its order, as the reference", async () => {
       const { tracker, release, list } = await executors(1, { concurrency: 1 }, { held: true });
       const { duro, job } = list[0];
       const blocker = await duro.startWorkflow(job.with({ queueName: "q", workflowId: "blocker" }), "blocker", null);
@@ -334,10 +334,11 @@ describe.each(backends)("%s", (backend) => {
       for (const [id, priority] of [["x", undefined], ["y3", 3], ["z", undefined], ["w1", 1]] as const) {
         await c.enqueue({ workflowName: "job", queueName: "q", workflowId: id, priority }, id, null);
       }
+      await duro.startWorkflow(job.with({ queueName: "q", workflowId: "v2", priority: 2 }), "v2", null);
       release.open();
       await blocker.getResult();
-      await Promise.all(["x", "y3", "z", "w1"].map((id) => duro.getResult(id)));
-      expect(tracker.order).toEqual(["blocker", "x", "z", "w1", "y3"]);
+      await Promise.all(["x", "y3", "z", "w1", "v2"].map((id) => duro.getResult(id)));
+      expect(tracker.order).toEqual(["blocker", "x", "z", "w1", "v2", "y3"]);
     });
   });
 

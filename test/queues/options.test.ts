@@ -66,7 +66,6 @@ describe.each(backends)("%s", (backend) => {
       ["priority 2^31", { queueName: "prio", priority: 2 ** 31 }],
       ["priority 1.5", { queueName: "prio", priority: 1.5 }],
       ["a negative priority", { queueName: "prio", priority: -3 }],
-      ["a priority on a queue without priorityEnabled", { queueName: "plain", priority: 1 }],
       ["no partitionKey on a partitioned queue", { queueName: "parts" }],
       ["an empty partitionKey", { queueName: "parts", partitionKey: "" }],
       ["a partitionKey on a queue that is not partitioned", { queueName: "plain", partitionKey: "a" }],
