@@ -30,9 +30,6 @@ export class Duro {
   readonly logger: Logger;
 
   constructor(config: DuroConfig = {}) {
-    // Stored with every workflow it starts, and matched at recovery: kept exactly, as IDs are.
-    if (config?.appVersion) ops.checkKey("appVersion", config.appVersion);
-    if (config?.executorId !== undefined) ops.checkKey("executorId", config.executorId);
     this.engine = new Engine(config);
     this.logger = contextLogger(this.engine.logger);
   }

@@ -24,6 +24,7 @@ import { als, WorkflowRun } from "./context.js";
 import { consoleLogger } from "./logger.js";
 import { toStatus } from "./management.js";
 import { QueueDispatcher, riderOf, validateQueueOptions } from "./queues.js";
+import { checkKey, checkText } from "./operations.js";
 import { Recovery } from "./recovery.js";
 import { RowReader } from "./reads.js";
 import { Schedule } from "./schedules.js";
@@ -106,6 +107,9 @@ export class Engine {
       throw new InvalidArgumentError(`maxRecoveryAttempts must be a non-negative integer, got ${config.maxRecoveryAttempts}.`);
     }
     if (typeof this.executorId !== "string" || this.executorId.trim() === "") throw new InvalidArgumentError("executorId must be a non-empty string.");
+    // Both are stored with every workflow started here and matched at recovery: kept exactly, as IDs are.
+    checkText("executorId", this.executorId);
+    if (config.appVersion) checkKey("appVersion", config.appVersion);
     // Its work arrives with a wake-up (a client's NOTIFY or commit), so its safety poll can be slow.
     if (!client) this.queues.set(INTERNAL_QUEUE, new QueueDispatcher(this, INTERNAL_QUEUE, { pollingIntervalSeconds: 5 }));
   }
@@ -152,7 +156,8 @@ export class Engine {
 
   private async doLaunch(): Promise<void> {
     if (!this.client) for (const schedule of this.schedules.values()) schedule.check();
-    if (!((this.config.executorLeaseSeconds ?? 30) > 0)) throw new InvalidArgumentError("executorLeaseSeconds must be a positive number.");
+    const leaseMs = (this.config.executorLeaseSeconds ?? 30) * 1000;
+    if (!(leaseMs > 0)) throw new InvalidArgumentError("executorLeaseSeconds must be a positive number.");
     const store = await openStore(this.databaseUrl, { poolSize: this.config.poolSize, connectTimeoutSeconds: this.config.connectTimeoutSeconds });
     try {
       await store.migrate();
@@ -163,7 +168,7 @@ export class Engine {
     this._appVersion = this.appVersion;
     this._store = store;
     try {
-      await this.serve(store);
+      await this.serve(store, leaseMs);
     } catch (error) {
       // Half launched (listening, polling, perhaps recovering): stop it all, as shutdown() does,
       // so the process can exit; a later launch() says to create a new instance.
@@ -172,7 +177,7 @@ export class Engine {
     }
   }
 
-  private async serve(store: Store): Promise<void> {
+  private async serve(store: Store, leaseMs: number): Promise<void> {
     // Others were likely cut off too: judge nobody's lease for a while (see Recovery).
     store.onConnectionLost?.(() => this.recovery.distrust());
     this._committer = new Committer(store, (keys) => this.announce(keys), store.dialect === "postgres" ? 3 : 1, (batch) => riderOf(this.queues, batch));
@@ -183,7 +188,7 @@ export class Engine {
     this.safetyPoll = setInterval(() => void this.safetyCheck(), pollMs);
     this.safetyPoll.unref();
     if (this.client) return;
-    await this.recovery.start((this.config.executorLeaseSeconds ?? 30) * 1000);
+    await this.recovery.start(leaseMs);
     for (const queue of this.queues.values()) queue.start();
     for (const schedule of this.schedules.values()) await schedule.start();
   }
