@@ -148,7 +148,7 @@ export class Duro {
     const watch = (item: T): ops.Watched => {
       if (!isHandle(item)) return { settled: item as Promise<unknown>, looked: new Promise((resolve) => setImmediate(resolve)) };
       const settled = item.getResult();
-      const looked = this.engine.finished(item.workflowId).then((done) => done && settled.catch(() => {}), () => undefined);
+      const looked = this.engine.outcomes.finished(item.workflowId).then((done) => done && settled.catch(() => {}), () => undefined);
       return { settled, looked };
     };
     return ops.wait(this.engine, items, watch, options);

@@ -9,10 +9,7 @@
  * outcome). Recovery loads the row and all operations in one read and runs the body again.
  */
 import { createHash } from "node:crypto";
-import {
-  AwaitedWorkflowCancelledError, DatabaseError, DuroError, InvalidArgumentError, MaxRecoveryAttemptsExceededError,
-  WorkflowNotFoundError,
-} from "../errors.js";
+import { DatabaseError, DuroError, InvalidArgumentError } from "../errors.js";
 import {
   deserialize, deserializeInputs, deserializeThrown, registerErrorClass, serialize, serializeError,
 } from "../serialization.js";
@@ -23,6 +20,7 @@ import { Committer } from "./committer.js";
 import { als, WorkflowRun } from "./context.js";
 import { consoleLogger } from "./logger.js";
 import { toStatus } from "./management.js";
+import { type Outcome, Outcomes } from "./outcomes.js";
 import { QueueDispatcher, riderOf, validateQueueOptions } from "./queues.js";
 import { checkKey, checkText } from "./operations.js";
 import { Recovery } from "./recovery.js";
@@ -39,27 +37,8 @@ export interface RegisteredWorkflow {
   options: WorkflowOptions;
 }
 
-/** A finished workflow's outcome as seen in this process (the original objects, not copies). */
-interface Outcome {
-  status: WorkflowRow["status"];
-  output?: unknown;
-  error?: unknown;
-  /** Of a parked workflow: the limit it exceeded (see parkedLimit). */
-  maxRecoveryAttempts?: number;
-}
-
-/**
- * The maxRecoveryAttempts that parked a workflow, from its count: every recovery counts one and
- * checks, and the executor with limit N parks it at N + 2 (its first run, then N recoveries).
- * So a caller in another process, or with another limit, is told the limit that applied.
- */
-const parkedLimit = (row: WorkflowRow) => Math.max(0, row.recoveryAttempts - 2);
-
 /** Where a client puts workflows it resumes or forks: every executor dispatches it, without limits. */
 export const INTERNAL_QUEUE = "_duro_internal";
-
-const TERMINAL = new Set(["SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"]);
-const OUTCOME_CACHE_SIZE = 10_000;
 
 export class Engine {
   readonly executorId: string;
@@ -80,10 +59,9 @@ export class Engine {
   readonly queues = new Map<string, QueueDispatcher>();
   private readonly schedules = new Map<string, Schedule>();
   /** Rows read by ID, batched (see reads.ts): without their input for waiters, whole for getStatus. */
-  private readonly rows = new RowReader(() => this.store, false);
+  readonly rows = new RowReader(() => this.store, false);
   private readonly statuses = new RowReader(() => this.store, true);
-  /** Recent outcomes of workflows finished here, so local getResult needs no read. */
-  private readonly outcomes = new Map<string, Outcome>();
+  readonly outcomes = new Outcomes(this);
   private _store?: Store;
   private _committer?: Committer;
   private _appVersion?: string;
@@ -350,7 +328,7 @@ export class Engine {
           ? { status: "SUCCESS", output: deserialize(output, "portable") }
           : { status: "ERROR", error: deserializeThrown(error!, "portable") };
       }
-      if (result.completed) this.remember(row.workflowId, outcome);
+      if (result.completed) this.outcomes.remember(row.workflowId, outcome);
       run.stop("finished");
       this.waiters.wake([`status:${row.workflowId}`]); // the commit's own wake-up came before we knew the outcome
     } catch (error) {
@@ -362,76 +340,7 @@ export class Engine {
     }
   }
 
-  private remember(workflowId: string, outcome: Outcome): void {
-    this.outcomes.set(workflowId, outcome);
-    if (this.outcomes.size <= OUTCOME_CACHE_SIZE) return;
-    // Oldest tenth at once: finding a Map's first key walks past the slots of earlier deletions.
-    let evict = OUTCOME_CACHE_SIZE / 10;
-    for (const key of this.outcomes.keys()) {
-      if (evict-- <= 0) break;
-      this.outcomes.delete(key);
-    }
-  }
-
-  // ——— results and status ———
-
-  /**
-   * Waits for a workflow to finish and gives what `getResult()` callers get: its output, or its
-   * error; AwaitedWorkflowCancelledError / MaxRecoveryAttemptsExceededError when it was parked.
-   * `untilCreated`: a workflow that does not exist yet is awaited rather than an error.
-   */
-  async result(workflowId: string, signal?: AbortSignal, untilCreated = false): Promise<unknown> {
-    if (untilCreated) {
-      // Inserts wake "created", forks the new workflow's status key.
-      const exists = async () =>
-        this.running.has(workflowId) || (await this.rows.read(workflowId)) !== undefined;
-      await this.waiters.wait([`status:${workflowId}`, "created"], exists, Infinity, signal);
-    }
-    let outcome!: Outcome;
-    await this.waiters.wait(
-      `status:${workflowId}`,
-      async () => {
-        const local = this.outcomes.get(workflowId);
-        if (local) {
-          outcome = local;
-          return true;
-        }
-        const run = this.running.get(workflowId);
-        if (run && !run.stopped) return false; // running here: its completion will wake us, no read needed
-        const row = await this.rows.read(workflowId);
-        if (!row) throw new WorkflowNotFoundError(workflowId);
-        if (!TERMINAL.has(row.status)) return false;
-        outcome = {
-          status: row.status,
-          output: row.status === "SUCCESS" ? deserialize(row.output, row.serialization) : undefined,
-          error: row.status === "ERROR" && row.error !== null ? deserializeThrown(row.error, row.serialization) : undefined,
-          maxRecoveryAttempts: row.status === "MAX_RECOVERY_ATTEMPTS_EXCEEDED" ? parkedLimit(row) : undefined,
-        };
-        return true;
-      },
-      Infinity,
-      signal,
-    );
-    switch (outcome.status) {
-      case "SUCCESS":
-        return outcome.output;
-      case "ERROR":
-        throw outcome.error;
-      case "CANCELLED":
-        throw new AwaitedWorkflowCancelledError(workflowId);
-      default:
-        throw new MaxRecoveryAttemptsExceededError(workflowId, outcome.maxRecoveryAttempts ?? this.maxRecoveryAttempts);
-    }
-  }
-
-  /** Whether the workflow has finished, as getResult's first look finds it (no read if this process knows). */
-  async finished(workflowId: string): Promise<boolean> {
-    if (this.outcomes.get(workflowId)) return true;
-    const run = this.running.get(workflowId);
-    if (run && !run.stopped) return false;
-    const row = await this.rows.read(workflowId);
-    return row !== undefined && TERMINAL.has(row.status);
-  }
+  // ——— status ———
 
   async getStatus(workflowId: string): Promise<WorkflowStatus | null> {
     const row = await this.statuses.read(workflowId);

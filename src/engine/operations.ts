@@ -165,7 +165,7 @@ export async function randomUUID(engine: Engine): Promise<string> {
 export async function getResult(engine: Engine, workflowId: string, untilCreated = false): Promise<unknown> {
   checkKey("workflowId", workflowId);
   const run = currentRun();
-  const wait = () => engine.result(workflowId, run?.signal, untilCreated);
+  const wait = () => engine.outcomes.wait(workflowId, run?.signal, untilCreated);
   return run ? checkpoint(engine, run, "duro.getResult", wait, { childWorkflowId: workflowId }, "unlessCancelled") : wait();
 }
 

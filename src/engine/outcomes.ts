@@ -1,0 +1,103 @@
+/**
+ * What `getResult()` callers get: a workflow's output or error once it has finished, waited for
+ * without polling (its completion wakes `status:<id>`). Outcomes of workflows finished in this
+ * process are remembered (the original objects, not copies), so a local getResult needs no read.
+ */
+import { AwaitedWorkflowCancelledError, MaxRecoveryAttemptsExceededError, WorkflowNotFoundError } from "../errors.js";
+import { deserialize, deserializeThrown } from "../serialization.js";
+import type { WorkflowRow } from "../storage/store.js";
+import type { Engine } from "./engine.js";
+
+/** A finished workflow's outcome. */
+export interface Outcome {
+  status: WorkflowRow["status"];
+  output?: unknown;
+  error?: unknown;
+  /** Of a parked workflow: the limit it exceeded (see parkedLimit). */
+  maxRecoveryAttempts?: number;
+}
+
+/**
+ * The maxRecoveryAttempts that parked a workflow, from its count: every recovery counts one and
+ * checks, and the executor with limit N parks it at N + 2 (its first run, then N recoveries).
+ * So a caller in another process, or with another limit, is told the limit that applied.
+ */
+const parkedLimit = (row: WorkflowRow) => Math.max(0, row.recoveryAttempts - 2);
+
+const TERMINAL = new Set(["SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"]);
+const CACHE_SIZE = 10_000;
+
+export class Outcomes {
+  private readonly recent = new Map<string, Outcome>();
+
+  constructor(private readonly engine: Engine) {}
+
+  remember(workflowId: string, outcome: Outcome): void {
+    this.recent.set(workflowId, outcome);
+    if (this.recent.size <= CACHE_SIZE) return;
+    // Oldest tenth at once: finding a Map's first key walks past the slots of earlier deletions.
+    let evict = CACHE_SIZE / 10;
+    for (const key of this.recent.keys()) {
+      if (evict-- <= 0) break;
+      this.recent.delete(key);
+    }
+  }
+
+  /**
+   * Waits for a workflow to finish and gives its output, or throws its error;
+   * AwaitedWorkflowCancelledError / MaxRecoveryAttemptsExceededError when it was parked.
+   * `untilCreated`: a workflow that does not exist yet is awaited rather than an error.
+   */
+  async wait(workflowId: string, signal?: AbortSignal, untilCreated = false): Promise<unknown> {
+    const { waiters, running, rows } = this.engine;
+    if (untilCreated) {
+      // Inserts wake "created", forks the new workflow's status key.
+      const exists = async () => running.has(workflowId) || (await rows.read(workflowId)) !== undefined;
+      await waiters.wait([`status:${workflowId}`, "created"], exists, Infinity, signal);
+    }
+    let outcome!: Outcome;
+    await waiters.wait(
+      `status:${workflowId}`,
+      async () => {
+        const local = this.recent.get(workflowId);
+        if (local) {
+          outcome = local;
+          return true;
+        }
+        const run = running.get(workflowId);
+        if (run && !run.stopped) return false; // running here: its completion will wake us, no read needed
+        const row = await rows.read(workflowId);
+        if (!row) throw new WorkflowNotFoundError(workflowId);
+        if (!TERMINAL.has(row.status)) return false;
+        outcome = {
+          status: row.status,
+          output: row.status === "SUCCESS" ? deserialize(row.output, row.serialization) : undefined,
+          error: row.status === "ERROR" && row.error !== null ? deserializeThrown(row.error, row.serialization) : undefined,
+          maxRecoveryAttempts: row.status === "MAX_RECOVERY_ATTEMPTS_EXCEEDED" ? parkedLimit(row) : undefined,
+        };
+        return true;
+      },
+      Infinity,
+      signal,
+    );
+    switch (outcome.status) {
+      case "SUCCESS":
+        return outcome.output;
+      case "ERROR":
+        throw outcome.error;
+      case "CANCELLED":
+        throw new AwaitedWorkflowCancelledError(workflowId);
+      default:
+        throw new MaxRecoveryAttemptsExceededError(workflowId, outcome.maxRecoveryAttempts ?? this.engine.maxRecoveryAttempts);
+    }
+  }
+
+  /** Whether the workflow has finished, as wait's first look finds it (no read if this process knows). */
+  async finished(workflowId: string): Promise<boolean> {
+    if (this.recent.get(workflowId)) return true;
+    const run = this.engine.running.get(workflowId);
+    if (run && !run.stopped) return false;
+    const row = await this.engine.rows.read(workflowId);
+    return row !== undefined && TERMINAL.has(row.status);
+  }
+}
