@@ -4,9 +4,11 @@
  * `--db` (or DURO_DATABASE_URL, else the default SQLite file). Tables by default, `--json`
  * for scripts. Exit codes: 0 done, 1 failed, 2 bad usage, 3 workflow not found.
  */
+import { existsSync } from "node:fs";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { DuroClient } from "../client/client.js";
 import { DuroError, InvalidArgumentError, WorkflowNotFoundError } from "../errors.js";
+import { DEFAULT_DATABASE_URL, parseDatabaseUrl } from "../storage/open.js";
 import type { ListWorkflowsFilter, StepInfo, WorkflowStatus } from "../types.js";
 
 const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const;
@@ -170,7 +172,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const client = new DuroClient({ databaseUrl: parsed.values.db, logger: { debug() {}, info() {}, warn() {}, error() {} } });
   try {
-    const result = await command.run(client, parsed);
+    const result = await command.run(name === "migrate" ? client : existing(client, parsed.values.db), parsed);
     if (parsed.values.json) console.log(JSON.stringify(result, jsonReplacer, 2));
     else command.print?.(result);
     return EXIT.ok;
@@ -183,6 +185,26 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     await client.close();
   }
+}
+
+/**
+ * The client, checking at each call (after the command has read its arguments, so bad usage is
+ * still told first) that a SQLite database is there: a mistyped path is an error, not a new
+ * empty database (`duro migrate` makes one on purpose).
+ */
+function existing(client: DuroClient, db: string | undefined): DuroClient {
+  const parsed = parseDatabaseUrl(db ?? process.env.DURO_DATABASE_URL ?? DEFAULT_DATABASE_URL);
+  const check = () => {
+    if (parsed.dialect === "sqlite" && parsed.path !== ":memory:" && !existsSync(parsed.path)) {
+      throw new DuroError(`There is no SQLite database at "${parsed.path}": check --db (or DURO_DATABASE_URL); \`duro migrate\` creates one.`);
+    }
+  };
+  return new Proxy(client, {
+    get(target, key) {
+      const value = Reflect.get(target, key);
+      return typeof value === "function" ? (...args: unknown[]) => (check(), value.apply(target, args)) : value;
+    },
+  });
 }
 
 function toFilter(values: Record<string, any>): ListWorkflowsFilter {

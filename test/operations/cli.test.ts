@@ -260,6 +260,7 @@ describe.each(backends)("%s", (backend) => {
     noSuchDatabase.pathname = "/duro_no_such_database";
     const badDb = backend === "sqlite" ? "sqlite:/dev/null/not-a-dir/duro.sqlite" : noSuchDatabase.toString();
     const db = ["--db", freshDatabaseUrl(backend)];
+    expect((await cli(["migrate", ...db])).code).toBe(0);
     const [none, unknown, unknownQueueCmd, unknownFlag, missingValue, badLimit, negativeLimit, badSince, badStatus, twoIds, badScheme, unreachable] =
       await Promise.all([
         cli([]),
@@ -284,5 +285,23 @@ describe.each(backends)("%s", (backend) => {
     expect(unknown.stderr).toContain('Unknown command "frobnicate"');
     expect(unreachable.code, unreachable.stderr).toBe(1);
     expect(unreachable.stderr).toMatch(/duro list: /);
+  });
+});
+
+// SQLite only by nature: PostgreSQL databases are not created by connecting.
+describe("sqlite", () => {
+  it("a mistyped SQLite path is an error (exit 1), not a new empty database; migrate makes one", async () => {
+    const url = freshDatabaseUrl("sqlite");
+    const path = url.slice("sqlite:".length);
+    for (const args of [["list"], ["get", "x"], ["steps", "x"], ["cancel", "x"], ["resume", "x"], ["fork", "x", "--step", "1"], ["queue", "list"]]) {
+      const r = await cli([...args, "--db", url]);
+      expect(r.code, args.join(" ")).toBe(1);
+      expect(r.stderr, args.join(" ")).toContain(`There is no SQLite database at "${path}"`);
+    }
+    expect((await cli(["list", "--limit", "ten", "--db", url])).code).toBe(2); // bad usage is still told first
+    expect(existsSync(path)).toBe(false);
+    expect((await cli(["migrate", "--db", url])).code).toBe(0);
+    expect(existsSync(path)).toBe(true);
+    expect((await cli(["list", "--db", url, "--json"])).stdout.trim()).toBe("[]");
   });
 });
