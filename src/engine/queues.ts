@@ -184,6 +184,7 @@ export class QueueDispatcher {
       workflowNames: [...this.engine.workflows.keys()], concurrency, partitioned: partitionQueue,
       rateLimit: rateLimit && { limit: rateLimit.limit, periodMs: rateLimit.periodSeconds * 1000 },
       perPartition: partitionQueue && workerConcurrency !== undefined ? { workerConcurrency, running: this.engine.runningByPartition(this.name) } : undefined,
+      liveSince: Date.now() - this.engine.recovery.leaseMs,
     };
   }
 

@@ -22,7 +22,8 @@ import type { Engine } from "./engine.js";
 export class Recovery {
   private heartbeatTimer?: NodeJS.Timeout;
   private heartbeating = false;
-  private leaseMs = 0;
+  /** This executor's lease (set at start): others are presumed gone when their heartbeat is older. */
+  leaseMs = 0;
   /** The time the last beat wrote (others judge the lease by it), when it landed, and since when beats land on time. */
   private lastWritten = 0;
   private lastLanded = 0;
@@ -174,7 +175,7 @@ export class Recovery {
 
   /** Writes a heartbeat. One that lands later than two beats' interval starts the on-time count again. */
   private async beat(): Promise<void> {
-    const written = await this.engine.store.heartbeat(this.engine.executorId, Date.now);
+    const written = await this.engine.store.heartbeat(this.engine.executorId, this.engine.appVersion, Date.now);
     const landed = Date.now();
     if (landed - this.lastLanded > 2 * this.interval) this.onTimeSince = landed;
     this.lastLanded = landed;

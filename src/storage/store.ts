@@ -234,6 +234,8 @@ export interface ClaimRequest {
   /** Most starts in any window of `periodMs` across all executors (per partition when partitioned). */
   rateLimit?: { limit: number; periodMs: number };
   partitioned: boolean;
+  /** Executors whose heartbeat is older are gone: the newest version among the others runs queued work of no version. */
+  liveSince: number;
 }
 
 export interface ResumeOptions {
@@ -312,7 +314,7 @@ export interface Store {
    * Records that this executor is alive, at `clock()` read when the write is made (a write retried
    * through an outage carries the time it finally went in, not when it was first tried); returns it.
    */
-  heartbeat(executorId: string, clock: () => number): Promise<number>;
+  heartbeat(executorId: string, appVersion: string, clock: () => number): Promise<number>;
   /**
    * How much longer than a lease another executor may need to beat again once the database is
    * back after trouble (its reconnection backs off): a takeover waits this much more (servers only).

@@ -154,6 +154,42 @@ describe.each(backends)("%s", (backend) => {
     });
   });
 
+  describe("work of no app version (a client's enqueue or fork)", () => {
+    it("is run by the newest version a live executor runs, as in the reference library; by an older one once the newer is gone", async () => {
+      const instance = (executorId: string, appVersion: string) => {
+        const duro = t.duro({ executorId, appVersion, executorLeaseSeconds: 1 });
+        duro.registerWorkflow("job", async (x: string) => `${x}@${duro.executorId}`);
+        return duro;
+      };
+      const old = instance("old", "v1");
+      new WorkflowQueue(old, "q", { pollingIntervalSeconds: 0.1 });
+      await old.launch();
+      const c = client(t.url);
+      const before = await c.enqueue<string>({ workflowName: "job", queueName: "q" }, "before");
+      expect(await before.getResult()).toBe("before@old"); // the only version running
+
+      // v2 starts (first seen after v1), without queue "q" for now.
+      const newer = instance("new", "v2");
+      await newer.launch();
+      const waiting = await c.enqueue<string>({ workflowName: "job", queueName: "q" }, "waiting");
+      const pinned = await c.enqueue<string>({ workflowName: "job", queueName: "q", appVersion: "v1" }, "pinned");
+      expect(await pinned.getResult()).toBe("pinned@old"); // claimed after "waiting" would have been
+      expect((await waiting.getStatus())!).toMatchObject({ status: "ENQUEUED", executorId: null, appVersion: null });
+      const fork = await c.forkWorkflow<string>(before.workflowId, 1);
+      expect(await fork.getResult()).toBe("before@new");
+      expect((await fork.getStatus())!.appVersion).toBe("v2");
+
+      new WorkflowQueue(newer, "q");
+      expect(await waiting.getResult()).toBe("waiting@new");
+
+      // v2 goes away: once its lease has run out, v1 is the newest version running.
+      await newer.shutdown();
+      const after = await c.enqueue<string>({ workflowName: "job", queueName: "q" }, "after");
+      expect(await after.getResult()).toBe("after@old");
+      expect((await after.getStatus())!.appVersion).toBe("v1");
+    });
+  });
+
   describe("dispatch without polling delay", () => {
     /** Executor "a" (app version va) serving queue "q" that polls only every 30 s; `started` records body starts. */
     async function slowPoller() {

@@ -21,6 +21,16 @@ const notifyChanged = (changed: string, channel: string, withQueue = "TRUE") => 
 /** A resumed row runs on the resuming executor: no queue was given and the row is of its app version (or of none). */
 const resumedHere = "($2::text IS NULL AND (app_version IS NULL OR app_version = $6::text))";
 
+/**
+ * Queued rows an executor of `version` may claim: its version's, and those of no version when
+ * `version` is the newest that an executor alive since `liveSince` runs (as the reference
+ * library: "NULL means the latest version runs it"), or when no live executor says.
+ */
+export const claimableBy = (schema: string, version: string, liveSince: string) => `(app_version = ${version}::text OR (app_version IS NULL
+    AND ${version}::text = COALESCE((
+      SELECT v.app_version FROM ${schema}.app_versions v JOIN ${schema}.executors e ON e.app_version = v.app_version
+      WHERE e.heartbeat_at >= ${liveSince}::bigint ORDER BY v.first_seen_at DESC, v.app_version DESC LIMIT 1), ${version}::text)))`;
+
 /** Every operation of `workflow` as a JSON array, by function ID. */
 const operationsOf = (schema: string, workflow: string) => `(
     SELECT COALESCE(json_agg(o ORDER BY o.function_id), '[]'::json)
@@ -33,7 +43,7 @@ const operationsOf = (schema: string, workflow: string) => `(
  * run are taken in queue order, skipping rows another claim holds, and marked with `token`.
  */
 export function claimFreeSql(
-  schema: string, p: { queue: string; now: string; max: string; names: string; version: string; executor: string; token: string },
+  schema: string, p: { queue: string; now: string; max: string; names: string; version: string; executor: string; token: string; liveSince: string },
 ) {
   const ws = `${schema}.workflow_status`;
   return {
@@ -42,7 +52,7 @@ export function claimFreeSql(
         WHERE queue_name = ${p.queue} AND status = 'DELAYED' AND delay_until_epoch_ms <= ${p.now} RETURNING 1),
       picked AS (
         SELECT workflow_id FROM ${ws}
-        WHERE queue_name = ${p.queue} AND status = 'ENQUEUED' AND name = ANY(${p.names}::text[]) AND (app_version IS NULL OR app_version = ${p.version}::text)
+        WHERE queue_name = ${p.queue} AND status = 'ENQUEUED' AND name = ANY(${p.names}::text[]) AND ${claimableBy(schema, p.version, p.liveSince)}
         ORDER BY priority, seq LIMIT ${p.max} FOR UPDATE SKIP LOCKED),
       claimed AS (
         UPDATE ${ws} w SET status = 'PENDING', executor_id = ${p.executor}, started_at = ${p.now}, updated_at = ${p.now}, claim_token = ${p.token},
@@ -92,7 +102,7 @@ export function storeSql(schema: string) {
             SELECT count(*) FROM ${ws} WHERE ${inScope} AND started_at > $8::bigint AND status <> 'ENQUEUED') END) AS n),
       picked AS (
         SELECT workflow_id FROM ${ws}
-        WHERE ${inScope} AND status = 'ENQUEUED' AND name = ANY($9::text[]) AND (app_version IS NULL OR app_version = $10::text)
+        WHERE ${inScope} AND status = 'ENQUEUED' AND name = ANY($9::text[]) AND ${claimableBy(schema, "$10", "$13")}
         ORDER BY priority, seq LIMIT GREATEST((SELECT n FROM budget), 0)),
       claimed AS (
         UPDATE ${ws} w SET status = 'PENDING', executor_id = $11, started_at = $2, updated_at = $2, claim_token = $12,
@@ -187,8 +197,10 @@ export function storeSql(schema: string) {
         UPDATE ${ws} SET delay_until_epoch_ms = $1, updated_at = $2 WHERE workflow_id = $3 AND status = 'DELAYED' RETURNING queue_name),
       notified AS (SELECT pg_notify($4, 'due:' || $1::bigint || ':' || queue_name) FROM changed)
       SELECT (SELECT count(*) FROM notified) AS notified, (SELECT queue_name FROM changed) AS queue`,
-    heartbeat: `INSERT INTO ${schema}.executors (executor_id, heartbeat_at) VALUES ($1, $2)
-      ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = GREATEST(${schema}.executors.heartbeat_at, excluded.heartbeat_at)`,
+    heartbeat: `WITH seen AS (INSERT INTO ${schema}.app_versions (app_version, first_seen_at) VALUES ($3, $2) ON CONFLICT DO NOTHING)
+      INSERT INTO ${schema}.executors (executor_id, heartbeat_at, app_version) VALUES ($1, $2, $3)
+      ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = GREATEST(${schema}.executors.heartbeat_at, excluded.heartbeat_at),
+        app_version = excluded.app_version`,
     // Claims on one queue take turns (see claimQueued), so the counts the claim reads stay true
     // until commit. This statement takes the turn (the claim that follows, with a snapshot of its
     // own, sees every claim before it), reads the database's clock once it holds it (OFFSET 0

@@ -241,7 +241,7 @@ export class PostgresStore implements Store {
           const rate = request.rateLimit;
           const result = await run("claim", [
             queueName, now, budget, request.concurrency ?? null, rate?.limit ?? null, partitioned, partition,
-            rate ? now - rate.periodMs : null, workflowNames, appVersion, executorId, claimTokenOf(request),
+            rate ? now - rate.periodMs : null, workflowNames, appVersion, executorId, claimTokenOf(request), request.liveSince,
           ]);
           claimed.push(...claimedRows(result.claimed));
           last = result;
@@ -253,10 +253,10 @@ export class PostgresStore implements Store {
     );
   }
 
-  async heartbeat(executorId: string, clock: () => number): Promise<number> {
+  async heartbeat(executorId: string, appVersion: string, clock: () => number): Promise<number> {
     return this.conn.run(async (client) => {
       const now = clock();
-      await client.query({ name: "duro_heartbeat", text: this.sql.heartbeat, values: [executorId, now] });
+      await client.query({ name: "duro_heartbeat", text: this.sql.heartbeat, values: [executorId, now, appVersion] });
       return now;
     });
   }

@@ -102,10 +102,10 @@ export function writeSql(schema: string) {
         FROM ${rowsOf(COMPLETE_COLUMNS, [...COMPLETE_COLUMNS.slice(0, -1), "owner"], 3)} AS i
         WHERE ${owned("w", "i.workflow_id", "i.owner")}
         RETURNING w.workflow_id)`;
-  /** A claim whose parameters start at `$first`: queue, now, max, names, version, executor, token. */
+  /** A claim whose parameters start at `$first`: queue, now, max, names, version, executor, token, liveSince. */
   const claimParts = (first: number) => {
-    const [queue, now, max, names, version, executor, token] = Array.from({ length: 7 }, (_, n) => `$${first + n}`);
-    return claimFreeSql(schema, { queue, now, max, names, version, executor, token });
+    const [queue, now, max, names, version, executor, token, liveSince] = Array.from({ length: 8 }, (_, n) => `$${first + n}`);
+    return claimFreeSql(schema, { queue, now, max, names, version, executor, token, liveSince });
   };
   const claimAlone = claimParts(3);
   const claimAfterCompletions = claimParts(4 + 2 * COMPLETE_COLUMNS.length);
@@ -220,8 +220,8 @@ export function writeSql(schema: string) {
 
 export type WriteSql = ReturnType<typeof writeSql>;
 
-/** A claim request as the parameters of claimFreeSql: queue, now, max, names, version, executor, token. */
-const claimParams = (r: ClaimRequest, max: number) => [r.queueName, r.now, max, r.workflowNames, r.appVersion, r.executorId, claimTokenOf(r)];
+/** A claim request as the parameters of claimFreeSql: queue, now, max, names, version, executor, token, liveSince. */
+const claimParams = (r: ClaimRequest, max: number) => [r.queueName, r.now, max, r.workflowNames, r.appVersion, r.executorId, claimTokenOf(r), r.liveSince];
 
 /** The result of a claim statement's `promoted`, `next_delayed` and `claimed` columns, after the rows `before` it. */
 function claimedOf(row: Record<string, any>, max: number, before: Claimed["claimed"]): WriteResult {

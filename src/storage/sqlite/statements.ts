@@ -70,9 +70,10 @@ export function prepare(db: Database.Database) {
        RETURNING ${workflowColumns}`,
     ),
     heartbeat: st(
-      `INSERT INTO executors (executor_id, heartbeat_at) VALUES (?, ?)
-       ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = MAX(heartbeat_at, excluded.heartbeat_at)`,
+      `INSERT INTO executors (executor_id, heartbeat_at, app_version) VALUES (?, ?, ?)
+       ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = MAX(heartbeat_at, excluded.heartbeat_at), app_version = excluded.app_version`,
     ),
+    versionSeen: st(`INSERT INTO app_versions (app_version, first_seen_at) VALUES (?, ?) ON CONFLICT DO NOTHING`),
     setDelay: st(`UPDATE workflow_status SET delay_until_epoch_ms = ?, updated_at = ? WHERE workflow_id = ? AND status = 'DELAYED' RETURNING queue_name`),
     promoteDelayed: st(
       `UPDATE workflow_status SET status = 'ENQUEUED', updated_at = ? WHERE queue_name = ? AND status = 'DELAYED' AND delay_until_epoch_ms <= ?`,

@@ -51,6 +51,15 @@ function adviceFor(code: string): string {
   return "Check that the path exists, is writable by this process and is on a local disk, or set databaseUrl.";
 }
 
+/**
+ * Queued rows an executor of `@version` may claim: its version's, and those of no version when
+ * `@version` is the newest that an executor alive since `@liveSince` runs (as the reference
+ * library: "NULL means the latest version runs it"), or when no live executor says.
+ */
+const CLAIMABLE_BY = `(app_version = @version OR (app_version IS NULL AND @version = COALESCE((
+  SELECT v.app_version FROM app_versions v JOIN executors e ON e.app_version = v.app_version
+  WHERE e.heartbeat_at >= @liveSince ORDER BY v.first_seen_at DESC, v.app_version DESC LIMIT 1), @version)))`;
+
 export class SqliteStore implements Store {
   readonly dialect = "sqlite";
   private db?: Database.Database;
@@ -419,10 +428,10 @@ export class SqliteStore implements Store {
         const ids = db
           .prepare(
             `SELECT workflow_id FROM workflow_status WHERE queue_name = ? AND status = 'ENQUEUED'${inPartition}
-               AND name IN (${placeholders(workflowNames.length)}) AND (app_version IS NULL OR app_version = ?)
+               AND name IN (${placeholders(workflowNames.length)}) AND ${CLAIMABLE_BY}
              ORDER BY priority, rowid LIMIT ?`,
           )
-          .all(...scope, ...workflowNames, appVersion, budget) as { workflow_id: string }[];
+          .all(...scope, ...workflowNames, { version: appVersion, liveSince: request.liveSince }, budget) as { workflow_id: string }[];
         for (const { workflow_id } of ids) {
           const row = s.claim.get(executorId, now, now, appVersion, now, workflow_id) as Record<string, unknown> | undefined;
           if (!row) continue;
@@ -435,10 +444,13 @@ export class SqliteStore implements Store {
     }).immediate();
   }
 
-  async heartbeat(executorId: string, clock: () => number): Promise<number> {
+  async heartbeat(executorId: string, appVersion: string, clock: () => number): Promise<number> {
     return this.guard(() => {
       const now = clock();
-      this.s.heartbeat.run(executorId, now);
+      this.conn.transaction(() => {
+        this.s.versionSeen.run(appVersion, now);
+        this.s.heartbeat.run(executorId, now, appVersion);
+      })();
       return now;
     });
   }
