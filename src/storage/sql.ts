@@ -85,8 +85,13 @@ export function toOperationRow(r: Record<string, any>): OperationRow {
   };
 }
 
-/** The list query for a filter. `table` is the (possibly schema-qualified) workflow_status table. */
-export function listWorkflowsQuery(table: string, filter: WorkflowFilter, booleans: (b: boolean) => unknown): { sql: string; params: unknown[] } {
+/**
+ * The list query for a filter. `table` is the (possibly schema-qualified) workflow_status table.
+ * `byRange`: the database sorts IDs by code point, so a prefix is a range of the primary key.
+ */
+export function listWorkflowsQuery(
+  table: string, filter: WorkflowFilter, booleans: (b: boolean) => unknown, byRange = true,
+): { sql: string; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
   const oneOf = (column: string, values: unknown[] | undefined) => {
@@ -116,12 +121,13 @@ export function listWorkflowsQuery(table: string, filter: WorkflowFilter, boolea
     params.push(filter.endTime);
   }
   if (filter.workflowIdPrefix !== undefined) {
-    // A range on the primary key instead of LIKE, so the index serves it and `%`/`_` stay literal;
-    // the prefix itself is checked too, since under a linguistic collation the range can hold more.
+    // A range on the primary key where the order allows (not LIKE: `%`/`_` stay literal), so the
+    // index serves it; the prefix itself is checked in every case.
     const ranges = filter.workflowIdPrefix.map((prefix) => {
-      const above = after(prefix);
-      params.push(prefix, ...(above === null ? [] : [above]), prefix, prefix);
-      return `(workflow_id >= ?${above === null ? "" : " AND workflow_id < ?"} AND substr(workflow_id, 1, length(CAST(? AS TEXT))) = CAST(? AS TEXT))`;
+      const above = byRange ? after(prefix) : null;
+      const range = byRange ? `workflow_id >= ?${above === null ? "" : " AND workflow_id < ?"} AND ` : "";
+      params.push(...(byRange ? [prefix] : []), ...(above === null ? [] : [above]), prefix, prefix);
+      return `(${range}substr(workflow_id, 1, length(CAST(? AS TEXT))) = CAST(? AS TEXT))`;
     });
     where.push(ranges.length ? `(${ranges.join(" OR ")})` : "1 = 0");
   }

@@ -25,6 +25,7 @@ export class PostgresStore implements Store {
   private readonly writes: WriteSql;
   private readonly sql: StoreSql;
   private migrated = false;
+  private sortsByCodePoint?: Promise<boolean>;
 
   constructor(
     /** postgres://user:password@host:port/database[?schema=name] */
@@ -90,9 +91,31 @@ export class PostgresStore implements Store {
   }
 
   async listWorkflows(filter: WorkflowFilter): Promise<WorkflowRow[]> {
-    const { sql, params } = listWorkflowsQuery(`${this.conn.schema}.workflow_status`, filter, (b) => b);
+    const byRange = filter.workflowIdPrefix?.length ? await this.codePointOrder() : false;
+    const { sql, params } = listWorkflowsQuery(`${this.conn.schema}.workflow_status`, filter, (b) => b, byRange);
     const text = numbered(sql);
     return this.conn.run(async (client) => (await client.query(text, params)).rows.map(toWorkflowRow));
+  }
+
+  /**
+   * Whether the database sorts text by code point (libc's C, POSIX or C.UTF-8, or the builtin
+   * provider), so that a prefix is a range of the primary key. Under a linguistic collation
+   * (ICU, en_US…) punctuation and case weigh less, and the range can miss IDs with the prefix.
+   */
+  private codePointOrder(): Promise<boolean> {
+    this.sortsByCodePoint ??= this.conn
+      .run(async (client) => {
+        const { rows } = await client.query(
+          `SELECT datcollate, to_jsonb(d) ->> 'datlocprovider' AS provider FROM pg_database d WHERE datname = current_database()`,
+        );
+        const { datcollate, provider } = rows[0];
+        return provider === "b" || ((provider === null || provider === "c") && /^(C|POSIX|C\.utf-?8)$/i.test(datcollate));
+      })
+      .catch((error) => {
+        this.sortsByCodePoint = undefined;
+        throw error;
+      });
+    return this.sortsByCodePoint;
   }
 
   async listOperations(workflowId: string, limit?: number, offset?: number): Promise<OperationRow[]> {
