@@ -346,10 +346,10 @@ export class Duro {
     return this.managed("setWorkflowDelay", () => setWorkflowDelay(this.engine, workflowId, options));
   }
 
-  /** Management calls inside a workflow are operations: their results are recorded. */
+  /** Management calls inside a workflow are operations: their results are recorded (their errors are not, as in the reference library). */
   private async managed<T>(name: string, fn: () => Promise<T>): Promise<T> {
     const run = currentRun();
-    return run ? checkpoint(this.engine, run, `duro.${name}`, fn) : fn();
+    return run ? checkpoint(this.engine, run, `duro.${name}`, fn, {}, "always", false) : fn();
   }
 
   private handle<R>(workflowId: string, untilCreated = false): WorkflowHandle<R> {

@@ -91,11 +91,13 @@ export function recordedBefore(engine: Engine, run: WorkflowRun, result: WriteRe
 
 /**
  * The shape of every simple durable operation: answer from the record, or check for a stop,
- * run `body`, record its outcome (errors too) with `extra` columns, and return it.
+ * run `body`, record its outcome with `extra` columns, and return it. Its errors are recorded
+ * too, unless `recordErrors` is false (management calls, as in the reference library: the error
+ * is thrown, nothing is recorded, and a later run makes the call again).
  */
 export async function checkpoint<T>(
   engine: Engine, run: WorkflowRun, name: string, body: (functionId: number) => Promise<T>, extra: Partial<OperationRow> = {},
-  keep: Keep = "always",
+  keep: Keep = "always", recordErrors = true,
 ): Promise<T> {
   const functionId = run.allocate();
   const recorded = run.replay(functionId, name);
@@ -107,7 +109,7 @@ export async function checkpoint<T>(
   try {
     result = { output: await body(functionId) };
   } catch (error) {
-    if (error instanceof WorkflowCancelledError || (run.stopped && run.stopped !== "cancelled")) throw error;
+    if (error instanceof WorkflowCancelledError || (run.stopped && run.stopped !== "cancelled") || !recordErrors) throw error;
     result = { error };
   }
   if (run.stopped !== "cancelled") run.checkStopped(); // a cancelled run records first (see record)
