@@ -126,15 +126,19 @@ export async function sleep(engine: Engine, seconds: number): Promise<void> {
   await engine.timers.until(wakeAt, ctx.run.signal);
 }
 
-/** Records (or reads back) the wake-up time of a durable wait as operation "duro.sleep". */
-async function durableDeadline(engine: Engine, run: WorkflowRun, seconds: number, functionId = run.allocate()): Promise<number> {
-  const recorded = run.replay(functionId, "duro.sleep");
+/**
+ * Records (or reads back) the wake-up time of a durable wait as operation "duro.sleep": a sleep's
+ * is completed at the wake-up time, a timeout's (`functionId` given: recv, getEvent) now, as in
+ * the reference.
+ */
+async function durableDeadline(engine: Engine, run: WorkflowRun, seconds: number, functionId?: number): Promise<number> {
+  const id = functionId ?? run.allocate();
+  const recorded = run.replay(id, "duro.sleep");
   if (recorded) return replayed(recorded) as number;
   run.checkStopped();
   const now = Date.now();
   const wakeAt = secondsAfter(now, seconds);
-  // Completed at the wake-up time, as in the reference (a recv's or getEvent's timeout records now).
-  return (await record(engine, run, functionId, "duro.sleep", now, { output: wakeAt }, { completedAt: wakeAt })) as number;
+  return (await record(engine, run, id, "duro.sleep", now, { output: wakeAt }, { completedAt: functionId === undefined ? wakeAt : now })) as number;
 }
 
 /**

@@ -25,6 +25,20 @@ describe.each(backends)("%s", (backend) => {
       expect(sleep.completedAtEpochMs).toBe(sleep.output);
     });
 
+    it("the timeout of recv and getEvent is recorded with its wake-up time, completed when written (as the reference)", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("waits", async () => [await duro.recv("nothing", 0.2), await duro.getEvent("nobody", "k", 0.2)]);
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf);
+      expect(await handle.getResult()).toEqual([null, null]);
+      const steps = await duro.listWorkflowSteps(handle.workflowId);
+      expect(steps.map((s) => s.functionName)).toEqual(["duro.recv", "duro.sleep", "duro.getEvent", "duro.sleep"]);
+      for (const timeout of [steps[1], steps[3]]) {
+        expect(timeout.output).toBe(timeout.startedAtEpochMs! + 200);
+        expect(timeout.completedAtEpochMs! - timeout.startedAtEpochMs!).toBeLessThan(150);
+      }
+    });
+
     it("sleep(0) returns at once", async () => {
       const duro = t.duro();
       const wf = duro.registerWorkflow("noNap", async () => {
