@@ -2,15 +2,21 @@
  * One timer for every durable wait of an executor: sleeps, recv/getEvent timeouts, workflow
  * deadlines. Entries sit in a binary heap ordered by wake-up time; a single `setTimeout` is
  * armed for the earliest. 10,000 sleeping workflows cost 10,000 small heap entries, not
- * 10,000 Node timers.
+ * 10,000 Node timers. A cancelled entry (a recv answered before its timeout) lets go of what
+ * it would have called at once, and the heap sheds cancelled entries once they are most of it,
+ * so answered waits hold no memory until the time they would have ended.
  */
 
 interface Entry {
   at: number;
   seq: number;
-  fire: () => void;
-  cancelled: boolean;
+  /** Null once cancelled or fired. */
+  fire: (() => void) | null;
+  inHeap: boolean;
 }
+
+/** Cancelled entries the heap may hold before it is rebuilt without them (if they are also most of it). */
+const SPARSE = 1024;
 
 export interface TimerHandle {
   cancel(): void;
@@ -36,15 +42,31 @@ export class Timers {
   private seq = 0;
   private timer?: NodeJS.Timeout;
   private armedAt = Infinity;
+  private cancelled = 0;
 
   constructor(private readonly now: () => number = Date.now) {}
 
   /** Calls `fire` at epoch ms `at` (at once if that is past). */
   at(at: number, fire: () => void): TimerHandle {
-    const entry: Entry = { at, seq: this.seq++, fire, cancelled: false };
+    const entry: Entry = { at, seq: this.seq++, fire, inHeap: true };
     this.push(entry);
     if (at < this.armedAt) this.arm();
-    return { cancel: () => void (entry.cancelled = true) };
+    return { cancel: () => this.cancel(entry) };
+  }
+
+  private cancel(entry: Entry): void {
+    if (!entry.fire) return;
+    entry.fire = null;
+    if (!entry.inHeap) return;
+    this.cancelled++;
+    if (this.cancelled > SPARSE && this.cancelled * 2 > this.heap.length) {
+      const kept: Entry[] = [];
+      for (const e of this.heap) if (e.fire) kept.push(e);
+      else e.inHeap = false;
+      this.heap = kept.sort((a, b) => a.at - b.at || a.seq - b.seq); // a sorted array is a heap
+      this.cancelled = 0;
+      this.arm();
+    }
   }
 
   /** Resolves at epoch ms `at`; rejects with the signal's reason if it is aborted first. */
@@ -72,6 +94,7 @@ export class Timers {
     this.timer = undefined;
     this.armedAt = Infinity;
     this.heap = [];
+    this.cancelled = 0;
   }
 
   private arm(): void {
@@ -89,9 +112,18 @@ export class Timers {
   private run(): void {
     const now = this.now();
     const due: Entry[] = [];
-    while (this.heap.length && this.heap[0].at <= now) due.push(this.pop()!);
+    while (this.heap.length && this.heap[0].at <= now) {
+      const entry = this.pop()!;
+      entry.inHeap = false;
+      if (entry.fire) due.push(entry);
+      else this.cancelled--;
+    }
     this.arm();
-    for (const entry of due) if (!entry.cancelled) entry.fire();
+    for (const entry of due) {
+      const fire = entry.fire;
+      entry.fire = null;
+      fire?.(); // unless an earlier one of these cancelled it
+    }
   }
 
   private less(a: Entry, b: Entry): boolean {

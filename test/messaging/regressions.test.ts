@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { MAX_PAYLOAD_BYTES } from "../../src/serialization.js";
-import { backends, gate, range, sleep, useClients, useDuro, within } from "../helpers.js";
+import { backends, gate, range, sleep, useClients, useDuro, waitFor, within } from "../helpers.js";
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);
@@ -72,5 +72,17 @@ describe.each(backends)("%s", (backend) => {
     release.open();
     // The safety poll is 5 s away: only the notifications can make this.
     expect(await within(3000, results, "every result")).toEqual(ids.map((_, i) => i));
+  });
+
+  it("waits answered before their timeout let go of it: 3,000 recv(…, 3600) answered at once leave the timer heap small", async () => {
+    const duro = t.duro();
+    const inbox = duro.registerWorkflow("inbox", async () => duro.recv<number>("t", 3600));
+    await duro.launch();
+    const handles = await Promise.all(range(3000).map(() => duro.startWorkflow(inbox)));
+    await waitFor(() => duro.engine.timers.size >= 3000, 20_000, "every workflow to wait");
+    await Promise.all(handles.map((h, i) => duro.send(h.workflowId, i, "t")));
+    expect(await Promise.all(handles.map((h) => h.getResult()))).toEqual(handles.map((_, i) => i));
+    // Until now each answered wait kept its timeout's entry (and what it would call) for an hour.
+    expect(duro.engine.timers.size).toBeLessThanOrEqual(1100);
   });
 });
