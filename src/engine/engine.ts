@@ -66,6 +66,8 @@ export class Engine {
   private _committer?: Committer;
   private _appVersion?: string;
   private launching?: Promise<void>;
+  /** The store a launch is connecting to or migrating (closed by a shutdown meanwhile, to cut it short). */
+  private opening?: Store;
   private safetyPoll?: NodeJS.Timeout;
   private sweepPending?: NodeJS.Timeout;
   private closed = false;
@@ -137,12 +139,17 @@ export class Engine {
     const leaseMs = (this.config.executorLeaseSeconds ?? 30) * 1000;
     if (!(leaseMs > 0)) throw new InvalidArgumentError("executorLeaseSeconds must be a positive number.");
     const store = await openStore(this.databaseUrl, { poolSize: this.config.poolSize, connectTimeoutSeconds: this.config.connectTimeoutSeconds });
+    this.opening = store;
     try {
       await store.migrate();
     } catch (error) {
       await store.close().catch(() => undefined); // a connection kept open would keep the process alive
+      if (this.closed) return; // shut down meanwhile: nothing was launched, and nothing is left running
       throw error;
+    } finally {
+      this.opening = undefined;
     }
+    if (this.closed) return void (await store.close());
     this._appVersion = this.appVersion;
     this._store = store;
     try {
@@ -167,6 +174,7 @@ export class Engine {
     this.safetyPoll.unref();
     if (this.client) return;
     await this.recovery.start(leaseMs);
+    if (this.closed) return; // shut down meanwhile
     for (const queue of this.queues.values()) queue.start();
     for (const schedule of this.schedules.values()) await schedule.start();
   }
@@ -231,20 +239,31 @@ export class Engine {
     await this.close(this.launching);
   }
 
-  /** Stops everything; `launching`, a launch under way, is let finish before the store closes. */
+  /**
+   * Stops everything. `launching`, a launch under way, is cut short where it can be (a connection
+   * being retried) and let finish before the store closes; what it started meanwhile is stopped too.
+   */
   private async close(launching?: Promise<void>): Promise<void> {
     this.closed = true;
+    this.stopServing();
+    if (launching) {
+      void this.opening?.close().catch(() => undefined);
+      await launching.catch(() => undefined);
+      this.stopServing();
+    }
+    await this._committer?.close();
+    this.waiters.abortAll(new DuroError("duro was shut down while waiting."));
+    this.timers.stop();
+    await this._store?.close();
+  }
+
+  private stopServing(): void {
     clearInterval(this.safetyPoll);
     this.recovery.stop();
     clearTimeout(this.sweepPending);
     for (const queue of this.queues.values()) queue.stop();
     for (const schedule of this.schedules.values()) schedule.stop();
     for (const run of this.running.values()) run.stop("shutdown");
-    await launching?.catch(() => undefined);
-    await this._committer?.close();
-    this.waiters.abortAll(new DuroError("duro was shut down while waiting."));
-    this.timers.stop();
-    await this._store?.close();
   }
 
   // ——— starting and running ———

@@ -22,6 +22,7 @@ import type { Engine } from "./engine.js";
 export class Recovery {
   private heartbeatTimer?: NodeJS.Timeout;
   private heartbeating = false;
+  private stopped = false;
   /** This executor's lease (set at start): others are presumed gone when their heartbeat is older. */
   leaseMs = 0;
   /** The time the last beat wrote (others judge the lease by it), when it landed, and since when beats land on time. */
@@ -49,12 +50,14 @@ export class Recovery {
     });
     this.deadLettered(deadLettered);
     for (const row of recovered) await this.runHere(row);
+    if (this.stopped) return; // shut down meanwhile
     // The heartbeat keeps the process alive while launched, as a server's listening socket would:
     // an executor whose script ends with `await duro.launch()` goes on serving its queues.
     this.heartbeatTimer = setInterval(() => void this.heartbeatAndTakeOver(), this.interval);
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.heartbeatTimer);
   }
 

@@ -84,6 +84,32 @@ describe.each(backends)("%s", (backend) => {
       expect(again.again).toMatch(backend === "postgres" ? /create a new one/ : /Cannot open/);
     });
 
+    it("shutdown() while launch() is under way: both resolve, nothing is left running, and the process exits", async () => {
+      requireBuild("this test");
+      t.duro(); // fixes this test's fresh database URL
+      // Shut down at points all along a launch (connecting, migrating, recovering, starting queues).
+      const script = `
+        import { Duro, WorkflowQueue } from ${JSON.stringify(new URL("../../dist/index.js", import.meta.url).href)};
+        for (const delay of [0, 1, 2, 4, 8, 15, 30, 60, 120]) {
+          const duro = new Duro({ databaseUrl: process.argv[1], logger: { debug() {}, info() {}, warn() {}, error() {} } });
+          duro.registerWorkflow("w", async () => 1);
+          new WorkflowQueue(duro, "q");
+          const launched = duro.launch();
+          await new Promise((resolve) => setTimeout(resolve, delay));
+          await duro.shutdown();
+          await launched;
+          console.log(JSON.stringify({ delay, relaunch: await duro.launch().then(() => "launched", (e) => e.constructor.name) }));
+        }`;
+      const child = spawn(process.execPath, ["--input-type=module", "-e", script, t.url], { stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      child.stdout.on("data", (chunk) => (out += chunk));
+      const code = await within(20_000, new Promise((resolve) => child.on("exit", resolve)), "the process to exit").finally(() => child.kill("SIGKILL"));
+      expect(code).toBe(0);
+      const lines = out.trim().split("\n").map((line) => JSON.parse(line));
+      expect(lines.map((l) => l.delay)).toEqual([0, 1, 2, 4, 8, 15, 30, 60, 120]);
+      for (const line of lines) expect(line.relaunch).toBe("DuroError");
+    });
+
     it("a database written by a newer duro (higher schema version) fails launch with DatabaseError", async () => {
       const first = t.duro();
       await first.launch();
@@ -107,8 +133,10 @@ describe.each(backends)("%s", (backend) => {
       const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger });
       for (const id of ["A", "B", "C"]) await client.enqueue({ workflowName: "wf", queueName: "q", workflowId: id }, id.charCodeAt(0));
       await client.close();
-      // Back to version 1: its queue index and (on PostgreSQL) the step records' foreign key, and no claim tokens.
+      // Back to version 1: its queue index and (on PostgreSQL) the step records' foreign key, no claim tokens, no app versions.
       for (const sql of [
+        "DROP TABLE app_versions",
+        "ALTER TABLE executors DROP COLUMN app_version",
         "DROP INDEX workflow_status_by_priority",
         "DROP INDEX workflow_status_started",
         "DROP INDEX workflow_status_queued",

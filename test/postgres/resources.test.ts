@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AwaitedWorkflowCancelledError, DatabaseError, Duro, DuroClient, DuroError, InvalidArgumentError } from "../../src/index.js";
-import { POSTGRES_URL, quietLogger, waitFor } from "../helpers.js";
+import { POSTGRES_URL, quietLogger, sleep, waitFor } from "../helpers.js";
 import { freePort } from "./cluster.js";
 
 const database = `duro_res_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
@@ -150,6 +150,18 @@ describe("bad input", () => {
     // It retried for about the timeout: neither at once nor much longer.
     expect(ms).toBeGreaterThanOrEqual(1000);
     expect(ms).toBeLessThan(2000 + 5000);
+  });
+
+  it("shutdown() cuts short a launch that is still retrying its first connection", async () => {
+    const port = await freePort();
+    const duro = new Duro({ databaseUrl: `postgres://postgres@127.0.0.1:${port}/postgres`, connectTimeoutSeconds: 30, logger: quietLogger });
+    const launched = duro.launch();
+    await sleep(500);
+    const start = performance.now();
+    await duro.shutdown();
+    await launched; // nothing was launched, and nothing is left to fail
+    expect(performance.now() - start).toBeLessThan(5000); // not the 30 s of connectTimeoutSeconds
+    await expect(duro.launch()).rejects.toThrow(/create a new one/);
   });
 
   it("a database that does not exist fails at once (not retried) with a DatabaseError naming it", async () => {

@@ -63,6 +63,7 @@ const CLAIMABLE_BY = `(app_version = @version OR (app_version IS NULL AND @versi
 export class SqliteStore implements Store {
   readonly dialect = "sqlite";
   private db?: Database.Database;
+  private closed = false;
   private statements?: ReturnType<typeof prepare>;
   private listeners: ((keys: string[] | null) => void)[] = [];
   private changeTimer?: NodeJS.Timeout;
@@ -79,6 +80,7 @@ export class SqliteStore implements Store {
   async migrate(): Promise<void> {
     const deadline = Date.now() + (this.options.connectTimeoutSeconds ?? 30) * 1000;
     for (;;) {
+      if (this.closed) throw new DatabaseError(`The SQLite store at "${this.path}" was closed while it was being opened.`);
       try {
         return this.open();
       } catch (error) {
@@ -469,6 +471,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.checkpointer?.close();
     this.checkpointer = undefined;
     clearInterval(this.changeTimer);
