@@ -22,7 +22,7 @@ import type { Claimed, ClaimRequest, WorkflowRow, WriteResult } from "../storage
 import type { Submission } from "./committer.js";
 import type { Engine } from "./engine.js";
 import type { QueueOptions } from "../types.js";
-import { MAX_TIMEOUT_MS } from "./timers.js";
+import { MAX_TIMEOUT_MS, storedMs } from "./timers.js";
 import { checkText } from "./operations.js";
 
 const CLAIM_BATCH = 100;
@@ -37,11 +37,21 @@ const CLAIM_BATCH = 100;
  */
 const GATHER_MS = 1;
 
+/** Limits are stored and compared as 32-bit integers. */
+const MAX_LIMIT = 2 ** 31 - 1;
+
 const positiveInt = (name: string, value: unknown) => {
-  if (value !== undefined && !(Number.isInteger(value) && (value as number) > 0)) {
-    throw new InvalidArgumentError(`${name} must be a positive integer, got ${String(value)}.`);
+  if (value !== undefined && !(Number.isInteger(value) && (value as number) > 0 && (value as number) <= MAX_LIMIT)) {
+    throw new InvalidArgumentError(`${name} must be a positive integer no larger than ${MAX_LIMIT}, got ${String(value)}.`);
   }
 };
+
+const optionalBoolean = (name: string, value: unknown) => {
+  if (value !== undefined && typeof value !== "boolean") throw new InvalidArgumentError(`${name} must be true or false, got ${String(value)}.`);
+};
+
+/** A rate limit's window in whole milliseconds (at least one), as claims count it. */
+const periodMsOf = (periodSeconds: number) => Math.max(1, storedMs(periodSeconds * 1000));
 
 export function validateQueueOptions(name: string, options: QueueOptions): void {
   if (typeof name !== "string" || name === "") throw new InvalidArgumentError("A queue needs a non-empty name.");
@@ -59,6 +69,8 @@ export function validateQueueOptions(name: string, options: QueueOptions): void 
       throw new InvalidArgumentError(`rateLimit.periodSeconds must be a positive number, got ${String(periodSeconds)}.`);
     }
   }
+  optionalBoolean("partitionQueue", options.partitionQueue);
+  optionalBoolean("priorityEnabled", options.priorityEnabled);
   const poll = options.pollingIntervalSeconds;
   if (poll !== undefined && !(typeof poll === "number" && poll > 0 && Number.isFinite(poll))) {
     throw new InvalidArgumentError(`pollingIntervalSeconds must be a positive number, got ${String(poll)}.`);
@@ -182,7 +194,7 @@ export class QueueDispatcher {
     return {
       queueName: this.name, executorId: this.engine.executorId, appVersion: this.engine.appVersion, now: Date.now(), max,
       workflowNames: [...this.engine.workflows.keys()], concurrency, partitioned: partitionQueue,
-      rateLimit: rateLimit && { limit: rateLimit.limit, periodMs: rateLimit.periodSeconds * 1000 },
+      rateLimit: rateLimit && { limit: rateLimit.limit, periodMs: periodMsOf(rateLimit.periodSeconds) },
       perPartition: partitionQueue && workerConcurrency !== undefined ? { workerConcurrency, running: this.engine.runningByPartition(this.name) } : undefined,
       liveSince: Date.now() - this.engine.recovery.leaseMs,
     };
@@ -250,7 +262,7 @@ export class QueueDispatcher {
         asked = 0;
         if (!this.took(result, free) && !this.again) {
           // Work held back by the rate limit becomes claimable as its window slides.
-          if (rateLimit && result.moreQueued) this.wakeAt(Date.now() + (rateLimit.periodSeconds * 1000) / rateLimit.limit);
+          if (rateLimit && result.moreQueued) this.wakeAt(Date.now() + periodMsOf(rateLimit.periodSeconds) / rateLimit.limit);
           return;
         }
       }

@@ -34,6 +34,10 @@ export class Schedule {
     if (typeof name !== "string" || name === "" || name.includes(":")) throw new InvalidArgumentError("A schedule needs a non-empty name without ':'.");
     // croner also takes a seventh field (years); duro's expressions are 5 fields, or 6 with seconds.
     const fields = typeof expression === "string" ? expression.trim().split(/\s+/).length : 0;
+    if (options.timezone !== undefined && (typeof options.timezone !== "string" || options.timezone.trim() === "")) {
+      throw new InvalidArgumentError(`timezone must be an IANA time zone name such as "Europe/Paris", got ${JSON.stringify(options.timezone)}.`);
+    }
+    if (options.catchUp !== undefined && typeof options.catchUp !== "boolean") throw new InvalidArgumentError(`catchUp must be true or false, got ${String(options.catchUp)}.`);
     if (fields > 6) throw new InvalidArgumentError(`Invalid cron expression "${expression}": it has ${fields} fields; give 5, or 6 with seconds first.`);
     try {
       this.cron = new Cron(expression, { paused: true, timezone: options.timezone });
@@ -49,7 +53,10 @@ export class Schedule {
 
   /** Its queue must be declared by the time it starts ticking (queues may be declared after it). */
   check(): void {
-    if (this.options.queueName !== undefined) queueOf(this.engine, this.options.queueName);
+    if (this.options.queueName === undefined) return;
+    if (queueOf(this.engine, this.options.queueName)?.options.partitionQueue) {
+      throw new InvalidArgumentError(`Queue "${this.options.queueName}" is partitioned, and a schedule's ticks have no partition key: schedule onto a queue without partitionQueue.`);
+    }
   }
 
   tickId(at: number): string {

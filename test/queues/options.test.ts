@@ -25,6 +25,12 @@ describe.each(backends)("%s", (backend) => {
       ["zero period", { rateLimit: { limit: 1, periodSeconds: 0 } }],
       ["negative period", { rateLimit: { limit: 1, periodSeconds: -1 } }],
       ["infinite period", { rateLimit: { limit: 1, periodSeconds: Infinity } }],
+      ["concurrency past 32 bits", { concurrency: 2 ** 31 }],
+      ["MAX_SAFE_INTEGER concurrency", { concurrency: Number.MAX_SAFE_INTEGER }],
+      ["workerConcurrency past 32 bits", { workerConcurrency: 2 ** 31 }],
+      ["rate limit past 32 bits", { rateLimit: { limit: 2 ** 31, periodSeconds: 1 } }],
+      ["partitionQueue not a boolean", { partitionQueue: "yes" as unknown as boolean }],
+      ["priorityEnabled not a boolean", { priorityEnabled: 1 as unknown as boolean }],
       ["zero polling interval", { pollingIntervalSeconds: 0 }],
       ["negative polling interval", { pollingIntervalSeconds: -1 }],
     ];
@@ -45,6 +51,22 @@ describe.each(backends)("%s", (backend) => {
       new WorkflowQueue(duro, "a", { concurrency: 5, workerConcurrency: 5, rateLimit: { limit: 10, periodSeconds: 0.5 }, priorityEnabled: true, pollingIntervalSeconds: 0.1 });
       new WorkflowQueue(duro, "b", { partitionQueue: true, concurrency: 1 });
       new WorkflowQueue(duro, "c");
+    });
+
+    it("runs work under limits at their edges: the largest limits, periods of fractional or huge milliseconds", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("wf", async (x: string) => x);
+      const queues = {
+        largest: { concurrency: 2 ** 31 - 1, workerConcurrency: 2 ** 31 - 1, rateLimit: { limit: 2 ** 31 - 1, periodSeconds: 1 } },
+        fractional: { rateLimit: { limit: 2, periodSeconds: 1.0005 } },
+        tiny: { rateLimit: { limit: 1, periodSeconds: 0.0001 } },
+        huge: { rateLimit: { limit: 1, periodSeconds: 1e300 } },
+      };
+      for (const [name, options] of Object.entries(queues)) new WorkflowQueue(duro, name, options);
+      await duro.launch();
+      const handles = await Promise.all(Object.keys(queues).map((queueName) => duro.startWorkflow(wf.with({ queueName }), queueName)));
+      // Each queue's first workflow is within its limits; before, PostgreSQL refused every claim of these queues.
+      expect(await Promise.all(handles.map((h) => h.getResult()))).toEqual(Object.keys(queues));
     });
   });
 

@@ -109,6 +109,8 @@ describe.each(backends)("%s", (backend) => {
     await expect(duro.schedule("a:b", "* * * * *", wf)).rejects.toThrow(InvalidArgumentError);
     await expect(Promise.resolve().then(() => duro.schedule("nowf", "* * * * *", {} as never))).rejects.toThrow(InvalidArgumentError);
     await expect(duro.schedule("zone", "* * * * *", wf, { timezone: "Not/AZone" })).rejects.toThrow(InvalidArgumentError);
+    for (const timezone of [5, "", " "] as never[]) await expect(duro.schedule("zone", "* * * * *", wf, { timezone })).rejects.toThrow(InvalidArgumentError);
+    await expect(duro.schedule("catch", "* * * * *", wf, { catchUp: "yes" as never })).rejects.toThrow(InvalidArgumentError);
     await duro.schedule("zoned", "* * * * *", wf, { timezone: "Europe/Paris" });
   });
 
@@ -124,5 +126,19 @@ describe.each(backends)("%s", (backend) => {
     new WorkflowQueue(other, "ticks");
     await other.launch();
     await expect(other.schedule("nowhere", "* * * * * *", wf2, { queueName: "nope" })).rejects.toThrow(InvalidArgumentError);
+  });
+
+  it("refuses a partitioned queue (a tick has no partition key): at launch, or at schedule() after it", async () => {
+    const duro = t.duro();
+    const wf = duro.registerWorkflow("wf", async (_at: Date) => undefined);
+    new WorkflowQueue(duro, "parts", { partitionQueue: true });
+    await duro.schedule("ticks", "* * * * * *", wf, { queueName: "parts" });
+    await expect(duro.launch()).rejects.toThrow(/partitioned/);
+
+    const other = t.duro();
+    const wf2 = other.registerWorkflow("wf", async (_at: Date) => undefined);
+    new WorkflowQueue(other, "parts", { partitionQueue: true });
+    await other.launch();
+    await expect(other.schedule("ticks", "* * * * * *", wf2, { queueName: "parts" })).rejects.toThrow(InvalidArgumentError);
   });
 });
