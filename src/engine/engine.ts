@@ -27,7 +27,7 @@ import { Recovery } from "./recovery.js";
 import { RowReader } from "./reads.js";
 import { Schedule } from "./schedules.js";
 import { MAX_TIMEOUT_MS, Timers } from "./timers.js";
-import { Waiters } from "./waiters.js";
+import { Turns, Waiters } from "./waiters.js";
 
 export interface RegisteredWorkflow {
   name: string;
@@ -39,6 +39,9 @@ export interface RegisteredWorkflow {
 
 /** Where a client puts workflows it resumes or forks: every executor dispatches it, without limits. */
 export const INTERNAL_QUEUE = "_duro_internal";
+
+/** Waiters, and runs, the safety poll looks at each time. */
+const SAFETY_SHARE = 500;
 
 export class Engine {
   readonly executorId: string;
@@ -71,6 +74,7 @@ export class Engine {
   private safetyPoll?: NodeJS.Timeout;
   private sweepPending?: NodeJS.Timeout;
   private closed = false;
+  private readonly runTurns = new Turns();
   /** Brings PENDING work back to run here: at launch, by takeover, after an interruption. */
   readonly recovery = new Recovery(this);
 
@@ -435,11 +439,16 @@ export class Engine {
     }
   }
 
+  /**
+   * The safety poll: what a missed wake-up would have told. Waiters and runs are looked at a
+   * share at a time, so its cost stays bounded however many wait (10,000 waiting in recv cost a
+   * quarter of a core when all were checked every poll); each is looked at within a few minutes.
+   */
   private async safetyCheck(): Promise<void> {
     if (this.closed) return;
-    this.waiters.wake(null);
+    this.waiters.wakeSome(SAFETY_SHARE);
     this.triggerQueues(["queue"]);
-    if (this.running.size) await this.stopInterrupted([...this.running.keys()]);
+    if (this.running.size) await this.stopInterrupted(this.runTurns.take([...this.running.keys()], SAFETY_SHARE));
   }
 }
 

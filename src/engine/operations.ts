@@ -336,7 +336,7 @@ export async function recv(engine: Engine, topic: string | null | undefined, tim
     else if (result.message) received = { value: read(result.message) };
     return received !== undefined;
   };
-  if (await take()) return received!.value;
+  // The wait's first check is the first look (one write, which a message already there answers).
   await engine.waiters.wait(`message:${run.workflowId}`, take, timeout.wakeAt, run.signal);
   if (received) return received.value;
   return record(engine, run, functionId, "duro.recv", startedAt, { output: null });

@@ -19,9 +19,24 @@ interface Waiter {
   settle: (error?: unknown) => void;
 }
 
+/** Up to `most` of a list at a time, each call going on where the last stopped (wrapping round). */
+export class Turns {
+  private next = 0;
+
+  take<T>(items: T[], most: number): T[] {
+    if (items.length <= most) return items;
+    const start = this.next % items.length;
+    const taken = items.slice(start, start + most);
+    if (taken.length < most) taken.push(...items.slice(0, most - taken.length));
+    this.next = start + most;
+    return taken;
+  }
+}
+
 export class Waiters {
   private byKey = new Map<string, Set<Waiter>>();
   private keepAlive: NodeJS.Timeout | undefined;
+  private readonly turns = new Turns();
 
   /** `beforeWait` runs before every wait (the engine starts hearing other processes then, if it had no need before). */
   constructor(
@@ -71,6 +86,11 @@ export class Waiters {
       signal?.addEventListener("abort", onAbort, { once: true });
       this.run(waiter);
     });
+  }
+
+  /** Re-checks up to `most` waiters, taking turns with the next call (the safety poll's share). */
+  wakeSome(most: number): void {
+    for (const waiter of this.turns.take([...this.all()], most)) this.run(waiter);
   }
 
   /** Re-checks the waiters of these keys (`null`: all of them). */

@@ -85,4 +85,38 @@ describe.each(backends)("%s", (backend) => {
     // Until now each answered wait kept its timeout's entry (and what it would call) for an hour.
     expect(duro.engine.timers.size).toBeLessThanOrEqual(1100);
   });
+
+  it("the safety poll looks at a bounded share of the waits each time: 1,500 idle recv cost 500 checks a poll, not 1,500", async () => {
+    const duro = t.duro({ safetyPollSeconds: 0.2 });
+    const inbox = duro.registerWorkflow("inbox", async () => duro.recv<number>("t", 3600));
+    await duro.launch();
+    const stats = duro.engine.committer.stats; // each check of a recv is one write
+    const launched = stats.writes;
+    const handles = await Promise.all(range(1500).map(() => duro.startWorkflow(inbox)));
+    // Each workflow's start and its recv's first look are written.
+    await waitFor(() => stats.writes - launched >= 3000, 20_000, "every workflow to wait");
+    const [before, start] = [stats.writes, performance.now()];
+    await sleep(1200); // a window of polls: what is measured is a rate
+    const [checks, elapsed] = [stats.writes - before, performance.now() - start];
+    const polls = Math.floor(elapsed / 200) + 2; // and the checks of one poll before, still under way
+    expect(checks).toBeGreaterThan(0);
+    expect(checks).toBeLessThanOrEqual(polls * 500);
+    await Promise.all(handles.map((h, i) => duro.send(h.workflowId, i, "t")));
+    expect(await Promise.all(handles.map((h) => h.getResult()))).toEqual(handles.map((_, i) => i));
+  });
+
+  it("a recv that waits costs one write to start waiting, and one when its message comes", async () => {
+    const duro = t.duro({ safetyPollSeconds: 60 });
+    const inbox = duro.registerWorkflow("inbox", async () => duro.recv<string>("t", 60));
+    await duro.launch();
+    const stats = duro.engine.committer.stats;
+    const before = stats.writes;
+    const handle = await duro.startWorkflow(inbox);
+    await waitFor(() => stats.writes - before >= 2 && duro.engine.timers.size >= 1, 10_000, "the recv to wait");
+    await sleep(50); // a second look, if any, would be under way by now
+    await duro.send(handle.workflowId, "hello", "t");
+    expect(await handle.getResult()).toBe("hello");
+    // Start, first look (with the timeout's record), send, the look that takes it, outcome.
+    expect(stats.writes - before).toBe(5);
+  });
 });
