@@ -4,8 +4,11 @@
  * armed for the earliest. 10,000 sleeping workflows cost 10,000 small heap entries, not
  * 10,000 Node timers. A cancelled entry (a recv answered before its timeout) lets go of what
  * it would have called at once, and the heap sheds cancelled entries once they are most of it,
- * so answered waits hold no memory until the time they would have ended.
+ * so answered waits hold no memory until the time they would have ended. Each entry fires in
+ * the async context that set it, not in that of whatever armed the shared timeout (a cron tick
+ * armed while a workflow slept would otherwise start as that workflow's child).
  */
+import { AsyncResource } from "node:async_hooks";
 
 interface Entry {
   at: number;
@@ -48,7 +51,7 @@ export class Timers {
 
   /** Calls `fire` at epoch ms `at` (at once if that is past). */
   at(at: number, fire: () => void): TimerHandle {
-    const entry: Entry = { at, seq: this.seq++, fire, inHeap: true };
+    const entry: Entry = { at, seq: this.seq++, fire: AsyncResource.bind(fire), inHeap: true };
     this.push(entry);
     if (at < this.armedAt) this.arm();
     return { cancel: () => this.cancel(entry) };

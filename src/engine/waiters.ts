@@ -7,6 +7,7 @@
  * wait is under way one shared handle keeps the process alive: the wake-ups above use unref'd
  * timers, and a script whose last act is awaiting a client's getResult must not exit first.
  */
+import { AsyncResource } from "node:async_hooks";
 import type { Timers } from "./timers.js";
 
 interface Waiter {
@@ -47,7 +48,8 @@ export class Waiters {
   /**
    * Resolves `true` once `check()` returns true (it is tried at once, then on every wake of
    * `key`), or `false` at epoch ms `deadline`. A check that throws, or `signal` aborting,
-   * rejects the wait.
+   * rejects the wait. The check runs in the caller's async context (its workflow's, if any)
+   * whoever wakes it.
    */
   wait(key: string | string[], check: () => Promise<boolean>, deadline = Infinity, signal?: AbortSignal): Promise<boolean> {
     const keys = typeof key === "string" ? [key] : key;
@@ -58,7 +60,7 @@ export class Waiters {
       const onAbort = () => waiter.settle(signal!.reason);
       const waiter: Waiter = {
         keys,
-        check,
+        check: AsyncResource.bind(check),
         checking: false,
         again: false,
         expired: false,

@@ -97,6 +97,26 @@ describe.each(backends)("%s", (backend) => {
     expect(status).toMatchObject({ queueName: "ticks", workflowName: "tick" });
   });
 
+  it("a tick due while a workflow sleeps is no part of that workflow: no parent, nothing in its record, its replay unchanged", async () => {
+    const duro = t.duro();
+    const tick = duro.registerWorkflow("tick", async (at: Date) => at.getTime());
+    const step = duro.registerStep("step", async (i: number) => i);
+    const sleeper = duro.registerWorkflow("sleeper", async () => {
+      // Its sleeps arm the shared timer, which the schedule's next tick shares.
+      for (let i = 0; i < 8; i++) await step(await duro.sleep(0.3).then(() => i));
+      return "done";
+    });
+    await duro.schedule("every", "* * * * * *", tick);
+    await duro.launch();
+    const handle = await duro.startWorkflow(sleeper.with({ workflowId: "sleeper-1" }));
+    expect(await handle.getResult()).toBe("done");
+    await waitFor(async () => (await duro.listWorkflows({ name: ["tick"], status: ["SUCCESS"] })).length >= 2, 10_000, "two ticks");
+    for (const tickRun of await duro.listWorkflows({ name: ["tick"] })) expect(tickRun.parentWorkflowId, tickRun.workflowId).toBeNull();
+    const names = (await duro.listWorkflowSteps("sleeper-1")).map((s) => s.functionName);
+    expect(names).toEqual(Array.from({ length: 8 }, () => ["duro.sleep", "step"]).flat());
+    expect(await (await duro.forkWorkflow("sleeper-1", 100)).getResult()).toBe("done");
+  });
+
   it("accepts 5- and 6-field cron expressions and refuses bad ones with InvalidArgumentError", async () => {
     const duro = t.duro();
     const wf = duro.registerWorkflow("wf", async (_at: Date) => undefined);
