@@ -279,7 +279,8 @@ export class QueueDispatcher {
    * the slots make a cohort. Undefined: nothing to ride.
    */
   rideAlong(completing: number): Submission | undefined {
-    if (!this.cohorts || this.sharedLimits || !this.full || this.claiming > 0 || this.stopped || !this.engine.launched) return undefined;
+    // Adopted workflows waiting for a slot take the freed ones first (see adopt).
+    if (!this.cohorts || this.sharedLimits || !this.full || this.claiming > 0 || this.adopted.length || this.stopped || !this.engine.launched) return undefined;
     const free = this.most(this.open + completing);
     if (free < Math.min(CLAIM_BATCH, this.options.workerConcurrency!) / 4) return undefined;
     this.claiming += free;
@@ -304,7 +305,7 @@ export class QueueDispatcher {
    */
   reserve(row: WorkflowRow): boolean {
     if (this.stopped || !this.engine.launched || this.sharedLimits) return false;
-    if (row.status !== "ENQUEUED" || row.appVersion !== this.engine.appVersion) return false;
+    if (row.status !== "ENQUEUED" || row.appVersion !== this.engine.appVersion || this.adopted.length) return false;
     if (this.options.workerConcurrency !== undefined && this.open <= 0) return false;
     this.reserved++;
     return true;

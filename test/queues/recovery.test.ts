@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { WorkflowQueue, type Duro } from "../../src/index.js";
-import { backends, crash, sleep, useClients, useDuro, waitFor } from "../helpers.js";
+import { backends, crash, range, sleep, useClients, useDuro, waitFor } from "../helpers.js";
 import { Tracker } from "./support.js";
 
 describe.each(backends)("%s", (backend) => {
@@ -98,6 +98,40 @@ describe.each(backends)("%s", (backend) => {
       for (const id of ["x1", "x2", "y1", "y2"]) await y.duro.send(id, "go", "go");
       expect(await Promise.all(handles.map((h) => y.duro.getResult(h.workflowId)))).toEqual(["x1:go", "x2:go", "y1:go", "y2:go"]);
       expect(most.get("exec-y"), "most running at once on exec-y").toBe(2);
+    });
+
+    it("taken over by an executor busy draining the queue, starts ahead of the queue's new claims", async () => {
+      const starts: string[] = [];
+      const instance = (executorId: string, hang: boolean) => {
+        const duro = t.duro({ executorId, appVersion: "v1", executorLeaseSeconds: 1 });
+        const work = duro.registerStep("work", async (id: string) => {
+          if (hang) await new Promise<void>(() => {}); // exec-x "dies" mid-step
+          await sleep(10);
+          return id;
+        });
+        const job = duro.registerWorkflow("job", async (id: string) => {
+          if (!hang) starts.push(id);
+          return work(id);
+        });
+        new WorkflowQueue(duro, "q", { workerConcurrency: 3 });
+        return { duro, job };
+      };
+      const x = instance("exec-x", true);
+      await x.duro.launch();
+      const taken = await Promise.all(["x1", "x2", "x3"].map((id) => x.duro.startWorkflow(x.job.with({ queueName: "q", workflowId: id }), id)));
+      await waitFor(async () => (await x.duro.listWorkflows({ workflowIds: ["x1", "x2", "x3"], status: "PENDING", executorId: "exec-x" })).length === 3, 10_000, "exec-x to run three");
+      await crash(x.duro);
+      const y = instance("exec-y", false);
+      await y.duro.launch();
+      // exec-y drains a long queue, in cohorts, while exec-x's lease runs out.
+      const c = client(t.url);
+      await c.enqueueMany({ workflowName: "job", queueName: "q" }, range(3000).map((n) => [`n${n}`]));
+      await waitFor(() => ["x1", "x2", "x3"].every((id) => starts.includes(id)), 30_000, "the taken-over three to start");
+      const takenOverAt = Math.min(...["x1", "x2", "x3"].map((id) => starts.indexOf(id)));
+      const lastOfThem = Math.max(...["x1", "x2", "x3"].map((id) => starts.indexOf(id)));
+      // Once the first of them started, at most one claim already under way (two here) goes before the others.
+      expect(lastOfThem - takenOverAt, starts.slice(takenOverAt, lastOfThem + 1).join(" ")).toBeLessThanOrEqual(4);
+      expect(await Promise.all(taken.map((h) => y.duro.getResult(h.workflowId)))).toEqual(["x1", "x2", "x3"]);
     });
   });
 
