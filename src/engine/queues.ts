@@ -46,7 +46,7 @@ const positiveInt = (name: string, value: unknown) => {
   }
 };
 
-const optionalBoolean = (name: string, value: unknown) => {
+export const optionalBoolean = (name: string, value: unknown) => {
   if (value !== undefined && typeof value !== "boolean") throw new InvalidArgumentError(`${name} must be true or false, got ${String(value)}.`);
 };
 

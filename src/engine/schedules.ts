@@ -10,6 +10,7 @@ import { Cron } from "croner";
 import { DatabaseError, InvalidArgumentError } from "../errors.js";
 import type { ScheduleOptions } from "../types.js";
 import type { Engine } from "./engine.js";
+import { optionalBoolean } from "./queues.js";
 import { queueOf, start } from "./start.js";
 
 const MAX_CATCH_UP = 1000;
@@ -37,7 +38,7 @@ export class Schedule {
     if (options.timezone !== undefined && (typeof options.timezone !== "string" || options.timezone.trim() === "")) {
       throw new InvalidArgumentError(`timezone must be an IANA time zone name such as "Europe/Paris", got ${JSON.stringify(options.timezone)}.`);
     }
-    if (options.catchUp !== undefined && typeof options.catchUp !== "boolean") throw new InvalidArgumentError(`catchUp must be true or false, got ${String(options.catchUp)}.`);
+    optionalBoolean("catchUp", options.catchUp);
     if (fields > 6) throw new InvalidArgumentError(`Invalid cron expression "${expression}": it has ${fields} fields; give 5, or 6 with seconds first.`);
     try {
       this.cron = new Cron(expression, { paused: true, timezone: options.timezone });
