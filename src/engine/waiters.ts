@@ -7,8 +7,7 @@
  * wait is under way one shared handle keeps the process alive: the wake-ups above use unref'd
  * timers, and a script whose last act is awaiting a client's getResult must not exit first.
  */
-import { AsyncResource } from "node:async_hooks";
-import type { Timers } from "./timers.js";
+import { inThisContext, type Timers } from "./timers.js";
 
 interface Waiter {
   keys: string[];
@@ -60,7 +59,7 @@ export class Waiters {
       const onAbort = () => waiter.settle(signal!.reason);
       const waiter: Waiter = {
         keys,
-        check: AsyncResource.bind(check),
+        check: inThisContext(check),
         checking: false,
         again: false,
         expired: false,
