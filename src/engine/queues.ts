@@ -331,12 +331,14 @@ export class QueueDispatcher {
 
 /**
  * What a batch about to commit may carry (see Committer's rider): when the batch is made only
- * of outcomes of queued workflows, a claim for the slots they free, for the queue with the most.
+ * of outcomes of queued workflows (and their last steps' records), a claim for the slots they
+ * free, for the queue with the most.
  */
 export function riderOf(queues: Map<string, QueueDispatcher>, batch: Submission[]): Submission | undefined {
   const freed = new Map<string, number>();
   for (const { writes } of batch) {
     for (const w of writes) {
+      if (w.kind === "recordOperation") continue;
       if (w.kind !== "completeWorkflow" || w.queueName === null) return undefined;
       freed.set(w.queueName, (freed.get(w.queueName) ?? 0) + 1);
     }

@@ -5,6 +5,9 @@
  */
 import { describe, expect, it } from "vitest";
 import { WorkflowQueue, type Duro, type QueueOptions, type Workflow } from "../../src/index.js";
+import { operation } from "../../src/engine/engine.js";
+import { newRow } from "../../src/engine/start.js";
+import type { Write } from "../../src/storage/store.js";
 import { backends, clockPast, gate, sleep, statusOf, useClients, useDuro, waitFor } from "../helpers.js";
 import { maxInWindow, Tracker } from "./support.js";
 
@@ -226,6 +229,51 @@ describe.each(backends)("%s", (backend) => {
       const queued = await duro.listWorkflows({ queueName: "q", loadInput: false });
       expect(queued.map((w) => w.status)).toEqual(["PENDING", "PENDING", "ENQUEUED"]);
       expect(claimed.map((w) => w.workflowId)).toEqual(queued.slice(0, 2).map((w) => w.workflowId));
+    });
+
+    it("a batch of steps' records, other workflows' outcomes and a claim commits each write as it would alone", async () => {
+      const duro = t.duro({ executorId: "solo", appVersion: "v1" });
+      duro.registerWorkflow("job", async () => "done");
+      await duro.launch(); // declares no queue: nothing here dispatches "q"
+      const { engine } = duro;
+      const store = engine.store;
+      // Workflows PENDING on this executor (and one on another) that no run here touches.
+      const rows = ["a", "b", "c", "d"].map((id) => newRow(engine, id, "job", [], {}));
+      rows.push({ ...newRow(engine, "elsewhere", "job", [], {}), executorId: "other" });
+      await store.write(rows.map((row) => ({ kind: "insertWorkflow", row, ownerToken: "t" })));
+      const record = (workflowId: string, functionId: number, output: string): Write => ({
+        kind: "recordOperation", executorId: "solo", op: operation(workflowId, functionId, "s", { output: JSON.stringify(output), serialization: "default" }),
+      });
+      const complete = (workflowId: string): Write => ({
+        kind: "completeWorkflow", workflowId, status: "SUCCESS", output: JSON.stringify(workflowId), error: null, completedAt: Date.now(), queueName: null, executorId: "solo",
+      });
+      await store.write([record("c", 1, "first")]);
+      await client(t.url).enqueueMany({ workflowName: "job", queueName: "q" }, [[], [], []]);
+      const request = { queueName: "q", executorId: "solo", appVersion: "v1", now: Date.now(), max: 2, workflowNames: ["job"], partitioned: false };
+      const results = await store.write([
+        record("a", 1, "a1"), complete("b"), record("c", 1, "second"), record("elsewhere", 1, "x"), complete("elsewhere"), record("a", 2, "a2"),
+        { kind: "claimQueued", request },
+      ]);
+      expect(results.slice(0, 6)).toEqual([
+        { kind: "recordOperation", recorded: true },
+        { kind: "completeWorkflow", completed: true },
+        { kind: "recordOperation", recorded: false, existing: expect.objectContaining({ workflowId: "c", functionId: 1, output: JSON.stringify("first") }) },
+        { kind: "recordOperation", recorded: false, existing: null }, // fenced: not PENDING here
+        { kind: "completeWorkflow", completed: false },
+        { kind: "recordOperation", recorded: true },
+      ]);
+      expect(results[6]).toMatchObject({ kind: "claimQueued", moreQueued: true });
+      expect(results[6].kind === "claimQueued" && results[6].claimed.length).toBe(2);
+      // Without a claim, and with two outcomes of one workflow (the first counts).
+      const again = await store.write([record("d", 1, "d1"), complete("a"), { ...complete("a"), output: JSON.stringify("late") }]);
+      expect(again).toEqual([
+        { kind: "recordOperation", recorded: true }, { kind: "completeWorkflow", completed: true }, { kind: "completeWorkflow", completed: false },
+      ]);
+      expect((await duro.listWorkflowSteps("a"))!.map((s) => s.output)).toEqual(["a1", "a2"]);
+      expect((await duro.listWorkflowSteps("d"))!.map((s) => s.output)).toEqual(["d1"]);
+      const status = Object.fromEntries((await duro.listWorkflows({ loadInput: false })).map((w) => [w.workflowId, [w.status, w.output]]));
+      expect(status).toMatchObject({ a: ["SUCCESS", "a"], b: ["SUCCESS", "b"], c: ["PENDING", undefined], elsewhere: ["PENDING", undefined] });
+      expect((await duro.listWorkflows({ queueName: "q", loadInput: false })).map((w) => w.status)).toEqual(["PENDING", "PENDING", "ENQUEUED"]);
     });
 
     it("queues an enqueue behind workflows already waiting, even with a slot free here", async () => {

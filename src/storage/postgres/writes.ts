@@ -5,7 +5,9 @@
  *
  * Every main statement also carries the batch's NOTIFY (`$1` channel, `$2` payloads): the first
  * one sent gets the payloads, the rest an empty array. So a batch of one kind is a single
- * autocommitted statement, and a mixed batch is BEGIN, one statement per kind, COMMIT.
+ * autocommitted statement, and so is the mix a busy executor commits most (steps' records and
+ * outcomes, perhaps with a claim riding along); any other mixed batch is BEGIN, one statement
+ * per kind, COMMIT.
  *
  * A batch of one write (a lone workflow's step, start or outcome) takes a one-row statement
  * instead: no arrays to unnest, and a plan PostgreSQL can cache, which halves its cost.
@@ -95,13 +97,24 @@ export function writeSql(schema: string) {
         SELECT ${wfCols} FROM ${rowsOf(WORKFLOW_COLUMNS, WORKFLOW_COLUMNS, 3)} AS i ORDER BY ord
         ${tail})
       SELECT ${COUNT_NOTIFIED}, ${results}`;
-  // The outcomes of the `$3` rows, each only while its workflow is PENDING on the writing executor.
-  const done = `done AS (
+  // The outcomes of the rows from `$first`, each only while its workflow is PENDING on the writing executor.
+  const doneAt = (first: number) => `done AS (
         UPDATE ${ws} w SET status = i.status, output = i.output, error = i.error, completed_at = i.completed_at,
           updated_at = i.completed_at, deduplication_id = NULL
-        FROM ${rowsOf(COMPLETE_COLUMNS, [...COMPLETE_COLUMNS.slice(0, -1), "owner"], 3)} AS i
+        FROM ${rowsOf(COMPLETE_COLUMNS, [...COMPLETE_COLUMNS.slice(0, -1), "owner"], first)} AS i
         WHERE ${owned("w", "i.workflow_id", "i.owner")}
         RETURNING w.workflow_id)`;
+  const done = doneAt(3);
+  const REC_COLUMNS = [...OPERATION_COLUMNS, "executor_id"];
+  // Records from `$3`: CTE `ins` inserts them (those of a workflow still PENDING on the writer) from `rec`.
+  const records = `rec AS (SELECT * FROM ${rowsOf(REC_COLUMNS, [...OPERATION_COLUMNS, "owner"], 3)} AS i),
+      ins AS (
+        INSERT INTO ${ops} (${opCols})
+        SELECT ${opCols} FROM rec i
+        WHERE EXISTS (SELECT 1 FROM ${ws} w WHERE ${owned("w", "i.workflow_id", "i.owner")})
+        ORDER BY ord
+        ON CONFLICT DO NOTHING RETURNING workflow_id, function_id)`;
+  const afterRecords = 4 + 2 * REC_COLUMNS.length;
   /** A claim whose parameters start at `$first`: queue, now, max, names, version, executor, token, liveSince. */
   const claimParts = (first: number) => {
     const [queue, now, max, names, version, executor, token, liveSince] = Array.from({ length: 8 }, (_, n) => `$${first + n}`);
@@ -109,6 +122,7 @@ export function writeSql(schema: string) {
   };
   const claimAlone = claimParts(3);
   const claimAfterCompletions = claimParts(4 + 2 * COMPLETE_COLUMNS.length);
+  const claimAfterRecords = claimParts(afterRecords + 1 + 2 * COMPLETE_COLUMNS.length);
   return {
     // One-row statements ($2: the batch's one NOTIFY payload).
     insertOne: `WITH notified AS (SELECT pg_notify($1, $2))
@@ -133,14 +147,13 @@ export function writeSql(schema: string) {
     insertWorkflows: insertWorkflows("ON CONFLICT DO NOTHING RETURNING workflow_id, owner_token", INSERTED),
     insertWorkflowsOrFail: insertWorkflows("RETURNING 1", "(SELECT count(*) FROM ins) AS inserted"),
     workflowsById: `SELECT ${wfCols} FROM ${ws} WHERE workflow_id = ANY($1::text[])`,
-    recordOperations: `WITH ${NOTIFIED},
-      ins AS (
-        INSERT INTO ${ops} (${opCols})
-        SELECT ${opCols} FROM ${rowsOf([...OPERATION_COLUMNS, "executor_id"], [...OPERATION_COLUMNS, "owner"], 3)} AS i
-        WHERE EXISTS (SELECT 1 FROM ${ws} w WHERE ${owned("w", "i.workflow_id", "i.owner")})
-        ORDER BY ord
-        ON CONFLICT DO NOTHING RETURNING workflow_id, function_id)
-      SELECT ${COUNT_NOTIFIED}, ${INSERTED}`,
+    recordOperations: `WITH ${NOTIFIED}, ${records} SELECT ${COUNT_NOTIFIED}, ${INSERTED}`,
+    // Records and outcomes (of other workflows: a workflow's outcome follows its last record's
+    // commit), then perhaps a claim for the slots the outcomes free, in one statement.
+    recordAndComplete: `WITH ${NOTIFIED}, ${records}, ${doneAt(afterRecords)}
+      SELECT ${COUNT_NOTIFIED}, ${INSERTED}, (SELECT json_agg(workflow_id) FROM done) AS done`,
+    recordCompleteAndClaim: `WITH ${NOTIFIED}, ${records}, ${doneAt(afterRecords)}, ${claimAfterRecords.ctes}
+      SELECT ${COUNT_NOTIFIED}, ${INSERTED}, (SELECT json_agg(workflow_id) FROM done) AS done, ${claimAfterRecords.results}`,
     operationsByKey: `SELECT ${opCols} FROM ${ops} WHERE (workflow_id, function_id) IN (SELECT * FROM unnest($1::text[], $2::int[]))`,
     sends: `WITH ${NOTIFIED},
       i AS (
@@ -293,6 +306,29 @@ export async function applyBatch(
 
   // Completions and one claim: a single statement claims the slots the completions free.
   const joint = groups.size === 2 && groups.has("completeWorkflow") && groups.get("claimQueued")?.length === 1;
+  // Records and completions (and perhaps one claim): a single statement too.
+  const combined = !lone && groups.has("recordOperation") && groups.has("completeWorkflow") && !of("recordOperation")!.some(({ w }) => w.afterCancel) &&
+    (groups.size === 2 || (groups.size === 3 && groups.get("claimQueued")?.length === 1));
+  let combinedDone: Set<string> | undefined;
+  // UPDATE … FROM applies an arbitrary one of several rows for a target: only the first completion of each workflow is sent.
+  const firstCompletions = (items: Item<"completeWorkflow">[]) => {
+    const first = new Map<string, Item<"completeWorkflow">>();
+    for (const item of items) if (!first.has(item.w.workflowId)) first.set(item.w.workflowId, item);
+    return first;
+  };
+  const completionRows = (sent: Item<"completeWorkflow">[]) =>
+    columnsOf(sent.map(({ w }) => [w.workflowId, w.status, w.output, w.error, w.completedAt, w.executorId]), COMPLETE_COLUMNS.length);
+  const recordAndComplete = async (recordParams: unknown[][]) => {
+    const claim = of("claimQueued")?.[0];
+    const before = claim && again ? await takenBefore(client, sql, claimTokenOf(claim.w.request), claim.w.request.executorId) : [];
+    const back = await main(claim ? "recordCompleteAndClaim" : "recordAndComplete", [
+      ...columnsOf(recordParams, OPERATION_COLUMNS.length + 1), ...completionRows([...firstCompletions(of("completeWorkflow")!).values()]),
+      ...(claim ? claimParams(claim.w.request, claim.w.request.max - before.length) : []),
+    ]);
+    if (claim) results[claim.i] = claimedOf(back, claim.w.request.max, before);
+    combinedDone = new Set(back.done ?? []);
+    return back;
+  };
   const apply: { [K in Kind]: (items: Item<K>[]) => Promise<void> } = {
     claimQueued,
     async insertWorkflow(items) {
@@ -350,7 +386,7 @@ export async function applyBatch(
       const params = items.map(({ w }) => [...operationParams(w.op), w.executorId]);
       const back = lone && items.length === 1
         ? { inserted: (await one("recordOne", params[0])).length }
-        : await main("recordOperations", columnsOf(params, OPERATION_COLUMNS.length + 1));
+        : combined ? await recordAndComplete(params) : await main("recordOperations", columnsOf(params, OPERATION_COLUMNS.length + 1));
       if (back.inserted === items.length) {
         for (const { i } of items) results[i] = { kind: "recordOperation", recorded: true };
         return;
@@ -424,13 +460,12 @@ export async function applyBatch(
     },
 
     async completeWorkflow(items) {
-      // UPDATE … FROM applies an arbitrary one of several rows for a target: send only the first.
-      const first = new Map<string, Item<"completeWorkflow">>();
-      for (const item of items) if (!first.has(item.w.workflowId)) first.set(item.w.workflowId, item);
+      const first = firstCompletions(items);
       const sent = [...first.values()].map(({ w }) => w);
-      const rows = () => columnsOf(sent.map((w) => [w.workflowId, w.status, w.output, w.error, w.completedAt, w.executorId]), COMPLETE_COLUMNS.length);
+      const rows = () => completionRows([...first.values()]);
       let done: Set<string>;
-      if (lone) {
+      if (combinedDone) done = combinedDone;
+      else if (lone) {
         const [w] = sent;
         done = new Set((await one("completeOne", [w.workflowId, w.status, w.output, w.error, w.completedAt, w.executorId])).length ? [w.workflowId] : []);
       } else if (joint) {
@@ -469,7 +504,7 @@ export async function applyBatch(
   };
   // One statement commits on its own; reading back refused rows afterwards sees what it would
   // have seen inside a transaction (read committed).
-  const oneStatement = joint || (kinds.length === 1 && !(kinds[0] === "recv" && of("recv")!.length > 1));
+  const oneStatement = joint || combined || (kinds.length === 1 && !(kinds[0] === "recv" && of("recv")!.length > 1));
   if (oneStatement && !(allOrNothing && batch.length > 1)) await run();
   else if (oneStatement && kinds[0] === "insertWorkflow") {
     // A batch enqueue, all or nothing, in one statement that fails if any row is refused; only
