@@ -256,6 +256,7 @@ export class Engine {
       this.stopServing();
     }
     await this._committer?.close();
+    if (!this.client) await this.recovery.leave();
     this.waiters.abortAll(new DuroError("duro was shut down while waiting."));
     this.timers.stop();
     await this._store?.close();

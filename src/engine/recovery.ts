@@ -30,6 +30,8 @@ export class Recovery {
   private lastLanded = 0;
   private onTimeSince = 0;
   private confirming?: Promise<void>;
+  /** The beat being written, if any (a shutdown's leave must land after it). */
+  private beating?: Promise<void>;
   /** Workflows whose run the database cut short, as they ran: each keeps its queue slot meanwhile. */
   private readonly interrupted = new Map<string, WorkflowRow>();
   private resuming = false;
@@ -176,9 +178,31 @@ export class Recovery {
     return this.confirming;
   }
 
+  /**
+   * At a clean shutdown (after stop): this executor no longer counts as running its version (see
+   * Store.leave). Bounded, so a database that does not answer does not hold the shutdown up.
+   */
+  async leave(): Promise<void> {
+    if (!this.leaseMs) return; // never beat
+    const { engine } = this;
+    let timer: NodeJS.Timeout | undefined;
+    let late = false;
+    const leaving = (async () => {
+      await this.beating;
+      await engine.store.leave(engine.executorId, engine.appVersion);
+    })().catch((error) => {
+      if (!late) engine.logger.warn("Could not record this executor's shutdown: work of no app version may wait for its lease to end.", { error: String(error) });
+    });
+    await Promise.race([leaving, new Promise((resolve) => (timer = setTimeout(resolve, 2_000)))]);
+    late = true;
+    clearTimeout(timer);
+  }
+
   /** Writes a heartbeat. One that lands later than two beats' interval starts the on-time count again. */
   private async beat(): Promise<void> {
-    const written = await this.engine.store.heartbeat(this.engine.executorId, this.engine.appVersion, Date.now);
+    const beating = this.engine.store.heartbeat(this.engine.executorId, this.engine.appVersion, Date.now);
+    this.beating = beating.then(() => undefined, () => undefined);
+    const written = await beating;
     const landed = Date.now();
     if (landed - this.lastLanded > 2 * this.interval) this.onTimeSince = landed;
     this.lastLanded = landed;

@@ -316,6 +316,12 @@ export interface Store {
    */
   heartbeat(executorId: string, appVersion: string, clock: () => number): Promise<number>;
   /**
+   * A clean shutdown: the executor no longer counts as running `appVersion`, so work of no version
+   * goes to the newest version still running at once, not after this executor's lease. Its
+   * heartbeat stays (its PENDING work is taken over after the lease, as a dead executor's).
+   */
+  leave(executorId: string, appVersion: string): Promise<void>;
+  /**
    * How much longer than a lease another executor may need to beat again once the database is
    * back after trouble (its reconnection backs off): a takeover waits this much more (servers only).
    */

@@ -216,11 +216,41 @@ describe.each(backends)("%s", (backend) => {
       new WorkflowQueue(newer, "q");
       expect(await waiting.getResult()).toBe("waiting@new");
 
-      // v2 goes away: once its lease has run out, v1 is the newest version running.
-      await newer.shutdown();
+      // v2 dies (its heartbeat and dispatch stop, without a shutdown): once its lease has run
+      // out, v1 is the newest version running.
+      newer.engine.recovery.stop();
+      for (const queue of newer.engine.queues.values()) queue.stop();
       const after = await c.enqueue<string>({ workflowName: "job", queueName: "q" }, "after");
+      expect((await after.getStatus())!.status).toBe("ENQUEUED"); // v2's lease has a good half second to run
       expect(await after.getResult()).toBe("after@old");
       expect((await after.getStatus())!.appVersion).toBe("v1");
+    });
+
+    it("stops counting a version at once when its executors shut down cleanly, not after their lease", async () => {
+      const instance = (executorId: string, appVersion: string) => {
+        const duro = t.duro({ executorId, appVersion, executorLeaseSeconds: 30 });
+        duro.registerWorkflow("job", async (x: string) => `${x}@${duro.executorId}`);
+        return duro;
+      };
+      const old = instance("old", "v1");
+      new WorkflowQueue(old, "q", { pollingIntervalSeconds: 0.1 });
+      await old.launch();
+      const newer = instance("new", "v2"); // without queue "q": work of no version waits while it runs
+      await newer.launch();
+      const c = client(t.url);
+      const waiting = await c.enqueue<string>({ workflowName: "job", queueName: "q" }, "waiting");
+      await sleep(300); // three of v1's polls
+      expect((await waiting.getStatus())!.status).toBe("ENQUEUED");
+      await newer.shutdown();
+      const shutAt = performance.now();
+      expect(await waiting.getResult()).toBe("waiting@old");
+      expect(performance.now() - shutAt).toBeLessThan(5_000); // the lease is 30 s
+      // A launch after that counts the version again.
+      const back = instance("new", "v2");
+      await back.launch();
+      const next = await c.enqueue<string>({ workflowName: "job", queueName: "q" }, "next");
+      await sleep(300);
+      expect((await next.getStatus())!.status).toBe("ENQUEUED");
     });
   });
 

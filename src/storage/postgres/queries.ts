@@ -201,6 +201,7 @@ export function storeSql(schema: string) {
       INSERT INTO ${schema}.executors (executor_id, heartbeat_at, app_version) VALUES ($1, $2, $3)
       ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = GREATEST(${schema}.executors.heartbeat_at, excluded.heartbeat_at),
         app_version = excluded.app_version`,
+    leave: `UPDATE ${schema}.executors SET app_version = NULL WHERE executor_id = $1 AND app_version = $2`,
     // Claims on one queue take turns (see claimQueued), so the counts the claim reads stay true
     // until commit. This statement takes the turn (the claim that follows, with a snapshot of its
     // own, sees every claim before it), reads the database's clock once it holds it (OFFSET 0

@@ -284,6 +284,10 @@ export class PostgresStore implements Store {
     });
   }
 
+  async leave(executorId: string, appVersion: string): Promise<void> {
+    await this.conn.run((client) => client.query({ name: "duro_leave", text: this.sql.leave, values: [executorId, appVersion] }));
+  }
+
   onExternalChange(listener: (keys: string[] | null) => void): void {
     this.conn.onNotify(listener);
   }

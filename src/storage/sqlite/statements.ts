@@ -73,6 +73,7 @@ export function prepare(db: Database.Database) {
       `INSERT INTO executors (executor_id, heartbeat_at, app_version) VALUES (?, ?, ?)
        ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = MAX(heartbeat_at, excluded.heartbeat_at), app_version = excluded.app_version`,
     ),
+    leave: st(`UPDATE executors SET app_version = NULL WHERE executor_id = ? AND app_version = ?`),
     versionSeen: st(`INSERT INTO app_versions (app_version, first_seen_at) VALUES (?, ?) ON CONFLICT DO NOTHING`),
     setDelay: st(`UPDATE workflow_status SET delay_until_epoch_ms = ?, updated_at = ? WHERE workflow_id = ? AND status = 'DELAYED' RETURNING queue_name`),
     promoteDelayed: st(

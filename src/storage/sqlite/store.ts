@@ -457,6 +457,10 @@ export class SqliteStore implements Store {
     });
   }
 
+  async leave(executorId: string, appVersion: string): Promise<void> {
+    return this.guard(() => void this.s.leave.run(executorId, appVersion));
+  }
+
   onExternalChange(listener: (keys: string[] | null) => void): void {
     this.listeners.push(listener);
     if (this.changeTimer || !this.db) return;
