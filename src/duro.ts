@@ -44,9 +44,7 @@ export class Duro {
     if (typeof name !== "string" || name === "") throw new InvalidArgumentError("A workflow needs a non-empty name.");
     ops.checkKey("workflow name", name);
     if (typeof fn !== "function") throw new InvalidArgumentError(`registerWorkflow("${name}") needs a function.`);
-    if (options.serialization !== undefined && options.serialization !== "default" && options.serialization !== "portable") {
-      throw new InvalidArgumentError(`serialization must be "default" or "portable".`);
-    }
+    ops.checkFormat(options.serialization);
     this.engine.register({ name, fn: async (...args: unknown[]) => fn(...(args as A)), source: fn.toString(), options });
     const bind = (startOptions: StartOptions): Workflow<A, R> => {
       const call = async (...args: A): Promise<R> => (await this.startWorkflow(call as Workflow<A, R>, ...args)).getResult();

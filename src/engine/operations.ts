@@ -48,13 +48,21 @@ export function checkText(name: string, value: string): string {
   return value;
 }
 
+/** A `serialization` option: undefined, "default" or "portable". */
+export function checkFormat(value: unknown, name = "serialization"): SerializationFormat | undefined {
+  if (value !== undefined && value !== "default" && value !== "portable") {
+    throw new InvalidArgumentError(`${name} must be "default" or "portable", got ${JSON.stringify(value)}.`);
+  }
+  return value;
+}
+
 /** The format asked for by `serialization` or its other name `serializationType` (undefined: neither). */
 export function formatOf(options: ValueOptions | undefined): SerializationFormat | undefined {
   const { serialization, serializationType } = options ?? {};
   if (serialization !== undefined && serializationType !== undefined && serialization !== serializationType) {
     throw new InvalidArgumentError(`serialization "${serialization}" and serializationType "${serializationType}" disagree: give one of them.`);
   }
-  return serialization ?? serializationType;
+  return checkFormat(serialization ?? serializationType, serialization !== undefined ? "serialization" : "serializationType");
 }
 
 /** Whether a handle may be handed out for a workflow not created yet: retrieveWorkflow's `existingWorkflow`, positional (as the reference has it) or in an options object. */

@@ -10,7 +10,7 @@ import { wakeKeysOf, type OperationRow, type WorkflowRow, type Write, type Write
 import type { StartOptions } from "../types.js";
 import { currentRun } from "./context.js";
 import { uuidv7 } from "./ids.js";
-import { checkKey, checkText } from "./operations.js";
+import { checkFormat, checkKey, checkText } from "./operations.js";
 import { operation, type Engine } from "./engine.js";
 import { errorOf, keptBefore, recordedBefore, replayed } from "./checkpoint.js";
 import { secondsAfter, storedMs } from "./timers.js";
@@ -214,7 +214,5 @@ function checkStartOptions(options: StartOptions): void {
   if (deadlineEpochMs !== undefined && !(typeof deadlineEpochMs === "number" && Number.isFinite(deadlineEpochMs) && deadlineEpochMs >= 0)) {
     throw new InvalidArgumentError(`deadlineEpochMs must be a non-negative epoch time in milliseconds, got ${deadlineEpochMs}.`);
   }
-  if (serialization !== undefined && serialization !== "default" && serialization !== "portable") {
-    throw new InvalidArgumentError(`serialization must be "default" or "portable", got ${JSON.stringify(serialization)}.`);
-  }
+  checkFormat(serialization);
 }

@@ -265,4 +265,28 @@ describe.each(backends)("%s", (backend) => {
       await expectInboxReceivesOnly(env, ["fine"]);
     });
   });
+
+  describe("a serialization that is neither \"default\" nor \"portable\" → InvalidArgumentError, nothing written", () => {
+    it("send (outside and inside a workflow, and DuroClient's), setEvent and writeStream", async () => {
+      const env = await setup();
+      const { duro } = env;
+      const client = new DuroClient({ databaseUrl: env.url, logger: quiet });
+      opened.push({ shutdown: () => client.close() });
+      const bad = [{ serialization: "xml" }, { serializationType: "json" }, { serialization: 1 }] as unknown as { serialization: "default" }[];
+      for (const options of bad) {
+        expect(await errorOf(() => duro.send("box", "m", "t", options)), JSON.stringify(options)).toBeInstanceOf(InvalidArgumentError);
+        expect(await errorOf(() => client.send("box", "m", "t", options)), JSON.stringify(options)).toBeInstanceOf(InvalidArgumentError);
+      }
+      await runProbe(
+        env,
+        bad.flatMap((options): [string, () => Promise<unknown>][] => [
+          [`setEvent ${JSON.stringify(options)}`, () => duro.setEvent("k", "v", options)],
+          [`writeStream ${JSON.stringify(options)}`, () => duro.writeStream("s", "v", options)],
+          [`send ${JSON.stringify(options)}`, () => duro.send("box", "m", "t", options)],
+        ]),
+        "InvalidArgumentError",
+      );
+      await expectInboxReceivesOnly(env, ["fine"]);
+    });
+  });
 });
