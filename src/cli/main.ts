@@ -285,4 +285,9 @@ function table(headers: string[], rows: string[][]): void {
   for (const row of rows) console.log(line(row));
 }
 
+// A reader that stops early (`duro list | head`) closes the pipe: the rest of the output is not wanted.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") throw error;
+  process.exit(process.exitCode ?? EXIT.ok);
+});
 process.exitCode = await main(process.argv.slice(2));

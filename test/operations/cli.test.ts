@@ -3,9 +3,10 @@
  * child process against a real database that a Duro instance in this process serves. Needs
  * `npm run build` first. Exit codes: 0 done, 1 failed, 2 bad usage, 3 workflow not found.
  */
+import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { Duro, ListWorkflowsFilter } from "../../src/index.js";
+import { DuroClient, type Duro, type ListWorkflowsFilter } from "../../src/index.js";
 import { backends, freshDatabaseUrl, POSTGRES_URL, rawQuery, statusOf, useDuro, waitFor, waitForStatus } from "../helpers.js";
 import { blockedQueue, CLI, cli, snapshot } from "./support.js";
 
@@ -303,5 +304,20 @@ describe("sqlite", () => {
     expect((await cli(["migrate", "--db", url])).code).toBe(0);
     expect(existsSync(path)).toBe(true);
     expect((await cli(["list", "--db", url, "--json"])).stdout.trim()).toBe("[]");
+  });
+
+  it("stops quietly, exit 0, when its reader goes away (duro list | head -1)", async () => {
+    const url = freshDatabaseUrl("sqlite");
+    expect((await cli(["migrate", "--db", url])).code).toBe(0);
+    const client = new DuroClient({ databaseUrl: url });
+    await client.enqueueMany({ workflowName: "w", queueName: "q" }, Array.from({ length: 1500 }, () => [])); // more than a pipe holds
+    await client.close();
+    const child = spawn(process.execPath, [CLI, "list", "--limit", "1500", "--db", url], { stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    child.stdout.once("data", () => child.stdout.destroy());
+    const code = await new Promise((resolve) => child.on("close", resolve));
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
   });
 });
