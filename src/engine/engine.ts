@@ -130,7 +130,7 @@ export class Engine {
   }
 
   launch(): Promise<void> {
-    if (this.closed) return Promise.reject(new DuroError("This Duro instance was shut down; create a new one."));
+    if (this.closed) return Promise.reject(new DuroError(this.client ? "This DuroClient is closed; create a new one." : "This Duro instance was shut down; create a new one."));
     this.launching ??= this.doLaunch().catch((error) => {
       this.launching = undefined;
       throw error;
@@ -257,7 +257,7 @@ export class Engine {
     }
     await this._committer?.close();
     if (!this.client) await this.recovery.leave();
-    this.waiters.abortAll(new DuroError("duro was shut down while waiting."));
+    this.waiters.abortAll(new DuroError(this.client ? "The DuroClient was closed while waiting." : "duro was shut down while waiting."));
     this.timers.stop();
     await this._store?.close();
   }

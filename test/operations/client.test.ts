@@ -239,7 +239,7 @@ describe.each(backends)("%s", (backend) => {
     expect(await c.listWorkflows()).toEqual([]);
     await c.close();
     await c.destroy();
-    await expect(c.listWorkflows()).rejects.toThrow();
+    await expect(c.listWorkflows()).rejects.toThrow("This DuroClient is closed; create a new one.");
     const unused = client(); // closing a client that never connected is fine
     await unused.destroy();
   });
