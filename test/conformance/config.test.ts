@@ -133,7 +133,7 @@ describe.each(backends)("%s", (backend) => {
       const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger });
       for (const id of ["A", "B", "C"]) await client.enqueue({ workflowName: "wf", queueName: "q", workflowId: id }, id.charCodeAt(0));
       await client.close();
-      // Back to version 1: its queue index and (on PostgreSQL) the step records' foreign key, no claim tokens, no app versions.
+      // Back to version 1: its queue index and (on PostgreSQL) the step records' foreign key, no claim tokens, no app versions (and on SQLite no wake log).
       for (const sql of [
         "DROP TABLE app_versions",
         "ALTER TABLE executors DROP COLUMN app_version",
@@ -146,7 +146,7 @@ describe.each(backends)("%s", (backend) => {
               "ALTER TABLE operation_outputs ADD FOREIGN KEY (workflow_id) REFERENCES workflow_status (workflow_id) ON DELETE CASCADE",
               "ALTER TABLE workflow_status DROP COLUMN claim_token",
             ]
-          : []),
+          : ["DROP TABLE wake_log"]),
         "DELETE FROM duro_migrations WHERE version > 1",
       ]) await rawQuery(t.url, sql);
       const versionNow = async () => Number((await rawQuery(t.url, "SELECT MAX(version) AS version FROM duro_migrations"))[0].version);

@@ -111,6 +111,29 @@ describe.each(backends)("%s", (backend) => {
     expect(await Promise.all(handles.map((h) => h.getResult()))).toEqual(handles.map((_, i) => i));
   });
 
+  it("another process's commits re-check only the waits they concern: 300 idle recv are not looked at while it runs 100 workflows", async () => {
+    const a = t.duro({ executorId: "a", safetyPollSeconds: 60 });
+    const inbox = a.registerWorkflow("inbox", async () => a.recv<number>("t", 3600));
+    await a.launch();
+    // Another connection to the same database, as another process's (SQLite sees its commits by polling the file).
+    const b = t.duro({ executorId: "b" });
+    const step = b.registerStep("s", async (x: number) => x + 1);
+    const busy = b.registerWorkflow("busy", async (x: number) => step(await step(x)));
+    await b.launch();
+    await busy(0);
+    const stats = a.engine.committer.stats; // each look of a recv is one write
+    const launched = stats.writes;
+    const handles = await Promise.all(range(300).map(() => a.startWorkflow(inbox)));
+    await waitFor(() => stats.writes - launched >= 600, 20_000, "every workflow to wait");
+    await sleep(50); // a look of a's under way ends
+    const before = stats.writes;
+    await Promise.all(range(100).map((i) => busy(i)));
+    await sleep(100); // a looks at the file every 5 ms: it has seen b's last commit
+    expect(stats.writes - before).toBe(0); // every commit of b re-checked all 300 before
+    await b.send(handles[7].workflowId, 7, "t");
+    expect(await within(5_000, handles[7].getResult(), "the message to wake its waiter")).toBe(7);
+  });
+
   it("a recv that waits costs one write to start waiting, and one when its message comes", async () => {
     const duro = t.duro({ safetyPollSeconds: 60 });
     const inbox = duro.registerWorkflow("inbox", async () => duro.recv<string>("t", 60));

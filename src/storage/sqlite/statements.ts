@@ -6,7 +6,7 @@ export const placeholders = (n: number) => Array.from({ length: n }, () => "?").
 
 /** What the store uses of a prepared statement. */
 export interface Statement {
-  run(...params: unknown[]): { changes: number };
+  run(...params: unknown[]): { changes: number; lastInsertRowid: number | bigint };
   get(...params: unknown[]): unknown;
   all(...params: unknown[]): unknown[];
 }
@@ -73,6 +73,10 @@ export function prepare(db: Database.Database) {
       `INSERT INTO executors (executor_id, heartbeat_at, app_version) VALUES (?, ?, ?)
        ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = MAX(heartbeat_at, excluded.heartbeat_at), app_version = excluded.app_version`,
     ),
+    logWake: st(`INSERT INTO wake_log (keys) VALUES (?)`),
+    wakesSince: st(`SELECT seq, keys FROM wake_log WHERE seq > ? ORDER BY seq`),
+    lastWake: st(`SELECT COALESCE(MAX(seq), 0) AS seq FROM wake_log`),
+    pruneWakes: st(`DELETE FROM wake_log WHERE seq <= ?`),
     leave: st(`UPDATE executors SET app_version = NULL WHERE executor_id = ? AND app_version = ?`),
     versionSeen: st(`INSERT INTO app_versions (app_version, first_seen_at) VALUES (?, ?) ON CONFLICT DO NOTHING`),
     setDelay: st(`UPDATE workflow_status SET delay_until_epoch_ms = ?, updated_at = ? WHERE workflow_id = ? AND status = 'DELAYED' RETURNING queue_name`),

@@ -3,7 +3,9 @@
  * commit that returned is on disk. better-sqlite3 is synchronous, so a batch's transaction runs
  * to the end without yielding; batching comes from the committer collecting every write made
  * while the event loop was busy. Other processes sharing the file are seen through
- * `PRAGMA data_version`, which changes whenever another connection commits.
+ * `PRAGMA data_version`, which changes whenever another connection commits, and the wake log
+ * (migration 5), which tells what their commits may have woken: every write transaction here
+ * appends its wake keys, as a PostgreSQL one sends them with NOTIFY.
  */
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
@@ -16,16 +18,21 @@ import {
   isClaimed, listWorkflowsQuery, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams,
 } from "../sql.js";
 import {
-  WRITE_ORDER, type Claimed, type ClaimRequest, type ForkRequest, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter,
+  wakeKeysOf, WRITE_ORDER, type Claimed, type ClaimRequest, type ForkRequest, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter,
   type WorkflowRow, type Write, type WriteResult,
 } from "../store.js";
 
 const bool = (b: boolean) => (b ? 1 : 0);
+/** The wake keys of workflows whose status changed (and of their queues), as PostgreSQL's notifyChanged sends them. */
+const changed = (ids: string[], queue = true) => (ids.length ? [...ids.map((id) => `status:${id}`), ...(queue ? ["queue"] : [])] : []);
 
 /** How long a call waits out another process's lock on the file before it fails with DatabaseError (settable for tests). */
 export const busy = { timeoutMs: 10_000 };
 /** Of that, how long SQLite itself waits at a time (blocking the event loop); the rest is waited between tries. */
 const BUSY_SLICE_MS = 10;
+/** Wake log entries a writer keeps (it prunes older ones every PRUNE_EVERY entries): a reader this far behind re-checks everything. */
+const WAKE_LOG_KEPT = 4096;
+const PRUNE_EVERY = 1024;
 /** SQLite's "another connection holds the lock". */
 const isLocked = (error: unknown) => /^SQLITE_(BUSY|LOCKED)/.test(String((error as { code?: unknown } | undefined)?.code));
 
@@ -68,6 +75,10 @@ export class SqliteStore implements Store {
   private listeners: ((keys: string[] | null) => void)[] = [];
   private changeTimer?: NodeJS.Timeout;
   private dataVersion = 0;
+  /** The last wake log entry read, the entries this process wrote past it, and the one the current transaction wrote. */
+  private wakeSeq = 0;
+  private readonly own = new Set<number>();
+  private loggedSeq?: number;
   private checkpointer?: Checkpointer;
 
   constructor(
@@ -142,6 +153,7 @@ export class SqliteStore implements Store {
   private async guard<T>(fn: () => T): Promise<T> {
     const deadline = Date.now() + busy.timeoutMs;
     for (let pause = 1; ; pause = Math.min(pause * 2, 20)) {
+      this.loggedSeq = undefined; // of a transaction that rolled back
       try {
         return fn();
       } catch (error) {
@@ -184,8 +196,9 @@ export class SqliteStore implements Store {
             throw new DuplicateWorkflowError(write.row.queueName ?? "", write.row.deduplicationId ?? "");
           }
         }
+        this.logWakes(batch.flatMap(wakeKeysOf));
       }).immediate();
-      return results;
+      return this.committed(results);
     });
   }
 
@@ -276,7 +289,7 @@ export class SqliteStore implements Store {
   async recoverPending({ executorId, appVersion, maxRecoveryAttempts, now, leaseMs }: RecoverRequest) {
     return this.guard(() => {
       const s = this.s;
-      return this.conn.transaction(() => {
+      return this.committed(this.conn.transaction(() => {
         const taken = leaseMs === undefined ? s.countAttempt.all(now, executorId, appVersion) : s.takeOver.all(executorId, now, appVersion, executorId, now - leaseMs);
         const rows = (taken as Record<string, unknown>[]).map(toWorkflowRow);
         const recovered: WorkflowRow[] = [];
@@ -287,8 +300,9 @@ export class SqliteStore implements Store {
             deadLettered.push(row.workflowId);
           } else recovered.push(row);
         }
+        this.logWakes(changed(deadLettered));
         return { recovered, deadLettered };
-      }).immediate();
+      }).immediate());
     });
   }
 
@@ -321,14 +335,18 @@ export class SqliteStore implements Store {
   async cancelWorkflows(workflowIds: string[], now: number, withChildren: boolean): Promise<string[]> {
     return this.guard(() => {
       const params = { ids: JSON.stringify(workflowIds), now, withChildren: bool(withChildren) };
-      return (this.s.cancel.all(params) as { workflow_id: string }[]).map((r) => r.workflow_id);
+      return this.committed(this.conn.transaction(() => {
+        const ids = (this.s.cancel.all(params) as { workflow_id: string }[]).map((r) => r.workflow_id);
+        this.logWakes(changed(ids));
+        return ids;
+      }).immediate());
     });
   }
 
   async resumeWorkflows(workflowIds: string[], { queueName, executorId, now, appVersion, otherVersionsQueue }: ResumeOptions) {
     return this.guard(() => {
       const db = this.conn;
-      return db.transaction(() => {
+      return this.committed(db.transaction(() => {
         const ids = JSON.stringify(workflowIds);
         const found = (db.prepare(`SELECT COUNT(*) AS n FROM workflow_status WHERE workflow_id IN (SELECT value FROM json_each(?))`).get(ids) as { n: number }).n;
         if (found !== new Set(workflowIds).size) return null;
@@ -347,15 +365,17 @@ export class SqliteStore implements Store {
              RETURNING ${WORKFLOW_COLUMNS.filter((c) => c !== "owner_token").join(", ")}`,
           )
           .all({ queue: queueName, version: appVersion, otherQueue: otherVersionsQueue, executor: executorId, now, ids }) as Record<string, unknown>[];
-        return rows.map(toWorkflowRow);
-      }).immediate();
+        const resumed = rows.map(toWorkflowRow);
+        this.logWakes(changed(resumed.map((r) => r.workflowId), resumed.some((r) => r.status === "ENQUEUED")));
+        return resumed;
+      }).immediate());
     });
   }
 
   async forkWorkflow(request: ForkRequest): Promise<WorkflowRow | null> {
     return this.guard(() => {
       const s = this.s;
-      return this.conn.transaction(() => {
+      return this.committed(this.conn.transaction(() => {
         const original = s.workflow.get(request.workflowId) as Record<string, unknown> | undefined;
         if (!original) return null;
         const source = toWorkflowRow(original);
@@ -376,22 +396,28 @@ export class SqliteStore implements Store {
         s.copyEventHistory.run(id, source.workflowId, startStep);
         s.rebuildEvents.run(id);
         s.copyStreams.run(id, source.workflowId, startStep);
+        this.logWakes(wakeKeysOf({ kind: "insertWorkflow", row, ownerToken: "" }));
         return row;
-      }).immediate();
+      }).immediate());
     });
   }
 
   async setWorkflowDelay(workflowId: string, delayUntilEpochMs: number, now: number): Promise<string | null> {
     return this.guard(() => {
-      const row = this.s.setDelay.get(delayUntilEpochMs, now, workflowId) as { queue_name: string } | undefined;
-      return row?.queue_name ?? null;
+      return this.committed(this.conn.transaction(() => {
+        const row = this.s.setDelay.get(delayUntilEpochMs, now, workflowId) as { queue_name: string } | undefined;
+        this.logWakes(row ? [`due:${delayUntilEpochMs}:${row.queue_name}`] : []);
+        return row?.queue_name ?? null;
+      }).immediate());
     });
   }
 
   async claimQueued(request: ClaimRequest): Promise<Claimed> {
-    return this.guard(() => {
-      return this.claim(request);
-    });
+    return this.guard(() => this.committed(this.conn.transaction(() => {
+      const claimed = this.claim(request);
+      this.logWakes([]);
+      return claimed;
+    }).immediate()));
   }
 
   /** One claim, in a transaction of its own or in the caller's. */
@@ -452,26 +478,84 @@ export class SqliteStore implements Store {
       this.conn.transaction(() => {
         this.s.versionSeen.run(appVersion, now);
         this.s.heartbeat.run(executorId, now, appVersion);
+        this.logWakes([]);
       })();
-      return now;
+      return this.committed(now);
     });
   }
 
   async leave(executorId: string, appVersion: string): Promise<void> {
-    return this.guard(() => void this.s.leave.run(executorId, appVersion));
+    return this.guard(() => {
+      this.conn.transaction(() => {
+        this.s.leave.run(executorId, appVersion);
+        this.logWakes([]);
+      })();
+      this.committed(undefined);
+    });
   }
 
   onExternalChange(listener: (keys: string[] | null) => void): void {
     this.listeners.push(listener);
     if (this.changeTimer || !this.db) return;
+    // Told from here on: what was logged before is not this process's concern.
+    this.wakeSeq = (this.s.lastWake.get() as { seq: number }).seq;
+    this.dataVersion = this.db.pragma("data_version", { simple: true }) as number;
     this.changeTimer = setInterval(() => {
       if (!this.db) return;
       const version = this.db.pragma("data_version", { simple: true }) as number;
       if (version === this.dataVersion) return;
       this.dataVersion = version;
-      for (const l of this.listeners) l(null);
+      const keys = this.readWakes();
+      if (keys?.length === 0) return; // commits that woke nothing (steps' records, claims, heartbeats)
+      for (const l of this.listeners) l(keys);
     }, this.options.changePollMs ?? 5);
     this.changeTimer.unref();
+  }
+
+  /**
+   * What other processes' commits since the last look may have woken, from the wake log; null
+   * (re-check everything) when entries were pruned before this process looked. A change with no
+   * new entry is no news: `data_version` also changes when another process starts the WAL file
+   * over, before its commit lands (a writer that does not log, another tool or an older duro, is
+   * seen by the safety poll).
+   */
+  private readWakes(): string[] | null {
+    let rows: { seq: number; keys: string }[];
+    try {
+      rows = this.s.wakesSince.all(this.wakeSeq) as { seq: number; keys: string }[];
+    } catch {
+      return null;
+    }
+    if (!rows.length) return [];
+    const missed = rows[0].seq !== this.wakeSeq + 1;
+    this.wakeSeq = rows[rows.length - 1].seq;
+    if (missed) {
+      this.own.clear();
+      return null;
+    }
+    const keys = new Set<string>();
+    for (const row of rows) {
+      if (this.own.delete(row.seq) || row.keys === "") continue;
+      for (const key of row.keys.split("\n")) keys.add(key);
+    }
+    return [...keys];
+  }
+
+  /** Appends what this write transaction may have woken to the wake log (inside the transaction). */
+  private logWakes(keys: Iterable<string>): void {
+    const seq = Number(this.s.logWake.run([...new Set(keys)].join("\n")).lastInsertRowid);
+    if (seq % PRUNE_EVERY === 0) this.s.pruneWakes.run(seq - WAKE_LOG_KEPT);
+    this.loggedSeq = seq;
+  }
+
+  /** After the commit of a transaction that logged: this process's own entry is not news to it. */
+  private committed<T>(result: T): T {
+    const seq = this.loggedSeq;
+    this.loggedSeq = undefined;
+    if (seq === undefined || !this.changeTimer) return result;
+    if (seq === this.wakeSeq + 1) this.wakeSeq = seq;
+    else this.own.add(seq);
+    return result;
   }
 
   async close(): Promise<void> {
