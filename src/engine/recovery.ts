@@ -46,16 +46,32 @@ export class Recovery {
   async start(leaseMs: number): Promise<void> {
     const { engine } = this;
     this.leaseMs = leaseMs;
-    await this.beat();
-    const { recovered, deadLettered } = await engine.store.recoverPending({
+    await this.patiently(() => this.beat());
+    const { recovered, deadLettered } = await this.patiently(() => engine.store.recoverPending({
       executorId: engine.executorId, appVersion: engine.appVersion, maxRecoveryAttempts: engine.maxRecoveryAttempts, now: Date.now(),
-    });
+    }));
     this.deadLettered(deadLettered);
     for (const row of recovered) await this.runHere(row);
     if (this.stopped) return; // shut down meanwhile
     // The heartbeat keeps the process alive while launched, as a server's listening socket would:
     // an executor whose script ends with `await duro.launch()` goes on serving its queues.
     this.heartbeatTimer = setInterval(() => void this.heartbeatAndTakeOver(), this.interval);
+  }
+
+  /**
+   * A launch's first writes: another process's lock on a SQLite file (past the store's busy
+   * timeout) is waited out for connectTimeoutSeconds, as opening the file waits it out.
+   */
+  private async patiently<T>(write: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + (this.engine.config.connectTimeoutSeconds ?? 30) * 1000;
+    for (;;) {
+      try {
+        return await write();
+      } catch (error) {
+        const code = String(((error as Error).cause as { code?: unknown } | undefined)?.code ?? "");
+        if (!(error instanceof DatabaseError) || !/^SQLITE_(BUSY|LOCKED)/.test(code) || this.stopped || Date.now() >= deadline) throw error;
+      }
+    }
   }
 
   stop(): void {

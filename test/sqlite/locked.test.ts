@@ -103,6 +103,25 @@ describe("sqlite: the file locked by another process, or damaged", () => {
     await patient.shutdown();
   });
 
+  it("an executor's launch on an up-to-date file waits out a lock held past the busy timeout, up to connectTimeoutSeconds", async () => {
+    busy.timeoutMs = 50;
+    const first = t.duro();
+    await first.launch(); // creates and migrates the file
+    await first.shutdown();
+    const locker = new Database(t.url.slice("sqlite:".length));
+    locker.exec("BEGIN IMMEDIATE");
+    const hasty = new Duro({ databaseUrl: t.url, logger: quietLogger, connectTimeoutSeconds: 0.2 });
+    const error = await hasty.launch().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DatabaseError);
+    expect((error as Error).message).toMatch(/lock/);
+    const patient = t.duro();
+    const launched = patient.launch();
+    await sleep(300); // six busy timeouts: the first heartbeat failed with DatabaseError here before
+    locker.exec("COMMIT");
+    locker.close();
+    await within(5_000, launched, "launch once the lock is free");
+  });
+
   it("a damaged file is a DatabaseError that says so, at launch and at a client's first call", async () => {
     const first = t.duro();
     const pad = first.registerWorkflow("pad", async (n: number) => "x".repeat(500) + n);
