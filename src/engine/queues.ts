@@ -331,8 +331,8 @@ export class QueueDispatcher {
 
 /**
  * What a batch about to commit may carry (see Committer's rider): when the batch is made only
- * of outcomes of queued workflows (and their last steps' records), a claim for the slots they
- * free, for the queue with the most.
+ * of outcomes of queued workflows (and other workflows' step records), a claim for the slots
+ * they free, for the queue with the most.
  */
 export function riderOf(queues: Map<string, QueueDispatcher>, batch: Submission[]): Submission | undefined {
   const freed = new Map<string, number>();

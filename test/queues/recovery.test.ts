@@ -221,7 +221,6 @@ describe.each(backends)("%s", (backend) => {
       newer.engine.recovery.stop();
       for (const queue of newer.engine.queues.values()) queue.stop();
       const after = await c.enqueue<string>({ workflowName: "job", queueName: "q" }, "after");
-      expect((await after.getStatus())!.status).toBe("ENQUEUED"); // v2's lease has a good half second to run
       expect(await after.getResult()).toBe("after@old");
       expect((await after.getStatus())!.appVersion).toBe("v1");
     });

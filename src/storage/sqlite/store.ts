@@ -413,11 +413,9 @@ export class SqliteStore implements Store {
   }
 
   async claimQueued(request: ClaimRequest): Promise<Claimed> {
-    return this.guard(() => this.committed(this.conn.transaction(() => {
-      const claimed = this.claim(request);
-      this.logWakes([]);
-      return claimed;
-    }).immediate()));
+    return this.guard(() => {
+      return this.claim(request);
+    });
   }
 
   /** One claim, in a transaction of its own or in the caller's. */
@@ -478,20 +476,13 @@ export class SqliteStore implements Store {
       this.conn.transaction(() => {
         this.s.versionSeen.run(appVersion, now);
         this.s.heartbeat.run(executorId, now, appVersion);
-        this.logWakes([]);
       })();
-      return this.committed(now);
+      return now;
     });
   }
 
   async leave(executorId: string, appVersion: string): Promise<void> {
-    return this.guard(() => {
-      this.conn.transaction(() => {
-        this.s.leave.run(executorId, appVersion);
-        this.logWakes([]);
-      })();
-      this.committed(undefined);
-    });
+    return this.guard(() => void this.s.leave.run(executorId, appVersion));
   }
 
   onExternalChange(listener: (keys: string[] | null) => void): void {
@@ -506,7 +497,7 @@ export class SqliteStore implements Store {
       if (version === this.dataVersion) return;
       this.dataVersion = version;
       const keys = this.readWakes();
-      if (keys?.length === 0) return; // commits that woke nothing (steps' records, claims, heartbeats)
+      if (keys?.length === 0) return; // commits that woke nothing (steps' records, claims, heartbeats log nothing)
       for (const l of this.listeners) l(keys);
     }, this.options.changePollMs ?? 5);
     this.changeTimer.unref();
@@ -535,15 +526,17 @@ export class SqliteStore implements Store {
     }
     const keys = new Set<string>();
     for (const row of rows) {
-      if (this.own.delete(row.seq) || row.keys === "") continue;
+      if (this.own.delete(row.seq)) continue;
       for (const key of row.keys.split("\n")) keys.add(key);
     }
     return [...keys];
   }
 
-  /** Appends what this write transaction may have woken to the wake log (inside the transaction). */
+  /** Appends what this write transaction may have woken, if anything, to the wake log (inside the transaction). */
   private logWakes(keys: Iterable<string>): void {
-    const seq = Number(this.s.logWake.run([...new Set(keys)].join("\n")).lastInsertRowid);
+    const joined = [...new Set(keys)].join("\n");
+    if (!joined) return;
+    const seq = Number(this.s.logWake.run(joined).lastInsertRowid);
     if (seq % PRUNE_EVERY === 0) this.s.pruneWakes.run(seq - WAKE_LOG_KEPT);
     this.loggedSeq = seq;
   }
