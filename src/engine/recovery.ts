@@ -181,10 +181,18 @@ export class Recovery {
    */
   confirmLease(): Promise<void> {
     this.confirming ??= (async () => {
+      const checked = new Set<string>();
       for (let attempt = 0; this.engine.launched; attempt++) {
         try {
           await this.beat();
-          await this.engine.stopSuperseded([...this.engine.running.keys()]);
+          // Runs that started while the rows were read (a claim's reply that waited out the
+          // freeze, say) are checked too, before any run waiting for this goes on. (A few rounds:
+          // what a busy queue claims after the beat landed is this executor's own.)
+          for (let round = 0, ids = [...this.engine.running.keys()]; ids.length && round < 5; round++) {
+            await this.engine.stopSuperseded(ids);
+            for (const id of ids) checked.add(id);
+            ids = [...this.engine.running.keys()].filter((id) => !checked.has(id));
+          }
           return;
         } catch {
           await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 5_000)));

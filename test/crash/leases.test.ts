@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Duro } from "../../src/index.js";
-import { backends, gate, POSTGRES_URL, quietLogger, sleep, useDuro, waitFor } from "../helpers.js";
+import { serialize } from "../../src/serialization.js";
+import { backends, gate, POSTGRES_URL, quietLogger, rawQuery, sleep, useDuro, waitFor } from "../helpers.js";
 import pg from "pg";
 
 const LEASE_MS = 1500;
@@ -77,6 +78,62 @@ describe.each(backends)("%s", (backend) => {
     hy.release();
     await sleep(2 * LEASE_MS);
     await checkUntouched();
+  });
+
+  /** Executor A, whose workflow "job" runs step "one" (held by `held`) and then step "two", counting each body; "idle" waits in recv. */
+  async function zombieCandidate() {
+    const a = t.duro({ executorId: "exec-a", executorLeaseSeconds: LEASE_MS / 1000 });
+    const bodies = { one: 0, two: 0 };
+    const held = gate();
+    const one = a.registerStep("one", async () => (bodies.one++, await held.promise, "from-a"));
+    const two = a.registerStep("two", async () => void bodies.two++);
+    const job = a.registerWorkflow("job", async () => {
+      await two(await one());
+    });
+    const idle = a.registerWorkflow("idle", async () => a.recv("go", 60));
+    await a.launch();
+    return { a, bodies, held, job, idle };
+  }
+
+  it("a run whose workflow was taken over stops at its next record, even when the new owner recorded that step: it does not adopt it and go on", async () => {
+    const { a, bodies, held, job } = await zombieCandidate();
+    await a.startWorkflow(job.with({ workflowId: "z" }));
+    await waitFor(() => bodies.one === 1, 5000, "step one running on A");
+    // Meanwhile (A frozen, say) B took the workflow over and recorded step one itself.
+    await rawQuery(t.url, "UPDATE workflow_status SET executor_id = 'exec-b', recovery_attempts = 2 WHERE workflow_id = 'z'");
+    await rawQuery(t.url, "INSERT INTO operation_outputs (workflow_id, function_id, function_name, output, serialization, started_at, completed_at) VALUES ('z', 1, 'one', $1, 'default', 1, 1)", [serialize("from-b", "default")]);
+    held.open();
+    await waitFor(() => !a.engine.running.has("z"), 5000, "A's run to end");
+    expect(bodies.two).toBe(0);
+    const [row] = await a.listWorkflows({ workflowIds: ["z"] });
+    expect([row.status, row.executorId]).toEqual(["PENDING", "exec-b"]);
+  });
+
+  it("a lease in doubt is confirmed for runs that start while it is checked (a claim's reply that waited out a freeze)", async () => {
+    const { a, bodies, held, job, idle } = await zombieCandidate();
+    held.open();
+    await a.startWorkflow(idle.with({ workflowId: "idle" })); // a run for the lease check to look at
+    // A workflow finished elsewhere while A was frozen; A's stale claim reply still starts it.
+    await a.startWorkflow(job.with({ workflowId: "done-elsewhere" }));
+    await waitFor(async () => (await a.getWorkflowStatus("done-elsewhere"))?.status === "SUCCESS", 5000, "the workflow to finish");
+    bodies.one = bodies.two = 0;
+    const [stale] = await a.engine.store.listWorkflows({ workflowIds: ["done-elsewhere"], loadInput: true });
+    const beats = holdHeartbeats(a);
+    beats.hold();
+    await waitFor(() => a.engine.recovery.leaseInDoubt, 3 * LEASE_MS, "A's lease to be in doubt");
+    const stopSuperseded = a.engine.stopSuperseded.bind(a.engine);
+    let calls = 0;
+    // The lease check's reading of the rows is where the claim's reply lands.
+    const checking = () => (a.engine.recovery as unknown as { confirming?: Promise<void> }).confirming !== undefined;
+    a.engine.stopSuperseded = async (ids) => {
+      if (checking() && calls++ === 0) a.engine.execute({ ...stale, status: "PENDING", executorId: "exec-a", output: null, completedAt: null }, [], a.engine.workflows.get("job")!);
+      return stopSuperseded(ids);
+    };
+    const confirmed = a.engine.recovery.confirmLease(); // as a step starting now would
+    beats.release();
+    await confirmed;
+    await waitFor(() => calls > 0 && !a.engine.running.has("done-elsewhere"), 5000, "the stale run to end");
+    expect(bodies).toEqual({ one: 0, two: 0 });
   });
 });
 

@@ -147,6 +147,7 @@ export function writeSql(schema: string) {
     insertWorkflows: insertWorkflows("ON CONFLICT DO NOTHING RETURNING workflow_id, owner_token", INSERTED),
     insertWorkflowsOrFail: insertWorkflows("RETURNING 1", "(SELECT count(*) FROM ins) AS inserted"),
     workflowsById: `SELECT ${wfCols} FROM ${ws} WHERE workflow_id = ANY($1::text[])`,
+    pendingOwners: `SELECT workflow_id, executor_id FROM ${ws} WHERE workflow_id = ANY($1::text[]) AND status = 'PENDING'`,
     recordOperations: `WITH ${NOTIFIED}, ${records} SELECT ${COUNT_NOTIFIED}, ${INSERTED}`,
     // Records and outcomes (of other workflows: a workflow's outcome follows its last record's
     // commit), then perhaps a claim for the slots the outcomes free, in one statement.
@@ -400,8 +401,11 @@ export async function applyBatch(
       });
       if (!refused.length) return;
       const existing = await readOperations(refused.map(({ w }) => w.op));
+      // Fenced off (not PENDING here) whoever recorded the operation: a run left here after a takeover stops, not adopts.
+      const owners = new Map((await read("pendingOwners", [refused.map(({ w }) => w.op.workflowId)])).map((r) => [r.workflow_id, r.executor_id]));
       for (const { i, w } of refused) {
-        results[i] = { kind: "recordOperation", recorded: false, existing: existing(w.op.workflowId, w.op.functionId) ?? null };
+        const owned = owners.get(w.op.workflowId) === w.executorId;
+        results[i] = { kind: "recordOperation", recorded: false, existing: owned ? existing(w.op.workflowId, w.op.functionId) ?? null : null };
       }
     },
 

@@ -220,7 +220,9 @@ export class SqliteStore implements Store {
         const insert = write.afterCancel ? s.insertOperationAfterCancel : s.insertOperation;
         if (insert.run(...operationParams(op), op.workflowId, executorId).changes === 1) return { kind: "recordOperation", recorded: true };
         const existing = s.operation.get(op.workflowId, op.functionId) as object | undefined;
-        return { kind: "recordOperation", recorded: false, existing: existing ? toOperationRow(existing) : null };
+        // Fenced off (not PENDING here) whoever recorded the operation: a run left here after a takeover stops, not adopts.
+        const fenced = !write.afterCancel && !s.owned.get(op.workflowId, executorId);
+        return { kind: "recordOperation", recorded: false, existing: existing && !fenced ? toOperationRow(existing) : null };
       }
       case "send": {
         if (!s.exists.get(write.destinationId)) return { kind: "send", delivered: false, destinationExists: false };
