@@ -142,7 +142,9 @@ export class Engine {
     if (!this.client) for (const schedule of this.schedules.values()) schedule.check();
     const leaseMs = (this.config.executorLeaseSeconds ?? 30) * 1000;
     if (!(leaseMs > 0)) throw new InvalidArgumentError("executorLeaseSeconds must be a positive number.");
-    const store = await openStore(this.databaseUrl, { poolSize: this.config.poolSize, connectTimeoutSeconds: this.config.connectTimeoutSeconds });
+    const store = await openStore(this.databaseUrl, {
+      poolSize: this.config.poolSize, connectTimeoutSeconds: this.config.connectTimeoutSeconds, idleInTransactionMs: leaseMs,
+    });
     this.opening = store;
     try {
       await store.migrate();

@@ -7,6 +7,11 @@ export const DEFAULT_DATABASE_URL = "sqlite:./.duro/duro.sqlite";
 export interface StoreOptions {
   poolSize?: number;
   connectTimeoutSeconds?: number;
+  /**
+   * PostgreSQL ends a transaction left idle this long (its process frozen mid-transaction), so a
+   * lock it holds, a queue's turn to claim say, is not held for longer than the executor lease.
+   */
+  idleInTransactionMs?: number;
 }
 
 /** Parses a URL into a backend description without connecting (so bad URLs fail fast). */

@@ -5,9 +5,9 @@
  * back later than its own.
  */
 import { describe, expect, it } from "vitest";
-import type { Duro } from "../../src/index.js";
+import { WorkflowQueue, type Duro } from "../../src/index.js";
 import { serialize } from "../../src/serialization.js";
-import { backends, gate, POSTGRES_URL, quietLogger, rawQuery, sleep, useDuro, waitFor } from "../helpers.js";
+import { backends, gate, POSTGRES_URL, quietLogger, rawQuery, sleep, useDuro, waitFor, within } from "../helpers.js";
 import pg from "pg";
 
 const LEASE_MS = 1500;
@@ -164,6 +164,25 @@ async function outage(x: Duro, y: Duro, { cutForMs, holdForMs, settleMs }: { cut
 
 describe("postgres", () => {
   const t = useDuro("postgres");
+
+  it("a transaction a frozen executor left open (holding a queue's turn to claim) is ended after its lease: the others' claims go on", async () => {
+    const frozen = t.duro({ executorId: "frozen", executorLeaseSeconds: 1 });
+    await frozen.launch();
+    const live = t.duro({ executorId: "live" });
+    const job = live.registerWorkflow("job", async () => "ran");
+    new WorkflowQueue(live, "g", { concurrency: 5 }); // a limit across executors: claims take turns
+    await live.launch();
+    // Frozen mid-claim: one of its connections holds queue g's turn in an open transaction.
+    const conn = (frozen.engine.store as unknown as { conn: { pool: pg.Pool; schemaName: string } }).conn;
+    const client = await conn.pool.connect();
+    await client.query("BEGIN");
+    await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [0x6471, `${conn.schemaName}.g`]);
+    const enqueued = performance.now();
+    const handle = await live.startWorkflow(job.with({ queueName: "g" }));
+    expect(await within(10_000, handle.getResult(), "the claim once the frozen transaction is ended")).toBe("ran");
+    expect(performance.now() - enqueued).toBeGreaterThan(500); // it did wait its turn
+    client.release(new Error("ended by the server"));
+  });
 
   it("after a database outage, another executor that reconnects more than a lease later keeps its work", async () => {
     const { x, y, checkUntouched } = await twoExecutors(t);

@@ -74,7 +74,7 @@ export class PgConnection {
   private listenAttempt = 0;
   private troubleListeners: (() => void)[] = [];
 
-  constructor(url: string, options: { poolSize?: number; connectTimeoutSeconds?: number }) {
+  constructor(url: string, options: { poolSize?: number; connectTimeoutSeconds?: number; idleInTransactionMs?: number }) {
     const parsed = new URL(url);
     this.schemaName = parsed.searchParams.get("schema") || "duro";
     if (parsed.searchParams.has("schema")) {
@@ -95,6 +95,7 @@ export class PgConnection {
       keepAliveInitialDelayMillis: 10_000,
       application_name: "duro",
       connectionTimeoutMillis: Math.min(options.connectTimeoutSeconds ?? 30, 10) * 1000,
+      idle_in_transaction_session_timeout: Math.ceil(options.idleInTransactionMs ?? 30_000),
     };
     this.pool = new pg.Pool({ ...this.clientConfig, max: options.poolSize ?? 10 });
     // A connection that dies while idle or checked out must not crash the process; the next
