@@ -1,7 +1,7 @@
 /** Management calls shared by Duro and DuroClient, and their conversions to and from the store. */
 import { InvalidArgumentError, WorkflowNotFoundError } from "../errors.js";
 import { deserialize, deserializeError, deserializeInputs } from "../serialization.js";
-import type { OperationRow, WorkflowFilter, WorkflowRow, WorkflowStatusString } from "../storage/store.js";
+import { forkWakeKeys, type OperationRow, type WorkflowFilter, type WorkflowRow, type WorkflowStatusString } from "../storage/store.js";
 import type { ForkOptions, ListWorkflowsFilter, StepInfo, WorkflowStatus } from "../types.js";
 import { INTERNAL_QUEUE, type Engine } from "./engine.js";
 import { uuidv7 } from "./ids.js";
@@ -173,7 +173,7 @@ export async function fork(engine: Engine, workflowId: string, startStep: number
     timeoutMs: timeoutSeconds !== undefined ? storedMs(timeoutSeconds * 1000) : null, now: Date.now(),
   });
   if (!row) throw new WorkflowNotFoundError(workflowId);
-  engine.announce(["queue", `status:${newWorkflowId}`]);
+  engine.announce(["queue", ...forkWakeKeys(row)]);
   if (!queueName) await engine.recovery.resumeHere(newWorkflowId);
   return newWorkflowId;
 }

@@ -178,6 +178,12 @@ export function wakeKeysOf(write: Write): string[] {
   }
 }
 
+/** What a fork may wake: waits for a new workflow (as its insert would), and waits on its status and on the events and streams it copied. */
+export function forkWakeKeys(row: WorkflowRow): string[] {
+  const id = row.workflowId;
+  return [...wakeKeysOf({ kind: "insertWorkflow", row, ownerToken: "" }), `status:${id}`, `event:${id}`, `stream:${id}`];
+}
+
 /** Store-level filter for listing workflows: every array means "one of". */
 export interface WorkflowFilter {
   workflowIds?: string[];

@@ -80,6 +80,19 @@ describe.each(backends)("%s", (backend) => {
     expect(await readAll(duro, "O", "log")).toEqual(["a", "b-v1"]);
   });
 
+  it("a getEvent waiting on the fork's ID, here or in another process, returns the copied event as the fork is made", async () => {
+    const { duro } = await original();
+    const other = t.duro({ appVersion: "v1", safetyPollSeconds: 60 }); // another connection, as another process's
+    await other.launch();
+    const here = duro.getEvent<string>("F2", "first", 10);
+    const there = other.getEvent<string>("F2", "first", 10);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // both are waiting
+    const forkedAt = performance.now();
+    await duro.forkWorkflow("O", 2, { newWorkflowId: "F2", appVersion: "nobody" }); // copies event "first"; never runs
+    expect(await Promise.all([here, there])).toEqual(["one", "one"]);
+    expect(performance.now() - forkedAt).toBeLessThan(2_000); // not left to a poll or the timeout
+  });
+
   it("records forkedFrom on the fork and wasForkedFrom on the original", async () => {
     const { duro } = await original();
     await duro.forkWorkflow("O", 6, { newWorkflowId: "F1" }).then((h) => h.getResult());

@@ -327,6 +327,31 @@ describe.each(backends)("%s", (backend) => {
     expect((await duro.getWorkflowStatus("P"))!).toMatchObject({ status: "SUCCESS", queueName: "parts", partitionKey: "k" });
   });
 
+  it("a workflow resumed out of its queue onto another executor frees its slot for the queue's executors at once", async () => {
+    const held = gate();
+    const make = (executorId: string, serves: boolean) => {
+      const duro = t.duro({ executorId, appVersion: "v1", safetyPollSeconds: 60 });
+      const hold = duro.registerStep("hold", async (id: string) => (id === "first" ? await held.promise : undefined, id));
+      const job = duro.registerWorkflow("job", async (id: string) => hold(id));
+      if (serves) new WorkflowQueue(duro, "qp", { concurrency: 1, pollingIntervalSeconds: 30 });
+      return { duro, job };
+    };
+    const x = make("x", true);
+    const z = make("z", false); // serves no queue: it learns of nothing to claim
+    await x.duro.launch();
+    await z.duro.launch();
+    const first = await x.duro.startWorkflow(x.job.with({ queueName: "qp", workflowId: "first" }), "first");
+    await waitForStatus(x.duro, "first", "PENDING");
+    const second = await x.duro.startWorkflow(x.job.with({ queueName: "qp", workflowId: "second" }), "second");
+    expect(await statusOf(x.duro, "second")).toBe("ENQUEUED"); // the queue's one slot is taken
+    const resumedAt = performance.now();
+    await z.duro.resumeWorkflow("first"); // runs on z now, out of its queue
+    expect(await within(10_000, second.getResult(), "the freed slot taken")).toBe("second");
+    expect(performance.now() - resumedAt).toBeLessThan(5_000); // not at the queue's 30 s poll
+    held.open();
+    expect(await first.getResult()).toBe("first");
+  });
+
   it("resumeWorkflows resumes several at once", async () => {
     const duro = t.duro();
     let runs = 0;

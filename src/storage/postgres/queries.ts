@@ -12,11 +12,11 @@ const QUEUE_LOCK_CLASS = 0x6471;
 const WF_COLUMNS = WORKFLOW_COLUMNS.filter((c) => c !== "owner_token");
 const wfCols = WF_COLUMNS.join(", ");
 const opCols = OPERATION_COLUMNS.join(", ");
-/** Wake keys of the workflows in CTE `changed`, plus "queue" when `withQueue` holds and any changed. */
-const notifyChanged = (changed: string, channel: string, withQueue = "TRUE") => `notified AS (
+/** Wake keys of the workflows in CTE `changed`, plus "queue" when any changed (each left a queue, or joined one). */
+const notifyChanged = (changed: string, channel: string) => `notified AS (
     SELECT pg_notify(${channel}, k) FROM (
       SELECT 'status:' || workflow_id FROM ${changed}
-      UNION ALL SELECT 'queue' WHERE ${withQueue} AND EXISTS (SELECT 1 FROM ${changed})) keys (k))`;
+      UNION ALL SELECT 'queue' WHERE EXISTS (SELECT 1 FROM ${changed})) keys (k))`;
 
 /** A resumed row runs on the resuming executor: no queue was given and the row is of its app version (or of none). */
 const resumedHere = "($2::text IS NULL AND (app_version IS NULL OR app_version = $6::text))";
@@ -95,7 +95,10 @@ export function storeSql(schema: string) {
     ${notifyChanged("dead", "$5")}
     SELECT (SELECT count(*) FROM notified) AS notified, (SELECT json_agg(counted) FROM counted) AS rows`;
   const inScope = `queue_name = $1 AND (NOT $6::boolean OR partition_key IS NOT DISTINCT FROM $7::text)`;
-  const claim = `WITH budget AS (
+  // Stamped when the statement runs ($2, read once the turn was held, is earlier): after every
+  // completion whose slot it counts as free, so no claim's start precedes the outcome it replaced.
+  const claim = `WITH stamp AS (SELECT GREATEST($2::bigint, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) AS at),
+      budget AS (
         SELECT LEAST($3::int,
           CASE WHEN $4::int IS NULL THEN $3 ELSE $4 - (SELECT count(*) FROM ${ws} WHERE ${inScope} AND status = 'PENDING') END,
           CASE WHEN $5::int IS NULL THEN $3 ELSE $5 - (
@@ -105,10 +108,10 @@ export function storeSql(schema: string) {
         WHERE ${inScope} AND status = 'ENQUEUED' AND name = ANY($9::text[]) AND ${claimableBy(schema, "$10", "$13")}
         ORDER BY priority, seq LIMIT GREATEST((SELECT n FROM budget), 0)),
       claimed AS (
-        UPDATE ${ws} w SET status = 'PENDING', executor_id = $11, started_at = $2, updated_at = $2, claim_token = $12,
+        UPDATE ${ws} w SET status = 'PENDING', executor_id = $11, started_at = stamp.at, updated_at = stamp.at, claim_token = $12,
           recovery_attempts = w.recovery_attempts + 1, app_version = COALESCE(w.app_version, $10::text),
-          deadline_epoch_ms = CASE WHEN w.timeout_ms IS NOT NULL AND w.deadline_epoch_ms IS NULL THEN $2 + w.timeout_ms ELSE w.deadline_epoch_ms END
-        FROM picked WHERE w.workflow_id = picked.workflow_id AND w.status = 'ENQUEUED'
+          deadline_epoch_ms = CASE WHEN w.timeout_ms IS NOT NULL AND w.deadline_epoch_ms IS NULL THEN stamp.at + w.timeout_ms ELSE w.deadline_epoch_ms END
+        FROM picked, stamp WHERE w.workflow_id = picked.workflow_id AND w.status = 'ENQUEUED'
         RETURNING ${WF_COLUMNS.map((c) => `w.${c}`).join(", ")}, w.seq)
       SELECT json_agg(json_build_object('workflow', row_to_json(c), 'operations', ${operationsOf(schema, "c.workflow_id")})
         ORDER BY priority, seq) AS claimed,
@@ -164,7 +167,7 @@ export function storeSql(schema: string) {
           deduplication_id = NULL, completed_at = NULL, output = NULL, error = NULL, updated_at = $4
         WHERE workflow_id IN (SELECT id FROM ids) AND status NOT IN ('SUCCESS', 'ERROR') AND (SELECT ok FROM complete)
         RETURNING ${wfCols}),
-      ${notifyChanged("resumed", "$5", "EXISTS (SELECT 1 FROM resumed WHERE status = 'ENQUEUED')")}
+      ${notifyChanged("resumed", "$5")}
       SELECT (SELECT ok FROM complete) AS ok, (SELECT count(*) FROM notified) AS notified, (SELECT json_agg(resumed) FROM resumed) AS rows`,
     workflow: `SELECT ${wfCols} FROM ${ws} WHERE workflow_id = $1`,
     // The fork's events are rebuilt from the original's history (a sibling CTE cannot see the

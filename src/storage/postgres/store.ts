@@ -7,13 +7,13 @@ import { DatabaseError, WorkflowConflictError } from "../../errors.js";
 import { loadMigrations, pendingMigrations } from "../migrations.js";
 import type { StoreOptions } from "../open.js";
 import { listWorkflowsQuery, numbered, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
-import type {
-  ClaimRequest, Claimed, ForkRequest, ResumeOptions, OperationRow, RecoverRequest, Store, StoredValue, WorkflowFilter, WorkflowRow, Write, WriteResult,
+import {
+  forkWakeKeys, type ClaimRequest, type Claimed, type ForkRequest, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter, type WorkflowRow, type Write, type WriteResult,
 } from "../store.js";
 import { PgConnection, RECONNECT_SLACK_MS, transaction } from "./connection.js";
 import { storeSql, type StoreSql } from "./queries.js";
 import { claimedRows, claimTokenOf, newClaimToken, takenBefore } from "./claims.js";
-import { applyBatch, isStreamConflict, packPayloads, writeSql, type WriteSql } from "./writes.js";
+import { applyBatch, isStreamConflict, packKeys, writeSql, type WriteSql } from "./writes.js";
 
 /** Serializes migrations across processes and schemas ("duro" in ASCII). */
 const MIGRATION_LOCK = 0x6475726f;
@@ -204,7 +204,7 @@ export class PostgresStore implements Store {
         };
         const params = workflowParams(row, null, (b) => b);
         const record = Object.fromEntries(WORKFLOW_COLUMNS.map((column, i) => [column, params[i]]));
-        const payloads = packPayloads([{ kind: "insertWorkflow", row, ownerToken: "" }]);
+        const payloads = packKeys(forkWakeKeys(row));
         const forked = await client.query({
           name: "duro_fork",
           text: this.sql.fork,

@@ -250,11 +250,14 @@ export const isStreamConflict = (error: unknown) =>
   (error as { code?: string; constraint?: string })?.code === "23505" && (error as { constraint?: string }).constraint === "streams_pkey";
 
 /** The batch's wake keys, deduplicated and packed into NOTIFY payloads joined by "\n". */
-export function packPayloads(batch: Write[]): string[] {
+export const packPayloads = (batch: Write[]): string[] => packKeys(batch.flatMap(wakeKeysOf));
+
+/** Wake keys, deduplicated and packed into NOTIFY payloads joined by "\n". */
+export function packKeys(keys: string[]): string[] {
   const payloads: string[] = [];
   let current = "";
   let bytes = 0;
-  for (const key of new Set(batch.flatMap(wakeKeysOf))) {
+  for (const key of new Set(keys)) {
     const size = Buffer.byteLength(key);
     // A key too long to send goes as an empty payload, which listeners read as "re-check everything".
     if (size > MAX_PAYLOAD_BYTES) {

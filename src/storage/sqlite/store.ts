@@ -18,13 +18,13 @@ import {
   isClaimed, listWorkflowsQuery, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams,
 } from "../sql.js";
 import {
-  wakeKeysOf, WRITE_ORDER, type Claimed, type ClaimRequest, type ForkRequest, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter,
+  forkWakeKeys, wakeKeysOf, WRITE_ORDER, type Claimed, type ClaimRequest, type ForkRequest, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter,
   type WorkflowRow, type Write, type WriteResult,
 } from "../store.js";
 
 const bool = (b: boolean) => (b ? 1 : 0);
 /** The wake keys of workflows whose status changed (and of their queues), as PostgreSQL's notifyChanged sends them. */
-const changed = (ids: string[], queue = true) => (ids.length ? [...ids.map((id) => `status:${id}`), ...(queue ? ["queue"] : [])] : []);
+const changed = (ids: string[]) => (ids.length ? [...ids.map((id) => `status:${id}`), "queue"] : []);
 
 /** How long a call waits out another process's lock on the file before it fails with DatabaseError (settable for tests). */
 export const busy = { timeoutMs: 10_000 };
@@ -368,7 +368,8 @@ export class SqliteStore implements Store {
           )
           .all({ queue: queueName, version: appVersion, otherQueue: otherVersionsQueue, executor: executorId, now, ids }) as Record<string, unknown>[];
         const resumed = rows.map(toWorkflowRow);
-        this.logWakes(changed(resumed.map((r) => r.workflowId), resumed.some((r) => r.status === "ENQUEUED")));
+        // A row that left its queue for this executor frees a slot too: its queue is told either way.
+        this.logWakes(changed(resumed.map((r) => r.workflowId)));
         return resumed;
       }).immediate());
     });
@@ -398,7 +399,7 @@ export class SqliteStore implements Store {
         s.copyEventHistory.run(id, source.workflowId, startStep);
         s.rebuildEvents.run(id);
         s.copyStreams.run(id, source.workflowId, startStep);
-        this.logWakes(wakeKeysOf({ kind: "insertWorkflow", row, ownerToken: "" }));
+        this.logWakes(forkWakeKeys(row));
         return row;
       }).immediate());
     });
