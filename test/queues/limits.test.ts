@@ -87,6 +87,13 @@ describe.each(backends)("%s", (backend) => {
       expect(tracker.max).toBeLessThanOrEqual(2);
       expect(tracker.starts).toHaveLength(40);
       expect(new Set(tracker.starts.map((s) => s.id)).size).toBe(40);
+      // The recorded times agree: no claim's start precedes the outcome whose slot it took.
+      const statuses = await list[0].duro.listWorkflows({ workflowIds: handles.map((h) => h.workflowId), loadInput: false });
+      const edges = statuses.flatMap((s) => [[s.startedAtEpochMs!, 1], [s.completedAtEpochMs!, -1]]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      let running = 0;
+      let most = 0;
+      for (const [, d] of edges) most = Math.max(most, (running += d));
+      expect(most).toBeLessThanOrEqual(2);
     });
   });
 
