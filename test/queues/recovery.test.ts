@@ -189,13 +189,15 @@ describe.each(backends)("%s", (backend) => {
   });
 
   describe("work of no app version (a client's enqueue or fork)", () => {
+    /** An executor of `appVersion` whose workflow "job" tells where it ran. */
+    const instance = (executorId: string, appVersion: string, executorLeaseSeconds: number) => {
+      const duro = t.duro({ executorId, appVersion, executorLeaseSeconds });
+      duro.registerWorkflow("job", async (x: string) => `${x}@${duro.executorId}`);
+      return duro;
+    };
+
     it("is run by the newest version a live executor runs, as in the reference library; by an older one once the newer is gone", async () => {
-      const instance = (executorId: string, appVersion: string) => {
-        const duro = t.duro({ executorId, appVersion, executorLeaseSeconds: 1 });
-        duro.registerWorkflow("job", async (x: string) => `${x}@${duro.executorId}`);
-        return duro;
-      };
-      const old = instance("old", "v1");
+      const old = instance("old", "v1", 1);
       new WorkflowQueue(old, "q", { pollingIntervalSeconds: 0.1 });
       await old.launch();
       const c = client(t.url);
@@ -203,7 +205,7 @@ describe.each(backends)("%s", (backend) => {
       expect(await before.getResult()).toBe("before@old"); // the only version running
 
       // v2 starts (first seen after v1), without queue "q" for now.
-      const newer = instance("new", "v2");
+      const newer = instance("new", "v2", 1);
       await newer.launch();
       const waiting = await c.enqueue<string>({ workflowName: "job", queueName: "q" }, "waiting");
       const pinned = await c.enqueue<string>({ workflowName: "job", queueName: "q", appVersion: "v1" }, "pinned");
@@ -226,15 +228,10 @@ describe.each(backends)("%s", (backend) => {
     });
 
     it("stops counting a version at once when its executors shut down cleanly, not after their lease", async () => {
-      const instance = (executorId: string, appVersion: string) => {
-        const duro = t.duro({ executorId, appVersion, executorLeaseSeconds: 30 });
-        duro.registerWorkflow("job", async (x: string) => `${x}@${duro.executorId}`);
-        return duro;
-      };
-      const old = instance("old", "v1");
+      const old = instance("old", "v1", 30);
       new WorkflowQueue(old, "q", { pollingIntervalSeconds: 0.1 });
       await old.launch();
-      const newer = instance("new", "v2"); // without queue "q": work of no version waits while it runs
+      const newer = instance("new", "v2", 30); // without queue "q": work of no version waits while it runs
       await newer.launch();
       const c = client(t.url);
       const waiting = await c.enqueue<string>({ workflowName: "job", queueName: "q" }, "waiting");
@@ -245,7 +242,7 @@ describe.each(backends)("%s", (backend) => {
       expect(await waiting.getResult()).toBe("waiting@old");
       expect(performance.now() - shutAt).toBeLessThan(5_000); // the lease is 30 s
       // A launch after that counts the version again.
-      const back = instance("new", "v2");
+      const back = instance("new", "v2", 30);
       await back.launch();
       const next = await c.enqueue<string>({ workflowName: "job", queueName: "q" }, "next");
       await sleep(300);
