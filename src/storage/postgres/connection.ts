@@ -95,14 +95,17 @@ export class PgConnection {
       keepAliveInitialDelayMillis: 10_000,
       application_name: "duro",
       connectionTimeoutMillis: Math.min(options.connectTimeoutSeconds ?? 30, 10) * 1000,
-      idle_in_transaction_session_timeout: Math.ceil(options.idleInTransactionMs ?? 30_000),
     };
+    const idleInTransactionMs = Math.ceil(options.idleInTransactionMs ?? 30_000);
     this.pool = new pg.Pool({ ...this.clientConfig, max: options.poolSize ?? 10 });
     // A connection that dies while idle or checked out must not crash the process; the next
     // query on it fails and is retried.
     this.pool.on("error", () => this.trouble());
     this.pool.on("connect", (client) => {
       client.on("error", () => {});
+      // Set once the session is open, not as a startup parameter, which PgBouncer refuses; queued
+      // ahead of the connection's first query. A failure shows in that query.
+      void client.query(`SET idle_in_transaction_session_timeout = ${idleInTransactionMs}`).catch(() => {});
       this.clients.add(client);
       client.on("end", () => this.clients.delete(client));
       const pid = (client as unknown as { processID?: number }).processID;
