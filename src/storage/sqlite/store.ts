@@ -14,6 +14,7 @@ import { DatabaseError, DuplicateWorkflowError, WorkflowConflictError } from "..
 import { loadMigrations, pendingMigrations } from "../migrations.js";
 import { Checkpointer } from "./checkpointer.js";
 import { placeholders, prepare } from "./statements.js";
+import { changed, WakeLog } from "./wakes.js";
 import {
   isClaimed, listWorkflowsQuery, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams,
 } from "../sql.js";
@@ -23,16 +24,11 @@ import {
 } from "../store.js";
 
 const bool = (b: boolean) => (b ? 1 : 0);
-/** The wake keys of workflows whose status changed (and of their queues), as PostgreSQL's notifyChanged sends them. */
-const changed = (ids: string[]) => (ids.length ? [...ids.map((id) => `status:${id}`), "queue"] : []);
 
 /** How long a call waits out another process's lock on the file before it fails with DatabaseError (settable for tests). */
 export const busy = { timeoutMs: 10_000 };
 /** Of that, how long SQLite itself waits at a time (blocking the event loop); the rest is waited between tries. */
 const BUSY_SLICE_MS = 10;
-/** Wake log entries a writer keeps (it prunes older ones every PRUNE_EVERY entries): a reader this far behind re-checks everything. */
-const WAKE_LOG_KEPT = 4096;
-const PRUNE_EVERY = 1024;
 /** SQLite's "another connection holds the lock". */
 const isLocked = (error: unknown) => /^SQLITE_(BUSY|LOCKED)/.test(String((error as { code?: unknown } | undefined)?.code));
 
@@ -73,12 +69,7 @@ export class SqliteStore implements Store {
   private closed = false;
   private statements?: ReturnType<typeof prepare>;
   private listeners: ((keys: string[] | null) => void)[] = [];
-  private changeTimer?: NodeJS.Timeout;
-  private dataVersion = 0;
-  /** The last wake log entry read, the entries this process wrote past it, and the one the current transaction wrote. */
-  private wakeSeq = 0;
-  private readonly own = new Set<number>();
-  private loggedSeq?: number;
+  private readonly wakes = new WakeLog(() => this.s);
   private checkpointer?: Checkpointer;
 
   constructor(
@@ -133,7 +124,6 @@ export class SqliteStore implements Store {
         if (!isLocked(error)) throw error;
       }
       this.statements = prepare(db);
-      this.dataVersion = db.pragma("data_version", { simple: true }) as number;
     } catch (error) {
       db?.close();
       if (error instanceof DatabaseError) throw error;
@@ -153,7 +143,7 @@ export class SqliteStore implements Store {
   private async guard<T>(fn: () => T): Promise<T> {
     const deadline = Date.now() + busy.timeoutMs;
     for (let pause = 1; ; pause = Math.min(pause * 2, 20)) {
-      this.loggedSeq = undefined; // of a transaction that rolled back
+      this.wakes.begin();
       try {
         return fn();
       } catch (error) {
@@ -196,9 +186,9 @@ export class SqliteStore implements Store {
             throw new DuplicateWorkflowError(write.row.queueName ?? "", write.row.deduplicationId ?? "");
           }
         }
-        this.logWakes(batch.flatMap(wakeKeysOf));
+        this.wakes.log(batch.flatMap(wakeKeysOf));
       }).immediate();
-      return this.committed(results);
+      return this.wakes.committed(results);
     });
   }
 
@@ -291,7 +281,7 @@ export class SqliteStore implements Store {
   async recoverPending({ executorId, appVersion, maxRecoveryAttempts, now, leaseMs }: RecoverRequest) {
     return this.guard(() => {
       const s = this.s;
-      return this.committed(this.conn.transaction(() => {
+      return this.wakes.committed(this.conn.transaction(() => {
         const taken = leaseMs === undefined ? s.countAttempt.all(now, executorId, appVersion) : s.takeOver.all(executorId, now, appVersion, executorId, now - leaseMs);
         const rows = (taken as Record<string, unknown>[]).map(toWorkflowRow);
         const recovered: WorkflowRow[] = [];
@@ -302,7 +292,7 @@ export class SqliteStore implements Store {
             deadLettered.push(row.workflowId);
           } else recovered.push(row);
         }
-        this.logWakes(changed(deadLettered));
+        this.wakes.log(changed(deadLettered));
         return { recovered, deadLettered };
       }).immediate());
     });
@@ -337,9 +327,9 @@ export class SqliteStore implements Store {
   async cancelWorkflows(workflowIds: string[], now: number, withChildren: boolean): Promise<string[]> {
     return this.guard(() => {
       const params = { ids: JSON.stringify(workflowIds), now, withChildren: bool(withChildren) };
-      return this.committed(this.conn.transaction(() => {
+      return this.wakes.committed(this.conn.transaction(() => {
         const ids = (this.s.cancel.all(params) as { workflow_id: string }[]).map((r) => r.workflow_id);
-        this.logWakes(changed(ids));
+        this.wakes.log(changed(ids));
         return ids;
       }).immediate());
     });
@@ -348,7 +338,7 @@ export class SqliteStore implements Store {
   async resumeWorkflows(workflowIds: string[], { queueName, executorId, now, appVersion, otherVersionsQueue }: ResumeOptions) {
     return this.guard(() => {
       const db = this.conn;
-      return this.committed(db.transaction(() => {
+      return this.wakes.committed(db.transaction(() => {
         const ids = JSON.stringify(workflowIds);
         const found = (db.prepare(`SELECT COUNT(*) AS n FROM workflow_status WHERE workflow_id IN (SELECT value FROM json_each(?))`).get(ids) as { n: number }).n;
         if (found !== new Set(workflowIds).size) return null;
@@ -369,7 +359,7 @@ export class SqliteStore implements Store {
           .all({ queue: queueName, version: appVersion, otherQueue: otherVersionsQueue, executor: executorId, now, ids }) as Record<string, unknown>[];
         const resumed = rows.map(toWorkflowRow);
         // A row that left its queue for this executor frees a slot too: its queue is told either way.
-        this.logWakes(changed(resumed.map((r) => r.workflowId)));
+        this.wakes.log(changed(resumed.map((r) => r.workflowId)));
         return resumed;
       }).immediate());
     });
@@ -378,7 +368,7 @@ export class SqliteStore implements Store {
   async forkWorkflow(request: ForkRequest): Promise<WorkflowRow | null> {
     return this.guard(() => {
       const s = this.s;
-      return this.committed(this.conn.transaction(() => {
+      return this.wakes.committed(this.conn.transaction(() => {
         const original = s.workflow.get(request.workflowId) as Record<string, unknown> | undefined;
         if (!original) return null;
         const source = toWorkflowRow(original);
@@ -399,7 +389,7 @@ export class SqliteStore implements Store {
         s.copyEventHistory.run(id, source.workflowId, startStep);
         s.rebuildEvents.run(id);
         s.copyStreams.run(id, source.workflowId, startStep);
-        this.logWakes(forkWakeKeys(row));
+        this.wakes.log(forkWakeKeys(row));
         return row;
       }).immediate());
     });
@@ -407,9 +397,9 @@ export class SqliteStore implements Store {
 
   async setWorkflowDelay(workflowId: string, delayUntilEpochMs: number, now: number): Promise<string | null> {
     return this.guard(() => {
-      return this.committed(this.conn.transaction(() => {
+      return this.wakes.committed(this.conn.transaction(() => {
         const row = this.s.setDelay.get(delayUntilEpochMs, now, workflowId) as { queue_name: string } | undefined;
-        this.logWakes(row ? [`due:${delayUntilEpochMs}:${row.queue_name}`] : []);
+        this.wakes.log(row ? [`due:${delayUntilEpochMs}:${row.queue_name}`] : []);
         return row?.queue_name ?? null;
       }).immediate());
     });
@@ -490,76 +480,17 @@ export class SqliteStore implements Store {
 
   onExternalChange(listener: (keys: string[] | null) => void): void {
     this.listeners.push(listener);
-    if (this.changeTimer || !this.db) return;
-    // Told from here on: what was logged before is not this process's concern.
-    this.wakeSeq = (this.s.lastWake.get() as { seq: number }).seq;
-    this.dataVersion = this.db.pragma("data_version", { simple: true }) as number;
-    this.changeTimer = setInterval(() => {
-      if (!this.db) return;
-      const version = this.db.pragma("data_version", { simple: true }) as number;
-      if (version === this.dataVersion) return;
-      this.dataVersion = version;
-      const keys = this.readWakes();
-      if (keys?.length === 0) return; // commits that woke nothing (steps' records, claims, heartbeats log nothing)
+    if (this.wakes.watching || !this.db) return;
+    this.wakes.watch(this.db, this.options.changePollMs ?? 5, (keys) => {
       for (const l of this.listeners) l(keys);
-    }, this.options.changePollMs ?? 5);
-    this.changeTimer.unref();
-  }
-
-  /**
-   * What other processes' commits since the last look may have woken, from the wake log; null
-   * (re-check everything) when entries were pruned before this process looked. A change with no
-   * new entry is no news: `data_version` also changes when another process starts the WAL file
-   * over, before its commit lands (a writer that does not log, another tool or an older duro, is
-   * seen by the safety poll).
-   */
-  private readWakes(): string[] | null {
-    let rows: { seq: number; keys: string }[];
-    try {
-      rows = this.s.wakesSince.all(this.wakeSeq) as { seq: number; keys: string }[];
-    } catch {
-      return null;
-    }
-    if (!rows.length) return [];
-    const missed = rows[0].seq !== this.wakeSeq + 1;
-    this.wakeSeq = rows[rows.length - 1].seq;
-    if (missed) {
-      this.own.clear();
-      return null;
-    }
-    const keys = new Set<string>();
-    for (const row of rows) {
-      if (this.own.delete(row.seq)) continue;
-      for (const key of row.keys.split("\n")) keys.add(key);
-    }
-    return [...keys];
-  }
-
-  /** Appends what this write transaction may have woken, if anything, to the wake log (inside the transaction). */
-  private logWakes(keys: Iterable<string>): void {
-    const joined = [...new Set(keys)].join("\n");
-    if (!joined) return;
-    const seq = Number(this.s.logWake.run(joined).lastInsertRowid);
-    if (seq % PRUNE_EVERY === 0) this.s.pruneWakes.run(seq - WAKE_LOG_KEPT);
-    this.loggedSeq = seq;
-  }
-
-  /** After the commit of a transaction that logged: this process's own entry is not news to it. */
-  private committed<T>(result: T): T {
-    const seq = this.loggedSeq;
-    this.loggedSeq = undefined;
-    if (seq === undefined || !this.changeTimer) return result;
-    if (seq === this.wakeSeq + 1) this.wakeSeq = seq;
-    else this.own.add(seq);
-    return result;
+    });
   }
 
   async close(): Promise<void> {
     this.closed = true;
     await this.checkpointer?.close();
     this.checkpointer = undefined;
-    clearInterval(this.changeTimer);
-    this.changeTimer = undefined;
+    this.wakes.stop();
     this.listeners = [];
     this.db?.close();
     this.db = undefined;
