@@ -13,7 +13,8 @@ import {
 import { PgConnection, RECONNECT_SLACK_MS, transaction } from "./connection.js";
 import { storeSql, type StoreSql } from "./queries.js";
 import { claimedRows, claimTokenOf, newClaimToken, takenBefore } from "./claims.js";
-import { applyBatch, isStreamConflict, packKeys, writeSql, type WriteSql } from "./writes.js";
+import { applyBatch, isStreamConflict, packKeys } from "./writes.js";
+import { writeSql, type WriteSql } from "./write-sql.js";
 
 /** Serializes migrations across processes and schemas ("duro" in ASCII). */
 const MIGRATION_LOCK = 0x6475726f;
