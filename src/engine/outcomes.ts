@@ -92,6 +92,11 @@ export class Outcomes {
     }
   }
 
+  /** Whether this process saw the workflow finish (no read). */
+  knows(workflowId: string): boolean {
+    return this.recent.has(workflowId);
+  }
+
   /** Whether the workflow has finished, as wait's first look finds it (no read if this process knows). */
   async finished(workflowId: string): Promise<boolean> {
     if (this.recent.get(workflowId)) return true;

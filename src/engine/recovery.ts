@@ -97,6 +97,9 @@ export class Recovery {
     if (previous) await engine.runEnds.get(workflowId); // a stopped run must end before the next one starts
     const loaded = await engine.store.loadWorkflow(workflowId);
     if (!loaded || loaded.workflow.status !== "PENDING" || loaded.workflow.executorId !== engine.executorId) return;
+    // Another run here began and finished while the row was read (resume and a stopped run's
+    // hand-over both look): the row read is stale, and the workflow must not run again.
+    if (engine.outcomes.knows(workflowId)) return;
     const workflow = engine.workflows.get(loaded.workflow.name);
     if (!workflow) {
       engine.logger.warn(`Workflow ${workflowId} runs "${loaded.workflow.name}", which is not registered here; it stays PENDING.`);

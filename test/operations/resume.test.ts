@@ -352,6 +352,26 @@ describe.each(backends)("%s", (backend) => {
     expect(await first.getResult()).toBe("first");
   });
 
+  it("a row read while another run here began and finished (a resume racing a stopped run's hand-over) runs nothing again", async () => {
+    const duro = t.duro();
+    let bodies = 0;
+    const step = duro.registerStep("step", async () => ++bodies);
+    const once = duro.registerWorkflow("once", async () => step());
+    await duro.launch();
+    expect(await once.with({ workflowId: "done" })()).toBe(1);
+    // The hand-over's read was sent while the workflow still ran, and answers after it finished here.
+    const store = duro.engine.store;
+    const load = store.loadWorkflow.bind(store);
+    store.loadWorkflow = async (id) => {
+      const loaded = (await load(id))!;
+      return { workflow: { ...loaded.workflow, status: "PENDING", output: null, completedAt: null }, operations: [] };
+    };
+    await duro.engine.recovery.resumeHere("done");
+    await waitFor(() => !duro.engine.running.has("done"), 5_000, "any run to end");
+    expect(bodies).toBe(1);
+    store.loadWorkflow = load;
+  });
+
   it("resumeWorkflows resumes several at once", async () => {
     const duro = t.duro();
     let runs = 0;

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { WorkflowQueue, type Duro } from "../../src/index.js";
-import { backends, crash, range, sleep, useClients, useDuro, waitFor } from "../helpers.js";
+import { backends, crash, range, rawQuery, sleep, useClients, useDuro, waitFor } from "../helpers.js";
 import { Tracker } from "./support.js";
 
 describe.each(backends)("%s", (backend) => {
@@ -222,6 +222,9 @@ describe.each(backends)("%s", (backend) => {
       // out, v1 is the newest version running.
       newer.engine.recovery.stop();
       for (const queue of newer.engine.queues.values()) queue.stop();
+      // Enqueued once v2's lease has run out, so that no claim v2 had under way can take it.
+      const beat = async () => Number((await rawQuery(t.url, "SELECT heartbeat_at FROM executors WHERE executor_id = 'new'"))[0].heartbeat_at);
+      await waitFor(async () => Date.now() - (await beat()) > 1_000, 5_000, "v2's lease to run out");
       const after = await c.enqueue<string>({ workflowName: "job", queueName: "q" }, "after");
       expect(await after.getResult()).toBe("after@old");
       expect((await after.getStatus())!.appVersion).toBe("v1");
