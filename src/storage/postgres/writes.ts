@@ -1,7 +1,8 @@
 /**
  * Batch writes for PostgreSQL (their SQL is in write-sql.ts). Round trips are the cost, so each
  * kind present in a batch is one multi-row statement over `unnest`ed arrays (recv: one per
- * write, since each takes a message the previous one may have taken). Rows a statement refused are read back only when there are any.
+ * write, since each takes a message the previous one may have taken). Rows a statement refused
+ * are read back only when there are any.
  *
  * Every main statement also carries the batch's NOTIFY (`$1` channel, `$2` payloads): the first
  * one sent gets the payloads, the rest an empty array. So a batch of one kind is a single
