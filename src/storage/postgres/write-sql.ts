@@ -66,7 +66,6 @@ export function writeSql(schema: string) {
         FROM ${rowsOf(COMPLETE_COLUMNS, [...COMPLETE_COLUMNS.slice(0, -1), "owner"], first)} AS i
         WHERE ${owned("w", "i.workflow_id", "i.owner")}
         RETURNING w.workflow_id)`;
-  const done = doneAt(3);
   const REC_COLUMNS = [...OPERATION_COLUMNS, "executor_id"];
   // Records from `$3`: CTE `ins` inserts them (those of a workflow still PENDING on the writer) from `rec`.
   const records = `rec AS (SELECT * FROM ${rowsOf(REC_COLUMNS, [...OPERATION_COLUMNS, "owner"], 3)} AS i),
@@ -83,8 +82,17 @@ export function writeSql(schema: string) {
     return claimFreeSql(schema, { queue, now, max, names, version, executor, token, liveSince });
   };
   const claimAlone = claimParts(3);
-  const claimAfterCompletions = claimParts(4 + 2 * COMPLETE_COLUMNS.length);
-  const claimAfterRecords = claimParts(afterRecords + 1 + 2 * COMPLETE_COLUMNS.length);
+  /**
+   * Outcomes (CTE `done`), after the step records of other workflows if `withRecords` (a
+   * workflow's outcome follows its last record's commit), then perhaps a claim for the slots the
+   * outcomes free: the mix a busy executor commits most, in one statement.
+   */
+  const outcomes = (withRecords: boolean, withClaim: boolean) => {
+    const first = withRecords ? afterRecords : 3;
+    const claim = withClaim ? claimParts(first + 1 + 2 * COMPLETE_COLUMNS.length) : undefined;
+    return `WITH ${NOTIFIED}${withRecords ? `, ${records}` : ""}, ${doneAt(first)}${claim ? `, ${claim.ctes}` : ""}
+      SELECT ${COUNT_NOTIFIED}${withRecords ? `, ${INSERTED}` : ""}, (SELECT json_agg(workflow_id) FROM done) AS done${claim ? `, ${claim.results}` : ""}`;
+  };
   return {
     // One-row statements ($2: the batch's one NOTIFY payload).
     insertOne: `WITH notified AS (SELECT pg_notify($1, $2))
@@ -111,12 +119,10 @@ export function writeSql(schema: string) {
     workflowsById: `SELECT ${wfCols} FROM ${ws} WHERE workflow_id = ANY($1::text[])`,
     pendingOwners: `SELECT workflow_id, executor_id FROM ${ws} WHERE workflow_id = ANY($1::text[]) AND status = 'PENDING'`,
     recordOperations: `WITH ${NOTIFIED}, ${records} SELECT ${COUNT_NOTIFIED}, ${INSERTED}`,
-    // Records and outcomes (of other workflows: a workflow's outcome follows its last record's
-    // commit), then perhaps a claim for the slots the outcomes free, in one statement.
-    recordAndComplete: `WITH ${NOTIFIED}, ${records}, ${doneAt(afterRecords)}
-      SELECT ${COUNT_NOTIFIED}, ${INSERTED}, (SELECT json_agg(workflow_id) FROM done) AS done`,
-    recordCompleteAndClaim: `WITH ${NOTIFIED}, ${records}, ${doneAt(afterRecords)}, ${claimAfterRecords.ctes}
-      SELECT ${COUNT_NOTIFIED}, ${INSERTED}, (SELECT json_agg(workflow_id) FROM done) AS done, ${claimAfterRecords.results}`,
+    completeWorkflows: outcomes(false, false),
+    completeAndClaim: outcomes(false, true),
+    recordAndComplete: outcomes(true, false),
+    recordCompleteAndClaim: outcomes(true, true),
     operationsByKey: `SELECT ${opCols} FROM ${ops} WHERE (workflow_id, function_id) IN (SELECT * FROM unnest($1::text[], $2::int[]))`,
     sends: `WITH ${NOTIFIED},
       i AS (
@@ -184,10 +190,6 @@ export function writeSql(schema: string) {
         SELECT ord, done AS "offset" FROM i WHERE done IS NOT NULL
         UNION ALL SELECT ord, "offset" FROM appended
         UNION ALL SELECT p.ord, a."offset" FROM pending p JOIN appended a ON a.ord = p.first WHERE p.once AND p.ord <> p.first) r) AS offsets`,
-    completeWorkflows: `WITH ${NOTIFIED}, ${done} SELECT ${COUNT_NOTIFIED}, (SELECT json_agg(workflow_id) FROM done) AS rows`,
-    // Completions, then a claim for the slots they free ($16…), in one statement (see applyBatch).
-    completeAndClaim: `WITH ${NOTIFIED}, ${done}, ${claimAfterCompletions.ctes}
-      SELECT ${COUNT_NOTIFIED}, (SELECT json_agg(workflow_id) FROM done) AS rows, ${claimAfterCompletions.results}`,
     // A claim in a batch of other kinds ($1, $2: the NOTIFY, sent by the batch's first statement).
     claimInBatch: `WITH ${NOTIFIED}, ${claimAlone.ctes} SELECT ${COUNT_NOTIFIED}, ${claimAlone.results}`,
     claimedBy: claimedBySql(schema),

@@ -121,29 +121,31 @@ export async function applyBatch(
   const one = async (name: "insertOne" | "insertClaimOne" | "recordOne" | "completeOne", values: unknown[]) =>
     read(name, name === "recordOne" ? values : [channel, payloads[0] ?? "", ...values]);
 
-  // Completions and one claim: a single statement claims the slots the completions free.
-  const joint = groups.size === 2 && groups.has("completeWorkflow") && groups.get("claimQueued")?.length === 1;
-  // Records and completions (and perhaps one claim): a single statement too.
-  const combined = !lone && groups.has("recordOperation") && groups.has("completeWorkflow") && !of("recordOperation")!.some(({ w }) => w.afterCancel) &&
-    (groups.size === 2 || (groups.size === 3 && groups.get("claimQueued")?.length === 1));
-  let combinedDone: Set<string> | undefined;
+  // Outcomes, with other workflows' records and one claim riding along: a single statement, which
+  // claims the slots the outcomes free. Records written after a cancel take their own statement.
+  const riding = (kind: Kind) =>
+    kind === "completeWorkflow" || (kind === "recordOperation" && !of(kind)!.some(({ w }) => w.afterCancel)) || (kind === "claimQueued" && of(kind)!.length === 1);
+  const combined = !lone && groups.has("completeWorkflow") && [...groups.keys()].every(riding);
+  let outcomesDone: Set<string> | undefined;
   // UPDATE … FROM applies an arbitrary one of several rows for a target: only the first completion of each workflow is sent.
   const firstCompletions = (items: Item<"completeWorkflow">[]) => {
     const first = new Map<string, Item<"completeWorkflow">>();
     for (const item of items) if (!first.has(item.w.workflowId)) first.set(item.w.workflowId, item);
     return first;
   };
-  const completionRows = (sent: Item<"completeWorkflow">[]) =>
-    columnsOf(sent.map(({ w }) => [w.workflowId, w.status, w.output, w.error, w.completedAt, w.executorId]), COMPLETE_COLUMNS.length);
-  const recordAndComplete = async (recordParams: unknown[][]) => {
+  /** The combined statement, with the records' parameters if there are any. */
+  const outcomes = async (recordParams?: unknown[][]) => {
     const claim = of("claimQueued")?.[0];
     const before = claim && again ? await takenBefore(client, sql, claimTokenOf(claim.w.request), claim.w.request.executorId) : [];
-    const back = await main(claim ? "recordCompleteAndClaim" : "recordAndComplete", [
-      ...columnsOf(recordParams, OPERATION_COLUMNS.length + 1), ...completionRows([...firstCompletions(of("completeWorkflow")!).values()]),
+    const name = recordParams ? (claim ? "recordCompleteAndClaim" : "recordAndComplete") : claim ? "completeAndClaim" : "completeWorkflows";
+    const completions = [...firstCompletions(of("completeWorkflow")!).values()].map(({ w }) =>
+      [w.workflowId, w.status, w.output, w.error, w.completedAt, w.executorId]);
+    const back = await main(name, [
+      ...(recordParams ? columnsOf(recordParams, OPERATION_COLUMNS.length + 1) : []), ...columnsOf(completions, COMPLETE_COLUMNS.length),
       ...(claim ? claimParams(claim.w.request, claim.w.request.max - before.length) : []),
     ]);
     if (claim) results[claim.i] = claimedOf(back, claim.w.request.max, before);
-    combinedDone = new Set(back.done ?? []);
+    outcomesDone = new Set(back.done ?? []);
     return back;
   };
   const apply: { [K in Kind]: (items: Item<K>[]) => Promise<void> } = {
@@ -203,7 +205,7 @@ export async function applyBatch(
       const params = items.map(({ w }) => [...operationParams(w.op), w.executorId]);
       const back = lone && items.length === 1
         ? { inserted: (await one("recordOne", params[0])).length }
-        : combined ? await recordAndComplete(params) : await main("recordOperations", columnsOf(params, OPERATION_COLUMNS.length + 1));
+        : combined ? await outcomes(params) : await main("recordOperations", columnsOf(params, OPERATION_COLUMNS.length + 1));
       if (back.inserted === items.length) {
         for (const { i } of items) results[i] = { kind: "recordOperation", recorded: true };
         return;
@@ -281,24 +283,13 @@ export async function applyBatch(
 
     async completeWorkflow(items) {
       const first = firstCompletions(items);
-      const sent = [...first.values()].map(({ w }) => w);
-      const rows = () => completionRows([...first.values()]);
-      let done: Set<string>;
-      if (combinedDone) done = combinedDone;
-      else if (lone) {
-        const [w] = sent;
-        done = new Set((await one("completeOne", [w.workflowId, w.status, w.output, w.error, w.completedAt, w.executorId])).length ? [w.workflowId] : []);
-      } else if (joint) {
-        const [{ i, w }] = of("claimQueued")!;
-        const before = again ? await takenBefore(client, sql, claimTokenOf(w.request), w.request.executorId) : [];
-        const back = await main("completeAndClaim", [
-          ...rows(), ...claimParams(w.request, w.request.max - before.length),
-        ]);
-        results[i] = claimedOf(back, w.request.max, before);
-        done = new Set(back.rows ?? []);
-      } else done = new Set((await main("completeWorkflows", rows())).rows ?? []);
+      if (!outcomesDone && lone) {
+        const { w } = items[0];
+        const back = await one("completeOne", [w.workflowId, w.status, w.output, w.error, w.completedAt, w.executorId]);
+        outcomesDone = new Set(back.length ? [w.workflowId] : []);
+      } else if (!outcomesDone) await outcomes();
       for (const item of items) {
-        results[item.i] = { kind: "completeWorkflow", completed: first.get(item.w.workflowId) === item && done.has(item.w.workflowId) };
+        results[item.i] = { kind: "completeWorkflow", completed: first.get(item.w.workflowId) === item && outcomesDone!.has(item.w.workflowId) };
       }
     },
   };
@@ -324,7 +315,7 @@ export async function applyBatch(
   };
   // One statement commits on its own; reading back refused rows afterwards sees what it would
   // have seen inside a transaction (read committed).
-  const oneStatement = joint || combined || (kinds.length === 1 && !(kinds[0] === "recv" && of("recv")!.length > 1));
+  const oneStatement = combined || (kinds.length === 1 && !(kinds[0] === "recv" && of("recv")!.length > 1));
   if (oneStatement && !(allOrNothing && batch.length > 1)) await run();
   else if (oneStatement && kinds[0] === "insertWorkflow") {
     // A batch enqueue, all or nothing, in one statement that fails if any row is refused; only
