@@ -262,6 +262,7 @@ export class Recovery {
       if (now - this.onTimeSince < this.trustAfterMs) return;
       const { recovered, deadLettered } = await engine.store.recoverPending({
         executorId: engine.executorId, appVersion: engine.appVersion, maxRecoveryAttempts: engine.maxRecoveryAttempts, now, leaseMs,
+        workflowNames: [...engine.workflows.keys()],
       });
       this.deadLettered(deadLettered);
       for (const row of recovered) {

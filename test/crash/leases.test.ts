@@ -137,6 +137,54 @@ describe.each(backends)("%s", (backend) => {
   });
 });
 
+describe.each(backends)("%s: who takes over", (backend) => {
+  const t = useDuro(backend);
+
+  /** An executor whose workflows in `names` wait in recv and tell where they finished. */
+  const waiter = (executorId: string, appVersion: string, names: string[]) => {
+    const duro = t.duro({ executorId, appVersion, executorLeaseSeconds: LEASE_MS / 1000 });
+    const workflows = names.map((name) => duro.registerWorkflow(name, async () => `${name}:${await duro.recv<string>("go", 60)}@${duro.executorId}`));
+    return { duro, workflows };
+  };
+  const finish = async (duro: Duro, id: string) => {
+    await duro.send(id, "go", "go");
+    return (await duro.retrieveWorkflow<string>(id)).getResult();
+  };
+
+  it("a takeover adopts only the workflows the taker registers; the rest wait for an executor that knows them", async () => {
+    const a = waiter("exec-a", "v1", ["common", "special"]);
+    const b = waiter("exec-b", "v1", ["common"]);
+    await Promise.all([a.duro.launch(), b.duro.launch()]);
+    await a.duro.startWorkflow(a.workflows[0].with({ workflowId: "c" }));
+    await a.duro.startWorkflow(a.workflows[1].with({ workflowId: "s" }));
+    await a.duro.shutdown(); // its lease runs out
+    await waitFor(async () => (await b.duro.getWorkflowStatus("c"))?.executorId === "exec-b", 5 * LEASE_MS, "B to take over c");
+    expect(await finish(b.duro, "c")).toBe("common:go@exec-b");
+    await sleep(LEASE_MS); // two more of B's takeover rounds
+    expect((await b.duro.getWorkflowStatus("s"))!).toMatchObject({ status: "PENDING", executorId: "exec-a" });
+    const c = waiter("exec-c", "v1", ["common", "special"]);
+    await c.duro.launch();
+    expect(await finish(c.duro, "s")).toBe("special:go@exec-c");
+  });
+
+  it("an executor restarted under the same ID with another app version leaves its old version's work to a live executor of that version", async () => {
+    const a = waiter("exec-a", "v1", ["job"]);
+    const c = waiter("exec-c", "v1", ["job"]);
+    await Promise.all([a.duro.launch(), c.duro.launch()]);
+    await a.duro.startWorkflow(a.workflows[0].with({ workflowId: "old" }));
+    await a.duro.shutdown();
+    // Back at once with new code, so exec-a's beats never stop: its lease never runs out.
+    const upgraded = waiter("exec-a", "v2", ["job"]);
+    await upgraded.duro.launch();
+    await waitFor(async () => (await c.duro.getWorkflowStatus("old"))?.executorId === "exec-c", 5 * LEASE_MS, "C to take over the v1 workflow");
+    expect(await finish(c.duro, "old")).toBe("job:go@exec-c");
+    // Work of its own version stays with the upgraded executor.
+    await upgraded.duro.startWorkflow(upgraded.workflows[0].with({ workflowId: "new" }));
+    await sleep(LEASE_MS);
+    expect(await finish(upgraded.duro, "new")).toBe("job:go@exec-a");
+  });
+});
+
 /**
  * A database outage as X and Y see it: X's connections are cut (every 300 ms for `cutForMs`,
  * at least once; its retries get through at once), while Y's beats are held for `holdForMs`, as

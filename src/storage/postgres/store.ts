@@ -123,7 +123,7 @@ export class PostgresStore implements Store {
     return (await this.query("listOperations", [workflowId, limit ?? null, offset ?? 0])).map(toOperationRow);
   }
 
-  async recoverPending({ executorId, appVersion, maxRecoveryAttempts, now, leaseMs }: RecoverRequest) {
+  async recoverPending({ executorId, appVersion, maxRecoveryAttempts, now, leaseMs, workflowNames }: RecoverRequest) {
     // Past 2^53 there is no limit worth sending (and Infinity is no bigint).
     const limit = Number.isSafeInteger(maxRecoveryAttempts + 1) ? maxRecoveryAttempts + 1 : null;
     const values = [now, executorId, appVersion, limit, this.conn.channel];
@@ -132,7 +132,7 @@ export class PostgresStore implements Store {
     const { before, row } = await this.conn.run(async (client, again) => {
       const before = again ? (await takenBefore(client, this.writes, token, executorId)).map((r) => r.workflow) : [];
       const name = leaseMs === undefined ? "recoverOwn" : "takeOver";
-      const params: unknown[] = leaseMs === undefined ? [...values, token] : [...values, now - leaseMs, token];
+      const params: unknown[] = leaseMs === undefined ? [...values, token] : [...values, now - leaseMs, token, workflowNames ?? []];
       const { rows } = await client.query({ name: `duro_${name}`, text: this.sql[name], values: params });
       return { before, row: rows[0] };
     });

@@ -278,11 +278,11 @@ export class SqliteStore implements Store {
     });
   }
 
-  async recoverPending({ executorId, appVersion, maxRecoveryAttempts, now, leaseMs }: RecoverRequest) {
+  async recoverPending({ executorId, appVersion, maxRecoveryAttempts, now, leaseMs, workflowNames }: RecoverRequest) {
     return this.guard(() => {
       const s = this.s;
       return this.wakes.committed(this.conn.transaction(() => {
-        const taken = leaseMs === undefined ? s.countAttempt.all(now, executorId, appVersion) : s.takeOver.all(executorId, now, appVersion, executorId, now - leaseMs);
+        const taken = leaseMs === undefined ? s.countAttempt.all(now, executorId, appVersion) : s.takeOver.all(executorId, now, appVersion, executorId, JSON.stringify(workflowNames ?? []), now - leaseMs);
         const rows = (taken as Record<string, unknown>[]).map(toWorkflowRow);
         const recovered: WorkflowRow[] = [];
         const deadLettered: string[] = [];
