@@ -3,13 +3,14 @@
  * the ID `sched:<name>:<ISO time>`; every executor runs the same timers, and because a workflow
  * ID is an idempotency key, each tick runs exactly once across all of them. Ticks missed while
  * every executor was down are skipped unless `catchUp` is set, which starts each missed tick
- * (after the last one recorded) at launch. A tick whose start fails because the database cannot
+ * (after the last one recorded; the latest MAX_CATCH_UP of them) at launch. A tick whose start fails because the database cannot
  * be reached is started once it answers. Cron parsing is croner's (5 fields, or 6 with seconds).
  */
 import { Cron } from "croner";
 import { DatabaseError, InvalidArgumentError } from "../errors.js";
 import type { ScheduleOptions } from "../types.js";
 import type { Engine } from "./engine.js";
+import { checkText } from "./operations.js";
 import { optionalBoolean } from "./queues.js";
 import { queueOf, start } from "./start.js";
 
@@ -33,6 +34,7 @@ export class Schedule {
     readonly options: ScheduleOptions,
   ) {
     if (typeof name !== "string" || name === "" || name.includes(":")) throw new InvalidArgumentError("A schedule needs a non-empty name without ':'.");
+    checkText("A schedule's name", name);
     // croner also takes a seventh field (years); duro's expressions are 5 fields, or 6 with seconds.
     const fields = typeof expression === "string" ? expression.trim().split(/\s+/).length : 0;
     if (options.timezone !== undefined && (typeof options.timezone !== "string" || options.timezone.trim() === "")) {
@@ -69,8 +71,17 @@ export class Schedule {
     if (this.options.catchUp) {
       const [last] = await this.engine.store.listWorkflows({ workflowIdPrefix: [`sched:${this.name}:`], sortDesc: true, limit: 1, loadInput: false, loadOutput: false });
       if (last) {
-        const missed = this.cron.nextRuns(MAX_CATCH_UP, new Date(Date.parse(last.workflowId.slice(`sched:${this.name}:`.length))));
-        for (const tick of missed) if (tick.getTime() <= Date.now()) await this.fire(tick.getTime());
+        const lastTick = Date.parse(last.workflowId.slice(`sched:${this.name}:`.length));
+        // The latest MAX_CATCH_UP missed ticks, oldest first; one more tells whether any older one is left out.
+        const missed = this.cron.previousRuns(MAX_CATCH_UP + 1, new Date()).map((tick) => tick.getTime()).filter((tick) => tick > lastTick).reverse();
+        if (missed.length > MAX_CATCH_UP) {
+          missed.shift();
+          this.engine.logger.warn(
+            `Schedule "${this.name}" missed more than ${MAX_CATCH_UP} ticks since ${new Date(lastTick).toISOString()}: ` +
+              `catching up on the latest ${MAX_CATCH_UP}, from ${new Date(missed[0]).toISOString()}; the older ones are skipped.`,
+          );
+        }
+        for (const tick of missed) await this.fire(tick);
       }
       from = new Date();
     }

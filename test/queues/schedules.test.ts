@@ -1,7 +1,7 @@
 /** Cron schedules: each tick runs exactly once across executors; missed ticks only with catchUp. */
 import { describe, expect, it } from "vitest";
 import { InvalidArgumentError, WorkflowQueue, type Duro } from "../../src/index.js";
-import { backends, sleep, useDuro, waitFor } from "../helpers.js";
+import { backends, quietLogger, sleep, useDuro, waitFor } from "../helpers.js";
 
 interface Run {
   executor: string;
@@ -89,6 +89,25 @@ describe.each(backends)("%s", (backend) => {
     for (const r of caught) expect(r.executor).toBe("e3");
   });
 
+  it("catches up on the latest 1,000 missed ticks at most, and says that older ones were skipped", async () => {
+    const warnings: string[] = [];
+    const duro = t.duro({ logger: { ...quietLogger, warn: (message: string) => void warnings.push(message) } });
+    const started: number[] = [];
+    const tick = duro.registerWorkflow("tick", async (at: Date) => void started.push(at.getTime()));
+    await duro.launch();
+    // The last recorded tick was 1,500 s ago.
+    const last = Math.floor(Date.now() / 1000) * 1000 - 1_500_000;
+    await (await duro.startWorkflow(tick.with({ workflowId: `sched:cap:${new Date(last).toISOString()}` }), new Date(last))).getResult();
+    started.length = 0;
+    await duro.schedule("cap", "* * * * * *", tick, { catchUp: true });
+    await waitFor(() => started.length >= 1000, 30_000, "1,000 ticks to be caught up");
+    const caught = [...started].sort((a, b) => a - b).slice(0, 1000);
+    expect(caught.every((at, i) => i === 0 || at === caught[i - 1] + 1000)).toBe(true);
+    expect(caught[999]).toBeGreaterThan(Date.now() - 5_000); // the latest ones, not the oldest
+    expect(caught[0]).toBeGreaterThan(last + 400_000);
+    expect(warnings.filter((w) => w.includes("missed more than 1000 ticks"))).toHaveLength(1);
+  });
+
   it("enqueues each tick on a queue when given queueName", async () => {
     const runs: Run[] = [];
     const duro = await executor("e1", runs, "queued", { queueName: "ticks" });
@@ -126,7 +145,7 @@ describe.each(backends)("%s", (backend) => {
       await expect(duro.schedule(`bad${Math.random()}`.replace(".", ""), cron, wf), cron).rejects.toThrow(InvalidArgumentError);
     }
     await expect(duro.schedule("five", "* * * * *", wf)).rejects.toThrow(InvalidArgumentError); // name taken
-    await expect(duro.schedule("a:b", "* * * * *", wf)).rejects.toThrow(InvalidArgumentError);
+    for (const name of ["a:b", "a\u0000b", "a\ud800b"]) await expect(duro.schedule(name, "* * * * *", wf), JSON.stringify(name)).rejects.toThrow(InvalidArgumentError);
     await expect(Promise.resolve().then(() => duro.schedule("nowf", "* * * * *", {} as never))).rejects.toThrow(InvalidArgumentError);
     await expect(duro.schedule("zone", "* * * * *", wf, { timezone: "Not/AZone" })).rejects.toThrow(InvalidArgumentError);
     for (const timezone of [5, "", " "] as never[]) await expect(duro.schedule("zone", "* * * * *", wf, { timezone })).rejects.toThrow(InvalidArgumentError);
