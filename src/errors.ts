@@ -45,6 +45,13 @@ export class NonDeterminismError extends DuroError {
     );
   }
 
+  static concurrentRecvs(workflowId: string, functionId: number, topic: string | null): NonDeterminismError {
+    return new NonDeterminismError(workflowId, functionId, "duro.recv", "duro.recv",
+      `Workflow "${workflowId}" called recv on topic ${JSON.stringify(topic)} while another recv of its on that topic was waiting. ` +
+        `Which message each would take depends on timing: receive one message at a time per topic, as in the reference library.`,
+    );
+  }
+
   static concurrentStreamReads(workflowId: string, streamWorkflowId: string, key: string): NonDeterminismError {
     return new NonDeterminismError(workflowId, 0, "duro.readStream", "duro.readStream",
       `Workflow "${workflowId}" read stream "${key}" of workflow "${streamWorkflowId}" while another of its stream reads was waiting. ` +

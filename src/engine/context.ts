@@ -39,6 +39,8 @@ export class WorkflowRun {
   stopped: StopReason | null = null;
   /** A stream read of this run is waiting for its value (see readStream). */
   readingStream = false;
+  /** Topics a recv of this run waits on (one at a time per topic). */
+  readonly receiving = new Set<string>();
 
   constructor(
     readonly workflowId: string,

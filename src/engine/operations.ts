@@ -6,7 +6,7 @@
  * where only a workflow can call them. Streams are in streams.ts.
  */
 import { randomUUID as uuid } from "node:crypto";
-import { InvalidArgumentError, MaxStepRetriesExceededError, NotInWorkflowError, WorkflowNotFoundError } from "../errors.js";
+import { InvalidArgumentError, MaxStepRetriesExceededError, NonDeterminismError, NotInWorkflowError, WorkflowNotFoundError } from "../errors.js";
 import { deserialize, serialize, type SerializationFormat } from "../serialization.js";
 import type { OperationRow, StoredValue } from "../storage/store.js";
 import type { ReturnWhen, StepOptions, ValueOptions, WorkflowHandle } from "../types.js";
@@ -30,6 +30,9 @@ export function checkSeconds(name: string, value: unknown, allowInfinity = false
   }
   return value;
 }
+
+/** A wait's timeout: as in the reference library, one already past (negative) times out at once. */
+const waitSeconds = (value: unknown) => checkSeconds("timeoutSeconds", typeof value === "number" && value < 0 ? 0 : value, true);
 
 /** A lone surrogate: both databases would store U+FFFD instead, so the value could not be found again. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
@@ -321,13 +324,24 @@ export async function send(
 
 export async function recv(engine: Engine, topic: string | null | undefined, timeoutSeconds = 60): Promise<unknown> {
   checkTopic(topic);
-  checkSeconds("timeoutSeconds", timeoutSeconds, true);
+  timeoutSeconds = waitSeconds(timeoutSeconds);
   const run = requireRun("recv");
   const functionId = run.allocate();
   const sleepId = run.allocate();
   const recorded = run.replay(functionId, "duro.recv");
   if (recorded) return replayed(recorded);
   run.checkStopped();
+  const inbox = topic ?? NULL_TOPIC;
+  if (run.receiving.has(inbox)) throw NonDeterminismError.concurrentRecvs(run.workflowId, functionId, topic ?? null);
+  run.receiving.add(inbox);
+  try {
+    return await receive(engine, run, functionId, sleepId, inbox, timeoutSeconds);
+  } finally {
+    run.receiving.delete(inbox);
+  }
+}
+
+async function receive(engine: Engine, run: WorkflowRun, functionId: number, sleepId: number, topic: string, timeoutSeconds: number): Promise<unknown> {
   const startedAt = Date.now();
   const op = operation(run.workflowId, functionId, "duro.recv", { startedAt, completedAt: startedAt });
   // The first look also records the timeout's wake-up time (in the same write).
@@ -336,7 +350,7 @@ export async function recv(engine: Engine, topic: string | null | undefined, tim
   let received: { value: unknown } | undefined;
   const take = async () => {
     const result = await engine.committer.submitOne({
-      kind: "recv", destinationId: run.workflowId, topic: topic ?? NULL_TOPIC, op: { ...op, completedAt: Date.now() }, executorId: engine.executorId, deadline,
+      kind: "recv", destinationId: run.workflowId, topic, op: { ...op, completedAt: Date.now() }, executorId: engine.executorId, deadline,
     });
     deadline = undefined;
     if (result.fenced) recordedBefore(engine, run, { kind: "recordOperation", recorded: false, existing: null });
@@ -377,7 +391,7 @@ export async function setEvent(engine: Engine, key: string, value: unknown, opti
 export async function getEvent(engine: Engine, workflowId: string, key: string, timeoutSeconds = 60): Promise<unknown> {
   checkKey("workflowId", workflowId);
   checkKey("key", key);
-  checkSeconds("timeoutSeconds", timeoutSeconds, true);
+  timeoutSeconds = waitSeconds(timeoutSeconds);
   const run = currentRun();
   let value: StoredValue | null = null;
   const look = async () => (value = await engine.store.getEvent(workflowId, key)) !== null;

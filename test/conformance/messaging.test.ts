@@ -1,6 +1,6 @@
 /** send / recv: FIFO per topic, timeouts (durable), idempotent delivery, typed errors. */
 import { describe, expect, it } from "vitest";
-import { NotInWorkflowError, WorkflowNotFoundError, type Duro } from "../../src/index.js";
+import { InvalidArgumentError, NonDeterminismError, NotInWorkflowError, WorkflowNotFoundError, type Duro } from "../../src/index.js";
 import { backends, crash, gate, hangPoint, since, useDuro, waitFor } from "../helpers.js";
 
 describe.each(backends)("%s", (backend) => {
@@ -75,6 +75,37 @@ describe.each(backends)("%s", (backend) => {
       expect(await handle.getResult()).toBeNull();
       expect(since(start)).toBeGreaterThanOrEqual(280);
       expect(since(start)).toBeLessThan(1500);
+    });
+
+    it("a negative recv or getEvent timeout is one already past, as in the reference library: null at once", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("past", async () => {
+        const first = await duro.recv("t", -5);
+        const event = await duro.getEvent("nobody", "k", -1);
+        return [first, event, await duro.recv("t", -0.5)];
+      });
+      await duro.launch();
+      const start = performance.now();
+      const handle = await duro.startWorkflow(wf.with({ workflowId: "past" }));
+      expect(await handle.getResult()).toEqual([null, null, null]);
+      expect(since(start)).toBeLessThan(1500);
+      expect(await duro.getEvent("nobody", "k", -1)).toBeNull();
+      for (const bad of [Number.NaN, "1" as never]) await expect(duro.getEvent("nobody", "k", bad)).rejects.toBeInstanceOf(InvalidArgumentError);
+    });
+
+    it("a second recv on a topic while one of the workflow's waits there throws NonDeterminismError, as in the reference library; other topics are fine", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("both", async () => {
+        const [a, b] = await Promise.allSettled([duro.recv("t", 5), duro.recv("t", 5)]);
+        const [u, v] = await Promise.all([duro.recv("u", 5), duro.recv("v", 5)]);
+        return [a.status === "fulfilled" ? a.value : "refused", b.status === "rejected" && b.reason instanceof NonDeterminismError ? "refused" : "taken", u, v];
+      });
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf.with({ workflowId: "both" }));
+      await duro.send("both", "first", "t");
+      await duro.send("both", "to-u", "u");
+      await duro.send("both", "to-v", "v");
+      expect(await handle.getResult()).toEqual(["first", "refused", "to-u", "to-v"]);
     });
 
     it("a message of any value, including null, is delivered as sent", async () => {

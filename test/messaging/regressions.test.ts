@@ -1,6 +1,7 @@
+import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { MAX_PAYLOAD_BYTES } from "../../src/serialization.js";
-import { backends, gate, range, sleep, useClients, useDuro, waitFor, within } from "../helpers.js";
+import { backends, gate, range, rawQuery, sleep, useClients, useDuro, waitFor, within } from "../helpers.js";
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);
@@ -147,5 +148,40 @@ describe.each(backends)("%s", (backend) => {
     expect(await handle.getResult()).toBe("hello");
     // Start, first look (with the timeout's record), send, the look that takes it, outcome.
     expect(stats.writes - before).toBe(5);
+  });
+});
+
+describe("postgres", () => {
+  const t = useDuro("postgres");
+
+  it("a recv that finds the oldest message locked (by a concurrent run of its workflow, say) waits for it, then takes it, not a later one", async () => {
+    const duro = t.duro();
+    const go = gate();
+    const wait = duro.registerStep("wait", async () => go.promise);
+    const inbox = duro.registerWorkflow("inbox", async () => {
+      await wait();
+      return [await duro.recv<string>("t", 10), await duro.recv<string>("t", 10)];
+    });
+    await duro.launch();
+    const handle = await duro.startWorkflow(inbox.with({ workflowId: "w" }));
+    await duro.send("w", "m1", "t");
+    await duro.send("w", "m2", "t");
+    const url = new URL(t.url);
+    const schema = url.searchParams.get("schema") ?? "duro";
+    url.searchParams.delete("schema");
+    const locker = new pg.Client({ connectionString: url.toString() });
+    await locker.connect();
+    try {
+      await locker.query("BEGIN");
+      await locker.query(`SELECT seq FROM "${schema}".notifications WHERE destination_id = 'w' ORDER BY seq LIMIT 1 FOR UPDATE`);
+      go.open();
+      const blocked = async () =>
+        Number((await rawQuery(t.url, "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"))[0].n) > 0;
+      await waitFor(blocked, 5000, "the first recv to wait for the lock");
+      await locker.query("ROLLBACK");
+    } finally {
+      await locker.end();
+    }
+    expect(await handle.getResult()).toEqual(["m1", "m2"]);
   });
 });

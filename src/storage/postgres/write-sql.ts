@@ -137,13 +137,16 @@ export function writeSql(schema: string) {
         (SELECT json_agg(destination_id) FROM i WHERE NOT known) AS missing`,
     // The message is consumed only if our record of it went in: when a concurrent run of the
     // same workflow recorded this operation first, the message stays for whoever asks next.
+    // FOR UPDATE without SKIP LOCKED: a concurrent run (a resume's, say) that has locked the
+    // oldest message is waited for, then the oldest message still there is taken: skipping it
+    // would take a later one first.
     recv: `WITH ${NOTIFIED},
       rec AS (SELECT ${opCols} FROM ${ops} WHERE workflow_id = $3::text AND function_id = $4::int),
       owned AS (SELECT 1 FROM ${ws} w WHERE ${owned("w", "$3::text", "$12::text")}),
       msg AS MATERIALIZED (
         SELECT seq, message, serialization FROM ${messages}
         WHERE destination_id = $5::text AND topic = $6::text AND NOT consumed AND NOT EXISTS (SELECT 1 FROM rec) AND EXISTS (SELECT 1 FROM owned)
-        ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED),
+        ORDER BY seq LIMIT 1 FOR UPDATE),
       ins AS (
         INSERT INTO ${ops} (${opCols})
         SELECT $3::text, $4::int, $7::text, msg.message, $8::text, msg.serialization, $9::text, $10::bigint, $11::bigint FROM msg
