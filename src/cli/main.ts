@@ -71,7 +71,13 @@ const commands: Record<string, Command> = {
     usage: "duro steps <workflow-id> [--limit N] [--offset N]",
     summary: "List a workflow's recorded operations in order.",
     options: { limit: { type: "string" }, offset: { type: "string" } },
-    run: (client, { values, positionals }) => client.listWorkflowSteps(one(positionals), { limit: int(values.limit, "limit"), offset: int(values.offset, "offset") }),
+    run: async (client, { values, positionals }) => {
+      const id = one(positionals);
+      const steps = await client.listWorkflowSteps(id, { limit: int(values.limit, "limit"), offset: int(values.offset, "offset") });
+      // The library lists an unknown workflow's steps as none; here it is worth saying.
+      if (steps.length === 0 && !(await client.getWorkflowStatus(id))) throw new WorkflowNotFoundError(id);
+      return steps;
+    },
     print: (steps: StepInfo[]) =>
       table(
         ["ID", "NAME", "OUTPUT / ERROR", "CHILD", "MS"],

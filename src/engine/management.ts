@@ -108,9 +108,8 @@ export async function listWorkflowSteps(engine: Engine, workflowId: string, opti
   const { limit, offset } = options ?? {};
   count("limit", limit);
   count("offset", offset);
-  const operations = await engine.store.listOperations(workflowId, limit, offset);
-  if (operations.length === 0 && (await engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
-  return operations.map(toStepInfo);
+  // An unknown workflow has no steps, as in the reference library: a listing, not a lookup.
+  return (await engine.store.listOperations(workflowId, limit, offset)).map(toStepInfo);
 }
 
 export async function setWorkflowDelay(engine: Engine, workflowId: string, options: { delaySeconds?: number; delayUntilEpochMs?: number }): Promise<void> {
