@@ -11,7 +11,7 @@ import type { StartOptions } from "../types.js";
 import { currentRun } from "./context.js";
 import { uuidv7 } from "./ids.js";
 import { checkFormat, checkKey, checkText } from "./operations.js";
-import { INTERNAL_QUEUE, operation, type Engine } from "./engine.js";
+import { operation, type Engine } from "./engine.js";
 import { errorOf, keptBefore, recordedBefore, replayed } from "./checkpoint.js";
 import { secondsAfter, storedMs } from "./timers.js";
 
@@ -25,9 +25,6 @@ export async function start(engine: Engine, name: string, args: unknown[], optio
   if (!workflow && !engine.client) throw new InvalidArgumentError(`No workflow named "${name}" is registered on this Duro instance.`);
   if (engine.client && !options.queueName) throw new InvalidArgumentError("A client can only enqueue: give a queueName.");
   validateStart(engine, options);
-  // Another app version's workflow runs on an executor of that version (this one's code may take
-  // other steps): through the internal queue, as a resume or fork for another version does.
-  if (!options.queueName && options.appVersion != null && options.appVersion !== engine.appVersion) options = { ...options, queueName: INTERNAL_QUEUE };
   const { parent, functionId, recorded } = childOperation(name);
   if (recorded) {
     if (recorded.error) throw errorOf(recorded);
@@ -115,9 +112,6 @@ export async function enqueueMany(engine: Engine, name: string, argsList: unknow
   if (options.workflowId !== undefined && argsList.length > 1) throw new InvalidArgumentError("workflowId cannot be shared by several workflows; leave it unset.");
   if (options.deduplicationId !== undefined && argsList.length > 1) throw new InvalidArgumentError("deduplicationId cannot be shared by several workflows.");
   validateStart(engine, options);
-  // Another app version's workflow runs on an executor of that version (this one's code may take
-  // other steps): through the internal queue, as a resume or fork for another version does.
-  if (!options.queueName && options.appVersion != null && options.appVersion !== engine.appVersion) options = { ...options, queueName: INTERNAL_QUEUE };
   const { parent, functionId, recorded } = childOperation(name);
   if (recorded) return replayed(recorded) as string[];
   const serialization = engine.workflows.get(name)?.options.serialization;

@@ -219,8 +219,6 @@ export interface RecoverRequest {
    * Absent: take this executor's own PENDING work (recovery at launch). Present: take the PENDING
    * work of every other executor whose heartbeat is older than `now - leaseMs` (takeover); each
    * row changes owner in one conditional update, so two executors never adopt the same workflow.
-   * An executor that beats under another app version than a row's (restarted with new code
-   * under the same ID) cannot run it either, so its rows of the taker's version are taken too.
    */
   leaseMs?: number;
   /** Takeover only: the workflow names the taker can run; others stay for an executor that can. */

@@ -27,7 +27,7 @@ describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);
 
   /**
-   * ok-1, ok-2 (user alice, app version v2, run by exec-B), bad-1 (ERROR), wait-1 (PENDING in recv), par with
+   * ok-1, ok-2 (user alice, app version v2), bad-1 (ERROR), wait-1 (PENDING in recv), par with
    * child par-1, ok-1-f (a fork of ok-1), and on queue "q" (held by q-blocker) queued-1.
    */
   async function fixture() {
@@ -42,11 +42,7 @@ describe.each(backends)("%s", (backend) => {
     const waits = duro.registerWorkflow("waits", async () => duro.recv<string>("go", 60));
     const child = duro.registerWorkflow("child", async () => "c");
     const parent = duro.registerWorkflow("parent", async () => child());
-    // ok-2, of app version v2, runs on an executor of v2.
-    const v2 = t.duro({ executorId: "exec-B", appVersion: "v2" });
-    const s2 = v2.registerStep("s", async (x: number) => (runs.s++, x + 1));
-    v2.registerWorkflow("ok", async (x: number) => s2(await s2(x)));
-    await Promise.all([duro.launch(), v2.launch()]);
+    await duro.launch();
     await q.block();
     const times: Record<string, number> = {};
     const run = async (id: string, p: Promise<{ getResult(): Promise<unknown> }>, settle = true) => {

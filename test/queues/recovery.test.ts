@@ -253,28 +253,6 @@ describe.each(backends)("%s", (backend) => {
     });
   });
 
-  describe("a start for another app version", () => {
-    it("runs on an executor of that version (through the internal queue), not with this executor's code: a direct start and a child", async () => {
-      const make = (executorId: string, appVersion: string) => {
-        const duro = t.duro({ executorId, appVersion });
-        const job = duro.registerWorkflow("job", async (x: string) => `${x}@${appVersion}`);
-        const parent = duro.registerWorkflow("parent", async () =>
-          (await duro.startWorkflow(job.with({ appVersion: "v2", workflowId: "child" }), "child")).getResult());
-        return { duro, job, parent };
-      };
-      const v1 = make("exec-1", "v1");
-      const v2 = make("exec-2", "v2");
-      await Promise.all([v1.duro.launch(), v2.duro.launch()]);
-      const direct = await v1.duro.startWorkflow(v1.job.with({ appVersion: "v2", workflowId: "direct" }), "direct");
-      expect(await direct.getResult()).toBe("direct@v2");
-      expect((await direct.getStatus())!).toMatchObject({ appVersion: "v2", executorId: "exec-2" });
-      expect(await (await v1.duro.startWorkflow(v1.parent)).getResult()).toBe("child@v2");
-      const own = await v1.duro.startWorkflow(v1.job.with({ appVersion: "v1" }), "own");
-      expect(await own.getResult()).toBe("own@v1");
-      expect((await own.getStatus())!).toMatchObject({ appVersion: "v1", executorId: "exec-1", queueName: null });
-    });
-  });
-
   describe("dispatch without polling delay", () => {
     /** Executor "a" (app version va) serving queue "q" that polls only every 30 s; `started` records body starts. */
     async function slowPoller() {

@@ -31,14 +31,6 @@ export const claimableBy = (schema: string, version: string, liveSince: string) 
       SELECT v.app_version FROM ${schema}.app_versions v JOIN ${schema}.executors e ON e.app_version = v.app_version
       WHERE e.heartbeat_at >= ${liveSince}::bigint ORDER BY v.first_seen_at DESC, v.app_version DESC LIMIT 1), ${version}::text)))`;
 
-/**
- * The owner of a PENDING row (of version `app_version` or none) can run it: it has beaten since
- * `since`, under the row's version (or the row or its last beat has none: a clean shutdown clears it).
- */
-const runnableByOwner = (schema: string, row: string, since: string) => `SELECT 1 FROM ${schema}.executors e
-  WHERE e.executor_id = ${row}.executor_id AND e.heartbeat_at >= ${since}
-    AND (${row}.app_version IS NULL OR e.app_version IS NULL OR e.app_version = ${row}.app_version)`;
-
 /** Every operation of `workflow` as a JSON array, by function ID. */
 const operationsOf = (schema: string, workflow: string) => `(
     SELECT COALESCE(json_agg(o ORDER BY o.function_id), '[]'::json)
@@ -148,9 +140,9 @@ export function storeSql(schema: string) {
     takeOver: `WITH counted AS (
         UPDATE ${ws} w SET executor_id = $2, claim_token = $7, ${countAttempt}
         FROM (
-          SELECT r.workflow_id, r.executor_id AS previous FROM ${ws} r
-          WHERE r.status = 'PENDING' AND (r.app_version = $3 OR r.app_version IS NULL) AND r.executor_id IS NOT NULL AND r.executor_id <> $2
-            AND r.name = ANY($8::text[]) AND NOT EXISTS (${runnableByOwner(schema, "r", "$6")})) stale
+          SELECT workflow_id, executor_id AS previous FROM ${ws}
+          WHERE status = 'PENDING' AND (app_version = $3 OR app_version IS NULL) AND executor_id IS NOT NULL AND executor_id <> $2
+            AND name = ANY($8::text[]) AND executor_id NOT IN (SELECT executor_id FROM ${schema}.executors WHERE heartbeat_at >= $6)) stale
         WHERE w.workflow_id = stale.workflow_id AND w.executor_id = stale.previous AND w.status = 'PENDING'
         ${recovered}`,
     cancelWorkflows: `WITH RECURSIVE tree (id) AS (

@@ -67,8 +67,7 @@ export function prepare(db: Database.Database) {
       `UPDATE workflow_status SET executor_id = ?, recovery_attempts = recovery_attempts + 1, updated_at = ?
        WHERE status = 'PENDING' AND (app_version = ? OR app_version IS NULL) AND executor_id IS NOT NULL AND executor_id <> ?
          AND name IN (SELECT value FROM json_each(?))
-         AND NOT EXISTS (SELECT 1 FROM executors e WHERE e.executor_id = workflow_status.executor_id AND e.heartbeat_at >= ?
-           AND (workflow_status.app_version IS NULL OR e.app_version IS NULL OR e.app_version = workflow_status.app_version))
+         AND executor_id NOT IN (SELECT executor_id FROM executors WHERE heartbeat_at >= ?)
        RETURNING ${workflowColumns}`,
     ),
     heartbeat: st(
