@@ -93,7 +93,7 @@ export class Engine {
     if (typeof this.executorId !== "string" || this.executorId.trim() === "") throw new InvalidArgumentError("executorId must be a non-empty string.");
     // Both are stored with every workflow started here and matched at recovery: kept exactly, as IDs are.
     checkText("executorId", this.executorId);
-    if (config.appVersion) checkKey("appVersion", config.appVersion);
+    if (config.appVersion != null) checkKey("appVersion", config.appVersion);
     // Its work arrives with a wake-up (a client's NOTIFY or commit), so its safety poll can be slow.
     if (!client) this.queues.set(INTERNAL_QUEUE, new QueueDispatcher(this, INTERNAL_QUEUE, { pollingIntervalSeconds: 5 }));
   }

@@ -206,7 +206,7 @@ function checkStartOptions(options: StartOptions): void {
   }
   if (workflowId !== undefined) checkKey("workflowId", workflowId);
   if (typeof options.authenticatedUser === "string") checkText("authenticatedUser", options.authenticatedUser);
-  // No executor has the empty version (an empty configured appVersion means the default hash).
+  // No executor has the empty version (the constructor refuses it too).
   if (options.appVersion != null) checkKey("appVersion", options.appVersion);
   if (timeoutSeconds !== undefined && !(typeof timeoutSeconds === "number" && timeoutSeconds > 0 && Number.isFinite(timeoutSeconds))) {
     throw new InvalidArgumentError(`timeoutSeconds must be a positive number, got ${timeoutSeconds}.`);

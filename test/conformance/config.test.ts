@@ -233,6 +233,12 @@ describe.each(backends)("%s", (backend) => {
       expect(() => new Duro({ databaseUrl: "sqlite::memory:", maxRecoveryAttempts: -1, logger: quietLogger })).toThrow(InvalidArgumentError);
       expect(() => new Duro({ databaseUrl: "sqlite::memory:", maxRecoveryAttempts: 1.5, logger: quietLogger })).toThrow(InvalidArgumentError);
     });
+
+    it("executorId and appVersion must be non-empty strings the database keeps exactly", () => {
+      for (const bad of [{ executorId: "" }, { executorId: " " }, { appVersion: "" }, { appVersion: "a\u0000b" }, { executorId: "\ud800" }]) {
+        expect(() => new Duro({ databaseUrl: "sqlite::memory:", logger: quietLogger, ...bad }), JSON.stringify(bad)).toThrow(InvalidArgumentError);
+      }
+    });
   });
 });
 
