@@ -32,7 +32,12 @@ export function checkSeconds(name: string, value: unknown, allowInfinity = false
 }
 
 /** A wait's timeout: as in the reference library, one already past (negative) times out at once. */
-const waitSeconds = (value: unknown) => checkSeconds("timeoutSeconds", typeof value === "number" && value < 0 ? 0 : value, true);
+function waitSeconds(value: unknown): number {
+  if (typeof value !== "number" || Number.isNaN(value)) {
+    throw new InvalidArgumentError(`timeoutSeconds must be a number of seconds (0 or less: do not wait), got ${String(value)}.`);
+  }
+  return Math.max(0, value);
+}
 
 /** A lone surrogate: both databases would store U+FFFD instead, so the value could not be found again. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
