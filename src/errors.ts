@@ -47,7 +47,7 @@ export class NonDeterminismError extends DuroError {
 
   static concurrentRecvs(workflowId: string, functionId: number, topic: string | null): NonDeterminismError {
     return new NonDeterminismError(workflowId, functionId, "duro.recv", "duro.recv",
-      `Workflow "${workflowId}" called recv on topic ${JSON.stringify(topic)} while another recv of its on that topic was waiting. ` +
+      `Workflow "${workflowId}" called recv on topic ${JSON.stringify(topic)} while another recv of its on that topic was under way. ` +
         `Which message each would take depends on timing: receive one message at a time per topic, as in the reference library.`,
     );
   }

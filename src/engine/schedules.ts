@@ -3,8 +3,9 @@
  * the ID `sched:<name>:<ISO time>`; every executor runs the same timers, and because a workflow
  * ID is an idempotency key, each tick runs exactly once across all of them. Ticks missed while
  * every executor was down are skipped unless `catchUp` is set, which starts each missed tick
- * (after the last one recorded; the latest MAX_CATCH_UP of them) at launch. A tick whose start fails because the database cannot
- * be reached is started once it answers. Cron parsing is croner's (5 fields, or 6 with seconds).
+ * (after the last one recorded; the latest MAX_CATCH_UP of them) at launch. A tick whose start
+ * fails because the database cannot be reached is started once it answers. Cron parsing is
+ * croner's (5 fields, or 6 with seconds).
  */
 import { Cron } from "croner";
 import { DatabaseError, InvalidArgumentError } from "../errors.js";
