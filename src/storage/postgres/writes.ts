@@ -128,18 +128,15 @@ export async function applyBatch(
   const combined = !lone && groups.has("completeWorkflow") && [...groups.keys()].every(riding);
   let outcomesDone: Set<string> | undefined;
   // UPDATE … FROM applies an arbitrary one of several rows for a target: only the first completion of each workflow is sent.
-  const firstCompletions = (items: Item<"completeWorkflow">[]) => {
-    const first = new Map<string, Item<"completeWorkflow">>();
-    for (const item of items) if (!first.has(item.w.workflowId)) first.set(item.w.workflowId, item);
-    return first;
-  };
+  const firstCompletions = new Map<string, Item<"completeWorkflow">>();
+  for (const item of of("completeWorkflow") ?? []) if (!firstCompletions.has(item.w.workflowId)) firstCompletions.set(item.w.workflowId, item);
+  const completionParams = (w: Extract<Write, { kind: "completeWorkflow" }>) => [w.workflowId, w.status, w.output, w.error, w.completedAt, w.executorId];
   /** The combined statement, with the records' parameters if there are any. */
   const outcomes = async (recordParams?: unknown[][]) => {
     const claim = of("claimQueued")?.[0];
     const before = claim && again ? await takenBefore(client, sql, claimTokenOf(claim.w.request), claim.w.request.executorId) : [];
     const name = recordParams ? (claim ? "recordCompleteAndClaim" : "recordAndComplete") : claim ? "completeAndClaim" : "completeWorkflows";
-    const completions = [...firstCompletions(of("completeWorkflow")!).values()].map(({ w }) =>
-      [w.workflowId, w.status, w.output, w.error, w.completedAt, w.executorId]);
+    const completions = [...firstCompletions.values()].map(({ w }) => completionParams(w));
     const back = await main(name, [
       ...(recordParams ? columnsOf(recordParams, OPERATION_COLUMNS.length + 1) : []), ...columnsOf(completions, COMPLETE_COLUMNS.length),
       ...(claim ? claimParams(claim.w.request, claim.w.request.max - before.length) : []),
@@ -282,14 +279,13 @@ export async function applyBatch(
     },
 
     async completeWorkflow(items) {
-      const first = firstCompletions(items);
       if (!outcomesDone && lone) {
         const { w } = items[0];
-        const back = await one("completeOne", [w.workflowId, w.status, w.output, w.error, w.completedAt, w.executorId]);
+        const back = await one("completeOne", completionParams(w));
         outcomesDone = new Set(back.length ? [w.workflowId] : []);
       } else if (!outcomesDone) await outcomes();
       for (const item of items) {
-        results[item.i] = { kind: "completeWorkflow", completed: first.get(item.w.workflowId) === item && outcomesDone!.has(item.w.workflowId) };
+        results[item.i] = { kind: "completeWorkflow", completed: firstCompletions.get(item.w.workflowId) === item && outcomesDone!.has(item.w.workflowId) };
       }
     },
   };
