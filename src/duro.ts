@@ -11,7 +11,7 @@ import { enqueueMany, start } from "./engine/start.js";
 import * as ops from "./engine/operations.js";
 import * as streams from "./engine/streams.js";
 import type {
-  DuroConfig, ForkOptions, ListWorkflowsFilter, Logger, ReturnWhen, ScheduleOptions, StartOptions, StepInfo, StepOptions, ValueOptions,
+  DuroConfig, ForkOptions, ListWorkflowsFilter, Logger, ReturnWhen, ScheduleOptions, SendOptions, StartOptions, StepInfo, StepOptions, ValueOptions, WaitOptions,
   WorkflowHandle, WorkflowOptions, WorkflowStatus,
 } from "./types.js";
 import { checkpoint } from "./engine/checkpoint.js";
@@ -169,13 +169,23 @@ export class Duro {
     return ops.randomUUID(this.engine);
   }
 
-  /** Sends a message to a workflow; with `idempotencyKey` it is delivered once however often sent. @throws WorkflowNotFoundError */
-  send(destinationId: string, message: unknown, topic?: string | null, options?: { idempotencyKey?: string } & ValueOptions): Promise<void> {
+  /**
+   * Sends a message to a workflow; with `idempotencyKey` it is delivered once however often sent.
+   * With no topic, the options may stand in its place. @throws WorkflowNotFoundError
+   */
+  send(destinationId: string, message: unknown, topic?: string | null, options?: SendOptions): Promise<void>;
+  send(destinationId: string, message: unknown, options: SendOptions): Promise<void>;
+  send(destinationId: string, message: unknown, topic?: string | null | SendOptions, options?: SendOptions): Promise<void> {
     return ops.send(this.engine, destinationId, message, topic, options);
   }
 
-  /** Receives the oldest message on `topic` (workflow only), waiting up to `timeoutSeconds` (default 60); null on timeout. */
-  recv<T = unknown>(topic?: string | null, timeoutSeconds?: number): Promise<T | null> {
+  /**
+   * Receives the oldest message on `topic` (workflow only), waiting up to `timeoutSeconds`
+   * (default 60; a number or `{ timeoutSeconds }`); null on timeout.
+   */
+  recv<T = unknown>(topic?: string | null, timeoutSeconds?: number | WaitOptions): Promise<T | null>;
+  recv<T = unknown>(options: WaitOptions): Promise<T | null>;
+  recv<T = unknown>(topic?: string | null | WaitOptions, timeoutSeconds?: number | WaitOptions): Promise<T | null> {
     return ops.recv(this.engine, topic, timeoutSeconds) as Promise<T | null>;
   }
 
@@ -185,7 +195,7 @@ export class Duro {
   }
 
   /** The latest value of a workflow's event, waiting up to `timeoutSeconds` (default 60) for it; null on timeout. */
-  getEvent<T = unknown>(workflowId: string, key: string, timeoutSeconds?: number): Promise<T | null> {
+  getEvent<T = unknown>(workflowId: string, key: string, timeoutSeconds?: number | WaitOptions): Promise<T | null> {
     return ops.getEvent(this.engine, workflowId, key, timeoutSeconds) as Promise<T | null>;
   }
 

@@ -9,6 +9,6 @@ export {
 } from "./errors.js";
 export { registerErrorClass, type SerializationFormat } from "./serialization.js";
 export type {
-  DuroConfig, ForkOptions, ListWorkflowsFilter, Logger, ReturnWhen, ScheduleOptions, StartOptions, StepInfo, StepOptions, ValueOptions,
+  DuroConfig, ForkOptions, ListWorkflowsFilter, Logger, ReturnWhen, ScheduleOptions, SendOptions, StartOptions, StepInfo, StepOptions, ValueOptions, WaitOptions,
   WorkflowHandle, WorkflowOptions, WorkflowStatus, WorkflowStatusString,
 } from "./types.js";

@@ -105,6 +105,16 @@ export interface ValueOptions {
   serializationType?: SerializationFormat;
 }
 
+/** recv/getEvent's timeout as an options object, for the reference's keyword form (`timeout_seconds=`); a plain number works too. */
+export interface WaitOptions {
+  timeoutSeconds?: number;
+}
+
+/** send's options, which may stand in the topic's place when there is no topic. */
+export interface SendOptions extends ValueOptions {
+  idempotencyKey?: string;
+}
+
 export interface WorkflowOptions {
   /** Default serialization of this workflow's inputs, output and error (default "default"). */
   serialization?: SerializationFormat;

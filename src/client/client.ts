@@ -9,7 +9,7 @@ import { enqueueMany, start } from "../engine/start.js";
 import * as ops from "../engine/operations.js";
 import * as streams from "../engine/streams.js";
 import { InvalidArgumentError } from "../errors.js";
-import type { ForkOptions, ListWorkflowsFilter, Logger, StartOptions, StepInfo, ValueOptions, WorkflowHandle, WorkflowStatus } from "../types.js";
+import type { ForkOptions, ListWorkflowsFilter, Logger, StartOptions, StepInfo, SendOptions, WaitOptions, WorkflowHandle, WorkflowStatus } from "../types.js";
 
 export interface ClientConfig {
   /** Default: `DURO_DATABASE_URL`, else `sqlite:./.duro/duro.sqlite`. */
@@ -54,11 +54,13 @@ export class DuroClient {
     return ids.map((id) => this.handle<R>(id));
   }
 
-  async send(destinationId: string, message: unknown, topic?: string | null, options?: { idempotencyKey?: string } & ValueOptions): Promise<void> {
+  send(destinationId: string, message: unknown, topic?: string | null, options?: SendOptions): Promise<void>;
+  send(destinationId: string, message: unknown, options: SendOptions): Promise<void>;
+  async send(destinationId: string, message: unknown, topic?: string | null | SendOptions, options?: SendOptions): Promise<void> {
     return ops.send(await this.ready(), destinationId, message, topic, options);
   }
 
-  async getEvent<T = unknown>(workflowId: string, key: string, timeoutSeconds?: number): Promise<T | null> {
+  async getEvent<T = unknown>(workflowId: string, key: string, timeoutSeconds?: number | WaitOptions): Promise<T | null> {
     return ops.getEvent(await this.ready(), workflowId, key, timeoutSeconds) as Promise<T | null>;
   }
 

@@ -9,7 +9,7 @@ import { randomUUID as uuid } from "node:crypto";
 import { InvalidArgumentError, MaxStepRetriesExceededError, NonDeterminismError, NotInWorkflowError, WorkflowNotFoundError } from "../errors.js";
 import { deserialize, serialize, type SerializationFormat } from "../serialization.js";
 import type { OperationRow, StoredValue } from "../storage/store.js";
-import type { ReturnWhen, StepOptions, ValueOptions, WorkflowHandle } from "../types.js";
+import type { ReturnWhen, SendOptions, StepOptions, ValueOptions, WaitOptions, WorkflowHandle } from "../types.js";
 import { als, currentContext, currentRun, type WorkflowRun } from "./context.js";
 import { operation, type Engine } from "./engine.js";
 import { checkpoint, record, recordedBefore, replayed } from "./checkpoint.js";
@@ -31,10 +31,25 @@ export function checkSeconds(name: string, value: unknown, allowInfinity = false
   return value;
 }
 
-/** A wait's timeout: as in the reference library, one already past (negative) times out at once. */
-function waitSeconds(value: unknown): number {
+/** A plain object: an options object in a place that also takes a string or a number. */
+const isOptions = (value: unknown): value is object => typeof value === "object" && value !== null && !Array.isArray(value);
+
+/** An options object with no keys but `allowed`: a misspelt one would otherwise be silently ignored. */
+function checkKeys(method: string, options: object, allowed: readonly string[]): void {
+  const unknown = Object.keys(options).filter((k) => !allowed.includes(k));
+  if (unknown.length) throw new InvalidArgumentError(`${method}() options take ${allowed.join(", ")}; got ${unknown.join(", ")}.`);
+}
+
+/**
+ * recv/getEvent's timeout, in seconds or as `{ timeoutSeconds }`; 60 when left out. As in the
+ * reference library, one already past (negative) times out at once.
+ */
+function waitSeconds(method: string, timeout: number | WaitOptions | undefined): number {
+  if (isOptions(timeout)) checkKeys(method, timeout, ["timeoutSeconds"]);
+  const value = isOptions(timeout) ? timeout.timeoutSeconds : timeout;
+  if (value === undefined) return 60;
   if (typeof value !== "number" || Number.isNaN(value)) {
-    throw new InvalidArgumentError(`timeoutSeconds must be a number of seconds (0 or less: do not wait), got ${String(value)}.`);
+    throw new InvalidArgumentError(`${method}()'s timeoutSeconds must be a number of seconds (0 or less: do not wait), got ${String(value)}.`);
   }
   return Math.max(0, value);
 }
@@ -298,14 +313,27 @@ function checkTopic(topic: string | null | undefined): void {
   if (topic === NULL_TOPIC) throw new InvalidArgumentError(`The topic ${JSON.stringify(NULL_TOPIC)} is reserved for messages sent without a topic: send and recv with no topic (null) instead.`);
 }
 
+/**
+ * send's topic and options: `send(id, message, topic?, options?)`, or `send(id, message, options)`
+ * for no topic (the reference's keywords after a left-out topic).
+ */
+function sendArguments(topic: string | null | undefined | SendOptions, options: SendOptions | undefined): [string | null | undefined, SendOptions] {
+  if (!isOptions(topic)) return [topic, options ?? {}];
+  if (options !== undefined) throw new InvalidArgumentError("send(destinationId, message, topic, options): the topic must be a string or null when options follow it.");
+  return [null, topic];
+}
+
 export async function send(
   engine: Engine,
   destinationId: string,
   message: unknown,
-  topic: string | null | undefined,
-  options: { idempotencyKey?: string } & ValueOptions = {},
+  topicOrOptions: string | null | undefined | SendOptions,
+  sendOptions?: SendOptions,
 ): Promise<void> {
-  const { idempotencyKey } = options ?? {};
+  const [topic, options] = sendArguments(topicOrOptions, sendOptions);
+  if (!isOptions(options)) throw new InvalidArgumentError("send()'s options must be an object: { idempotencyKey, serialization }.");
+  checkKeys("send", options, ["idempotencyKey", "serialization", "serializationType"]);
+  const { idempotencyKey } = options;
   const serialization = formatOf(options);
   checkKey("destinationId", destinationId);
   checkTopic(topic);
@@ -327,9 +355,14 @@ export async function send(
   );
 }
 
-export async function recv(engine: Engine, topic: string | null | undefined, timeoutSeconds = 60): Promise<unknown> {
+/** `recv(topic?, timeout?)`, or `recv({ timeoutSeconds })` for no topic. */
+export async function recv(engine: Engine, topicOrOptions: string | null | undefined | WaitOptions, timeout?: number | WaitOptions): Promise<unknown> {
+  let topic: string | null | undefined;
+  if (!isOptions(topicOrOptions)) topic = topicOrOptions;
+  else if (timeout !== undefined) throw new InvalidArgumentError("recv(topic, timeoutSeconds): the topic must be a string or null when a timeout follows it.");
+  else [topic, timeout] = [null, topicOrOptions];
   checkTopic(topic);
-  timeoutSeconds = waitSeconds(timeoutSeconds);
+  const timeoutSeconds = waitSeconds("recv", timeout);
   const run = requireRun("recv");
   const functionId = run.allocate();
   const sleepId = run.allocate();
@@ -393,10 +426,10 @@ export async function setEvent(engine: Engine, key: string, value: unknown, opti
   recordedBefore(engine, run, recorded);
 }
 
-export async function getEvent(engine: Engine, workflowId: string, key: string, timeoutSeconds = 60): Promise<unknown> {
+export async function getEvent(engine: Engine, workflowId: string, key: string, timeout?: number | WaitOptions): Promise<unknown> {
   checkKey("workflowId", workflowId);
   checkKey("key", key);
-  timeoutSeconds = waitSeconds(timeoutSeconds);
+  const timeoutSeconds = waitSeconds("getEvent", timeout);
   const run = currentRun();
   let value: StoredValue | null = null;
   const look = async () => (value = await engine.store.getEvent(workflowId, key)) !== null;

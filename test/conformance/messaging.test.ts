@@ -66,6 +66,29 @@ describe.each(backends)("%s", (backend) => {
       expect(await handle.getResult()).toEqual(["first", "second", null]);
     });
 
+    it("the reference's keyword arguments work as options: recv/getEvent({ timeoutSeconds }), send's options in the topic's place", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("keywords", async () => {
+        const keyed = await duro.recv("t", { timeoutSeconds: 5 });
+        const untopical = await duro.recv({ timeoutSeconds: 5 });
+        const late = await duro.recv("t", { timeoutSeconds: 0.2 });
+        return [keyed, untopical, late, await duro.getEvent("nobody", "k", { timeoutSeconds: 0 })];
+      });
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf.with({ workflowId: "keywords" }));
+      await duro.send("keywords", "on t", "t");
+      for (let i = 0; i < 2; i++) await duro.send("keywords", "no topic", { idempotencyKey: "once" });
+      expect(await handle.getResult()).toEqual(["on t", "no topic", null, null]);
+      expect(await duro.getEvent("keywords", "missing", { timeoutSeconds: 0.05 })).toBeNull();
+      const bad: [string, () => Promise<unknown>][] = [
+        ["misspelt timeout", () => duro.getEvent("keywords", "k", { timeout: 1 } as never)],
+        ["misspelt send option", () => duro.send("keywords", "m", { idempotency: "k" } as never)],
+        ["options twice", () => duro.send("keywords", "m", { idempotencyKey: "k" } as never, {})],
+        ["options, not a string", () => duro.send("keywords", "m", "t", "k" as never)],
+      ];
+      for (const [what, call] of bad) await expect(call(), what).rejects.toBeInstanceOf(InvalidArgumentError);
+    });
+
     it("recv returns null when no message arrives within the timeout", async () => {
       const duro = t.duro();
       const wf = duro.registerWorkflow("timesOut", async () => duro.recv("nothing", 0.3));
