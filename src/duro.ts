@@ -143,9 +143,11 @@ export class Duro {
     if (!Array.isArray(items) || items.length === 0 || !items.every((item) => isHandle(item) || typeof (item as Promise<unknown>)?.then === "function")) {
       throw new InvalidArgumentError("wait() needs a non-empty array of workflow handles or promises (as asyncio.wait does).");
     }
-    const watch = (item: T): ops.Watched => {
+    // Outside a workflow a handle's wait is given up once the split is known (`signal`); inside,
+    // its getResult is a durable operation of the run that goes on, as the reference's pending tasks do.
+    const watch = (item: T, signal: AbortSignal): ops.Watched => {
       if (!isHandle(item)) return { settled: item as Promise<unknown>, looked: new Promise((resolve) => setImmediate(resolve)) };
-      const settled = item.getResult();
+      const settled = (item.getResult as (signal?: AbortSignal) => Promise<unknown>)(signal);
       const looked = this.engine.outcomes.finished(item.workflowId).then((done) => done && settled.catch(() => {}), () => undefined);
       return { settled, looked };
     };

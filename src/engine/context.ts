@@ -7,6 +7,7 @@
  * runs and records. A recorded name that differs from the call is a NonDeterminismError.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
+import { setMaxListeners } from "node:events";
 import { NonDeterminismError, WorkflowCancelledError } from "../errors.js";
 import type { SerializationFormat } from "../serialization.js";
 import type { OperationRow } from "../storage/store.js";
@@ -32,10 +33,21 @@ export const als: { getStore(): Context | undefined; run<R>(store: Context, fn: 
  */
 export type StopReason = "cancelled" | "shutdown" | "superseded" | "interrupted" | "finished";
 
+/**
+ * A run's stop signal. Each of its waits listens to it, and a run may wait on any number of
+ * things at once (a fan-out to many children), so Node's leak warning past 10 listeners is off;
+ * every wait removes its listener when it settles.
+ */
+function stopController(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
+}
+
 export class WorkflowRun {
   private nextFunctionId = 1;
   private stopListeners = new Set<() => void>();
-  private readonly controller = new AbortController();
+  private readonly controller = stopController();
   stopped: StopReason | null = null;
   /** A stream read of this run is waiting for its value (see readStream). */
   readingStream = false;

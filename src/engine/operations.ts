@@ -196,19 +196,25 @@ export async function randomUUID(engine: Engine): Promise<string> {
 
 // ——— results ———
 
-/** Waits for a workflow's outcome (recorded inside a workflow); `untilCreated`: a missing workflow is awaited, not an error. */
-export async function getResult(engine: Engine, workflowId: string, untilCreated = false): Promise<unknown> {
+/**
+ * Waits for a workflow's outcome (recorded inside a workflow); `untilCreated`: a missing workflow
+ * is awaited, not an error. Outside a workflow, `signal` gives the wait up.
+ */
+export async function getResult(engine: Engine, workflowId: string, untilCreated = false, signal?: AbortSignal): Promise<unknown> {
   checkKey("workflowId", workflowId);
   const run = currentRun();
-  const wait = () => engine.outcomes.wait(workflowId, run?.signal, untilCreated);
+  const wait = () => engine.outcomes.wait(workflowId, run?.signal ?? signal, untilCreated);
   return run ? checkpoint(engine, run, "duro.getResult", wait, { childWorkflowId: workflowId }, "unlessCancelled") : wait();
 }
 
-/** A handle: its calls are the durable getResult / getWorkflowStatus operations. */
+/**
+ * A handle: its calls are the durable getResult / getWorkflowStatus operations. Its getResult
+ * takes a signal that `wait` (not the public type) passes, to give up the waits it no longer needs.
+ */
 export function handleOf<R>(engine: Engine, workflowId: string, untilCreated = false): WorkflowHandle<R> {
   return {
     workflowId,
-    getResult: () => getResult(engine, workflowId, untilCreated) as Promise<R>,
+    getResult: (signal?: unknown) => getResult(engine, workflowId, untilCreated, signal instanceof AbortSignal ? signal : undefined) as Promise<R>,
     getStatus: () => getWorkflowStatus(engine, workflowId),
   };
 }
@@ -256,7 +262,7 @@ export interface Watched {
 export async function wait<T>(
   engine: Engine,
   items: T[],
-  watch: (item: T) => Watched,
+  watch: (item: T, signal: AbortSignal) => Watched,
   { returnWhen = "ALL_COMPLETED", timeoutSeconds }: { returnWhen?: ReturnWhen; timeoutSeconds?: number } = {},
 ): Promise<{ done: T[]; pending: T[] }> {
   if (!["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION"].includes(returnWhen)) {
@@ -267,8 +273,13 @@ export async function wait<T>(
   const run = currentRun();
   const functionId = run?.allocate();
   const recorded = run && functionId !== undefined ? run.replay(functionId, "duro.wait") : undefined;
-  const watched = items.map(watch);
-  const split = (indices: number[]) => ({ done: indices.map((i) => items[i]), pending: items.filter((_, i) => !indices.includes(i)) });
+  // Aborted once the split is known: what `watch` waits on for pending items, it may give up.
+  const decided = new AbortController();
+  const watched = items.map((item) => watch(item, decided.signal));
+  const split = (indices: number[]) => {
+    decided.abort();
+    return { done: indices.map((i) => items[i]), pending: items.filter((_, i) => !indices.includes(i)) };
+  };
   if (recorded) {
     const indices = replayed(recorded) as number[];
     // As on the first run, every item is watched: one still pending that fails later (a step cut

@@ -299,6 +299,47 @@ describe.each(backends)("%s", (backend) => {
       await duro.send(slow.workflowId, null, "go");
     });
 
+    it("outside a workflow, a wait that returned leaves nothing waiting on its pending handles (a poll of a long-running workflow does not pile up)", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("waitsForGo", async () => duro.recv("go", 30));
+      const quick = duro.registerWorkflow("quick", async () => "quick");
+      await duro.launch();
+      const slow = await duro.startWorkflow(wf);
+      const fast = await duro.startWorkflow(quick);
+      await fast.getResult();
+      const before = duro.engine.waiters.size;
+      for (let i = 0; i < 20; i++) {
+        expect((await duro.wait([slow], { timeoutSeconds: 0 })).pending).toEqual([slow]);
+        expect((await duro.wait([slow, fast], { returnWhen: "FIRST_COMPLETED" })).done).toEqual([fast]);
+      }
+      expect(duro.engine.waiters.size).toBe(before);
+      await duro.send(slow.workflowId, "now", "go");
+      expect(await slow.getResult()).toBe("now");
+    });
+
+    it("a workflow waiting on many children at once prints no listener-leak warning", async () => {
+      const duro = t.duro();
+      const child = duro.registerWorkflow("child", async (x: number) => {
+        await duro.sleep(0.05);
+        return x;
+      });
+      const parent = duro.registerWorkflow("fanOut", async () => {
+        const handles = await Promise.all(Array.from({ length: 15 }, (_, i) => duro.startWorkflow(child, i)));
+        return (await Promise.all(handles.map((h) => h.getResult()))).length;
+      });
+      const warnings: Error[] = [];
+      const onWarning = (warning: Error) => warnings.push(warning);
+      process.on("warning", onWarning);
+      try {
+        await duro.launch();
+        expect(await parent()).toBe(15);
+        await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on a later tick
+      } finally {
+        process.off("warning", onWarning);
+      }
+      expect(warnings.map((w) => w.name)).not.toContain("MaxListenersExceededWarning");
+    });
+
     it("items done already at the call are all in done, with FIRST_COMPLETED and with a timeout of 0, in a workflow or not", async () => {
       const duro = t.duro();
       const child = duro.registerWorkflow("child", async (x: number) => x);
