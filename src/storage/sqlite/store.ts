@@ -29,6 +29,8 @@ const bool = (b: boolean) => (b ? 1 : 0);
 export const busy = { timeoutMs: 10_000 };
 /** Of that, how long SQLite itself waits at a time (blocking the event loop); the rest is waited between tries. */
 const BUSY_SLICE_MS = 10;
+/** Bytes the write-ahead log keeps on disk once restarted (it grows past this while checkpoints are held back). */
+export const WAL_SIZE_LIMIT = 32 * 1024 * 1024;
 /** SQLite's "another connection holds the lock". */
 const isLocked = (error: unknown) => /^SQLITE_(BUSY|LOCKED)/.test(String((error as { code?: unknown } | undefined)?.code));
 
@@ -103,6 +105,8 @@ export class SqliteStore implements Store {
       db.pragma(`busy_timeout = ${Math.min(BUSY_SLICE_MS, busy.timeoutMs)}`);
       db.pragma("foreign_keys = ON");
       db.pragma("cache_size = -65536"); // 64 MiB of page cache: hot index pages stay in memory
+      // The log, grown past this while a reader held back its checkpoints, shrinks back to it when next restarted.
+      db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
       db.exec("CREATE TABLE IF NOT EXISTS duro_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
       const all = loadMigrations(new URL("./migrations/", import.meta.url));
       const file = db;

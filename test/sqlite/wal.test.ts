@@ -1,0 +1,41 @@
+/**
+ * The SQLite write-ahead log on disk: a reader that holds a snapshot (a dashboard, another
+ * process's long read) holds back checkpoints, so the log grows; once it is let go, the log
+ * shrinks back to WAL_SIZE_LIMIT rather than keeping its peak size for the life of the process.
+ * (Under writes without a pause for a checkpoint to catch up, the log is not restarted at all.)
+ */
+import Database from "better-sqlite3";
+import { statSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { WAL_SIZE_LIMIT } from "../../src/storage/sqlite/store.js";
+import { useDuro, waitFor } from "../helpers.js";
+
+describe("sqlite: the write-ahead log", () => {
+  const t = useDuro("sqlite");
+
+  it("grown past its limit while a reader held a snapshot, it shrinks back once the reader is done", async () => {
+    const duro = t.duro();
+    const big = duro.registerWorkflow("big", async (n: number) => `${n}`.padEnd(1024 * 1024, "x"));
+    await duro.launch();
+    const path = t.url.slice("sqlite:".length);
+    const walSize = () => statSync(`${path}-wal`).size;
+
+    const reader = new Database(path, { readonly: true });
+    reader.exec("BEGIN");
+    reader.prepare("SELECT count(*) FROM workflow_status").get(); // the snapshot is taken here
+    const bytes = WAL_SIZE_LIMIT * 1.5;
+    for (let n = 0; n * 1024 * 1024 < bytes; n += 8) await Promise.all(Array.from({ length: 8 }, (_, i) => big(n + i)));
+    expect(walSize()).toBeGreaterThan(bytes);
+
+    reader.exec("COMMIT");
+    // A checkpoint copies the whole log back (the process's own run every 100 ms; this one is to
+    // know when); the next commit then restarts the log, and trims the file.
+    reader.close();
+    const checkpointer = new Database(path);
+    const checkpoint = () => checkpointer.pragma("wal_checkpoint(PASSIVE)") as { log: number; checkpointed: number }[];
+    await waitFor(() => checkpoint().every((c) => c.log === c.checkpointed), 10_000, "a full checkpoint");
+    checkpointer.close();
+    await big(-1);
+    expect(walSize()).toBeLessThanOrEqual(WAL_SIZE_LIMIT);
+  });
+});
