@@ -5,10 +5,21 @@
  * workflow of the process. Instead the writer turns automatic checkpoints off and this worker
  * thread, with its own connection, runs a PASSIVE checkpoint (it never blocks the writer) every
  * `intervalMs`. If the worker dies, the writer takes automatic checkpoints back.
+ *
+ * The log starts again from its beginning only when a commit begins with every frame copied
+ * back, which a writer that never pauses does not give a passive checkpoint; so once the log
+ * holds more than WAL_SIZE_LIMIT bytes, the worker follows up with a RESTART checkpoint, which
+ * holds new commits (the writer waits them out between tries, see guard in store.ts) while it
+ * copies the last frames, then lets the next commit start the log over. A reader holding a
+ * snapshot keeps the log in use: after waiting 100 ms for it, the worker leaves the restart for
+ * 5 s, rather than holding up commits for as long as that reader reads.
  */
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import type Database from "better-sqlite3";
+
+/** Bytes of write-ahead log past which a checkpoint restarts it, and to which the file is trimmed when restarted. */
+export const WAL_SIZE_LIMIT = 32 * 1024 * 1024;
 
 // Plain CommonJS run with `eval`, so it works from the compiled package and from TypeScript sources alike.
 const WORKER = `
@@ -16,7 +27,21 @@ const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.module);
 const db = new Database(workerData.path);
 db.pragma("busy_timeout = 10000");
-const checkpoint = () => { try { db.pragma("wal_checkpoint(PASSIVE)"); } catch {} };
+const restartFrames = Math.floor(workerData.restartBytes / (db.pragma("page_size", { simple: true }) + 24));
+let restartAfter = 0;
+const checkpoint = () => {
+  try {
+    const [{ log }] = db.pragma("wal_checkpoint(PASSIVE)");
+    if (log <= restartFrames || Date.now() < restartAfter) return;
+    db.pragma("busy_timeout = 100");
+    try {
+      const [{ busy }] = db.pragma("wal_checkpoint(RESTART)");
+      if (busy) restartAfter = Date.now() + 5000;
+    } finally {
+      db.pragma("busy_timeout = 10000");
+    }
+  } catch {}
+};
 const timer = setInterval(checkpoint, workerData.intervalMs);
 parentPort.on("message", () => { clearInterval(timer); checkpoint(); db.close(); parentPort.close(); });
 `;
@@ -28,7 +53,7 @@ export class Checkpointer {
   constructor(writer: Database.Database, path: string, intervalMs = 100) {
     writer.pragma("wal_autocheckpoint = 0");
     const module = createRequire(import.meta.url).resolve("better-sqlite3");
-    this.worker = new Worker(WORKER, { eval: true, workerData: { module, path, intervalMs } });
+    this.worker = new Worker(WORKER, { eval: true, workerData: { module, path, intervalMs, restartBytes: WAL_SIZE_LIMIT } });
     this.worker.unref();
     this.exited = new Promise((resolve) => {
       this.worker.once("exit", () => {

@@ -12,7 +12,7 @@ import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { DatabaseError, DuplicateWorkflowError, WorkflowConflictError } from "../../errors.js";
 import { loadMigrations, pendingMigrations } from "../migrations.js";
-import { Checkpointer } from "./checkpointer.js";
+import { Checkpointer, WAL_SIZE_LIMIT } from "./checkpointer.js";
 import { placeholders, prepare } from "./statements.js";
 import { changed, WakeLog } from "./wakes.js";
 import {
@@ -29,8 +29,6 @@ const bool = (b: boolean) => (b ? 1 : 0);
 export const busy = { timeoutMs: 10_000 };
 /** Of that, how long SQLite itself waits at a time (blocking the event loop); the rest is waited between tries. */
 const BUSY_SLICE_MS = 10;
-/** Bytes the write-ahead log keeps on disk once restarted (it grows past this while checkpoints are held back). */
-export const WAL_SIZE_LIMIT = 32 * 1024 * 1024;
 /** SQLite's "another connection holds the lock". */
 const isLocked = (error: unknown) => /^SQLITE_(BUSY|LOCKED)/.test(String((error as { code?: unknown } | undefined)?.code));
 
