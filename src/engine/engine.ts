@@ -26,7 +26,7 @@ import { checkKey, checkText } from "./operations.js";
 import { Recovery } from "./recovery.js";
 import { RowReader } from "./reads.js";
 import { Schedule } from "./schedules.js";
-import { MAX_TIMEOUT_MS, Timers } from "./timers.js";
+import { MAX_TIMEOUT_MS, settlesWithin, SHUTDOWN_STEP_MS, Timers } from "./timers.js";
 import { Turns, Waiters } from "./waiters.js";
 
 export interface RegisteredWorkflow {
@@ -257,8 +257,12 @@ export class Engine {
       await launching.catch(() => undefined);
       this.stopServing();
     }
-    await this._committer?.close();
-    if (!this.client) await this.recovery.leave();
+    // Writes under way finish first; behind a link gone silent they would wait out a lost
+    // connection's 60 s, so after 2 s the store is closed under them instead (they fail as on a
+    // lost connection, and their runs, still PENDING, run again later) and the farewell is skipped.
+    const written = await settlesWithin(this._committer?.close(), SHUTDOWN_STEP_MS);
+    if (!written) this.logger.warn("Writes under way did not finish within 2 s of shutdown: closing the store under them (their workflows run again later).");
+    if (!this.client && written) await this.recovery.leave();
     this.waiters.abortAll(new DuroError(this.client ? "The DuroClient was closed while waiting." : "duro was shut down while waiting."));
     this.timers.stop();
     await this._store?.close();

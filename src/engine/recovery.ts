@@ -18,6 +18,7 @@
 import { DatabaseError, MaxRecoveryAttemptsExceededError } from "../errors.js";
 import type { WorkflowRow } from "../storage/store.js";
 import type { Engine } from "./engine.js";
+import { settlesWithin, SHUTDOWN_STEP_MS } from "./timers.js";
 
 export class Recovery {
   private heartbeatTimer?: NodeJS.Timeout;
@@ -212,7 +213,6 @@ export class Recovery {
   async leave(): Promise<void> {
     if (!this.leaseMs) return; // never beat
     const { engine } = this;
-    let timer: NodeJS.Timeout | undefined;
     let late = false;
     const leaving = (async () => {
       await this.beating;
@@ -220,9 +220,8 @@ export class Recovery {
     })().catch((error) => {
       if (!late) engine.logger.warn("Could not record this executor's shutdown: work of no app version may wait for its lease to end.", { error: String(error) });
     });
-    await Promise.race([leaving, new Promise((resolve) => (timer = setTimeout(resolve, 2_000)))]);
+    await settlesWithin(leaving, SHUTDOWN_STEP_MS);
     late = true;
-    clearTimeout(timer);
   }
 
   /** Writes a heartbeat. One that lands later than two beats' interval starts the on-time count again. */

@@ -19,6 +19,21 @@ export function inThisContext<T>(fn: () => T): () => T {
   return () => resource.runInAsyncScope(fn);
 }
 
+/** How long shutdown waits for each of its polite steps (writes under way, the executor's farewell) before going on without it. */
+export const SHUTDOWN_STEP_MS = 2_000;
+
+/** Whether `promise` settles within `ms` (it is left to go on either way). */
+export async function settlesWithin(promise: Promise<unknown> | undefined, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const settled = (promise ?? Promise.resolve()).then(() => true, () => true);
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, ms, false)));
+  try {
+    return await Promise.race([settled, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 interface Entry {
   at: number;
   seq: number;

@@ -105,6 +105,40 @@ describe("postgres: a connection that goes silent", () => {
     await within(10_000, duro.shutdown(), "shutdown with frozen connections");
   });
 
+  it("shutdown with checkpoints under way on a frozen link takes seconds, not the 60 s of a lost connection; their workflows run again from their checkpoints", async () => {
+    const probe = t.duro(); // fixes the test's fresh schema
+    const duro = proxied({ executorId: "frozen" });
+    let steps = 0;
+    const build = (d: typeof duro) => {
+      const step = d.registerStep("step", async (n: number) => {
+        steps++;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        return n + 1;
+      });
+      return d.registerWorkflow("wf", async (n: number) => step(await step(await step(n))));
+    };
+    const wf = build(duro);
+    await duro.launch();
+    await Promise.all(range(30).map((n) => duro.startWorkflow(wf.with({ workflowId: `s${n}` }), n)));
+    await waitFor(() => steps >= 20, 10_000, "some steps done");
+    freeze(pairs);
+    // One more write, so that one is under way whatever the others were doing at the freeze.
+    const late = duro.startWorkflow(wf.with({ workflowId: "late" }), 100).catch((error: Error) => error);
+    await new Promise((resolve) => setImmediate(resolve));
+    const start = performance.now();
+    await within(8_000, duro.shutdown(), "shutdown with checkpoints stuck on a frozen link");
+    expect(performance.now() - start).toBeLessThan(8_000);
+    expect(await late).toBeInstanceOf(Error); // DatabaseError: the store was closed under it
+
+    const again = t.duro({ executorId: "frozen" });
+    build(again);
+    await again.launch();
+    const results = await within(10_000, Promise.all(range(30).map((n) => again.getResult(`s${n}`))), "every workflow, recovered");
+    expect(results).toEqual(range(30).map((n) => n + 3));
+    await probe.launch();
+    for (const n of range(30)) expect((await probe.listWorkflowSteps(`s${n}`)).map((s) => s.functionId)).toEqual([1, 2, 3]);
+  });
+
   it("the LISTEN connection: a silent one is noticed by its ping and replaced, so other processes' wake-ups arrive again", async () => {
     retry.stuckMs = 500;
     retry.listenPingMs = 200;
