@@ -31,8 +31,9 @@ export function checkSeconds(name: string, value: unknown, allowInfinity = false
   return value;
 }
 
-/** A plain object: an options object in a place that also takes a string or a number. */
-const isOptions = (value: unknown): value is object => typeof value === "object" && value !== null && !Array.isArray(value);
+/** A plain object (`{ … }`): an options object in a place that also takes a string or a number. */
+const isOptions = (value: unknown): value is object =>
+  typeof value === "object" && value !== null && [Object.prototype, null].includes(Object.getPrototypeOf(value));
 
 /** An options object with no keys but `allowed`: a misspelt one would otherwise be silently ignored. */
 function checkKeys(method: string, options: object, allowed: readonly string[]): void {

@@ -85,6 +85,8 @@ describe.each(backends)("%s", (backend) => {
         ["misspelt send option", () => duro.send("keywords", "m", { idempotency: "k" } as never)],
         ["options twice", () => duro.send("keywords", "m", { idempotencyKey: "k" } as never, {})],
         ["options, not a string", () => duro.send("keywords", "m", "t", "k" as never)],
+        ["a Date for a timeout", () => duro.getEvent("keywords", "k", new Date() as never)],
+        ["a Map for options", () => duro.send("keywords", "m", new Map() as never)],
       ];
       for (const [what, call] of bad) await expect(call(), what).rejects.toBeInstanceOf(InvalidArgumentError);
     });

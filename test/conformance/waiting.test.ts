@@ -286,13 +286,17 @@ describe.each(backends)("%s", (backend) => {
       expect(pending).toEqual([never]);
     });
 
-    it("accepts workflow handles", async () => {
+    /** A launched instance with two workflows started: `slow` waits for a message on "go", `fast` returns at once. */
+    async function slowAndFast() {
       const duro = t.duro();
       const wf = duro.registerWorkflow("waitsForGo", async () => duro.recv("go", 30));
       const quick = duro.registerWorkflow("quick", async () => "quick");
       await duro.launch();
-      const slow = await duro.startWorkflow(wf);
-      const fast = await duro.startWorkflow(quick);
+      return { duro, slow: await duro.startWorkflow(wf), fast: await duro.startWorkflow(quick) };
+    }
+
+    it("accepts workflow handles", async () => {
+      const { duro, slow, fast } = await slowAndFast();
       const { done, pending } = await duro.wait<WorkflowHandle<unknown>>([slow, fast], { returnWhen: "FIRST_COMPLETED" });
       expect(done).toEqual([fast]);
       expect(pending).toEqual([slow]);
@@ -300,12 +304,7 @@ describe.each(backends)("%s", (backend) => {
     });
 
     it("outside a workflow, a wait that returned leaves nothing waiting on its pending handles (a poll of a long-running workflow does not pile up)", async () => {
-      const duro = t.duro();
-      const wf = duro.registerWorkflow("waitsForGo", async () => duro.recv("go", 30));
-      const quick = duro.registerWorkflow("quick", async () => "quick");
-      await duro.launch();
-      const slow = await duro.startWorkflow(wf);
-      const fast = await duro.startWorkflow(quick);
+      const { duro, slow, fast } = await slowAndFast();
       await fast.getResult();
       const before = duro.engine.waiters.size;
       for (let i = 0; i < 20; i++) {

@@ -11,8 +11,9 @@
  * holds more than WAL_SIZE_LIMIT bytes, the worker follows up with a RESTART checkpoint, which
  * holds new commits (the writer waits them out between tries, see guard in store.ts) while it
  * copies the last frames, then lets the next commit start the log over. A reader holding a
- * snapshot keeps the log in use: after waiting 100 ms for it, the worker leaves the restart for
- * 5 s, rather than holding up commits for as long as that reader reads.
+ * snapshot (or another process's writer, busy with the file) keeps the log in use: after
+ * waiting 100 ms for it, the worker tries again after 100 ms, then after twice as long each
+ * time up to 5 s, rather than holding up commits for as long as that reader reads.
  */
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
@@ -29,6 +30,7 @@ const db = new Database(workerData.path);
 db.pragma("busy_timeout = 10000");
 const restartFrames = Math.floor(workerData.restartBytes / (db.pragma("page_size", { simple: true }) + 24));
 let restartAfter = 0;
+let backoff = 0;
 const checkpoint = () => {
   try {
     const [{ log }] = db.pragma("wal_checkpoint(PASSIVE)");
@@ -36,7 +38,8 @@ const checkpoint = () => {
     db.pragma("busy_timeout = 100");
     try {
       const [{ busy }] = db.pragma("wal_checkpoint(RESTART)");
-      if (busy) restartAfter = Date.now() + 5000;
+      backoff = busy ? Math.min(Math.max(2 * backoff, 100), 5000) : 0;
+      restartAfter = Date.now() + backoff;
     } finally {
       db.pragma("busy_timeout = 10000");
     }
