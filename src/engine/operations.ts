@@ -326,12 +326,12 @@ function checkTopic(topic: string | null | undefined): void {
 }
 
 /**
- * send's topic and options: `send(id, message, topic?, options?)`, or `send(id, message, options)`
- * for no topic (the reference's keywords after a left-out topic).
+ * A topic and what follows it, where options may take the place of a left-out topic (the
+ * reference's keywords after it): `send(id, message, options)`, `recv({ timeoutSeconds })`.
  */
-function sendArguments(topic: string | null | undefined | SendOptions, options: SendOptions | undefined): [string | null | undefined, SendOptions] {
-  if (!isOptions(topic)) return [topic, options ?? {}];
-  if (options !== undefined) throw new InvalidArgumentError("send(destinationId, message, topic, options): the topic must be a string or null when options follow it.");
+function afterTopic<O extends object, R>(method: string, topic: string | null | undefined | O, rest: R | undefined): [string | null | undefined, O | R | undefined] {
+  if (!isOptions(topic)) return [topic, rest];
+  if (rest !== undefined) throw new InvalidArgumentError(`${method}(): the topic must be a string or null when another argument follows it.`);
   return [null, topic];
 }
 
@@ -342,7 +342,8 @@ export async function send(
   topicOrOptions: string | null | undefined | SendOptions,
   sendOptions?: SendOptions,
 ): Promise<void> {
-  const [topic, options] = sendArguments(topicOrOptions, sendOptions);
+  const [topic, given] = afterTopic("send", topicOrOptions, sendOptions);
+  const options = given ?? {};
   if (!isOptions(options)) throw new InvalidArgumentError("send()'s options must be an object: { idempotencyKey, serialization }.");
   checkKeys("send", options, ["idempotencyKey", "serialization", "serializationType"]);
   const { idempotencyKey } = options;
@@ -368,11 +369,8 @@ export async function send(
 }
 
 /** `recv(topic?, timeout?)`, or `recv({ timeoutSeconds })` for no topic. */
-export async function recv(engine: Engine, topicOrOptions: string | null | undefined | WaitOptions, timeout?: number | WaitOptions): Promise<unknown> {
-  let topic: string | null | undefined;
-  if (!isOptions(topicOrOptions)) topic = topicOrOptions;
-  else if (timeout !== undefined) throw new InvalidArgumentError("recv(topic, timeoutSeconds): the topic must be a string or null when a timeout follows it.");
-  else [topic, timeout] = [null, topicOrOptions];
+export async function recv(engine: Engine, topicOrOptions: string | null | undefined | WaitOptions, timeoutOrOptions?: number | WaitOptions): Promise<unknown> {
+  const [topic, timeout] = afterTopic("recv", topicOrOptions, timeoutOrOptions);
   checkTopic(topic);
   const timeoutSeconds = waitSeconds("recv", timeout);
   const run = requireRun("recv");

@@ -103,8 +103,7 @@ export class SqliteStore implements Store {
       db.pragma(`busy_timeout = ${Math.min(BUSY_SLICE_MS, busy.timeoutMs)}`);
       db.pragma("foreign_keys = ON");
       db.pragma("cache_size = -65536"); // 64 MiB of page cache: hot index pages stay in memory
-      // The log, grown past this while a reader held back its checkpoints, shrinks back to it when next restarted.
-      db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
+      db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`); // a log grown past this shrinks back to it when started over
       db.exec("CREATE TABLE IF NOT EXISTS duro_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
       const all = loadMigrations(new URL("./migrations/", import.meta.url));
       const file = db;
