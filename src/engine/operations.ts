@@ -92,7 +92,8 @@ export function formatOf(options: ValueOptions | undefined): SerializationFormat
 /** Whether a handle may be handed out for a workflow not created yet: retrieveWorkflow's `existingWorkflow`, positional (as the reference has it) or in an options object. */
 export async function allowsMissing(engine: Engine, workflowId: string, existing: boolean | { existingWorkflow?: boolean } | undefined): Promise<boolean> {
   checkKey("workflowId", workflowId);
-  const must = typeof existing === "boolean" ? existing : typeof existing === "object" ? (existing?.existingWorkflow ?? true) : existing;
+  if (isOptions(existing)) checkKeys("retrieveWorkflow", existing, ["existingWorkflow"]);
+  const must = existing === null ? true : isOptions(existing) ? (existing.existingWorkflow ?? true) : existing;
   if (typeof must !== "boolean") throw new InvalidArgumentError("retrieveWorkflow(id, existingWorkflow) takes true or false (or { existingWorkflow }).");
   if (must && (await engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
   return !must;

@@ -22,7 +22,8 @@ describe.each(backends)("%s", (backend) => {
       const wf = duro.registerWorkflow("later", async (x: number) => x * 2);
       await duro.launch();
       await expect(duro.retrieveWorkflow("not-yet", true)).rejects.toBeInstanceOf(WorkflowNotFoundError);
-      for (const bad of ["no", 0, { existingWorkflow: "no" }]) {
+      // A misspelt key or an object that is not a plain options object is refused too, not ignored.
+      for (const bad of ["no", 0, { existingWorkflow: "no" }, { existingWorkfow: false }, new Date()]) {
         await expect(duro.retrieveWorkflow("not-yet", bad as never)).rejects.toBeInstanceOf(InvalidArgumentError);
       }
       const handle = await duro.retrieveWorkflow<number>("not-yet", false);
