@@ -261,8 +261,8 @@ export class QueueDispatcher {
         this.claiming -= asked;
         asked = 0;
         if (!this.took(result, free) && !this.again) {
-          // Work held back by the rate limit becomes claimable as its window slides.
-          if (rateLimit && result.moreQueued) this.wakeAt(Date.now() + periodMsOf(rateLimit.periodSeconds) / rateLimit.limit);
+          // Work held back by the rate limit becomes claimable once the window's oldest start leaves it.
+          if (rateLimit && result.moreQueued) this.wakeAt(Date.now() + (result.rateOpensInMs ?? periodMsOf(rateLimit.periodSeconds) / rateLimit.limit) + 1);
           return;
         }
       }

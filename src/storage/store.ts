@@ -125,6 +125,8 @@ export interface Claimed {
   claimed: { workflow: WorkflowRow; operations: OperationRow[] }[];
   nextDelayedAt: number | null;
   moreQueued: boolean;
+  /** Of a rate-limited queue: in how many ms its window next lets a start in (its oldest start leaves it), if it holds any. */
+  rateOpensInMs?: number;
 }
 
 export type WriteResult =

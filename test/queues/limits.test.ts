@@ -316,6 +316,21 @@ describe.each(backends)("%s", (backend) => {
       expect(span).toBeLessThan(3 * periodMs + 3000);
     });
 
+    it("work that arrives while the window is full starts as the window's oldest start leaves it, not a period after it arrived", async () => {
+      const periodMs = 1500;
+      // A long safety poll, so that only the wake-up at the window's opening can start it on time.
+      const { list } = await executors(2, { rateLimit: { limit: 1, periodSeconds: periodMs / 1000 }, pollingIntervalSeconds: 30 });
+      const [first] = await enqueue(list, 1);
+      await first.getResult();
+      const startOf = async (id: string) => (await list[0].duro.getWorkflowStatus(id))!.startedAtEpochMs!;
+      await clockPast((await startOf("job-0")) + periodMs / 2); // halfway through the window
+      const second = await list[1].duro.startWorkflow(list[1].job.with({ queueName: "q", workflowId: "late" }), "late", null);
+      await second.getResult();
+      const gap = (await startOf("late")) - (await startOf("job-0"));
+      expect(gap).toBeGreaterThanOrEqual(periodMs);
+      expect(gap).toBeLessThan(periodMs + 400); // before: about periodMs / 2 later than this, a period after it arrived
+    });
+
     it("does not claim in a loop while a rate-limited queue is idle", async () => {
       const { list } = await executors(1, { rateLimit: { limit: 100, periodSeconds: 1 } });
       const store = list[0].duro.engine.store;

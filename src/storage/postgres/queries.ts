@@ -116,7 +116,11 @@ export function storeSql(schema: string) {
       SELECT json_agg(json_build_object('workflow', row_to_json(c), 'operations', ${operationsOf(schema, "c.workflow_id")})
         ORDER BY priority, seq) AS claimed,
         (SELECT min(delay_until_epoch_ms) FROM ${ws} WHERE status = 'DELAYED' AND queue_name = $1) AS next,
-        EXISTS (SELECT 1 FROM ${ws} WHERE status = 'ENQUEUED' AND queue_name = $1 AND workflow_id NOT IN (SELECT workflow_id FROM claimed)) AS queued
+        EXISTS (SELECT 1 FROM ${ws} WHERE status = 'ENQUEUED' AND queue_name = $1 AND workflow_id NOT IN (SELECT workflow_id FROM claimed)) AS queued,
+        -- The rate window's oldest start, this claim's included, leaves it this long after $2 (= $8 + the period).
+        CASE WHEN $5::int IS NOT NULL THEN LEAST(
+          (SELECT min(started_at) FROM ${ws} WHERE ${inScope} AND started_at > $8::bigint AND status <> 'ENQUEUED'),
+          (SELECT min(started_at) FROM claimed)) - $8::bigint END AS opens_in
       FROM claimed c`;
 
   return {

@@ -252,6 +252,7 @@ export class PostgresStore implements Store {
         const locked = await run("lockQueue", [`${this.conn.schemaName}.${queueName}`, request.now, queueName, partitioned]);
         const now = Number(locked.now);
         let last: { next: string | null; queued: boolean } | undefined;
+        let rateOpensInMs: number | undefined;
         // Sent again after a lost reply: what the first commit took is ours, and runs here.
         const claimed = again ? await takenBefore(client, this.writes, claimTokenOf(request), executorId) : [];
         const running = { ...request.perPartition?.running };
@@ -268,11 +269,12 @@ export class PostgresStore implements Store {
             rate ? now - rate.periodMs : null, workflowNames, appVersion, executorId, claimTokenOf(request), request.liveSince,
           ]);
           claimed.push(...claimedRows(result.claimed));
+          if (result.opens_in !== null) rateOpensInMs = Math.min(rateOpensInMs ?? Infinity, Number(result.opens_in));
           last = result;
         }
         // The claim's statement tells what is left in the queue, unless it was one of several (partitions) or none.
         const { next, queued } = !partitioned && last ? last : await run("nextDelayed", [queueName]);
-        return { claimed, nextDelayedAt: next === null ? null : Number(next), moreQueued: queued };
+        return { claimed, nextDelayedAt: next === null ? null : Number(next), moreQueued: queued, rateOpensInMs };
       }),
     );
   }

@@ -89,6 +89,11 @@ export function prepare(db: Database.Database) {
               EXISTS (SELECT 1 FROM workflow_status WHERE status = 'ENQUEUED' AND queue_name = ?) AS queued`,
     ),
     partitions: st(`SELECT DISTINCT partition_key FROM workflow_status WHERE queue_name = ? AND status = 'ENQUEUED'`),
+    // The starts a rate limit counts (queue, [partition,] since) and the oldest of them.
+    rateWindow: st(`SELECT COUNT(*) AS n, MIN(started_at) AS first FROM workflow_status WHERE queue_name = ? AND started_at > ? AND status <> 'ENQUEUED'`),
+    rateWindowOfPartition: st(
+      `SELECT COUNT(*) AS n, MIN(started_at) AS first FROM workflow_status WHERE queue_name = ? AND partition_key IS ? AND started_at > ? AND status <> 'ENQUEUED'`,
+    ),
     claim: st(
       `UPDATE workflow_status SET status = 'PENDING', executor_id = ?, started_at = ?, updated_at = ?, recovery_attempts = recovery_attempts + 1,
          app_version = COALESCE(app_version, ?),

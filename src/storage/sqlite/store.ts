@@ -422,10 +422,9 @@ export class SqliteStore implements Store {
       // are then in commit order, which the rate limit's count relies on.
       const now = Math.max(request.now, Date.now());
       s.promoteDelayed.run(now, queueName, now);
-      const partitions: (string | null)[] = request.partitioned
-        ? (s.partitions.all(queueName) as { partition_key: string | null }[]).map((r) => r.partition_key)
-        : [null];
+      const partitions = request.partitioned ? (s.partitions.all(queueName) as { partition_key: string | null }[]).map((r) => r.partition_key) : [null];
       const claimed: { workflow: WorkflowRow; operations: OperationRow[] }[] = [];
+      let rateOpensInMs: number | undefined;
       for (const partition of partitions) {
         const left = request.max - claimed.length;
         if (left <= 0 || workflowNames.length === 0) break;
@@ -439,10 +438,11 @@ export class SqliteStore implements Store {
           budget = Math.min(budget, request.concurrency - n);
         }
         if (request.rateLimit) {
-          const { n } = db
-            .prepare(`SELECT COUNT(*) AS n FROM workflow_status WHERE queue_name = ?${inPartition} AND started_at > ? AND status <> 'ENQUEUED'`)
-            .get(...scope, now - request.rateLimit.periodMs) as { n: number };
+          const since = now - request.rateLimit.periodMs;
+          const { n, first } = (request.partitioned ? s.rateWindowOfPartition : s.rateWindow).get(...scope, since) as { n: number; first: number | null };
           budget = Math.min(budget, request.rateLimit.limit - n);
+          // The window's oldest start (this claim's, stamped now, if it holds none) leaves it this long from now.
+          rateOpensInMs = Math.min(rateOpensInMs ?? Infinity, (first ?? now) - since);
         }
         if (budget <= 0) continue;
         const ids = db
@@ -460,7 +460,7 @@ export class SqliteStore implements Store {
         }
       }
       const { next, queued } = s.nextDelayed.get(queueName, queueName) as { next: number | null; queued: number };
-      return { claimed, nextDelayedAt: next, moreQueued: queued === 1 };
+      return { claimed, nextDelayedAt: next, moreQueued: queued === 1, rateOpensInMs };
     }).immediate();
   }
 
