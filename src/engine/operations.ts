@@ -136,7 +136,7 @@ export async function runStep<T>(engine: Engine, name: string, fn: (...args: any
         errors.push(error);
         if (attempt < attempts - 1) {
           const delay = Math.min(policy.intervalSeconds * policy.backoffRate ** attempt, MAX_RETRY_DELAY_S);
-          engine.logger.warn(`Step "${name}" failed (attempt ${attempt + 1} of ${attempts}); retrying in ${delay}s.`, {
+          engine.logger.warn(`Step "${name}" failed (attempt ${attempt + 1} of ${attempts}); retrying in ${Number(delay.toFixed(3))}s.`, {
             workflowId: run.workflowId, stepId, error: String(error),
           });
           await engine.timers.until(Date.now() + delay * 1000, run.signal);
@@ -270,7 +270,7 @@ export async function wait<T>(
   if (!["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION"].includes(returnWhen)) {
     throw new InvalidArgumentError(`returnWhen must be "ALL_COMPLETED", "FIRST_COMPLETED" or "FIRST_EXCEPTION", got ${JSON.stringify(returnWhen)}.`);
   }
-  if (timeoutSeconds !== undefined) checkSeconds("timeoutSeconds", timeoutSeconds);
+  if (timeoutSeconds !== undefined) checkSeconds("timeoutSeconds", timeoutSeconds, true); // Infinity: no timeout, as recv's
   const deadline = timeoutSeconds === undefined ? Infinity : Date.now() + timeoutSeconds * 1000;
   const run = currentRun();
   const functionId = run?.allocate();

@@ -55,7 +55,7 @@ export async function* readStream(
   checkKey("workflowId", workflowId);
   checkKey("key", key);
   if (!Number.isInteger(offset) || offset < 0) throw new InvalidArgumentError(`offset must be a non-negative integer, got ${offset}.`);
-  if (timeoutSeconds !== undefined) checkSeconds("timeoutSeconds", timeoutSeconds);
+  if (timeoutSeconds !== undefined) checkSeconds("timeoutSeconds", timeoutSeconds, true); // Infinity: no timeout, as recv's
   const run = currentRun();
   const END = { end: true };
   // Values fetched past the current offset (and whether the end marker follows them), served

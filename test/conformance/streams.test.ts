@@ -167,6 +167,20 @@ describe.each(backends)("%s", (backend) => {
       await duro.send(handle.workflowId, null, "finish");
     });
 
+    it("timeoutSeconds: Infinity waits without end, as recv's and getEvent's Infinity does", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("later", async () => {
+        await duro.recv("go", 10);
+        await duro.writeStream("s", "late");
+        await duro.closeStream("s");
+      });
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf);
+      const reading = collect(duro.readStream(handle.workflowId, "s", { timeoutSeconds: Infinity }));
+      await duro.send(handle.workflowId, null, "go");
+      expect(await reading).toEqual(["late"]);
+    });
+
     it("a read timeout inside a workflow reaches the workflow as StreamTimeoutError", async () => {
       const duro = t.duro();
       const silent = duro.registerWorkflow("silent", async () => {

@@ -284,6 +284,9 @@ describe.each(backends)("%s", (backend) => {
       expect(since(start)).toBeLessThan(1200);
       expect(done).toEqual([ok]);
       expect(pending).toEqual([never]);
+      // Infinity is no timeout, as recv's: the wait ends when the items do.
+      const later = new Promise((resolve) => setTimeout(() => resolve("later"), 50));
+      expect((await duro.wait([later], { timeoutSeconds: Infinity })).done).toEqual([later]);
     });
 
     /** A launched instance with two workflows started: `slow` waits for a message on "go", `fast` returns at once. */
