@@ -17,6 +17,7 @@ type Options = NonNullable<ParseArgsConfig["options"]>;
 
 const common: Options = {
   db: { type: "string" },
+  "connect-timeout": { type: "string" },
   json: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 };
@@ -137,14 +138,14 @@ const commands: Record<string, Command> = {
       await client.listWorkflows({ limit: 1, loadInput: false, loadOutput: false }); // connecting migrates
       return { migrated: true };
     },
-    print: () => console.log("The database schema is up to date."),
+    print: () => console.log("The database schema is at the current version (created or upgraded as needed)."),
   },
 };
 
 /** The usage of every command, or of those whose name starts with `prefix` ("queue "). */
 function help(prefix = ""): string {
   const lines = Object.entries(commands).filter(([name]) => name.startsWith(prefix)).map(([, c]) => `  ${c.usage}\n      ${c.summary}`);
-  return `duro — inspect and operate durable workflows\n\nUsage:\n${lines.join("\n")}\n\nEvery command takes --db URL (default: DURO_DATABASE_URL, else sqlite:./.duro/duro.sqlite), --json, --help.\nExit codes: 0 done, 1 failed, 2 bad usage, 3 workflow not found.`;
+  return `duro — inspect and operate durable workflows\n\nUsage:\n${lines.join("\n")}\n\nEvery command takes --db URL (default: DURO_DATABASE_URL, else sqlite:./.duro/duro.sqlite), --connect-timeout SECONDS (how long to keep trying an unreachable PostgreSQL, default 30), --json, --help.\nExit codes: 0 done, 1 failed, 2 bad usage, 3 workflow not found.`;
 }
 
 const isHelp = (arg: string | undefined) => arg === "--help" || arg === "-h" || arg === "help";
@@ -173,17 +174,24 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.usage;
   }
   if (parsed.values.help) {
-    console.log(`${command.summary}\n\nUsage: ${command.usage}\n\nOptions for every command: --db URL, --json, --help`);
+    console.log(`${command.summary}\n\nUsage: ${command.usage}\n\nOptions for every command: --db URL, --connect-timeout SECONDS, --json, --help`);
     return EXIT.ok;
   }
-  const client = new DuroClient({ databaseUrl: parsed.values.db, logger: { debug() {}, info() {}, warn() {}, error() {} } });
+  let connectTimeoutSeconds: number | undefined;
+  try {
+    connectTimeoutSeconds = positive(parsed.values["connect-timeout"], "connect-timeout");
+  } catch (error) {
+    console.error(`duro ${name}: ${(error as Error).message}`);
+    return EXIT.usage;
+  }
+  const client = new DuroClient({ databaseUrl: parsed.values.db, connectTimeoutSeconds, logger: { debug() {}, info() {}, warn() {}, error() {} } });
   try {
     const result = await command.run(name === "migrate" ? client : existing(client, parsed.values.db), parsed);
     if (parsed.values.json) console.log(JSON.stringify(result, jsonReplacer, 2));
     else command.print?.(result);
     return EXIT.ok;
   } catch (error) {
-    console.error(`duro ${name}: ${(error as Error).message}`);
+    console.error(`duro ${name}: ${(error as Error).message.replace("raise connectTimeoutSeconds", "raise --connect-timeout")}`);
     if (error instanceof WorkflowNotFoundError) return EXIT.notFound;
     if (error instanceof InvalidArgumentError) return EXIT.usage;
     if (!(error instanceof DuroError)) console.error((error as Error).stack);
@@ -217,7 +225,7 @@ function toFilter(values: Record<string, any>): ListWorkflowsFilter {
   return {
     status: values.status, name: values.name, queueName: values.queue, user: values.user, appVersion: values["app-version"],
     executorId: values.executor, workflowIdPrefix: values.prefix, parentWorkflowId: values.parent, forkedFrom: values["forked-from"],
-    startTime: values.since, endTime: values.until, limit: int(values.limit, "limit"), offset: int(values.offset, "offset"),
+    startTime: time(values.since, "since"), endTime: time(values.until, "until"), limit: int(values.limit, "limit"), offset: int(values.offset, "offset"),
     sortDesc: !values.asc,
   };
 }
@@ -226,6 +234,17 @@ function int(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`--${name} must be a non-negative integer, got "${value}".`);
   return Number(value);
+}
+
+function positive(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+(\.\d+)?$/.test(value) || Number(value) <= 0) throw new InvalidArgumentError(`--${name} must be a positive number of seconds, got "${value}".`);
+  return Number(value);
+}
+
+function time(value: string | undefined, name: string): string | undefined {
+  if (value !== undefined && Number.isNaN(Date.parse(value))) throw new InvalidArgumentError(`--${name} must be an RFC 3339 time such as 2026-11-25T00:00:00Z, got "${value}".`);
+  return value;
 }
 
 function one(positionals: string[]): string {

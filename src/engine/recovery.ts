@@ -54,9 +54,27 @@ export class Recovery {
     this.deadLettered(deadLettered);
     for (const row of recovered) await this.runHere(row);
     if (this.stopped) return; // shut down meanwhile
+    void this.warnOfOtherVersions().catch(() => undefined);
     // The heartbeat keeps the process alive while launched, as a server's listening socket would:
     // an executor whose script ends with `await duro.launch()` goes on serving its queues.
     this.heartbeatTimer = setInterval(() => void this.heartbeatAndTakeOver(), this.interval);
+  }
+
+  /**
+   * Tells of this executor's PENDING work of other app versions, which it does not recover: in
+   * development, editing any workflow after a crash changes the default version.
+   */
+  private async warnOfOtherVersions(): Promise<void> {
+    const { engine } = this;
+    const rows = await engine.store.listWorkflows({ status: ["PENDING"], executorId: [engine.executorId], loadInput: false, loadOutput: false, limit: 1000 });
+    const others = rows.filter((r) => r.appVersion !== null && r.appVersion !== engine.appVersion);
+    if (!others.length) return;
+    engine.logger.warn(
+      `${others.length} workflow(s) PENDING on executor ${engine.executorId} belong to another app version than this one ` +
+        `(${engine.appVersion}), so they are not recovered here: run an executor of their version, set appVersion to theirs ` +
+        `if the change is compatible, or fork them onto this version (duro fork <id> --step N).`,
+      { appVersions: [...new Set(others.map((r) => r.appVersion))], workflowIds: others.slice(0, 10).map((r) => r.workflowId) },
+    );
   }
 
   /**

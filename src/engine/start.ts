@@ -147,7 +147,7 @@ export function validateStart(engine: Engine, options: StartOptions): void {
   if (queueName === undefined) {
     const queued = { priority, deduplicationId, partitionKey, delaySeconds };
     const set = Object.entries(queued).filter(([, v]) => v !== undefined).map(([k]) => k);
-    if (set.length) throw new InvalidArgumentError(`${set.join(", ")} only apply to enqueued workflows: give a queueName too.`);
+    if (set.length) throw new InvalidArgumentError(`${set.join(", ")} only appl${set.length === 1 ? "ies" : "y"} to enqueued workflows: give a queueName too.`);
     return;
   }
   const queue = queueOf(engine, queueName);

@@ -34,8 +34,10 @@ export function parseDatabaseUrl(url: string): { dialect: "sqlite"; path: string
     }
     return { dialect: "postgres", url };
   }
+  // Only the scheme of a URL is repeated (the rest may hold a password); a bare path is shown whole.
+  const got = url.includes(":") ? `${url.split(":")[0]}:…` : url;
   throw new InvalidArgumentError(
-    `databaseUrl must start with "sqlite:" or "postgres://" (got "${url.split(":")[0]}:…"). Example: "sqlite:./.duro/app.sqlite".`,
+    `databaseUrl must start with "sqlite:" or "postgres://" (got "${got}"). Example: "sqlite:./.duro/app.sqlite"${url.includes(":") ? "" : `, or "sqlite:${url}" for that file`}.`,
   );
 }
 

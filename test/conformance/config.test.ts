@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { DatabaseError, Duro, DuroClient, DuroError, InvalidArgumentError, WorkflowQueue } from "../../src/index.js";
-import { type Backend, backends, quietLogger, rawQuery, rejectionOf, useDuro, within } from "../helpers.js";
+import { type Backend, backends, gate, quietLogger, rawQuery, rejectionOf, useDuro, waitFor, within } from "../helpers.js";
 import { requireBuild } from "../processes.js";
 
 /** A URL whose database cannot be opened or reached. */
@@ -50,6 +50,9 @@ describe.each(backends)("%s", (backend) => {
         expect(error, databaseUrl).toBeInstanceOf(InvalidArgumentError);
         expect(error).toBeInstanceOf(DuroError);
       }
+      // A URL's scheme alone is repeated (the rest may hold a password); a bare path is shown whole, with its fix.
+      expect((await rejectionOf(t.duro({ databaseUrl: "mysql://u:secret@h/db" }).launch())).message).toContain('(got "mysql:…")');
+      expect((await rejectionOf(t.duro({ databaseUrl: "./app.sqlite" }).launch())).message).toContain('(got "./app.sqlite"). Example: "sqlite:./.duro/app.sqlite", or "sqlite:./app.sqlite" for that file.');
     });
 
     it("a database that cannot be opened or reached fails launch with DatabaseError", async () => {
@@ -227,6 +230,28 @@ describe.each(backends)("%s", (backend) => {
       expect(v1Again).toBe(v1);
       expect(v2).not.toBe(v1); // the code changed
       expect(v3).not.toBe(v1); // another workflow
+    });
+
+    it("launch warns of this executor's PENDING work of another app version, which it leaves alone", async () => {
+      const first = t.duro({ appVersion: "v1" });
+      const started = gate();
+      const wf = first.registerWorkflow("wf", async () => {
+        await first.runStep(async () => started.open());
+        await first.sleep(3600);
+      });
+      await first.launch();
+      await first.startWorkflow(wf.with({ workflowId: "old-code" }));
+      await started.promise;
+      await first.shutdown(); // a crash: the workflow stays PENDING on executor "local"
+      const warnings: { message: string; fields?: Record<string, unknown> }[] = [];
+      const second = t.duro({ appVersion: "v2", logger: { ...quietLogger, warn: (message, fields) => void warnings.push({ message, fields }) } });
+      second.registerWorkflow("wf", async () => undefined);
+      await second.launch();
+      await waitFor(() => warnings.some((w) => w.message.includes("another app version")), 5_000, "the warning");
+      const warning = warnings.find((w) => w.message.includes("another app version"))!;
+      expect(warning.message).toMatch(/^1 workflow\(s\) PENDING on executor local/);
+      expect(warning.fields).toEqual({ appVersions: ["v1"], workflowIds: ["old-code"] });
+      expect((await second.getWorkflowStatus("old-code"))?.status).toBe("PENDING"); // left alone
     });
 
     it("maxRecoveryAttempts must be a non-negative integer", () => {

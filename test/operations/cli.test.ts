@@ -217,7 +217,7 @@ describe.each(backends)("%s", (backend) => {
     const url = freshDatabaseUrl(backend);
     const first = await cli(["migrate", "--db", url]);
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stdout.trim()).toBe("The database schema is up to date.");
+    expect(first.stdout.trim()).toBe("The database schema is at the current version (created or upgraded as needed).");
     const tables =
       backend === "sqlite"
         ? await rawQuery(url, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'workflow_status'")
@@ -262,7 +262,7 @@ describe.each(backends)("%s", (backend) => {
     const badDb = backend === "sqlite" ? "sqlite:/dev/null/not-a-dir/duro.sqlite" : noSuchDatabase.toString();
     const db = ["--db", freshDatabaseUrl(backend)];
     expect((await cli(["migrate", ...db])).code).toBe(0);
-    const [none, unknown, unknownQueueCmd, unknownFlag, missingValue, badLimit, negativeLimit, badSince, badStatus, twoIds, badScheme, unreachable] =
+    const [none, unknown, unknownQueueCmd, unknownFlag, missingValue, badLimit, negativeLimit, badSince, badStatus, twoIds, badScheme, badTimeout, unreachable, noServer] =
       await Promise.all([
         cli([]),
         cli(["frobnicate"]),
@@ -275,17 +275,23 @@ describe.each(backends)("%s", (backend) => {
         cli(["list", "--status", "DONE", ...db]),
         cli(["get", "a", "b", ...db]),
         cli(["list", "--db", "mysql://localhost/x"]),
+        cli(["list", "--connect-timeout", "0", ...db]),
         cli(["list", "--db", badDb]),
+        cli(["list", "--db", "postgres://postgres@127.0.0.1:1/postgres", "--connect-timeout", "0.5"]), // nothing listens on port 1
       ]);
     expect(none.code).toBe(2);
     expect(none.stdout + none.stderr).toContain("Usage:");
-    for (const [name, r] of Object.entries({ unknown, unknownQueueCmd, unknownFlag, missingValue, badLimit, negativeLimit, badSince, badStatus, twoIds, badScheme })) {
+    for (const [name, r] of Object.entries({ unknown, unknownQueueCmd, unknownFlag, missingValue, badLimit, negativeLimit, badSince, badStatus, twoIds, badScheme, badTimeout })) {
       expect(r.code, `${name}: ${r.stderr}`).toBe(2);
       expect(r.stderr, name).not.toBe("");
     }
     expect(unknown.stderr).toContain('Unknown command "frobnicate"');
+    expect(badSince.stderr).toContain('--since must be an RFC 3339 time'); // the flag's name, not the library option's
     expect(unreachable.code, unreachable.stderr).toBe(1);
     expect(unreachable.stderr).toMatch(/duro list: /);
+    // A server that does not answer is given up on after --connect-timeout, and the message names that flag.
+    expect(noServer.code, noServer.stderr).toBe(1);
+    expect(noServer.stderr).toMatch(/within 0\.5s: .*raise --connect-timeout/);
   });
 });
 
