@@ -89,7 +89,10 @@ export function prepare(db: Database.Database) {
               EXISTS (SELECT 1 FROM workflow_status WHERE status = 'ENQUEUED' AND queue_name = ?) AS queued`,
     ),
     partitions: st(`SELECT DISTINCT partition_key FROM workflow_status WHERE queue_name = ? AND status = 'ENQUEUED'`),
-    // The starts a rate limit counts (queue, [partition,] since) and the oldest of them.
+    // What a claim's limits count: the running workflows (queue[, partition]), the starts a rate
+    // limit counts (queue, [partition,] since) and the oldest of them.
+    running: st(`SELECT COUNT(*) AS n FROM workflow_status WHERE queue_name = ? AND status = 'PENDING'`),
+    runningInPartition: st(`SELECT COUNT(*) AS n FROM workflow_status WHERE queue_name = ? AND status = 'PENDING' AND partition_key IS ?`),
     rateWindow: st(`SELECT COUNT(*) AS n, MIN(started_at) AS first FROM workflow_status WHERE queue_name = ? AND started_at > ? AND status <> 'ENQUEUED'`),
     rateWindowOfPartition: st(
       `SELECT COUNT(*) AS n, MIN(started_at) AS first FROM workflow_status WHERE queue_name = ? AND partition_key IS ? AND started_at > ? AND status <> 'ENQUEUED'`,

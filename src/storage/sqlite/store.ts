@@ -434,7 +434,7 @@ export class SqliteStore implements Store {
         const scope = request.partitioned ? [queueName, partition] : [queueName];
         let budget = Math.min(left, localLeft);
         if (request.concurrency !== undefined) {
-          const { n } = db.prepare(`SELECT COUNT(*) AS n FROM workflow_status WHERE queue_name = ? AND status = 'PENDING'${inPartition}`).get(...scope) as { n: number };
+          const { n } = (request.partitioned ? s.runningInPartition : s.running).get(...scope) as { n: number };
           budget = Math.min(budget, request.concurrency - n);
         }
         if (request.rateLimit) {
