@@ -6,7 +6,8 @@
  *   cause) come back exactly. A tag is an object `{ "$duro": type, … }`; a user object that
  *   itself has a `$duro` key is escaped, so no input is ambiguous.
  * - `"portable"`: plain JSON that any language can read and write. `Date` becomes an ISO
- *   string and `Set` an array; values JSON cannot hold (`BigInt`, `Map`, functions) are refused.
+ *   string and `Set` an array; values JSON cannot hold (`BigInt`, `Map`, byte arrays, `RegExp`,
+ *   functions) are refused.
  *   Errors are `{ name, message, code?, data? }`; inputs are `{ positionalArgs, namedArgs }`.
  */
 import { InvalidArgumentError, SerializationError } from "./errors.js";
@@ -14,7 +15,7 @@ import * as duroErrors from "./errors.js";
 
 export type SerializationFormat = "default" | "portable";
 
-/** Stored values at or above this size are refused: they belong in blob storage, not a checkpoint. */
+/** Stored values of this size or more are refused: they belong in blob storage, not a checkpoint. */
 export const MAX_PAYLOAD_BYTES = 10 * 1024 * 1024;
 
 const TAG = "$duro";
@@ -48,10 +49,12 @@ export function assertFormat(format: unknown): asserts format is SerializationFo
 export function serialize(value: unknown, format: SerializationFormat): string {
   let text: string;
   try {
-    text = JSON.stringify(format === "portable" ? toPortable(value, new Set()) : toTagged(value, new Set()));
+    const walk = new Walk();
+    text = JSON.stringify(format === "portable" ? toPortable(value, walk) : toTagged(value, walk));
   } catch (error) {
     if (error instanceof SerializationError) throw error;
-    throw new SerializationError(`Value cannot be serialized: ${(error as Error).message}`, { cause: error });
+    const deep = error instanceof RangeError && /call stack/.test(error.message);
+    throw new SerializationError(`Value cannot be serialized: ${deep ? "it is nested too deeply" : (error as Error).message}`, { cause: error });
   }
   checkSize(text);
   return text;
@@ -120,10 +123,50 @@ export function deserializeInputs(text: string | null, format: SerializationForm
 }
 
 function checkSize(text: string): void {
-  if (text.length * 3 >= MAX_PAYLOAD_BYTES && Buffer.byteLength(text) >= MAX_PAYLOAD_BYTES) {
-    throw new SerializationError(
-      `Value is ${Buffer.byteLength(text)} bytes serialized; the limit is ${MAX_PAYLOAD_BYTES}. Store large data elsewhere and pass a reference.`,
-    );
+  if (text.length * 3 >= MAX_PAYLOAD_BYTES && Buffer.byteLength(text) >= MAX_PAYLOAD_BYTES) tooLarge(`is ${Buffer.byteLength(text)} bytes serialized`);
+}
+
+function tooLarge(size: string): never {
+  throw new SerializationError(`Value ${size}; the limit is ${MAX_PAYLOAD_BYTES}. Store large data elsewhere and pass a reference.`);
+}
+
+/**
+ * One value's walk: the objects on the path (a circular reference is refused) and a lower bound
+ * of the JSON's size so far. An object reached by many paths is written once per path, so a small
+ * graph of shared references can stand for gigabytes: the bound stops the walk at the limit,
+ * before anything that large is built.
+ */
+class Walk {
+  private readonly path = new Set<object>();
+  private size = 0;
+
+  /** Counts `chars` more characters of output (each at least a byte). */
+  grow(chars: number): void {
+    this.size += chars;
+    if (this.size >= MAX_PAYLOAD_BYTES) tooLarge(`serializes to ${this.size} bytes or more`);
+  }
+
+  /** Runs `visit` with `object` on the path. */
+  enter<T>(object: object, visit: () => T): T {
+    if (this.path.has(object)) refuse("a circular reference");
+    this.path.add(object);
+    this.grow(2);
+    try {
+      return visit();
+    } finally {
+      this.path.delete(object);
+    }
+  }
+
+  /** Counts an object's key (its quotes, colon and comma too). */
+  key(key: string): string {
+    this.grow(key.length + 4);
+    return key;
+  }
+
+  text<T>(value: T): T {
+    if (typeof value === "string") this.grow(value.length + 2);
+    return value;
   }
 }
 
@@ -131,34 +174,36 @@ function refuse(what: string): never {
   throw new SerializationError(`Value cannot be serialized: ${what}. Pass plain data (objects, arrays, strings, numbers, …).`);
 }
 
-function toTagged(value: unknown, seen: Set<object>): unknown {
+function toTagged(value: unknown, walk: Walk): unknown {
   switch (typeof value) {
     case "string":
+      return walk.text(value);
     case "boolean":
+      walk.grow(4);
       return value;
     case "number":
+      walk.grow(1);
       if (Number.isFinite(value) && !Object.is(value, -0)) return value;
       return { [TAG]: "Number", v: Object.is(value, -0) ? "-0" : String(value) };
     case "undefined":
       return { [TAG]: "undefined" };
     case "bigint":
-      return { [TAG]: "BigInt", v: value.toString() };
+      return { [TAG]: "BigInt", v: walk.text(value.toString()) };
     case "function":
       return refuse(`a function (${value.name || "anonymous"})`);
     case "symbol":
       return refuse("a symbol");
   }
   if (value === null) return null;
-  const object = value as object;
-  if (seen.has(object)) refuse("a circular reference");
-  seen.add(object);
-  try {
-    if (Array.isArray(object)) return Array.from(object, (item) => toTagged(item, seen));
+  return walk.enter(value as object, () => {
+    const object = value as object;
+    if (Array.isArray(object)) return Array.from(object, (item) => toTagged(item, walk));
     if (object instanceof Date) return { [TAG]: "Date", v: Number.isNaN(object.getTime()) ? null : object.getTime() };
-    if (object instanceof Map) return { [TAG]: "Map", v: Array.from(object, ([k, v]) => [toTagged(k, seen), toTagged(v, seen)]) };
-    if (object instanceof Set) return { [TAG]: "Set", v: Array.from(object, (item) => toTagged(item, seen)) };
-    if (object instanceof RegExp) return { [TAG]: "RegExp", source: object.source, flags: object.flags };
+    if (object instanceof Map) return { [TAG]: "Map", v: Array.from(object, ([k, v]) => [toTagged(k, walk), toTagged(v, walk)]) };
+    if (object instanceof Set) return { [TAG]: "Set", v: Array.from(object, (item) => toTagged(item, walk)) };
+    if (object instanceof RegExp) return { [TAG]: "RegExp", source: walk.text(object.source), flags: object.flags };
     if (object instanceof Uint8Array) {
+      walk.grow(Math.ceil(object.byteLength / 3) * 4);
       return { [TAG]: "Bytes", buffer: Buffer.isBuffer(object), v: Buffer.from(object.buffer, object.byteOffset, object.byteLength).toString("base64") };
     }
     if (object instanceof Error) {
@@ -169,26 +214,29 @@ function toTagged(value: unknown, seen: Set<object>): unknown {
       const ctor = object.constructor as (new (...args: any[]) => Error) | undefined;
       if (typeof ctor === "function" && ctor.name) errorClasses.set(ctor.name, ctor);
       const fields: Record<string, unknown> = {};
-      for (const [key, field] of Object.entries(rest)) fields[key] = toTagged(field, seen);
+      for (const [key, field] of Object.entries(rest)) fields[walk.key(key)] = toTagged(field, walk);
       return {
         [TAG]: "Error",
         class: ctor?.name ?? "Error",
         name: object.name,
-        message,
-        stack,
+        message: walk.text(message),
+        stack: walk.text(stack),
         fields,
-        ...("cause" in object ? { cause: toTagged(cause, seen) } : {}),
-        ...(object instanceof AggregateError ? { errors: toTagged(object.errors, seen) } : {}),
+        ...("cause" in object ? { cause: toTagged(cause, walk) } : {}),
+        ...(object instanceof AggregateError ? { errors: toTagged(object.errors, walk) } : {}),
       };
     }
-    if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer || object instanceof WeakMap || object instanceof WeakSet || object instanceof Promise) {
-      refuse(`a ${object.constructor.name}`);
-    }
+    refuseOpaque(object);
     const out: Record<string, unknown> = {};
-    for (const [key, field] of Object.entries(object)) put(out, key, toTagged(field, seen));
+    for (const [key, field] of Object.entries(object)) put(out, walk.key(key), toTagged(field, walk));
     return TAG in out ? { [TAG]: "Object", v: out } : out;
-  } finally {
-    seen.delete(object);
+  });
+}
+
+/** Objects whose state is not in their own fields: written as JSON, they would come back as something else. */
+function refuseOpaque(object: object, hint = ""): void {
+  if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer || object instanceof RegExp || object instanceof WeakMap || object instanceof WeakSet || object instanceof Promise) {
+    refuse(`a ${object.constructor.name}${hint}`);
   }
 }
 
@@ -260,14 +308,18 @@ function rebuildError(
 }
 
 /** Portable JSON: what JSON.stringify would write, but refusing what it would silently mangle. */
-function toPortable(value: unknown, seen: Set<object>): unknown {
+function toPortable(value: unknown, walk: Walk): unknown {
   switch (typeof value) {
     case "string":
+      return walk.text(value);
     case "boolean":
+      walk.grow(4);
       return value;
     case "number":
+      walk.grow(1);
       return Number.isFinite(value) ? value : refuse(`${value} (portable JSON has no non-finite numbers)`);
     case "undefined":
+      walk.grow(4);
       return null;
     case "bigint":
       return refuse("a BigInt (use default serialization, or pass it as a string)");
@@ -276,18 +328,15 @@ function toPortable(value: unknown, seen: Set<object>): unknown {
       return refuse(`a ${typeof value}`);
   }
   if (value === null) return null;
-  const object = value as object;
-  if (seen.has(object)) refuse("a circular reference");
-  seen.add(object);
-  try {
-    if (Array.isArray(object) || object instanceof Set) return Array.from(object as Iterable<unknown>, (item) => toPortable(item, seen));
-    if (object instanceof Date) return object.toISOString();
+  return walk.enter(value as object, () => {
+    const object = value as object;
+    if (Array.isArray(object) || object instanceof Set) return Array.from(object as Iterable<unknown>, (item) => toPortable(item, walk));
+    if (object instanceof Date) return walk.text(object.toISOString());
     if (object instanceof Map) refuse("a Map (portable JSON has only string-keyed objects; use a plain object)");
-    if (object instanceof Error) return { name: object.name, message: object.message };
+    if (object instanceof Error) return { name: walk.text(object.name), message: walk.text(object.message) };
+    refuseOpaque(object, " (portable JSON holds plain data: pass bytes as a base64 string, a pattern as its source)");
     const out: Record<string, unknown> = {};
-    for (const [key, field] of Object.entries(object)) if (field !== undefined) put(out, key, toPortable(field, seen));
+    for (const [key, field] of Object.entries(object)) if (field !== undefined) put(out, walk.key(key), toPortable(field, walk));
     return out;
-  } finally {
-    seen.delete(object);
-  }
+  });
 }

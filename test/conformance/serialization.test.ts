@@ -301,6 +301,11 @@ describe.each(backends)("%s", (backend) => {
       await duro.launch();
       await expect(duro.startWorkflow(wf, 10n)).rejects.toBeInstanceOf(SerializationError);
       await expect(duro.startWorkflow(wf, new Map([["a", 1]]))).rejects.toBeInstanceOf(SerializationError);
+      // JSON.stringify would write these as something else: an index-keyed object, {}.
+      for (const value of [new Uint8Array([1, 2]), Buffer.from("ab"), /a+/g, new Float64Array(2)]) {
+        await expect(duro.startWorkflow(wf, { value })).rejects.toThrow(/base64/);
+      }
+      await expect(wf({ big: new Uint8Array(9 * 1024 * 1024) })).rejects.toBeInstanceOf(SerializationError);
       expect(await duro.listWorkflows()).toEqual([]);
     });
   });
@@ -320,6 +325,39 @@ describe.each(backends)("%s", (backend) => {
       expect(await duro.listWorkflows()).toEqual([]);
       expect(await duro.getWorkflowStatus("circ")).toBeNull();
       expect(runs).toBe(0);
+    });
+
+    it("a small graph of shared references that would serialize to gigabytes is refused at the limit, before it is built", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("takesGraph", async (_x: unknown) => 1);
+      const portable = duro.registerWorkflow("takesGraphPortable", async (_x: unknown) => 1, { serialization: "portable" });
+      await duro.launch();
+      let graph: object = { leaf: "x" };
+      for (let i = 0; i < 40; i++) graph = { l: graph, r: graph }; // 41 objects, 2^40 leaves written out
+      const started = Date.now();
+      for (const target of [wf, portable]) {
+        const error = await rejectionOf(duro.startWorkflow(target, graph));
+        expect(error).toBeInstanceOf(SerializationError);
+        expect(error.message).toMatch(/serializes to \d+ bytes or more; the limit is 10485760/);
+      }
+      expect(Date.now() - started).toBeLessThan(10_000);
+      // Shared references under the limit are fine: each is written out where it appears.
+      const shared = { n: 1 };
+      const echo = duro.registerWorkflow("echoShared", async (x: unknown) => x);
+      expect(await echo({ a: shared, b: shared })).toEqual({ a: { n: 1 }, b: { n: 1 } });
+      expect((await duro.listWorkflows()).map((w) => w.workflowName)).toEqual(["echoShared"]);
+    });
+
+    it("a value nested deeper than the stack allows is refused with SerializationError saying so", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("takesDeep", async (_x: unknown) => 1);
+      await duro.launch();
+      let deep: unknown = 1;
+      for (let i = 0; i < 100_000; i++) deep = [deep];
+      const error = await rejectionOf(duro.startWorkflow(wf, deep));
+      expect(error).toBeInstanceOf(SerializationError);
+      expect(error.message).toMatch(/nested too deeply/);
+      expect(await duro.listWorkflows()).toEqual([]);
     });
 
     it("a child started with an unserializable argument fails in the parent, which can catch it", async () => {
