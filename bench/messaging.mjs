@@ -6,7 +6,11 @@
 //   setEventGetEvent:  getEvent(id, key) waits (called outside a workflow, as a client would); a
 //                      workflow calls setEvent(key). Measured to the moment getEvent resolved.
 //
-// Each is measured twice: in one process (one Duro instance: the writer wakes the waiter
+//   streamWrites:      one workflow writes BENCH_STREAM_WRITES values (default 5,000) to one stream
+//                      key; the mean time per write of the first and of the last thousand. A write
+//                      must not slow as its stream grows.
+//
+// The wake-ups are measured twice: in one process (one Duro instance: the writer wakes the waiter
 // directly) and across processes (a peer process, this same script run with --peer, on the same
 // database: PostgreSQL LISTEN/NOTIFY, SQLite PRAGMA data_version). Every figure is given from the
 // moment send/setEvent was called ("fromCalled") and from the moment it resolved ("fromResolved").
@@ -160,6 +164,9 @@ async function main() {
     await duro.getResult("eventer-cross");
   }
 
+  // ——— stream writes to one key ———
+  const streamWrites = await timeStreamWrites(duro, Number(process.env.BENCH_STREAM_WRITES ?? 5000));
+
   const exited = new Promise((resolve) => child.on("exit", resolve));
   tell("exit");
   child.stdin.end();
@@ -173,5 +180,20 @@ async function main() {
   };
   const summarize = (group) =>
     Object.fromEntries(Object.entries(group).map(([name, { fromCalled, fromResolved }]) => [name, { fromCalled: summary(fromCalled), fromResolved: summary(fromResolved) }]));
-  console.log(JSON.stringify({ bench: "messaging", backend, rounds: ROUNDS, sameProcess: summarize(same), crossProcess: summarize(cross) }));
+  console.log(JSON.stringify({ bench: "messaging", backend, rounds: ROUNDS, sameProcess: summarize(same), crossProcess: summarize(cross), streamWrites }));
+}
+
+async function timeStreamWrites(duro, writes) {
+  const perThousand = [];
+  const writer = duro.registerWorkflow("streamWriter", async () => {
+    let t0 = performance.now();
+    for (let i = 1; i <= writes; i++) {
+      await duro.writeStream("k", i);
+      if (i % 1000 > 0) continue;
+      perThousand.push((performance.now() - t0) / 1000);
+      t0 = performance.now();
+    }
+  });
+  await writer();
+  return { writes, firstThousandMsPerWrite: round(perThousand[0], 3), lastThousandMsPerWrite: round(perThousand[perThousand.length - 1], 3) };
 }

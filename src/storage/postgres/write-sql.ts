@@ -173,12 +173,14 @@ export function writeSql(schema: string) {
       SELECT ${COUNT_NOTIFIED}`,
     // A `once` write already on disk (`done`) or made earlier in this batch (`first`) is not
     // written again; the rest append after the stream's last offset, in the batch's order.
+    // `+ 0` keeps the planner from reading the stream's offsets in order (its primary key) until
+    // one has the function ID: the index by writer finds it at once, however long the stream.
     // No lock: two writers that pick the same offset collide on the primary key, and the loser
     // retries the batch (see isStreamConflict).
     writeStreams: `WITH ${NOTIFIED},
       i AS (
         SELECT i.*, CASE WHEN once THEN (
-          SELECT min(s."offset") FROM ${streams} s WHERE s.workflow_id = i.workflow_id AND s.key = i.key AND s.function_id = i.function_id) END AS done
+          SELECT min(s."offset" + 0) FROM ${streams} s WHERE s.workflow_id = i.workflow_id AND s.key = i.key AND s.function_id = i.function_id) END AS done
         FROM unnest($3::text[], $4::text[], $5::int[], $6::boolean[], $7::text[], $8::text[])
           WITH ORDINALITY AS i(workflow_id, key, function_id, once, value, serialization, ord)),
       pending AS (SELECT *, min(ord) OVER (PARTITION BY workflow_id, key, function_id) AS first FROM i WHERE done IS NULL),
