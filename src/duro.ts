@@ -8,6 +8,7 @@ import { Engine } from "./engine/engine.js";
 import { contextLogger } from "./engine/logger.js";
 import { cancel, checkIds, fork, listWorkflows, listWorkflowSteps, resume, setWorkflowDelay } from "./engine/management.js";
 import { enqueueMany, start } from "./engine/start.js";
+import { checkFormat, checkKey } from "./engine/checks.js";
 import * as ops from "./engine/operations.js";
 import * as streams from "./engine/streams.js";
 import type {
@@ -42,9 +43,9 @@ export class Duro {
    */
   registerWorkflow<A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R> | R, options: WorkflowOptions = {}): Workflow<A, R> {
     if (typeof name !== "string" || name === "") throw new InvalidArgumentError("A workflow needs a non-empty name.");
-    ops.checkKey("workflow name", name);
+    checkKey("workflow name", name);
     if (typeof fn !== "function") throw new InvalidArgumentError(`registerWorkflow("${name}") needs a function.`);
-    ops.checkFormat(options.serialization);
+    checkFormat(options.serialization);
     this.engine.register({ name, fn: async (...args: unknown[]) => fn(...(args as A)), source: fn.toString(), options });
     const bind = (startOptions: StartOptions): Workflow<A, R> => {
       const call = async (...args: A): Promise<R> => (await this.startWorkflow(call as Workflow<A, R>, ...args)).getResult();
@@ -64,7 +65,7 @@ export class Duro {
    */
   registerStep<A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R> | R, options: StepOptions = {}): (...args: A) => Promise<R> {
     if (typeof name !== "string" || name === "") throw new InvalidArgumentError("A step needs a non-empty name.");
-    ops.checkKey("step name", options.name ?? name);
+    checkKey("step name", options.name ?? name);
     if (typeof fn !== "function") throw new InvalidArgumentError(`registerStep("${name}") needs a function.`);
     ops.validateStepOptions(options);
     const stepName = options.name ?? name;

@@ -6,6 +6,7 @@
 import { Engine } from "../engine/engine.js";
 import { cancel, checkIds, fork, listWorkflows, listWorkflowSteps, resume, setWorkflowDelay } from "../engine/management.js";
 import { enqueueMany, start } from "../engine/start.js";
+import { checkKey } from "../engine/checks.js";
 import * as ops from "../engine/operations.js";
 import * as streams from "../engine/streams.js";
 import { InvalidArgumentError } from "../errors.js";
@@ -83,7 +84,7 @@ export class DuroClient {
 
   async getWorkflowStatus(workflowId: string): Promise<WorkflowStatus | null> {
     const engine = await this.ready();
-    return engine.getStatus(ops.checkKey("workflowId", workflowId));
+    return engine.getStatus(checkKey("workflowId", workflowId));
   }
 
   async listWorkflows(filter: ListWorkflowsFilter = {}): Promise<WorkflowStatus[]> {
@@ -147,7 +148,7 @@ export class DuroClient {
 
 function checkEnqueue(options: EnqueueOptions): EnqueueOptions {
   if (typeof options?.workflowName !== "string" || options.workflowName === "") throw new InvalidArgumentError("enqueue() needs a workflowName.");
-  ops.checkKey("workflowName", options.workflowName);
+  checkKey("workflowName", options.workflowName);
   if (typeof options.queueName !== "string" || options.queueName === "") throw new InvalidArgumentError("enqueue() needs a queueName.");
   return options;
 }

@@ -22,7 +22,7 @@ import { consoleLogger } from "./logger.js";
 import { toStatus } from "./management.js";
 import { type Outcome, Outcomes } from "./outcomes.js";
 import { QueueDispatcher, riderOf, validateQueueOptions } from "./queues.js";
-import { checkKey, checkText } from "./operations.js";
+import { checkKey, checkText } from "./checks.js";
 import { Recovery } from "./recovery.js";
 import { RowReader } from "./reads.js";
 import { Schedule } from "./schedules.js";

@@ -5,7 +5,7 @@ import { forkWakeKeys, type OperationRow, type WorkflowFilter, type WorkflowRow,
 import type { ForkOptions, ListWorkflowsFilter, StepInfo, WorkflowStatus } from "../types.js";
 import { INTERNAL_QUEUE, type Engine } from "./engine.js";
 import { uuidv7 } from "./ids.js";
-import { checkKey, checkText } from "./operations.js";
+import { checkKey, checkText } from "./checks.js";
 import { queueOf, validateStart } from "./start.js";
 import { secondsAfter, storedMs } from "./timers.js";
 

@@ -13,6 +13,7 @@ import type { ReturnWhen, SendOptions, StepOptions, ValueOptions, WaitOptions, W
 import { als, currentContext, currentRun, type WorkflowRun } from "./context.js";
 import { operation, type Engine } from "./engine.js";
 import { checkpoint, record, recordedBefore, replayed } from "./checkpoint.js";
+import { checkFormat, checkKey, checkKeys, checkSeconds, isOptions } from "./checks.js";
 import { MAX_TIMEOUT_MS, secondsAfter } from "./timers.js";
 
 const NULL_TOPIC = "__null__topic__";
@@ -22,23 +23,6 @@ function requireRun(method: string): WorkflowRun {
   const run = currentRun();
   if (!run) throw new NotInWorkflowError(method);
   return run;
-}
-
-export function checkSeconds(name: string, value: unknown, allowInfinity = false): number {
-  if (typeof value !== "number" || Number.isNaN(value) || value < 0 || (!allowInfinity && !Number.isFinite(value))) {
-    throw new InvalidArgumentError(`${name} must be a non-negative number of seconds, got ${String(value)}.`);
-  }
-  return value;
-}
-
-/** A plain object (`{ … }`): an options object in a place that also takes a string or a number. */
-const isOptions = (value: unknown): value is object =>
-  typeof value === "object" && value !== null && [Object.prototype, null].includes(Object.getPrototypeOf(value));
-
-/** An options object with no keys but `allowed`: a misspelt one would otherwise be silently ignored. */
-function checkKeys(method: string, options: object, allowed: readonly string[]): void {
-  const unknown = Object.keys(options).filter((k) => !allowed.includes(k));
-  if (unknown.length) throw new InvalidArgumentError(`${method}() options take ${allowed.join(", ")}; got ${unknown.join(", ")}.`);
 }
 
 /**
@@ -53,31 +37,6 @@ function waitSeconds(method: string, timeout: number | WaitOptions | undefined):
     throw new InvalidArgumentError(`${method}()'s timeoutSeconds must be a number of seconds (0 or less: do not wait), got ${String(value)}.`);
   }
   return Math.max(0, value);
-}
-
-/** A lone surrogate: both databases would store U+FFFD instead, so the value could not be found again. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-/** A non-empty string the database keeps exactly (IDs, names, keys, topics). */
-export function checkKey(name: string, value: unknown): string {
-  if (typeof value !== "string" || value === "") throw new InvalidArgumentError(`${name} must be a non-empty string, got ${JSON.stringify(value)}.`);
-  return checkText(name, value);
-}
-
-/** A string the database keeps exactly: no NUL character (PostgreSQL refuses it) and no lone surrogate. */
-export function checkText(name: string, value: string): string {
-  if (value.includes("\u0000") || LONE_SURROGATE.test(value)) {
-    throw new InvalidArgumentError(`${name} ${JSON.stringify(value)} holds a NUL character or a lone surrogate, which the database cannot store as they are.`);
-  }
-  return value;
-}
-
-/** A `serialization` option: undefined, "default" or "portable". */
-export function checkFormat(value: unknown, name = "serialization"): SerializationFormat | undefined {
-  if (value !== undefined && value !== "default" && value !== "portable") {
-    throw new InvalidArgumentError(`${name} must be "default" or "portable", got ${JSON.stringify(value)}.`);
-  }
-  return value;
 }
 
 /** The format asked for by `serialization` or its other name `serializationType` (undefined: neither). */

@@ -23,7 +23,7 @@ import type { Submission } from "./committer.js";
 import type { Engine } from "./engine.js";
 import type { QueueOptions } from "../types.js";
 import { MAX_TIMEOUT_MS, storedMs } from "./timers.js";
-import { checkText } from "./operations.js";
+import { checkText } from "./checks.js";
 
 const CLAIM_BATCH = 100;
 /**

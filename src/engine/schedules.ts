@@ -11,7 +11,7 @@ import { Cron } from "croner";
 import { DatabaseError, InvalidArgumentError } from "../errors.js";
 import type { ScheduleOptions } from "../types.js";
 import type { Engine } from "./engine.js";
-import { checkText } from "./operations.js";
+import { checkText, MAX_KEY_BYTES } from "./checks.js";
 import { optionalBoolean } from "./queues.js";
 import { queueOf, start } from "./start.js";
 
@@ -36,6 +36,8 @@ export class Schedule {
   ) {
     if (typeof name !== "string" || name === "" || name.includes(":")) throw new InvalidArgumentError("A schedule needs a non-empty name without ':'.");
     checkText("A schedule's name", name);
+    // Its ticks' IDs, sched:<name>:<ISO time>, are IDs like any other.
+    if (Buffer.byteLength(name) > MAX_KEY_BYTES - 31) throw new InvalidArgumentError(`A schedule's name is limited to ${MAX_KEY_BYTES - 31} bytes: its ticks' workflow IDs are sched:<name>:<ISO time>.`);
     // croner also takes a seventh field (years); duro's expressions are 5 fields, or 6 with seconds.
     const fields = typeof expression === "string" ? expression.trim().split(/\s+/).length : 0;
     if (options.timezone !== undefined && (typeof options.timezone !== "string" || options.timezone.trim() === "")) {

@@ -10,7 +10,7 @@ import { wakeKeysOf, type OperationRow, type WorkflowRow, type Write, type Write
 import type { StartOptions } from "../types.js";
 import { currentRun } from "./context.js";
 import { uuidv7 } from "./ids.js";
-import { checkFormat, checkKey, checkText } from "./operations.js";
+import { checkFormat, checkKey, checkText } from "./checks.js";
 import { operation, type Engine } from "./engine.js";
 import { errorOf, keptBefore, recordedBefore, replayed } from "./checkpoint.js";
 import { secondsAfter, storedMs } from "./timers.js";

@@ -9,7 +9,8 @@ import type { ValueOptions } from "../types.js";
 import { checkpoint, recordedBefore } from "./checkpoint.js";
 import { currentContext, currentRun, type WorkflowRun } from "./context.js";
 import { operation, type Engine } from "./engine.js";
-import { checkKey, checkSeconds, formatOf, read, stored } from "./operations.js";
+import { checkKey, checkSeconds } from "./checks.js";
+import { formatOf, read, stored } from "./operations.js";
 
 export async function writeStream(engine: Engine, key: string, value: unknown, options?: ValueOptions): Promise<void> {
   checkKey("key", key);

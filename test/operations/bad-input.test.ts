@@ -2,9 +2,10 @@
  * Bad input to the management API: unknown IDs are WorkflowNotFoundError, malformed arguments
  * are InvalidArgumentError, and a call that fails changes nothing at all.
  */
+import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { Duro, DuroClient, InvalidArgumentError, WorkflowNotFoundError, WorkflowQueue } from "../../src/index.js";
-import { backends, quietLogger, useDuro } from "../helpers.js";
+import { backends, quietLogger, rejectionOf, useDuro } from "../helpers.js";
 import { snapshot } from "./support.js";
 
 describe.each(backends)("%s", (backend) => {
@@ -58,13 +59,44 @@ describe.each(backends)("%s", (backend) => {
     expect(await duro.getWorkflowStatus("fork-of-nobody")).toBeNull();
   });
 
-  it("IDs, names and keys with a NUL or a lone surrogate (which no database keeps as they are) are InvalidArgumentError", async () => {
+  it("IDs, names and keys of up to 1,024 bytes are kept on both databases, even incompressible ones", async () => {
+    const longest = (tag: string) => `${tag}-${randomBytes(1024).toString("base64")}`.slice(0, 1024);
+    const [id, key, topic, queue, dedup, partition, name, version] = ["id", "key", "topic", "queue", "dedup", "part", "name", "version"].map(longest);
+    const duro = t.duro({ appVersion: version, executorId: longest("executor") });
+    new WorkflowQueue(duro, queue, { partitionQueue: true });
+    new WorkflowQueue(duro, `${queue.slice(0, -1)}2`);
+    const wf = duro.registerWorkflow(name, async () => {
+      await duro.setEvent(key, 1);
+      await duro.writeStream(key, 2);
+      await duro.closeStream(key);
+      return duro.recv(topic, 10);
+    });
+    await duro.launch();
+    const handle = await duro.startWorkflow(wf.with({ workflowId: id, queueName: queue, partitionKey: partition }));
+    const deduplicated = await duro.startWorkflow(wf.with({ workflowId: `${id.slice(0, -1)}2`, queueName: `${queue.slice(0, -1)}2`, deduplicationId: dedup }));
+    for (const to of [id, deduplicated.workflowId]) await duro.send(to, "message", topic, { idempotencyKey: longest("idem") });
+    expect([await handle.getResult(), await deduplicated.getResult()]).toEqual(["message", "message"]);
+    expect(await duro.getEvent(id, key)).toBe(1);
+    const values: unknown[] = [];
+    for await (const value of duro.readStream(id, key)) values.push(value);
+    expect(values).toEqual([2]);
+    expect((await duro.getWorkflowStatus(id))!).toMatchObject({ workflowName: name, queueName: queue, appVersion: version });
+    const tooLong = `${longest("id")}x`;
+    const error = await rejectionOf(duro.startWorkflow(wf.with({ workflowId: tooLong })));
+    expect(error).toBeInstanceOf(InvalidArgumentError);
+    expect(error.message).toMatch(/workflowId is 1025 bytes as UTF-8 .*the limit is 1024/);
+    // A limit in bytes: 342 three-byte characters are over it.
+    await expect(duro.startWorkflow(wf.with({ workflowId: "€".repeat(342) }))).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect(await duro.getWorkflowStatus("€".repeat(341))).toBeNull();
+  });
+
+  it("IDs, names and keys with a NUL or a lone surrogate (which no database keeps as they are), or over 1,024 bytes, are InvalidArgumentError", async () => {
     const duro = await fixture();
     const wf = duro.registerWorkflow("plain", async () => "ran");
     const before = await snapshot(duro);
     const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger });
     try {
-      for (const odd of ["a\u0000b", "x\uD800", "\uDC00y"]) {
+      for (const odd of ["a\u0000b", "x\uD800", "\uDC00y", "y".repeat(1025)]) {
         const calls: [string, () => unknown][] = [
           ["startWorkflow", () => duro.startWorkflow(wf.with({ workflowId: odd }))],
           ["enqueue", () => duro.startWorkflow(wf.with({ workflowId: odd, queueName: "q" }))],

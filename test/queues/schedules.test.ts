@@ -145,7 +145,8 @@ describe.each(backends)("%s", (backend) => {
       await expect(duro.schedule(`bad${Math.random()}`.replace(".", ""), cron, wf), cron).rejects.toThrow(InvalidArgumentError);
     }
     await expect(duro.schedule("five", "* * * * *", wf)).rejects.toThrow(InvalidArgumentError); // name taken
-    for (const name of ["a:b", "a\u0000b", "a\ud800b"]) await expect(duro.schedule(name, "* * * * *", wf), JSON.stringify(name)).rejects.toThrow(InvalidArgumentError);
+    await duro.schedule("n".repeat(993), "* * * * *", wf); // its ticks' IDs are 1,024 bytes, the limit
+    for (const name of ["a:b", "a\u0000b", "a\ud800b", "n".repeat(994)]) await expect(duro.schedule(name, "* * * * *", wf), JSON.stringify(name)).rejects.toThrow(InvalidArgumentError);
     await expect(Promise.resolve().then(() => duro.schedule("nowf", "* * * * *", {} as never))).rejects.toThrow(InvalidArgumentError);
     await expect(duro.schedule("zone", "* * * * *", wf, { timezone: "Not/AZone" })).rejects.toThrow(InvalidArgumentError);
     for (const timezone of [5, "", " "] as never[]) await expect(duro.schedule("zone", "* * * * *", wf, { timezone })).rejects.toThrow(InvalidArgumentError);
