@@ -13,7 +13,8 @@
  * copies the last frames, then lets the next commit start the log over. A reader holding a
  * snapshot (or another process's writer, busy with the file) keeps the log in use: after
  * waiting 100 ms for it, the worker tries again after 100 ms, then after twice as long each
- * time up to 5 s, rather than holding up commits for as long as that reader reads.
+ * time up to 5 s (400 ms once the log is past twice the limit), rather than holding up commits
+ * for as long as that reader reads.
  */
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
@@ -38,7 +39,8 @@ const checkpoint = () => {
     db.pragma("busy_timeout = 100");
     try {
       const [{ busy }] = db.pragma("wal_checkpoint(RESTART)");
-      backoff = busy ? Math.min(Math.max(2 * backoff, 100), 5000) : 0;
+      // Past twice the limit (commits slow to sync under load kept it busy), the log is not left to grow for long.
+      backoff = busy ? Math.min(Math.max(2 * backoff, 100), log > 2 * restartFrames ? 400 : 5000) : 0;
       restartAfter = Date.now() + backoff;
     } finally {
       db.pragma("busy_timeout = 10000");
