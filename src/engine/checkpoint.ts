@@ -51,8 +51,8 @@ export async function record(
     error = serializeError(thrown, "default");
   }
   const op = operation(run.workflowId, functionId, name, { output, error, serialization: "default", startedAt, completedAt: Date.now(), ...extra });
-  // Cancelled here while it ran: keep its outcome, then stop.
-  const afterCancel = run.stopped === "cancelled";
+  // Cancelled here while it ran: keep its outcome, then stop. Finished: kept too (see keptBefore).
+  const afterCancel = run.stopped === "cancelled" || run.stopped === "finished";
   const write = { kind: "recordOperation", op, executorId: engine.executorId, afterCancel } as const;
   const written = await engine.committer.submitOne(write);
   if (afterCancel) run.checkStopped();
@@ -70,8 +70,18 @@ export async function record(
 export async function keptBefore(
   engine: Engine, run: WorkflowRun, write: Write & { kind: "recordOperation" }, written: WriteResult | undefined, keep: Keep = "always",
 ): Promise<OperationRow | undefined> {
+  let kept = written;
   if (keep === "always" && written?.kind === "recordOperation" && !written.recorded && !written.existing) {
-    await engine.committer.submitOne({ ...write, afterCancel: true });
+    kept = await engine.committer.submitOne({ ...write, afterCancel: true });
+  }
+  if (run.stopped === "finished") {
+    // The workflow returned while this ran: it was not awaited. Its outcome is kept all the same,
+    // so a fork does not run it again, and its caller gets it (there is no run left to stop).
+    engine.logger.warn(
+      `${write.op.functionName} (function ID ${write.op.functionId}) of workflow ${run.workflowId} finished after the workflow returned: ` +
+        `it was not awaited, so the workflow's result did not wait for it. Await every step a workflow starts.`,
+    );
+    return kept?.kind === "recordOperation" && !kept.recorded ? kept.existing ?? undefined : undefined;
   }
   return recordedBefore(engine, run, written);
 }
@@ -109,7 +119,7 @@ export async function checkpoint<T>(
   try {
     result = { output: await body(functionId) };
   } catch (error) {
-    if (error instanceof WorkflowCancelledError || (run.stopped && run.stopped !== "cancelled") || !recordErrors) throw error;
+    if (error instanceof WorkflowCancelledError || (run.stopped && run.stopped !== "cancelled" && run.stopped !== "finished") || !recordErrors) throw error;
     result = { error };
   }
   if (run.stopped !== "cancelled") run.checkStopped(); // a cancelled run records first (see record)

@@ -15,7 +15,13 @@ export interface Outcome {
   error?: unknown;
   /** Of a parked workflow: the limit it exceeded (see parkedLimit). */
   maxRecoveryAttempts?: number;
+  /** Of a workflow cancelled when its deadline passed: its timeout, if it had one. */
+  timedOutAfterMs?: number | null;
 }
+
+/** Cancelled at or after its deadline: by it (a cancel call before it would have come first). */
+const timedOut = (row: WorkflowRow) =>
+  row.status === "CANCELLED" && row.deadlineEpochMs !== null && (row.completedAt ?? row.updatedAt) >= row.deadlineEpochMs;
 
 /**
  * The maxRecoveryAttempts that parked a workflow, from its count: every recovery counts one and
@@ -74,6 +80,7 @@ export class Outcomes {
           output: row.status === "SUCCESS" ? deserialize(row.output, row.serialization) : undefined,
           error: row.status === "ERROR" && row.error !== null ? deserializeThrown(row.error, row.serialization) : undefined,
           maxRecoveryAttempts: row.status === "MAX_RECOVERY_ATTEMPTS_EXCEEDED" ? parkedLimit(row) : undefined,
+          timedOutAfterMs: timedOut(row) ? row.timeoutMs : undefined,
         };
         return true;
       },
@@ -86,7 +93,7 @@ export class Outcomes {
       case "ERROR":
         throw outcome.error;
       case "CANCELLED":
-        throw new AwaitedWorkflowCancelledError(workflowId);
+        throw new AwaitedWorkflowCancelledError(workflowId, outcome.timedOutAfterMs);
       default:
         throw new MaxRecoveryAttemptsExceededError(workflowId, outcome.maxRecoveryAttempts ?? this.engine.maxRecoveryAttempts);
     }

@@ -82,7 +82,8 @@ export type Write =
    * Record an operation unless (workflowId, functionId) is recorded already — and only while the
    * workflow is PENDING on `executorId`: a cancelled or taken-over run can record nothing more.
    * `afterCancel`: or CANCELLED (still on `executorId`), or ENQUEUED on no executor (resumed onto a
-   * queue), for an operation that was under way when that came; what it did stays done.
+   * queue), for an operation that was under way when that came; what it did stays done. Or
+   * finished (SUCCESS or ERROR, on `executorId`): a step the workflow returned without awaiting.
    */
   | { kind: "recordOperation"; op: OperationRow; executorId: string; afterCancel?: boolean }
   /** Deliver a message unless `messageId` was delivered; the destination must exist. */

@@ -33,6 +33,44 @@ describe.each(backends)("%s", (backend) => {
       ]);
     });
 
+    it("a step the workflow returned without awaiting is still recorded when it finishes, with a warning, and a fork does not run it again", async () => {
+      const warnings: string[] = [];
+      const logger = { debug() {}, info() {}, warn: (message: string) => void warnings.push(message), error() {} };
+      const duro = t.duro({ logger });
+      const release = gate();
+      let slowRuns = 0;
+      const slow = duro.registerStep("slow", async () => {
+        await release.promise;
+        return ++slowRuns;
+      });
+      const failing = duro.registerStep("failing", async () => {
+        await release.promise;
+        throw new Error("late failure");
+      });
+      const done = duro.registerStep("done", async () => "done");
+      let late: Promise<unknown>[] = [];
+      const wf = duro.registerWorkflow("forgets", async () => {
+        late = [slow(), failing().catch((error: Error) => error.message)]; // neither awaited by the workflow
+        return done();
+      });
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf.with({ workflowId: "F" }));
+      expect(await handle.getResult()).toBe("done");
+      release.open();
+      // Their callers get their outcomes, as if the workflow were still running.
+      expect(await Promise.all(late)).toEqual([1, "late failure"]);
+      const steps = await duro.listWorkflowSteps("F");
+      expect(steps.map((s) => [s.functionId, s.functionName, s.output, s.error?.message ?? null])).toEqual([
+        [1, "slow", 1, null],
+        [2, "failing", null, "late failure"],
+        [3, "done", "done", null],
+      ]);
+      expect(warnings.filter((w) => /finished after the workflow returned: it was not awaited/.test(w))).toHaveLength(2);
+      const fork = await duro.forkWorkflow("F", 4);
+      expect(await fork.getResult()).toBe("done");
+      expect(slowRuns).toBe(1);
+    });
+
     it("steps started together with Promise.all are numbered in call order, not finish order", async () => {
       const duro = t.duro();
       const secondDone = gate();

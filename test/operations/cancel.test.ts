@@ -32,6 +32,7 @@ describe.each(backends)("%s", (backend) => {
     expect((await duro.listQueuedWorkflows()).map((s) => s.workflowId)).toEqual(["q-blocker"]);
     expect((await duro.listQueuedWorkflows({ queueName: "q" })).map((s) => s.workflowId)).toEqual(["q-blocker"]);
     await expect(handle.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    await expect(handle.getResult()).rejects.toThrow(/was cancelled, so it has no result. Resume it with resumeWorkflow/);
 
     await q.release(); // the slot frees: the cancelled workflow must not be dequeued
     const again = await duro.startWorkflow(victim.with({ queueName: "q", workflowId: "V2", deduplicationId: "d-1" }));

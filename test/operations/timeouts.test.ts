@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { AwaitedWorkflowCancelledError, WorkflowQueue, type Duro } from "../../src/index.js";
-import { backends, gate, sleep, statusOf, useDuro, waitFor, waitForStatus } from "../helpers.js";
+import { backends, gate, rejectionOf, sleep, statusOf, useDuro, waitFor, waitForStatus } from "../helpers.js";
 import { blockedQueue } from "./support.js";
 
 /** A workflow that records step "before", sleeps a minute, then would run step "after". */
@@ -42,7 +42,10 @@ describe.each(backends)("%s", (backend) => {
     const at = await cancelledAt(duro, "T");
     expect(at).toBeGreaterThanOrEqual(status.deadlineEpochMs!);
     expect(at - status.deadlineEpochMs!).toBeLessThan(1500);
-    await expect(handle.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    const error = await rejectionOf(handle.getResult());
+    expect(error).toBeInstanceOf(AwaitedWorkflowCancelledError);
+    // Says why, and that a resume runs it under the same timeout again.
+    expect(error.message).toMatch(/cancelled when its deadline passed \(timeoutSeconds 0.5\).*fresh timeout of the same length.*forkWorkflow/);
     expect(runs).toEqual({ before: 1, after: 0 });
   });
 
@@ -56,7 +59,7 @@ describe.each(backends)("%s", (backend) => {
     const at = await cancelledAt(duro, "D");
     expect(at).toBeGreaterThanOrEqual(deadline);
     expect(at - deadline).toBeLessThan(1500);
-    await expect(handle.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    await expect(handle.getResult()).rejects.toThrow(/cancelled when its deadline passed, so/);
     expect(runs.after).toBe(0);
   });
 

@@ -109,7 +109,7 @@ export function writeSql(schema: string) {
       WHERE EXISTS (SELECT 1 FROM ${ws} w WHERE ${owned("w", "$1::text", "$10::text")}) ON CONFLICT DO NOTHING RETURNING 1`,
     recordAfterCancel: `INSERT INTO ${ops} (${opCols}) SELECT ${casts(OPERATION_COLUMNS, 1)}
       WHERE EXISTS (SELECT 1 FROM ${ws} w WHERE w.workflow_id = $1::text
-        AND (w.status IN ('PENDING', 'CANCELLED') AND w.executor_id = $10::text OR w.status = 'ENQUEUED' AND w.executor_id IS NULL))
+        AND (w.status IN ('PENDING', 'CANCELLED', 'SUCCESS', 'ERROR') AND w.executor_id = $10::text OR w.status = 'ENQUEUED' AND w.executor_id IS NULL))
       ON CONFLICT DO NOTHING RETURNING 1`,
     completeOne: `WITH notified AS (SELECT pg_notify($1, $2))
       UPDATE ${ws} w SET status = $4, output = $5, error = $6, completed_at = $7, updated_at = $7, deduplication_id = NULL

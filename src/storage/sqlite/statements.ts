@@ -26,7 +26,7 @@ export function prepare(db: Database.Database) {
     insertOperationAfterCancel: st(
       `INSERT INTO operation_outputs (${OPERATION_COLUMNS.join(", ")}) SELECT ${placeholders(OPERATION_COLUMNS.length)}
        WHERE EXISTS (SELECT 1 FROM workflow_status WHERE workflow_id = ?
-         AND (status IN ('PENDING', 'CANCELLED') AND executor_id = ? OR status = 'ENQUEUED' AND executor_id IS NULL)) ON CONFLICT DO NOTHING`,
+         AND (status IN ('PENDING', 'CANCELLED', 'SUCCESS', 'ERROR') AND executor_id = ? OR status = 'ENQUEUED' AND executor_id IS NULL)) ON CONFLICT DO NOTHING`,
     ),
     owned: st(`SELECT 1 FROM workflow_status WHERE workflow_id = ? AND status = 'PENDING' AND executor_id = ?`),
     operation: st(`SELECT * FROM operation_outputs WHERE workflow_id = ? AND function_id = ?`),
