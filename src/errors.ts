@@ -91,14 +91,15 @@ export class MaxStepRetriesExceededError extends DuroError {
 
 /** The workflow whose result was awaited was cancelled. */
 export class AwaitedWorkflowCancelledError extends DuroError {
-  /** `timedOutAfterMs`: cancelled because its deadline passed (null: a deadline without a timeout of its own, e.g. its parent's). */
+  /** `timedOutAfterMs`: cancelled because its deadline passed (null: a deadline without a timeout of its own, which a resume drops). */
   constructor(readonly workflowId: string, timedOutAfterMs?: number | null) {
     super(
       timedOutAfterMs === undefined
         ? `Workflow "${workflowId}" was cancelled, so it has no result. Resume it with resumeWorkflow() to let it finish.`
-        : `Workflow "${workflowId}" was cancelled when its deadline passed` +
-            (timedOutAfterMs === null ? "" : ` (timeoutSeconds ${timedOutAfterMs / 1000})`) +
-            `, so it has no result. resumeWorkflow() runs it again under a fresh timeout of the same length; ` +
+        : timedOutAfterMs === null
+          ? `Workflow "${workflowId}" was cancelled when its deadline passed, so it has no result. resumeWorkflow() runs it again without that deadline.`
+          : `Workflow "${workflowId}" was cancelled when its deadline passed (timeoutSeconds ${timedOutAfterMs / 1000}), so it has no result. ` +
+            `resumeWorkflow() runs it again under a fresh timeout of the same length; ` +
             `to give it longer, fork it with a larger timeoutSeconds (forkWorkflow(id, startStep, { timeoutSeconds })).`,
     );
   }
