@@ -71,7 +71,8 @@ export async function keptBefore(
   engine: Engine, run: WorkflowRun, write: Write & { kind: "recordOperation" }, written: WriteResult | undefined, keep: Keep = "always",
 ): Promise<OperationRow | undefined> {
   let kept = written;
-  if (keep === "always" && written?.kind === "recordOperation" && !written.recorded && !written.existing) {
+  // A write already made that way (the run was cancelled or finished when it was recorded) is not made twice.
+  if (keep === "always" && !write.afterCancel && written?.kind === "recordOperation" && !written.recorded && !written.existing) {
     kept = await engine.committer.submitOne({ ...write, afterCancel: true });
   }
   if (run.stopped === "finished") {

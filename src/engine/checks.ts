@@ -50,4 +50,3 @@ export function checkFormat(value: unknown, name = "serialization"): Serializati
   }
   return value;
 }
-
