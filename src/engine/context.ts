@@ -33,21 +33,11 @@ export const als: { getStore(): Context | undefined; run<R>(store: Context, fn: 
  */
 export type StopReason = "cancelled" | "shutdown" | "superseded" | "interrupted" | "finished";
 
-/**
- * A run's stop signal. Each of its waits listens to it, and a run may wait on any number of
- * things at once (a fan-out to many children), so Node's leak warning past 10 listeners is off;
- * every wait removes its listener when it settles.
- */
-function stopController(): AbortController {
-  const controller = new AbortController();
-  setMaxListeners(0, controller.signal);
-  return controller;
-}
-
 export class WorkflowRun {
   private nextFunctionId = 1;
   private stopListeners = new Set<() => void>();
-  private readonly controller = stopController();
+  /** Made on the first wait (see `signal`): most runs never wait, and an AbortController is not free. */
+  private controller?: AbortController;
   stopped: StopReason | null = null;
   /** A stream read of this run is waiting for its value (see readStream). */
   readingStream = false;
@@ -90,13 +80,23 @@ export class WorkflowRun {
   stop(reason: StopReason): void {
     if (this.stopped) return;
     this.stopped = reason;
-    if (reason !== "finished") this.controller.abort(new WorkflowCancelledError(this.workflowId));
+    if (reason !== "finished") this.controller?.abort(new WorkflowCancelledError(this.workflowId));
     for (const listener of this.stopListeners) listener();
     this.stopListeners.clear();
   }
 
-  /** Aborted (with a WorkflowCancelledError) when the run is told to stop: ends its waits at once. */
+  /**
+   * Aborted (with a WorkflowCancelledError) when the run is told to stop: ends its waits at once.
+   * Each wait listens to it, and a run may wait on any number of things at once (a fan-out to
+   * many children), so Node's leak warning past 10 listeners is off; every wait removes its
+   * listener when it settles.
+   */
   get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      setMaxListeners(0, this.controller.signal);
+      if (this.stopped && this.stopped !== "finished") this.controller.abort(new WorkflowCancelledError(this.workflowId));
+    }
     return this.controller.signal;
   }
 
