@@ -87,6 +87,21 @@ export async function keptBefore(
   return recordedBefore(engine, run, written);
 }
 
+/** The record of a write-and-record operation (setEvent, writeStream) of `run`: written late too if the run has returned. */
+export function recordOf(engine: Engine, run: WorkflowRun, op: OperationRow): Write & { kind: "recordOperation" } {
+  return { kind: "recordOperation", op, executorId: engine.executorId, afterCancel: run.stopped === "finished" };
+}
+
+/**
+ * `recordedBefore` for a write-and-record operation, except when its workflow returned without
+ * awaiting it: then, as for a step, it is recorded all the same (see keptBefore) rather than
+ * refused with a rejection nobody handles.
+ */
+export async function recordedLate(engine: Engine, run: WorkflowRun, write: Write & { kind: "recordOperation" }, written: WriteResult | undefined): Promise<void> {
+  if (run.stopped === "finished") await keptBefore(engine, run, write, written);
+  else recordedBefore(engine, run, written);
+}
+
 /**
  * Checks the result of recording an operation of `run`: returns the record that was there
  * first (a previous run's, to be adopted), or nothing when ours went in. When the store fenced

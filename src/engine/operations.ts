@@ -12,7 +12,7 @@ import type { OperationRow, StoredValue } from "../storage/store.js";
 import type { ReturnWhen, SendOptions, StepOptions, ValueOptions, WaitOptions, WorkflowHandle } from "../types.js";
 import { als, currentContext, currentRun, type WorkflowRun } from "./context.js";
 import { operation, type Engine } from "./engine.js";
-import { checkpoint, record, recordedBefore, replayed } from "./checkpoint.js";
+import { checkpoint, record, recordedBefore, recordedLate, recordOf, replayed } from "./checkpoint.js";
 import { checkFormat, checkKey, checkKeys, checkSeconds, isOptions } from "./checks.js";
 import { MAX_TIMEOUT_MS, secondsAfter } from "./timers.js";
 
@@ -389,11 +389,9 @@ export async function setEvent(engine: Engine, key: string, value: unknown, opti
   if (run.replay(functionId, "duro.setEvent")) return;
   run.checkStopped();
   const now = Date.now();
-  const [, recorded] = await engine.committer.submit([
-    { kind: "setEvent", workflowId: run.workflowId, key, functionId, value: event },
-    { kind: "recordOperation", op: operation(run.workflowId, functionId, "duro.setEvent", { startedAt: now, completedAt: now }), executorId: engine.executorId },
-  ]);
-  recordedBefore(engine, run, recorded);
+  const record = recordOf(engine, run, operation(run.workflowId, functionId, "duro.setEvent", { startedAt: now, completedAt: now }));
+  const [, recorded] = await engine.committer.submit([{ kind: "setEvent", workflowId: run.workflowId, key, functionId, value: event }, record]);
+  await recordedLate(engine, run, record, recorded);
 }
 
 export async function getEvent(engine: Engine, workflowId: string, key: string, timeout?: number | WaitOptions): Promise<unknown> {

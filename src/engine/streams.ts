@@ -6,7 +6,7 @@
 import { InvalidArgumentError, NonDeterminismError, NotInWorkflowError, StreamTimeoutError, WorkflowNotFoundError } from "../errors.js";
 import type { StoredValue } from "../storage/store.js";
 import type { ValueOptions } from "../types.js";
-import { checkpoint, recordedBefore } from "./checkpoint.js";
+import { checkpoint, recordedLate, recordOf } from "./checkpoint.js";
 import { currentContext, currentRun, type WorkflowRun } from "./context.js";
 import { operation, type Engine } from "./engine.js";
 import { checkKey, checkSeconds } from "./checks.js";
@@ -36,11 +36,9 @@ async function appendStream(engine: Engine, { run, step }: NonNullable<ReturnTyp
   if (run.replay(functionId, name)) return;
   run.checkStopped();
   const now = Date.now();
-  const [, recorded] = await engine.committer.submit([
-    { kind: "writeStream", workflowId: run.workflowId, key, functionId, once: true, value },
-    { kind: "recordOperation", op: operation(run.workflowId, functionId, name, { startedAt: now, completedAt: now }), executorId: engine.executorId },
-  ]);
-  recordedBefore(engine, run, recorded);
+  const record = recordOf(engine, run, operation(run.workflowId, functionId, name, { startedAt: now, completedAt: now }));
+  const [, recorded] = await engine.committer.submit([{ kind: "writeStream", workflowId: run.workflowId, key, functionId, once: true, value }, record]);
+  await recordedLate(engine, run, record, recorded);
 }
 
 /**

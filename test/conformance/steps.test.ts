@@ -71,6 +71,40 @@ describe.each(backends)("%s", (backend) => {
       expect(slowRuns).toBe(1);
     });
 
+    it("setEvent, writeStream and send the workflow returned without awaiting are recorded too, and resolve rather than reject", async () => {
+      const warnings: string[] = [];
+      const logger = { debug() {}, info() {}, warn: (message: string) => void warnings.push(message), error() {} };
+      const duro = t.duro({ logger });
+      const returned = gate();
+      const inbox = duro.registerWorkflow("inbox", async () => duro.recv("late", 30));
+      let late: Promise<unknown>[] = [];
+      const wf = duro.registerWorkflow("forgetsWrites", async (to: string) => {
+        const after = async (write: () => Promise<void>) => {
+          await returned.promise;
+          return write();
+        };
+        late = [after(() => duro.setEvent("k", "v")), after(() => duro.writeStream("s", 1)), after(() => duro.send(to, "hi", "late"))];
+        return "done";
+      });
+      await duro.launch();
+      const target = await duro.startWorkflow(inbox);
+      const handle = await duro.startWorkflow(wf.with({ workflowId: "W" }), target.workflowId);
+      expect(await handle.getResult()).toBe("done");
+      returned.open();
+      expect(await Promise.all(late)).toEqual([undefined, undefined, undefined]);
+      expect(await duro.getEvent("W", "k", 0)).toBe("v");
+      const values: unknown[] = [];
+      for await (const value of duro.readStream("W", "s")) values.push(value);
+      expect(values).toEqual([1]);
+      expect(await target.getResult()).toBe("hi");
+      expect((await duro.listWorkflowSteps("W")).map((s) => [s.functionId, s.functionName])).toEqual([
+        [1, "duro.setEvent"],
+        [2, "duro.writeStream"],
+        [3, "duro.send"],
+      ]);
+      expect(warnings.filter((w) => /after the workflow returned: it was not awaited/.test(w))).toHaveLength(3);
+    });
+
     it("steps started together with Promise.all are numbered in call order, not finish order", async () => {
       const duro = t.duro();
       const secondDone = gate();
