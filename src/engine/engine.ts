@@ -21,7 +21,7 @@ import { als, WorkflowRun } from "./context.js";
 import { consoleLogger } from "./logger.js";
 import { toStatus } from "./management.js";
 import { type Outcome, Outcomes } from "./outcomes.js";
-import { QueueDispatcher, riderOf, validateQueueOptions } from "./queues.js";
+import { QueueDispatcher, QueuePoll, riderOf, validateQueueOptions } from "./queues.js";
 import { checkKey, checkText } from "./checks.js";
 import { Recovery } from "./recovery.js";
 import { RowReader } from "./reads.js";
@@ -60,6 +60,7 @@ export class Engine {
   private readonly queueRunning = new Map<string, number>();
   private readonly partitionRunning = new Map<string, Record<string, number>>();
   readonly queues = new Map<string, QueueDispatcher>();
+  readonly queuePoll = new QueuePoll(this);
   private readonly schedules = new Map<string, Schedule>();
   /** Rows read by ID, batched (see reads.ts): without their input for waiters, whole for getStatus. */
   readonly rows = new RowReader(() => this.store, false);
@@ -231,7 +232,8 @@ export class Engine {
 
   private triggerQueues(keys: Iterable<string>): void {
     for (const key of keys) {
-      if (key === "queue") for (const queue of this.queues.values()) queue.trigger();
+      // Every queue: more than two ask the store first which of them have work (see QueuePoll).
+      if (key === "queue") for (const queue of this.queues.values()) this.queues.size > 2 ? queue.safetyPoll() : queue.trigger();
       else if (key.startsWith("queue:")) this.queues.get(key.slice(6))?.trigger();
       else if (key.startsWith("due:")) {
         const colon = key.indexOf(":", 4);

@@ -321,6 +321,8 @@ export interface Store {
    * the queue's next DELAYED workflow is due (null: none), and whether ENQUEUED work is left.
    */
   claimQueued(request: ClaimRequest): Promise<Claimed>;
+  /** Which of these queues hold ENQUEUED workflows, or DELAYED ones due by `now`: the safety poll's one read for all queues. */
+  queuesWithWork(queueNames: string[], now: number): Promise<string[]>;
   /**
    * Records that this executor is alive, at `clock()` read when the write is made (a write retried
    * through an outage carries the time it finally went in, not when it was first tried); returns it.

@@ -8,7 +8,7 @@ import { WorkflowQueue, type Duro, type QueueOptions, type Workflow } from "../.
 import { operation } from "../../src/engine/engine.js";
 import { newRow } from "../../src/engine/start.js";
 import type { Write } from "../../src/storage/store.js";
-import { backends, clockPast, gate, sleep, statusOf, useClients, useDuro, waitFor } from "../helpers.js";
+import { backends, clockPast, gate, rawQuery, sleep, statusOf, useClients, useDuro, waitFor } from "../helpers.js";
 import { maxInWindow, Tracker } from "./support.js";
 
 type Job = Workflow<[string, string | null], string>;
@@ -343,6 +343,33 @@ describe.each(backends)("%s", (backend) => {
       await sleep(1000);
       // Nothing is queued: only the safety poll (every pollingIntervalSeconds, default 1 s) may look.
       expect(claims).toBeLessThanOrEqual(3);
+    });
+
+    it("polls many idle queues with one read and no claim; the poll still finds work whose wake-up never came", async () => {
+      const duro = t.duro({ executorId: "e", appVersion: "v1" });
+      const wf = duro.registerWorkflow("wf", async (x: string) => x);
+      for (let i = 0; i < 20; i++) new WorkflowQueue(duro, `idle-${i}`, { pollingIntervalSeconds: 0.1 });
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf.with({ queueName: "idle-7", workflowId: "later", delaySeconds: 3600 }), "later");
+      const store = duro.engine.store;
+      const claim = store.claimQueued.bind(store);
+      const claimed: string[] = [];
+      store.claimQueued = (request) => {
+        claimed.push(request.queueName);
+        return claim(request);
+      };
+      const look = store.queuesWithWork.bind(store);
+      let polls = 0;
+      store.queuesWithWork = (names, now) => {
+        polls++;
+        return look(names, now);
+      };
+      await waitFor(() => polls >= 5, 5000, "five polls");
+      expect(claimed).toEqual([]); // before: 20 claims a poll
+      // Due now, changed behind the executor's back (no NOTIFY on PostgreSQL): only a poll can see it.
+      await rawQuery(t.url, "UPDATE workflow_status SET delay_until_epoch_ms = 0 WHERE workflow_id = 'later'");
+      expect(await handle.getResult()).toBe("later");
+      expect(new Set(claimed)).toEqual(new Set(["idle-7"]));
     });
   });
 

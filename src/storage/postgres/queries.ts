@@ -126,6 +126,9 @@ export function storeSql(schema: string) {
   return {
     nextDelayed: `SELECT (SELECT min(delay_until_epoch_ms) FROM ${ws} WHERE status = 'DELAYED' AND queue_name = $1) AS next,
       EXISTS (SELECT 1 FROM ${ws} WHERE status = 'ENQUEUED' AND queue_name = $1) AS queued`,
+    queuesWithWork: `SELECT array_agg(q) AS names FROM unnest($1::text[]) AS q
+      WHERE EXISTS (SELECT 1 FROM ${ws} WHERE status = 'ENQUEUED' AND queue_name = q)
+        OR EXISTS (SELECT 1 FROM ${ws} WHERE status = 'DELAYED' AND queue_name = q AND delay_until_epoch_ms <= $2)`,
     loadWorkflow: `SELECT ${wfCols}, ${operationsOf(schema, "w.workflow_id")} AS operations FROM ${ws} w WHERE w.workflow_id = $1`,
     listOperations: `SELECT ${opCols} FROM ${ops} WHERE workflow_id = $1 ORDER BY function_id LIMIT $2 OFFSET $3`,
     getEvent: `SELECT value, serialization FROM ${events} WHERE workflow_id = $1 AND key = $2`,

@@ -225,6 +225,11 @@ export class PostgresStore implements Store {
     return row.queue;
   }
 
+  async queuesWithWork(queueNames: string[], now: number): Promise<string[]> {
+    const [row] = await this.query("queuesWithWork", [queueNames, now]);
+    return row.names ?? [];
+  }
+
   /**
    * Claims on one queue take turns on an advisory lock, so the concurrency and rate counts each
    * claim reads stay true until it commits; everything else runs alongside.

@@ -54,6 +54,9 @@ export function prepare(db: Database.Database) {
        SELECT ?, ?, COALESCE(MAX("offset") + 1, 0), ?, ?, ? FROM streams WHERE workflow_id = ? AND key = ? RETURNING "offset"`,
     ),
     readStream: st(`SELECT value, serialization FROM streams WHERE workflow_id = ? AND key = ? AND "offset" >= ? ORDER BY "offset"`),
+    queuesWithWork: st(`SELECT q.value AS name FROM json_each(?) AS q
+      WHERE EXISTS (SELECT 1 FROM workflow_status WHERE status = 'ENQUEUED' AND queue_name = q.value)
+        OR EXISTS (SELECT 1 FROM workflow_status WHERE status = 'DELAYED' AND queue_name = q.value AND delay_until_epoch_ms <= ?)`),
     streamClosedBefore: st(`SELECT EXISTS (SELECT 1 FROM streams WHERE workflow_id = ? AND key = ? AND "offset" < ? AND value IS NULL) AS closed`),
     complete: st(
       `UPDATE workflow_status SET status = ?, output = ?, error = ?, completed_at = ?, updated_at = ?, deduplication_id = NULL

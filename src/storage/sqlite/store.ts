@@ -274,9 +274,7 @@ export class SqliteStore implements Store {
   }
 
   async listOperations(workflowId: string, limit?: number, offset?: number): Promise<OperationRow[]> {
-    return this.guard(() => {
-      return (this.s.operations.all(workflowId, limit ?? -1, offset ?? 0) as Record<string, unknown>[]).map(toOperationRow);
-    });
+    return this.guard(() => (this.s.operations.all(workflowId, limit ?? -1, offset ?? 0) as Record<string, unknown>[]).map(toOperationRow));
   }
 
   async recoverPending({ executorId, appVersion, maxRecoveryAttempts, now, leaseMs, workflowNames }: RecoverRequest) {
@@ -300,9 +298,7 @@ export class SqliteStore implements Store {
   }
 
   async getEvent(workflowId: string, key: string): Promise<StoredValue | null> {
-    return this.guard(() => {
-      return (this.s.event.get(workflowId, key) as StoredValue | undefined) ?? null;
-    });
+    return this.guard(() => (this.s.event.get(workflowId, key) as StoredValue | undefined) ?? null);
   }
 
   async getAllEvents(workflowId: string): Promise<Map<string, StoredValue>> {
@@ -407,9 +403,11 @@ export class SqliteStore implements Store {
   }
 
   async claimQueued(request: ClaimRequest): Promise<Claimed> {
-    return this.guard(() => {
-      return this.claim(request);
-    });
+    return this.guard(() => this.claim(request));
+  }
+
+  async queuesWithWork(queueNames: string[], now: number): Promise<string[]> {
+    return this.guard(() => (this.s.queuesWithWork.all(JSON.stringify(queueNames), now) as { name: string }[]).map((r) => r.name));
   }
 
   /** One claim, in a transaction of its own or in the caller's. */
