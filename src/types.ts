@@ -134,8 +134,8 @@ export interface DuroConfig {
   executorId?: string;
   /** Default: a hash of the registered workflows' sources. Only workflows of this version are recovered. */
   appVersion?: string;
-  /** Default 100. A workflow recovered more often is parked as MAX_RECOVERY_ATTEMPTS_EXCEEDED. */
-  maxRecoveryAttempts?: number;
+  /** Default 100. A workflow recovered more often is parked as MAX_RECOVERY_ATTEMPTS_EXCEEDED. `null`: no limit. */
+  maxRecoveryAttempts?: number | null;
   logger?: Logger;
   /** PostgreSQL: pooled connections (default 10). */
   poolSize?: number;

@@ -87,9 +87,10 @@ export class Engine {
     this.databaseUrl = config.databaseUrl ?? process.env.DURO_DATABASE_URL ?? DEFAULT_DATABASE_URL;
     this.executorId = config.executorId ?? process.env.DURO_EXECUTOR_ID ?? "local";
     this.logger = config.logger ?? consoleLogger();
-    this.maxRecoveryAttempts = config.maxRecoveryAttempts ?? 100;
-    if (!Number.isInteger(this.maxRecoveryAttempts) || this.maxRecoveryAttempts < 0) {
-      throw new InvalidArgumentError(`maxRecoveryAttempts must be a non-negative integer, got ${config.maxRecoveryAttempts}.`);
+    // null (the reference's None) or Infinity: no limit.
+    this.maxRecoveryAttempts = config.maxRecoveryAttempts === null ? Infinity : config.maxRecoveryAttempts ?? 100;
+    if (!(Number.isInteger(this.maxRecoveryAttempts) || this.maxRecoveryAttempts === Infinity) || this.maxRecoveryAttempts < 0) {
+      throw new InvalidArgumentError(`maxRecoveryAttempts must be a non-negative integer, or null for no limit, got ${config.maxRecoveryAttempts}.`);
     }
     if (typeof this.executorId !== "string" || this.executorId.trim() === "") throw new InvalidArgumentError("executorId must be a non-empty string.");
     // Both are stored with every workflow started here and matched at recovery: kept exactly, as IDs are.

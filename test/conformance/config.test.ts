@@ -259,6 +259,10 @@ describe.each(backends)("%s", (backend) => {
     it("maxRecoveryAttempts must be a non-negative integer", () => {
       expect(() => new Duro({ databaseUrl: "sqlite::memory:", maxRecoveryAttempts: -1, logger: quietLogger })).toThrow(InvalidArgumentError);
       expect(() => new Duro({ databaseUrl: "sqlite::memory:", maxRecoveryAttempts: 1.5, logger: quietLogger })).toThrow(InvalidArgumentError);
+      expect(() => new Duro({ databaseUrl: "sqlite::memory:", maxRecoveryAttempts: NaN, logger: quietLogger })).toThrow(InvalidArgumentError);
+      expect(() => new Duro({ databaseUrl: "sqlite::memory:", maxRecoveryAttempts: -Infinity, logger: quietLogger })).toThrow(InvalidArgumentError);
+      new Duro({ databaseUrl: "sqlite::memory:", maxRecoveryAttempts: null, logger: quietLogger }); // no limit
+      new Duro({ databaseUrl: "sqlite::memory:", maxRecoveryAttempts: Infinity, logger: quietLogger });
     });
 
     it("executorId and appVersion must be non-empty strings the database keeps exactly", () => {

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { MaxRecoveryAttemptsExceededError, NonDeterminismError, type Duro } from "../../src/index.js";
-import { backends, crash, hangPoint, rejectionOf, useDuro } from "../helpers.js";
+import { backends, crash, hangPoint, rawQuery, rejectionOf, useDuro } from "../helpers.js";
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);
@@ -273,6 +273,31 @@ describe.each(backends)("%s", (backend) => {
       await fourth.launch();
       expect(bodyRuns).toBe(2);
       expect((await fourth.getWorkflowStatus("X"))!.status).toBe("MAX_RECOVERY_ATTEMPTS_EXCEEDED");
+    });
+
+    it("maxRecoveryAttempts null means no limit, as the reference's None", async () => {
+      const hang = hangPoint();
+      const build = (duro: Duro) => {
+        const stop = hang.register(duro);
+        return duro.registerWorkflow("patient", async () => {
+          await stop();
+          return "done";
+        });
+      };
+      const first = t.duro({ executorId: "e1", maxRecoveryAttempts: null });
+      const wf = build(first);
+      await first.launch();
+      await first.startWorkflow(wf.with({ workflowId: "N" }));
+      await hang.reached(1);
+      await crash(first);
+      // Far past the default limit of 100.
+      await rawQuery(t.url, "UPDATE workflow_status SET recovery_attempts = 1000 WHERE workflow_id = 'N'");
+      const second = t.duro({ executorId: "e1", maxRecoveryAttempts: null });
+      build(second);
+      hang.state.on = false;
+      await second.launch();
+      expect(await second.getResult("N")).toBe("done");
+      expect((await second.getWorkflowStatus("N"))!.recoveryAttempts).toBe(1001);
     });
 
     it("a waiter already blocked on getResult is released with MaxRecoveryAttemptsExceededError", async () => {
