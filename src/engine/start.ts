@@ -69,6 +69,11 @@ export async function start(engine: Engine, name: string, args: unknown[], optio
   let refusal: Error | undefined;
   if (!inserted.inserted && inserted.existing === null) refusal = new DuplicateWorkflowError(row.queueName!, row.deduplicationId!);
   else if (!inserted.inserted && inserted.existing!.name !== name) refusal = new WorkflowConflictError(workflowId, inserted.existing!.name, name);
+  else if (!inserted.inserted && inserted.existing!.queueName !== row.queueName) {
+    // As the reference: the existing workflow is returned, on the queue (or none) it already had.
+    engine.logger.warn(`Workflow ${workflowId} already exists on ${queueLabel(inserted.existing!.queueName)}; this start asked for ${queueLabel(row.queueName)}. ` +
+      `Its handle is returned and its queue is not changed: give a new start its own workflow ID.`);
+  }
   if (!together) {
     const write = childRecord(refusal ? { error: serializeError(refusal, "default"), serialization: "default" } : { childWorkflowId: workflowId });
     const [recorded] = await engine.committer.submit(write);
@@ -216,3 +221,5 @@ function checkStartOptions(options: StartOptions): void {
   }
   checkFormat(serialization);
 }
+
+const queueLabel = (queueName: string | null) => (queueName === null ? "no queue" : `queue "${queueName}"`);

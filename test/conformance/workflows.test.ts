@@ -1,6 +1,6 @@
 /** Starting workflows, workflow IDs as idempotency keys, handles, results and status. */
 import { describe, expect, it } from "vitest";
-import { DuroError, InvalidArgumentError, WorkflowConflictError, WorkflowNotFoundError } from "../../src/index.js";
+import { DuroError, InvalidArgumentError, WorkflowConflictError, WorkflowNotFoundError, WorkflowQueue } from "../../src/index.js";
 import { backends, gate, rejectionOf, useDuro } from "../helpers.js";
 
 class InsufficientFunds extends Error {
@@ -202,6 +202,25 @@ describe.each(backends)("%s", (backend) => {
       expect(error).toBeInstanceOf(DuroError);
       expect(error.message).toContain("taken");
       expect(await duro.getResult("taken")).toBe(1);
+    });
+
+    it("the same ID on another queue returns the existing workflow, on its own queue, with a warning", async () => {
+      const warnings: string[] = [];
+      const duro = t.duro({ logger: { debug() {}, info() {}, warn: (message: string) => void warnings.push(message), error() {} } });
+      const wf = duro.registerWorkflow("wf", async (x: number) => x);
+      new WorkflowQueue(duro, "q1");
+      new WorkflowQueue(duro, "q2");
+      await duro.launch();
+      expect(await (await duro.startWorkflow(wf.with({ workflowId: "Q", queueName: "q1" }), 1)).getResult()).toBe(1);
+      const again = await duro.startWorkflow(wf.with({ workflowId: "Q", queueName: "q2" }), 2);
+      expect(await again.getResult()).toBe(1);
+      expect((await duro.getWorkflowStatus("Q"))!.queueName).toBe("q1");
+      await duro.startWorkflow(wf.with({ workflowId: "Q" }), 3); // no queue
+      await duro.startWorkflow(wf.with({ workflowId: "Q", queueName: "q1" }), 4); // its own queue: no warning
+      expect(warnings.filter((w) => w.includes("Workflow Q already exists on"))).toEqual([
+        'Workflow Q already exists on queue "q1"; this start asked for queue "q2". Its handle is returned and its queue is not changed: give a new start its own workflow ID.',
+        'Workflow Q already exists on queue "q1"; this start asked for no queue. Its handle is returned and its queue is not changed: give a new start its own workflow ID.',
+      ]);
     });
   });
 
