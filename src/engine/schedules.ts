@@ -36,8 +36,9 @@ export class Schedule {
   ) {
     if (typeof name !== "string" || name === "" || name.includes(":")) throw new InvalidArgumentError("A schedule needs a non-empty name without ':'.");
     checkText("A schedule's name", name);
-    // Its ticks' IDs, sched:<name>:<ISO time>, are IDs like any other.
-    if (Buffer.byteLength(name) > MAX_KEY_BYTES - 31) throw new InvalidArgumentError(`A schedule's name is limited to ${MAX_KEY_BYTES - 31} bytes: its ticks' workflow IDs are sched:<name>:<ISO time>.`);
+    // Its ticks' IDs, sched:<name>:<ISO time>, are IDs like any other: "sched:", ":" and the time take 31 bytes.
+    const most = MAX_KEY_BYTES - 31;
+    if (Buffer.byteLength(name) > most) throw new InvalidArgumentError(`A schedule's name is limited to ${most} bytes: its ticks' workflow IDs are sched:<name>:<ISO time>.`);
     // croner also takes a seventh field (years); duro's expressions are 5 fields, or 6 with seconds.
     const fields = typeof expression === "string" ? expression.trim().split(/\s+/).length : 0;
     if (options.timezone !== undefined && (typeof options.timezone !== "string" || options.timezone.trim() === "")) {
