@@ -69,6 +69,25 @@ describe("sqlite: the file locked by another process, or damaged", () => {
     expect(longest, "the longest gap between 5 ms ticks, in ms").toBeLessThan(500);
   });
 
+  it("a stall of this process while it waits for the lock is not counted as the other process's lock", async () => {
+    busy.timeoutMs = 300;
+    const duro = t.duro();
+    const double = duro.registerWorkflow("double", async (n: number) => n * 2);
+    await duro.launch();
+    const other = new Database(t.url.slice("sqlite:".length));
+    other.exec("BEGIN IMMEDIATE");
+    const result = double(21); // its start waits for the lock
+    await sleep(50);
+    const stalled = Date.now();
+    while (Date.now() - stalled < 600); // this process busy for twice the timeout (a long synchronous task)
+    setTimeout(() => {
+      other.exec("COMMIT"); // held 100 ms more after the stall: 250 ms of lock in all
+      other.close();
+    }, 100);
+    // Before, the first try after the stall found the lock held and the deadline past: DatabaseError.
+    expect(await result).toBe(42);
+  });
+
   it("opening: an up-to-date file is read while another process holds its write lock; a fresh one waits for it, up to connectTimeoutSeconds", async () => {
     busy.timeoutMs = 50;
     const first = t.duro();

@@ -142,9 +142,12 @@ export class SqliteStore implements Store {
    * from its checkpoints later, instead of failing with it. Errors about the data itself stay as they are.
    */
   private async guard<T>(fn: () => T): Promise<T> {
-    const deadline = Date.now() + busy.timeoutMs;
+    // Time spent waiting for the lock. A try counts 100 ms at most: a stall of this process itself
+    // (a long synchronous task, a stop signal) is not time another process held the lock.
+    let waited = 0;
     for (let pause = 1; ; pause = Math.min(pause * 2, 20)) {
       this.wakes.begin();
+      const tried = Date.now();
       try {
         return fn();
       } catch (error) {
@@ -152,8 +155,9 @@ export class SqliteStore implements Store {
         if (typeof code !== "string") throw error;
         // Locked by another process: wait between tries, not inside SQLite, which would block this
         // process's event loop (timers, sockets, an HTTP server) for as long as the lock is held.
-        if (isLocked(error) && Date.now() < deadline) {
+        if (isLocked(error) && waited < busy.timeoutMs) {
           await new Promise((resolve) => setTimeout(resolve, pause));
+          waited += Math.min(Date.now() - tried, 100);
           continue;
         }
         if (/^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|PROTOCOL|NOMEM|READONLY|CORRUPT|NOTADB)/.test(code)) {
@@ -302,10 +306,8 @@ export class SqliteStore implements Store {
   }
 
   async getAllEvents(workflowId: string): Promise<Map<string, StoredValue>> {
-    return this.guard(() => {
-      const rows = this.s.events.all(workflowId) as (StoredValue & { key: string })[];
-      return new Map(rows.map(({ key, value, serialization }) => [key, { value, serialization }]));
-    });
+    const rows = await this.guard(() => this.s.events.all(workflowId) as (StoredValue & { key: string })[]);
+    return new Map(rows.map(({ key, value, serialization }) => [key, { value, serialization }]));
   }
 
   async readStream(workflowId: string, key: string, offset: number) {
