@@ -69,11 +69,7 @@ export async function start(engine: Engine, name: string, args: unknown[], optio
   let refusal: Error | undefined;
   if (!inserted.inserted && inserted.existing === null) refusal = new DuplicateWorkflowError(row.queueName!, row.deduplicationId!);
   else if (!inserted.inserted && inserted.existing!.name !== name) refusal = new WorkflowConflictError(workflowId, inserted.existing!.name, name);
-  else if (!inserted.inserted && inserted.existing!.queueName !== row.queueName) {
-    // As the reference: the existing workflow is returned, on the queue (or none) it already had.
-    engine.logger.warn(`Workflow ${workflowId} already exists on ${queueLabel(inserted.existing!.queueName)}; this start asked for ${queueLabel(row.queueName)}. ` +
-      `Its handle is returned and its queue is not changed: give a new start its own workflow ID.`);
-  }
+  else if (!inserted.inserted) warnOtherQueue(engine, inserted.existing!, row);
   if (!together) {
     const write = childRecord(refusal ? { error: serializeError(refusal, "default"), serialization: "default" } : { childWorkflowId: workflowId });
     const [recorded] = await engine.committer.submit(write);
@@ -138,6 +134,7 @@ export async function enqueueMany(engine: Engine, name: string, argsList: unknow
     if (result.kind === "insertWorkflow" && !result.inserted && result.existing && result.existing.name !== name) {
       throw new WorkflowConflictError(rows[i].workflowId, result.existing.name, name);
     }
+    if (result.kind === "insertWorkflow" && !result.inserted && result.existing) warnOtherQueue(engine, result.existing, rows[i]);
   }
   const earlier = parent && recordedBefore(engine, parent, results[rows.length]);
   if (earlier) return replayed(earlier) as string[];
@@ -222,4 +219,10 @@ function checkStartOptions(options: StartOptions): void {
   checkFormat(serialization);
 }
 
-const queueLabel = (queueName: string | null) => (queueName === null ? "no queue" : `queue "${queueName}"`);
+/** As the reference: starting an existing ID returns that workflow, on the queue (or none) it already had. */
+function warnOtherQueue(engine: Engine, existing: WorkflowRow, asked: WorkflowRow): void {
+  if (existing.queueName === asked.queueName) return;
+  const label = (queueName: string | null) => (queueName === null ? "no queue" : `queue "${queueName}"`);
+  engine.logger.warn(`Workflow ${asked.workflowId} already exists on ${label(existing.queueName)}; this start asked for ${label(asked.queueName)}. ` +
+    `Its handle is returned and its queue is not changed: give a new start its own workflow ID.`);
+}

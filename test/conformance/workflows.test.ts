@@ -217,9 +217,12 @@ describe.each(backends)("%s", (backend) => {
       expect((await duro.getWorkflowStatus("Q"))!.queueName).toBe("q1");
       await duro.startWorkflow(wf.with({ workflowId: "Q" }), 3); // no queue
       await duro.startWorkflow(wf.with({ workflowId: "Q", queueName: "q1" }), 4); // its own queue: no warning
+      const [batch] = await duro.enqueueMany(wf.with({ workflowId: "Q", queueName: "q2" }), [[5]]);
+      expect(await batch.getResult()).toBe(1);
       expect(warnings.filter((w) => w.includes("Workflow Q already exists on"))).toEqual([
         'Workflow Q already exists on queue "q1"; this start asked for queue "q2". Its handle is returned and its queue is not changed: give a new start its own workflow ID.',
         'Workflow Q already exists on queue "q1"; this start asked for no queue. Its handle is returned and its queue is not changed: give a new start its own workflow ID.',
+        'Workflow Q already exists on queue "q1"; this start asked for queue "q2". Its handle is returned and its queue is not changed: give a new start its own workflow ID.',
       ]);
     });
   });
