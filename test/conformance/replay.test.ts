@@ -7,6 +7,19 @@ import { describe, expect, it } from "vitest";
 import { MaxRecoveryAttemptsExceededError, NonDeterminismError, type Duro } from "../../src/index.js";
 import { backends, crash, hangPoint, rawQuery, rejectionOf, useDuro } from "../helpers.js";
 
+/** Workflow `name`, returning `result` after a step that hangs while `hang.state.on`; `build` registers it on an instance. */
+function hanging(name: string, result: string) {
+  const hang = hangPoint();
+  const build = (duro: Duro) => {
+    const stop = hang.register(duro);
+    return duro.registerWorkflow(name, async () => {
+      await stop();
+      return result;
+    });
+  };
+  return { hang, build };
+}
+
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);
 
@@ -159,14 +172,7 @@ describe.each(backends)("%s", (backend) => {
     });
 
     it("a workflow recorded under another app version is not recovered", async () => {
-      const hang = hangPoint();
-      const build = (duro: Duro) => {
-        const stop = hang.register(duro);
-        return duro.registerWorkflow("versioned", async () => {
-          await stop();
-          return "ran";
-        });
-      };
+      const { hang, build } = hanging("versioned", "ran");
       const first = t.duro({ executorId: "e1", appVersion: "v1" });
       const wf = build(first);
       await first.launch();
@@ -188,14 +194,7 @@ describe.each(backends)("%s", (backend) => {
     });
 
     it("each recovery counts in recoveryAttempts", async () => {
-      const hang = hangPoint();
-      const build = (duro: Duro) => {
-        const stop = hang.register(duro);
-        return duro.registerWorkflow("counted", async () => {
-          await stop();
-          return "ok";
-        });
-      };
+      const { hang, build } = hanging("counted", "ok");
       const first = t.duro({ executorId: "e1" });
       const wf = build(first);
       await first.launch();
@@ -276,14 +275,7 @@ describe.each(backends)("%s", (backend) => {
     });
 
     it("maxRecoveryAttempts null means no limit, as the reference's None", async () => {
-      const hang = hangPoint();
-      const build = (duro: Duro) => {
-        const stop = hang.register(duro);
-        return duro.registerWorkflow("patient", async () => {
-          await stop();
-          return "done";
-        });
-      };
+      const { hang, build } = hanging("patient", "done");
       const first = t.duro({ executorId: "e1", maxRecoveryAttempts: null });
       const wf = build(first);
       await first.launch();
@@ -301,14 +293,7 @@ describe.each(backends)("%s", (backend) => {
     });
 
     it("a waiter already blocked on getResult is released with MaxRecoveryAttemptsExceededError", async () => {
-      const hang = hangPoint();
-      const build = (duro: Duro) => {
-        const stop = hang.register(duro);
-        return duro.registerWorkflow("poison", async () => {
-          await stop();
-          return "never";
-        });
-      };
+      const { hang, build } = hanging("poison", "never");
       const first = t.duro({ executorId: "e1", maxRecoveryAttempts: 0 });
       const wf = build(first);
       await first.launch();
