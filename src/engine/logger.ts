@@ -6,9 +6,13 @@ import type { Logger } from "../types.js";
 import { als } from "./context.js";
 
 const LEVELS = ["debug", "info", "warn", "error"] as const;
+const toldUnknown = new Set<string>();
 
 export function consoleLogger(level = process.env.DURO_LOG_LEVEL ?? "warn"): Logger {
-  const min = Math.max(0, LEVELS.indexOf(level as (typeof LEVELS)[number]));
+  const given = LEVELS.indexOf(level.trim().toLowerCase() as (typeof LEVELS)[number]);
+  // Unknown: the default, said once, rather than everything down to debug.
+  if (given < 0 && !toldUnknown.has(level) && toldUnknown.add(level)) console.error(`[duro] WARN DURO_LOG_LEVEL=${JSON.stringify(level)} is not one of ${LEVELS.join(", ")}; logging warnings and errors.`);
+  const min = given < 0 ? LEVELS.indexOf("warn") : given;
   const line = (lvl: (typeof LEVELS)[number]) => (message: string, fields?: Record<string, unknown>) => {
     if (LEVELS.indexOf(lvl) < min) return;
     const extra = fields && Object.keys(fields).length ? ` ${JSON.stringify(fields)}` : "";

@@ -3,10 +3,11 @@ import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { DatabaseError, Duro, DuroClient, DuroError, InvalidArgumentError, WorkflowQueue } from "../../src/index.js";
 import { type Backend, backends, gate, quietLogger, rawQuery, rejectionOf, useDuro, waitFor, within } from "../helpers.js";
 import { requireBuild } from "../processes.js";
+import { consoleLogger } from "../../src/engine/logger.js";
 
 /** A URL whose database cannot be opened or reached. */
 function unusableUrl(backend: Backend, scratch: string): string {
@@ -302,6 +303,30 @@ describe("sqlite defaults", () => {
       process.chdir(cwd);
       restore();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the default logger", () => {
+  it("takes DURO_LOG_LEVEL in any case; an unknown level logs warnings and errors, and says so once", () => {
+    const lines: string[] = [];
+    const spy = vi.spyOn(console, "error").mockImplementation((line: string) => void lines.push(line));
+    try {
+      const logAll = (logger: ReturnType<typeof consoleLogger>) => {
+        for (const level of ["debug", "info", "warn", "error"] as const) logger[level](level);
+      };
+      logAll(consoleLogger(" INFO "));
+      expect(lines).toEqual(["[duro] INFO info", "[duro] WARN warn", "[duro] ERROR error"]);
+      lines.length = 0;
+      logAll(consoleLogger("loud"));
+      consoleLogger("loud");
+      expect(lines).toEqual([
+        '[duro] WARN DURO_LOG_LEVEL="loud" is not one of debug, info, warn, error; logging warnings and errors.',
+        "[duro] WARN warn",
+        "[duro] ERROR error",
+      ]);
+    } finally {
+      spy.mockRestore();
     }
   });
 });
