@@ -73,6 +73,7 @@ export class Engine {
   /** The store a launch is connecting to or migrating (closed by a shutdown meanwhile, to cut it short). */
   private opening?: Store;
   private safetyPoll?: NodeJS.Timeout;
+  private safetyChecks = 0;
   private sweepPending?: NodeJS.Timeout;
   private closed = false;
   private readonly runTurns = new Turns();
@@ -458,6 +459,13 @@ export class Engine {
     if (this.closed) return;
     this.waiters.wakeSome(SAFETY_SHARE);
     this.triggerQueues(["queue"]);
+    // At the first poll and every sixth after (30 s by default), an executor lets the store look after its tables.
+    if (!this.client && this.safetyChecks++ % 6 === 0) {
+      void this.store.maintain?.().then(
+        (done) => done.length && this.logger.debug(`Table housekeeping: ${done.join(", ")}.`),
+        (error) => this.logger.debug("Table housekeeping failed; tried again later.", { error: String(error) }),
+      );
+    }
     if (this.running.size) await this.stopInterrupted(this.runTurns.take([...this.running.keys()], SAFETY_SHARE));
   }
 }

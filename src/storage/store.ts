@@ -321,6 +321,11 @@ export interface Store {
    * the queue's next DELAYED workflow is due (null: none), and whether ENQUEUED work is left.
    */
   claimQueued(request: ClaimRequest): Promise<Claimed>;
+  /**
+   * Housekeeping an executor asks for now and then (PostgreSQL with autovacuum off: autovacuum's
+   * work on duro's tables, see maintenance.ts); returns what it did, e.g. "ANALYZE streams".
+   */
+  maintain?(): Promise<string[]>;
   /** Which of these queues hold ENQUEUED workflows, or DELAYED ones due by `now`: the safety poll's one read for all queues. */
   queuesWithWork(queueNames: string[], now: number): Promise<string[]>;
   /**

@@ -13,6 +13,7 @@ import {
 import { PgConnection, RECONNECT_SLACK_MS, transaction } from "./connection.js";
 import { storeSql, type StoreSql } from "./queries.js";
 import { claimedRows, claimTokenOf, newClaimToken, takenBefore } from "./claims.js";
+import { maintain } from "./maintenance.js";
 import { applyBatch, isStreamConflict, packKeys } from "./writes.js";
 import { writeSql, type WriteSql } from "./write-sql.js";
 
@@ -223,6 +224,10 @@ export class PostgresStore implements Store {
   async setWorkflowDelay(workflowId: string, delayUntilEpochMs: number, now: number): Promise<string | null> {
     const [row] = await this.query("setWorkflowDelay", [delayUntilEpochMs, now, workflowId, this.conn.channel]);
     return row.queue;
+  }
+
+  maintain(): Promise<string[]> {
+    return maintain(this.conn);
   }
 
   async queuesWithWork(queueNames: string[], now: number): Promise<string[]> {
