@@ -11,7 +11,10 @@ const toldUnknown = new Set<string>();
 export function consoleLogger(level = process.env.DURO_LOG_LEVEL ?? "warn"): Logger {
   const given = LEVELS.indexOf(level.trim().toLowerCase() as (typeof LEVELS)[number]);
   // Unknown: the default, said once, rather than everything down to debug.
-  if (given < 0 && !toldUnknown.has(level) && toldUnknown.add(level)) console.error(`[duro] WARN DURO_LOG_LEVEL=${JSON.stringify(level)} is not one of ${LEVELS.join(", ")}; logging warnings and errors.`);
+  if (given < 0 && !toldUnknown.has(level)) {
+    toldUnknown.add(level);
+    console.error(`[duro] WARN DURO_LOG_LEVEL=${JSON.stringify(level)} is not one of ${LEVELS.join(", ")}; logging warnings and errors.`);
+  }
   const min = given < 0 ? LEVELS.indexOf("warn") : given;
   const line = (lvl: (typeof LEVELS)[number]) => (message: string, fields?: Record<string, unknown>) => {
     if (LEVELS.indexOf(lvl) < min) return;
