@@ -8,7 +8,7 @@ import { Engine } from "./engine/engine.js";
 import { contextLogger } from "./engine/logger.js";
 import { cancel, checkIds, fork, listWorkflows, listWorkflowSteps, resume, setWorkflowDelay } from "./engine/management.js";
 import { enqueueMany, start } from "./engine/start.js";
-import { checkFormat, checkKey } from "./engine/checks.js";
+import { checkFormat, checkKey, checkOptions, KEYS } from "./engine/checks.js";
 import * as ops from "./engine/operations.js";
 import * as streams from "./engine/streams.js";
 import type {
@@ -31,6 +31,7 @@ export class Duro {
   readonly logger: Logger;
 
   constructor(config: DuroConfig = {}) {
+    checkOptions("new Duro", config, KEYS.config);
     this.engine = new Engine(config);
     this.logger = contextLogger(this.engine.logger);
   }
@@ -45,6 +46,7 @@ export class Duro {
     if (typeof name !== "string" || name === "") throw new InvalidArgumentError("A workflow needs a non-empty name.");
     checkKey("workflow name", name);
     if (typeof fn !== "function") throw new InvalidArgumentError(`registerWorkflow("${name}") needs a function.`);
+    checkOptions("registerWorkflow", options, KEYS.workflow);
     checkFormat(options.serialization);
     this.engine.register({ name, fn: async (...args: unknown[]) => fn(...(args as A)), source: fn.toString(), options });
     const bind = (startOptions: StartOptions): Workflow<A, R> => {
@@ -52,7 +54,10 @@ export class Duro {
       return Object.assign(call, {
         workflowName: name,
         startOptions: Object.freeze({ ...startOptions }),
-        with: (more: StartOptions) => bind({ ...startOptions, ...more }),
+        with: (more: StartOptions) => {
+          checkOptions("with", more, KEYS.start);
+          return bind({ ...startOptions, ...more });
+        },
       });
     };
     return bind({});
@@ -67,7 +72,7 @@ export class Duro {
     if (typeof name !== "string" || name === "") throw new InvalidArgumentError("A step needs a non-empty name.");
     checkKey("step name", options.name ?? name);
     if (typeof fn !== "function") throw new InvalidArgumentError(`registerStep("${name}") needs a function.`);
-    ops.validateStepOptions(options);
+    ops.validateStepOptions(options, "registerStep");
     const stepName = options.name ?? name;
     return (...args: A) => ops.runStep(this.engine, stepName, fn, args, options) as Promise<R>;
   }
@@ -289,6 +294,7 @@ export class Duro {
    */
   async schedule(name: string, cron: string, workflow: Workflow<[Date], unknown>, options: ScheduleOptions = {}): Promise<void> {
     if (typeof workflow?.workflowName !== "string") throw new InvalidArgumentError("schedule() needs a workflow returned by registerWorkflow().");
+    checkOptions("schedule", options, KEYS.schedule);
     return this.engine.addSchedule(name, cron, workflow.workflowName, options);
   }
 
@@ -333,7 +339,7 @@ export class Duro {
 
   /** resumeWorkflow for several workflows: all or nothing. */
   async resumeWorkflows<R = unknown>(workflowIds: string[], options: { queueName?: string } = {}): Promise<WorkflowHandle<R>[]> {
-    await this.managed("resumeWorkflow", () => resume(this.engine, checkIds(workflowIds), options.queueName ?? null));
+    await this.managed("resumeWorkflow", () => resume(this.engine, checkIds(workflowIds), options));
     return workflowIds.map((id) => this.handle<R>(id));
   }
 

@@ -6,7 +6,7 @@
 import { Engine } from "../engine/engine.js";
 import { cancel, checkIds, fork, listWorkflows, listWorkflowSteps, resume, setWorkflowDelay } from "../engine/management.js";
 import { enqueueMany, start } from "../engine/start.js";
-import { checkKey } from "../engine/checks.js";
+import { checkKey, checkOptions, KEYS } from "../engine/checks.js";
 import * as ops from "../engine/operations.js";
 import * as streams from "../engine/streams.js";
 import { InvalidArgumentError } from "../errors.js";
@@ -30,6 +30,7 @@ export class DuroClient {
   private readonly engine: Engine;
 
   constructor(config: ClientConfig = {}) {
+    checkOptions("new DuroClient", config, KEYS.client);
     this.engine = new Engine({ ...config, executorId: "duro-client" }, true);
   }
 
@@ -114,7 +115,7 @@ export class DuroClient {
   }
 
   async resumeWorkflows<R = unknown>(workflowIds: string[], options: { queueName?: string } = {}): Promise<WorkflowHandle<R>[]> {
-    await resume(await this.ready(), checkIds(workflowIds), options.queueName ?? null);
+    await resume(await this.ready(), checkIds(workflowIds), options);
     return workflowIds.map((id) => this.handle<R>(id));
   }
 
@@ -146,7 +147,10 @@ export class DuroClient {
   }
 }
 
+const ENQUEUE_KEYS = [...KEYS.start, "workflowName"];
+
 function checkEnqueue(options: EnqueueOptions): EnqueueOptions {
+  checkOptions("enqueue", options, ENQUEUE_KEYS);
   if (typeof options?.workflowName !== "string" || options.workflowName === "") throw new InvalidArgumentError("enqueue() needs a workflowName.");
   checkKey("workflowName", options.workflowName);
   if (typeof options.queueName !== "string" || options.queueName === "") throw new InvalidArgumentError("enqueue() needs a queueName.");

@@ -1,6 +1,10 @@
 /** Checks of the arguments the public methods take: each failure is an InvalidArgumentError saying what was expected. */
 import { InvalidArgumentError } from "../errors.js";
 import type { SerializationFormat } from "../serialization.js";
+import type { ClientConfig } from "../client/client.js";
+import type {
+  DuroConfig, ForkOptions, ListWorkflowsFilter, QueueOptions, ScheduleOptions, StartOptions, StepOptions, ValueOptions, WorkflowOptions,
+} from "../types.js";
 
 export function checkSeconds(name: string, value: unknown, allowInfinity = false): number {
   if (typeof value !== "number" || Number.isNaN(value) || value < 0 || (!allowInfinity && !Number.isFinite(value))) {
@@ -17,6 +21,44 @@ export const isOptions = (value: unknown): value is object =>
 export function checkKeys(method: string, options: object, allowed: readonly string[]): void {
   const unknown = Object.keys(options).filter((k) => !allowed.includes(k));
   if (unknown.length) throw new InvalidArgumentError(`${method}() options take ${allowed.join(", ")}; got ${unknown.join(", ")}.`);
+}
+
+/** The keys an options type takes, listed as an object so that the compiler keeps them in step with the type. */
+export const keysOf = <T>(keys: { [K in keyof Required<T>]: true }): readonly string[] => Object.keys(keys);
+
+/** The keys of each options type the public methods take. */
+export const KEYS = {
+  config: keysOf<DuroConfig>({
+    databaseUrl: true, executorId: true, appVersion: true, maxRecoveryAttempts: true, logger: true, poolSize: true, connectTimeoutSeconds: true,
+    executorLeaseSeconds: true, safetyPollSeconds: true,
+  }),
+  client: keysOf<ClientConfig>({ databaseUrl: true, logger: true, poolSize: true, connectTimeoutSeconds: true }),
+  workflow: keysOf<WorkflowOptions>({ serialization: true }),
+  start: keysOf<StartOptions>({
+    workflowId: true, queueName: true, timeoutSeconds: true, deadlineEpochMs: true, priority: true, deduplicationId: true, partitionKey: true,
+    delaySeconds: true, authenticatedUser: true, appVersion: true, serialization: true,
+  }),
+  step: keysOf<StepOptions>({ name: true, retriesAllowed: true, intervalSeconds: true, maxAttempts: true, backoffRate: true }),
+  queue: keysOf<QueueOptions>({
+    concurrency: true, workerConcurrency: true, rateLimit: true, priorityEnabled: true, partitionQueue: true, pollingIntervalSeconds: true,
+  }),
+  schedule: keysOf<ScheduleOptions>({ catchUp: true, queueName: true, timezone: true }),
+  fork: keysOf<ForkOptions>({ newWorkflowId: true, workflowId: true, appVersion: true, queueName: true, partitionKey: true, timeoutSeconds: true }),
+  filter: keysOf<ListWorkflowsFilter>({
+    workflowIds: true, status: true, startTime: true, endTime: true, name: true, appVersion: true, forkedFrom: true, parentWorkflowId: true,
+    user: true, queueName: true, executorId: true, workflowIdPrefix: true, limit: true, offset: true, sortDesc: true, loadInput: true,
+    loadOutput: true, queuesOnly: true, wasForkedFrom: true, hasParent: true,
+  }),
+  value: keysOf<ValueOptions>({ serialization: true, serializationType: true }),
+};
+
+/** An optional options object: undefined, or an object with no keys but `allowed`. */
+export function checkOptions(method: string, options: unknown, allowed: readonly string[]): void {
+  if (options === undefined) return;
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new InvalidArgumentError(`${method}() options must be an object with any of ${allowed.join(", ")}; got ${String(options)}.`);
+  }
+  checkKeys(method, options, allowed);
 }
 
 export const MAX_KEY_BYTES = 1024;

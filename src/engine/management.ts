@@ -5,7 +5,7 @@ import { forkWakeKeys, type OperationRow, type WorkflowFilter, type WorkflowRow,
 import type { ForkOptions, ListWorkflowsFilter, StepInfo, WorkflowStatus } from "../types.js";
 import { INTERNAL_QUEUE, type Engine } from "./engine.js";
 import { uuidv7 } from "./ids.js";
-import { checkKey, checkText } from "./checks.js";
+import { checkKey, checkOptions, checkText, KEYS } from "./checks.js";
 import { queueOf, validateStart } from "./start.js";
 import { secondsAfter, storedMs } from "./timers.js";
 
@@ -43,6 +43,7 @@ function count(name: string, value: number | undefined): number | undefined {
 }
 
 export function toStoreFilter(filter: ListWorkflowsFilter): WorkflowFilter {
+  checkOptions("listWorkflows", filter, KEYS.filter);
   const status = many("status", filter.status) as WorkflowStatusString[] | undefined;
   for (const s of status ?? []) if (!STATUSES.includes(s)) throw new InvalidArgumentError(`Unknown status "${s}"; expected one of ${STATUSES.join(", ")}.`);
   if (filter.workflowIds !== undefined && !Array.isArray(filter.workflowIds)) throw new InvalidArgumentError("workflowIds must be an array of strings.");
@@ -93,9 +94,8 @@ export function checkIds(workflowIds: string[]): string[] {
 
 /** Cancels workflows, with their descendants only when asked (`cancelChildren`). */
 export function cancel(engine: Engine, workflowIds: string[], options: { cancelChildren?: boolean } = {}): Promise<void> {
-  if (options === null || typeof options !== "object" || !["undefined", "boolean"].includes(typeof options.cancelChildren)) {
-    throw new InvalidArgumentError("cancelWorkflow's options must be an object like { cancelChildren: true }.");
-  }
+  checkOptions("cancelWorkflow", options, ["cancelChildren"]);
+  if (!["undefined", "boolean"].includes(typeof options.cancelChildren)) throw new InvalidArgumentError("cancelChildren must be true or false.");
   return engine.cancel(checkIds(workflowIds), options.cancelChildren ?? false);
 }
 
@@ -105,6 +105,7 @@ export async function listWorkflows(engine: Engine, filter: ListWorkflowsFilter 
 
 export async function listWorkflowSteps(engine: Engine, workflowId: string, options: { limit?: number; offset?: number } | undefined): Promise<StepInfo[]> {
   checkKey("workflowId", workflowId);
+  checkOptions("listWorkflowSteps", options, ["limit", "offset"]);
   const { limit, offset } = options ?? {};
   count("limit", limit);
   count("offset", offset);
@@ -114,6 +115,7 @@ export async function listWorkflowSteps(engine: Engine, workflowId: string, opti
 
 export async function setWorkflowDelay(engine: Engine, workflowId: string, options: { delaySeconds?: number; delayUntilEpochMs?: number }): Promise<void> {
   checkKey("workflowId", workflowId);
+  checkOptions("setWorkflowDelay", options, ["delaySeconds", "delayUntilEpochMs"]);
   const { delaySeconds, delayUntilEpochMs } = options ?? {};
   if ((delaySeconds === undefined) === (delayUntilEpochMs === undefined)) {
     throw new InvalidArgumentError("setWorkflowDelay() takes exactly one of delaySeconds or delayUntilEpochMs.");
@@ -127,7 +129,9 @@ export async function setWorkflowDelay(engine: Engine, workflowId: string, optio
 }
 
 /** Restarts workflows from their last completed step, here or (with a queue) through it. */
-export async function resume(engine: Engine, workflowIds: string[], queueName: string | null): Promise<void> {
+export async function resume(engine: Engine, workflowIds: string[], options: { queueName?: string } | undefined): Promise<void> {
+  checkOptions("resumeWorkflow", options, ["queueName"]);
+  let queueName = options?.queueName ?? null;
   // A resumed workflow keeps its partition key (none, on a partitioned queue, is a partition of its own).
   if (queueName !== null) queueOf(engine, queueName);
   if (engine.client) queueName ??= INTERNAL_QUEUE;
@@ -154,6 +158,7 @@ export async function resume(engine: Engine, workflowIds: string[], queueName: s
 export async function fork(engine: Engine, workflowId: string, startStep: number, options: ForkOptions | undefined = {}): Promise<string> {
   checkKey("workflowId", workflowId);
   options ??= {};
+  checkOptions("forkWorkflow", options, KEYS.fork);
   if (!Number.isSafeInteger(startStep)) throw new InvalidArgumentError(`startStep must be an integer, got ${String(startStep)}.`);
   if (options.newWorkflowId !== undefined && options.workflowId !== undefined && options.newWorkflowId !== options.workflowId) {
     throw new InvalidArgumentError("forkWorkflow got both newWorkflowId and workflowId, and they differ: give one.");

@@ -13,7 +13,7 @@ import type { ReturnWhen, SendOptions, StepOptions, ValueOptions, WaitOptions, W
 import { als, currentContext, currentRun, type WorkflowRun } from "./context.js";
 import { operation, type Engine } from "./engine.js";
 import { checkpoint, record, recordedBefore, recordedLate, recordOf, replayed } from "./checkpoint.js";
-import { checkFormat, checkKey, checkKeys, checkSeconds, isOptions } from "./checks.js";
+import { checkFormat, checkKey, checkKeys, checkOptions, checkSeconds, isOptions, KEYS } from "./checks.js";
 import { MAX_TIMEOUT_MS, secondsAfter } from "./timers.js";
 
 const NULL_TOPIC = "__null__topic__";
@@ -66,7 +66,8 @@ export const read = (v: StoredValue | null) => (v ? deserialize(v.value, v.seria
 
 // ——— steps ———
 
-export function validateStepOptions(options: StepOptions): Required<Omit<StepOptions, "name">> {
+export function validateStepOptions(options: StepOptions, method = "runStep"): Required<Omit<StepOptions, "name">> {
+  checkOptions(method, options, KEYS.step);
   const { retriesAllowed = false, intervalSeconds = 1, maxAttempts = 3, backoffRate = 2 } = options;
   if (typeof retriesAllowed !== "boolean") throw new InvalidArgumentError("retriesAllowed must be a boolean.");
   checkSeconds("intervalSeconds", intervalSeconds);
@@ -224,8 +225,10 @@ export async function wait<T>(
   engine: Engine,
   items: T[],
   watch: (item: T, signal: AbortSignal) => Watched,
-  { returnWhen = "ALL_COMPLETED", timeoutSeconds }: { returnWhen?: ReturnWhen; timeoutSeconds?: number } = {},
+  options: { returnWhen?: ReturnWhen; timeoutSeconds?: number } = {},
 ): Promise<{ done: T[]; pending: T[] }> {
+  checkOptions("wait", options, ["returnWhen", "timeoutSeconds"]);
+  const { returnWhen = "ALL_COMPLETED", timeoutSeconds } = options;
   if (!["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION"].includes(returnWhen)) {
     throw new InvalidArgumentError(`returnWhen must be "ALL_COMPLETED", "FIRST_COMPLETED" or "FIRST_EXCEPTION", got ${JSON.stringify(returnWhen)}.`);
   }
@@ -375,6 +378,7 @@ async function receive(engine: Engine, run: WorkflowRun, functionId: number, sle
 // ——— events ———
 
 export async function setEvent(engine: Engine, key: string, value: unknown, options?: ValueOptions): Promise<void> {
+  checkOptions("setEvent", options, KEYS.value);
   const serialization = formatOf(options);
   checkKey("key", key);
   const ctx = currentContext();

@@ -23,7 +23,7 @@ import type { Submission } from "./committer.js";
 import type { Engine } from "./engine.js";
 import type { QueueOptions } from "../types.js";
 import { MAX_TIMEOUT_MS, storedMs } from "./timers.js";
-import { checkText } from "./checks.js";
+import { checkOptions, checkText, KEYS } from "./checks.js";
 
 const CLAIM_BATCH = 100;
 /**
@@ -56,13 +56,15 @@ const periodMsOf = (periodSeconds: number) => Math.max(1, storedMs(periodSeconds
 export function validateQueueOptions(name: string, options: QueueOptions): void {
   if (typeof name !== "string" || name === "") throw new InvalidArgumentError("A queue needs a non-empty name.");
   checkText("queue name", name);
+  checkOptions("WorkflowQueue", options, KEYS.queue);
   positiveInt("concurrency", options.concurrency);
   positiveInt("workerConcurrency", options.workerConcurrency);
   if (options.concurrency !== undefined && options.workerConcurrency !== undefined && options.workerConcurrency > options.concurrency) {
     throw new InvalidArgumentError(`workerConcurrency (${options.workerConcurrency}) cannot exceed concurrency (${options.concurrency}).`);
   }
   if (options.rateLimit !== undefined) {
-    const { limit, periodSeconds } = options.rateLimit ?? {};
+    checkOptions("rateLimit", options.rateLimit, ["limit", "periodSeconds"]);
+    const { limit, periodSeconds } = options.rateLimit;
     positiveInt("rateLimit.limit", limit);
     if (limit === undefined) throw new InvalidArgumentError("rateLimit needs a limit.");
     if (!(typeof periodSeconds === "number" && periodSeconds > 0 && Number.isFinite(periodSeconds))) {

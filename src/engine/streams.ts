@@ -9,11 +9,12 @@ import type { ValueOptions } from "../types.js";
 import { checkpoint, recordedLate, recordOf } from "./checkpoint.js";
 import { currentContext, currentRun, type WorkflowRun } from "./context.js";
 import { operation, type Engine } from "./engine.js";
-import { checkKey, checkSeconds } from "./checks.js";
+import { checkKey, checkOptions, checkSeconds, KEYS } from "./checks.js";
 import { formatOf, read, stored } from "./operations.js";
 
 export async function writeStream(engine: Engine, key: string, value: unknown, options?: ValueOptions): Promise<void> {
   checkKey("key", key);
+  checkOptions("writeStream", options, KEYS.value);
   const serialization = formatOf(options);
   const ctx = currentContext();
   if (!ctx) throw new NotInWorkflowError("writeStream");
@@ -49,8 +50,11 @@ export async function* readStream(
   engine: Engine,
   workflowId: string,
   key: string,
-  { offset = 0, timeoutSeconds }: { offset?: number; timeoutSeconds?: number } = {},
+  options: { offset?: number; timeoutSeconds?: number } = {},
 ): AsyncGenerator<unknown, void, undefined> {
+  checkOptions("readStream", options, ["offset", "timeoutSeconds"]);
+  const { timeoutSeconds } = options;
+  let offset = options.offset ?? 0;
   checkKey("workflowId", workflowId);
   checkKey("key", key);
   if (!Number.isInteger(offset) || offset < 0) throw new InvalidArgumentError(`offset must be a non-negative integer, got ${offset}.`);

@@ -210,6 +210,60 @@ describe.each(backends)("%s", (backend) => {
     expect((await duro.getWorkflowStatus("delayed"))!.delayUntilEpochMs).toBeGreaterThan(Date.now() + 3_000_000);
   });
 
+  it("an options object with a misspelt key is InvalidArgumentError naming the keys it takes, and changes nothing", async () => {
+    const duro = await fixture();
+    const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger });
+    const ok = duro.registerWorkflow("ok2", async (x: number) => x);
+    const typo = <T>(options: T, key: string) => ({ ...options, [key]: 1 }) as T;
+    try {
+      const before = await snapshot(duro);
+      // Checked where they are given, before anything runs or is written.
+      const thrown: [string, RegExp, () => unknown][] = [
+        ["new Duro", /databaseUrl/, () => new Duro(typo({ databaseUrl: t.url }, "databaseURL"))],
+        ["new DuroClient", /connectTimeoutSeconds/, () => new DuroClient(typo({ databaseUrl: t.url }, "databaseURL"))],
+        ["registerWorkflow", /serialization/, () => duro.registerWorkflow("w", async () => 1, typo({}, "serialisation"))],
+        ["registerStep", /retriesAllowed/, () => duro.registerStep("s", async () => 1, typo({ retriesAllowed: true }, "maxAttempt"))],
+        ["with", /queueName/, () => ok.with(typo({}, "queue"))],
+        ["with a string", /queueName/, () => ok.with("q" as never)],
+        ["WorkflowQueue", /workerConcurrency/, () => new WorkflowQueue(duro, "q2", typo({}, "concurency"))],
+        ["WorkflowQueue rateLimit", /periodSeconds/, () => new WorkflowQueue(duro, "q3", { rateLimit: typo({ limit: 1, periodSeconds: 1 }, "period") })],
+      ];
+      for (const [name, keys, call] of thrown) {
+        let error: unknown;
+        try {
+          call();
+        } catch (e) {
+          error = e;
+        }
+        expect.soft(error, name).toBeInstanceOf(InvalidArgumentError);
+        expect.soft((error as Error)?.message, name).toMatch(keys);
+      }
+      const rejected: [string, () => Promise<unknown>][] = [
+        ["runStep", () => duro.runStep(async () => 1, typo({}, "retries"))],
+        ["schedule", () => duro.schedule("s", "* * * * *", ok as never, typo({}, "catchup"))],
+        ["listWorkflows", () => duro.listWorkflows(typo({}, "workflowIDs"))],
+        ["listQueuedWorkflows", () => duro.listQueuedWorkflows(typo({}, "queue"))],
+        ["listWorkflowSteps", () => duro.listWorkflowSteps("ok", typo({}, "max"))],
+        ["cancelWorkflow", () => duro.cancelWorkflow("delayed", typo({}, "children"))],
+        ["resumeWorkflow", () => duro.resumeWorkflow("cancelled", typo({}, "queue"))],
+        ["forkWorkflow", () => duro.forkWorkflow("ok", 1, typo({}, "newWorkflowID"))],
+        ["setWorkflowDelay", () => duro.setWorkflowDelay("delayed", typo({ delaySeconds: 1 }, "delayUntil"))],
+        ["wait", () => duro.wait([Promise.resolve(1)], typo({}, "timeout"))],
+        ["readStream", () => duro.readStream("ok", "k", typo({}, "from"))[Symbol.asyncIterator]().next()],
+        ["client enqueue", () => client.enqueue(typo({ workflowName: "ok", queueName: "q" }, "priorty"), 1)],
+        ["client enqueueMany", () => client.enqueueMany(typo({ workflowName: "ok", queueName: "q" }, "priorty"), [[1]])],
+        ["client listWorkflows", () => client.listWorkflows(typo({}, "workflowIDs"))],
+        ["client resumeWorkflow", () => client.resumeWorkflow("cancelled", typo({}, "queue"))],
+        ["client forkWorkflow", () => client.forkWorkflow("ok", 1, typo({}, "newWorkflowID"))],
+      ];
+      for (const [name, call] of rejected) await expect.soft(call(), name).rejects.toBeInstanceOf(InvalidArgumentError);
+      expect(await snapshot(duro)).toEqual(before);
+      expect((await duro.getWorkflowStatus("cancelled"))!.status).toBe("CANCELLED");
+    } finally {
+      await client.close();
+    }
+  });
+
   it("the same refusals through a DuroClient", async () => {
     const duro = await fixture();
     const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger });
