@@ -47,9 +47,9 @@ type OneOrMany = string | string[];
 export interface ListWorkflowsFilter {
   workflowIds?: string[];
   status?: WorkflowStatusString | WorkflowStatusString[];
-  /** RFC 3339 timestamps, compared with the creation time. */
-  startTime?: string;
-  endTime?: string;
+  /** RFC 3339 timestamps (or Dates), compared with the creation time. */
+  startTime?: string | Date;
+  endTime?: string | Date;
   name?: OneOrMany;
   appVersion?: OneOrMany;
   forkedFrom?: OneOrMany;

@@ -9,6 +9,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { DuroClient } from "../client/client.js";
 import { DuroError, InvalidArgumentError, WorkflowNotFoundError } from "../errors.js";
 import { DEFAULT_DATABASE_URL, parseDatabaseUrl } from "../storage/open.js";
+import { rfc3339 } from "../engine/management.js";
 import type { ListWorkflowsFilter, StepInfo, WorkflowStatus } from "../types.js";
 
 const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const;
@@ -43,6 +44,8 @@ interface Command {
   usage: string;
   summary: string;
   options: Options;
+  /** Takes workflow IDs as positional arguments (the others take none). */
+  ids?: true;
   run(client: DuroClient, args: { values: Record<string, any>; positionals: string[] }): Promise<unknown>;
   print?(result: any): void;
 }
@@ -56,6 +59,7 @@ const commands: Record<string, Command> = {
     print: (rows: WorkflowStatus[]) => printStatuses(rows),
   },
   get: {
+    ids: true,
     usage: "duro get <workflow-id>",
     summary: "Show one workflow's status, input, output and error.",
     options: {},
@@ -65,10 +69,11 @@ const commands: Record<string, Command> = {
       return status;
     },
     print: (status: WorkflowStatus) => {
-      for (const [key, value] of Object.entries(status)) console.log(`${key.padEnd(20)} ${show(value)}`);
+      for (const [key, value] of Object.entries(status)) console.log(`${key.padEnd(20)} ${printable(show(value))}`);
     },
   },
   steps: {
+    ids: true,
     usage: "duro steps <workflow-id> [--limit N] [--offset N]",
     summary: "List a workflow's recorded operations in order.",
     options: { limit: { type: "string" }, offset: { type: "string" } },
@@ -89,16 +94,19 @@ const commands: Record<string, Command> = {
       ),
   },
   cancel: {
+    ids: true,
     usage: "duro cancel <workflow-id>… [--children]",
     summary: "Cancel workflows (with --children, their descendants too); they stop at their next step.",
     options: { children: { type: "boolean" } },
     run: async (client, { values, positionals }) => {
-      await client.cancelWorkflows(some(positionals), { cancelChildren: values.children === true });
-      return outcome(client, positionals, "cancelled", (status) => status === "CANCELLED");
+      const before = await statuses(client, some(positionals));
+      await client.cancelWorkflows(positionals, { cancelChildren: values.children === true });
+      return outcome(client, positionals, "cancelled", (status, id) => status === "CANCELLED" && before.get(id) !== "CANCELLED");
     },
     print: (r: Outcome<"cancelled">) => printOutcome("Cancelled", r.cancelled, r.leftAlone),
   },
   resume: {
+    ids: true,
     usage: "duro resume <workflow-id>… [--queue Q]",
     summary: "Resume workflows from their last completed step (through a queue with --queue).",
     options: { queue: { type: "string" } },
@@ -109,6 +117,7 @@ const commands: Record<string, Command> = {
     print: (r: Outcome<"resumed">) => printOutcome("Resumed", r.resumed, r.leftAlone),
   },
   fork: {
+    ids: true,
     usage: "duro fork <workflow-id> --step N [--new-id ID] [--queue Q [--partition-key K]] [--app-version V] [--timeout SECONDS]",
     summary: "Start a copy of a workflow that re-runs from operation N, reusing what came before.",
     options: { step: { type: "string" }, "new-id": { type: "string" }, queue: { type: "string" }, "partition-key": { type: "string" }, "app-version": { type: "string" }, timeout: { type: "string" } },
@@ -117,11 +126,11 @@ const commands: Record<string, Command> = {
       if (step === undefined) throw new InvalidArgumentError("fork needs --step N (the first operation to run again).");
       const handle = await client.forkWorkflow(one(positionals), step, {
         newWorkflowId: values["new-id"], queueName: values.queue, partitionKey: values["partition-key"], appVersion: values["app-version"],
-        timeoutSeconds: values.timeout === undefined ? undefined : Number(values.timeout),
+        timeoutSeconds: positive(values.timeout, "timeout"),
       });
       return { workflowId: handle.workflowId, forkedFrom: positionals[0] };
     },
-    print: (r: { workflowId: string; forkedFrom: string }) => console.log(`Forked ${r.forkedFrom} as ${r.workflowId}.`),
+    print: (r: { workflowId: string; forkedFrom: string }) => console.log(`Forked ${printable(r.forkedFrom)} as ${printable(r.workflowId)}.`),
   },
   "queue list": {
     usage: "duro queue list [--queue Q]… [--status S]… [--limit N]",
@@ -157,9 +166,10 @@ async function main(argv: string[]): Promise<number> {
     console.log(help());
     return name ? EXIT.ok : EXIT.usage;
   }
-  if (argv[0] === "queue" && (argv[1] === undefined || isHelp(argv[1]))) {
+  if (argv[0] === "queue" && (argv[1] === undefined || isHelp(argv[1]) || argv[1].startsWith("-"))) {
+    if (!isHelp(argv[1])) console.error('"duro queue" needs a subcommand first.\n');
     console.log(help("queue "));
-    return argv[1] ? EXIT.ok : EXIT.usage;
+    return isHelp(argv[1]) ? EXIT.ok : EXIT.usage;
   }
   const command = commands[name];
   if (!command) {
@@ -171,6 +181,10 @@ async function main(argv: string[]): Promise<number> {
     parsed = parseArgs({ args: rest, options: { ...common, ...command.options }, allowPositionals: true, strict: true });
   } catch (error) {
     console.error(`${(error as Error).message}\nUsage: ${command.usage}`);
+    return EXIT.usage;
+  }
+  if (!command.ids && parsed.positionals.length) {
+    console.error(`duro ${name} takes no arguments but options, got "${parsed.positionals.join(" ")}".\nUsage: ${command.usage}`);
     return EXIT.usage;
   }
   if (parsed.values.help) {
@@ -191,7 +205,7 @@ async function main(argv: string[]): Promise<number> {
     else command.print?.(result);
     return EXIT.ok;
   } catch (error) {
-    console.error(`duro ${name}: ${(error as Error).message.replace("raise connectTimeoutSeconds", "raise --connect-timeout")}`);
+    console.error(`duro ${name}: ${printable((error as Error).message.replace("raise connectTimeoutSeconds", "raise --connect-timeout"))}`);
     if (error instanceof WorkflowNotFoundError) return EXIT.notFound;
     if (error instanceof InvalidArgumentError) return EXIT.usage;
     if (!(error instanceof DuroError)) console.error((error as Error).stack);
@@ -243,7 +257,7 @@ function positive(value: string | undefined, name: string): number | undefined {
 }
 
 function time(value: string | undefined, name: string): string | undefined {
-  if (value !== undefined && Number.isNaN(Date.parse(value))) throw new InvalidArgumentError(`--${name} must be an RFC 3339 time such as 2026-11-25T00:00:00Z, got "${value}".`);
+  if (value !== undefined) rfc3339(`--${name}`, value);
   return value;
 }
 
@@ -260,21 +274,28 @@ function some(positionals: string[]): string[] {
 /** What a cancel or resume did to each workflow: those it changed, and those it left alone (finished, or unknown: null). */
 type Outcome<K extends string> = Record<K, string[]> & { leftAlone: { workflowId: string; status: string | null }[] };
 
-async function outcome<K extends string>(client: DuroClient, ids: string[], key: K, changed: (status: string) => boolean): Promise<Outcome<K>> {
+async function statuses(client: DuroClient, ids: string[]): Promise<Map<string, string>> {
   const rows = await client.listWorkflows({ workflowIds: ids, loadInput: false, loadOutput: false });
-  const statusOf = new Map(rows.map((r) => [r.workflowId, r.status as string]));
+  return new Map(rows.map((r) => [r.workflowId, r.status as string]));
+}
+
+async function outcome<K extends string>(client: DuroClient, ids: string[], key: K, changed: (status: string, id: string) => boolean): Promise<Outcome<K>> {
+  const statusOf = await statuses(client, ids);
   const unique = [...new Set(ids)];
-  const done = unique.filter((id) => statusOf.has(id) && changed(statusOf.get(id)!));
+  const done = unique.filter((id) => statusOf.has(id) && changed(statusOf.get(id)!, id));
   const leftAlone = unique.filter((id) => !done.includes(id)).map((id) => ({ workflowId: id, status: statusOf.get(id) ?? null }));
   return { [key]: done, leftAlone } as Outcome<K>;
 }
 
 function printOutcome(verb: string, changed: string[], leftAlone: { workflowId: string; status: string | null }[]): void {
-  if (changed.length) console.log(`${verb} ${changed.join(", ")}.`);
+  if (changed.length) console.log(`${verb} ${changed.map(printable).join(", ")}.`);
   for (const { workflowId, status } of leftAlone) {
-    console.log(status === null ? `${workflowId}: no such workflow.` : `${workflowId} is ${status}: left as it is.`);
+    console.log(status === null ? `${printable(workflowId)}: no such workflow.` : `${printable(workflowId)} is ${status}: left as it is.`);
   }
 }
+
+/** Stored text as a terminal may show it: control characters (a newline, an escape sequence) written as escapes. */
+const printable = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 
 function show(value: unknown): string {
   if (value === undefined) return "";
@@ -304,6 +325,7 @@ function table(headers: string[], rows: string[][]): void {
     console.log("(none)");
     return;
   }
+  rows = rows.map((row) => row.map(printable));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
   console.log(line(headers));

@@ -36,6 +36,8 @@ export class DuroClient {
 
   private async ready(): Promise<Engine> {
     await this.engine.launch();
+    // Closed while connecting: the launch ended without launching anything.
+    if (!this.engine.launched) throw this.engine.closedError();
     return this.engine;
   }
 

@@ -6,11 +6,33 @@ import type {
   DuroConfig, ForkOptions, ListWorkflowsFilter, QueueOptions, ScheduleOptions, StartOptions, StepOptions, ValueOptions, WorkflowOptions,
 } from "../types.js";
 
+/** A value as an error message shows it: a string quoted, so that "3" is not taken for 3. */
+export const shown = (value: unknown): string => (typeof value === "string" ? JSON.stringify(value) : String(value));
+
 export function checkSeconds(name: string, value: unknown, allowInfinity = false): number {
   if (typeof value !== "number" || Number.isNaN(value) || value < 0 || (!allowInfinity && !Number.isFinite(value))) {
-    throw new InvalidArgumentError(`${name} must be a non-negative number of seconds, got ${String(value)}.`);
+    throw new InvalidArgumentError(`${name} must be a non-negative number of seconds, got ${shown(value)}.`);
   }
   return value;
+}
+
+export const optionalBoolean = (name: string, value: unknown) => {
+  if (value !== undefined && typeof value !== "boolean") throw new InvalidArgumentError(`${name} must be true or false, got ${shown(value)}.`);
+};
+
+/** The numeric settings of `new Duro` and `new DuroClient`, checked before anything connects. */
+export function checkConfig(config: DuroConfig): void {
+  const positive = (name: string, value: unknown, integer: boolean) => {
+    if (value !== undefined && !(typeof value === "number" && value > 0 && Number.isFinite(value) && (!integer || Number.isInteger(value)))) {
+      throw new InvalidArgumentError(`${name} must be a positive ${integer ? "integer" : "number"}, got ${shown(value)}.`);
+    }
+  };
+  positive("poolSize", config.poolSize, true);
+  positive("executorLeaseSeconds", config.executorLeaseSeconds, false);
+  // Its heartbeats and PostgreSQL's idle-in-transaction timeout take it in milliseconds as a 32-bit integer.
+  if ((config.executorLeaseSeconds ?? 0) > 2_147_483) throw new InvalidArgumentError("executorLeaseSeconds must be at most 2147483 (about 24 days).");
+  positive("safetyPollSeconds", config.safetyPollSeconds, false);
+  if (config.connectTimeoutSeconds !== undefined) checkSeconds("connectTimeoutSeconds", config.connectTimeoutSeconds);
 }
 
 /** A plain object (`{ … }`): an options object in a place that also takes a string or a number. */

@@ -22,7 +22,7 @@ import { consoleLogger } from "./logger.js";
 import { toStatus } from "./management.js";
 import { type Outcome, Outcomes } from "./outcomes.js";
 import { QueueDispatcher, QueuePoll, riderOf, validateQueueOptions } from "./queues.js";
-import { checkKey, checkText } from "./checks.js";
+import { checkConfig, checkKey, checkText } from "./checks.js";
 import { Recovery } from "./recovery.js";
 import { RowReader } from "./reads.js";
 import { Schedule } from "./schedules.js";
@@ -85,6 +85,7 @@ export class Engine {
     readonly config: DuroConfig,
     readonly client = false,
   ) {
+    checkConfig(config);
     this.databaseUrl = config.databaseUrl ?? process.env.DURO_DATABASE_URL ?? DEFAULT_DATABASE_URL;
     this.executorId = config.executorId ?? process.env.DURO_EXECUTOR_ID ?? "local";
     this.logger = config.logger ?? consoleLogger();
@@ -132,8 +133,12 @@ export class Engine {
     this.workflows.set(workflow.name, workflow);
   }
 
+  closedError(): DuroError {
+    return new DuroError(this.client ? "This DuroClient is closed; create a new one." : "This Duro instance was shut down; create a new one.");
+  }
+
   launch(): Promise<void> {
-    if (this.closed) return Promise.reject(new DuroError(this.client ? "This DuroClient is closed; create a new one." : "This Duro instance was shut down; create a new one."));
+    if (this.closed) return Promise.reject(this.closedError());
     this.launching ??= this.doLaunch().catch((error) => {
       this.launching = undefined;
       throw error;
@@ -144,7 +149,6 @@ export class Engine {
   private async doLaunch(): Promise<void> {
     if (!this.client) for (const schedule of this.schedules.values()) schedule.check();
     const leaseMs = (this.config.executorLeaseSeconds ?? 30) * 1000;
-    if (!(leaseMs > 0)) throw new InvalidArgumentError("executorLeaseSeconds must be a positive number.");
     const store = await openStore(this.databaseUrl, {
       poolSize: this.config.poolSize, connectTimeoutSeconds: this.config.connectTimeoutSeconds, idleInTransactionMs: leaseMs,
     });

@@ -5,7 +5,7 @@ import { forkWakeKeys, type OperationRow, type WorkflowFilter, type WorkflowRow,
 import type { ForkOptions, ListWorkflowsFilter, StepInfo, WorkflowStatus } from "../types.js";
 import { INTERNAL_QUEUE, type Engine } from "./engine.js";
 import { uuidv7 } from "./ids.js";
-import { checkKey, checkOptions, checkText, KEYS } from "./checks.js";
+import { checkKey, checkOptions, checkText, KEYS, optionalBoolean, shown } from "./checks.js";
 import { queueOf, validateStart } from "./start.js";
 import { secondsAfter, storedMs } from "./timers.js";
 
@@ -21,10 +21,17 @@ const many = (name: string, value: string | string[] | undefined): string[] | un
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2}))?$/;
 
-function time(name: string, value: string | undefined): number | undefined {
+function time(name: string, value: string | Date | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const match = typeof value === "string" ? RFC3339.exec(value) : null;
-  const ms = match ? Date.parse(value) : NaN;
+  if (value instanceof Date && !Number.isNaN(value.getTime())) return value.getTime();
+  return rfc3339(name, value);
+}
+
+/** The epoch milliseconds of an RFC 3339 timestamp, or InvalidArgumentError naming `name`. */
+export function rfc3339(name: string, value: unknown): number {
+  const text = typeof value === "string" ? value : "";
+  const match = RFC3339.exec(text);
+  const ms = match ? Date.parse(text) : NaN;
   // Date.parse rolls impossible dates over (Feb 30 → Mar 1): compare the calendar date it read.
   const [y, m, d, hh = "0", mm = "0", ss = "0"] = match?.slice(1) ?? [];
   // setUTCFullYear, not Date.UTC, which reads years 0-99 as 1900-1999.
@@ -38,12 +45,13 @@ function time(name: string, value: string | undefined): number | undefined {
 
 function count(name: string, value: number | undefined): number | undefined {
   if (value === undefined) return undefined;
-  if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer (at most 2^53 - 1), got ${value}.`);
+  if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer (at most 2^53 - 1), got ${shown(value)}.`);
   return value;
 }
 
 export function toStoreFilter(filter: ListWorkflowsFilter): WorkflowFilter {
   checkOptions("listWorkflows", filter, KEYS.filter);
+  for (const key of ["sortDesc", "loadInput", "loadOutput", "queuesOnly", "wasForkedFrom", "hasParent"] as const) optionalBoolean(key, filter[key]);
   const status = many("status", filter.status) as WorkflowStatusString[] | undefined;
   for (const s of status ?? []) if (!STATUSES.includes(s)) throw new InvalidArgumentError(`Unknown status "${s}"; expected one of ${STATUSES.join(", ")}.`);
   if (filter.workflowIds !== undefined && !Array.isArray(filter.workflowIds)) throw new InvalidArgumentError("workflowIds must be an array of strings.");
@@ -123,7 +131,7 @@ export async function setWorkflowDelay(engine: Engine, workflowId: string, optio
   const until = delaySeconds !== undefined ? secondsAfter(Date.now(), delaySeconds) : storedMs(delayUntilEpochMs!);
   const value = delaySeconds ?? delayUntilEpochMs;
   if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
-    throw new InvalidArgumentError(`The delay must be a non-negative number, got ${String(value)}.`);
+    throw new InvalidArgumentError(`The delay must be a non-negative number, got ${shown(value)}.`);
   }
   await setDelay(engine, workflowId, until);
 }

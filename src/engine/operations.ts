@@ -13,7 +13,7 @@ import type { ReturnWhen, SendOptions, StepOptions, ValueOptions, WaitOptions, W
 import { als, currentContext, currentRun, type WorkflowRun } from "./context.js";
 import { operation, type Engine } from "./engine.js";
 import { checkpoint, record, recordedBefore, recordedLate, recordOf, replayed } from "./checkpoint.js";
-import { checkFormat, checkKey, checkKeys, checkOptions, checkSeconds, isOptions, KEYS } from "./checks.js";
+import { checkFormat, checkKey, checkKeys, checkOptions, checkSeconds, isOptions, KEYS, shown } from "./checks.js";
 import { MAX_TIMEOUT_MS, secondsAfter } from "./timers.js";
 
 const NULL_TOPIC = "__null__topic__";
@@ -34,7 +34,7 @@ function waitSeconds(method: string, timeout: number | WaitOptions | undefined):
   const value = isOptions(timeout) ? timeout.timeoutSeconds : timeout;
   if (value === undefined) return 60;
   if (typeof value !== "number" || Number.isNaN(value)) {
-    throw new InvalidArgumentError(`${method}()'s timeoutSeconds must be a number of seconds (0 or less: do not wait), got ${String(value)}.`);
+    throw new InvalidArgumentError(`${method}()'s timeoutSeconds must be a number of seconds (0 or less: do not wait), got ${shown(value)}.`);
   }
   return Math.max(0, value);
 }

@@ -23,7 +23,7 @@ import type { Submission } from "./committer.js";
 import type { Engine } from "./engine.js";
 import type { QueueOptions } from "../types.js";
 import { MAX_TIMEOUT_MS, storedMs } from "./timers.js";
-import { checkOptions, checkText, KEYS } from "./checks.js";
+import { checkOptions, checkText, KEYS, optionalBoolean, shown } from "./checks.js";
 
 const CLAIM_BATCH = 100;
 /**
@@ -42,12 +42,8 @@ const MAX_LIMIT = 2 ** 31 - 1;
 
 const positiveInt = (name: string, value: unknown) => {
   if (value !== undefined && !(Number.isInteger(value) && (value as number) > 0 && (value as number) <= MAX_LIMIT)) {
-    throw new InvalidArgumentError(`${name} must be a positive integer no larger than ${MAX_LIMIT}, got ${String(value)}.`);
+    throw new InvalidArgumentError(`${name} must be a positive integer no larger than ${MAX_LIMIT}, got ${shown(value)}.`);
   }
-};
-
-export const optionalBoolean = (name: string, value: unknown) => {
-  if (value !== undefined && typeof value !== "boolean") throw new InvalidArgumentError(`${name} must be true or false, got ${String(value)}.`);
 };
 
 /** A rate limit's window in whole milliseconds (at least one), as claims count it. */

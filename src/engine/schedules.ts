@@ -11,8 +11,7 @@ import { Cron } from "croner";
 import { DatabaseError, InvalidArgumentError } from "../errors.js";
 import type { ScheduleOptions } from "../types.js";
 import type { Engine } from "./engine.js";
-import { checkText, MAX_KEY_BYTES } from "./checks.js";
-import { optionalBoolean } from "./queues.js";
+import { checkText, MAX_KEY_BYTES, optionalBoolean } from "./checks.js";
 import { queueOf, start } from "./start.js";
 
 const MAX_CATCH_UP = 1000;

@@ -10,7 +10,7 @@ import { wakeKeysOf, type OperationRow, type WorkflowRow, type Write, type Write
 import type { StartOptions } from "../types.js";
 import { currentRun } from "./context.js";
 import { uuidv7 } from "./ids.js";
-import { checkFormat, checkKey, checkText } from "./checks.js";
+import { checkFormat, checkKey, checkText, shown } from "./checks.js";
 import { operation, type Engine } from "./engine.js";
 import { errorOf, keptBefore, recordedBefore, replayed } from "./checkpoint.js";
 import { secondsAfter, storedMs } from "./timers.js";
@@ -154,7 +154,7 @@ export function validateStart(engine: Engine, options: StartOptions): void {
   }
   const queue = queueOf(engine, queueName);
   if (priority !== undefined && !(Number.isInteger(priority) && priority >= 1 && priority <= 2 ** 31 - 1)) {
-    throw new InvalidArgumentError(`priority must be an integer from 1 to 2147483647 (lower runs first), got ${priority}.`);
+    throw new InvalidArgumentError(`priority must be an integer from 1 to 2147483647 (lower runs first), got ${shown(priority)}.`);
   }
   if (deduplicationId !== undefined) checkKey("deduplicationId", deduplicationId);
   if (partitionKey !== undefined) checkKey("partitionKey", partitionKey);
@@ -164,7 +164,7 @@ export function validateStart(engine: Engine, options: StartOptions): void {
   if (queue?.options.partitionQueue && partitionKey === undefined) throw new InvalidArgumentError(`Queue "${queueName}" is partitioned: give a partitionKey.`);
   if (queue && !queue.options.partitionQueue && partitionKey !== undefined) throw new InvalidArgumentError(`Queue "${queueName}" is not partitioned; partitionKey is not allowed.`);
   if (delaySeconds !== undefined && !(typeof delaySeconds === "number" && delaySeconds >= 0 && Number.isFinite(delaySeconds))) {
-    throw new InvalidArgumentError(`delaySeconds must be a non-negative number, got ${delaySeconds}.`);
+    throw new InvalidArgumentError(`delaySeconds must be a non-negative number, got ${shown(delaySeconds)}.`);
   }
 }
 
@@ -211,7 +211,7 @@ function checkStartOptions(options: StartOptions): void {
   // No executor has the empty version (the constructor refuses it too).
   if (options.appVersion != null) checkKey("appVersion", options.appVersion);
   if (timeoutSeconds !== undefined && !(typeof timeoutSeconds === "number" && timeoutSeconds > 0 && Number.isFinite(timeoutSeconds))) {
-    throw new InvalidArgumentError(`timeoutSeconds must be a positive number, got ${timeoutSeconds}.`);
+    throw new InvalidArgumentError(`timeoutSeconds must be a positive number, got ${shown(timeoutSeconds)}.`);
   }
   if (deadlineEpochMs !== undefined && !(typeof deadlineEpochMs === "number" && Number.isFinite(deadlineEpochMs) && deadlineEpochMs >= 0)) {
     throw new InvalidArgumentError(`deadlineEpochMs must be a non-negative epoch time in milliseconds, got ${deadlineEpochMs}.`);

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { DatabaseError, Duro, DuroClient, DuroError, InvalidArgumentError, WorkflowQueue } from "../../src/index.js";
-import { type Backend, backends, gate, quietLogger, rawQuery, rejectionOf, useDuro, waitFor, within } from "../helpers.js";
+import { type Backend, backends, freshDatabaseUrl, gate, quietLogger, rawQuery, rejectionOf, useDuro, waitFor, within } from "../helpers.js";
 import { requireBuild } from "../processes.js";
 import { consoleLogger } from "../../src/engine/logger.js";
 
@@ -264,6 +264,41 @@ describe.each(backends)("%s", (backend) => {
       expect(() => new Duro({ databaseUrl: "sqlite::memory:", maxRecoveryAttempts: -Infinity, logger: quietLogger })).toThrow(InvalidArgumentError);
       new Duro({ databaseUrl: "sqlite::memory:", maxRecoveryAttempts: null, logger: quietLogger }); // no limit
       new Duro({ databaseUrl: "sqlite::memory:", maxRecoveryAttempts: Infinity, logger: quietLogger });
+    });
+
+    it("poolSize, connectTimeoutSeconds, executorLeaseSeconds and safetyPollSeconds are checked at construction (a pool of -1 hung every call)", () => {
+      const url = freshDatabaseUrl(backend);
+      const bad = [
+        { poolSize: -1 }, { poolSize: 0 }, { poolSize: 1.5 }, { poolSize: "x" }, { connectTimeoutSeconds: -1 }, { connectTimeoutSeconds: "x" },
+        { executorLeaseSeconds: 0 }, { executorLeaseSeconds: 1e9 }, { safetyPollSeconds: 0 }, { safetyPollSeconds: Number.NaN },
+      ];
+      const thrown = (make: () => unknown) => {
+        try {
+          make();
+        } catch (error) {
+          return error as Error;
+        }
+        throw new Error("Expected it to throw.");
+      };
+      for (const setting of bad) {
+        const error = thrown(() => new Duro({ databaseUrl: url, logger: quietLogger, ...(setting as object) }));
+        expect(error, JSON.stringify(setting)).toBeInstanceOf(InvalidArgumentError);
+        expect(error.message).toContain(Object.keys(setting)[0]);
+        if (!("executorLeaseSeconds" in setting || "safetyPollSeconds" in setting)) {
+          expect(() => new DuroClient({ databaseUrl: url, logger: quietLogger, ...(setting as object) }), JSON.stringify(setting)).toThrow(InvalidArgumentError);
+        }
+      }
+      expect(thrown(() => new Duro({ databaseUrl: url, poolSize: "3" as never })).message).toContain('got "3"'); // a string shown as one
+      new Duro({ databaseUrl: url, logger: quietLogger, poolSize: 1, connectTimeoutSeconds: 0, executorLeaseSeconds: 0.5, safetyPollSeconds: 0.1 });
+    });
+
+    it("a DuroClient closed while its first call connects fails that call as closed, not as never launched", async () => {
+      const client = new DuroClient({ databaseUrl: freshDatabaseUrl(backend), logger: quietLogger });
+      const listing = client.listWorkflows();
+      await client.close();
+      const error = await listing.then(() => undefined, (e) => e);
+      expect(error).toBeInstanceOf(DuroError);
+      expect(error.message).toBe("This DuroClient is closed; create a new one.");
     });
 
     it("executorId and appVersion must be non-empty strings the database keeps exactly", () => {

@@ -157,7 +157,9 @@ describe.each(backends)("%s", (backend) => {
       { startTime: "not a time" }, { endTime: "2024-01-01T25:00:00Z" }, { startTime: "" }, { endTime: "12:00" },
       { startTime: 1_700_000_000_000 as unknown as string },
       { status: "FINISHED" as never }, { name: 42 as unknown as string }, { workflowIds: "ok" as unknown as string[] },
-      { limit: 1e20 }, { offset: 2 ** 53 },
+      { limit: 1e20 }, { offset: 2 ** 53 }, { startTime: new Date(Number.NaN) as never },
+      // Not coerced: "false" is a true value, and would have sorted newest first.
+      { sortDesc: "false" as never }, { loadInput: 0 as never }, { loadOutput: "no" as never }, { hasParent: 1 as never },
     ];
     for (const filter of filters) {
       await expect.soft(duro.listWorkflows(filter), JSON.stringify(filter)).rejects.toBeInstanceOf(InvalidArgumentError);
@@ -169,7 +171,14 @@ describe.each(backends)("%s", (backend) => {
     for (const options of [{ limit: -1 }, { offset: -1 }, { limit: 0.5 }, { limit: 1e20 }, { offset: 2 ** 53 }]) {
       await expect(duro.listWorkflowSteps("ok", options), JSON.stringify(options)).rejects.toBeInstanceOf(InvalidArgumentError);
     }
+    // A string that looks like a number is shown as a string.
+    expect((await rejectionOf(duro.listWorkflows({ limit: "3" as never }))).message).toContain('got "3"');
     expect(await snapshot(duro)).toEqual(before);
+    // A Date is taken where an RFC 3339 time is.
+    const ids = (rows: { workflowId: string }[]) => rows.map((r) => r.workflowId);
+    const since = (await duro.getWorkflowStatus("bad"))!.createdAt;
+    expect(ids(await duro.listWorkflows({ startTime: new Date(since) }))).toEqual(ids(await duro.listWorkflows({ startTime: new Date(since).toISOString() })));
+    expect(ids(await duro.listWorkflows({ startTime: new Date(since) }))).toContain("bad");
   });
 
   it("malformed management arguments are InvalidArgumentError and change nothing", async () => {

@@ -142,6 +142,18 @@ describe.each(backends)("%s", (backend) => {
     expect(getText.stdout).toMatch(/^error\s+TypeError: bad input$/m);
     expect(stepsText.stdout.split("\n")[0]).toMatch(/^ID\s+NAME\s+OUTPUT \/ ERROR\s+CHILD\s+MS$/);
     expect(stepsText.stdout).toMatch(/^1\s+s\s+2\s/m);
+
+    // Stored text reaches the terminal with its control characters escaped: an ID cannot forge a
+    // line of the table or send an escape sequence.
+    const evil = "evil\nok-9  ok  SUCCESS\u001b[2J";
+    await duro.forkWorkflow("ok-1", 9, { newWorkflowId: evil }).then((h) => h.getResult());
+    const shown = await Promise.all([cli(["list", "--prefix", "evil", ...db]), cli(["get", evil, ...db]), cli(["cancel", evil, ...db])]);
+    for (const r of shown) {
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f]/);
+      expect(r.stdout).toContain("evil\\u000aok-9  ok  SUCCESS\\u001b[2J");
+    }
+    expect(shown[0].stdout.trim().split("\n")).toHaveLength(2);
   });
 
   it("cancel, resume and fork change the workflows; not-found and bad usage change nothing", async () => {
@@ -154,9 +166,9 @@ describe.each(backends)("%s", (backend) => {
     expect(await statusOf(duro, "wait-1")).toBe("CANCELLED");
     expect((await duro.getWorkflowStatus("queued-1"))!).toMatchObject({ status: "CANCELLED", queueName: null });
     await waitFor(() => !duro.engine.running.has("wait-1"), 10_000, "the executor to stop wait-1");
-    const cancelText = await cli(["cancel", "ok-1", "wait-1", "nobody", ...db]); // finished or unknown: left alone
+    const cancelText = await cli(["cancel", "ok-1", "wait-1", "nobody", ...db]); // finished, cancelled already or unknown: left alone
     expect(cancelText.code).toBe(0);
-    expect(cancelText.stdout.trim().split("\n")).toEqual(["Cancelled wait-1.", "ok-1 is SUCCESS: left as it is.", "nobody: no such workflow."]);
+    expect(cancelText.stdout.trim().split("\n")).toEqual(["ok-1 is SUCCESS: left as it is.", "wait-1 is CANCELLED: left as it is.", "nobody: no such workflow."]);
     expect(await statusOf(duro, "ok-1")).toBe("SUCCESS");
 
     // Refused calls first, on a snapshot.
@@ -262,7 +274,8 @@ describe.each(backends)("%s", (backend) => {
     const badDb = backend === "sqlite" ? "sqlite:/dev/null/not-a-dir/duro.sqlite" : noSuchDatabase.toString();
     const db = ["--db", freshDatabaseUrl(backend)];
     expect((await cli(["migrate", ...db])).code).toBe(0);
-    const [none, unknown, unknownQueueCmd, unknownFlag, missingValue, badLimit, negativeLimit, badSince, badStatus, twoIds, badScheme, badTimeout, unreachable, noServer] =
+    const [none, unknown, unknownQueueCmd, unknownFlag, missingValue, badLimit, negativeLimit, badSince, badStatus, twoIds, badScheme, badTimeout, unreachable, noServer,
+      listArg, queueListArg, migrateArg, queueFlagFirst, forkTimeout, sinceYear] =
       await Promise.all([
         cli([]),
         cli(["frobnicate"]),
@@ -278,15 +291,26 @@ describe.each(backends)("%s", (backend) => {
         cli(["list", "--connect-timeout", "0", ...db]),
         cli(["list", "--db", badDb]),
         cli(["list", "--db", "postgres://postgres@127.0.0.1:1/postgres", "--connect-timeout", "0.5"]), // nothing listens on port 1
+        cli(["list", "PENDING", ...db]), // a filter needs its flag: not silently ignored
+        cli(["queue", "list", "orders", ...db]),
+        cli(["migrate", "extra", ...db]),
+        cli(["queue", ...db, "list"]),
+        cli(["fork", "some-id", "--step", "1", "--timeout", "abc", ...db]),
+        cli(["list", "--since", "2026", ...db]),
       ]);
     expect(none.code).toBe(2);
     expect(none.stdout + none.stderr).toContain("Usage:");
-    for (const [name, r] of Object.entries({ unknown, unknownQueueCmd, unknownFlag, missingValue, badLimit, negativeLimit, badSince, badStatus, twoIds, badScheme, badTimeout })) {
+    const moreBadUsage = { listArg, queueListArg, migrateArg, queueFlagFirst, forkTimeout, sinceYear };
+    for (const [name, r] of Object.entries({ unknown, unknownQueueCmd, unknownFlag, missingValue, badLimit, negativeLimit, badSince, badStatus, twoIds, badScheme, badTimeout, ...moreBadUsage })) {
       expect(r.code, `${name}: ${r.stderr}`).toBe(2);
       expect(r.stderr, name).not.toBe("");
     }
     expect(unknown.stderr).toContain('Unknown command "frobnicate"');
     expect(badSince.stderr).toContain('--since must be an RFC 3339 time'); // the flag's name, not the library option's
+    expect(sinceYear.stderr).toContain("--since must be an RFC 3339 time");
+    expect(listArg.stderr).toContain('takes no arguments but options, got "PENDING"');
+    expect(queueFlagFirst.stderr).toContain('"duro queue" needs a subcommand first');
+    expect(forkTimeout.stderr).toContain('--timeout must be a positive number of seconds, got "abc"');
     expect(unreachable.code, unreachable.stderr).toBe(1);
     expect(unreachable.stderr).toMatch(/duro list: /);
     // A server that does not answer is given up on after --connect-timeout, and the message names that flag.
