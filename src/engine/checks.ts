@@ -20,18 +20,19 @@ export const optionalBoolean = (name: string, value: unknown) => {
   if (value !== undefined && typeof value !== "boolean") throw new InvalidArgumentError(`${name} must be true or false, got ${shown(value)}.`);
 };
 
+/** An optional positive number (an integer if `integer`), at most `max`. */
+export function checkPositive(name: string, value: unknown, { integer = false, max = Infinity } = {}): void {
+  if (value !== undefined && !(typeof value === "number" && value > 0 && value <= max && Number.isFinite(value) && (!integer || Number.isInteger(value)))) {
+    throw new InvalidArgumentError(`${name} must be a positive ${integer ? "integer" : "number"}${max < Infinity ? ` no larger than ${max}` : ""}, got ${shown(value)}.`);
+  }
+}
+
 /** The numeric settings of `new Duro` and `new DuroClient`, checked before anything connects. */
 export function checkConfig(config: DuroConfig): void {
-  const positive = (name: string, value: unknown, integer: boolean) => {
-    if (value !== undefined && !(typeof value === "number" && value > 0 && Number.isFinite(value) && (!integer || Number.isInteger(value)))) {
-      throw new InvalidArgumentError(`${name} must be a positive ${integer ? "integer" : "number"}, got ${shown(value)}.`);
-    }
-  };
-  positive("poolSize", config.poolSize, true);
-  positive("executorLeaseSeconds", config.executorLeaseSeconds, false);
-  // Its heartbeats and PostgreSQL's idle-in-transaction timeout take it in milliseconds as a 32-bit integer.
-  if ((config.executorLeaseSeconds ?? 0) > 2_147_483) throw new InvalidArgumentError("executorLeaseSeconds must be at most 2147483 (about 24 days).");
-  positive("safetyPollSeconds", config.safetyPollSeconds, false);
+  checkPositive("poolSize", config.poolSize, { integer: true });
+  // Heartbeats and PostgreSQL's idle-in-transaction timeout take the lease in milliseconds, as a 32-bit integer.
+  checkPositive("executorLeaseSeconds", config.executorLeaseSeconds, { max: 2_147_483 });
+  checkPositive("safetyPollSeconds", config.safetyPollSeconds);
   if (config.connectTimeoutSeconds !== undefined) checkSeconds("connectTimeoutSeconds", config.connectTimeoutSeconds);
 }
 
@@ -78,7 +79,7 @@ export const KEYS = {
 export function checkOptions(method: string, options: unknown, allowed: readonly string[]): void {
   if (options === undefined) return;
   if (typeof options !== "object" || options === null || Array.isArray(options)) {
-    throw new InvalidArgumentError(`${method}() options must be an object with any of ${allowed.join(", ")}; got ${String(options)}.`);
+    throw new InvalidArgumentError(`${method}() options must be an object with any of ${allowed.join(", ")}; got ${shown(options)}.`);
   }
   checkKeys(method, options, allowed);
 }

@@ -23,7 +23,7 @@ import type { Submission } from "./committer.js";
 import type { Engine } from "./engine.js";
 import type { QueueOptions } from "../types.js";
 import { MAX_TIMEOUT_MS, storedMs } from "./timers.js";
-import { checkOptions, checkText, KEYS, optionalBoolean, shown } from "./checks.js";
+import { checkOptions, checkPositive, checkText, KEYS, optionalBoolean } from "./checks.js";
 
 const CLAIM_BATCH = 100;
 /**
@@ -40,11 +40,7 @@ const GATHER_MS = 1;
 /** Limits are stored and compared as 32-bit integers. */
 const MAX_LIMIT = 2 ** 31 - 1;
 
-const positiveInt = (name: string, value: unknown) => {
-  if (value !== undefined && !(Number.isInteger(value) && (value as number) > 0 && (value as number) <= MAX_LIMIT)) {
-    throw new InvalidArgumentError(`${name} must be a positive integer no larger than ${MAX_LIMIT}, got ${shown(value)}.`);
-  }
-};
+const positiveInt = (name: string, value: unknown) => checkPositive(name, value, { integer: true, max: MAX_LIMIT });
 
 /** A rate limit's window in whole milliseconds (at least one), as claims count it. */
 const periodMsOf = (periodSeconds: number) => Math.max(1, storedMs(periodSeconds * 1000));
@@ -63,16 +59,12 @@ export function validateQueueOptions(name: string, options: QueueOptions): void 
     const { limit, periodSeconds } = options.rateLimit;
     positiveInt("rateLimit.limit", limit);
     if (limit === undefined) throw new InvalidArgumentError("rateLimit needs a limit.");
-    if (!(typeof periodSeconds === "number" && periodSeconds > 0 && Number.isFinite(periodSeconds))) {
-      throw new InvalidArgumentError(`rateLimit.periodSeconds must be a positive number, got ${String(periodSeconds)}.`);
-    }
+    if (periodSeconds === undefined) throw new InvalidArgumentError("rateLimit needs a periodSeconds.");
+    checkPositive("rateLimit.periodSeconds", periodSeconds);
   }
   optionalBoolean("partitionQueue", options.partitionQueue);
   optionalBoolean("priorityEnabled", options.priorityEnabled);
-  const poll = options.pollingIntervalSeconds;
-  if (poll !== undefined && !(typeof poll === "number" && poll > 0 && Number.isFinite(poll))) {
-    throw new InvalidArgumentError(`pollingIntervalSeconds must be a positive number, got ${String(poll)}.`);
-  }
+  checkPositive("pollingIntervalSeconds", options.pollingIntervalSeconds);
 }
 
 export class QueueDispatcher {

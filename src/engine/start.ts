@@ -10,7 +10,7 @@ import { wakeKeysOf, type OperationRow, type WorkflowRow, type Write, type Write
 import type { StartOptions } from "../types.js";
 import { currentRun } from "./context.js";
 import { uuidv7 } from "./ids.js";
-import { checkFormat, checkKey, checkText, shown } from "./checks.js";
+import { checkFormat, checkKey, checkPositive, checkSeconds, checkText, shown } from "./checks.js";
 import { operation, type Engine } from "./engine.js";
 import { errorOf, keptBefore, recordedBefore, replayed } from "./checkpoint.js";
 import { secondsAfter, storedMs } from "./timers.js";
@@ -163,9 +163,7 @@ export function validateStart(engine: Engine, options: StartOptions): void {
   }
   if (queue?.options.partitionQueue && partitionKey === undefined) throw new InvalidArgumentError(`Queue "${queueName}" is partitioned: give a partitionKey.`);
   if (queue && !queue.options.partitionQueue && partitionKey !== undefined) throw new InvalidArgumentError(`Queue "${queueName}" is not partitioned; partitionKey is not allowed.`);
-  if (delaySeconds !== undefined && !(typeof delaySeconds === "number" && delaySeconds >= 0 && Number.isFinite(delaySeconds))) {
-    throw new InvalidArgumentError(`delaySeconds must be a non-negative number, got ${shown(delaySeconds)}.`);
-  }
+  if (delaySeconds !== undefined) checkSeconds("delaySeconds", delaySeconds);
 }
 
 /** The queue `queueName` names: declared here, or (on a client, which declares none) undefined. */
@@ -210,11 +208,9 @@ function checkStartOptions(options: StartOptions): void {
   if (typeof options.authenticatedUser === "string") checkText("authenticatedUser", options.authenticatedUser);
   // No executor has the empty version (the constructor refuses it too).
   if (options.appVersion != null) checkKey("appVersion", options.appVersion);
-  if (timeoutSeconds !== undefined && !(typeof timeoutSeconds === "number" && timeoutSeconds > 0 && Number.isFinite(timeoutSeconds))) {
-    throw new InvalidArgumentError(`timeoutSeconds must be a positive number, got ${shown(timeoutSeconds)}.`);
-  }
+  checkPositive("timeoutSeconds", timeoutSeconds);
   if (deadlineEpochMs !== undefined && !(typeof deadlineEpochMs === "number" && Number.isFinite(deadlineEpochMs) && deadlineEpochMs >= 0)) {
-    throw new InvalidArgumentError(`deadlineEpochMs must be a non-negative epoch time in milliseconds, got ${deadlineEpochMs}.`);
+    throw new InvalidArgumentError(`deadlineEpochMs must be a non-negative epoch time in milliseconds, got ${shown(deadlineEpochMs)}.`);
   }
   checkFormat(serialization);
 }
