@@ -3,18 +3,22 @@
  * the ID `sched:<name>:<ISO time>`; every executor runs the same timers, and because a workflow
  * ID is an idempotency key, each tick runs exactly once across all of them. Ticks missed while
  * every executor was down are skipped unless `catchUp` is set, which starts each missed tick
- * (after the last one recorded; the latest MAX_CATCH_UP of them) at launch. A tick whose start
- * fails because the database cannot be reached is started once it answers. Cron parsing is
- * croner's (5 fields, or 6 with seconds).
+ * (after the last one recorded; the latest MAX_CATCH_UP of them) at launch, then those that came
+ * due meanwhile. A tick whose start fails because the database cannot be reached, or refuses the
+ * write for now (not accepting connections, read-only during a failover), is started once it
+ * takes it. Cron parsing is croner's (5 fields, or 6 with seconds).
  */
 import { Cron } from "croner";
-import { DatabaseError, InvalidArgumentError } from "../errors.js";
+import { DatabaseError, DuroError, InvalidArgumentError } from "../errors.js";
 import type { ScheduleOptions } from "../types.js";
 import type { Engine } from "./engine.js";
 import { checkText, MAX_KEY_BYTES, optionalBoolean } from "./checks.js";
 import { queueOf, start } from "./start.js";
 
 const MAX_CATCH_UP = 1000;
+
+/** A refusal by duro itself (a conflicting ID, a bad argument) is final; anything the database says may pass. */
+const retryable = (error: unknown) => error instanceof DatabaseError || !(error instanceof DuroError);
 
 export class Schedule {
   private readonly cron: Cron;
@@ -44,7 +48,11 @@ export class Schedule {
       throw new InvalidArgumentError(`timezone must be an IANA time zone name such as "Europe/Paris", got ${JSON.stringify(options.timezone)}.`);
     }
     optionalBoolean("catchUp", options.catchUp);
-    if (fields > 6) throw new InvalidArgumentError(`Invalid cron expression "${expression}": it has ${fields} fields; give 5, or 6 with seconds first.`);
+    // croner also takes a Date or an ISO time (a single run), which a schedule is not; its nicknames (@hourly, …) are cron.
+    const nickname = typeof expression === "string" && expression.trim().startsWith("@");
+    if (!nickname && (fields < 5 || fields > 6)) {
+      throw new InvalidArgumentError(`Invalid cron expression ${JSON.stringify(expression)}: give 5 fields, or 6 with seconds first (or a nickname such as @hourly).`);
+    }
     try {
       this.cron = new Cron(expression, { paused: true, timezone: options.timezone });
     } catch (error) {
@@ -85,8 +93,9 @@ export class Schedule {
           );
         }
         for (const tick of missed) await this.fire(tick);
+        // Go on from the last tick started: those that came due while catching up start next.
+        if (missed.length) from = new Date(missed[missed.length - 1]);
       }
-      from = new Date();
     }
     this.arm(from);
   }
@@ -112,7 +121,7 @@ export class Schedule {
       this.wake?.();
     } catch (error) {
       if (this.stopped) return;
-      if (error instanceof DatabaseError) return this.whenReachable(at);
+      if (retryable(error)) return this.whenReachable(at, error);
       this.engine.logger.error(`Schedule "${this.name}" could not start its tick at ${new Date(at).toISOString()}.`, { error: String(error) });
     }
   }
@@ -127,15 +136,17 @@ export class Schedule {
    * loop per schedule serves every such tick, oldest first; tries back off to 30 s, and a later
    * tick that starts cuts the wait short.
    */
-  private whenReachable(at: number): void {
+  private whenReachable(at: number, error?: unknown): void {
     this.unstarted.push(at);
     if (this.unstarted.length > MAX_CATCH_UP) this.unstarted.shift();
     if (this.retrying) return;
     this.retrying = true;
-    this.engine.logger.warn(
-      `Schedule "${this.name}" could not start its tick at ${new Date(at).toISOString()}: the database could not be reached. ` +
-        `It will start that tick, and any other due until the database answers, once it does.`,
-    );
+    if (error !== undefined) {
+      this.engine.logger.warn(
+        `Schedule "${this.name}" could not start its tick at ${new Date(at).toISOString()}: ${error instanceof Error ? error.message : String(error)}. ` +
+          `It will start that tick, and any other due until the database takes them, once it does.`,
+      );
+    }
     void (async () => {
       for (let attempt = 0; this.unstarted.length && !this.stopped; attempt++) {
         await new Promise<void>((resolve) => {
@@ -147,7 +158,7 @@ export class Schedule {
           try {
             await this.startTick(this.unstarted[0]);
           } catch (error) {
-            if (error instanceof DatabaseError) break; // still unreachable: try again later
+            if (retryable(error)) break; // still unreachable or refusing: try again later
             this.engine.logger.error(`Schedule "${this.name}" could not start its tick at ${new Date(this.unstarted[0]).toISOString()}.`, { error: String(error) });
           }
           this.unstarted.shift();

@@ -108,6 +108,55 @@ describe.each(backends)("%s", (backend) => {
     expect(warnings.filter((w) => w.includes("missed more than 1000 ticks"))).toHaveLength(1);
   });
 
+  /** An executor of a workflow "tick" to schedule, whose store's writes go through `gate` first. */
+  async function gated(gate: () => Promise<void>, config: { logger?: typeof quietLogger } = {}) {
+    const duro = t.duro(config);
+    const started: number[] = [];
+    const tick = duro.registerWorkflow("tick", async (at: Date) => void started.push(at.getTime()));
+    await duro.launch();
+    const store = duro.engine.store;
+    const write = store.write.bind(store);
+    store.write = async (writes) => (await gate(), write(writes));
+    /** Every tick from `from` on, one second apart, none twice. */
+    const gapless = (from: number) => {
+      const after = [...started].filter((at) => at >= from).sort((a, b) => a - b);
+      return after.every((at, i) => at === from + i * 1000) ? after.length : -1;
+    };
+    return { duro, tick, started, gapless };
+  }
+
+  it("starts the ticks that come due while catching up, too", async () => {
+    let slow = true;
+    const { duro, tick, gapless } = await gated(async () => {
+      if (slow) await sleep(1500); // the first catch-up write takes 1.5 s: a tick or more comes due meanwhile
+      slow = false;
+    });
+    const last = Math.floor(Date.now() / 1000) * 1000 - 3000;
+    await (await duro.startWorkflow(tick.with({ workflowId: `sched:during:${new Date(last).toISOString()}` }), new Date(last))).getResult();
+    slow = true;
+    await duro.schedule("during", "* * * * * *", tick, { catchUp: true });
+    const caughtUp = Date.now();
+    await waitFor(() => gapless(last + 1000) * 1000 > caughtUp - last + 1000, 10_000, "every tick since the last recorded one, with none left out");
+  });
+
+  it("starts ticks the database refused for a while (read-only, not taking connections) once it takes them, each once", async () => {
+    const warnings: string[] = [];
+    let refusing = false;
+    const { duro, tick, gapless } = await gated(async () => {
+      // What PostgreSQL says on a standby during a failover: not a lost connection, but not a write either.
+      if (refusing) throw Object.assign(new Error("cannot execute INSERT in a read-only transaction"), { code: "25006" });
+    }, { logger: { ...quietLogger, warn: (message: string) => void warnings.push(message) } });
+    await duro.schedule("refused", "* * * * * *", tick);
+    const first = Math.ceil(Date.now() / 1000) * 1000;
+    await waitFor(() => gapless(first) >= 1, 5_000, "a first tick");
+    refusing = true;
+    await sleep(2500); // two ticks or more are refused
+    refusing = false;
+    const back = Date.now();
+    await waitFor(() => gapless(first) * 1000 > back - first + 1000, 15_000, "every tick, those refused included, with none twice");
+    expect(warnings.some((w) => w.includes('Schedule "refused" could not start its tick') && w.includes("read-only"))).toBe(true);
+  });
+
   it("enqueues each tick on a queue when given queueName", async () => {
     const runs: Run[] = [];
     const duro = await executor("e1", runs, "queued", { queueName: "ticks" });
@@ -144,6 +193,11 @@ describe.each(backends)("%s", (backend) => {
     for (const cron of ["not a cron", "* * *", "61 * * * * *", "* * * * * * * *", "0 0 3 * * * 2027", "* 25 * * *", ""]) {
       await expect(duro.schedule(`bad${Math.random()}`.replace(".", ""), cron, wf), cron).rejects.toThrow(InvalidArgumentError);
     }
+    // croner would take these as one run at a given time: a schedule is not that.
+    for (const once of ["2030-01-01T00:00:00Z", new Date(Date.now() + 60_000)] as never[]) {
+      await expect(duro.schedule(`once${Math.random()}`.replace(".", ""), once, wf), String(once)).rejects.toThrow(InvalidArgumentError);
+    }
+    await duro.schedule("nickname", "@hourly", wf);
     await expect(duro.schedule("five", "* * * * *", wf)).rejects.toThrow(InvalidArgumentError); // name taken
     await duro.schedule("n".repeat(993), "* * * * *", wf); // its ticks' IDs are 1,024 bytes, the limit
     for (const name of ["a:b", "a\u0000b", "a\ud800b", "n".repeat(994)]) await expect(duro.schedule(name, "* * * * *", wf), JSON.stringify(name)).rejects.toThrow(InvalidArgumentError);
