@@ -143,7 +143,7 @@ export class Schedule {
     this.retrying = true;
     if (error !== undefined) {
       this.engine.logger.warn(
-        `Schedule "${this.name}" could not start its tick at ${new Date(at).toISOString()}: ${error instanceof Error ? error.message : String(error)}. ` +
+        `Schedule "${this.name}" could not start its tick at ${new Date(at).toISOString()}: ${(error instanceof Error ? error.message : String(error)).replace(/\.$/, "")}. ` +
           `It will start that tick, and any other due until the database takes them, once it does.`,
       );
     }
