@@ -29,9 +29,9 @@ export interface EnqueueOptions extends StartOptions {
 export class DuroClient {
   private readonly engine: Engine;
 
-  constructor(config: ClientConfig = {}) {
+  constructor(config: ClientConfig = {}, /** @internal */ { createSchema = true } = {}) {
     checkOptions("new DuroClient", config, KEYS.client);
-    this.engine = new Engine({ ...config, executorId: "duro-client" }, true);
+    this.engine = new Engine({ ...config, executorId: "duro-client" }, true, createSchema);
   }
 
   private async ready(): Promise<Engine> {

@@ -84,6 +84,8 @@ export class Engine {
   constructor(
     readonly config: DuroConfig,
     readonly client = false,
+    /** Whether a launch creates duro's tables where there are none (the CLI's reading commands say so instead). */
+    private readonly createSchema = true,
   ) {
     checkConfig(config);
     this.databaseUrl = config.databaseUrl ?? process.env.DURO_DATABASE_URL ?? DEFAULT_DATABASE_URL;
@@ -154,7 +156,7 @@ export class Engine {
     });
     this.opening = store;
     try {
-      await store.migrate();
+      await store.migrate({ create: this.createSchema });
     } catch (error) {
       await store.close().catch(() => undefined); // a connection kept open would keep the process alive
       if (this.closed) return; // shut down meanwhile: nothing was launched, and nothing is left running

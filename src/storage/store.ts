@@ -273,8 +273,12 @@ export interface ForkRequest {
 }
 export interface Store {
   readonly dialect: "sqlite" | "postgres";
-  /** Connect, create or upgrade the schema. Safe when several processes launch at once. */
-  migrate(): Promise<void>;
+  /**
+   * Connect, create or upgrade the schema. Safe when several processes launch at once. With
+   * `create: false` (PostgreSQL; on SQLite the caller checks the file), a database without duro's
+   * tables is a DatabaseError instead of getting them.
+   */
+  migrate(options?: { create?: boolean }): Promise<void>;
   /**
    * Apply a batch of writes in one transaction; results come back in the writes' order. With
    * `allOrNothing`, a workflow insert refused by deduplication rolls the whole batch back and

@@ -319,6 +319,22 @@ describe.each(backends)("%s", (backend) => {
   });
 });
 
+describe("postgres", () => {
+  it("a schema without duro's tables is an error (exit 1) that creates nothing; migrate makes them", async () => {
+    const url = freshDatabaseUrl("postgres");
+    const schema = new URL(url).searchParams.get("schema");
+    const schemaExists = async () => (await rawQuery(POSTGRES_URL, "SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema])).length > 0;
+    for (const args of [["list"], ["get", "x"], ["queue", "list"]]) {
+      const r = await cli([...args, "--db", url]);
+      expect(r.code, args.join(" ")).toBe(1);
+      expect(r.stderr, args.join(" ")).toContain(`There are no duro tables in schema ${schema}`);
+    }
+    expect(await schemaExists()).toBe(false);
+    expect((await cli(["migrate", "--db", url])).code).toBe(0);
+    expect((await cli(["list", "--db", url, "--json"])).stdout.trim()).toBe("[]");
+  });
+});
+
 // SQLite only by nature: PostgreSQL databases are not created by connecting.
 describe("sqlite", () => {
   it("a mistyped SQLite path is an error (exit 1), not a new empty database; migrate makes one", async () => {

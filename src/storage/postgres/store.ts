@@ -39,7 +39,7 @@ export class PostgresStore implements Store {
     this.sql = storeSql(this.conn.schema);
   }
 
-  async migrate(): Promise<void> {
+  async migrate({ create = true }: { create?: boolean } = {}): Promise<void> {
     if (this.migrated) return;
     (await this.conn.connect(this.options.connectTimeoutSeconds ?? 30)).release();
     const { schema, schemaName, where } = this.conn;
@@ -48,6 +48,9 @@ export class PostgresStore implements Store {
       await this.conn.run((client) =>
         transaction(client, async () => {
           await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
+          if (!create && !(await client.query("SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = 'duro_migrations'", [schemaName])).rowCount) {
+            throw new DatabaseError(`There are no duro tables in schema ${schemaName} of PostgreSQL at ${where}: check the database URL; \`duro migrate\` creates them.`);
+          }
           // Only when missing: CREATE SCHEMA checks the CREATE privilege even with IF NOT EXISTS.
           const { rowCount } = await client.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schemaName]);
           if (!rowCount) await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
