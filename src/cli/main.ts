@@ -200,7 +200,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const logger = { debug() {}, info() {}, warn() {}, error() {} };
   // Only migrate creates duro's tables: elsewhere a database without them is a mistyped one.
-  const client = new DuroClient({ databaseUrl: parsed.values.db, connectTimeoutSeconds, logger }, { createSchema: name === "migrate" });
+  const client = new DuroClient({ databaseUrl: parsed.values.db, connectTimeoutSeconds, logger, createSchema: name === "migrate" });
   try {
     const result = await command.run(name === "migrate" ? client : existing(client, parsed.values.db), parsed);
     if (parsed.values.json) console.log(JSON.stringify(result, jsonReplacer, 2));

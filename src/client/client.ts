@@ -6,7 +6,7 @@
 import { Engine } from "../engine/engine.js";
 import { cancel, checkIds, fork, listWorkflows, listWorkflowSteps, resume, setWorkflowDelay } from "../engine/management.js";
 import { enqueueMany, start } from "../engine/start.js";
-import { checkKey, checkOptions, KEYS } from "../engine/checks.js";
+import { checkKey, checkOptions, KEYS, optionalBoolean } from "../engine/checks.js";
 import * as ops from "../engine/operations.js";
 import * as streams from "../engine/streams.js";
 import { InvalidArgumentError } from "../errors.js";
@@ -18,6 +18,11 @@ export interface ClientConfig {
   logger?: Logger;
   poolSize?: number;
   connectTimeoutSeconds?: number;
+  /**
+   * Default true: a PostgreSQL database (or schema) without duro's tables gets them, as with
+   * `Duro`. false: it is a DatabaseError instead (for tools that only read, such as the CLI).
+   */
+  createSchema?: boolean;
 }
 
 /** What to enqueue: a workflow by its registered name, on a queue, with start options. */
@@ -29,9 +34,11 @@ export interface EnqueueOptions extends StartOptions {
 export class DuroClient {
   private readonly engine: Engine;
 
-  constructor(config: ClientConfig = {}, /** @internal */ { createSchema = true } = {}) {
+  constructor(config: ClientConfig = {}) {
     checkOptions("new DuroClient", config, KEYS.client);
-    this.engine = new Engine({ ...config, executorId: "duro-client" }, true, createSchema);
+    const { createSchema = true, ...settings } = config;
+    optionalBoolean("createSchema", createSchema);
+    this.engine = new Engine({ ...settings, executorId: "duro-client" }, true, createSchema);
   }
 
   private async ready(): Promise<Engine> {

@@ -55,7 +55,7 @@ export const KEYS = {
     databaseUrl: true, executorId: true, appVersion: true, maxRecoveryAttempts: true, logger: true, poolSize: true, connectTimeoutSeconds: true,
     executorLeaseSeconds: true, safetyPollSeconds: true,
   }),
-  client: keysOf<ClientConfig>({ databaseUrl: true, logger: true, poolSize: true, connectTimeoutSeconds: true }),
+  client: keysOf<ClientConfig>({ databaseUrl: true, logger: true, poolSize: true, connectTimeoutSeconds: true, createSchema: true }),
   workflow: keysOf<WorkflowOptions>({ serialization: true }),
   start: keysOf<StartOptions>({
     workflowId: true, queueName: true, timeoutSeconds: true, deadlineEpochMs: true, priority: true, deduplicationId: true, partitionKey: true,

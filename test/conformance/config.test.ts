@@ -289,6 +289,8 @@ describe.each(backends)("%s", (backend) => {
         }
       }
       expect(thrown(() => new Duro({ databaseUrl: url, poolSize: "3" as never })).message).toContain('got "3"'); // a string shown as one
+      expect(() => new DuroClient({ databaseUrl: url, createSchema: "no" as never })).toThrow(InvalidArgumentError);
+      expect(() => new Duro({ databaseUrl: url, createSchema: false } as never)).toThrow(InvalidArgumentError); // a client's setting only
       new Duro({ databaseUrl: url, logger: quietLogger, poolSize: 1, connectTimeoutSeconds: 0, executorLeaseSeconds: 0.5, safetyPollSeconds: 0.1 });
     });
 
