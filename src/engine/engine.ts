@@ -84,7 +84,7 @@ export class Engine {
   constructor(
     readonly config: DuroConfig,
     readonly client = false,
-    /** Whether a launch creates duro's tables where there are none (the CLI's reading commands say so instead). */
+    /** Whether a launch creates duro's tables where there are none (DuroClient's createSchema). */
     private readonly createSchema = true,
   ) {
     checkConfig(config);
