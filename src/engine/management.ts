@@ -49,12 +49,19 @@ function count(name: string, value: number | undefined): number | undefined {
   return value;
 }
 
+/** Below both databases' limits on a statement's parameters (SQLite 32,766; PostgreSQL 65,535), prefixes taking up to four each. */
+const MAX_FILTER_VALUES = 5000;
+
 export function toStoreFilter(filter: ListWorkflowsFilter): WorkflowFilter {
   checkOptions("listWorkflows", filter, KEYS.filter);
   for (const key of ["sortDesc", "loadInput", "loadOutput", "queuesOnly", "wasForkedFrom", "hasParent"] as const) optionalBoolean(key, filter[key]);
   const status = many("status", filter.status) as WorkflowStatusString[] | undefined;
   for (const s of status ?? []) if (!STATUSES.includes(s)) throw new InvalidArgumentError(`Unknown status "${s}"; expected one of ${STATUSES.join(", ")}.`);
   if (filter.workflowIds !== undefined && !Array.isArray(filter.workflowIds)) throw new InvalidArgumentError("workflowIds must be an array of strings.");
+  const values = Object.values(filter).reduce((n: number, v) => n + (Array.isArray(v) ? v.length : 0), 0);
+  if (values > MAX_FILTER_VALUES) {
+    throw new InvalidArgumentError(`A listing's filters take at most ${MAX_FILTER_VALUES} values in all (each is a statement parameter), got ${values}: list in parts.`);
+  }
   return {
     workflowIds: many("workflowIds", filter.workflowIds),
     status: status ?? (filter.queuesOnly ? ["ENQUEUED", "DELAYED", "PENDING"] : undefined),
@@ -147,8 +154,14 @@ export async function resume(engine: Engine, workflowIds: string[], options: { q
     queueName, executorId: engine.executorId, appVersion: engine.appVersion, otherVersionsQueue: INTERNAL_QUEUE, now: Date.now(),
   });
   if (rows === null) {
-    const found = new Set((await engine.store.listWorkflows({ workflowIds, loadInput: false, loadOutput: false })).map((r) => r.workflowId));
-    throw new WorkflowNotFoundError(workflowIds.find((id) => !found.has(id)) ?? workflowIds[0]);
+    // Which one is unknown, looked up in parts that keep within the databases' parameter limits.
+    for (let i = 0; i < workflowIds.length; i += MAX_FILTER_VALUES) {
+      const part = workflowIds.slice(i, i + MAX_FILTER_VALUES);
+      const found = new Set((await engine.store.listWorkflows({ workflowIds: part, loadInput: false, loadOutput: false })).map((r) => r.workflowId));
+      const unknown = part.find((id) => !found.has(id));
+      if (unknown !== undefined) throw new WorkflowNotFoundError(unknown);
+    }
+    throw new WorkflowNotFoundError(workflowIds[0]);
   }
   engine.announce(["queue", ...rows.map((r) => `status:${r.workflowId}`)]);
   for (const row of rows) {

@@ -6,6 +6,7 @@
  * where only a workflow can call them. Streams are in streams.ts.
  */
 import { randomUUID as uuid } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { InvalidArgumentError, MaxStepRetriesExceededError, NonDeterminismError, NotInWorkflowError, WorkflowNotFoundError } from "../errors.js";
 import { deserialize, serialize, type SerializationFormat } from "../serialization.js";
 import type { OperationRow, StoredValue } from "../storage/store.js";
@@ -239,6 +240,7 @@ export async function wait<T>(
   const recorded = run && functionId !== undefined ? run.replay(functionId, "duro.wait") : undefined;
   // Aborted once the split is known: what `watch` waits on for pending items, it may give up.
   const decided = new AbortController();
+  setMaxListeners(0, decided.signal); // one listener per item, by design: no leak to warn of
   const watched = items.map((item) => watch(item, decided.signal));
   const split = (indices: number[]) => {
     decided.abort();

@@ -4,7 +4,7 @@
  * database then launches, recovers the workflow and runs it to the end.
  */
 import { describe, expect, it } from "vitest";
-import { MaxRecoveryAttemptsExceededError, NonDeterminismError, type Duro } from "../../src/index.js";
+import { MaxRecoveryAttemptsExceededError, NonDeterminismError, WorkflowQueue, type Duro } from "../../src/index.js";
 import { backends, crash, hangPoint, rawQuery, rejectionOf, useDuro } from "../helpers.js";
 
 /** Workflow `name`, returning `result` after a step that hangs while `hang.state.on`; `build` registers it on an instance. */
@@ -62,6 +62,40 @@ describe.each(backends)("%s", (backend) => {
         [3, "hang"],
       ]);
       expect((await second.getWorkflowStatus("R"))!.status).toBe("SUCCESS");
+    });
+
+    it("a workflow whose record is megabytes (read apart from the row on PostgreSQL) replays it whole, by recovery and by a queue's claim", async () => {
+      const runs = { big: 0 };
+      const hang = hangPoint();
+      const build = (duro: Duro) => {
+        new WorkflowQueue(duro, "q");
+        // Three outputs of 600 KB each: past the size a PostgreSQL read inlines with the row.
+        const big = duro.registerStep("big", async (i: number) => (runs.big++, `${i}`.repeat(600_000)));
+        const stop = hang.register(duro);
+        return duro.registerWorkflow("heavy", async () => {
+          const lengths = [];
+          for (let i = 0; i < 3; i++) lengths.push((await big(i)).length);
+          await stop();
+          return lengths;
+        });
+      };
+      const first = t.duro({ executorId: "e1" });
+      const wf = build(first);
+      await first.launch();
+      await first.startWorkflow(wf.with({ workflowId: "H" }));
+      await hang.reached();
+      await crash(first);
+      hang.state.on = false;
+      // Recovered at launch.
+      const second = t.duro({ executorId: "e1" });
+      build(second);
+      await second.launch();
+      expect(await second.getResult("H")).toEqual([600_000, 600_000, 600_000]);
+      expect(runs.big).toBe(3);
+      // Claimed from a queue: a fork from the hang step reuses the three big outputs.
+      const fork = await second.forkWorkflow("H", 4, { newWorkflowId: "H2", queueName: "q" });
+      expect(await fork.getResult()).toEqual([600_000, 600_000, 600_000]);
+      expect(runs.big).toBe(3);
     });
 
     it("a recovered workflow gets its original arguments back", async () => {

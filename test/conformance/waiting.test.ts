@@ -319,7 +319,7 @@ describe.each(backends)("%s", (backend) => {
       expect(await slow.getResult()).toBe("now");
     });
 
-    it("a workflow waiting on many children at once prints no listener-leak warning", async () => {
+    it("a workflow waiting on many children at once, or wait() on many handles, prints no listener-leak warning", async () => {
       const duro = t.duro();
       const child = duro.registerWorkflow("child", async (x: number) => {
         await duro.sleep(0.05);
@@ -335,6 +335,8 @@ describe.each(backends)("%s", (backend) => {
       try {
         await duro.launch();
         expect(await parent()).toBe(15);
+        const handles = await Promise.all(Array.from({ length: 15 }, (_, i) => duro.startWorkflow(child, i)));
+        expect((await duro.wait(handles, { timeoutSeconds: 10 })).done).toHaveLength(15);
         await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on a later tick
       } finally {
         process.off("warning", onWarning);

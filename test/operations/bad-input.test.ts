@@ -171,6 +171,14 @@ describe.each(backends)("%s", (backend) => {
     for (const options of [{ limit: -1 }, { offset: -1 }, { limit: 0.5 }, { limit: 1e20 }, { offset: 2 ** 53 }]) {
       await expect(duro.listWorkflowSteps("ok", options), JSON.stringify(options)).rejects.toBeInstanceOf(InvalidArgumentError);
     }
+    // Past the databases' limits on a statement's parameters, a listing is refused, told to go in parts.
+    const many = Array.from({ length: 5001 }, (_, i) => `id-${i}`);
+    expect((await rejectionOf(duro.listWorkflows({ workflowIds: many }))).message).toMatch(/at most 5000 values in all .*, got 5001: list in parts/);
+    expect(await duro.listWorkflows({ workflowIds: many.slice(0, 5000) })).toEqual([]);
+    // A resume of many IDs names the unknown one (found in parts), on both databases.
+    const error = await rejectionOf(duro.resumeWorkflows([...Array.from({ length: 40_000 }, () => "cancelled"), "nobody"]));
+    expect(error).toBeInstanceOf(WorkflowNotFoundError);
+    expect(error.workflowId).toBe("nobody");
     // A string that looks like a number is shown as a string.
     expect((await rejectionOf(duro.listWorkflows({ limit: "3" as never }))).message).toContain('got "3"');
     expect(await snapshot(duro)).toEqual(before);

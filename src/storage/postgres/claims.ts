@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import type pg from "pg";
 import { toOperationRow, toWorkflowRow } from "../sql.js";
-import type { ClaimRequest } from "../store.js";
+import type { ClaimRequest, OperationRow } from "../store.js";
 
 const processTag = randomBytes(9).toString("base64url");
 let claims = 0;
@@ -32,8 +32,14 @@ export async function takenBefore(client: pg.PoolClient, sql: { claimedBy: strin
   return claimedRows(rows[0].claimed);
 }
 
+/** Stands for operations a read left out for their size (see INLINE_OPERATIONS_BYTES): the store reads them on their own. */
+export const NOT_INLINED: OperationRow[] = Object.freeze([]) as unknown as OperationRow[];
+
+/** Operations as an aggregating read returns them: a JSON array, or null when they were too large to inline. */
+export const operationsFrom = (json: unknown) => (json === null ? NOT_INLINED : (json as Record<string, unknown>[]).map(toOperationRow));
+
 /** A claim statement's `claimed` column: each workflow claimed with its operations. */
 export const claimedRows = (json: unknown) =>
-  ((json ?? []) as { workflow: Record<string, unknown>; operations: Record<string, unknown>[] }[]).map((r) => ({
-    workflow: toWorkflowRow(r.workflow), operations: r.operations.map(toOperationRow),
+  ((json ?? []) as { workflow: Record<string, unknown>; operations: Record<string, unknown>[] | null }[]).map((r) => ({
+    workflow: toWorkflowRow(r.workflow), operations: operationsFrom(r.operations),
   }));

@@ -31,9 +31,17 @@ export const claimableBy = (schema: string, version: string, liveSince: string) 
       SELECT v.app_version FROM ${schema}.app_versions v JOIN ${schema}.executors e ON e.app_version = v.app_version
       WHERE e.heartbeat_at >= ${liveSince}::bigint ORDER BY v.first_seen_at DESC, v.app_version DESC LIMIT 1), ${version}::text)))`;
 
-/** Every operation of `workflow` as a JSON array, by function ID. */
+/**
+ * Past this many bytes of outputs and errors, a workflow's operations are left out of a read that
+ * aggregates them (as null; the store reads them row by row): the JSON value a statement returns
+ * becomes one string in node, which cannot hold more than ~512 MiB, and a claim aggregates many.
+ */
+export const INLINE_OPERATIONS_BYTES = 1 << 20;
+
+/** Every operation of `workflow` as a JSON array, by function ID, or null when they are too large to inline. */
 const operationsOf = (schema: string, workflow: string) => `(
-    SELECT COALESCE(json_agg(o ORDER BY o.function_id), '[]'::json)
+    SELECT CASE WHEN COALESCE(sum(octet_length(o.output)), 0) + COALESCE(sum(octet_length(o.error)), 0) > ${INLINE_OPERATIONS_BYTES} THEN NULL
+      ELSE COALESCE(json_agg(o ORDER BY o.function_id), '[]'::json) END
     FROM (SELECT ${opCols} FROM ${schema}.operation_outputs op WHERE op.workflow_id = ${workflow}) o)`;
 
 /**

@@ -12,7 +12,7 @@ import {
 } from "../store.js";
 import { PgConnection, RECONNECT_SLACK_MS, transaction } from "./connection.js";
 import { storeSql, type StoreSql } from "./queries.js";
-import { claimedRows, claimTokenOf, newClaimToken, takenBefore } from "./claims.js";
+import { claimedRows, claimTokenOf, newClaimToken, NOT_INLINED, operationsFrom, takenBefore } from "./claims.js";
 import { maintain } from "./maintenance.js";
 import { applyBatch, isStreamConflict, packKeys } from "./writes.js";
 import { writeSql, type WriteSql } from "./write-sql.js";
@@ -77,7 +77,15 @@ export class PostgresStore implements Store {
   }
 
   async write(batch: Write[], options: { allOrNothing?: boolean } = {}): Promise<WriteResult[]> {
-    return batch.length ? this.apply(batch, options.allOrNothing) : [];
+    if (!batch.length) return [];
+    const results = await this.apply(batch, options.allOrNothing);
+    for (const result of results) if (result.kind === "claimQueued") await this.inline(result.claimed);
+    return results;
+  }
+
+  /** Reads, row by row, the operations an aggregating read left out for their size. */
+  private async inline(loaded: { workflow: WorkflowRow; operations: OperationRow[] }[]): Promise<void> {
+    for (const r of loaded) if (r.operations === NOT_INLINED) r.operations = await this.listOperations(r.workflow.workflowId);
   }
 
   /** One batch, retried through connection loss (see applyBatch for the attempts after the first). */
@@ -92,7 +100,10 @@ export class PostgresStore implements Store {
 
   async loadWorkflow(workflowId: string): Promise<{ workflow: WorkflowRow; operations: OperationRow[] } | null> {
     const [row] = await this.query("loadWorkflow", [workflowId]);
-    return row ? { workflow: toWorkflowRow(row), operations: (row.operations as Record<string, unknown>[]).map(toOperationRow) } : null;
+    if (!row) return null;
+    const loaded = { workflow: toWorkflowRow(row), operations: operationsFrom(row.operations) };
+    await this.inline([loaded]);
+    return loaded;
   }
 
   async listWorkflows(filter: WorkflowFilter): Promise<WorkflowRow[]> {
@@ -243,6 +254,12 @@ export class PostgresStore implements Store {
    * claim reads stay true until it commits; everything else runs alongside.
    */
   async claimQueued(request: ClaimRequest): Promise<Claimed> {
+    const result = await this.claim(request);
+    await this.inline(result.claimed);
+    return result;
+  }
+
+  private async claim(request: ClaimRequest): Promise<Claimed> {
     const { queueName, executorId, appVersion, workflowNames, partitioned } = request;
     if (!partitioned && request.concurrency === undefined && !request.rateLimit) {
       // A queue without shared limits needs no lock: one autocommitted statement promotes due
