@@ -38,11 +38,16 @@ export const claimableBy = (schema: string, version: string, liveSince: string) 
  */
 export const INLINE_OPERATIONS_BYTES = 1 << 20;
 
-/** Every operation of `workflow` as a JSON array, by function ID, or null when they are too large to inline. */
+/**
+ * Every operation of `workflow` as a JSON array, by function ID, or null when they are too large to
+ * inline: sized first, so that the array is not built at all then (the server's own limit is 1 GB).
+ */
 const operationsOf = (schema: string, workflow: string) => `(
-    SELECT CASE WHEN COALESCE(sum(octet_length(o.output)), 0) + COALESCE(sum(octet_length(o.error)), 0) > ${INLINE_OPERATIONS_BYTES} THEN NULL
-      ELSE COALESCE(json_agg(o ORDER BY o.function_id), '[]'::json) END
-    FROM (SELECT ${opCols} FROM ${schema}.operation_outputs op WHERE op.workflow_id = ${workflow}) o)`;
+    SELECT CASE WHEN size.bytes > ${INLINE_OPERATIONS_BYTES} THEN NULL ELSE (
+      SELECT COALESCE(json_agg(o ORDER BY o.function_id), '[]'::json)
+      FROM (SELECT ${opCols} FROM ${schema}.operation_outputs op WHERE op.workflow_id = ${workflow}) o) END
+    FROM (SELECT COALESCE(sum(octet_length(output)), 0) + COALESCE(sum(octet_length(error)), 0) AS bytes
+      FROM ${schema}.operation_outputs WHERE workflow_id = ${workflow}) size)`;
 
 /**
  * A claim from a queue without shared limits, as CTEs and result columns to put in a statement,
