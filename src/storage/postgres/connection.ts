@@ -30,7 +30,9 @@ const types: pg.CustomTypesConfig = {
 export function isTransient(error: unknown): boolean {
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
   if (typeof code === "string") {
-    if (code.startsWith("08") || ["57P01", "57P02", "57P03", "40001", "40P01", "53300"].includes(code)) return true;
+    // 25P03 and 57P05: the server ended a session that idled (in a transaction) past its timeout,
+    // as it does to a process that was frozen or blocked; the transaction never committed.
+    if (code.startsWith("08") || ["57P01", "57P02", "57P03", "57P05", "25P03", "40001", "40P01", "53300"].includes(code)) return true;
     if (["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN"].includes(code)) return true;
   }
   return typeof message === "string" &&
