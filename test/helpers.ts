@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, afterEach } from "vitest";
-import { Duro, DuroClient, type DuroConfig } from "../src/index.js";
+import { Duro, DuroClient, type DuroConfig, type Workflow } from "../src/index.js";
 
 export const backends = ["sqlite", "postgres"] as const;
 export type Backend = (typeof backends)[number];
@@ -133,6 +133,26 @@ export function hangPoint() {
       if (state.on) await never.promise;
     });
   return { state, register, reached: (n = 1) => waitFor(() => state.entered >= n, 10_000, "the hang step") };
+}
+
+/**
+ * Starts `workflowId` on executor e1 with the workflow `build` registers, crashes e1 once the
+ * workflow reaches `hang`, and launches e1 again with the same code, which recovers it.
+ */
+export async function crashedAndRelaunched<A extends unknown[]>(
+  t: ReturnType<typeof useDuro>, hang: ReturnType<typeof hangPoint>, build: (duro: Duro) => Workflow<A, unknown>, workflowId: string, ...args: A
+): Promise<Duro> {
+  const first = t.duro({ executorId: "e1" });
+  const wf = build(first);
+  await first.launch();
+  await first.startWorkflow(wf.with({ workflowId }), ...args);
+  await hang.reached();
+  await crash(first);
+  hang.state.on = false;
+  const second = t.duro({ executorId: "e1" });
+  build(second);
+  await second.launch();
+  return second;
 }
 
 /**

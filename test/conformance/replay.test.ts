@@ -4,8 +4,8 @@
  * database then launches, recovers the workflow and runs it to the end.
  */
 import { describe, expect, it } from "vitest";
-import { MaxRecoveryAttemptsExceededError, NonDeterminismError, WorkflowQueue, type Duro, type Workflow } from "../../src/index.js";
-import { backends, crash, hangPoint, rawQuery, rejectionOf, useDuro } from "../helpers.js";
+import { MaxRecoveryAttemptsExceededError, NonDeterminismError, WorkflowQueue, type Duro } from "../../src/index.js";
+import { backends, crash, crashedAndRelaunched, hangPoint, rawQuery, rejectionOf, useDuro } from "../helpers.js";
 
 /** Workflow `name`, returning `result` after a step that hangs while `hang.state.on`; `build` registers it on an instance. */
 function hanging(name: string, result: string) {
@@ -22,26 +22,6 @@ function hanging(name: string, result: string) {
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);
-
-  /**
-   * Starts `workflowId` on executor e1 with the workflow `build` registers, crashes e1 once the
-   * workflow hangs, and launches e1 again with the same code, which recovers it.
-   */
-  async function crashedAndRelaunched<A extends unknown[]>(
-    hang: ReturnType<typeof hangPoint>, build: (duro: Duro) => Workflow<A, unknown>, workflowId: string, ...args: A
-  ): Promise<Duro> {
-    const first = t.duro({ executorId: "e1" });
-    const wf = build(first);
-    await first.launch();
-    await first.startWorkflow(wf.with({ workflowId }), ...args);
-    await hang.reached();
-    await crash(first);
-    hang.state.on = false;
-    const second = t.duro({ executorId: "e1" });
-    build(second);
-    await second.launch();
-    return second;
-  }
 
   describe("recovery", () => {
     it("a recovered workflow finishes without re-running its completed steps", async () => {
@@ -100,7 +80,7 @@ describe.each(backends)("%s", (backend) => {
         });
       };
       // Recovered at launch.
-      const second = await crashedAndRelaunched(hang, build, "H");
+      const second = await crashedAndRelaunched(t, hang, build, "H");
       expect(await second.getResult("H")).toEqual([600_000, 600_000, 600_000]);
       expect(runs.big).toBe(3);
       // Claimed from a queue: a fork from the hang step reuses the three big outputs.
@@ -120,7 +100,7 @@ describe.each(backends)("%s", (backend) => {
           return { when, tags };
         });
       };
-      const second = await crashedAndRelaunched(hang, build, "A", new Date(1_700_000_000_000), new Set(["x", "y"]));
+      const second = await crashedAndRelaunched(t, hang, build, "A", new Date(1_700_000_000_000), new Set(["x", "y"]));
       const result = await second.getResult<{ when: Date; tags: Set<string> }>("A");
       expect(result.when).toBeInstanceOf(Date);
       expect(result.when.getTime()).toBe(1_700_000_000_000);
@@ -147,7 +127,7 @@ describe.each(backends)("%s", (backend) => {
           return { isRangeError: caught instanceof RangeError, message: (caught as Error).message };
         });
       };
-      const second = await crashedAndRelaunched(hang, build, "E");
+      const second = await crashedAndRelaunched(t, hang, build, "E");
       expect(await second.getResult("E")).toEqual({ isRangeError: true, message: "failure #1" });
       expect(failingRuns).toBe(1);
     });
@@ -165,7 +145,7 @@ describe.each(backends)("%s", (backend) => {
           return { now, id };
         });
       };
-      const second = await crashedAndRelaunched(hang, build, "V");
+      const second = await crashedAndRelaunched(t, hang, build, "V");
       const result = await second.getResult<{ now: number; id: string }>("V");
       expect(result).toEqual(firstSeen[0]);
       expect(firstSeen[1]).toEqual(firstSeen[0]);

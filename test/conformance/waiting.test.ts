@@ -1,7 +1,7 @@
 /** Durable sleep, waitFirst and wait(): what a workflow waited for is recorded and replayed. */
 import { describe, expect, it } from "vitest";
 import { InvalidArgumentError, NotInWorkflowError, type Duro, type WorkflowHandle } from "../../src/index.js";
-import { backends, crash, gate, hangPoint, since, useDuro, waitFor } from "../helpers.js";
+import { backends, crash, crashedAndRelaunched, gate, hangPoint, since, useDuro, waitFor } from "../helpers.js";
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);
@@ -399,18 +399,8 @@ describe.each(backends)("%s", (backend) => {
           return { done: done.map((p) => items.indexOf(p)), pending: pending.map((p) => items.indexOf(p)) };
         });
       };
-      const a = t.duro({ executorId: "e1" });
-      const wf = build(a);
-      await a.launch();
-      await a.startWorkflow(wf.with({ workflowId: "W" }));
-      await hang.reached();
-      await crash(a);
-
       // Left to itself the second run would see the step finish first; the record says the timer did.
-      hang.state.on = false;
-      const b = t.duro({ executorId: "e1" });
-      build(b);
-      await b.launch();
+      const b = await crashedAndRelaunched(t, hang, build, "W");
       expect(await b.getResult("W")).toEqual({ done: [0], pending: [1] });
       expect(runs).toBe(2);
     });
