@@ -16,7 +16,7 @@
 import type pg from "pg";
 import { DuplicateWorkflowError } from "../../errors.js";
 import { isClaimed, OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
-import { wakeKeysOf, WRITE_ORDER, type Claimed, type ClaimRequest, type OperationRow, type StoredValue, type WorkflowRow, type Write, type WriteResult } from "../store.js";
+import { onlyWaitersWant, wakeKeysOf, WRITE_ORDER, type Claimed, type ClaimRequest, type OperationRow, type StoredValue, type WorkflowRow, type Write, type WriteResult } from "../store.js";
 import { claimedRows, claimTokenOf, takenBefore } from "./claims.js";
 import { transaction } from "./connection.js";
 import { COMPLETE_COLUMNS, type WriteSql } from "./write-sql.js";
@@ -62,9 +62,6 @@ function claimedOf(row: Record<string, any>, max: number, before: Claimed["claim
 export const isStreamConflict = (error: unknown) =>
   (error as { code?: string; constraint?: string })?.code === "23505" && (error as { constraint?: string }).constraint === "streams_pkey";
 
-/** The batch's wake keys, deduplicated and packed into NOTIFY payloads joined by "\n". */
-export const packPayloads = (batch: Write[]): string[] => packKeys(batch.flatMap(wakeKeysOf));
-
 /** Wake keys, deduplicated and packed into NOTIFY payloads joined by "\n". */
 export function packKeys(keys: string[]): string[] {
   const payloads: string[] = [];
@@ -108,9 +105,17 @@ export async function applyBatch(
   });
   const of = <K extends Kind>(kind: K) => groups.get(kind) as Item<K>[] | undefined;
 
-  let payloads = packPayloads(batch);
+  const wakes = batch.flatMap(wakeKeysOf);
+  let payloads = packKeys(wakes);
+  // A batch that wakes only waiters, committed by one statement, is announced only if a process
+  // hears (see write-sql.ts); in a transaction, the gate would stay locked across round trips.
+  let to = wakes.length && wakes.every(onlyWaitersWant) ? `?${channel}` : channel;
+  const inTransaction = (fn: () => Promise<void>) => {
+    to = channel;
+    return transaction(client, fn);
+  };
   const main = async (name: keyof WriteSql, values: unknown[]) => {
-    const { rows } = await client.query({ name: `duro_${name}`, text: sql[name], values: [channel, payloads, ...values] });
+    const { rows } = await client.query({ name: `duro_${name}`, text: sql[name], values: [to, payloads, ...values] });
     payloads = [];
     return rows[0] as Record<string, any>;
   };
@@ -119,7 +124,7 @@ export async function applyBatch(
   // A lone write whose wake keys fit one NOTIFY payload takes its kind's one-row statement.
   const lone = batch.length === 1 && payloads.length <= 1;
   const one = async (name: "insertOne" | "insertClaimOne" | "recordOne" | "completeOne", values: unknown[]) =>
-    read(name, name === "recordOne" ? values : [channel, payloads[0] ?? "", ...values]);
+    read(name, name === "recordOne" ? values : [to, payloads[0] ?? "", ...values]);
 
   // Outcomes, with other workflows' records and one claim riding along: a single statement, which
   // claims the slots the outcomes free. Records written after a cancel take their own statement.
@@ -322,8 +327,8 @@ export async function applyBatch(
     } catch (error) {
       if (!isRefusal(error)) throw error;
       orFail = false;
-      await transaction(client, run);
+      await inTransaction(run);
     }
-  } else await transaction(client, run);
+  } else await inTransaction(run);
   return results;
 }
