@@ -1,18 +1,41 @@
 // Workflow latency and throughput: a 3-step workflow, run by one caller in sequence, then by
 // 100 concurrent callers. Prints one JSON line. Usage: node bench/workflows.mjs [sqlite|postgres]
+// BENCH_IDLE_EXECUTORS=n first starts n more executors on the database, each a process of its
+// own that runs nothing but listens (as the other executors of a deployment do).
+import { spawn } from "node:child_process";
 import { Duro } from "../dist/index.js";
 import { countRoundTrips, dropDatabase, freshUrl, percentile, quiet, round } from "./common.mjs";
 
-const backend = process.argv[2] ?? "sqlite";
 const SEQUENTIAL = Number(process.env.BENCH_SEQUENTIAL ?? 500);
 const CONCURRENT_TOTAL = Number(process.env.BENCH_CONCURRENT ?? 5000);
+const IDLE = Number(process.env.BENCH_IDLE_EXECUTORS ?? 0);
 const CALLERS = 100;
 
+function app(url, executorId) {
+  const duro = new Duro({ databaseUrl: url, logger: quiet, executorId });
+  const step = duro.registerStep("step", async (x) => x + 1);
+  return { duro, threeSteps: duro.registerWorkflow("threeSteps", async (x) => step(await step(await step(x)))) };
+}
+
+if (process.argv[2] === "idle") {
+  // One of the idle executors: launched, it says so, and stays until told to stop.
+  const { duro } = app(process.argv[3], process.argv[4]);
+  await duro.launch();
+  process.stdout.write("up\n");
+  process.once("SIGTERM", () => void duro.shutdown().then(() => process.exit(0)));
+  await new Promise(() => {});
+}
+
+const backend = process.argv[2] ?? "sqlite";
 const url = freshUrl(backend);
-const duro = new Duro({ databaseUrl: url, logger: quiet });
-const step = duro.registerStep("step", async (x) => x + 1);
-const threeSteps = duro.registerWorkflow("threeSteps", async (x) => step(await step(await step(x))));
+const { duro, threeSteps } = app(url);
 await duro.launch();
+const idle = [];
+for (let i = 0; i < IDLE; i++) {
+  const child = spawn(process.execPath, [new URL(import.meta.url).pathname, "idle", url, `idle-${i}`], { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise((resolve) => child.stdout.once("data", resolve));
+  idle.push(child);
+}
 const trips = countRoundTrips(duro);
 
 for (let i = 0; i < 50; i++) await threeSteps(i); // warm-up
@@ -44,6 +67,7 @@ console.log(
   JSON.stringify({
     bench: "workflows",
     backend,
+    idleExecutors: IDLE,
     sequential: {
       workflows: SEQUENTIAL,
       meanMs: round(sequentialMs / SEQUENTIAL, 3),
@@ -60,5 +84,9 @@ console.log(
     },
   }),
 );
+for (const child of idle) {
+  child.kill("SIGTERM");
+  await new Promise((resolve) => child.once("exit", resolve));
+}
 await duro.shutdown();
 await dropDatabase(url);
