@@ -5,7 +5,8 @@
  * are read back only when there are any.
  *
  * Every main statement also carries the batch's NOTIFY (`$1` channel, `$2` payloads): the first
- * one sent gets the payloads, the rest an empty array. So a batch of one kind is a single
+ * one sent gets the payloads, the rest an empty array. A batch that wakes only waiters, committed
+ * by one statement, sends it only if some process hears them (see write-sql.ts). So a batch of one kind is a single
  * autocommitted statement, and so is the mix a busy executor commits most (steps' records and
  * outcomes, perhaps with a claim riding along); any other mixed batch is BEGIN, one statement
  * per kind, COMMIT.
