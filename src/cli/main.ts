@@ -99,9 +99,16 @@ const commands: Record<string, Command> = {
     summary: "Cancel workflows (with --children, their descendants too); they stop at their next step.",
     options: { children: { type: "boolean" } },
     run: async (client, { values, positionals }) => {
-      const before = await statuses(client, some(positionals));
-      await client.cancelWorkflows(positionals, { cancelChildren: values.children === true });
-      return outcome(client, positionals, "cancelled", (status, id) => status === "CANCELLED" && before.get(id) !== "CANCELLED");
+      const children = values.children === true;
+      // With --children, the descendants it cancels are listed among the cancelled too.
+      const descendants = children ? await descendantsOf(client, some(positionals)) : [];
+      const before = await statuses(client, [...some(positionals), ...descendants]);
+      await client.cancelWorkflows(positionals, { cancelChildren: children });
+      const cancelledNow = (status: string, id: string) => status === "CANCELLED" && before.get(id) !== "CANCELLED";
+      const result = await outcome(client, positionals, "cancelled", cancelledNow);
+      const after = await statuses(client, descendants);
+      result.cancelled.push(...descendants.filter((id) => after.has(id) && cancelledNow(after.get(id)!, id)));
+      return result;
     },
     print: (r: Outcome<"cancelled">) => printOutcome("Cancelled", r.cancelled, r.leftAlone),
   },
@@ -276,9 +283,34 @@ function some(positionals: string[]): string[] {
 /** What a cancel or resume did to each workflow: those it changed, and those it left alone (finished, or unknown: null). */
 type Outcome<K extends string> = Record<K, string[]> & { leftAlone: { workflowId: string; status: string | null }[] };
 
+/** A listing's filters take 5,000 values at most: long lists go in parts. */
+const PART = 5000;
+
 async function statuses(client: DuroClient, ids: string[]): Promise<Map<string, string>> {
-  const rows = await client.listWorkflows({ workflowIds: ids, loadInput: false, loadOutput: false });
-  return new Map(rows.map((r) => [r.workflowId, r.status as string]));
+  const found = new Map<string, string>();
+  for (let i = 0; i < ids.length; i += PART) {
+    const rows = await client.listWorkflows({ workflowIds: ids.slice(i, i + PART), loadInput: false, loadOutput: false });
+    for (const r of rows) found.set(r.workflowId, r.status as string);
+  }
+  return found;
+}
+
+/** The children of these workflows, their children, and so on. */
+async function descendantsOf(client: DuroClient, ids: string[]): Promise<string[]> {
+  const found = new Set<string>();
+  for (let level = ids; level.length; ) {
+    const next: string[] = [];
+    for (let i = 0; i < level.length; i += PART) {
+      const rows = await client.listWorkflows({ parentWorkflowId: level.slice(i, i + PART), loadInput: false, loadOutput: false });
+      for (const { workflowId } of rows) {
+        if (found.has(workflowId)) continue;
+        found.add(workflowId);
+        next.push(workflowId);
+      }
+    }
+    level = next;
+  }
+  return [...found];
 }
 
 async function outcome<K extends string>(client: DuroClient, ids: string[], key: K, changed: (status: string, id: string) => boolean): Promise<Outcome<K>> {

@@ -42,6 +42,8 @@ describe.each(backends)("%s", (backend) => {
     const waits = duro.registerWorkflow("waits", async () => duro.recv<string>("go", 60));
     const child = duro.registerWorkflow("child", async () => "c");
     const parent = duro.registerWorkflow("parent", async () => child());
+    const mid = duro.registerWorkflow("mid", async () => (await duro.startWorkflow(waits.with({ workflowId: "nest-grandchild" }))).getResult());
+    const nest = duro.registerWorkflow("nest", async () => (await duro.startWorkflow(mid.with({ workflowId: "nest-child" }))).getResult());
     await duro.launch();
     await q.block();
     const times: Record<string, number> = {};
@@ -59,7 +61,7 @@ describe.each(backends)("%s", (backend) => {
     await run("par", duro.startWorkflow(parent.with({ workflowId: "par" })));
     await run("ok-1-f", duro.forkWorkflow("ok-1", 2, { newWorkflowId: "ok-1-f" }));
     await waitFor(async () => (await duro.listWorkflowSteps("wait-1")).length > 0, 10_000, "wait-1 to wait");
-    return { duro, q, runs, times };
+    return { duro, q, runs, times, nest };
   }
 
   /** The library's answer to what `duro list` asks, as `--json` prints it. */
@@ -154,6 +156,18 @@ describe.each(backends)("%s", (backend) => {
       expect(r.stdout).toContain("evil\\u000aok-9  ok  SUCCESS\\u001b[2J");
     }
     expect(shown[0].stdout.trim().split("\n")).toHaveLength(2);
+  });
+
+  it("cancel --children lists the descendants it cancelled among the cancelled, not those that had finished", async () => {
+    const { duro, nest } = await fixture();
+    await duro.startWorkflow(nest.with({ workflowId: "nest" }));
+    await waitForStatus(duro, "nest-grandchild", "PENDING");
+    const cancel = await cli(["cancel", "nest", "par", "--children", "--db", t.url, "--json"]);
+    expect(cancel.code, cancel.stderr).toBe(0);
+    // par finished, and so did its child par-1: neither is cancelled.
+    expect(JSON.parse(cancel.stdout)).toEqual({ cancelled: ["nest", "nest-child", "nest-grandchild"], leftAlone: [{ workflowId: "par", status: "SUCCESS" }] });
+    for (const id of ["nest", "nest-child", "nest-grandchild"]) expect(await statusOf(duro, id)).toBe("CANCELLED");
+    expect(await statusOf(duro, "par-1")).toBe("SUCCESS");
   });
 
   it("cancel, resume and fork change the workflows; not-found and bad usage change nothing", async () => {
