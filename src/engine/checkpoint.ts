@@ -59,7 +59,8 @@ export async function record(
   const existing = await keptBefore(engine, run, write, written, keep);
   if (existing) return replayed(existing);
   if (failed) throw thrown;
-  return result.output;
+  // As recorded, which is what a replay gets: an instance of a class of its own is its fields.
+  return deserialize(output, "default");
 }
 
 /**

@@ -362,10 +362,10 @@ export class Engine {
         kind: "completeWorkflow", workflowId: row.workflowId, status: outcome.status as "SUCCESS" | "ERROR", output, error, completedAt: Date.now(),
         queueName: row.queueName, executorId: this.executorId,
       });
-      // A portable outcome is remembered as read back, so callers here get what other processes get.
-      if (result.completed && row.serialization === "portable") {
+      // An output (and a portable error) is remembered as read back, so callers here get what other processes get.
+      if (result.completed && (outcome.status === "SUCCESS" || row.serialization === "portable")) {
         outcome = outcome.status === "SUCCESS"
-          ? { status: "SUCCESS", output: deserialize(output, "portable") }
+          ? { status: "SUCCESS", output: deserialize(output, row.serialization) }
           : { status: "ERROR", error: deserializeThrown(error!, "portable") };
       }
       if (result.completed) this.outcomes.remember(row.workflowId, outcome);

@@ -97,6 +97,32 @@ describe.each(backends)("%s", (backend) => {
       expect((recorded.output as ReturnType<typeof rich>).map).toBeInstanceOf(Map);
     });
 
+    it("an instance of a class of its own is stored as its fields: the first run gets that plain object too, as a replay and every caller do", async () => {
+      class Point {
+        constructor(readonly x: number) {}
+        get double() {
+          return this.x * 2;
+        }
+      }
+      const duro = t.duro();
+      const seen: unknown[] = [];
+      const step = duro.registerStep("point", async () => new Point(3));
+      const wf = duro.registerWorkflow("points", async () => {
+        const p = await step();
+        seen.push([p instanceof Point, (p as Point).double]);
+        return new Point(4);
+      });
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf);
+      const here = await handle.getResult();
+      expect(here).toEqual({ x: 4 });
+      expect(here).not.toBeInstanceOf(Point);
+      expect(await (await reader()).getResult(handle.workflowId)).toEqual(here);
+      // A replay of the step from its record (a fork at the workflow's end) sees what the first run saw.
+      await (await duro.forkWorkflow(handle.workflowId, 2)).getResult();
+      expect(seen).toEqual([[false, undefined], [false, undefined]]);
+    });
+
     it("a thrown Error keeps its class, message, stack and own fields", async () => {
       const duro = t.duro();
       const wf = duro.registerWorkflow("invalid", async () => {
