@@ -283,34 +283,26 @@ function some(positionals: string[]): string[] {
 /** What a cancel or resume did to each workflow: those it changed, and those it left alone (finished, or unknown: null). */
 type Outcome<K extends string> = Record<K, string[]> & { leftAlone: { workflowId: string; status: string | null }[] };
 
-/** A listing's filters take 5,000 values at most: long lists go in parts. */
-const PART = 5000;
+/** Workflows listed by ID or by parent ID, asked for in parts: a listing's filters take 5,000 values at most. */
+async function listedBy(client: DuroClient, key: "workflowIds" | "parentWorkflowId", ids: string[]): Promise<WorkflowStatus[]> {
+  const rows: WorkflowStatus[] = [];
+  for (let i = 0; i < ids.length; i += 5000) rows.push(...(await client.listWorkflows({ [key]: ids.slice(i, i + 5000), loadInput: false, loadOutput: false })));
+  return rows;
+}
 
 async function statuses(client: DuroClient, ids: string[]): Promise<Map<string, string>> {
-  const found = new Map<string, string>();
-  for (let i = 0; i < ids.length; i += PART) {
-    const rows = await client.listWorkflows({ workflowIds: ids.slice(i, i + PART), loadInput: false, loadOutput: false });
-    for (const r of rows) found.set(r.workflowId, r.status as string);
-  }
-  return found;
+  return new Map((await listedBy(client, "workflowIds", ids)).map((r) => [r.workflowId, r.status as string]));
 }
 
 /** The children of these workflows, their children, and so on. */
 async function descendantsOf(client: DuroClient, ids: string[]): Promise<string[]> {
-  const found = new Set<string>();
-  for (let level = ids; level.length; ) {
-    const next: string[] = [];
-    for (let i = 0; i < level.length; i += PART) {
-      const rows = await client.listWorkflows({ parentWorkflowId: level.slice(i, i + PART), loadInput: false, loadOutput: false });
-      for (const { workflowId } of rows) {
-        if (found.has(workflowId)) continue;
-        found.add(workflowId);
-        next.push(workflowId);
-      }
-    }
-    level = next;
+  const found: string[] = [];
+  let level = ids;
+  while (level.length) {
+    level = (await listedBy(client, "parentWorkflowId", level)).map((r) => r.workflowId);
+    found.push(...level);
   }
-  return [...found];
+  return found;
 }
 
 async function outcome<K extends string>(client: DuroClient, ids: string[], key: K, changed: (status: string, id: string) => boolean): Promise<Outcome<K>> {
