@@ -24,8 +24,6 @@ export const backends = ["sqlite", "postgres"] as const;
 export type Backend = (typeof backends)[number];
 
 export const POSTGRES_URL = process.env.DURO_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-/** pg_stat_activity rows of LISTEN connections: their last query is the LISTEN, or one on the gate of waiters' wake-ups. */
-export const LISTENING = "(query LIKE 'LISTEN %' OR query LIKE '%pg_advisory_%lock_shared%')";
 
 const tempDirs: string[] = [];
 const schemas: string[] = [];

@@ -100,11 +100,10 @@ export class WorkflowRun {
     return this.controller.signal;
   }
 
-  /** Calls `listener` when the run is stopped; returns what unsubscribes it. */
-  onStop(listener: () => void): () => void {
+  /** Calls `listener` when the run is stopped. */
+  onStop(listener: () => void): void {
     if (this.stopped) listener();
     else this.stopListeners.add(listener);
-    return () => this.stopListeners.delete(listener);
   }
 }
 

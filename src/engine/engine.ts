@@ -49,7 +49,7 @@ export class Engine {
   readonly databaseUrl: string;
   readonly maxRecoveryAttempts: number;
   readonly timers = new Timers();
-  readonly waiters = new Waiters(this.timers, (on) => this.hearWaits(on));
+  readonly waiters = new Waiters(this.timers, () => this.listen());
   /** Subscribed to other processes' commits (an executor at launch; a client at its first wait). */
   private listening = false;
   readonly workflows = new Map<string, RegisteredWorkflow>();
@@ -394,12 +394,6 @@ export class Engine {
     const changed = await this.store.cancelWorkflows(workflowIds, Date.now(), withChildren);
     for (const id of changed) this.stopRun(id, "cancelled");
     this.announce(["queue", ...changed.map((id) => `status:${id}`)]);
-  }
-
-  /** Waits need other processes' wake-ups: those of dispatch (an executor hears them from launch, a client from its first wait), and those only waiters want. */
-  private hearWaits(on: boolean): Promise<void> | undefined {
-    if (on) this.listen();
-    return this._store?.hearWaits?.(on);
   }
 
   private listen(): void {

@@ -6,7 +6,6 @@
 import { AwaitedWorkflowCancelledError, MaxRecoveryAttemptsExceededError, WorkflowNotFoundError } from "../errors.js";
 import { deserialize, deserializeThrown } from "../serialization.js";
 import type { WorkflowRow } from "../storage/store.js";
-import type { WorkflowRun } from "./context.js";
 import type { Engine } from "./engine.js";
 
 /** A finished workflow's outcome. */
@@ -30,22 +29,6 @@ const timedOut = (row: WorkflowRow) =>
  * So a caller in another process, or with another limit, is told the limit that applied.
  */
 const parkedLimit = (row: WorkflowRow) => Math.max(0, row.recoveryAttempts - 2);
-
-/** Resolves when the run stops (finished, cancelled, superseded or shut down); rejects if `signal` aborts first. */
-function untilStopped(run: WorkflowRun, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      unsubscribe();
-      reject(signal!.reason);
-    };
-    const unsubscribe = run.onStop(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    });
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
 
 const TERMINAL = new Set(["SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"]);
 const CACHE_SIZE = 10_000;
@@ -78,11 +61,8 @@ export class Outcomes {
       const exists = async () => running.has(workflowId) || (await rows.read(workflowId)) !== undefined;
       await waiters.wait([`status:${workflowId}`, "created"], exists, Infinity, signal);
     }
-    // Running here: its end comes here too, without a look at storage (nor other processes' wake-ups).
-    const run = running.get(workflowId);
-    if (run && !run.stopped) await untilStopped(run, signal);
-    let outcome = this.recent.get(workflowId) as Outcome;
-    if (!outcome) await waiters.wait(
+    let outcome!: Outcome;
+    await waiters.wait(
       `status:${workflowId}`,
       async () => {
         const local = this.recent.get(workflowId);

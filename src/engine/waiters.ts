@@ -6,14 +6,8 @@
  * A waiter holds no connection and no timer of its own (timeouts go through `Timers`). While any
  * wait is under way one shared handle keeps the process alive: the wake-ups above use unref'd
  * timers, and a script whose last act is awaiting a client's getResult must not exit first.
- *
- * Other processes announce commits that only wake waiters while this one hears them (see
- * Store.hearWaits): from before a wait's first look until a while after the last wait ends.
  */
 import { inThisContext, type Timers } from "./timers.js";
-
-/** How long this process goes on hearing other processes' wake-ups after its last wait (a caller awaiting one result after another asks once). Settable for tests. */
-export const hearing = { afterMs: 2000 };
 
 interface Waiter {
   keys: string[];
@@ -22,7 +16,6 @@ interface Waiter {
   again: boolean;
   /** The deadline passed; the wait ends as soon as no check is running (a check in flight still counts). */
   expired: boolean;
-  settled: boolean;
   settle: (error?: unknown) => void;
 }
 
@@ -44,40 +37,33 @@ export class Waiters {
   private byKey = new Map<string, Set<Waiter>>();
   private keepAlive: NodeJS.Timeout | undefined;
   private readonly turns = new Turns();
-  /** Hearing other processes' wake-ups: settles once this process does; the timer that stops it after the last wait. */
-  private heard: Promise<void> | undefined;
-  private deafen: NodeJS.Timeout | undefined;
 
-  /** `hear(true)` resolves once this process hears other processes' wake-ups; `hear(false)`: it need not any more. */
+  /** `beforeWait` runs before every wait (the engine starts hearing other processes then, if it had no need before). */
   constructor(
     private readonly timers: Timers,
-    private readonly hear: (on: boolean) => Promise<void> | void = () => {},
+    private readonly beforeWait: () => void = () => {},
   ) {}
 
   /**
-   * Resolves `true` once `check()` returns true (it is tried as soon as this process hears
-   * other processes' commits, then on every wake of `key`), or `false` at epoch ms `deadline`. A check that throws, or `signal` aborting,
+   * Resolves `true` once `check()` returns true (it is tried at once, then on every wake of
+   * `key`), or `false` at epoch ms `deadline`. A check that throws, or `signal` aborting,
    * rejects the wait. The check runs in the caller's async context (its workflow's, if any)
    * whoever wakes it.
    */
   wait(key: string | string[], check: () => Promise<boolean>, deadline = Infinity, signal?: AbortSignal): Promise<boolean> {
     const keys = typeof key === "string" ? [key] : key;
+    this.beforeWait();
     return new Promise<boolean>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
-      clearTimeout(this.deafen);
-      this.deafen = undefined;
-      const heard = (this.heard ??= Promise.resolve(this.hear(true)).catch(() => {}));
       let timer: { cancel(): void } | undefined;
       const onAbort = () => waiter.settle(signal!.reason);
       const waiter: Waiter = {
         keys,
         check: inThisContext(check),
-        checking: true, // until the first look: wakes and the deadline wait for it
+        checking: false,
         again: false,
         expired: false,
-        settled: false,
         settle: (error?: unknown) => {
-          waiter.settled = true;
           this.remove(waiter);
           timer?.cancel();
           signal?.removeEventListener("abort", onAbort);
@@ -99,11 +85,7 @@ export class Waiters {
         });
       }
       signal?.addEventListener("abort", onAbort, { once: true });
-      // The first look only once other processes' commits are heard, or one could come between them unseen.
-      void heard.then(() => {
-        waiter.checking = false;
-        if (!waiter.settled) this.run(waiter);
-      });
+      this.run(waiter);
     });
   }
 
@@ -170,12 +152,6 @@ export class Waiters {
     if (this.byKey.size === 0) {
       clearInterval(this.keepAlive);
       this.keepAlive = undefined;
-      this.deafen ??= setTimeout(() => {
-        this.deafen = undefined;
-        this.heard = undefined;
-        void this.hear(false);
-      }, hearing.afterMs);
-      this.deafen.unref();
     }
   }
 }

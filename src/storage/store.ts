@@ -157,13 +157,6 @@ export const WRITE_ORDER: Write["kind"][] = [
   "claimQueued",
 ];
 
-/**
- * Whether only waiters want a wake key (a result, a new workflow, an event, a message, a stream),
- * not dispatchers ("queue…", "due:…"). Other processes are told of a commit of such keys alone
- * only while some process hears them (see Store.hearWaits).
- */
-export const onlyWaitersWant = (key: string) => !key.startsWith("queue") && !key.startsWith("due:");
-
 /** What a committed write may have woken, across processes as well as in this one. */
 export function wakeKeysOf(write: Write): string[] {
   switch (write.kind) {
@@ -357,14 +350,6 @@ export interface Store {
   readonly reconnectSlackMs?: number;
   /** Called with wake keys committed by other processes (`null`: something changed, re-check all). */
   onExternalChange(listener: (keys: string[] | null) => void): void;
-  /**
-   * With `true`, resolves once this process hears of every commit of other processes that wakes
-   * a waiter, until called with `false` (servers only). A commit whose wake keys only waiters want
-   * (`onlyWaitersWant`) is announced only while some process hears them: PostgreSQL's NOTIFY
-   * wakes every listener's backend, a tenth of a lone commit's cost, and most workflows run
-   * where they are awaited, or are not awaited at all.
-   */
-  hearWaits?(on: boolean): Promise<void>;
   /** Called whenever a connection to the database was lost or could not be made (servers only). */
   onConnectionLost?(listener: () => void): void;
   close(): Promise<void>;

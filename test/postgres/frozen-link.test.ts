@@ -7,7 +7,7 @@
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { retry } from "../../src/storage/postgres/connection.js";
-import { LISTENING, POSTGRES_URL, range, rawQuery, useClients, useDuro, waitFor, within } from "../helpers.js";
+import { POSTGRES_URL, range, rawQuery, useClients, useDuro, waitFor, within } from "../helpers.js";
 
 let proxy: Server;
 let pairs: [Socket, Socket][] = [];
@@ -61,7 +61,7 @@ function freeze(these: [Socket, Socket][]): number {
 async function freezeListen(url: string): Promise<void> {
   let listen: [Socket, Socket][] = [];
   await waitFor(async () => {
-    const rows = await rawQuery(url, `SELECT client_port FROM pg_stat_activity WHERE ${LISTENING} OR query = 'SELECT 1'`);
+    const rows = await rawQuery(url, "SELECT client_port FROM pg_stat_activity WHERE query LIKE 'LISTEN %' OR query = 'SELECT 1'");
     const ports = new Set(rows.map((r) => Number(r.client_port)));
     listen = pairs.filter(([, server]) => ports.has(server.localPort!));
     return listen.length === 1;

@@ -20,17 +20,6 @@ export const retry = { windowMs: 60_000, stuckMs: 60_000, listenPingMs: 30_000 }
 
 export const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
-/**
- * The gate of waiters' wake-ups: this many advisory locks per channel. A process that waits holds
- * them all, shared, on its LISTEN connection. A statement committing a batch that wakes only
- * waiters tries one of them exclusively (its backend's: concurrent commits seldom meet) and sends
- * its NOTIFY only if that fails (write-sql.ts). A try that succeeds means nobody was hearing, and
- * whoever starts hearing then waits for that commit before its first look: every commit is either
- * announced to a process or seen by its first look.
- */
-export const WAIT_GATE_SLOTS = 16;
-const GATE = (fn: string) => `SELECT ${fn}(hashtext($1), s) FROM generate_series(0, ${WAIT_GATE_SLOTS - 1}) s`;
-
 const parseInt8 = (text: string) => parseInt(text, 10);
 // Per-pool, so the application's own use of pg keeps its global parsers.
 const types: pg.CustomTypesConfig = {
@@ -78,10 +67,6 @@ export class PgConnection {
   private closed = false;
   private listeners: ((keys: string[] | null) => void)[] = [];
   private listenClient?: pg.Client;
-  /** Whether this process waits (see WAIT_GATE_SLOTS); the LISTEN connection holding the gate, if it does. */
-  private hearingWaits = false;
-  private gateHeldBy?: pg.Client;
-  private gateChanges: Promise<void> = Promise.resolve();
   /** Backend PIDs of our pooled connections: notifications they sent are our own. */
   private readonly ownBackends = new Set<number>();
   /** Every pooled connection, to drop those that do not close at shutdown. */
@@ -214,25 +199,6 @@ export class PgConnection {
     if (this.listeners.length === 1 && !this.closed) void this.listen();
   }
 
-  /** Holds (or lets go of) the gate of waiters' wake-ups; resolves once this process hears them all, or will re-check everything when it next does. */
-  hearWaits(on: boolean): Promise<void> {
-    this.hearingWaits = on;
-    return this.moveGate();
-  }
-
-  private moveGate(): Promise<void> {
-    const client = this.listenClient;
-    // Not listening: listen() takes the gate before it has every waiter look again.
-    if (!client) return Promise.resolve();
-    this.gateChanges = this.gateChanges.then(async () => {
-      const hold = this.hearingWaits; // as asked now: it may change while the query runs
-      if (client !== this.listenClient || hold === (this.gateHeldBy === client)) return;
-      await client.query(GATE(hold ? "pg_advisory_lock_shared" : "pg_advisory_unlock_shared"), [this.channel]);
-      this.gateHeldBy = hold ? client : undefined;
-    }).catch(() => {}); // the connection was lost: its locks went with it, and listen() takes them again
-    return this.gateChanges;
-  }
-
   private async listen(): Promise<void> {
     const client = new pg.Client(this.clientConfig);
     this.listenClient = client;
@@ -262,10 +228,9 @@ export class PgConnection {
       reconnect();
       return;
     }
-    await this.moveGate();
     if (lost) return;
     this.listenAttempt = 0;
-    // Whatever was committed before LISTEN and the gate took effect went unheard.
+    // Whatever was committed before LISTEN took effect went unheard.
     this.emit(null);
     // Keepalive takes ~11 minutes to notice a link gone silent; until then no wake-up arrives.
     let answered = true;

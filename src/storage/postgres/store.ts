@@ -325,10 +325,6 @@ export class PostgresStore implements Store {
     this.conn.onNotify(listener);
   }
 
-  hearWaits(on: boolean): Promise<void> {
-    return this.conn.hearWaits(on);
-  }
-
   onConnectionLost(listener: () => void): void {
     this.conn.onTrouble(listener);
   }

@@ -5,7 +5,6 @@
  */
 import { OPERATION_COLUMNS, WORKFLOW_COLUMNS } from "../sql.js";
 import { claimedBySql, claimFreeSql } from "./queries.js";
-import { WAIT_GATE_SLOTS } from "./connection.js";
 
 const BIGINT_COLUMNS = new Set([
   "created_at", "updated_at", "started_at", "completed_at", "timeout_ms", "deadline_epoch_ms", "delay_until_epoch_ms",
@@ -30,17 +29,7 @@ const rowsOf = (columns: readonly string[], names: readonly string[], first: num
 };
 export const COMPLETE_COLUMNS = ["workflow_id", "status", "output", "error", "completed_at", "executor_id"];
 
-/**
- * `$1` is the channel, marked with a leading "?" when the batch wakes only waiters: its NOTIFY is
- * then sent only if a process hears them, that is, if this backend's slot of the gate is held
- * (see WAIT_GATE_SLOTS in connection.ts). Otherwise the slot stays locked until the commit.
- */
-const CHANNEL = "ltrim($1::text, '?')";
-const HEARD = `(left($1::text, 1) <> '?' OR NOT pg_try_advisory_xact_lock(hashtext(${CHANNEL}), pg_backend_pid() % ${WAIT_GATE_SLOTS}))`;
-const NOTIFIED = `notified AS (SELECT pg_notify(${CHANNEL}, p) FROM unnest($2::text[]) AS p WHERE ${HEARD})`;
-/** The one-row statements' NOTIFY ($2: the payload), and a one-row FROM item that makes it run. */
-const NOTIFIED_ONE = `notified AS (SELECT pg_notify(${CHANNEL}, $2) WHERE ${HEARD})`;
-const AFTER_NOTIFY = "(SELECT count(*) FROM notified) n";
+const NOTIFIED = `notified AS (SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p)`;
 /** `$first::type, …` over the given columns. */
 const casts = (columns: readonly string[], first: number) => columns.map((c, n) => `$${first + n}::${sqlType(c)}`).join(", ");
 /**
@@ -106,12 +95,12 @@ export function writeSql(schema: string) {
   };
   return {
     // One-row statements ($2: the batch's one NOTIFY payload).
-    insertOne: `WITH ${NOTIFIED_ONE}
-      INSERT INTO ${ws} (${wfCols}) SELECT ${casts(WORKFLOW_COLUMNS, 3)} FROM ${AFTER_NOTIFY} ON CONFLICT DO NOTHING RETURNING 1`,
+    insertOne: `WITH notified AS (SELECT pg_notify($1, $2))
+      INSERT INTO ${ws} (${wfCols}) SELECT ${casts(WORKFLOW_COLUMNS, 3)} FROM notified ON CONFLICT DO NOTHING RETURNING 1`,
     // The queued row ($3…) if another workflow of its queue is ENQUEUED, else its claimed form ($29…).
-    insertClaimOne: `WITH ${NOTIFIED_ONE},
+    insertClaimOne: `WITH notified AS (SELECT pg_notify($1, $2)),
       queue AS (SELECT EXISTS (
-        SELECT 1 FROM ${ws} WHERE queue_name = $${3 + WORKFLOW_COLUMNS.indexOf("queue_name")}::text AND status = 'ENQUEUED') AS waiting FROM ${AFTER_NOTIFY})
+        SELECT 1 FROM ${ws} WHERE queue_name = $${3 + WORKFLOW_COLUMNS.indexOf("queue_name")}::text AND status = 'ENQUEUED') AS waiting FROM notified)
       INSERT INTO ${ws} (${wfCols})
       SELECT ${casts(WORKFLOW_COLUMNS, 3)} FROM queue WHERE waiting
       UNION ALL SELECT ${casts(WORKFLOW_COLUMNS, 3 + WORKFLOW_COLUMNS.length)} FROM queue WHERE NOT waiting
@@ -122,9 +111,9 @@ export function writeSql(schema: string) {
       WHERE EXISTS (SELECT 1 FROM ${ws} w WHERE w.workflow_id = $1::text
         AND (w.status IN ('PENDING', 'CANCELLED', 'SUCCESS', 'ERROR') AND w.executor_id = $10::text OR w.status = 'ENQUEUED' AND w.executor_id IS NULL))
       ON CONFLICT DO NOTHING RETURNING 1`,
-    completeOne: `WITH ${NOTIFIED_ONE}
+    completeOne: `WITH notified AS (SELECT pg_notify($1, $2))
       UPDATE ${ws} w SET status = $4, output = $5, error = $6, completed_at = $7, updated_at = $7, deduplication_id = NULL
-      FROM ${AFTER_NOTIFY} WHERE ${owned("w", "$3::text", "$8::text")} RETURNING 1`,
+      FROM notified WHERE ${owned("w", "$3::text", "$8::text")} RETURNING 1`,
     insertWorkflows: insertWorkflows("ON CONFLICT DO NOTHING RETURNING workflow_id, owner_token", INSERTED),
     insertWorkflowsOrFail: insertWorkflows("RETURNING 1", "(SELECT count(*) FROM ins) AS inserted"),
     workflowsById: `SELECT ${wfCols} FROM ${ws} WHERE workflow_id = ANY($1::text[])`,

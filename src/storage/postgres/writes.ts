@@ -5,8 +5,7 @@
  * are read back only when there are any.
  *
  * Every main statement also carries the batch's NOTIFY (`$1` channel, `$2` payloads): the first
- * one sent gets the payloads, the rest an empty array. A batch that wakes only waiters, committed
- * by one statement, sends it only if some process hears them (see write-sql.ts). So a batch of one kind is a single
+ * one sent gets the payloads, the rest an empty array. So a batch of one kind is a single
  * autocommitted statement, and so is the mix a busy executor commits most (steps' records and
  * outcomes, perhaps with a claim riding along); any other mixed batch is BEGIN, one statement
  * per kind, COMMIT.
@@ -17,7 +16,7 @@
 import type pg from "pg";
 import { DuplicateWorkflowError } from "../../errors.js";
 import { isClaimed, OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
-import { onlyWaitersWant, wakeKeysOf, WRITE_ORDER, type Claimed, type ClaimRequest, type OperationRow, type StoredValue, type WorkflowRow, type Write, type WriteResult } from "../store.js";
+import { wakeKeysOf, WRITE_ORDER, type Claimed, type ClaimRequest, type OperationRow, type StoredValue, type WorkflowRow, type Write, type WriteResult } from "../store.js";
 import { claimedRows, claimTokenOf, takenBefore } from "./claims.js";
 import { transaction } from "./connection.js";
 import { COMPLETE_COLUMNS, type WriteSql } from "./write-sql.js";
@@ -63,6 +62,9 @@ function claimedOf(row: Record<string, any>, max: number, before: Claimed["claim
 export const isStreamConflict = (error: unknown) =>
   (error as { code?: string; constraint?: string })?.code === "23505" && (error as { constraint?: string }).constraint === "streams_pkey";
 
+/** The batch's wake keys, deduplicated and packed into NOTIFY payloads joined by "\n". */
+export const packPayloads = (batch: Write[]): string[] => packKeys(batch.flatMap(wakeKeysOf));
+
 /** Wake keys, deduplicated and packed into NOTIFY payloads joined by "\n". */
 export function packKeys(keys: string[]): string[] {
   const payloads: string[] = [];
@@ -106,17 +108,9 @@ export async function applyBatch(
   });
   const of = <K extends Kind>(kind: K) => groups.get(kind) as Item<K>[] | undefined;
 
-  const wakes = batch.flatMap(wakeKeysOf);
-  let payloads = packKeys(wakes);
-  // A batch that wakes only waiters, committed by one statement, is announced only if a process
-  // hears (see write-sql.ts); in a transaction, the gate would stay locked across round trips.
-  let to = wakes.length && wakes.every(onlyWaitersWant) ? `?${channel}` : channel;
-  const inTransaction = (fn: () => Promise<void>) => {
-    to = channel;
-    return transaction(client, fn);
-  };
+  let payloads = packPayloads(batch);
   const main = async (name: keyof WriteSql, values: unknown[]) => {
-    const { rows } = await client.query({ name: `duro_${name}`, text: sql[name], values: [to, payloads, ...values] });
+    const { rows } = await client.query({ name: `duro_${name}`, text: sql[name], values: [channel, payloads, ...values] });
     payloads = [];
     return rows[0] as Record<string, any>;
   };
@@ -125,7 +119,7 @@ export async function applyBatch(
   // A lone write whose wake keys fit one NOTIFY payload takes its kind's one-row statement.
   const lone = batch.length === 1 && payloads.length <= 1;
   const one = async (name: "insertOne" | "insertClaimOne" | "recordOne" | "completeOne", values: unknown[]) =>
-    read(name, name === "recordOne" ? values : [to, payloads[0] ?? "", ...values]);
+    read(name, name === "recordOne" ? values : [channel, payloads[0] ?? "", ...values]);
 
   // Outcomes, with other workflows' records and one claim riding along: a single statement, which
   // claims the slots the outcomes free. Records written after a cancel take their own statement.
@@ -328,8 +322,8 @@ export async function applyBatch(
     } catch (error) {
       if (!isRefusal(error)) throw error;
       orFail = false;
-      await inTransaction(run);
+      await transaction(client, run);
     }
-  } else await inTransaction(run);
+  } else await transaction(client, run);
   return results;
 }
