@@ -12,7 +12,7 @@ import { currentRun } from "./context.js";
 import { uuidv7 } from "./ids.js";
 import { checkFormat, checkKey, checkPositive, checkSeconds, checkText, shown } from "./checks.js";
 import { operation, type Engine } from "./engine.js";
-import { errorOf, keptBefore, recordedBefore, replayed } from "./checkpoint.js";
+import { errorOf, keptBefore, record, recordedBefore, replayed } from "./checkpoint.js";
 import { secondsAfter, storedMs } from "./timers.js";
 
 /**
@@ -37,8 +37,9 @@ export async function start(engine: Engine, name: string, args: unknown[], optio
     parent && functionId !== undefined
       ? [{ kind: "recordOperation", op: operation(parent.workflowId, functionId, name, { startedAt: row.createdAt, ...fields }), executorId: engine.executorId }]
       : [];
-  // A deduplicated child must record the refusal instead of a child ID, so it takes two commits.
-  const together = !(parent && row.deduplicationId);
+  // A child that may be refused (its queue's deduplication ID, or an ID of its own, which another
+  // workflow may hold) must record the refusal instead of a child ID, so it takes two commits.
+  const together = !(parent && (row.deduplicationId || options.workflowId !== undefined));
   const recordNow = together ? childRecord({ childWorkflowId: workflowId }) : [];
   // Enqueued here with a free slot here: insert it already claimed, saving the claim's round trip.
   const queue = workflow && !parent ? engine.queues.get(row.queueName ?? "") : undefined;
@@ -122,18 +123,24 @@ export async function enqueueMany(engine: Engine, name: string, argsList: unknow
   const idOf = (i: number) => options.workflowId ?? (parent ? `${parent.workflowId}-${functionId}-${i + 1}` : uuidv7());
   const rows = argsList.map((args, i) => newRow(engine, idOf(i), name, args, options, serialization, now));
   const ids = rows.map((r) => r.workflowId);
-  const record: Write[] = parent && functionId !== undefined
+  const idsRecord: Write[] = parent && functionId !== undefined
     ? [{
       kind: "recordOperation", executorId: engine.executorId,
       op: operation(parent.workflowId, functionId, name, { startedAt: now, completedAt: now, output: serialize(ids, "default"), serialization: "default" }),
     }]
     : [];
   const inserts = rows.map((row): Write => ({ kind: "insertWorkflow", row, ownerToken }));
-  const results = await engine.store.write([...inserts, ...record], { allOrNothing: true });
+  let results: WriteResult[];
+  try {
+    results = await engine.store.write([...inserts, ...idsRecord], { allOrNothing: true });
+  } catch (error) {
+    // Refused (a taken deduplication ID or workflow ID): inside a workflow the refusal is the
+    // operation's outcome, recorded so that a replay throws it again rather than enqueueing.
+    const refused = error instanceof DuplicateWorkflowError || error instanceof WorkflowConflictError;
+    if (!refused || !parent || functionId === undefined) throw error;
+    return (await record(engine, parent, functionId, name, now, { error })) as string[];
+  }
   for (const [i, result] of results.entries()) {
-    if (result.kind === "insertWorkflow" && !result.inserted && result.existing && result.existing.name !== name) {
-      throw new WorkflowConflictError(rows[i].workflowId, result.existing.name, name);
-    }
     if (result.kind === "insertWorkflow" && !result.inserted && result.existing) warnOtherQueue(engine, result.existing, rows[i]);
   }
   const earlier = parent && recordedBefore(engine, parent, results[rows.length]);

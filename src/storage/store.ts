@@ -12,6 +12,7 @@
  *   "event:<id>", "stream:<id>", "queue:<name>", or "queue" for every queue). A batch's wake keys
  *   are announced after it commits.
  */
+import { DuplicateWorkflowError, WorkflowConflictError } from "../errors.js";
 import type { SerializationFormat } from "../serialization.js";
 
 export type WorkflowStatusString =
@@ -157,6 +158,18 @@ export const WRITE_ORDER: Write["kind"][] = [
   "claimQueued",
 ];
 
+/**
+ * Why the insert of `row` did not go in, as the error an all-or-nothing batch fails with:
+ * its queue's deduplication ID is taken, or its ID is another workflow's. Undefined: it went in,
+ * or the same workflow was there already (an idempotent start).
+ */
+export function refusalOf(row: WorkflowRow, result: WriteResult): Error | undefined {
+  if (result.kind !== "insertWorkflow" || result.inserted) return undefined;
+  if (result.existing === null) return new DuplicateWorkflowError(row.queueName ?? "", row.deduplicationId ?? "");
+  if (result.existing.name !== row.name) return new WorkflowConflictError(row.workflowId, result.existing.name, row.name);
+  return undefined;
+}
+
 /** What a committed write may have woken, across processes as well as in this one. */
 export function wakeKeysOf(write: Write): string[] {
   switch (write.kind) {
@@ -281,8 +294,8 @@ export interface Store {
   migrate(options?: { create?: boolean }): Promise<void>;
   /**
    * Apply a batch of writes in one transaction; results come back in the writes' order. With
-   * `allOrNothing`, a workflow insert refused by deduplication rolls the whole batch back and
-   * throws DuplicateWorkflowError.
+   * `allOrNothing`, a workflow insert refused (see refusalOf) rolls the whole batch back and
+   * throws the refusal.
    */
   write(batch: Write[], options?: { allOrNothing?: boolean }): Promise<WriteResult[]>;
   /** A workflow's row with every recorded operation, in one read. */

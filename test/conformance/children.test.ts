@@ -1,5 +1,6 @@
 /** Child workflows: deterministic IDs, parentWorkflowId, recorded start and result. */
 import { describe, expect, it } from "vitest";
+import { WorkflowQueue } from "../../src/index.js";
 import { backends, crash, gate, useDuro, waitFor } from "../helpers.js";
 
 class ChildFailed extends Error {
@@ -69,6 +70,51 @@ describe.each(backends)("%s", (backend) => {
       expect((await duro.getWorkflowStatus("named-child"))!.parentWorkflowId).toBe("P");
       const [start] = await duro.listWorkflowSteps("P");
       expect(start.childWorkflowId).toBe("named-child");
+    });
+
+    it("a child start refused (its ID is another workflow's, or its deduplication ID is held) is recorded as refused: a replay throws it again", async () => {
+      const duro = t.duro();
+      const other = duro.registerWorkflow("other", async () => "other-output");
+      const held = gate();
+      const kid = duro.registerWorkflow("kid", async () => held.promise);
+      new WorkflowQueue(duro, "q");
+      const starts = {
+        direct: () => duro.startWorkflow(kid.with({ workflowId: "taken" })),
+        queued: () => duro.startWorkflow(kid.with({ workflowId: "taken", queueName: "q" })),
+        batch: () => duro.enqueueMany(kid.with({ workflowId: "taken", queueName: "q" }), [[]]),
+        batchDedup: () => duro.enqueueMany(kid.with({ queueName: "q", deduplicationId: "d" }), [[]]),
+      };
+      type How = keyof typeof starts;
+      const parent = duro.registerWorkflow("parent", async (how: How) => {
+        try {
+          await starts[how]();
+          return "started";
+        } catch (error) {
+          return `refused: ${(error as Error).constructor.name}`;
+        }
+      });
+      await duro.launch();
+      await other.with({ workflowId: "taken" })();
+      const holder = await duro.startWorkflow(kid.with({ queueName: "q", deduplicationId: "d" }));
+      const refusals: Record<How, string> = {
+        direct: "WorkflowConflictError", queued: "WorkflowConflictError", batch: "WorkflowConflictError", batchDedup: "DuplicateWorkflowError",
+      };
+      for (const how of Object.keys(starts) as How[]) {
+        const expected = `refused: ${refusals[how]}`;
+        expect(await parent.with({ workflowId: `parent-${how}` })(how)).toBe(expected);
+        const [start, ...rest] = await duro.listWorkflowSteps(`parent-${how}`);
+        expect(rest).toEqual([]);
+        expect(start).toMatchObject({ functionId: 1, functionName: "kid", childWorkflowId: null });
+        expect((start.error as Error).constructor.name).toBe(refusals[how]);
+        // A replay of the start (a fork after it) throws the refusal again, even once the deduplication ID is free.
+        if (how === "batchDedup") {
+          held.open();
+          await holder.getResult();
+        }
+        expect(await (await duro.forkWorkflow(`parent-${how}`, 2)).getResult()).toBe(expected);
+      }
+      expect(await duro.getWorkflowStatus("taken")).toMatchObject({ workflowName: "other", parentWorkflowId: null, output: "other-output" });
+      expect(await duro.listWorkflows({ name: "kid" })).toHaveLength(1);
     });
 
     it("a child's error reaches the parent as itself", async () => {

@@ -14,9 +14,8 @@
  * instead: no arrays to unnest, and a plan PostgreSQL can cache, which halves its cost.
  */
 import type pg from "pg";
-import { DuplicateWorkflowError } from "../../errors.js";
 import { isClaimed, OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
-import { wakeKeysOf, WRITE_ORDER, type Claimed, type ClaimRequest, type OperationRow, type StoredValue, type WorkflowRow, type Write, type WriteResult } from "../store.js";
+import { refusalOf, wakeKeysOf, WRITE_ORDER, type Claimed, type ClaimRequest, type OperationRow, type StoredValue, type WorkflowRow, type Write, type WriteResult } from "../store.js";
 import { claimedRows, claimTokenOf, takenBefore } from "./claims.js";
 import { transaction } from "./connection.js";
 import { COMPLETE_COLUMNS, type WriteSql } from "./write-sql.js";
@@ -92,7 +91,7 @@ export function packKeys(keys: string[]): string[] {
 
 /**
  * Applies one batch on `client`; results come back in the batch's order. With `allOrNothing`, an
- * insert refused by deduplication rolls the batch back and throws DuplicateWorkflowError.
+ * insert refused (see refusalOf) rolls the batch back and throws that refusal.
  * `again`: the batch was sent before and its fate is unknown (see claimedBefore).
  */
 export async function applyBatch(
@@ -184,10 +183,8 @@ export async function applyBatch(
       }
       if (!allOrNothing) return;
       for (const { i, w } of items) {
-        const result = results[i];
-        if (result.kind === "insertWorkflow" && !result.inserted && result.existing === null) {
-          throw new DuplicateWorkflowError(w.row.queueName ?? "", w.row.deduplicationId ?? "");
-        }
+        const refusal = refusalOf(w.row, results[i]);
+        if (refusal) throw refusal;
       }
     },
 

@@ -10,7 +10,7 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { DatabaseError, DuplicateWorkflowError, WorkflowConflictError } from "../../errors.js";
+import { DatabaseError, WorkflowConflictError } from "../../errors.js";
 import { loadMigrations, pendingMigrations } from "../migrations.js";
 import { Checkpointer, WAL_SIZE_LIMIT } from "./checkpointer.js";
 import { placeholders, prepare } from "./statements.js";
@@ -19,7 +19,7 @@ import {
   isClaimed, listWorkflowsQuery, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams,
 } from "../sql.js";
 import {
-  forkWakeKeys, wakeKeysOf, WRITE_ORDER, type Claimed, type ClaimRequest, type ForkRequest, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter,
+  forkWakeKeys, refusalOf, wakeKeysOf, WRITE_ORDER, type Claimed, type ClaimRequest, type ForkRequest, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter,
   type WorkflowRow, type Write, type WriteResult,
 } from "../store.js";
 
@@ -187,9 +187,8 @@ export class SqliteStore implements Store {
           const write = batch[i];
           results[i] = this.apply(write);
           const r = results[i];
-          if (options.allOrNothing && write.kind === "insertWorkflow" && r.kind === "insertWorkflow" && !r.inserted && r.existing === null) {
-            throw new DuplicateWorkflowError(write.row.queueName ?? "", write.row.deduplicationId ?? "");
-          }
+          const refusal = options.allOrNothing && write.kind === "insertWorkflow" ? refusalOf(write.row, r) : undefined;
+          if (refusal) throw refusal;
         }
         this.wakes.log(batch.flatMap(wakeKeysOf));
       }).immediate();
