@@ -32,7 +32,7 @@ const CLAIM_BATCH = 100;
  * workflows claimed together take each step, and complete, in one commit. Claiming each slot
  * as it frees instead costs a statement per few workflows: a third more CPU per workflow.
  * (Claims of at most half the slots, meant to make two cohorts whose round trips overlap,
- * merged into one in practice, and drained 6–21 % slower than claims of every free slot.)
+ * merged into one in practice, and drained no-op work 6–28 % slower than claims of every free slot.)
  * SQLite commits and claims one at a time on the event loop, with nothing to overlap: there
  * cohorts only leave slots idle, so each slot is claimed as it frees.
  */
@@ -179,7 +179,6 @@ export class QueueDispatcher {
   private get cohorts(): boolean {
     return this.options.workerConcurrency !== undefined && !this.options.partitionQueue && this.engine.store.dialect === "postgres";
   }
-
 
   private request(max: number): ClaimRequest {
     const { workerConcurrency, concurrency, rateLimit, partitionQueue = false } = this.options;
