@@ -154,6 +154,26 @@ describe.each(backends)("%s", (backend) => {
       expect(ran[0].at).toBeGreaterThanOrEqual(delayUntilEpochMs!);
       expect(ran[0].at - delayUntilEpochMs!).toBeLessThan(1500);
     });
+    it("stamps a claim when it runs, not when it was made: a claim sent again after an outage does not start work early or past its timeout", async () => {
+      const { duro, quick, ran } = await setup({ workerConcurrency: 4 });
+      // Every claim as it would be once sent again after a ten-minute outage: made long before it runs.
+      const aged = <T extends { now: number }>(request: T): T => ({ ...request, now: request.now - 600_000 });
+      const store = duro.engine.store;
+      const claimQueued = store.claimQueued.bind(store);
+      const write = store.write.bind(store);
+      store.claimQueued = (request) => claimQueued(aged(request));
+      store.write = (batch, options) => write(batch.map((w) => (w.kind === "claimQueued" ? { ...w, request: aged(w.request) } : w)), options);
+      const handles = await Promise.all(
+        ["a", "b", "c"].map((x) => duro.startWorkflow(quick.with({ queueName: "q", delaySeconds: 0.3, timeoutSeconds: 60 }), x)),
+      );
+      await waitFor(() => ran.length === 3, 10_000, "the delayed workflows to start");
+      expect(await Promise.all(handles.map((h) => h.getResult()))).toEqual(["a", "b", "c"]);
+      for (const h of handles) {
+        const status = (await h.getStatus())!;
+        expect(status.startedAtEpochMs).toBeGreaterThanOrEqual(status.delayUntilEpochMs!);
+        expect(status.deadlineEpochMs).toBeGreaterThanOrEqual(status.startedAtEpochMs! + 60_000);
+      }
+    });
   });
 
   describe("setWorkflowDelay", () => {

@@ -60,18 +60,21 @@ export function claimFreeSql(
 ) {
   const ws = `${schema}.workflow_status`;
   return {
-    ctes: `promoted AS (
-        UPDATE ${ws} SET status = 'ENQUEUED', updated_at = ${p.now}
-        WHERE queue_name = ${p.queue} AND status = 'DELAYED' AND delay_until_epoch_ms <= ${p.now} RETURNING 1),
+    // Stamped when the statement runs, as a claim of a queue with shared limits is: `now` was
+    // read when the claim was made, and a statement sent again after a lost connection keeps it.
+    ctes: `stamp AS (SELECT GREATEST(${p.now}::bigint, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) AS at),
+      promoted AS (
+        UPDATE ${ws} SET status = 'ENQUEUED', updated_at = (SELECT at FROM stamp)
+        WHERE queue_name = ${p.queue} AND status = 'DELAYED' AND delay_until_epoch_ms <= (SELECT at FROM stamp) RETURNING 1),
       picked AS (
         SELECT workflow_id FROM ${ws}
         WHERE queue_name = ${p.queue} AND status = 'ENQUEUED' AND name = ANY(${p.names}::text[]) AND ${claimableBy(schema, p.version, p.liveSince)}
         ORDER BY priority, seq LIMIT ${p.max} FOR UPDATE SKIP LOCKED),
       claimed AS (
-        UPDATE ${ws} w SET status = 'PENDING', executor_id = ${p.executor}, started_at = ${p.now}, updated_at = ${p.now}, claim_token = ${p.token},
+        UPDATE ${ws} w SET status = 'PENDING', executor_id = ${p.executor}, started_at = stamp.at, updated_at = stamp.at, claim_token = ${p.token},
           recovery_attempts = w.recovery_attempts + 1, app_version = COALESCE(w.app_version, ${p.version}::text),
-          deadline_epoch_ms = CASE WHEN w.timeout_ms IS NOT NULL AND w.deadline_epoch_ms IS NULL THEN ${p.now} + w.timeout_ms ELSE w.deadline_epoch_ms END
-        FROM picked WHERE w.workflow_id = picked.workflow_id
+          deadline_epoch_ms = CASE WHEN w.timeout_ms IS NOT NULL AND w.deadline_epoch_ms IS NULL THEN stamp.at + w.timeout_ms ELSE w.deadline_epoch_ms END
+        FROM picked, stamp WHERE w.workflow_id = picked.workflow_id
         RETURNING ${WF_COLUMNS.map((c) => `w.${c}`).join(", ")}, w.seq)`,
     results: `(SELECT count(*) FROM promoted) AS promoted,
         (SELECT min(delay_until_epoch_ms) FROM ${ws} WHERE status = 'DELAYED' AND queue_name = ${p.queue}) AS next_delayed,
