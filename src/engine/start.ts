@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { DuplicateWorkflowError, InvalidArgumentError, WorkflowConflictError } from "../errors.js";
 import { serialize, serializeError, serializeInputs, type SerializationFormat } from "../serialization.js";
-import { wakeKeysOf, type OperationRow, type WorkflowRow, type Write, type WriteResult } from "../storage/store.js";
+import { refusalOf, wakeKeysOf, type OperationRow, type WorkflowRow, type Write, type WriteResult } from "../storage/store.js";
 import type { StartOptions } from "../types.js";
 import { currentRun } from "./context.js";
 import { uuidv7 } from "./ids.js";
@@ -67,10 +67,8 @@ export async function start(engine: Engine, name: string, args: unknown[], optio
   const keep = async (write: Write[], written: WriteResult | undefined) =>
     write.length ? keptBefore(engine, parent!, write[0] as Write & { kind: "recordOperation" }, written) : undefined;
   await keep(recordNow, parentRecord);
-  let refusal: Error | undefined;
-  if (!inserted.inserted && inserted.existing === null) refusal = new DuplicateWorkflowError(row.queueName!, row.deduplicationId!);
-  else if (!inserted.inserted && inserted.existing!.name !== name) refusal = new WorkflowConflictError(workflowId, inserted.existing!.name, name);
-  else if (!inserted.inserted) warnOtherQueue(engine, inserted.existing!, row);
+  const refusal = refusalOf(row, inserted);
+  if (!refusal && !inserted.inserted) warnOtherQueue(engine, inserted.existing!, row);
   if (!together) {
     const write = childRecord(refusal ? { error: serializeError(refusal, "default"), serialization: "default" } : { childWorkflowId: workflowId });
     const [recorded] = await engine.committer.submit(write);

@@ -154,6 +154,7 @@ describe.each(backends)("%s", (backend) => {
       expect(ran[0].at).toBeGreaterThanOrEqual(delayUntilEpochMs!);
       expect(ran[0].at - delayUntilEpochMs!).toBeLessThan(1500);
     });
+
     it("stamps a claim when it runs, not when it was made: a claim sent again after an outage does not start work early or past its timeout", async () => {
       const { duro, quick, ran } = await setup({ workerConcurrency: 4 });
       // Every claim as it would be once sent again after a ten-minute outage: made long before it runs.
