@@ -72,6 +72,12 @@ export class QueueDispatcher {
   private busy = false;
   private again = false;
   private poll?: NodeJS.Timeout;
+  /**
+   * Set at launch once recovery has handed over this executor's own queued work (see adopt):
+   * until then nothing claims, or the first notification heard would fill the slots that work
+   * waits for.
+   */
+  private started = false;
   private stopped = false;
   private alarm?: { at: number; handle: { cancel(): void } };
   /** Slots held for workflows being inserted already claimed (see `reserve`). */
@@ -99,6 +105,7 @@ export class QueueDispatcher {
 
   start(): void {
     if (this.poll || this.stopped) return;
+    this.started = true;
     this.poll = setInterval(() => this.safetyPoll(), Math.min((this.options.pollingIntervalSeconds ?? 1) * 1000, MAX_TIMEOUT_MS));
     this.poll.unref();
     this.trigger();
@@ -111,7 +118,7 @@ export class QueueDispatcher {
   }
 
   trigger(): void {
-    if (this.stopped || !this.engine.launched) return;
+    if (this.stopped || !this.started || !this.engine.launched) return;
     if (this.busy) {
       this.again = true;
       return;
@@ -271,7 +278,7 @@ export class QueueDispatcher {
    */
   rideAlong(completing: number): Submission | undefined {
     // Adopted workflows waiting for a slot take the freed ones first (see adopt).
-    if (!this.cohorts || this.sharedLimits || !this.full || this.claiming > 0 || this.adopted.length || this.stopped || !this.engine.launched) return undefined;
+    if (!this.cohorts || this.sharedLimits || !this.full || this.claiming > 0 || this.adopted.length || this.stopped || !this.started || !this.engine.launched) return undefined;
     const free = Math.min(this.open + completing, CLAIM_BATCH);
     if (free < Math.min(CLAIM_BATCH, this.options.workerConcurrency!) / 4) return undefined;
     this.claiming += free;
@@ -295,7 +302,7 @@ export class QueueDispatcher {
    * version, with a free slot. Every true answer must be followed by one `release`.
    */
   reserve(row: WorkflowRow): boolean {
-    if (this.stopped || !this.engine.launched || this.sharedLimits) return false;
+    if (this.stopped || !this.started || !this.engine.launched || this.sharedLimits) return false;
     if (row.status !== "ENQUEUED" || row.appVersion !== this.engine.appVersion || this.adopted.length) return false;
     if (this.options.workerConcurrency !== undefined && this.open <= 0) return false;
     this.reserved++;

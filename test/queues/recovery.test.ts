@@ -100,6 +100,36 @@ describe.each(backends)("%s", (backend) => {
       expect(most.get("exec-y"), "most running at once on exec-y").toBe(2);
     });
 
+    it("recovered at its executor's restart, starts ahead of the workflows still queued behind it", async () => {
+      const starts: string[] = [];
+      const instance = (hang: boolean) => {
+        const duro = t.duro({ executorId: "exec-x", appVersion: "v1" });
+        const work = duro.registerStep("work", async (id: string) => {
+          starts.push(id);
+          if (hang) await new Promise<void>(() => {}); // this process "dies" mid-step
+          return id;
+        });
+        const job = duro.registerWorkflow("job", async (id: string) => work(id));
+        new WorkflowQueue(duro, "q", { workerConcurrency: 1 });
+        return { duro, job };
+      };
+      for (let round = 0; round < 3; round++) {
+        starts.length = 0;
+        const ids = ["w1", "w2", "w3"].map((id) => `${id}-${round}`);
+        const x = instance(true);
+        await x.duro.launch();
+        for (const id of ids) await x.duro.startWorkflow(x.job.with({ queueName: "q", workflowId: id }), id);
+        await waitFor(() => starts.length === 1, 10_000, "the first to start");
+        await crash(x.duro);
+        starts.length = 0;
+        const again = instance(false);
+        await again.duro.launch(); // recovers the first: it takes the one slot before the queue claims
+        expect(await Promise.all(ids.map((id) => again.duro.getResult(id)))).toEqual(ids);
+        expect(starts, `round ${round}`).toEqual(ids);
+        await again.duro.shutdown();
+      }
+    });
+
     it("taken over by an executor busy draining the queue, starts ahead of the queue's new claims", async () => {
       const starts: string[] = [];
       const instance = (executorId: string, hang: boolean) => {
