@@ -19,8 +19,9 @@ export interface ClientConfig {
   poolSize?: number;
   connectTimeoutSeconds?: number;
   /**
-   * Default true: a PostgreSQL database (or schema) without duro's tables gets them, as with
-   * `Duro`. false: it is a DatabaseError instead (for tools that only read, such as the CLI).
+   * Default true: a database (or PostgreSQL schema) without duro's tables gets them, and an older
+   * duro's schema is upgraded, as with `Duro`. false: either is a DatabaseError instead, and the
+   * schema is left as it is (for tools that only read, such as the CLI).
    */
   createSchema?: boolean;
 }

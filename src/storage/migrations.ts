@@ -19,8 +19,12 @@ export function loadMigrations(folder: URL): Migration[] {
     .map((file) => ({ version: Number(file.slice(0, 6)), name: file, sql: readFileSync(new URL(file, folder), "utf8") }));
 }
 
-/** The migrations still to apply on a database at `current`; refuses a database newer than this code. */
-export function pendingMigrations(all: Migration[], current: number, where: string): Migration[] {
+/**
+ * The migrations still to apply on a database at `current`; refuses a database newer than this
+ * code, and, unless `change`, one that would need any (a tool that only reads, such as the CLI,
+ * leaves the schema as it is: upgraded, it would lock out the processes still on an older duro).
+ */
+export function pendingMigrations(all: Migration[], current: number, where: string, change = true): Migration[] {
   const latest = all.length ? all[all.length - 1].version : 0;
   if (current > latest) {
     throw new DatabaseError(
@@ -28,5 +32,14 @@ export function pendingMigrations(all: Migration[], current: number, where: stri
         `It was written by a newer duro: upgrade duro, or point databaseUrl at another database.`,
     );
   }
-  return all.filter((m) => m.version > current);
+  const pending = all.filter((m) => m.version > current);
+  if (pending.length && !change) {
+    throw new DatabaseError(
+      current === 0
+        ? `There are no duro tables in the database at ${where}: check the database URL; \`duro migrate\` creates them.`
+        : `The database at ${where} has duro schema version ${current}, older than this duro's ${latest}, and is left as it is: ` +
+          `\`duro migrate\` upgrades it, once every process that uses it runs this duro (an older duro refuses a newer schema).`,
+    );
+  }
+  return pending;
 }

@@ -288,8 +288,8 @@ export interface Store {
   readonly dialect: "sqlite" | "postgres";
   /**
    * Connect, create or upgrade the schema. Safe when several processes launch at once. With
-   * `create: false` (PostgreSQL; on SQLite the caller checks the file), a database without duro's
-   * tables is a DatabaseError instead of getting them.
+   * `create: false` the schema is left as it is: a database without duro's tables, or with an
+   * older schema than this code's, is a DatabaseError (on SQLite the caller checks that the file exists).
    */
   migrate(options?: { create?: boolean }): Promise<void>;
   /**

@@ -3,11 +3,14 @@
  * child process against a real database that a Duro instance in this process serves. Needs
  * `npm run build` first. Exit codes: 0 done, 1 failed, 2 bad usage, 3 workflow not found.
  */
+import Database from "better-sqlite3";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import pg from "pg";
 import { beforeAll, describe, expect, it } from "vitest";
-import { DuroClient, type Duro, type ListWorkflowsFilter } from "../../src/index.js";
-import { backends, freshDatabaseUrl, POSTGRES_URL, rawQuery, statusOf, useDuro, waitFor, waitForStatus } from "../helpers.js";
+import { DatabaseError, DuroClient, type Duro, type ListWorkflowsFilter } from "../../src/index.js";
+import { loadMigrations } from "../../src/storage/migrations.js";
+import { backends, freshDatabaseUrl, POSTGRES_URL, rawQuery, statusOf, useDuro, waitFor, waitForStatus, type Backend } from "../helpers.js";
 import { blockedQueue, CLI, cli, snapshot } from "./support.js";
 
 /** What `--json` prints for a value: JSON, with errors as { name, message }. */
@@ -22,6 +25,30 @@ const tick = async () => {
 beforeAll(() => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` before this suite.`);
 });
+
+/** Makes `url` a database as an older duro left it: every migration but the last. Returns the last one's version. */
+async function olderSchema(backend: Backend, url: string): Promise<number> {
+  const all = loadMigrations(new URL(`../../src/storage/${backend}/migrations/`, import.meta.url));
+  const older = all.slice(0, -1);
+  const tracking = "CREATE TABLE duro_migrations (version INT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+  if (backend === "sqlite") {
+    const db = new Database(url.slice("sqlite:".length));
+    db.pragma("journal_mode = WAL");
+    db.exec(tracking);
+    for (const m of older) db.exec(m.sql), db.prepare("INSERT INTO duro_migrations VALUES (?, ?, ?)").run(m.version, m.name, Date.now());
+    db.close();
+  } else {
+    const parsed = new URL(url);
+    const schema = parsed.searchParams.get("schema")!;
+    parsed.searchParams.delete("schema");
+    const client = new pg.Client({ connectionString: parsed.toString() });
+    await client.connect();
+    await client.query(`CREATE SCHEMA "${schema}"; SET search_path TO "${schema}"; ${tracking}`);
+    for (const m of older) await client.query(m.sql), await client.query("INSERT INTO duro_migrations VALUES ($1, $2, $3)", [m.version, m.name, Date.now()]);
+    await client.end();
+  }
+  return all[all.length - 1].version;
+}
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);
@@ -239,6 +266,25 @@ describe.each(backends)("%s", (backend) => {
     expect((await duro.getWorkflowStatus("ok-1-h"))!).toMatchObject({ status: "ENQUEUED", queueName: "q", appVersion: "v1", timeoutMs: 30_000 });
   });
 
+  it("a schema of an older duro is an error (exit 1) that changes nothing; migrate upgrades it", async () => {
+    const url = freshDatabaseUrl(backend);
+    const latest = await olderSchema(backend, url);
+    const version = async () => Number((await rawQuery(url, "SELECT MAX(version) AS v FROM duro_migrations"))[0].v);
+    for (const args of [["list"], ["get", "x"], ["queue", "list"]]) {
+      const r = await cli([...args, "--db", url]);
+      expect(r.code, args.join(" ")).toBe(1);
+      expect(r.stderr, args.join(" ")).toContain(`has duro schema version ${latest - 1}, older than this duro's ${latest}, and is left as it is`);
+    }
+    const reader = new DuroClient({ databaseUrl: url, createSchema: false });
+    await expect(reader.listWorkflows({})).rejects.toThrow(DatabaseError);
+    await reader.close();
+    expect(await version()).toBe(latest - 1);
+    const migrated = await cli(["migrate", "--db", url]);
+    expect(migrated.code, migrated.stderr).toBe(0);
+    expect(await version()).toBe(latest);
+    expect((await cli(["list", "--db", url, "--json"])).stdout.trim()).toBe("[]");
+  });
+
   it("migrate creates the schema of a new database, and is idempotent", async () => {
     const url = freshDatabaseUrl(backend);
     const first = await cli(["migrate", "--db", url]);
@@ -364,6 +410,15 @@ describe("sqlite", () => {
     expect((await cli(["migrate", "--db", url])).code).toBe(0);
     expect(existsSync(path)).toBe(true);
     expect((await cli(["list", "--db", url, "--json"])).stdout.trim()).toBe("[]");
+  });
+
+  it("a SQLite file without duro's tables is an error (exit 1) that creates none in it", async () => {
+    const url = freshDatabaseUrl("sqlite");
+    await rawQuery(url, "CREATE TABLE other (x INTEGER)");
+    const r = await cli(["list", "--db", url]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("There are no duro tables in the database at");
+    expect((await rawQuery(url, "SELECT name FROM sqlite_master WHERE type = 'table'")).map((t) => t.name)).toEqual(["other"]);
   });
 
   it("stops quietly, exit 0, when its reader goes away (duro list | head -1)", async () => {

@@ -59,7 +59,7 @@ export class PostgresStore implements Store {
             `CREATE TABLE IF NOT EXISTS ${schema}.duro_migrations (version INT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
           );
           const { rows } = await client.query(`SELECT COALESCE(MAX(version), 0) AS version FROM ${schema}.duro_migrations`);
-          for (const migration of pendingMigrations(all, rows[0].version, `${where} (schema ${schemaName})`)) {
+          for (const migration of pendingMigrations(all, rows[0].version, `${where} (schema ${schemaName})`, create)) {
             await client.query(migration.sql);
             await client.query(`INSERT INTO ${schema}.duro_migrations (version, name, applied_at) VALUES ($1, $2, $3)`, [
               migration.version, migration.name, Date.now(),

@@ -78,13 +78,16 @@ export class SqliteStore implements Store {
     private readonly options: SqliteOptions = {},
   ) {}
 
-  /** Opens and migrates the file; a lock held by another process is waited out for connectTimeoutSeconds. */
-  async migrate(): Promise<void> {
+  /**
+   * Opens and migrates the file; a lock held by another process is waited out for
+   * connectTimeoutSeconds. With `create: false` it changes no schema (see Store.migrate).
+   */
+  async migrate({ create = true }: { create?: boolean } = {}): Promise<void> {
     const deadline = Date.now() + (this.options.connectTimeoutSeconds ?? 30) * 1000;
     for (;;) {
       if (this.closed) throw new DatabaseError(`The SQLite store at "${this.path}" was closed while it was being opened.`);
       try {
-        return this.open();
+        return this.open(create);
       } catch (error) {
         if (!isLocked((error as Error).cause) || Date.now() >= deadline) throw error;
         await new Promise((resolve) => setTimeout(resolve, 100));
@@ -92,7 +95,7 @@ export class SqliteStore implements Store {
     }
   }
 
-  private open(): void {
+  private open(create: boolean): void {
     if (this.db) return;
     let db: Database.Database | undefined;
     try {
@@ -104,10 +107,13 @@ export class SqliteStore implements Store {
       db.pragma("foreign_keys = ON");
       db.pragma("cache_size = -65536"); // 64 MiB of page cache: hot index pages stay in memory
       db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`); // a log grown past this shrinks back to it when started over
-      db.exec("CREATE TABLE IF NOT EXISTS duro_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
       const all = loadMigrations(new URL("./migrations/", import.meta.url));
       const file = db;
-      const pending = () => pendingMigrations(all, (file.prepare("SELECT MAX(version) AS v FROM duro_migrations").get() as { v: number | null }).v ?? 0, this.path);
+      const tracked = () => file.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'duro_migrations'").get() !== undefined;
+      if (create) db.exec("CREATE TABLE IF NOT EXISTS duro_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
+      else if (!tracked()) pendingMigrations(all, 0, this.path, false); // throws: no duro tables
+      const pending = () =>
+        pendingMigrations(all, (file.prepare("SELECT MAX(version) AS v FROM duro_migrations").get() as { v: number | null }).v ?? 0, this.path, create);
       // Up to date: no write lock needed, so a long transaction of another process does not hold up the start.
       if (pending().length) {
         file.transaction(() => {
