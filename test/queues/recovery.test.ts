@@ -11,6 +11,22 @@ import { Tracker } from "./support.js";
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);
   const client = useClients();
+  /**
+   * Instances of executor `executorId` whose workflow "job" runs step "work" from queue "q": the
+   * step logs its ID in `log` and returns "<id> done"; with `hang` it never ends (the process
+   * "dies" mid-step).
+   */
+  const hangingJobs = (executorId: string, log: string[], workerConcurrency: number) => (hang: boolean) => {
+    const duro = t.duro({ executorId, appVersion: "v1" });
+    const work = duro.registerStep("work", async (id: string) => {
+      log.push(id);
+      if (hang) await new Promise<void>(() => {});
+      return `${id} done`;
+    });
+    const job = duro.registerWorkflow("job", async (id: string) => work(id));
+    new WorkflowQueue(duro, "q", { workerConcurrency });
+    return { duro, job };
+  };
 
   describe("a claimed workflow whose executor dies", () => {
     it("is recovered by the executor's restart and counts against the concurrency limit until done", async () => {
@@ -102,17 +118,7 @@ describe.each(backends)("%s", (backend) => {
 
     it("recovered at its executor's restart, starts ahead of the workflows still queued behind it", async () => {
       const starts: string[] = [];
-      const instance = (hang: boolean) => {
-        const duro = t.duro({ executorId: "exec-x", appVersion: "v1" });
-        const work = duro.registerStep("work", async (id: string) => {
-          starts.push(id);
-          if (hang) await new Promise<void>(() => {}); // this process "dies" mid-step
-          return id;
-        });
-        const job = duro.registerWorkflow("job", async (id: string) => work(id));
-        new WorkflowQueue(duro, "q", { workerConcurrency: 1 });
-        return { duro, job };
-      };
+      const instance = hangingJobs("exec-x", starts, 1);
       for (let round = 0; round < 3; round++) {
         starts.length = 0;
         const ids = ["w1", "w2", "w3"].map((id) => `${id}-${round}`);
@@ -124,7 +130,7 @@ describe.each(backends)("%s", (backend) => {
         starts.length = 0;
         const again = instance(false);
         await again.duro.launch(); // recovers the first: it takes the one slot before the queue claims
-        expect(await Promise.all(ids.map((id) => again.duro.getResult(id)))).toEqual(ids);
+        expect(await Promise.all(ids.map((id) => again.duro.getResult(id)))).toEqual(ids.map((id) => `${id} done`));
         expect(starts, `round ${round}`).toEqual(ids);
         await again.duro.shutdown();
       }
@@ -168,17 +174,7 @@ describe.each(backends)("%s", (backend) => {
   describe("a workflow started from its own insert (idle queue, free slot here)", () => {
     it("is recovered by its executor's restart after a crash mid-run, and finishes once", async () => {
       const runs: string[] = [];
-      const instance = (hang: boolean) => {
-        const duro = t.duro({ executorId: "exec-a", appVersion: "v1" });
-        const work = duro.registerStep("work", async (id: string) => {
-          runs.push(id);
-          if (hang) await new Promise<void>(() => {}); // the process "dies" mid-step
-          return `${id} done`;
-        });
-        const job = duro.registerWorkflow("job", async (id: string) => work(id));
-        new WorkflowQueue(duro, "q", { workerConcurrency: 4 });
-        return { duro, job };
-      };
+      const instance = hangingJobs("exec-a", runs, 4);
       const first = instance(true);
       await first.duro.launch();
       await sleep(100); // the claim made at launch has come back, so the insert may claim (if not, the dispatcher does)
