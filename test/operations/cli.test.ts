@@ -412,13 +412,14 @@ describe("sqlite", () => {
     expect((await cli(["list", "--db", url, "--json"])).stdout.trim()).toBe("[]");
   });
 
-  it("a SQLite file without duro's tables is an error (exit 1) that creates none in it", async () => {
+  it("a SQLite file without duro's tables is an error (exit 1) that changes nothing in it", async () => {
     const url = freshDatabaseUrl("sqlite");
     await rawQuery(url, "CREATE TABLE other (x INTEGER)");
     const r = await cli(["list", "--db", url]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("There are no duro tables in the database at");
     expect((await rawQuery(url, "SELECT name FROM sqlite_master WHERE type = 'table'")).map((t) => t.name)).toEqual(["other"]);
+    expect((await rawQuery(url, "PRAGMA journal_mode"))[0].journal_mode).toBe("delete"); // not even switched to WAL
   });
 
   it("stops quietly, exit 0, when its reader goes away (duro list | head -1)", async () => {

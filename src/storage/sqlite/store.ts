@@ -101,17 +101,18 @@ export class SqliteStore implements Store {
     try {
       if (this.path !== ":memory:") mkdirSync(dirname(resolve(this.path)), { recursive: true });
       db = new Database(this.path);
+      db.pragma(`busy_timeout = ${Math.min(BUSY_SLICE_MS, busy.timeoutMs)}`);
+      const all = loadMigrations(new URL("./migrations/", import.meta.url));
+      const file = db;
+      // Told to change no schema, a file without duro's tables is left as it is (its journal mode too).
+      const tracked = file.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'duro_migrations'").get() !== undefined;
+      if (!create && !tracked) pendingMigrations(all, 0, this.path, false); // throws: no duro tables
       db.pragma("journal_mode = WAL");
       db.pragma("synchronous = FULL");
-      db.pragma(`busy_timeout = ${Math.min(BUSY_SLICE_MS, busy.timeoutMs)}`);
       db.pragma("foreign_keys = ON");
       db.pragma("cache_size = -65536"); // 64 MiB of page cache: hot index pages stay in memory
       db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`); // a log grown past this shrinks back to it when started over
-      const all = loadMigrations(new URL("./migrations/", import.meta.url));
-      const file = db;
-      const tracked = () => file.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'duro_migrations'").get() !== undefined;
-      if (create) db.exec("CREATE TABLE IF NOT EXISTS duro_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
-      else if (!tracked()) pendingMigrations(all, 0, this.path, false); // throws: no duro tables
+      if (!tracked) db.exec("CREATE TABLE IF NOT EXISTS duro_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
       const pending = () =>
         pendingMigrations(all, (file.prepare("SELECT MAX(version) AS v FROM duro_migrations").get() as { v: number | null }).v ?? 0, this.path, create);
       // Up to date: no write lock needed, so a long transaction of another process does not hold up the start.
