@@ -17,7 +17,7 @@ export interface StoreOptions {
 /** Parses a URL into a backend description without connecting (so bad URLs fail fast). */
 export function parseDatabaseUrl(url: string): { dialect: "sqlite"; path: string } | { dialect: "postgres"; url: string } {
   if (typeof url !== "string" || url.trim() === "") {
-    throw new InvalidArgumentError(`databaseUrl must be a non-empty string such as "sqlite:./app.sqlite" or "postgres://user@host/db".`);
+    throw new InvalidArgumentError(`databaseUrl (or DURO_DATABASE_URL, when databaseUrl is not given) must be a non-empty string such as "sqlite:./app.sqlite" or "postgres://user@host/db".`);
   }
   if (url.startsWith("sqlite:")) {
     let path = url.slice("sqlite:".length);

@@ -173,6 +173,11 @@ describe.each(backends)("%s", (backend) => {
       await (await fromEnv.startWorkflow(wf.with({ workflowId: "E" }))).getResult();
       await probe.launch();
       expect(await probe.getResult("E")).toBe("stored via env");
+      // Set but empty is refused, and the message names the variable.
+      restores.push(withEnv("DURO_DATABASE_URL", ""));
+      const empty = await rejectionOf(t.duro({ databaseUrl: undefined, executorId: "empty" }).launch());
+      expect(empty).toBeInstanceOf(InvalidArgumentError);
+      expect((empty as Error).message).toContain("DURO_DATABASE_URL");
     });
 
     it("launching twice is harmless; a shut-down instance cannot be launched again", async () => {
