@@ -70,6 +70,11 @@ export class Engine {
   private _committer?: Committer;
   private _appVersion?: string;
   private launching?: Promise<void>;
+  /**
+   * Launched, and recovery has handed this executor's own work to its queues: queues and
+   * schedules registered from now on start at once (before, the launch starts them after recovery).
+   */
+  private serving = false;
   /** The store a launch is connecting to or migrating (closed by a shutdown meanwhile, to cut it short). */
   private opening?: Store;
   private safetyPoll?: NodeJS.Timeout;
@@ -190,6 +195,7 @@ export class Engine {
     if (this.client) return;
     await this.recovery.start(leaseMs);
     if (this.closed) return; // shut down meanwhile
+    this.serving = true;
     for (const queue of this.queues.values()) queue.start();
     for (const schedule of this.schedules.values()) await schedule.start();
   }
@@ -200,7 +206,7 @@ export class Engine {
     if (this.queues.has(name)) throw new InvalidArgumentError(`A queue named "${name}" is already registered on this Duro instance.`);
     const queue = new QueueDispatcher(this, name, options);
     this.queues.set(name, queue);
-    if (this.launched && !this.client) queue.start();
+    if (this.serving && this.launched) queue.start();
   }
 
   /** Registers a cron schedule; it starts ticking at launch (or at once if already launched). */
@@ -210,7 +216,7 @@ export class Engine {
     const schedule = new Schedule(this, name, expression, workflowName, options);
     if (this.launched) schedule.check();
     this.schedules.set(name, schedule);
-    if (this.launched && !this.client) await schedule.start();
+    if (this.serving && this.launched) await schedule.start();
   }
 
   runningIn(queueName: string): number {

@@ -160,6 +160,13 @@ export class QueueDispatcher {
     return true;
   }
 
+  /** Workflows running here per partition, with the adopted ones waiting for a slot or loading. */
+  private partitionLoad(): Record<string, number> {
+    const load = { ...this.engine.runningByPartition(this.name) };
+    for (const row of [...this.adopted, ...this.adopting]) load[row.partitionKey ?? ""] = (load[row.partitionKey ?? ""] ?? 0) + 1;
+    return load;
+  }
+
   /** Starts the adopted workflows that have a slot; true while any wait or load. */
   private runAdopted(): boolean {
     const { workerConcurrency, partitionQueue } = this.options;
@@ -193,7 +200,7 @@ export class QueueDispatcher {
       queueName: this.name, executorId: this.engine.executorId, appVersion: this.engine.appVersion, now: Date.now(), max,
       workflowNames: [...this.engine.workflows.keys()], concurrency, partitioned: partitionQueue,
       rateLimit: rateLimit && { limit: rateLimit.limit, periodMs: periodMsOf(rateLimit.periodSeconds) },
-      perPartition: partitionQueue && workerConcurrency !== undefined ? { workerConcurrency, running: this.engine.runningByPartition(this.name) } : undefined,
+      perPartition: partitionQueue && workerConcurrency !== undefined ? { workerConcurrency, running: this.partitionLoad() } : undefined,
       liveSince: Date.now() - this.engine.recovery.leaseMs,
     };
   }
@@ -236,8 +243,10 @@ export class QueueDispatcher {
     try {
       for (;;) {
         this.again = false;
-        if (this.runAdopted()) return; // adopted work first; each one's start looks again
         const { workerConcurrency, rateLimit, partitionQueue } = this.options;
+        // Adopted work first; each one's start looks again. On a partitioned queue the other
+        // partitions' slots may still be claimed (the claim counts the adopted as running).
+        if (this.runAdopted() && !partitionQueue) return await this.promoteDue();
         // A partitioned queue applies workerConcurrency per partition, in the claim itself.
         const perQueue = workerConcurrency !== undefined && !partitionQueue;
         // One claim at a time, so that workflows start in the order the queue gives them.

@@ -48,16 +48,21 @@ export class Recovery {
     const { engine } = this;
     this.leaseMs = leaseMs;
     await this.patiently(() => this.beat());
+    // Beating from here on: loading thousands of recovered workflows takes seconds, and a lease
+    // left to run out meanwhile would have another executor take over the runs starting here.
+    // The heartbeat also keeps the process alive while launched, as a server's listening socket
+    // would: an executor whose script ends with `await duro.launch()` goes on serving its queues.
+    this.heartbeatTimer = setInterval(() => void this.heartbeatAndTakeOver(), this.interval);
     const { recovered, deadLettered } = await this.patiently(() => engine.store.recoverPending({
       executorId: engine.executorId, appVersion: engine.appVersion, maxRecoveryAttempts: engine.maxRecoveryAttempts, now: Date.now(),
     }));
     this.deadLettered(deadLettered);
-    for (const row of recovered) await this.runHere(row);
-    if (this.stopped) return; // shut down meanwhile
+    for (const row of recovered) {
+      if (this.stopped) return; // shut down meanwhile: the rest stay PENDING, to be recovered
+      await this.runHere(row);
+    }
+    if (this.stopped) return;
     void this.warnOfOtherVersions().catch(() => undefined);
-    // The heartbeat keeps the process alive while launched, as a server's listening socket would:
-    // an executor whose script ends with `await duro.launch()` goes on serving its queues.
-    this.heartbeatTimer = setInterval(() => void this.heartbeatAndTakeOver(), this.interval);
   }
 
   /**
@@ -271,6 +276,7 @@ export class Recovery {
     const { engine, leaseMs } = this;
     if (!engine.launched || this.heartbeating) return; // ticks must not pile up while the database is slow or down
     this.heartbeating = true;
+    let taken: WorkflowRow[] = [];
     try {
       // Frozen, or cut off, past the lease: some of the runs here may be another executor's now.
       if (this.leaseInDoubt) await this.confirmLease();
@@ -282,14 +288,21 @@ export class Recovery {
         workflowNames: [...engine.workflows.keys()],
       });
       this.deadLettered(deadLettered);
-      for (const row of recovered) {
+      taken = recovered;
+    } catch (error) {
+      if (engine.launched) engine.logger.warn("Heartbeat or takeover failed; retrying.", { error: String(error) });
+    } finally {
+      this.heartbeating = false;
+    }
+    // Loaded one by one after the beat is done, so that the next beats go on meanwhile.
+    try {
+      for (const row of taken) {
+        if (this.stopped) return;
         engine.logger.warn(`Took over workflow ${row.workflowId} from an executor whose lease expired.`);
         await this.runHere(row);
       }
     } catch (error) {
       if (engine.launched) engine.logger.warn("Heartbeat or takeover failed; retrying.", { error: String(error) });
-    } finally {
-      this.heartbeating = false;
     }
   }
 

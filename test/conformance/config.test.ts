@@ -180,6 +180,35 @@ describe.each(backends)("%s", (backend) => {
       expect((empty as Error).message).toContain("DURO_DATABASE_URL");
     });
 
+    it("a shutdown while launch recovers starts no more recovered workflows: they stay PENDING for the next launch", async () => {
+      const started: string[] = [];
+      const make = (onStart?: (duro: Duro) => void) => {
+        const duro = t.duro({ executorId: "exec-r" });
+        const wf = duro.registerWorkflow("rec", async (id: string) => {
+          started.push(id);
+          onStart?.(duro);
+          await duro.recv<string>("go", 60);
+          return id;
+        });
+        return { duro, wf };
+      };
+      const ids = Array.from({ length: 40 }, (_, i) => `rec-${i}`);
+      const first = make();
+      await first.duro.launch();
+      await Promise.all(ids.map((id) => first.duro.startWorkflow(first.wf.with({ workflowId: id }), id)));
+      await first.duro.shutdown(); // all 40 stay PENDING on exec-r
+      started.length = 0;
+      let stopping: Promise<void> | undefined;
+      const second = make((duro) => void (stopping ??= duro.shutdown())); // the first recovered run shuts its executor down
+      await second.duro.launch();
+      await stopping;
+      expect(started.length, started.join(" ")).toBe(1);
+      const third = make();
+      await third.duro.launch();
+      for (const id of ids) await third.duro.send(id, "go", "go");
+      expect(await Promise.all(ids.map((id) => third.duro.getResult(id)))).toEqual(ids);
+    });
+
     it("launching twice is harmless; a shut-down instance cannot be launched again", async () => {
       const duro = t.duro();
       const wf = duro.registerWorkflow("wf", async () => 1);

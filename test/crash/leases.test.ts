@@ -7,6 +7,8 @@
 import { describe, expect, it } from "vitest";
 import { WorkflowQueue, type Duro } from "../../src/index.js";
 import { serialize } from "../../src/serialization.js";
+import { PostgresStore } from "../../src/storage/postgres/store.js";
+import { SqliteStore } from "../../src/storage/sqlite/store.js";
 import { backends, gate, POSTGRES_URL, quietLogger, rawQuery, sleep, useDuro, waitFor, within } from "../helpers.js";
 import pg from "pg";
 
@@ -64,6 +66,49 @@ async function twoExecutors(t: ReturnType<typeof useDuro>) {
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);
+
+  it("an executor whose launch takes longer than its lease to load what it recovers keeps beating: nobody takes its work over", async () => {
+    const ran: string[] = [];
+    const warnings: string[] = [];
+    const logger = { ...quietLogger, warn: (message: string) => void warnings.push(message) };
+    const make = (executorId: string) => {
+      const duro = t.duro({ executorId, appVersion: "lease-v1", executorLeaseSeconds: LEASE_MS / 1000, logger });
+      const mark = duro.registerStep("mark", async (id: string) => void ran.push(`${executorId}:${id}`));
+      const wait = duro.registerWorkflow("wait", async (id: string) => {
+        await duro.recv<string>("go", 60);
+        await mark(id);
+        return id;
+      });
+      return { duro, wait };
+    };
+    const other = make("exec-b");
+    await other.duro.launch();
+    const first = make("exec-a");
+    await first.duro.launch();
+    const ids = Array.from({ length: 30 }, (_, i) => `slow-${i}`);
+    await Promise.all(ids.map((id) => first.duro.startWorkflow(first.wait.with({ workflowId: id }), id)));
+    // exec-b judges others' beats from now on (past its first lease and the store's reconnect slack).
+    const trusted = LEASE_MS + (other.duro.engine.store.reconnectSlackMs ?? 0) + 300;
+    await sleep(trusted);
+    await first.duro.shutdown(); // exec-a "dies" with its 30 workflows PENDING
+    // Its restart loads each one it recovers slowly: 30 loads take 2.4 s, longer than the lease.
+    const Store = backend === "sqlite" ? SqliteStore : PostgresStore;
+    const load = Store.prototype.loadWorkflow;
+    Store.prototype.loadWorkflow = async function (this: InstanceType<typeof Store>, id: string) {
+      await sleep(80);
+      return load.call(this, id);
+    };
+    const slow = make("exec-a");
+    try {
+      await slow.duro.launch();
+    } finally {
+      Store.prototype.loadWorkflow = load;
+    }
+    for (const id of ids) await slow.duro.send(id, "go", "go");
+    expect(await Promise.all(ids.map((id) => slow.duro.getResult(id)))).toEqual(ids);
+    expect(warnings.filter((w) => w.startsWith("Took over"))).toEqual([]);
+    expect(ran.sort()).toEqual(ids.map((id) => `exec-a:${id}`).sort());
+  });
 
   it("after an outage shorter than the lease, an executor whose beats come back first takes over nothing", async () => {
     const { x, y, checkUntouched } = await twoExecutors(t);

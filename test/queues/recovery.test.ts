@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { WorkflowQueue, type Duro } from "../../src/index.js";
-import { backends, crash, range, rawQuery, sleep, useClients, useDuro, waitFor } from "../helpers.js";
+import { backends, crash, gate, range, rawQuery, sleep, useClients, useDuro, waitFor, within } from "../helpers.js";
 import { Tracker } from "./support.js";
 
 describe.each(backends)("%s", (backend) => {
@@ -134,6 +134,50 @@ describe.each(backends)("%s", (backend) => {
         expect(starts, `round ${round}`).toEqual(ids);
         await again.duro.shutdown();
       }
+    });
+
+    /**
+     * Executor `executorId` restarted with fewer slots: its two recovered workflows on `queue`
+     * (options `seeded`, then `restarted`) wait for one slot, their step held by `held`. Returns
+     * the restarted instance.
+     */
+    async function restartedWithOneSlot(executorId: string, queue: Record<string, unknown>, held: Promise<void>, partitionKey?: string) {
+      const instance = (hang: boolean, slots: number) => {
+        const duro = t.duro({ executorId, appVersion: "v1" });
+        const work = duro.registerStep("work", async (id: string) => {
+          if (hang || id.startsWith("r")) await (hang ? new Promise<void>(() => {}) : held);
+          return id;
+        });
+        const job = duro.registerWorkflow("job", async (id: string) => work(id));
+        new WorkflowQueue(duro, "q", { ...queue, workerConcurrency: slots });
+        return { duro, job };
+      };
+      const x = instance(true, 2);
+      await x.duro.launch();
+      for (const id of ["r1", "r2"]) await x.duro.startWorkflow(x.job.with({ queueName: "q", workflowId: id, partitionKey }), id);
+      await waitFor(async () => (await x.duro.listWorkflows({ workflowIds: ["r1", "r2"], status: "PENDING" })).length === 2, 10_000, "both to run");
+      await crash(x.duro);
+      const again = instance(false, 1);
+      await again.duro.launch(); // one recovered workflow runs, the other waits for the slot
+      return again;
+    }
+
+    it("recovered on a partitioned queue and waiting for its partition's slot, holds up no other partition", async () => {
+      const held = gate();
+      const { duro, job } = await restartedWithOneSlot("exec-p", { partitionQueue: true }, held.promise, "p0");
+      const other = await duro.startWorkflow(job.with({ queueName: "q", workflowId: "x1", partitionKey: "p1" }), "x1");
+      expect(await within(5000, other.getResult(), "the other partition's workflow")).toBe("x1");
+      held.open();
+      expect(await Promise.all(["r1", "r2"].map((id) => duro.getResult(id)))).toEqual(["r1", "r2"]);
+    });
+
+    it("recovered and waiting for a slot, does not keep a due DELAYED workflow from becoming ENQUEUED", async () => {
+      const held = gate();
+      const { duro, job } = await restartedWithOneSlot("exec-d", { pollingIntervalSeconds: 0.2 }, held.promise);
+      await duro.startWorkflow(job.with({ queueName: "q", workflowId: "d1", delaySeconds: 0.3 }), "d1");
+      await waitFor(async () => (await duro.getWorkflowStatus("d1"))?.status === "ENQUEUED", 5000, "the delayed workflow to be promoted");
+      held.open();
+      expect(await Promise.all(["r1", "r2", "d1"].map((id) => duro.getResult(id)))).toEqual(["r1", "r2", "d1"]);
     });
 
     it("taken over by an executor busy draining the queue, starts ahead of the queue's new claims", async () => {
