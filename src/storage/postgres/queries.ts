@@ -162,19 +162,23 @@ export function storeSql(schema: string) {
         WHERE w.status = 'PENDING' AND w.executor_id = $2 AND (w.app_version = $3 OR w.app_version IS NULL) AND w.claim_token IS DISTINCT FROM $6
         ${recovered}`,
     // The row must still belong to the executor it was found under when the UPDATE reaches it,
-    // so two executors taking over at once never both adopt a workflow. The silent executors' own
-    // rows are locked (in one order, so two takeovers cannot deadlock): a beat of one of them
+    // so two executors taking over at once never both adopt a workflow. The rows of the silent
+    // executors that have PENDING work (found from that work, not by reading every executor that
+    // ever ran) are locked, in one order so two takeovers cannot deadlock: a beat of one of them
     // waits for this commit, and the check of its runs that follows its beat sees what this took;
     // a beat that committed first leaves it out, since FOR UPDATE reads the row's latest version.
     takeOver: `WITH silent AS (
-        SELECT executor_id FROM ${schema}.executors WHERE heartbeat_at < $6 AND executor_id <> $2 ORDER BY executor_id FOR UPDATE),
+        SELECT e.executor_id FROM ${schema}.executors e
+        WHERE e.executor_id IN (SELECT executor_id FROM ${ws} WHERE status = 'PENDING' AND executor_id <> $2) AND e.heartbeat_at < $6
+        ORDER BY e.executor_id FOR UPDATE OF e),
       counted AS (
         UPDATE ${ws} w SET executor_id = $2, claim_token = $7, ${countAttempt}
         FROM (
-          SELECT workflow_id, executor_id AS previous FROM ${ws}
-          WHERE status = 'PENDING' AND (app_version = $3 OR app_version IS NULL) AND executor_id IS NOT NULL AND executor_id <> $2
-            AND name = ANY($8::text[])
-            AND (executor_id IN (SELECT executor_id FROM silent) OR executor_id NOT IN (SELECT executor_id FROM ${schema}.executors))) stale
+          SELECT p.workflow_id, p.executor_id AS previous FROM ${ws} p
+          WHERE p.status = 'PENDING' AND (p.app_version = $3 OR p.app_version IS NULL) AND p.executor_id IS NOT NULL AND p.executor_id <> $2
+            AND p.name = ANY($8::text[])
+            AND (p.executor_id IN (SELECT executor_id FROM silent)
+              OR NOT EXISTS (SELECT 1 FROM ${schema}.executors x WHERE x.executor_id = p.executor_id))) stale
         WHERE w.workflow_id = stale.workflow_id AND w.executor_id = stale.previous AND w.status = 'PENDING'
         ${recovered}`,
     cancelWorkflows: `WITH RECURSIVE tree (id) AS (
