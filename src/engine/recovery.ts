@@ -302,7 +302,11 @@ export class Recovery {
         await this.runHere(row);
       }
     } catch (error) {
-      if (engine.launched) engine.logger.warn("Heartbeat or takeover failed; retrying.", { error: String(error) });
+      if (engine.launched) {
+        engine.logger.warn("Could not load a workflow taken over: it and the rest taken with it stay PENDING here until this executor restarts.", {
+          error: String(error),
+        });
+      }
     }
   }
 
