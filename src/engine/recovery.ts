@@ -139,15 +139,18 @@ export class Recovery {
    * start beside it. One read tells; if so, the workflow runs again from its record.
    */
   handOver(row: WorkflowRow): void {
+    void this.resumeHere(row.workflowId).catch((error) => this.couldNotLoad(row, error));
+  }
+
+  /** A workflow to run here could not be loaded: if the database did not answer, it runs once it does. */
+  private couldNotLoad(row: WorkflowRow, error: unknown): void {
     const { engine } = this;
-    void this.resumeHere(row.workflowId).catch((error) => {
-      if (error instanceof DatabaseError) {
-        engine.countRunning(row, 1); // as an interrupted run's, its slot stays counted until it runs
-        this.resumeWhenReachable(row);
-      } else if (engine.launched) {
-        engine.logger.error(`Could not run workflow ${row.workflowId} again: it stays PENDING until this executor restarts or is taken over.`, { error: String(error) });
-      }
-    });
+    if (error instanceof DatabaseError) {
+      engine.countRunning(row, 1); // as an interrupted run's, its slot stays counted until it runs
+      this.resumeWhenReachable(row);
+    } else if (engine.launched) {
+      engine.logger.error(`Could not run workflow ${row.workflowId}: it stays PENDING until this executor restarts or is taken over.`, { error: String(error) });
+    }
   }
 
   /**
@@ -295,18 +298,10 @@ export class Recovery {
       this.heartbeating = false;
     }
     // Loaded one by one after the beat is done, so that the next beats go on meanwhile.
-    try {
-      for (const row of taken) {
-        if (this.stopped) return;
-        engine.logger.warn(`Took over workflow ${row.workflowId} from an executor whose lease expired.`);
-        await this.runHere(row);
-      }
-    } catch (error) {
-      if (engine.launched) {
-        engine.logger.warn("Could not load a workflow taken over: it and the rest taken with it stay PENDING here until this executor restarts.", {
-          error: String(error),
-        });
-      }
+    for (const row of taken) {
+      if (this.stopped) return;
+      engine.logger.warn(`Took over workflow ${row.workflowId} from an executor whose lease expired.`);
+      await this.runHere(row).catch((error) => this.couldNotLoad(row, error));
     }
   }
 

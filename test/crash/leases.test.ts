@@ -5,7 +5,7 @@
  * back later than its own.
  */
 import { describe, expect, it } from "vitest";
-import { WorkflowQueue, type Duro } from "../../src/index.js";
+import { DatabaseError, WorkflowQueue, type Duro } from "../../src/index.js";
 import { serialize } from "../../src/serialization.js";
 import { PostgresStore } from "../../src/storage/postgres/store.js";
 import { SqliteStore } from "../../src/storage/sqlite/store.js";
@@ -210,6 +210,29 @@ describe.each(backends)("%s: who takes over", (backend) => {
     const c = waiter("exec-c", "v1", ["common", "special"]);
     await c.duro.launch();
     expect(await finish(c.duro, "s")).toBe("special:go@exec-c");
+  });
+
+  it("workflows taken over that cannot be loaded while the database is out run once it answers", async () => {
+    const a = waiter("exec-a", "v1", ["common"]);
+    const b = waiter("exec-b", "v1", ["common"]);
+    await Promise.all([a.duro.launch(), b.duro.launch()]);
+    const ids = ["t0", "t1", "t2"];
+    for (const id of ids) await a.duro.startWorkflow(a.workflows[0].with({ workflowId: id }));
+    // B's first two loads of the workflows it takes over fail as an outage would fail them.
+    const store = b.duro.engine.store;
+    const load = store.loadWorkflow.bind(store);
+    let failures = 2;
+    store.loadWorkflow = async (id) => {
+      if (failures > 0) {
+        failures--;
+        throw new DatabaseError("The database could not be reached (simulated).");
+      }
+      return load(id);
+    };
+    await a.duro.shutdown(); // its lease runs out
+    await waitFor(async () => (await b.duro.listWorkflows({ workflowIds: ids })).every((r) => r.executorId === "exec-b"), 5 * LEASE_MS, "B to take the three over");
+    expect(failures).toBe(0);
+    for (const id of ids) expect(await within(10_000, finish(b.duro, id), `${id} to run on B`)).toBe("common:go@exec-b");
   });
 });
 
