@@ -224,6 +224,14 @@ export interface WorkflowFilter {
   hasParent?: boolean;
 }
 
+/**
+ * How long an executor that left no PENDING work is remembered after its last beat. A deployment
+ * that names executors after its pods or hosts leaves one row per name ever used; past this
+ * they go (at a launch), and one that beats again comes back. No lease comes near it, and an
+ * executor's row matters only while it has work to take over or says which version is live.
+ */
+export const EXECUTOR_RETENTION_MS = 24 * 60 * 60 * 1000;
+
 export interface RecoverRequest {
   /** The executor that takes the work. */
   executorId: string;
@@ -232,7 +240,8 @@ export interface RecoverRequest {
   maxRecoveryAttempts: number;
   now: number;
   /**
-   * Absent: take this executor's own PENDING work (recovery at launch). Present: take the PENDING
+   * Absent: take this executor's own PENDING work (recovery at launch), and forget the executors
+   * silent for EXECUTOR_RETENTION_MS that left no PENDING work. Present: take the PENDING
    * work of every other executor whose heartbeat is older than `now - leaseMs` (takeover); each
    * row changes owner in one conditional update, so two executors never adopt the same workflow.
    */

@@ -212,6 +212,24 @@ describe.each(backends)("%s: who takes over", (backend) => {
     expect(await finish(c.duro, "s")).toBe("special:go@exec-c");
   });
 
+  it("a launch forgets executors silent for a day that left no PENDING work; the others stay", async () => {
+    const a = waiter("exec-a", "v1", ["common"]);
+    await a.duro.launch();
+    await a.duro.startWorkflow(a.workflows[0].with({ workflowId: "left" }));
+    await a.duro.shutdown();
+    const dayAgo = Date.now() - 25 * 3600_000;
+    await rawQuery(t.url, "UPDATE executors SET heartbeat_at = $1 WHERE executor_id = 'exec-a'", [dayAgo]);
+    for (const [id, at] of [["pod-old", dayAgo], ["pod-recent", Date.now() - 3600_000]] as const) {
+      await rawQuery(t.url, "INSERT INTO executors (executor_id, heartbeat_at, app_version) VALUES ($1, $2, 'v1')", [id, at]);
+    }
+    const b = waiter("exec-b", "v1", ["common"]);
+    await b.duro.launch();
+    const rows = await rawQuery(t.url, "SELECT executor_id FROM executors ORDER BY executor_id");
+    expect(rows.map((r) => r.executor_id)).toEqual(["exec-a", "exec-b", "pod-recent"]);
+    // exec-a's work is still taken over (its row says it is silent) and runs.
+    expect(await within(10_000, finish(b.duro, "left"), "left to be taken over")).toBe("common:go@exec-b");
+  });
+
   it("workflows taken over that cannot be loaded while the database is out run once it answers", async () => {
     const a = waiter("exec-a", "v1", ["common"]);
     const b = waiter("exec-b", "v1", ["common"]);

@@ -6,6 +6,7 @@
  * processes hear of a cancel or a dead-letter as they would through SQLite's data_version.
  */
 import { OPERATION_COLUMNS, WORKFLOW_COLUMNS } from "../sql.js";
+import { EXECUTOR_RETENTION_MS } from "../store.js";
 
 /** First key of the per-queue advisory lock ("dq" in ASCII), apart from the migration lock's single key. */
 const QUEUE_LOCK_CLASS = 0x6471;
@@ -157,7 +158,10 @@ export function storeSql(schema: string) {
     // A PENDING row of no app version (older releases left resumed client enqueues so) is anyone's.
     // One UPDATE counts the attempt and dead-letters in the same stroke. Rows marked with this
     // recovery's token ($6) were counted by an attempt whose reply was lost (see claimedBySql).
-    recoverOwn: `WITH counted AS (
+    recoverOwn: `WITH forgotten AS (
+        DELETE FROM ${schema}.executors e WHERE e.heartbeat_at < $1::bigint - ${EXECUTOR_RETENTION_MS} AND e.executor_id <> $2
+          AND NOT EXISTS (SELECT 1 FROM ${ws} x WHERE x.executor_id = e.executor_id AND x.status = 'PENDING')),
+      counted AS (
         UPDATE ${ws} w SET claim_token = $6, ${countAttempt}
         WHERE w.status = 'PENDING' AND w.executor_id = $2 AND (w.app_version = $3 OR w.app_version IS NULL) AND w.claim_token IS DISTINCT FROM $6
         ${recovered}`,

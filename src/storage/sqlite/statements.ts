@@ -66,6 +66,10 @@ export function prepare(db: Database.Database) {
       `UPDATE workflow_status SET recovery_attempts = recovery_attempts + 1, updated_at = ?
        WHERE status = 'PENDING' AND executor_id = ? AND (app_version = ? OR app_version IS NULL) RETURNING ${workflowColumns}`,
     ),
+    forgetExecutors: st(
+      `DELETE FROM executors WHERE heartbeat_at < ? AND executor_id <> ?
+         AND NOT EXISTS (SELECT 1 FROM workflow_status w WHERE w.executor_id = executors.executor_id AND w.status = 'PENDING')`,
+    ),
     takeOver: st(
       `UPDATE workflow_status SET executor_id = ?, recovery_attempts = recovery_attempts + 1, updated_at = ?
        WHERE status = 'PENDING' AND (app_version = ? OR app_version IS NULL) AND executor_id IS NOT NULL AND executor_id <> ?

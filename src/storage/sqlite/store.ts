@@ -19,7 +19,7 @@ import {
   isClaimed, listWorkflowsQuery, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams,
 } from "../sql.js";
 import {
-  forkWakeKeys, refusalOf, wakeKeysOf, WRITE_ORDER, type Claimed, type ClaimRequest, type ForkRequest, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter,
+  EXECUTOR_RETENTION_MS, forkWakeKeys, refusalOf, wakeKeysOf, WRITE_ORDER, type Claimed, type ClaimRequest, type ForkRequest, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter,
   type WorkflowRow, type Write, type WriteResult,
 } from "../store.js";
 
@@ -291,6 +291,7 @@ export class SqliteStore implements Store {
     return this.guard(() => {
       const s = this.s;
       return this.wakes.committed(this.conn.transaction(() => {
+        if (leaseMs === undefined) s.forgetExecutors.run(now - EXECUTOR_RETENTION_MS, executorId);
         const taken = leaseMs === undefined ? s.countAttempt.all(now, executorId, appVersion) : s.takeOver.all(executorId, now, appVersion, executorId, JSON.stringify(workflowNames ?? []), now - leaseMs);
         const rows = (taken as Record<string, unknown>[]).map(toWorkflowRow);
         const recovered: WorkflowRow[] = [];
