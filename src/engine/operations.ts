@@ -328,9 +328,11 @@ export async function send(
   // operation, so a replayed send delivers once. JSON arrays keep the parts from running together.
   const keyed = () => JSON.stringify(["key", idempotencyKey, destinationId]);
   if (!run) return deliver(idempotencyKey !== undefined ? keyed() : uuid());
-  await checkpoint(engine, run, "duro.send", (functionId) =>
-    deliver(idempotencyKey !== undefined ? keyed() : JSON.stringify(["op", run.workflowId, functionId, destinationId])),
-  );
+  // Recorded with a null output, as the other operations that return nothing are.
+  await checkpoint(engine, run, "duro.send", async (functionId) => {
+    await deliver(idempotencyKey !== undefined ? keyed() : JSON.stringify(["op", run.workflowId, functionId, destinationId]));
+    return null;
+  });
 }
 
 /** `recv(topic?, timeout?)`, or `recv({ timeoutSeconds })` for no topic. */

@@ -212,6 +212,25 @@ describe.each(backends)("%s", (backend) => {
       }
     });
 
+    it("duro's own operations that return nothing (send, setEvent, a recv that timed out, streams) have a null output", async () => {
+      const duro = t.duro();
+      const sink = duro.registerWorkflow("sink", async () => duro.recv("t", 30));
+      const wf = duro.registerWorkflow("ops", async () => {
+        await duro.send("S", "hello", "t");
+        await duro.setEvent("k", 1);
+        await duro.recv("none", 0.01);
+        await duro.writeStream("s", 1);
+        await duro.closeStream("s");
+      });
+      await duro.launch();
+      await duro.startWorkflow(sink.with({ workflowId: "S" }));
+      await (await duro.startWorkflow(wf.with({ workflowId: "O" }))).getResult();
+      const steps = await duro.listWorkflowSteps("O");
+      expect(steps.map((s) => [s.functionName, s.output])).toEqual([
+        ["duro.send", null], ["duro.setEvent", null], ["duro.recv", null], ["duro.sleep", expect.any(Number)], ["duro.writeStream", null], ["duro.closeStream", null],
+      ]);
+    });
+
     it("limit and offset page through the steps; a negative limit is refused", async () => {
       const duro = t.duro();
       const step = duro.registerStep("s", async (i: number) => i);
