@@ -70,9 +70,36 @@ export function deserialize(text: string | null, format: SerializationFormat): u
   }
 }
 
+/** `String(value)`, or what can be said of a value that throws when turned into a string (no prototype, a throwing toString). */
+export function textOf(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    try {
+      return Object.prototype.toString.call(value);
+    } catch {
+      return "[a value that cannot be shown]";
+    }
+  }
+}
+
+/**
+ * A thrown value that can be looked at: one that throws when asked for its class (a revoked
+ * Proxy, a Proxy whose traps throw) is replaced by an Error that says so, rather than throwing
+ * again wherever duro handles it.
+ */
+export function inspectable(thrown: unknown): unknown {
+  try {
+    void (thrown instanceof Error);
+    return thrown;
+  } catch (error) {
+    return new TypeError(`A value was thrown that cannot be inspected (${textOf(error)}).`);
+  }
+}
+
 export function serializeError(error: unknown, format: SerializationFormat): string {
   if (format === "portable") {
-    const e = error instanceof Error ? error : new Error(String(error));
+    const e = error instanceof Error ? error : new Error(textOf(error));
     const { code, data } = e as { code?: unknown; data?: unknown };
     try {
       return serialize({ name: e.name, message: e.message, ...(code === undefined ? {} : { code }), ...(data === undefined ? {} : { data }) }, "portable");
@@ -84,7 +111,7 @@ export function serializeError(error: unknown, format: SerializationFormat): str
     // Not only Errors: a body may throw a string or an object, and its callers get that back.
     return serialize(error, "default");
   } catch {
-    if (!(error instanceof Error)) return serialize(new Error(cut(String(error)) as string), "default");
+    if (!(error instanceof Error)) return serialize(new Error(cut(textOf(error)) as string), "default");
     // An error whose own fields cannot be stored (or that is too large) still keeps its class and
     // the start of its message and stack.
     return JSON.stringify({

@@ -58,8 +58,9 @@ export async function record(
   if (afterCancel) run.checkStopped();
   const existing = await keptBefore(engine, run, write, written, keep);
   if (existing) return replayed(existing);
-  if (failed) throw thrown;
-  // As recorded, which is what a replay gets: an instance of a class of its own is its fields.
+  // As recorded, which is what a replay gets: an instance of a class of its own is its fields,
+  // and an error's fields that cannot be stored are left out.
+  if (failed) throw deserializeThrown(error!, "default");
   return deserialize(output, "default");
 }
 

@@ -1,13 +1,13 @@
 /** Checks of the arguments the public methods take: each failure is an InvalidArgumentError saying what was expected. */
 import { InvalidArgumentError } from "../errors.js";
-import type { SerializationFormat } from "../serialization.js";
+import { textOf, type SerializationFormat } from "../serialization.js";
 import type { ClientConfig } from "../client/client.js";
 import type {
   DuroConfig, ForkOptions, ListWorkflowsFilter, QueueOptions, ScheduleOptions, StartOptions, StepOptions, ValueOptions, WorkflowOptions,
 } from "../types.js";
 
 /** A value as an error message shows it: a string quoted, so that "3" is not taken for 3. */
-export const shown = (value: unknown): string => (typeof value === "string" ? JSON.stringify(value) : String(value));
+export const shown = (value: unknown): string => (typeof value === "string" ? JSON.stringify(value) : textOf(value));
 
 export function checkSeconds(name: string, value: unknown, allowInfinity = false): number {
   if (typeof value !== "number" || Number.isNaN(value) || value < 0 || (!allowInfinity && !Number.isFinite(value))) {

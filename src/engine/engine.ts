@@ -11,7 +11,7 @@
 import { createHash } from "node:crypto";
 import { DatabaseError, DuroError, InvalidArgumentError } from "../errors.js";
 import {
-  deserialize, deserializeInputs, deserializeThrown, registerErrorClass, serialize, serializeError,
+  deserialize, deserializeInputs, deserializeThrown, inspectable, registerErrorClass, serialize, serializeError,
 } from "../serialization.js";
 import { openStore, DEFAULT_DATABASE_URL } from "../storage/open.js";
 import type { OperationRow, Store, WorkflowRow } from "../storage/store.js";
@@ -22,7 +22,7 @@ import { consoleLogger } from "./logger.js";
 import { toStatus } from "./management.js";
 import { type Outcome, Outcomes } from "./outcomes.js";
 import { QueueDispatcher, QueuePoll, riderOf, validateQueueOptions } from "./queues.js";
-import { checkConfig, checkKey, checkText } from "./checks.js";
+import { checkConfig, checkKey, checkText, shown } from "./checks.js";
 import { Recovery } from "./recovery.js";
 import { RowReader } from "./reads.js";
 import { Schedule } from "./schedules.js";
@@ -99,7 +99,7 @@ export class Engine {
     // null (the reference's None) or Infinity: no limit.
     this.maxRecoveryAttempts = config.maxRecoveryAttempts === null ? Infinity : config.maxRecoveryAttempts ?? 100;
     if (!(Number.isInteger(this.maxRecoveryAttempts) || this.maxRecoveryAttempts === Infinity) || this.maxRecoveryAttempts < 0) {
-      throw new InvalidArgumentError(`maxRecoveryAttempts must be a non-negative integer, or null for no limit, got ${config.maxRecoveryAttempts}.`);
+      throw new InvalidArgumentError(`maxRecoveryAttempts must be a non-negative integer, or null for no limit, got ${shown(config.maxRecoveryAttempts)}.`);
     }
     if (typeof this.executorId !== "string" || this.executorId.trim() === "") throw new InvalidArgumentError("executorId must be a non-empty string.");
     // Both are stored with every workflow started here and matched at recovery: kept exactly, as IDs are.
@@ -341,7 +341,8 @@ export class Engine {
       run.checkStopped(); // e.g. claimed after its deadline: not a single line of it runs
       const args = deserializeInputs(row.inputs, row.serialization);
       outcome = { status: "SUCCESS", output: await workflow.fn(...args) };
-    } catch (error) {
+    } catch (thrown) {
+      const error = inspectable(thrown);
       outcome = { status: "ERROR", error };
       // The database, not the workflow, failed (a read, or a write the body caught and rethrew).
       if (error instanceof DatabaseError) run.stop("interrupted");
@@ -368,11 +369,11 @@ export class Engine {
         kind: "completeWorkflow", workflowId: row.workflowId, status: outcome.status as "SUCCESS" | "ERROR", output, error, completedAt: Date.now(),
         queueName: row.queueName, executorId: this.executorId,
       });
-      // An output (and a portable error) is remembered as read back, so callers here get what other processes get.
-      if (result.completed && (outcome.status === "SUCCESS" || row.serialization === "portable")) {
+      // The outcome is remembered as read back, so callers here get what other processes get.
+      if (result.completed) {
         outcome = outcome.status === "SUCCESS"
           ? { status: "SUCCESS", output: deserialize(output, row.serialization) }
-          : { status: "ERROR", error: deserializeThrown(error!, "portable") };
+          : { status: "ERROR", error: deserializeThrown(error!, row.serialization) };
       }
       if (result.completed) this.outcomes.remember(row.workflowId, outcome);
       run.stop("finished");

@@ -180,7 +180,7 @@ export async function fork(engine: Engine, workflowId: string, startStep: number
   checkKey("workflowId", workflowId);
   options ??= {};
   checkOptions("forkWorkflow", options, KEYS.fork);
-  if (!Number.isSafeInteger(startStep)) throw new InvalidArgumentError(`startStep must be an integer, got ${String(startStep)}.`);
+  if (!Number.isSafeInteger(startStep)) throw new InvalidArgumentError(`startStep must be an integer, got ${shown(startStep)}.`);
   if (options.newWorkflowId !== undefined && options.workflowId !== undefined && options.newWorkflowId !== options.workflowId) {
     throw new InvalidArgumentError("forkWorkflow got both newWorkflowId and workflowId, and they differ: give one.");
   }

@@ -8,7 +8,7 @@
 import { randomUUID as uuid } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { InvalidArgumentError, MaxStepRetriesExceededError, NonDeterminismError, NotInWorkflowError, WorkflowNotFoundError } from "../errors.js";
-import { deserialize, serialize, type SerializationFormat } from "../serialization.js";
+import { deserialize, inspectable, serialize, textOf, type SerializationFormat } from "../serialization.js";
 import type { OperationRow, StoredValue } from "../storage/store.js";
 import type { ReturnWhen, SendOptions, StepOptions, ValueOptions, WaitOptions, WorkflowHandle } from "../types.js";
 import { als, currentContext, currentRun, type WorkflowRun } from "./context.js";
@@ -72,9 +72,9 @@ export function validateStepOptions(options: StepOptions, method = "runStep"): R
   const { retriesAllowed = false, intervalSeconds = 1, maxAttempts = 3, backoffRate = 2 } = options;
   if (typeof retriesAllowed !== "boolean") throw new InvalidArgumentError("retriesAllowed must be a boolean.");
   checkSeconds("intervalSeconds", intervalSeconds);
-  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new InvalidArgumentError(`maxAttempts must be an integer ≥ 1, got ${maxAttempts}.`);
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new InvalidArgumentError(`maxAttempts must be an integer ≥ 1, got ${shown(maxAttempts)}.`);
   if (typeof backoffRate !== "number" || !Number.isFinite(backoffRate) || backoffRate < 1) {
-    throw new InvalidArgumentError(`backoffRate must be a number ≥ 1, got ${backoffRate}.`);
+    throw new InvalidArgumentError(`backoffRate must be a number ≥ 1, got ${shown(backoffRate)}.`);
   }
   return { retriesAllowed, intervalSeconds, maxAttempts, backoffRate };
 }
@@ -93,12 +93,13 @@ export async function runStep<T>(engine: Engine, name: string, fn: (...args: any
       const step = { stepId, currentAttempt: policy.retriesAllowed ? attempt : null, maxAttempts: policy.retriesAllowed ? attempts : null };
       try {
         return await als.run({ run, step }, async () => fn(...args));
-      } catch (error) {
+      } catch (thrown) {
+        const error = inspectable(thrown);
         errors.push(error);
         if (attempt < attempts - 1) {
           const delay = Math.min(policy.intervalSeconds * policy.backoffRate ** attempt, MAX_RETRY_DELAY_S);
           engine.logger.warn(`Step "${name}" failed (attempt ${attempt + 1} of ${attempts}); retrying in ${Number(delay.toFixed(3))}s.`, {
-            workflowId: run.workflowId, stepId, error: String(error),
+            workflowId: run.workflowId, stepId, error: textOf(error),
           });
           await engine.timers.until(Date.now() + delay * 1000, run.signal);
         }
@@ -111,7 +112,7 @@ export async function runStep<T>(engine: Engine, name: string, fn: (...args: any
 // ——— time and randomness ———
 
 export async function sleep(engine: Engine, seconds: number): Promise<void> {
-  if (typeof seconds !== "number" || Number.isNaN(seconds)) throw new InvalidArgumentError(`seconds must be a number, got ${String(seconds)}.`);
+  if (typeof seconds !== "number" || Number.isNaN(seconds)) throw new InvalidArgumentError(`seconds must be a number, got ${shown(seconds)}.`);
   if (seconds <= 0) return; // at once, anywhere, and takes no function ID, as in the reference
   const ctx = currentContext();
   if (!ctx) throw new NotInWorkflowError("sleep");

@@ -207,7 +207,7 @@ export function newRow(
 function checkStartOptions(options: StartOptions): void {
   const { workflowId, timeoutSeconds, deadlineEpochMs, serialization } = options;
   if (workflowId !== undefined && (typeof workflowId !== "string" || workflowId.trim() === "")) {
-    throw new InvalidArgumentError("workflowId must be a non-empty string.");
+    throw new InvalidArgumentError(`workflowId must be a string with at least one non-space character, got ${shown(workflowId)}.`);
   }
   if (workflowId !== undefined) checkKey("workflowId", workflowId);
   if (typeof options.authenticatedUser === "string") checkText("authenticatedUser", options.authenticatedUser);

@@ -9,7 +9,7 @@ import type { ValueOptions } from "../types.js";
 import { checkpoint, recordedLate, recordOf } from "./checkpoint.js";
 import { currentContext, currentRun, type WorkflowRun } from "./context.js";
 import { operation, type Engine } from "./engine.js";
-import { checkKey, checkOptions, checkSeconds, KEYS } from "./checks.js";
+import { checkKey, checkOptions, checkSeconds, KEYS, shown } from "./checks.js";
 import { formatOf, read, stored } from "./operations.js";
 
 export async function writeStream(engine: Engine, key: string, value: unknown, options?: ValueOptions): Promise<void> {
@@ -57,7 +57,7 @@ export async function* readStream(
   let offset = options.offset ?? 0;
   checkKey("workflowId", workflowId);
   checkKey("key", key);
-  if (!Number.isInteger(offset) || offset < 0) throw new InvalidArgumentError(`offset must be a non-negative integer, got ${offset}.`);
+  if (!Number.isInteger(offset) || offset < 0) throw new InvalidArgumentError(`offset must be a non-negative integer, got ${shown(offset)}.`);
   if (timeoutSeconds !== undefined) checkSeconds("timeoutSeconds", timeoutSeconds, true); // Infinity: no timeout, as recv's
   const run = currentRun();
   const END = { end: true };

@@ -144,5 +144,71 @@ describe.each(backends)("%s", (backend) => {
       expect(await a.getEvent("tv-fork", "caught")).toEqual({ code: 42, reason: "declined" });
       expect(runs).toBe(1);
     });
+
+    it("a thrown value that cannot be stored as it is reaches callers here as it does elsewhere: as recorded", async () => {
+      const a = t.duro({ executorId: "a" });
+      const circular: Record<string, unknown> = { a: 1 };
+      circular.self = circular;
+      const values: Record<string, unknown> = { symbol: Symbol("s"), circular, withFunction: Object.assign(new TypeError("ef"), { retry: () => 1 }) };
+      const wf = a.registerWorkflow("throwsOdd", async (key: string) => {
+        throw values[key];
+      });
+      // A step's error comes back from the record on the first run too, so the workflow can return it.
+      const failing = a.registerStep("failing", async () => {
+        throw values.withFunction;
+      });
+      const catcher = a.registerWorkflow("catcher", async () => {
+        const caught = (await failing().catch((error: unknown) => error)) as Error;
+        return { caught, retry: typeof (caught as unknown as { retry?: unknown }).retry };
+      });
+      await a.launch();
+      const here: Record<string, unknown> = {};
+      for (const key of Object.keys(values)) here[key] = await rejectionOf((await a.startWorkflow(wf.with({ workflowId: key }), key)).getResult());
+      const caughtHere = await (await a.startWorkflow(catcher.with({ workflowId: "catcher" }))).getResult();
+      const b = t.duro({ executorId: "b" });
+      await b.launch();
+      for (const key of Object.keys(values)) expect(await rejectionOf(b.getResult(key))).toEqual(here[key]);
+      expect(here.symbol).toEqual(new Error("Symbol(s)"));
+      expect(here.circular).toEqual(new Error("[object Object]"));
+      expect(here.withFunction).toBeInstanceOf(TypeError);
+      expect((here.withFunction as Error).message).toBe("ef");
+      expect(caughtHere.caught).toBeInstanceOf(TypeError);
+      expect([caughtHere.caught.message, caughtHere.retry]).toEqual(["ef", "undefined"]);
+      expect(await b.getResult("catcher")).toEqual(caughtHere);
+    });
+
+    it.each(["default", "portable"] as const)("a thrown value that throws when looked at ends its workflow in ERROR (%s), and the executor goes on", async (serialization) => {
+      const duro = t.duro();
+      const hostile: Record<string, () => unknown> = {
+        noPrototype: () => Object.assign(Object.create(null), { a: 1 }),
+        throwingToString: () => ({ toString: () => { throw new Error("no toString"); } }),
+        revokedProxy: () => {
+          const { proxy, revoke } = Proxy.revocable({}, {});
+          revoke();
+          return proxy;
+        },
+      };
+      const step = duro.registerStep("hostileStep", async (key: string) => {
+        throw hostile[key]();
+      });
+      const wf = duro.registerWorkflow("hostile", async (key: string, inStep: boolean) => {
+        if (inStep) await step(key);
+        throw hostile[key]();
+      });
+      const fine = duro.registerWorkflow("fine", async () => "still working");
+      await duro.launch();
+      for (const key of Object.keys(hostile)) {
+        for (const inStep of [false, true]) {
+          const handle = await duro.startWorkflow(wf.with({ workflowId: `${key}-${inStep}`, serialization }), key, inStep);
+          const thrown = await rejectionOf(handle.getResult());
+          if (key === "revokedProxy") expect(String(thrown)).toMatch(/^TypeError: A value was thrown that cannot be inspected/);
+          // "default" keeps an object without a prototype as an object.
+          else if (key === "noPrototype" && serialization === "default") expect(thrown).toEqual({ a: 1 });
+          else expect(thrown).toBeInstanceOf(Error);
+          expect((await duro.getWorkflowStatus(handle.workflowId))!.status).toBe("ERROR");
+        }
+      }
+      expect(await (await duro.startWorkflow(fine)).getResult()).toBe("still working");
+    });
   });
 });
