@@ -170,6 +170,15 @@ export function refusalOf(row: WorkflowRow, result: WriteResult): Error | undefi
   return undefined;
 }
 
+/**
+ * Wake keys of one event or stream key of a workflow: a waiter on one key is not woken by writes
+ * to the others (a workflow publishing progress under one key while thousands wait for another
+ * re-checked every one of them per write). A fork, which copies them all, wakes the workflow's
+ * whole-workflow key (`event:<id>`, `stream:<id>`), which those waiters hear too.
+ */
+export const eventWakeKey = (workflowId: string, key: string) => `event:${workflowId}:${key}`;
+export const streamWakeKey = (workflowId: string, key: string) => `stream:${workflowId}:${key}`;
+
 /** What a committed write may have woken, across processes as well as in this one. */
 export function wakeKeysOf(write: Write): string[] {
   switch (write.kind) {
@@ -184,11 +193,12 @@ export function wakeKeysOf(write: Write): string[] {
     case "send":
       return [`message:${write.destinationId}`];
     case "setEvent":
-      return [`event:${write.workflowId}`];
+      return [eventWakeKey(write.workflowId, write.key)];
     case "writeStream":
-      return [`stream:${write.workflowId}`];
+      return [streamWakeKey(write.workflowId, write.key)];
     case "completeWorkflow":
-      return [`status:${write.workflowId}`, `stream:${write.workflowId}`, ...(write.queueName ? [`queue:${write.queueName}`] : [])];
+      // Stream readers hear the status too: the workflow's end ends its streams.
+      return [`status:${write.workflowId}`, ...(write.queueName ? [`queue:${write.queueName}`] : [])];
     default:
       return [];
   }

@@ -51,6 +51,31 @@ describe.each(backends)("%s", (backend) => {
       expect(await event).toBe("v");
     });
 
+    it("a getEvent waiter is looked at again for writes to its key only, here and in another instance", async () => {
+      const a = t.duro({ executorId: "a" });
+      const b = t.duro({ executorId: "b" });
+      const wf = a.registerWorkflow("progress", async () => {
+        await a.recv("go", 10);
+        for (let i = 0; i < 20; i++) await a.setEvent("progress", i);
+        await a.setEvent("done", "yes");
+      });
+      await Promise.all([a.launch(), b.launch()]);
+      const handle = await a.startWorkflow(wf);
+      const looks = { a: 0, b: 0 };
+      for (const [name, duro] of [["a", a], ["b", b]] as const) {
+        const store = duro.engine.store;
+        const getEvent = store.getEvent.bind(store);
+        store.getEvent = (id, key) => (key === "done" && looks[name]++, getEvent(id, key));
+      }
+      const waiters = [...Array.from({ length: 10 }, () => a.getEvent(handle.workflowId, "done", 30)), ...Array.from({ length: 10 }, () => b.getEvent(handle.workflowId, "done", 30))];
+      await waitFor(() => looks.a === 10 && looks.b === 10, 5000, "every waiter's first look");
+      await a.send(handle.workflowId, null, "go");
+      expect(await Promise.all(waiters)).toEqual(Array(20).fill("yes"));
+      // Each waiter looked once at the start and about once when "done" was set: not once per "progress" write.
+      expect(looks.a).toBeLessThanOrEqual(30);
+      expect(looks.b).toBeLessThanOrEqual(30);
+    });
+
     it("getEvent returns null after its timeout when the event is never set", async () => {
       const duro = t.duro();
       const wf = duro.registerWorkflow("silent", async () => "no events");

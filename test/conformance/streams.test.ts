@@ -110,6 +110,28 @@ describe.each(backends)("%s", (backend) => {
       expect(await reader(handle.workflowId)).toEqual([]);
     });
 
+    it("a reader waiting on one key is looked at again for writes to that key (or the workflow's end) only", async () => {
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("two streams", async () => {
+        await duro.recv("go", 10);
+        for (let i = 0; i < 20; i++) await duro.writeStream("noise", i);
+        await duro.writeStream("wanted", "here");
+        await duro.closeStream("wanted");
+      });
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf);
+      const store = duro.engine.store;
+      const readStream = store.readStream.bind(store);
+      let looks = 0;
+      store.readStream = (id, key, offset) => (key === "wanted" && looks++, readStream(id, key, offset));
+      const readers = Array.from({ length: 10 }, () => collect(duro.readStream(handle.workflowId, "wanted")));
+      await waitFor(() => looks === 10, 5000, "every reader's first look");
+      await duro.send(handle.workflowId, null, "go");
+      expect(await Promise.all(readers)).toEqual(Array(10).fill(["here"]));
+      // A look when the value came, one when the stream closed, the end's: not one per "noise" write.
+      expect(looks).toBeLessThanOrEqual(50);
+    });
+
     it("streams of different keys are independent", async () => {
       const duro = t.duro();
       const wf = duro.registerWorkflow("twoKeys", async () => {
