@@ -362,6 +362,26 @@ describe.each(backends)("%s", (backend) => {
       expect(await handle.getResult()).toBe("later");
       expect(new Set(claimed)).toEqual(new Set(["idle-7"]));
     });
+
+    it("idle queues declared at different times share one poll a polling interval", async () => {
+      const duro = t.duro();
+      await duro.launch();
+      for (let i = 0; i < 20; i++) {
+        new WorkflowQueue(duro, `late-${i}`, { pollingIntervalSeconds: 0.2 });
+        await sleep(7); // each starts in a turn of its own
+      }
+      const store = duro.engine.store;
+      const look = store.queuesWithWork.bind(store);
+      const asked: number[] = [];
+      store.queuesWithWork = (names, now) => {
+        asked.push(names.length);
+        return look(names, now);
+      };
+      await sleep(1000);
+      // Five intervals: five reads of all 20 (and one more if the last one lands on the second).
+      expect(asked.length).toBeLessThanOrEqual(6);
+      expect(asked.every((n) => n === 20)).toBe(true); // before: a read per queue
+    });
   });
 
   describe("priority", () => {
