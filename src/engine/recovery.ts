@@ -16,9 +16,12 @@
  * body runs again, answered from the record up to where it stopped.
  */
 import { DatabaseError, MaxRecoveryAttemptsExceededError } from "../errors.js";
-import type { WorkflowRow } from "../storage/store.js";
+import type { LoadedWorkflow, WorkflowRow } from "../storage/store.js";
 import type { Engine } from "./engine.js";
 import { settlesWithin, SHUTDOWN_STEP_MS } from "./timers.js";
+
+/** Workflows to run here loaded with one read. */
+const LOAD_BATCH = 100;
 
 export class Recovery {
   private heartbeatTimer?: NodeJS.Timeout;
@@ -57,10 +60,9 @@ export class Recovery {
       executorId: engine.executorId, appVersion: engine.appVersion, maxRecoveryAttempts: engine.maxRecoveryAttempts, now: Date.now(),
     }));
     this.deadLettered(deadLettered);
-    for (const row of recovered) {
-      if (this.stopped) return; // shut down meanwhile: the rest stay PENDING, to be recovered
-      await this.runHere(row);
-    }
+    await this.runAll(recovered, (_, error) => {
+      throw error; // launch fails with it
+    });
     if (this.stopped) return;
     void this.warnOfOtherVersions().catch(() => undefined);
   }
@@ -108,18 +110,42 @@ export class Recovery {
     return this.interrupted.has(workflowId);
   }
 
-  /** Runs a recovered or adopted workflow here: at once, or when its queue's workerConcurrency has a slot. */
-  private async runHere(row: WorkflowRow): Promise<void> {
-    if (!row.queueName || !this.engine.queues.get(row.queueName)?.adopt(row)) await this.resumeHere(row.workflowId);
+  /**
+   * Runs recovered or adopted workflows here, in order: at once, or when its queue's
+   * workerConcurrency has a slot. Those to run at once are loaded LOAD_BATCH to a read (one
+   * read each made a launch with 10,000 to recover take 7.6 s on PostgreSQL). A shutdown stops
+   * it: the rest stay PENDING, to be recovered.
+   */
+  private async runAll(rows: WorkflowRow[], failed: (row: WorkflowRow, error: unknown) => void): Promise<void> {
+    const { engine } = this;
+    for (let i = 0; i < rows.length && !this.stopped; i += LOAD_BATCH) {
+      const batch = rows.slice(i, i + LOAD_BATCH);
+      const now = batch.filter((row) => !row.queueName || !engine.queues.get(row.queueName)?.adopt(row));
+      let loaded: Map<string, LoadedWorkflow>;
+      try {
+        loaded = new Map((await engine.store.loadWorkflows(now.map((r) => r.workflowId))).map((l) => [l.workflow.workflowId, l]));
+      } catch (error) {
+        for (const row of now) failed(row, error);
+        continue;
+      }
+      for (const row of now) {
+        if (this.stopped) return;
+        await this.resumeHere(row.workflowId, loaded.get(row.workflowId) ?? null).catch((error) => failed(row, error));
+      }
+    }
   }
 
-  /** Loads a workflow with its record and runs it here, if it is PENDING here and its code is registered. */
-  async resumeHere(workflowId: string): Promise<void> {
+  /**
+   * Loads a workflow with its record (unless given it, or null for not found) and runs it here,
+   * if it is PENDING here and its code is registered.
+   */
+  async resumeHere(workflowId: string, given?: LoadedWorkflow | null): Promise<void> {
     const { engine } = this;
     const previous = engine.running.get(workflowId);
     if (previous && !previous.stopped) return;
     if (previous) await engine.runEnds.get(workflowId); // a stopped run must end before the next one starts
-    const loaded = await engine.store.loadWorkflow(workflowId);
+    // A record read before a previous run ended may be stale: read it again then.
+    const loaded = given !== undefined && !previous ? given : ((await engine.store.loadWorkflows([workflowId]))[0] ?? null);
     if (!loaded || loaded.workflow.status !== "PENDING" || loaded.workflow.executorId !== engine.executorId) return;
     // Another run here began and finished while the row was read (resume and a stopped run's
     // hand-over both look): the row read is stale, and the workflow must not run again.
@@ -297,12 +323,9 @@ export class Recovery {
     } finally {
       this.heartbeating = false;
     }
-    // Loaded one by one after the beat is done, so that the next beats go on meanwhile.
-    for (const row of taken) {
-      if (this.stopped) return;
-      engine.logger.warn(`Took over workflow ${row.workflowId} from an executor whose lease expired.`);
-      await this.runHere(row).catch((error) => this.couldNotLoad(row, error));
-    }
+    // Loaded after the beat is done, so that the next beats go on meanwhile.
+    for (const row of taken) engine.logger.warn(`Took over workflow ${row.workflowId} from an executor whose lease expired.`);
+    await this.runAll(taken, (row, error) => this.couldNotLoad(row, error));
   }
 
   /** Workflows a recovery parked for having crashed too often. */

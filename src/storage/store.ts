@@ -242,6 +242,11 @@ export interface WorkflowFilter {
  */
 export const EXECUTOR_RETENTION_MS = 24 * 60 * 60 * 1000;
 
+export interface LoadedWorkflow {
+  workflow: WorkflowRow;
+  operations: OperationRow[];
+}
+
 export interface RecoverRequest {
   /** The executor that takes the work. */
   executorId: string;
@@ -317,8 +322,8 @@ export interface Store {
    * throws the refusal.
    */
   write(batch: Write[], options?: { allOrNothing?: boolean }): Promise<WriteResult[]>;
-  /** A workflow's row with every recorded operation, in one read. */
-  loadWorkflow(workflowId: string): Promise<{ workflow: WorkflowRow; operations: OperationRow[] } | null>;
+  /** Workflows' rows, each with every recorded operation, in one read (those not found are left out). */
+  loadWorkflows(workflowIds: string[]): Promise<LoadedWorkflow[]>;
   listWorkflows(filter: WorkflowFilter): Promise<WorkflowRow[]>;
   listOperations(workflowId: string, limit?: number, offset?: number): Promise<OperationRow[]>;
   /**

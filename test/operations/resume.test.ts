@@ -361,15 +361,13 @@ describe.each(backends)("%s", (backend) => {
     expect(await once.with({ workflowId: "done" })()).toBe(1);
     // The hand-over's read was sent while the workflow still ran, and answers after it finished here.
     const store = duro.engine.store;
-    const load = store.loadWorkflow.bind(store);
-    store.loadWorkflow = async (id) => {
-      const loaded = (await load(id))!;
-      return { workflow: { ...loaded.workflow, status: "PENDING", output: null, completedAt: null }, operations: [] };
-    };
+    const load = store.loadWorkflows.bind(store);
+    store.loadWorkflows = async (ids) =>
+      (await load(ids)).map((loaded) => ({ workflow: { ...loaded.workflow, status: "PENDING", output: null, completedAt: null }, operations: [] }));
     await duro.engine.recovery.resumeHere("done");
     await waitFor(() => !duro.engine.running.has("done"), 5_000, "any run to end");
     expect(bodies).toBe(1);
-    store.loadWorkflow = load;
+    store.loadWorkflows = load;
   });
 
   it("resumeWorkflows resumes several at once", async () => {

@@ -149,7 +149,7 @@ export function storeSql(schema: string) {
     queuesWithWork: `SELECT array_agg(q) AS names FROM unnest($1::text[]) AS q
       WHERE EXISTS (SELECT 1 FROM ${ws} WHERE status = 'ENQUEUED' AND queue_name = q)
         OR EXISTS (SELECT 1 FROM ${ws} WHERE status = 'DELAYED' AND queue_name = q AND delay_until_epoch_ms <= $2)`,
-    loadWorkflow: `SELECT ${wfCols}, ${operationsOf(schema, "w.workflow_id")} AS operations FROM ${ws} w WHERE w.workflow_id = $1`,
+    loadWorkflows: `SELECT ${wfCols}, ${operationsOf(schema, "w.workflow_id")} AS operations FROM ${ws} w WHERE w.workflow_id = ANY($1::text[])`,
     listOperations: `SELECT ${opCols} FROM ${ops} WHERE workflow_id = $1 ORDER BY function_id LIMIT $2 OFFSET $3`,
     getEvent: `SELECT value, serialization FROM ${events} WHERE workflow_id = $1 AND key = $2`,
     getAllEvents: `SELECT key, value, serialization FROM ${events} WHERE workflow_id = $1 ORDER BY key COLLATE "C"`,

@@ -8,7 +8,7 @@ import { loadMigrations, pendingMigrations } from "../migrations.js";
 import type { StoreOptions } from "../open.js";
 import { listWorkflowsQuery, numbered, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
 import {
-  forkWakeKeys, type ClaimRequest, type Claimed, type ForkRequest, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter, type WorkflowRow, type Write, type WriteResult,
+  forkWakeKeys, type ClaimRequest, type Claimed, type ForkRequest, type LoadedWorkflow, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter, type WorkflowRow, type Write, type WriteResult,
 } from "../store.js";
 import { PgConnection, RECONNECT_SLACK_MS, transaction } from "./connection.js";
 import { storeSql, type StoreSql } from "./queries.js";
@@ -98,11 +98,11 @@ export class PostgresStore implements Store {
     return this.conn.run(async (client) => (await client.query({ name: `duro_${name}`, text: this.sql[name], values })).rows);
   }
 
-  async loadWorkflow(workflowId: string): Promise<{ workflow: WorkflowRow; operations: OperationRow[] } | null> {
-    const [row] = await this.query("loadWorkflow", [workflowId]);
-    if (!row) return null;
-    const loaded = { workflow: toWorkflowRow(row), operations: operationsFrom(row.operations) };
-    await this.inline([loaded]);
+  async loadWorkflows(workflowIds: string[]): Promise<LoadedWorkflow[]> {
+    if (!workflowIds.length) return [];
+    const rows = await this.query("loadWorkflows", [workflowIds]);
+    const loaded = rows.map((row) => ({ workflow: toWorkflowRow(row), operations: operationsFrom(row.operations) }));
+    await this.inline(loaded);
     return loaded;
   }
 

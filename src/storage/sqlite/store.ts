@@ -19,7 +19,7 @@ import {
   isClaimed, listWorkflowsQuery, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams,
 } from "../sql.js";
 import {
-  EXECUTOR_RETENTION_MS, forkWakeKeys, refusalOf, wakeKeysOf, WRITE_ORDER, type Claimed, type ClaimRequest, type ForkRequest, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter,
+  EXECUTOR_RETENTION_MS, forkWakeKeys, refusalOf, wakeKeysOf, WRITE_ORDER, type Claimed, type ClaimRequest, type ForkRequest, type LoadedWorkflow, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter,
   type WorkflowRow, type Write, type WriteResult,
 } from "../store.js";
 
@@ -267,13 +267,17 @@ export class SqliteStore implements Store {
     }
   }
 
-  async loadWorkflow(workflowId: string): Promise<{ workflow: WorkflowRow; operations: OperationRow[] } | null> {
-    return this.guard(() => {
-      const row = this.s.workflow.get(workflowId) as Record<string, unknown> | undefined;
-      if (!row) return null;
-      const operations = (this.s.operations.all(workflowId, -1, 0) as Record<string, unknown>[]).map(toOperationRow);
-      return { workflow: toWorkflowRow(row), operations };
-    });
+  async loadWorkflows(workflowIds: string[]): Promise<LoadedWorkflow[]> {
+    return this.guard(() =>
+      this.conn.transaction(() =>
+        workflowIds.flatMap((workflowId) => {
+          const row = this.s.workflow.get(workflowId) as Record<string, unknown> | undefined;
+          if (!row) return [];
+          const operations = (this.s.operations.all(workflowId, -1, 0) as Record<string, unknown>[]).map(toOperationRow);
+          return [{ workflow: toWorkflowRow(row), operations }];
+        }),
+      )(),
+    );
   }
 
   async listWorkflows(filter: WorkflowFilter): Promise<WorkflowRow[]> {
