@@ -253,7 +253,7 @@ export class PgConnection {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new DatabaseError("The PostgreSQL store is closed.");
+    if (this.closed) throw new DatabaseError("The PostgreSQL store is closed: it closes at shutdown() (a shut-down Duro cannot launch again: create a new one).");
   }
 
   async close(): Promise<void> {

@@ -25,6 +25,8 @@ import {
 
 const bool = (b: boolean) => (b ? 1 : 0);
 
+const NOT_OPEN = "The SQLite store is not open: it opens at launch() and closes at shutdown() (a shut-down Duro cannot launch again: create a new one).";
+
 /** How long a call waits out another process's lock on the file before it fails with DatabaseError (settable for tests). */
 export const busy = { timeoutMs: 10_000 };
 /** Of that, how long SQLite itself waits at a time (blocking the event loop); the rest is waited between tries. */
@@ -176,12 +178,12 @@ export class SqliteStore implements Store {
   }
 
   private get s() {
-    if (!this.statements) throw new DatabaseError("The SQLite store is not open: call launch() first.");
+    if (!this.statements) throw new DatabaseError(NOT_OPEN);
     return this.statements;
   }
 
   private get conn(): Database.Database {
-    if (!this.db) throw new DatabaseError("The SQLite store is not open: call launch() first.");
+    if (!this.db) throw new DatabaseError(NOT_OPEN);
     return this.db;
   }
 
