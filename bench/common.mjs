@@ -42,7 +42,7 @@ export function countRoundTrips(duro) {
   };
   const store = duro.engine.store;
   if (store.dialect === "sqlite") {
-    for (const name of ["write", "loadWorkflow", "listWorkflows", "listOperations", "recoverPending", "getEvent", "readStream", "claimQueued"]) {
+    for (const name of ["write", "loadWorkflows", "listWorkflows", "listOperations", "recoverPending", "getEvent", "readStream", "claimQueued"]) {
       const original = store[name].bind(store);
       store[name] = (...args) => {
         counter.n++;
