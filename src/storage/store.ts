@@ -179,6 +179,13 @@ export function refusalOf(row: WorkflowRow, result: WriteResult): Error | undefi
 export const eventWakeKey = (workflowId: string, key: string) => `event:${workflowId}:${key}`;
 export const streamWakeKey = (workflowId: string, key: string) => `stream:${workflowId}:${key}`;
 
+/**
+ * Wake keys travel to other processes joined by "\n" (NOTIFY payloads, the SQLite wake log), and
+ * IDs and event keys may hold newlines: each key's backslashes and newlines go escaped.
+ */
+export const escapeWakeKey = (key: string) => key.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+export const splitWakeKeys = (joined: string) => joined.split("\n").map((key) => key.replace(/\\([\\n])/g, (_, c) => (c === "n" ? "\n" : "\\")));
+
 /** What a committed write may have woken, across processes as well as in this one. */
 export function wakeKeysOf(write: Write): string[] {
   switch (write.kind) {

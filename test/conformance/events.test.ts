@@ -1,7 +1,7 @@
 /** Events: setEvent (last value wins), getEvent with a timeout inside and outside workflows, getAllEvents. */
 import { describe, expect, it } from "vitest";
 import { NotInWorkflowError, type Duro } from "../../src/index.js";
-import { backends, crash, gate, since, useDuro, waitFor } from "../helpers.js";
+import { backends, crash, gate, since, useDuro, waitFor, within } from "../helpers.js";
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);
@@ -74,6 +74,36 @@ describe.each(backends)("%s", (backend) => {
       // Each waiter looked once at the start and about once when "done" was set: not once per "progress" write.
       expect(looks.a).toBeLessThanOrEqual(30);
       expect(looks.b).toBeLessThanOrEqual(30);
+    });
+
+    it("a waiter in another instance hears of keys and IDs with newlines and backslashes at once, not at a safety poll", async () => {
+      const a = t.duro({ executorId: "a" });
+      const keys = ["two\nlines", "back\\slash\\n", "\n"];
+      const wf = a.registerWorkflow("odd keys", async () => {
+        await a.recv("go", 10);
+        for (const key of keys) await a.setEvent(key, key);
+        await a.writeStream("s\nt", 1);
+        await a.closeStream("s\nt");
+      });
+      await a.launch();
+      const b = t.duro({ executorId: "b", safetyPollSeconds: 60 });
+      await b.launch();
+      const handle = await a.startWorkflow(wf.with({ workflowId: "id\nwith\\newline" }));
+      const events = keys.map((key) => b.getEvent(handle.workflowId, key, 3));
+      const read = (async () => {
+        const values: unknown[] = [];
+        for await (const value of b.readStream(handle.workflowId, "s\nt")) values.push(value);
+        return values;
+      })();
+      await a.send(handle.workflowId, null, "go");
+      expect(await Promise.all(events)).toEqual(keys);
+      expect(await within(3000, read, "the stream to end")).toEqual([1]);
+      expect(await within(3000, b.getResult(handle.workflowId), "the result")).toBeUndefined();
+      // A cancel's wake-up is written by the database itself.
+      const waiting = await a.startWorkflow(wf.with({ workflowId: "cancel\\me\nnow" }));
+      const outcome = b.getResult(waiting.workflowId).catch((error: Error) => error.name);
+      await a.cancelWorkflow(waiting.workflowId);
+      expect(await within(3000, outcome, "the cancel to be heard")).toBe("AwaitedWorkflowCancelledError");
     });
 
     it("getEvent returns null after its timeout when the event is never set", async () => {

@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import pg from "pg";
 import { DatabaseError } from "../../errors.js";
+import { splitWakeKeys } from "../store.js";
 
 /**
  * How long an operation keeps retrying through connection loss, and how long one attempt may
@@ -219,7 +220,7 @@ export class PgConnection {
       // Our own commits already woke this process's waiters directly; an echo would only cost reads.
       if (channel !== this.channel || this.ownBackends.has(processId)) return;
       // An empty payload stands for keys too long to send: re-check everything.
-      this.emit(payload ? payload.split("\n") : null);
+      this.emit(payload ? splitWakeKeys(payload) : null);
     });
     try {
       await client.connect();

@@ -13,10 +13,12 @@ const QUEUE_LOCK_CLASS = 0x6471;
 const WF_COLUMNS = WORKFLOW_COLUMNS.filter((c) => c !== "owner_token");
 const wfCols = WF_COLUMNS.join(", ");
 const opCols = OPERATION_COLUMNS.join(", ");
+/** `text` as escapeWakeKey (store.ts) escapes it: backslashes doubled, newlines as "\n". */
+const escaped = (text: string) => `replace(replace(${text}, E'\\\\', E'\\\\\\\\'), E'\\n', E'\\\\n')`;
 /** Wake keys of the workflows in CTE `changed`, plus "queue" when any changed (each left a queue, or joined one). */
 const notifyChanged = (changed: string, channel: string) => `notified AS (
     SELECT pg_notify(${channel}, k) FROM (
-      SELECT 'status:' || workflow_id FROM ${changed}
+      SELECT 'status:' || ${escaped("workflow_id")} FROM ${changed}
       UNION ALL SELECT 'queue' WHERE EXISTS (SELECT 1 FROM ${changed})) keys (k))`;
 
 /** A resumed row runs on the resuming executor: no queue was given and the row is of its app version (or of none). */
@@ -238,7 +240,7 @@ export function storeSql(schema: string) {
       SELECT (SELECT count(*) FROM notified) AS notified, (SELECT count(*) FROM inserted) AS inserted`,
     setWorkflowDelay: `WITH changed AS (
         UPDATE ${ws} SET delay_until_epoch_ms = $1, updated_at = $2 WHERE workflow_id = $3 AND status = 'DELAYED' RETURNING queue_name),
-      notified AS (SELECT pg_notify($4, 'due:' || $1::bigint || ':' || queue_name) FROM changed)
+      notified AS (SELECT pg_notify($4, 'due:' || $1::bigint || ':' || ${escaped("queue_name")}) FROM changed)
       SELECT (SELECT count(*) FROM notified) AS notified, (SELECT queue_name FROM changed) AS queue`,
     heartbeat: `WITH seen AS (INSERT INTO ${schema}.app_versions (app_version, first_seen_at) VALUES ($3, $2) ON CONFLICT DO NOTHING)
       INSERT INTO ${schema}.executors (executor_id, heartbeat_at, app_version) VALUES ($1, $2, $3)

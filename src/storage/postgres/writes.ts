@@ -15,7 +15,7 @@
  */
 import type pg from "pg";
 import { isClaimed, OPERATION_COLUMNS, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
-import { refusalOf, wakeKeysOf, WRITE_ORDER, type Claimed, type ClaimRequest, type OperationRow, type StoredValue, type WorkflowRow, type Write, type WriteResult } from "../store.js";
+import { escapeWakeKey, refusalOf, wakeKeysOf, WRITE_ORDER, type Claimed, type ClaimRequest, type OperationRow, type StoredValue, type WorkflowRow, type Write, type WriteResult } from "../store.js";
 import { claimedRows, claimTokenOf, takenBefore } from "./claims.js";
 import { transaction } from "./connection.js";
 import { COMPLETE_COLUMNS, type WriteSql } from "./write-sql.js";
@@ -69,7 +69,7 @@ export function packKeys(keys: string[]): string[] {
   const payloads: string[] = [];
   let current = "";
   let bytes = 0;
-  for (const key of new Set(keys)) {
+  for (const key of new Set(keys.map(escapeWakeKey))) {
     const size = Buffer.byteLength(key);
     // A key too long to send goes as an empty payload, which listeners read as "re-check everything".
     if (size > MAX_PAYLOAD_BYTES) {

@@ -7,6 +7,7 @@
  */
 import type Database from "better-sqlite3";
 import type { Statement } from "./statements.js";
+import { escapeWakeKey, splitWakeKeys } from "../store.js";
 
 /** Entries a writer keeps (it prunes older ones every PRUNE_EVERY entries): a reader this far behind re-checks everything. */
 const KEPT = 4096;
@@ -66,7 +67,7 @@ export class WakeLog {
 
   /** Appends what this write transaction may have woken, if anything (inside the transaction). */
   log(keys: Iterable<string>): void {
-    const joined = [...new Set(keys)].join("\n");
+    const joined = [...new Set(keys)].map(escapeWakeKey).join("\n");
     if (!joined) return;
     const seq = Number(this.s().logWake.run(joined).lastInsertRowid);
     if (seq % PRUNE_EVERY === 0) this.s().pruneWakes.run(seq - KEPT);
@@ -107,7 +108,7 @@ export class WakeLog {
     const keys = new Set<string>();
     for (const row of rows) {
       if (this.own.delete(row.seq)) continue;
-      for (const key of row.keys.split("\n")) keys.add(key);
+      for (const key of splitWakeKeys(row.keys)) keys.add(key);
     }
     return [...keys];
   }
