@@ -33,12 +33,18 @@ export function isTransient(error: unknown): boolean {
   if (typeof code === "string") {
     // 25P03 and 57P05: the server ended a session that idled (in a transaction) past its timeout,
     // as it does to a process that was frozen or blocked; the transaction never committed.
-    if (code.startsWith("08") || ["57P01", "57P02", "57P03", "57P05", "25P03", "40001", "40P01", "53300"].includes(code)) return true;
+    if (code.startsWith("08") || ["57P01", "57P02", "57P03", "57P05", "25P03", "40001", "40P01"].includes(code)) return true;
+    // The server ran out of something (disk, memory, connections) or its storage failed: the
+    // statement did nothing, and may succeed once that passes, as after an outage.
+    if (outOfResources(code)) return true;
     if (["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN"].includes(code)) return true;
   }
   return typeof message === "string" &&
     /Connection terminated|connection error|timeout exceeded when trying to connect|Connection ended|not queryable/i.test(message);
 }
+
+/** SQLSTATE classes 53 (insufficient resources: disk full, out of memory, too many connections) and 58 (I/O and system errors). */
+const outOfResources = (code: unknown) => typeof code === "string" && (code.startsWith("53") || code.startsWith("58"));
 
 const BACKOFF_CAP_MS = 2000;
 /** 100 ms doubling to 2 s, with jitter so a crowd of processes does not retry in step. */
@@ -175,8 +181,12 @@ export class PgConnection {
         if (!transient && !retryable(error)) throw error;
         if (this.closed) throw new DatabaseError("The PostgreSQL store was closed during an operation.", { cause: error });
         if (Date.now() - start > retry.windowMs) {
+          const code = (error as { code?: unknown }).code;
           throw new DatabaseError(
-            `Lost the connection to PostgreSQL at ${this.where} and could not get it back within ${retry.windowMs / 1000}s: ${messageOf(error)}`,
+            outOfResources(code)
+              ? `PostgreSQL at ${this.where} kept failing for ${retry.windowMs / 1000}s for want of resources (SQLSTATE ${code}): ${messageOf(error)}. ` +
+                  "Free disk space or memory on the server (or raise max_connections); interrupted workflows run again from their checkpoints once it recovers."
+              : `Lost the connection to PostgreSQL at ${this.where} and could not get it back within ${retry.windowMs / 1000}s: ${messageOf(error)}`,
             { cause: error },
           );
         }
