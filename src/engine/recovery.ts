@@ -20,6 +20,8 @@ import type { LoadedWorkflow, WorkflowRow } from "../storage/store.js";
 import type { Engine } from "./engine.js";
 import { settlesWithin, SHUTDOWN_STEP_MS } from "./timers.js";
 
+/** An interruption this soon after a resume belongs to the same outage. */
+const RELAPSE_MS = 60_000;
 /** Workflows to run here loaded with one read. */
 const LOAD_BATCH = 100;
 
@@ -39,6 +41,9 @@ export class Recovery {
   /** Workflows whose run the database cut short, as they ran: each keeps its queue slot meanwhile. */
   private readonly interrupted = new Map<string, WorkflowRow>();
   private resuming = false;
+  /** When the last interrupted workflows were resumed, and the tries' back-off (see resumeWhenReachable). */
+  private lastResumed = -Infinity;
+  private attempt = 0;
 
   constructor(private readonly engine: Engine) {}
 
@@ -192,15 +197,22 @@ export class Recovery {
     this.interrupted.set(row.workflowId, row);
     if (this.resuming) return;
     this.resuming = true;
-    // One line per outage, not one per workflow: thousands may be running when it starts.
-    engine.logger.warn(
-      `Workflow ${row.workflowId} was interrupted: the database could not be reached. It, and any other workflow ` +
-        `interrupted until the database answers, will run again from its checkpoints once it does.`,
-    );
+    // Interrupted again soon after the last resume: the same outage (a database that answers
+    // reads but refuses writes, as on a full disk, lets every resume run its next step body and
+    // fail to record it), so the tries back off on from where they were, and nothing more is said.
+    const relapse = Date.now() - this.lastResumed < RELAPSE_MS;
+    if (!relapse) {
+      this.attempt = 0;
+      // One line per outage, not one per workflow: thousands may be running when it starts.
+      engine.logger.warn(
+        `Workflow ${row.workflowId} was interrupted: the database could not be reached. It, and any other workflow ` +
+          `interrupted until the database answers, will run again from its checkpoints once it does.`,
+      );
+    }
     let resumed = 0;
     void (async () => {
-      for (let attempt = 0; this.interrupted.size && engine.launched; attempt++) {
-        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 30_000)).unref());
+      for (; this.interrupted.size && engine.launched; this.attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** this.attempt, 30_000)).unref());
         for (const [id, row] of [...this.interrupted]) {
           if (!engine.launched) return;
           try {
@@ -214,7 +226,8 @@ export class Recovery {
           if (!engine.running.has(id)) engine.countRunning(row, -1);
         }
       }
-      if (resumed) engine.logger.info(`The database answers again: ${resumed} interrupted workflow(s) resumed.`);
+      if (resumed && !relapse) engine.logger.info(`The database answers again: ${resumed} interrupted workflow(s) resumed.`);
+      if (resumed) this.lastResumed = Date.now();
     })().finally(() => {
       this.resuming = false;
     });
