@@ -8,7 +8,7 @@
  * appends its wake keys, as a PostgreSQL one sends them with NOTIFY.
  */
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { DatabaseError, WorkflowConflictError } from "../../errors.js";
 import { loadMigrations, pendingMigrations } from "../migrations.js";
@@ -73,6 +73,9 @@ export class SqliteStore implements Store {
   private listeners: ((keys: string[] | null) => void)[] = [];
   private readonly wakes = new WakeLog(() => this.s);
   private checkpointer?: Checkpointer;
+  /** The file as opened (device and inode), and when it was last found still there (see checkFile). */
+  private opened?: { dev: number; ino: number };
+  private checkedAt = 0;
 
   constructor(
     /** A file path, or ":memory:". */
@@ -141,7 +144,10 @@ export class SqliteStore implements Store {
       throw new DatabaseError(`Cannot open the SQLite database at "${this.path}": ${(error as Error).message}. ${adviceFor(code)}`, { cause: error });
     }
     this.db = db;
-    if (this.path !== ":memory:") this.checkpointer = new Checkpointer(db, this.path);
+    if (this.path !== ":memory:") {
+      this.checkpointer = new Checkpointer(db, this.path);
+      this.opened = statSync(this.path);
+    }
   }
 
   /**
@@ -151,6 +157,7 @@ export class SqliteStore implements Store {
    * from its checkpoints later, instead of failing with it. Errors about the data itself stay as they are.
    */
   private async guard<T>(fn: () => T): Promise<T> {
+    this.checkFile();
     // Time spent waiting for the lock. A try counts 100 ms at most: a stall of this process itself
     // (a long synchronous task, a stop signal) is not time another process held the lock.
     let waited = 0;
@@ -175,6 +182,30 @@ export class SqliteStore implements Store {
         throw error;
       }
     }
+  }
+
+  /**
+   * Refuses to go on (at most a second late) once the file this process opened was deleted or
+   * replaced under it: SQLite would go on writing to the unlinked file, which no other process
+   * and no restart would ever see, and a restart would start over with an empty database.
+   */
+  private checkFile(): void {
+    if (!this.opened || Date.now() - this.checkedAt < 1000) return;
+    let now: { dev: number; ino: number } | undefined;
+    try {
+      now = statSync(this.path);
+    } catch {
+      // gone (or out of reach)
+    }
+    if (now && now.dev === this.opened.dev && now.ino === this.opened.ino) {
+      this.checkedAt = Date.now();
+      return;
+    }
+    throw new DatabaseError(
+      `The SQLite file "${this.path}" was deleted or replaced while this process had it open: what it wrote since is in a file no other ` +
+        "process and no restart would find, so duro stops using it. Put the file back, or stop this process (its unrecorded work runs again " +
+        "wherever the file it recorded to is opened).",
+    );
   }
 
   private get s() {
