@@ -141,7 +141,9 @@ export class PgConnection {
         if (left <= 0) {
           throw new DatabaseError(
             `Cannot connect to PostgreSQL at ${this.where} within ${timeoutSeconds}s: ${messageOf(error)}. ` +
-              `Check that the server is running and reachable, or raise connectTimeoutSeconds.`,
+              ((error as { code?: unknown }).code === "53300"
+                ? "The server has no connection to spare: lower poolSize here or in other processes, or raise the server's max_connections."
+                : "Check that the server is running and reachable, or raise connectTimeoutSeconds."),
             { cause: error },
           );
         }
