@@ -8,7 +8,7 @@ import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { closeSync, openSync, writeSync } from "node:fs";
 import { DatabaseError, Duro, DuroClient } from "../../src/index.js";
-import { busy } from "../../src/storage/sqlite/store.js";
+import { busy } from "../../src/storage/sqlite/file.js";
 import { gate, quietLogger, range, sleep, useDuro, waitFor, within } from "../helpers.js";
 
 afterEach(() => {

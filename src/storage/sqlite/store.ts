@@ -7,13 +7,12 @@
  * (migration 5), which tells what their commits may have woken: every write transaction here
  * appends its wake keys, as a PostgreSQL one sends them with NOTIFY.
  */
-import Database from "better-sqlite3";
-import { mkdirSync, statSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import type Database from "better-sqlite3";
+import { statSync } from "node:fs";
 import { DatabaseError, WorkflowConflictError } from "../../errors.js";
-import { loadMigrations, pendingMigrations } from "../migrations.js";
-import { Checkpointer, WAL_SIZE_LIMIT } from "./checkpointer.js";
-import { placeholders, prepare } from "./statements.js";
+import { Checkpointer } from "./checkpointer.js";
+import { adviceFor, busy, isLocked, openFile } from "./file.js";
+import { placeholders, type prepare } from "./statements.js";
 import { changed, WakeLog } from "./wakes.js";
 import {
   isClaimed, listWorkflowsQuery, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams,
@@ -27,33 +26,11 @@ const bool = (b: boolean) => (b ? 1 : 0);
 
 const NOT_OPEN = "The SQLite store is not open: it opens at launch() and closes at shutdown() (a shut-down Duro cannot launch again: create a new one).";
 
-/** How long a call waits out another process's lock on the file before it fails with DatabaseError (settable for tests). */
-export const busy = { timeoutMs: 10_000 };
-/** Of that, how long SQLite itself waits at a time (blocking the event loop); the rest is waited between tries. */
-const BUSY_SLICE_MS = 10;
-/** SQLite's "another connection holds the lock". */
-const isLocked = (error: unknown) => /^SQLITE_(BUSY|LOCKED)/.test(String((error as { code?: unknown } | undefined)?.code));
-
 export interface SqliteOptions {
   /** How often to look for commits by other processes, in ms (default 5). */
   changePollMs?: number;
   /** How long opening keeps trying a file another process holds locked, in seconds (default 30). */
   connectTimeoutSeconds?: number;
-}
-
-/** What to do about a SQLite error that is the file's state, not the data's. */
-function adviceFor(code: string): string {
-  if (isLocked({ code })) {
-    return "Another connection held a lock on the file for longer than duro waits; end that transaction or lock. Workflows interrupted by it run again from their checkpoints.";
-  }
-  if (code.startsWith("SQLITE_FULL")) return "The disk is full; free space, and interrupted workflows run again from their checkpoints.";
-  if (code.startsWith("SQLITE_READONLY")) {
-    return "duro writes to the file (and to its -wal and -shm files beside it) even to read: give this process write access to the file and its directory, or use a writable copy.";
-  }
-  if (/^SQLITE_(CORRUPT|NOTADB)/.test(code)) {
-    return "The file is damaged or is not a SQLite database: restore it from a backup, or point databaseUrl at another file (`sqlite3 <file> 'PRAGMA integrity_check'` shows the damage).";
-  }
-  return "Check that the path exists, is writable by this process and is on a local disk, or set databaseUrl.";
 }
 
 /**
@@ -102,47 +79,8 @@ export class SqliteStore implements Store {
 
   private open(create: boolean): void {
     if (this.db) return;
-    let db: Database.Database | undefined;
-    try {
-      if (this.path !== ":memory:") mkdirSync(dirname(resolve(this.path)), { recursive: true });
-      db = new Database(this.path);
-      db.pragma(`busy_timeout = ${Math.min(BUSY_SLICE_MS, busy.timeoutMs)}`);
-      const all = loadMigrations(new URL("./migrations/", import.meta.url));
-      const file = db;
-      // Told to change no schema, a file without duro's tables is left as it is (its journal mode too).
-      const tracked = file.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'duro_migrations'").get() !== undefined;
-      if (!create && !tracked) pendingMigrations(all, 0, this.path, false); // throws: no duro tables
-      db.pragma("journal_mode = WAL");
-      db.pragma("synchronous = FULL");
-      db.pragma("foreign_keys = ON");
-      db.pragma("cache_size = -65536"); // 64 MiB of page cache: hot index pages stay in memory
-      db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`); // a log grown past this shrinks back to it when started over
-      if (!tracked) db.exec("CREATE TABLE IF NOT EXISTS duro_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
-      const pending = () =>
-        pendingMigrations(all, (file.prepare("SELECT MAX(version) AS v FROM duro_migrations").get() as { v: number | null }).v ?? 0, this.path, create);
-      // Up to date: no write lock needed, so a long transaction of another process does not hold up the start.
-      if (pending().length) {
-        file.transaction(() => {
-          for (const migration of pending()) {
-            file.exec(migration.sql);
-            file.prepare("INSERT INTO duro_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(migration.version, migration.name, Date.now());
-          }
-        }).immediate();
-      }
-      db.pragma("analysis_limit = 400");
-      try {
-        db.pragma("optimize = 0x10002"); // refresh the planner's statistics where they are stale (cheap, bounded)
-      } catch (error) {
-        // Another process holds the write lock: the statistics wait for the next start.
-        if (!isLocked(error)) throw error;
-      }
-      this.statements = prepare(db);
-    } catch (error) {
-      db?.close();
-      if (error instanceof DatabaseError) throw error;
-      const code = String((error as { code?: unknown }).code ?? "");
-      throw new DatabaseError(`Cannot open the SQLite database at "${this.path}": ${(error as Error).message}. ${adviceFor(code)}`, { cause: error });
-    }
+    const { db, statements } = openFile(this.path, create);
+    this.statements = statements;
     this.db = db;
     if (this.path !== ":memory:") {
       this.checkpointer = new Checkpointer(db, this.path);
