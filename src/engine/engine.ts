@@ -371,11 +371,10 @@ export class Engine {
       });
       // The outcome is remembered as read back, so callers here get what other processes get.
       if (result.completed) {
-        outcome = outcome.status === "SUCCESS"
+        this.outcomes.remember(row.workflowId, outcome.status === "SUCCESS"
           ? { status: "SUCCESS", output: deserialize(output, row.serialization) }
-          : { status: "ERROR", error: deserializeThrown(error!, row.serialization) };
+          : { status: "ERROR", error: deserializeThrown(error!, row.serialization) });
       }
-      if (result.completed) this.outcomes.remember(row.workflowId, outcome);
       run.stop("finished");
       this.waiters.wake([`status:${row.workflowId}`]); // the commit's own wake-up came before we knew the outcome
     } catch (error) {
