@@ -9,7 +9,7 @@ import { randomUUID as uuid } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { InvalidArgumentError, MaxStepRetriesExceededError, NonDeterminismError, NotInWorkflowError, WorkflowNotFoundError } from "../errors.js";
 import { deserialize, inspectable, serialize, textOf, type SerializationFormat } from "../serialization.js";
-import { eventWakeKey, type OperationRow, type StoredValue } from "../storage/store.js";
+import { wakeKeysOfKey, type OperationRow, type StoredValue } from "../storage/store.js";
 import type { ReturnWhen, SendOptions, StepOptions, ValueOptions, WaitOptions, WorkflowHandle } from "../types.js";
 import { als, currentContext, currentRun, type WorkflowRun } from "./context.js";
 import { operation, type Engine } from "./engine.js";
@@ -403,8 +403,6 @@ export async function setEvent(engine: Engine, key: string, value: unknown, opti
   await recordedLate(engine, run, record, recorded);
 }
 
-const eventWakeKeys = (workflowId: string, key: string) => [eventWakeKey(workflowId, key), `event:${workflowId}`];
-
 export async function getEvent(engine: Engine, workflowId: string, key: string, timeout?: number | WaitOptions): Promise<unknown> {
   checkKey("workflowId", workflowId);
   checkKey("key", key);
@@ -413,7 +411,7 @@ export async function getEvent(engine: Engine, workflowId: string, key: string, 
   let value: StoredValue | null = null;
   const look = async () => (value = await engine.store.getEvent(workflowId, key)) !== null;
   if (!run) {
-    await engine.waiters.wait(eventWakeKeys(workflowId, key), look, timeoutSeconds === Infinity ? Infinity : Date.now() + timeoutSeconds * 1000);
+    await engine.waiters.wait(wakeKeysOfKey("event", workflowId, key), look, timeoutSeconds === Infinity ? Infinity : Date.now() + timeoutSeconds * 1000);
     return read(value);
   }
   const functionId = run.allocate();
@@ -430,7 +428,7 @@ export async function getEvent(engine: Engine, workflowId: string, key: string, 
     if (deadline) void engine.committer.submitOne({ kind: "recordOperation", op: deadline, executorId: engine.executorId }).catch(() => undefined);
   } else {
     const deadline = await durableDeadline(engine, run, timeoutSeconds, sleepId);
-    await engine.waiters.wait(eventWakeKeys(workflowId, key), look, deadline, run.signal);
+    await engine.waiters.wait(wakeKeysOfKey("event", workflowId, key), look, deadline, run.signal);
   }
   return record(engine, run, functionId, "duro.getEvent", startedAt, { output: read(value) });
 }

@@ -4,7 +4,7 @@
  * when read by a workflow. Durable operations like those of operations.ts, whose helpers they use.
  */
 import { InvalidArgumentError, NonDeterminismError, NotInWorkflowError, StreamTimeoutError, WorkflowNotFoundError } from "../errors.js";
-import { streamWakeKey, type StoredValue } from "../storage/store.js";
+import { wakeKeysOfKey, type StoredValue } from "../storage/store.js";
 import type { ValueOptions } from "../types.js";
 import { checkpoint, recordedLate, recordOf } from "./checkpoint.js";
 import { currentContext, currentRun, type WorkflowRun } from "./context.js";
@@ -92,7 +92,7 @@ export async function* readStream(
       return found !== undefined;
     };
     const deadline = timeoutSeconds === undefined ? Infinity : Date.now() + timeoutSeconds * 1000;
-    const arrived = await engine.waiters.wait([streamWakeKey(workflowId, key), `stream:${workflowId}`, `status:${workflowId}`], look, deadline, run?.signal);
+    const arrived = await engine.waiters.wait([...wakeKeysOfKey("stream", workflowId, key), `status:${workflowId}`], look, deadline, run?.signal);
     if (!arrived) throw new StreamTimeoutError(workflowId, key, timeoutSeconds!);
     return found!;
   };

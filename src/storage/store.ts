@@ -176,8 +176,11 @@ export function refusalOf(row: WorkflowRow, result: WriteResult): Error | undefi
  * re-checked every one of them per write). A fork, which copies them all, wakes the workflow's
  * whole-workflow key (`event:<id>`, `stream:<id>`), which those waiters hear too.
  */
-export const eventWakeKey = (workflowId: string, key: string) => `event:${workflowId}:${key}`;
-export const streamWakeKey = (workflowId: string, key: string) => `stream:${workflowId}:${key}`;
+const wholeWorkflowKey = (kind: "event" | "stream", workflowId: string) => `${kind}:${workflowId}`;
+const keyWakeKey = (kind: "event" | "stream", workflowId: string, key: string) => `${kind}:${workflowId}:${key}`;
+/** What a waiter on one event or stream key listens to: that key's writes, and forks. */
+export const wakeKeysOfKey = (kind: "event" | "stream", workflowId: string, key: string) =>
+  [keyWakeKey(kind, workflowId, key), wholeWorkflowKey(kind, workflowId)];
 
 /**
  * Wake keys travel to other processes joined by "\n" (NOTIFY payloads, the SQLite wake log), and
@@ -200,9 +203,9 @@ export function wakeKeysOf(write: Write): string[] {
     case "send":
       return [`message:${write.destinationId}`];
     case "setEvent":
-      return [eventWakeKey(write.workflowId, write.key)];
+      return [keyWakeKey("event", write.workflowId, write.key)];
     case "writeStream":
-      return [streamWakeKey(write.workflowId, write.key)];
+      return [keyWakeKey("stream", write.workflowId, write.key)];
     case "completeWorkflow":
       // Stream readers hear the status too: the workflow's end ends its streams.
       return [`status:${write.workflowId}`, ...(write.queueName ? [`queue:${write.queueName}`] : [])];
@@ -214,7 +217,7 @@ export function wakeKeysOf(write: Write): string[] {
 /** What a fork may wake: waits for a new workflow (as its insert would), and waits on its status and on the events and streams it copied. */
 export function forkWakeKeys(row: WorkflowRow): string[] {
   const id = row.workflowId;
-  return [...wakeKeysOf({ kind: "insertWorkflow", row, ownerToken: "" }), `status:${id}`, `event:${id}`, `stream:${id}`];
+  return [...wakeKeysOf({ kind: "insertWorkflow", row, ownerToken: "" }), `status:${id}`, wholeWorkflowKey("event", id), wholeWorkflowKey("stream", id)];
 }
 
 /** Store-level filter for listing workflows: every array means "one of". */
