@@ -31,8 +31,7 @@ export class Duro {
   readonly logger: Logger;
 
   constructor(config: DuroConfig = {}) {
-    checkOptions("new Duro", config, KEYS.config);
-    this.engine = new Engine(config);
+    this.engine = new Engine(checkOptions("new Duro", config, KEYS.config, ["maxRecoveryAttempts"]));
     this.logger = contextLogger(this.engine.logger);
   }
 
@@ -42,11 +41,11 @@ export class Duro {
    * Registers `fn` as a durable workflow named `name` and returns a callable with the same
    * signature. Register every workflow before `launch()`: recovery can only run registered code.
    */
-  registerWorkflow<A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R> | R, options: WorkflowOptions = {}): Workflow<A, R> {
+  registerWorkflow<A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R> | R, given?: WorkflowOptions | null): Workflow<A, R> {
     if (typeof name !== "string" || name === "") throw new InvalidArgumentError("A workflow needs a non-empty name.");
     checkKey("workflow name", name);
     if (typeof fn !== "function") throw new InvalidArgumentError(`registerWorkflow("${name}") needs a function.`);
-    checkOptions("registerWorkflow", options, KEYS.workflow);
+    const options = checkOptions("registerWorkflow", given, KEYS.workflow);
     checkFormat(options.serialization);
     this.engine.register({ name, fn: async (...args: unknown[]) => fn(...(args as A)), source: fn.toString(), options });
     const bind = (startOptions: StartOptions): Workflow<A, R> => {
@@ -68,19 +67,19 @@ export class Duro {
    * retry policy of `options`) and its output or error is recorded; on replay the record is
    * returned without running. Outside a workflow, or inside another step, it just runs.
    */
-  registerStep<A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R> | R, options: StepOptions = {}): (...args: A) => Promise<R> {
+  registerStep<A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R> | R, options?: StepOptions | null): (...args: A) => Promise<R> {
     if (typeof name !== "string" || name === "") throw new InvalidArgumentError("A step needs a non-empty name.");
-    checkKey("step name", options.name ?? name);
+    const policy = ops.stepPolicy("registerStep", options);
+    const stepName = checkKey("step name", policy.name ?? name);
     if (typeof fn !== "function") throw new InvalidArgumentError(`registerStep("${name}") needs a function.`);
-    ops.validateStepOptions(options, "registerStep");
-    const stepName = options.name ?? name;
-    return (...args: A) => ops.runStep(this.engine, stepName, fn, args, options) as Promise<R>;
+    return (...args: A) => ops.runStep(this.engine, stepName, fn, args, policy) as Promise<R>;
   }
 
   /** Runs `fn` as an inline checkpointed step (see registerStep). */
-  runStep<R>(fn: () => Promise<R> | R, options: StepOptions = {}): Promise<R> {
+  async runStep<R>(fn: () => Promise<R> | R, options?: StepOptions | null): Promise<R> {
     if (typeof fn !== "function") throw new InvalidArgumentError("runStep() needs a function.");
-    return ops.runStep(this.engine, options.name ?? (fn.name || "runStep"), fn, [], options) as Promise<R>;
+    const policy = ops.stepPolicy("runStep", options);
+    return ops.runStep(this.engine, policy.name ?? (fn.name || "runStep"), fn, [], policy) as Promise<R>;
   }
 
   /** Connects, migrates the schema, and recovers this executor's PENDING workflows. */
@@ -132,7 +131,7 @@ export class Duro {
    * Waits for the first of these workflows to finish; the winner is recorded. @throws InvalidArgumentError for an empty list.
    * `pollingIntervalSec` is accepted as the reference has it, and unused: a finish wakes the wait.
    */
-  async waitFirst<H extends WorkflowHandle<unknown>>(handles: readonly H[], _options?: { pollingIntervalSec?: number }): Promise<H> {
+  async waitFirst<H extends WorkflowHandle<unknown>>(handles: readonly H[], _options?: { pollingIntervalSec?: number | null } | null): Promise<H> {
     if (!Array.isArray(handles)) throw new InvalidArgumentError("waitFirst() needs an array of workflow handles.");
     const id = await ops.waitFirst(this.engine, handles.map((h) => h?.workflowId));
     return handles.find((h) => h.workflowId === id)!;
@@ -144,7 +143,7 @@ export class Duro {
    */
   async wait<T extends WorkflowHandle<unknown> | Promise<unknown>>(
     items: T[],
-    options: { returnWhen?: ReturnWhen; timeoutSeconds?: number } = {},
+    options: { returnWhen?: ReturnWhen | null; timeoutSeconds?: number | null } | null = {},
   ): Promise<{ done: T[]; pending: T[] }> {
     if (!Array.isArray(items) || items.length === 0 || !items.every((item) => isHandle(item) || typeof (item as Promise<unknown>)?.then === "function")) {
       throw new InvalidArgumentError("wait() needs a non-empty array of workflow handles or promises (as asyncio.wait does).");
@@ -181,9 +180,9 @@ export class Duro {
    * Sends a message to a workflow; with `idempotencyKey` it is delivered once however often sent.
    * With no topic, the options may stand in its place. @throws WorkflowNotFoundError
    */
-  send(destinationId: string, message: unknown, topic?: string | null, options?: SendOptions): Promise<void>;
+  send(destinationId: string, message: unknown, topic?: string | null, options?: SendOptions | null): Promise<void>;
   send(destinationId: string, message: unknown, options: SendOptions): Promise<void>;
-  send(destinationId: string, message: unknown, topic?: string | null | SendOptions, options?: SendOptions): Promise<void> {
+  send(destinationId: string, message: unknown, topic?: string | null | SendOptions, options?: SendOptions | null): Promise<void> {
     return ops.send(this.engine, destinationId, message, topic, options);
   }
 
@@ -191,9 +190,9 @@ export class Duro {
    * Receives the oldest message on `topic` (workflow only), waiting up to `timeoutSeconds`
    * (default 60; a number or `{ timeoutSeconds }`); null on timeout.
    */
-  recv<T = unknown>(topic?: string | null, timeoutSeconds?: number | WaitOptions): Promise<T | null>;
+  recv<T = unknown>(topic?: string | null, timeoutSeconds?: number | WaitOptions | null): Promise<T | null>;
   recv<T = unknown>(options: WaitOptions): Promise<T | null>;
-  recv<T = unknown>(topic?: string | null | WaitOptions, timeoutSeconds?: number | WaitOptions): Promise<T | null> {
+  recv<T = unknown>(topic?: string | null | WaitOptions, timeoutSeconds?: number | WaitOptions | null): Promise<T | null> {
     return ops.recv(this.engine, topic, timeoutSeconds) as Promise<T | null>;
   }
 
@@ -203,7 +202,7 @@ export class Duro {
   }
 
   /** The latest value of a workflow's event, waiting up to `timeoutSeconds` (default 60) for it; null on timeout. */
-  getEvent<T = unknown>(workflowId: string, key: string, timeoutSeconds?: number | WaitOptions): Promise<T | null> {
+  getEvent<T = unknown>(workflowId: string, key: string, timeoutSeconds?: number | WaitOptions | null): Promise<T | null> {
     return ops.getEvent(this.engine, workflowId, key, timeoutSeconds) as Promise<T | null>;
   }
 
@@ -226,7 +225,7 @@ export class Duro {
    * Reads a workflow's stream in order until it is closed or the workflow ends.
    * @throws StreamTimeoutError when no value arrives within `timeoutSeconds` (per value).
    */
-  readStream<T = unknown>(workflowId: string, key: string, options?: { offset?: number; timeoutSeconds?: number }): AsyncIterable<T> {
+  readStream<T = unknown>(workflowId: string, key: string, options?: { offset?: number | null; timeoutSeconds?: number | null } | null): AsyncIterable<T> {
     return streams.readStream(this.engine, workflowId, key, options) as AsyncIterable<T>;
   }
 
@@ -292,10 +291,9 @@ export class Duro {
    * tick's time (a Date) as its input. Each tick runs exactly once across all executors sharing
    * the database; ticks missed while every executor was down are skipped unless `catchUp`.
    */
-  async schedule(name: string, cron: string, workflow: Workflow<[Date], unknown>, options: ScheduleOptions = {}): Promise<void> {
+  async schedule(name: string, cron: string, workflow: Workflow<[Date], unknown>, options?: ScheduleOptions | null): Promise<void> {
     if (typeof workflow?.workflowName !== "string") throw new InvalidArgumentError("schedule() needs a workflow returned by registerWorkflow().");
-    checkOptions("schedule", options, KEYS.schedule);
-    return this.engine.addSchedule(name, cron, workflow.workflowName, options);
+    return this.engine.addSchedule(name, cron, workflow.workflowName, checkOptions("schedule", options, KEYS.schedule));
   }
 
   // ——— management (each is a recorded operation when called inside a workflow) ———
@@ -311,7 +309,7 @@ export class Duro {
   }
 
   /** The recorded operations of a workflow, by function ID. @throws WorkflowNotFoundError */
-  listWorkflowSteps(workflowId: string, options: { limit?: number; offset?: number } = {}): Promise<StepInfo[]> {
+  listWorkflowSteps(workflowId: string, options: { limit?: number | null; offset?: number | null } | null = {}): Promise<StepInfo[]> {
     return this.managed("listWorkflowSteps", () => listWorkflowSteps(this.engine, workflowId, options));
   }
 
@@ -319,11 +317,11 @@ export class Duro {
    * Sets CANCELLED, removes it from its queue and stops it at its next durable operation; with
    * `cancelChildren`, the same for its descendants. Finished and unknown workflows are left alone.
    */
-  cancelWorkflow(workflowId: string, options?: { cancelChildren?: boolean }): Promise<void> {
+  cancelWorkflow(workflowId: string, options?: { cancelChildren?: boolean | null } | null): Promise<void> {
     return this.cancelWorkflows([workflowId], options);
   }
 
-  cancelWorkflows(workflowIds: string[], options?: { cancelChildren?: boolean }): Promise<void> {
+  cancelWorkflows(workflowIds: string[], options?: { cancelChildren?: boolean | null } | null): Promise<void> {
     return this.managed("cancelWorkflow", () => cancel(this.engine, workflowIds, options));
   }
 
@@ -332,13 +330,13 @@ export class Duro {
    * completed step, here and now — or, with `queueName`, through that queue. Finished workflows
    * are left alone. @throws WorkflowNotFoundError
    */
-  async resumeWorkflow<R = unknown>(workflowId: string, options: { queueName?: string } = {}): Promise<WorkflowHandle<R>> {
+  async resumeWorkflow<R = unknown>(workflowId: string, options: { queueName?: string | null } | null = {}): Promise<WorkflowHandle<R>> {
     const [handle] = await this.resumeWorkflows<R>([workflowId], options);
     return handle;
   }
 
   /** resumeWorkflow for several workflows: all or nothing. */
-  async resumeWorkflows<R = unknown>(workflowIds: string[], options: { queueName?: string } = {}): Promise<WorkflowHandle<R>[]> {
+  async resumeWorkflows<R = unknown>(workflowIds: string[], options: { queueName?: string | null } | null = {}): Promise<WorkflowHandle<R>[]> {
     await this.managed("resumeWorkflow", () => resume(this.engine, checkIds(workflowIds), options));
     return workflowIds.map((id) => this.handle<R>(id));
   }
@@ -359,7 +357,7 @@ export class Duro {
   }
 
   /** Moves the start of a DELAYED workflow: exactly one of `delaySeconds` (from now) or `delayUntilEpochMs`. */
-  setWorkflowDelay(workflowId: string, options: { delaySeconds?: number; delayUntilEpochMs?: number }): Promise<void> {
+  setWorkflowDelay(workflowId: string, options: { delaySeconds?: number | null; delayUntilEpochMs?: number | null } | null): Promise<void> {
     return this.managed("setWorkflowDelay", () => setWorkflowDelay(this.engine, workflowId, options));
   }
 

@@ -14,7 +14,7 @@ export class WorkflowQueue {
   constructor(
     duro: Duro,
     readonly name: string,
-    readonly options: QueueOptions = {},
+    readonly options: QueueOptions | null = {},
   ) {
     duro.engine.addQueue(name, options);
   }

@@ -45,79 +45,79 @@ export interface StepInfo {
 type OneOrMany = string | string[];
 
 export interface ListWorkflowsFilter {
-  workflowIds?: string[];
-  status?: WorkflowStatusString | WorkflowStatusString[];
+  workflowIds?: string[] | null;
+  status?: WorkflowStatusString | WorkflowStatusString[] | null;
   /** RFC 3339 timestamps (or Dates), compared with the creation time. */
-  startTime?: string | Date;
-  endTime?: string | Date;
-  name?: OneOrMany;
-  appVersion?: OneOrMany;
-  forkedFrom?: OneOrMany;
-  parentWorkflowId?: OneOrMany;
-  user?: OneOrMany;
-  queueName?: OneOrMany;
-  executorId?: OneOrMany;
-  workflowIdPrefix?: OneOrMany;
-  limit?: number;
-  offset?: number;
-  sortDesc?: boolean;
+  startTime?: string | Date | null;
+  endTime?: string | Date | null;
+  name?: OneOrMany | null;
+  appVersion?: OneOrMany | null;
+  forkedFrom?: OneOrMany | null;
+  parentWorkflowId?: OneOrMany | null;
+  user?: OneOrMany | null;
+  queueName?: OneOrMany | null;
+  executorId?: OneOrMany | null;
+  workflowIdPrefix?: OneOrMany | null;
+  limit?: number | null;
+  offset?: number | null;
+  sortDesc?: boolean | null;
   /** Default true. */
-  loadInput?: boolean;
+  loadInput?: boolean | null;
   /** Default true. */
-  loadOutput?: boolean;
-  queuesOnly?: boolean;
-  wasForkedFrom?: boolean;
-  hasParent?: boolean;
+  loadOutput?: boolean | null;
+  queuesOnly?: boolean | null;
+  wasForkedFrom?: boolean | null;
+  hasParent?: boolean | null;
 }
 
 export interface StepOptions {
   /** Recorded name of the step (default: the registered name, or the function's name). */
-  name?: string;
+  name?: string | null;
   /** Default false: one attempt. */
-  retriesAllowed?: boolean;
+  retriesAllowed?: boolean | null;
   /** Delay before the first retry, in seconds (default 1). */
-  intervalSeconds?: number;
+  intervalSeconds?: number | null;
   /** Attempts in all, when retries are allowed (default 3). */
-  maxAttempts?: number;
+  maxAttempts?: number | null;
   /** Each retry waits `intervalSeconds × backoffRate^i` (default 2). */
-  backoffRate?: number;
+  backoffRate?: number | null;
 }
 
 /** Options bound to a workflow call with `.with(…)`. */
 export interface StartOptions {
-  workflowId?: string;
-  queueName?: string;
-  timeoutSeconds?: number;
-  deadlineEpochMs?: number;
-  priority?: number;
-  deduplicationId?: string;
-  partitionKey?: string;
-  delaySeconds?: number;
-  authenticatedUser?: string;
-  appVersion?: string;
-  serialization?: SerializationFormat;
+  workflowId?: string | null;
+  queueName?: string | null;
+  timeoutSeconds?: number | null;
+  deadlineEpochMs?: number | null;
+  priority?: number | null;
+  deduplicationId?: string | null;
+  partitionKey?: string | null;
+  delaySeconds?: number | null;
+  authenticatedUser?: string | null;
+  appVersion?: string | null;
+  serialization?: SerializationFormat | null;
 }
 
 /** How send, setEvent and writeStream store a value (default: the workflow's own format). */
 export interface ValueOptions {
-  serialization?: SerializationFormat;
+  serialization?: SerializationFormat | null;
   /** The reference library's name for `serialization` (give one or the other). */
-  serializationType?: SerializationFormat;
+  serializationType?: SerializationFormat | null;
 }
 
 /** recv/getEvent's timeout as an options object, for the reference's keyword form (`timeout_seconds=`); a plain number works too. */
 export interface WaitOptions {
-  timeoutSeconds?: number;
+  timeoutSeconds?: number | null;
 }
 
 /** send's options, which may stand in the topic's place when there is no topic. */
 export interface SendOptions extends ValueOptions {
-  idempotencyKey?: string;
+  idempotencyKey?: string | null;
 }
 
 export interface WorkflowOptions {
   /** Default serialization of this workflow's inputs, output and error (default "default"). */
-  serialization?: SerializationFormat;
+  serialization?: SerializationFormat | null;
 }
 
 export interface Logger {
@@ -129,22 +129,22 @@ export interface Logger {
 
 export interface DuroConfig {
   /** `sqlite:<path>`, `sqlite::memory:`, or `postgres://…`. Default: `DURO_DATABASE_URL`, else `sqlite:./.duro/duro.sqlite`. */
-  databaseUrl?: string;
+  databaseUrl?: string | null;
   /** This executor's identity; recovery on `launch()` takes this executor's PENDING work. Default `DURO_EXECUTOR_ID` or "local". */
-  executorId?: string;
+  executorId?: string | null;
   /** Default: a hash of the registered workflows' sources. Only workflows of this version are recovered. */
-  appVersion?: string;
+  appVersion?: string | null;
   /** Default 100. A workflow recovered more often is parked as MAX_RECOVERY_ATTEMPTS_EXCEEDED. `null`: no limit. */
   maxRecoveryAttempts?: number | null;
   logger?: Logger;
   /** PostgreSQL: pooled connections (default 10). */
-  poolSize?: number;
+  poolSize?: number | null;
   /** How long `launch()` keeps retrying an unreachable database (or a SQLite file another process holds locked), in seconds (default 30). */
-  connectTimeoutSeconds?: number;
+  connectTimeoutSeconds?: number | null;
   /** An executor silent this long is presumed dead and its work is taken over (default 30). */
-  executorLeaseSeconds?: number;
+  executorLeaseSeconds?: number | null;
   /** Safety re-check of every waiter for a lost wake-up, in seconds (default 5). */
-  safetyPollSeconds?: number;
+  safetyPollSeconds?: number | null;
 }
 
 export interface WorkflowHandle<R> {
@@ -158,35 +158,35 @@ export type ReturnWhen = "ALL_COMPLETED" | "FIRST_COMPLETED" | "FIRST_EXCEPTION"
 
 export interface QueueOptions {
   /** Most workflows of this queue running at once across all executors. */
-  concurrency?: number;
+  concurrency?: number | null;
   /** Most workflows of this queue running at once on each executor. */
-  workerConcurrency?: number;
+  workerConcurrency?: number | null;
   /** At most `limit` starts in any window of `periodSeconds`, across all executors. */
-  rateLimit?: { limit: number; periodSeconds: number };
+  rateLimit?: { limit: number; periodSeconds: number } | null;
   /** Accepted for the reference's API and changes nothing: as there now, every queue takes a `priority` (1 … 2³¹−1) and dequeues by it, 0 first, then FIFO. */
-  priorityEnabled?: boolean;
+  priorityEnabled?: boolean | null;
   /** Every partition key is its own queue with the limits above; enqueues must give a partitionKey. */
-  partitionQueue?: boolean;
+  partitionQueue?: boolean | null;
   /** Safety poll for work that arrived without a wake-up, in seconds (default 1). */
-  pollingIntervalSeconds?: number;
+  pollingIntervalSeconds?: number | null;
 }
 
 export interface ScheduleOptions {
   /** Start ticks missed while no executor ran (default false: skip them). */
-  catchUp?: boolean;
+  catchUp?: boolean | null;
   /** Enqueue each tick on this queue instead of starting it directly. */
-  queueName?: string;
+  queueName?: string | null;
   /** IANA time zone for the cron expression (default: the process's). */
-  timezone?: string;
+  timezone?: string | null;
 }
 
 export interface ForkOptions {
   /** The new workflow's ID (`workflowId` is accepted too); a new UUID by default. */
-  newWorkflowId?: string;
-  workflowId?: string;
-  appVersion?: string;
-  queueName?: string;
+  newWorkflowId?: string | null;
+  workflowId?: string | null;
+  appVersion?: string | null;
+  queueName?: string | null;
   /** The fork's partition on `queueName`, when that queue is partitioned. */
-  partitionKey?: string;
-  timeoutSeconds?: number;
+  partitionKey?: string | null;
+  timeoutSeconds?: number | null;
 }

@@ -14,16 +14,16 @@ import type { ForkOptions, ListWorkflowsFilter, Logger, StartOptions, StepInfo, 
 
 export interface ClientConfig {
   /** Default: `DURO_DATABASE_URL`, else `sqlite:./.duro/duro.sqlite`. */
-  databaseUrl?: string;
+  databaseUrl?: string | null;
   logger?: Logger;
-  poolSize?: number;
-  connectTimeoutSeconds?: number;
+  poolSize?: number | null;
+  connectTimeoutSeconds?: number | null;
   /**
    * Default true: a database (or PostgreSQL schema) without duro's tables gets them, and an older
    * duro's schema is upgraded, as with `Duro`. false: either is a DatabaseError instead, and the
    * schema is left as it is (for tools that only read, such as the CLI).
    */
-  createSchema?: boolean;
+  createSchema?: boolean | null;
 }
 
 /** What to enqueue: a workflow by its registered name, on a queue, with start options. */
@@ -36,8 +36,7 @@ export class DuroClient {
   private readonly engine: Engine;
 
   constructor(config: ClientConfig = {}) {
-    checkOptions("new DuroClient", config, KEYS.client);
-    const { createSchema = true, ...settings } = config;
+    const { createSchema = true, ...settings } = checkOptions("new DuroClient", config, KEYS.client);
     optionalBoolean("createSchema", createSchema);
     this.engine = new Engine({ ...settings, executorId: "duro-client" }, true, createSchema);
   }
@@ -66,13 +65,13 @@ export class DuroClient {
     return ids.map((id) => this.handle<R>(id));
   }
 
-  send(destinationId: string, message: unknown, topic?: string | null, options?: SendOptions): Promise<void>;
+  send(destinationId: string, message: unknown, topic?: string | null, options?: SendOptions | null): Promise<void>;
   send(destinationId: string, message: unknown, options: SendOptions): Promise<void>;
-  async send(destinationId: string, message: unknown, topic?: string | null | SendOptions, options?: SendOptions): Promise<void> {
+  async send(destinationId: string, message: unknown, topic?: string | null | SendOptions, options?: SendOptions | null): Promise<void> {
     return ops.send(await this.ready(), destinationId, message, topic, options);
   }
 
-  async getEvent<T = unknown>(workflowId: string, key: string, timeoutSeconds?: number | WaitOptions): Promise<T | null> {
+  async getEvent<T = unknown>(workflowId: string, key: string, timeoutSeconds?: number | WaitOptions | null): Promise<T | null> {
     return ops.getEvent(await this.ready(), workflowId, key, timeoutSeconds) as Promise<T | null>;
   }
 
@@ -80,7 +79,7 @@ export class DuroClient {
     return ops.getAllEvents(await this.ready(), workflowId);
   }
 
-  async *readStream<T = unknown>(workflowId: string, key: string, options?: { offset?: number; timeoutSeconds?: number }): AsyncIterable<T> {
+  async *readStream<T = unknown>(workflowId: string, key: string, options?: { offset?: number | null; timeoutSeconds?: number | null } | null): AsyncIterable<T> {
     yield* streams.readStream(await this.ready(), workflowId, key, options) as AsyncIterable<T>;
   }
 
@@ -106,25 +105,25 @@ export class DuroClient {
     return listWorkflows(await this.ready(), { ...filter, queuesOnly: true });
   }
 
-  async listWorkflowSteps(workflowId: string, options: { limit?: number; offset?: number } = {}): Promise<StepInfo[]> {
+  async listWorkflowSteps(workflowId: string, options: { limit?: number | null; offset?: number | null } | null = {}): Promise<StepInfo[]> {
     return listWorkflowSteps(await this.ready(), workflowId, options);
   }
 
-  async cancelWorkflow(workflowId: string, options?: { cancelChildren?: boolean }): Promise<void> {
+  async cancelWorkflow(workflowId: string, options?: { cancelChildren?: boolean | null } | null): Promise<void> {
     return this.cancelWorkflows([workflowId], options);
   }
 
-  async cancelWorkflows(workflowIds: string[], options?: { cancelChildren?: boolean }): Promise<void> {
+  async cancelWorkflows(workflowIds: string[], options?: { cancelChildren?: boolean | null } | null): Promise<void> {
     return cancel(await this.ready(), workflowIds, options);
   }
 
   /** Re-queues the workflow (on `queueName`, or an internal queue without limits) from its last completed step. */
-  async resumeWorkflow<R = unknown>(workflowId: string, options: { queueName?: string } = {}): Promise<WorkflowHandle<R>> {
+  async resumeWorkflow<R = unknown>(workflowId: string, options: { queueName?: string | null } | null = {}): Promise<WorkflowHandle<R>> {
     const [handle] = await this.resumeWorkflows<R>([workflowId], options);
     return handle;
   }
 
-  async resumeWorkflows<R = unknown>(workflowIds: string[], options: { queueName?: string } = {}): Promise<WorkflowHandle<R>[]> {
+  async resumeWorkflows<R = unknown>(workflowIds: string[], options: { queueName?: string | null } | null = {}): Promise<WorkflowHandle<R>[]> {
     await resume(await this.ready(), checkIds(workflowIds), options);
     return workflowIds.map((id) => this.handle<R>(id));
   }
@@ -137,7 +136,7 @@ export class DuroClient {
     return this.handle<R>(await fork(await this.ready(), workflowId, startStep, options));
   }
 
-  async setWorkflowDelay(workflowId: string, options: { delaySeconds?: number; delayUntilEpochMs?: number }): Promise<void> {
+  async setWorkflowDelay(workflowId: string, options: { delaySeconds?: number | null; delayUntilEpochMs?: number | null } | null): Promise<void> {
     return setWorkflowDelay(await this.ready(), workflowId, options);
   }
 
@@ -159,10 +158,12 @@ export class DuroClient {
 
 const ENQUEUE_KEYS = [...KEYS.start, "workflowName"];
 
-function checkEnqueue(options: EnqueueOptions): EnqueueOptions {
-  checkOptions("enqueue", options, ENQUEUE_KEYS);
-  if (typeof options?.workflowName !== "string" || options.workflowName === "") throw new InvalidArgumentError("enqueue() needs a workflowName.");
+/** The options checked, without those given as null (start() reads a null timeout as "none"). */
+function checkEnqueue(given: EnqueueOptions): EnqueueOptions {
+  if (given === undefined || given === null) throw new InvalidArgumentError("enqueue() needs options: { workflowName, queueName }.");
+  const options = checkOptions("enqueue", given, ENQUEUE_KEYS, ["timeoutSeconds", "deadlineEpochMs"]);
+  if (typeof options.workflowName !== "string" || options.workflowName === "") throw new InvalidArgumentError("enqueue() needs a workflowName.");
   checkKey("workflowName", options.workflowName);
   if (typeof options.queueName !== "string" || options.queueName === "") throw new InvalidArgumentError("enqueue() needs a queueName.");
-  return options;
+  return options as EnqueueOptions;
 }

@@ -75,13 +75,22 @@ export const KEYS = {
   value: keysOf<ValueOptions>({ serialization: true, serializationType: true }),
 };
 
-/** An optional options object: undefined, or an object with no keys but `allowed`. */
-export function checkOptions(method: string, options: unknown, allowed: readonly string[]): void {
-  if (options === undefined) return;
-  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+/**
+ * An options object as given: Python's `None` is `null`, so an option set to null is an option
+ * not given (except those in `keep`, where null means something of its own).
+ */
+export type Given<T, Keep extends keyof T = never> = { [K in keyof T]?: K extends Keep ? T[K] : Exclude<T[K], null> };
+
+/** An optional options object (undefined or null: none) with no keys but `allowed`, returned without its null options. */
+export function checkOptions<T extends object, Keep extends keyof T & string = never>(
+  method: string, options: T | null | undefined, allowed: readonly string[], keep: readonly Keep[] = [],
+): Given<T, Keep> {
+  if (options === undefined || options === null) return {};
+  if (typeof options !== "object" || Array.isArray(options)) {
     throw new InvalidArgumentError(`${method}() options must be an object with any of ${allowed.join(", ")}; got ${shown(options)}.`);
   }
   checkKeys(method, options, allowed);
+  return Object.fromEntries(Object.entries(options).filter(([k, v]) => v !== null || (keep as readonly string[]).includes(k))) as Given<T, Keep>;
 }
 
 export const MAX_KEY_BYTES = 1024;

@@ -14,7 +14,7 @@ import {
   deserialize, deserializeInputs, deserializeThrown, inspectable, registerErrorClass, serialize, serializeError,
 } from "../serialization.js";
 import { openStore, DEFAULT_DATABASE_URL } from "../storage/open.js";
-import type { OperationRow, Store, WorkflowRow } from "../storage/store.js";
+import type { CancelChildren, OperationRow, Store, WorkflowRow } from "../storage/store.js";
 import type { DuroConfig, Logger, QueueOptions, ScheduleOptions, WorkflowOptions, WorkflowStatus } from "../types.js";
 import { Committer } from "./committer.js";
 import { als, WorkflowRun } from "./context.js";
@@ -22,7 +22,7 @@ import { consoleLogger } from "./logger.js";
 import { toStatus } from "./management.js";
 import { type Outcome, Outcomes } from "./outcomes.js";
 import { QueueDispatcher, QueuePoll, riderOf, validateQueueOptions } from "./queues.js";
-import { checkConfig, checkKey, checkText, shown } from "./checks.js";
+import { checkConfig, checkKey, checkText, shown, type Given } from "./checks.js";
 import { Recovery } from "./recovery.js";
 import { RowReader } from "./reads.js";
 import { Schedule } from "./schedules.js";
@@ -34,7 +34,7 @@ export interface RegisteredWorkflow {
   fn: (...args: any[]) => Promise<unknown>;
   /** The user's function source, which the default app version hashes. */
   source: string;
-  options: WorkflowOptions;
+  options: Given<WorkflowOptions>;
 }
 
 /** Where a client puts workflows it resumes or forks: every executor dispatches it, without limits. */
@@ -87,7 +87,7 @@ export class Engine {
 
   /** `client`: an engine that runs no workflows (DuroClient): no recovery, dispatch or heartbeat. */
   constructor(
-    readonly config: DuroConfig,
+    readonly config: Given<DuroConfig, "maxRecoveryAttempts">,
     readonly client = false,
     /** Whether a launch creates duro's tables where there are none (DuroClient's createSchema). */
     private readonly createSchema = true,
@@ -201,8 +201,8 @@ export class Engine {
   }
 
   /** Registers a queue; its dispatcher starts at launch (or at once if already launched). */
-  addQueue(name: string, options: QueueOptions): void {
-    validateQueueOptions(name, options);
+  addQueue(name: string, given: QueueOptions | null | undefined): void {
+    const options = validateQueueOptions(name, given);
     if (this.queues.has(name)) throw new InvalidArgumentError(`A queue named "${name}" is already registered on this Duro instance.`);
     const queue = new QueueDispatcher(this, name, options);
     this.queues.set(name, queue);
@@ -210,7 +210,7 @@ export class Engine {
   }
 
   /** Registers a cron schedule; it starts ticking at launch (or at once if already launched). */
-  async addSchedule(name: string, expression: string, workflowName: string, options: ScheduleOptions): Promise<void> {
+  async addSchedule(name: string, expression: string, workflowName: string, options: Given<ScheduleOptions>): Promise<void> {
     if (this.schedules.has(name)) throw new InvalidArgumentError(`A schedule named "${name}" is already registered.`);
     if (!this.workflows.has(workflowName)) throw new InvalidArgumentError(`No workflow named "${workflowName}" is registered on this Duro instance.`);
     const schedule = new Schedule(this, name, expression, workflowName, options);
@@ -395,9 +395,12 @@ export class Engine {
 
   // ——— cancellation ———
 
-  /** Cancels workflows; a deadline's cancel takes the children too (they share the deadline anyway). */
-  async cancel(workflowIds: string[], withChildren = true): Promise<void> {
-    const changed = await this.store.cancelWorkflows(workflowIds, Date.now(), withChildren);
+  /**
+   * Cancels workflows; a deadline's cancel takes the children too, those that have a deadline
+   * (most share it anyway): one started with timeoutSeconds null was meant to outlive it.
+   */
+  async cancel(workflowIds: string[], children: CancelChildren = "timed"): Promise<void> {
+    const changed = await this.store.cancelWorkflows(workflowIds, Date.now(), children);
     for (const id of changed) this.stopRun(id, "cancelled");
     this.announce(["queue", ...changed.map((id) => `status:${id}`)]);
   }

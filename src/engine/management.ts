@@ -52,8 +52,8 @@ function count(name: string, value: number | undefined): number | undefined {
 /** Below both databases' limits on a statement's parameters (SQLite 32,766; PostgreSQL 65,535), prefixes taking up to four each. */
 const MAX_FILTER_VALUES = 5000;
 
-export function toStoreFilter(filter: ListWorkflowsFilter): WorkflowFilter {
-  checkOptions("listWorkflows", filter, KEYS.filter);
+export function toStoreFilter(given: ListWorkflowsFilter | null | undefined): WorkflowFilter {
+  const filter = checkOptions("listWorkflows", given, KEYS.filter);
   for (const key of ["sortDesc", "loadInput", "loadOutput", "queuesOnly", "wasForkedFrom", "hasParent"] as const) optionalBoolean(key, filter[key]);
   const status = many("status", filter.status) as WorkflowStatusString[] | undefined;
   for (const s of status ?? []) if (!STATUSES.includes(s)) throw new InvalidArgumentError(`Unknown status "${s}"; expected one of ${STATUSES.join(", ")}.`);
@@ -108,30 +108,28 @@ export function checkIds(workflowIds: string[]): string[] {
 }
 
 /** Cancels workflows, with their descendants only when asked (`cancelChildren`). */
-export function cancel(engine: Engine, workflowIds: string[], options: { cancelChildren?: boolean } = {}): Promise<void> {
-  checkOptions("cancelWorkflow", options, ["cancelChildren"]);
+export function cancel(engine: Engine, workflowIds: string[], given?: { cancelChildren?: boolean | null } | null): Promise<void> {
+  const options = checkOptions("cancelWorkflow", given, ["cancelChildren"]);
   if (!["undefined", "boolean"].includes(typeof options.cancelChildren)) throw new InvalidArgumentError("cancelChildren must be true or false.");
-  return engine.cancel(checkIds(workflowIds), options.cancelChildren ?? false);
+  return engine.cancel(checkIds(workflowIds), options.cancelChildren ? "all" : "none");
 }
 
-export async function listWorkflows(engine: Engine, filter: ListWorkflowsFilter | undefined): Promise<WorkflowStatus[]> {
-  return (await engine.store.listWorkflows(toStoreFilter(filter ?? {}))).map(toStatus);
+export async function listWorkflows(engine: Engine, filter: ListWorkflowsFilter | null | undefined): Promise<WorkflowStatus[]> {
+  return (await engine.store.listWorkflows(toStoreFilter(filter))).map(toStatus);
 }
 
-export async function listWorkflowSteps(engine: Engine, workflowId: string, options: { limit?: number; offset?: number } | undefined): Promise<StepInfo[]> {
+export async function listWorkflowSteps(engine: Engine, workflowId: string, options: { limit?: number | null; offset?: number | null } | null | undefined): Promise<StepInfo[]> {
   checkKey("workflowId", workflowId);
-  checkOptions("listWorkflowSteps", options, ["limit", "offset"]);
-  const { limit, offset } = options ?? {};
+  const { limit, offset } = checkOptions("listWorkflowSteps", options, ["limit", "offset"]);
   count("limit", limit);
   count("offset", offset);
   // An unknown workflow has no steps, as in the reference library: a listing, not a lookup.
   return (await engine.store.listOperations(workflowId, limit, offset)).map(toStepInfo);
 }
 
-export async function setWorkflowDelay(engine: Engine, workflowId: string, options: { delaySeconds?: number; delayUntilEpochMs?: number }): Promise<void> {
+export async function setWorkflowDelay(engine: Engine, workflowId: string, options: { delaySeconds?: number | null; delayUntilEpochMs?: number | null } | null): Promise<void> {
   checkKey("workflowId", workflowId);
-  checkOptions("setWorkflowDelay", options, ["delaySeconds", "delayUntilEpochMs"]);
-  const { delaySeconds, delayUntilEpochMs } = options ?? {};
+  const { delaySeconds, delayUntilEpochMs } = checkOptions("setWorkflowDelay", options, ["delaySeconds", "delayUntilEpochMs"]);
   if ((delaySeconds === undefined) === (delayUntilEpochMs === undefined)) {
     throw new InvalidArgumentError("setWorkflowDelay() takes exactly one of delaySeconds or delayUntilEpochMs.");
   }
@@ -144,9 +142,8 @@ export async function setWorkflowDelay(engine: Engine, workflowId: string, optio
 }
 
 /** Restarts workflows from their last completed step, here or (with a queue) through it. */
-export async function resume(engine: Engine, workflowIds: string[], options: { queueName?: string } | undefined): Promise<void> {
-  checkOptions("resumeWorkflow", options, ["queueName"]);
-  let queueName = options?.queueName ?? null;
+export async function resume(engine: Engine, workflowIds: string[], options: { queueName?: string | null } | null | undefined): Promise<void> {
+  let queueName = checkOptions("resumeWorkflow", options, ["queueName"]).queueName ?? null;
   // A resumed workflow keeps its partition key (none, on a partitioned queue, is a partition of its own).
   if (queueName !== null) queueOf(engine, queueName);
   if (engine.client) queueName ??= INTERNAL_QUEUE;
@@ -176,10 +173,9 @@ export async function resume(engine: Engine, workflowIds: string[], options: { q
  * Starts a copy of a workflow that reuses the outputs of operations before `startStep`: 1 or less
  * copies nothing (everything runs again), past the last recorded operation copies everything.
  */
-export async function fork(engine: Engine, workflowId: string, startStep: number, options: ForkOptions | undefined = {}): Promise<string> {
+export async function fork(engine: Engine, workflowId: string, startStep: number, given?: ForkOptions | null): Promise<string> {
   checkKey("workflowId", workflowId);
-  options ??= {};
-  checkOptions("forkWorkflow", options, KEYS.fork);
+  const options = checkOptions("forkWorkflow", given, KEYS.fork);
   if (!Number.isSafeInteger(startStep)) throw new InvalidArgumentError(`startStep must be an integer, got ${shown(startStep)}.`);
   if (options.newWorkflowId !== undefined && options.workflowId !== undefined && options.newWorkflowId !== options.workflowId) {
     throw new InvalidArgumentError("forkWorkflow got both newWorkflowId and workflowId, and they differ: give one.");

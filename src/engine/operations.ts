@@ -14,7 +14,7 @@ import type { ReturnWhen, SendOptions, StepOptions, ValueOptions, WaitOptions, W
 import { als, currentContext, currentRun, type WorkflowRun } from "./context.js";
 import { operation, type Engine } from "./engine.js";
 import { checkpoint, record, recordedBefore, recordedLate, recordOf, replayed } from "./checkpoint.js";
-import { checkFormat, checkKey, checkKeys, checkOptions, checkSeconds, isOptions, KEYS, shown } from "./checks.js";
+import { checkFormat, checkKey, checkKeys, checkOptions, checkSeconds, isOptions, KEYS, shown, type Given } from "./checks.js";
 import { MAX_TIMEOUT_MS, secondsAfter } from "./timers.js";
 
 const NULL_TOPIC = "__null__topic__";
@@ -30,10 +30,10 @@ function requireRun(method: string): WorkflowRun {
  * recv/getEvent's timeout, in seconds or as `{ timeoutSeconds }`; 60 when left out. As in the
  * reference library, one already past (negative) times out at once.
  */
-function waitSeconds(method: string, timeout: number | WaitOptions | undefined): number {
+function waitSeconds(method: string, timeout: number | WaitOptions | null | undefined): number {
   if (isOptions(timeout)) checkKeys(method, timeout, ["timeoutSeconds"]);
   const value = isOptions(timeout) ? timeout.timeoutSeconds : timeout;
-  if (value === undefined) return 60;
+  if (value === undefined || value === null) return 60;
   if (typeof value !== "number" || Number.isNaN(value)) {
     throw new InvalidArgumentError(`${method}()'s timeoutSeconds must be a number of seconds (0 or less: do not wait), got ${shown(value)}.`);
   }
@@ -41,8 +41,8 @@ function waitSeconds(method: string, timeout: number | WaitOptions | undefined):
 }
 
 /** The format asked for by `serialization` or its other name `serializationType` (undefined: neither). */
-export function formatOf(options: ValueOptions | undefined): SerializationFormat | undefined {
-  const { serialization, serializationType } = options ?? {};
+export function formatOf(options: Given<ValueOptions>): SerializationFormat | undefined {
+  const { serialization, serializationType } = options;
   if (serialization !== undefined && serializationType !== undefined && serialization !== serializationType) {
     throw new InvalidArgumentError(`serialization "${serialization}" and serializationType "${serializationType}" disagree: give one of them.`);
   }
@@ -67,21 +67,22 @@ export const read = (v: StoredValue | null) => (v ? deserialize(v.value, v.seria
 
 // ——— steps ———
 
-export function validateStepOptions(options: StepOptions, method = "runStep"): Required<Omit<StepOptions, "name">> {
-  checkOptions(method, options, KEYS.step);
-  const { retriesAllowed = false, intervalSeconds = 1, maxAttempts = 3, backoffRate = 2 } = options;
+/** A step's retry policy, checked. */
+export type StepPolicy = { retriesAllowed: boolean; intervalSeconds: number; maxAttempts: number; backoffRate: number };
+
+export function stepPolicy(method: string, given: StepOptions | null | undefined): StepPolicy & { name?: string } {
+  const { name, retriesAllowed = false, intervalSeconds = 1, maxAttempts = 3, backoffRate = 2 } = checkOptions(method, given, KEYS.step);
   if (typeof retriesAllowed !== "boolean") throw new InvalidArgumentError("retriesAllowed must be a boolean.");
   checkSeconds("intervalSeconds", intervalSeconds);
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new InvalidArgumentError(`maxAttempts must be an integer ≥ 1, got ${shown(maxAttempts)}.`);
   if (typeof backoffRate !== "number" || !Number.isFinite(backoffRate) || backoffRate < 1) {
     throw new InvalidArgumentError(`backoffRate must be a number ≥ 1, got ${shown(backoffRate)}.`);
   }
-  return { retriesAllowed, intervalSeconds, maxAttempts, backoffRate };
+  return { name, retriesAllowed, intervalSeconds, maxAttempts, backoffRate };
 }
 
 /** Runs `fn` as a checkpointed step (plainly outside a workflow or inside another step). */
-export async function runStep<T>(engine: Engine, name: string, fn: (...args: any[]) => T | Promise<T>, args: unknown[], options: StepOptions): Promise<T> {
-  const policy = validateStepOptions(options);
+export async function runStep<T>(engine: Engine, name: string, fn: (...args: any[]) => T | Promise<T>, args: unknown[], policy: StepPolicy): Promise<T> {
   const run = currentRun();
   if (!run) return fn(...args);
   return checkpoint(engine, run, name, async (stepId) => {
@@ -227,10 +228,9 @@ export async function wait<T>(
   engine: Engine,
   items: T[],
   watch: (item: T, signal: AbortSignal) => Watched,
-  options: { returnWhen?: ReturnWhen; timeoutSeconds?: number } = {},
+  options?: { returnWhen?: ReturnWhen | null; timeoutSeconds?: number | null } | null,
 ): Promise<{ done: T[]; pending: T[] }> {
-  checkOptions("wait", options, ["returnWhen", "timeoutSeconds"]);
-  const { returnWhen = "ALL_COMPLETED", timeoutSeconds } = options;
+  const { returnWhen = "ALL_COMPLETED", timeoutSeconds } = checkOptions("wait", options, ["returnWhen", "timeoutSeconds"]);
   if (!["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION"].includes(returnWhen)) {
     throw new InvalidArgumentError(`returnWhen must be "ALL_COMPLETED", "FIRST_COMPLETED" or "FIRST_EXCEPTION", got ${JSON.stringify(returnWhen)}.`);
   }
@@ -297,7 +297,7 @@ function checkTopic(topic: string | null | undefined): void {
  */
 function afterTopic<O extends object, R>(method: string, topic: string | null | undefined | O, rest: R | undefined): [string | null | undefined, O | R | undefined] {
   if (!isOptions(topic)) return [topic, rest];
-  if (rest !== undefined) throw new InvalidArgumentError(`${method}(): the topic must be a string or null when another argument follows it.`);
+  if (rest !== undefined && rest !== null) throw new InvalidArgumentError(`${method}(): the topic must be a string or null when another argument follows it.`);
   return [null, topic];
 }
 
@@ -306,12 +306,10 @@ export async function send(
   destinationId: string,
   message: unknown,
   topicOrOptions: string | null | undefined | SendOptions,
-  sendOptions?: SendOptions,
+  sendOptions?: SendOptions | null,
 ): Promise<void> {
   const [topic, given] = afterTopic("send", topicOrOptions, sendOptions);
-  const options = given ?? {};
-  if (!isOptions(options)) throw new InvalidArgumentError("send()'s options must be an object: { idempotencyKey, serialization }.");
-  checkKeys("send", options, ["idempotencyKey", "serialization", "serializationType"]);
+  const options = checkOptions("send", given, ["idempotencyKey", "serialization", "serializationType"]);
   const { idempotencyKey } = options;
   const serialization = formatOf(options);
   checkKey("destinationId", destinationId);
@@ -337,7 +335,7 @@ export async function send(
 }
 
 /** `recv(topic?, timeout?)`, or `recv({ timeoutSeconds })` for no topic. */
-export async function recv(engine: Engine, topicOrOptions: string | null | undefined | WaitOptions, timeoutOrOptions?: number | WaitOptions): Promise<unknown> {
+export async function recv(engine: Engine, topicOrOptions: string | null | undefined | WaitOptions, timeoutOrOptions?: number | WaitOptions | null): Promise<unknown> {
   const [topic, timeout] = afterTopic("recv", topicOrOptions, timeoutOrOptions);
   checkTopic(topic);
   const timeoutSeconds = waitSeconds("recv", timeout);
@@ -383,8 +381,7 @@ async function receive(engine: Engine, run: WorkflowRun, functionId: number, sle
 // ——— events ———
 
 export async function setEvent(engine: Engine, key: string, value: unknown, options?: ValueOptions): Promise<void> {
-  checkOptions("setEvent", options, KEYS.value);
-  const serialization = formatOf(options);
+  const serialization = formatOf(checkOptions("setEvent", options, KEYS.value));
   checkKey("key", key);
   const ctx = currentContext();
   if (!ctx) throw new NotInWorkflowError("setEvent");
@@ -403,7 +400,7 @@ export async function setEvent(engine: Engine, key: string, value: unknown, opti
   await recordedLate(engine, run, record, recorded);
 }
 
-export async function getEvent(engine: Engine, workflowId: string, key: string, timeout?: number | WaitOptions): Promise<unknown> {
+export async function getEvent(engine: Engine, workflowId: string, key: string, timeout?: number | WaitOptions | null): Promise<unknown> {
   checkKey("workflowId", workflowId);
   checkKey("key", key);
   const timeoutSeconds = waitSeconds("getEvent", timeout);

@@ -23,7 +23,7 @@ import type { Submission } from "./committer.js";
 import type { Engine } from "./engine.js";
 import type { QueueOptions } from "../types.js";
 import { MAX_TIMEOUT_MS, storedMs } from "./timers.js";
-import { checkOptions, checkPositive, checkText, KEYS, optionalBoolean } from "./checks.js";
+import { checkOptions, checkPositive, checkText, KEYS, optionalBoolean, type Given } from "./checks.js";
 
 const CLAIM_BATCH = 100;
 /**
@@ -46,18 +46,17 @@ const positiveInt = (name: string, value: unknown) => checkPositive(name, value,
 /** A rate limit's window in whole milliseconds (at least one), as claims count it. */
 const periodMsOf = (periodSeconds: number) => Math.max(1, storedMs(periodSeconds * 1000));
 
-export function validateQueueOptions(name: string, options: QueueOptions): void {
+export function validateQueueOptions(name: string, given: QueueOptions | null | undefined): Given<QueueOptions> {
   if (typeof name !== "string" || name === "") throw new InvalidArgumentError("A queue needs a non-empty name.");
   checkText("queue name", name);
-  checkOptions("WorkflowQueue", options, KEYS.queue);
+  const options = checkOptions("WorkflowQueue", given, KEYS.queue);
   positiveInt("concurrency", options.concurrency);
   positiveInt("workerConcurrency", options.workerConcurrency);
   if (options.concurrency !== undefined && options.workerConcurrency !== undefined && options.workerConcurrency > options.concurrency) {
     throw new InvalidArgumentError(`workerConcurrency (${options.workerConcurrency}) cannot exceed concurrency (${options.concurrency}).`);
   }
   if (options.rateLimit !== undefined) {
-    checkOptions("rateLimit", options.rateLimit, ["limit", "periodSeconds"]);
-    const { limit, periodSeconds } = options.rateLimit;
+    const { limit, periodSeconds } = checkOptions("rateLimit", options.rateLimit, ["limit", "periodSeconds"]);
     positiveInt("rateLimit.limit", limit);
     if (limit === undefined) throw new InvalidArgumentError("rateLimit needs a limit.");
     if (periodSeconds === undefined) throw new InvalidArgumentError("rateLimit needs a periodSeconds.");
@@ -66,6 +65,7 @@ export function validateQueueOptions(name: string, options: QueueOptions): void 
   optionalBoolean("partitionQueue", options.partitionQueue);
   optionalBoolean("priorityEnabled", options.priorityEnabled);
   checkPositive("pollingIntervalSeconds", options.pollingIntervalSeconds);
+  return options;
 }
 
 export class QueueDispatcher {
@@ -99,7 +99,7 @@ export class QueueDispatcher {
   constructor(
     private readonly engine: Engine,
     readonly name: string,
-    readonly options: QueueOptions,
+    readonly options: Given<QueueOptions>,
   ) {}
 
   start(): void {

@@ -12,7 +12,7 @@ import { Cron } from "croner";
 import { DatabaseError, DuroError, InvalidArgumentError } from "../errors.js";
 import type { ScheduleOptions } from "../types.js";
 import type { Engine } from "./engine.js";
-import { checkText, MAX_KEY_BYTES, optionalBoolean } from "./checks.js";
+import { checkText, MAX_KEY_BYTES, optionalBoolean, type Given } from "./checks.js";
 import { queueOf, start } from "./start.js";
 
 const MAX_CATCH_UP = 1000;
@@ -35,7 +35,7 @@ export class Schedule {
     readonly name: string,
     readonly expression: string,
     readonly workflowName: string,
-    readonly options: ScheduleOptions,
+    readonly options: Given<ScheduleOptions>,
   ) {
     if (typeof name !== "string" || name === "" || name.includes(":")) throw new InvalidArgumentError("A schedule needs a non-empty name without ':'.");
     checkText("A schedule's name", name);

@@ -10,7 +10,7 @@ import { refusalOf, wakeKeysOf, type OperationRow, type WorkflowRow, type Write,
 import type { StartOptions } from "../types.js";
 import { currentRun } from "./context.js";
 import { uuidv7 } from "./ids.js";
-import { checkFormat, checkKey, checkPositive, checkSeconds, checkText, shown } from "./checks.js";
+import { checkFormat, checkKey, checkOptions, checkPositive, checkSeconds, checkText, KEYS, shown, type Given } from "./checks.js";
 import { operation, type Engine } from "./engine.js";
 import { errorOf, keptBefore, record, recordedBefore, replayed } from "./checkpoint.js";
 import { secondsAfter, storedMs } from "./timers.js";
@@ -20,7 +20,16 @@ import { secondsAfter, storedMs } from "./timers.js";
  * is enqueued instead. Inside a workflow this is the operation that starts a child: its ID
  * defaults to `<parent>-<N>`. A client engine may enqueue workflows it has not registered.
  */
-export async function start(engine: Engine, name: string, args: unknown[], options: StartOptions): Promise<string> {
+/**
+ * Start options as given: null is "not given" (Python's None), except that a null
+ * `timeoutSeconds` or `deadlineEpochMs` means no deadline at all, not even a parent's.
+ */
+export type Start = Given<StartOptions, "timeoutSeconds" | "deadlineEpochMs">;
+const startOptions = (method: string, options: StartOptions | null | undefined): Start =>
+  checkOptions(method, options, KEYS.start, ["timeoutSeconds", "deadlineEpochMs"]);
+
+export async function start(engine: Engine, name: string, args: unknown[], given: StartOptions): Promise<string> {
+  const options = startOptions("startWorkflow", given);
   const workflow = engine.workflows.get(name);
   if (!workflow && !engine.client) throw new InvalidArgumentError(`No workflow named "${name}" is registered on this Duro instance.`);
   if (engine.client && !options.queueName) throw new InvalidArgumentError("A client can only enqueue: give a queueName.");
@@ -105,7 +114,8 @@ function dequeued(engine: Engine, row: WorkflowRow): WorkflowRow {
  * this is one operation, recorded in the same transaction, whose output is the IDs: children
  * `<parent>-<N>-1`, `<parent>-<N>-2`, … by default, so a replay enqueues nothing again.
  */
-export async function enqueueMany(engine: Engine, name: string, argsList: unknown[][], options: StartOptions): Promise<string[]> {
+export async function enqueueMany(engine: Engine, name: string, argsList: unknown[][], given: StartOptions): Promise<string[]> {
+  const options = startOptions("enqueueMany", given);
   if (!engine.workflows.has(name) && !engine.client) throw new InvalidArgumentError(`No workflow named "${name}" is registered on this Duro instance.`);
   if (!options.queueName) throw new InvalidArgumentError("enqueueMany() needs a queueName.");
   if (!Array.isArray(argsList) || !argsList.every(Array.isArray)) throw new InvalidArgumentError("enqueueMany() takes an array of argument arrays.");
@@ -148,7 +158,7 @@ export async function enqueueMany(engine: Engine, name: string, argsList: unknow
   return ids;
 }
 
-export function validateStart(engine: Engine, options: StartOptions): void {
+export function validateStart(engine: Engine, options: Start): void {
   checkStartOptions(options);
   const { queueName, priority, deduplicationId, partitionKey, delaySeconds } = options;
   if (queueName === undefined) {
@@ -181,17 +191,19 @@ export function queueOf(engine: Engine, queueName: string) {
 
 /** The row of a new workflow; serializes the arguments first, so bad input writes nothing. */
 export function newRow(
-  engine: Engine, workflowId: string, name: string, args: unknown[], options: StartOptions, registered?: SerializationFormat, now = Date.now(),
+  engine: Engine, workflowId: string, name: string, args: unknown[], options: Start, registered?: SerializationFormat, now = Date.now(),
 ): WorkflowRow {
   const parent = currentRun();
   const serialization = options.serialization ?? registered ?? "default";
   const inputs = serializeInputs(args, serialization);
   const queued = options.queueName !== undefined;
   const delayed = queued && options.delaySeconds !== undefined && options.delaySeconds > 0;
-  const timeoutMs = options.timeoutSeconds !== undefined ? storedMs(options.timeoutSeconds * 1000) : null;
+  const timeoutMs = options.timeoutSeconds != null ? storedMs(options.timeoutSeconds * 1000) : null;
   // Direct starts get their deadline now; queued ones when dequeued (unless given or inherited).
-  const given = options.deadlineEpochMs !== undefined ? storedMs(options.deadlineEpochMs) : undefined;
-  const deadline = given ?? (timeoutMs !== null ? (queued ? null : storedMs(now + timeoutMs)) : parent?.deadlineEpochMs ?? null);
+  // A parent's is inherited unless either option is given, even as null ("none").
+  const given = options.deadlineEpochMs != null ? storedMs(options.deadlineEpochMs) : undefined;
+  const inherited = options.timeoutSeconds === undefined && options.deadlineEpochMs === undefined ? parent?.deadlineEpochMs : undefined;
+  const deadline = given ?? (timeoutMs !== null ? (queued ? null : storedMs(now + timeoutMs)) : inherited ?? null);
   return {
     workflowId, status: queued ? (delayed ? "DELAYED" : "ENQUEUED") : "PENDING", name,
     authenticatedUser: options.authenticatedUser ?? parent?.authenticatedUser ?? null, inputs, output: null, error: null, serialization,
@@ -204,7 +216,7 @@ export function newRow(
   };
 }
 
-function checkStartOptions(options: StartOptions): void {
+function checkStartOptions(options: Start): void {
   const { workflowId, timeoutSeconds, deadlineEpochMs, serialization } = options;
   if (workflowId !== undefined && (typeof workflowId !== "string" || workflowId.trim() === "")) {
     throw new InvalidArgumentError(`workflowId must be a string with at least one non-space character, got ${shown(workflowId)}.`);
@@ -213,8 +225,8 @@ function checkStartOptions(options: StartOptions): void {
   if (typeof options.authenticatedUser === "string") checkText("authenticatedUser", options.authenticatedUser);
   // No executor has the empty version (the constructor refuses it too).
   if (options.appVersion != null) checkKey("appVersion", options.appVersion);
-  checkPositive("timeoutSeconds", timeoutSeconds);
-  if (deadlineEpochMs !== undefined && !(typeof deadlineEpochMs === "number" && Number.isFinite(deadlineEpochMs) && deadlineEpochMs >= 0)) {
+  checkPositive("timeoutSeconds", timeoutSeconds ?? undefined);
+  if (deadlineEpochMs != null && !(typeof deadlineEpochMs === "number" && Number.isFinite(deadlineEpochMs) && deadlineEpochMs >= 0)) {
     throw new InvalidArgumentError(`deadlineEpochMs must be a non-negative epoch time in milliseconds, got ${shown(deadlineEpochMs)}.`);
   }
   checkFormat(serialization);

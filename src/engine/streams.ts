@@ -14,8 +14,7 @@ import { formatOf, read, stored } from "./operations.js";
 
 export async function writeStream(engine: Engine, key: string, value: unknown, options?: ValueOptions): Promise<void> {
   checkKey("key", key);
-  checkOptions("writeStream", options, KEYS.value);
-  const serialization = formatOf(options);
+  const serialization = formatOf(checkOptions("writeStream", options, KEYS.value));
   const ctx = currentContext();
   if (!ctx) throw new NotInWorkflowError("writeStream");
   await appendStream(engine, ctx, "duro.writeStream", key, stored(value, serialization ?? ctx.run.serialization));
@@ -50,11 +49,10 @@ export async function* readStream(
   engine: Engine,
   workflowId: string,
   key: string,
-  options: { offset?: number; timeoutSeconds?: number } = {},
+  options?: { offset?: number | null; timeoutSeconds?: number | null } | null,
 ): AsyncGenerator<unknown, void, undefined> {
-  checkOptions("readStream", options, ["offset", "timeoutSeconds"]);
-  const { timeoutSeconds } = options;
-  let offset = options.offset ?? 0;
+  const { timeoutSeconds, offset: from = 0 } = checkOptions("readStream", options, ["offset", "timeoutSeconds"]);
+  let offset = from;
   checkKey("workflowId", workflowId);
   checkKey("key", key);
   if (!Number.isInteger(offset) || offset < 0) throw new InvalidArgumentError(`offset must be a non-negative integer, got ${shown(offset)}.`);

@@ -220,6 +220,9 @@ export function forkWakeKeys(row: WorkflowRow): string[] {
   return [...wakeKeysOf({ kind: "insertWorkflow", row, ownerToken: "" }), `status:${id}`, wholeWorkflowKey("event", id), wholeWorkflowKey("stream", id)];
 }
 
+/** Which descendants a cancel takes: a deadline's cancel spares children started with no deadline (timeoutSeconds null). */
+export type CancelChildren = "none" | "all" | "timed";
+
 /** Store-level filter for listing workflows: every array means "one of". */
 export interface WorkflowFilter {
   workflowIds?: string[];
@@ -349,8 +352,11 @@ export interface Store {
   readStream(workflowId: string, key: string, offset: number): Promise<{ values: StoredValue[]; closed: boolean }>;
   /** Whether the stream's end marker lies before `offset` (a reader that starts past the end reads nothing). */
   streamClosedBefore(workflowId: string, key: string, offset: number): Promise<boolean>;
-  /** Set CANCELLED on these workflows (and their descendants, `withChildren`) while not finished; returns the IDs that changed. */
-  cancelWorkflows(workflowIds: string[], now: number, withChildren: boolean): Promise<string[]>;
+  /**
+   * Set CANCELLED on these workflows while not finished, and on their descendants: none, all, or
+   * (`"timed"`) those with a timeout or deadline, and theirs; returns the IDs that changed.
+   */
+  cancelWorkflows(workflowIds: string[], now: number, children: CancelChildren): Promise<string[]>;
   /**
    * Restart workflows not SUCCESS/ERROR: with a queue they become ENQUEUED on it, else PENDING on
    * `executorId` (taking `appVersion` if it had none, as a claim does, so a restart recovers it) —

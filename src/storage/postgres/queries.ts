@@ -189,7 +189,8 @@ export function storeSql(schema: string) {
         ${recovered}`,
     cancelWorkflows: `WITH RECURSIVE tree (id) AS (
         SELECT unnest($2::text[])
-        UNION SELECT w.workflow_id FROM ${ws} w JOIN tree ON w.parent_workflow_id = tree.id WHERE $4::boolean),
+        UNION SELECT w.workflow_id FROM ${ws} w JOIN tree ON w.parent_workflow_id = tree.id
+          WHERE $4::text = 'all' OR ($4::text = 'timed' AND (w.timeout_ms IS NOT NULL OR w.deadline_epoch_ms IS NOT NULL))),
       cancelled AS (
         UPDATE ${ws} SET status = 'CANCELLED', queue_name = NULL, deduplication_id = NULL, started_at = NULL, updated_at = $1, completed_at = $1
         WHERE workflow_id IN (SELECT id FROM tree) AND status IN ('ENQUEUED', 'DELAYED', 'PENDING', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')

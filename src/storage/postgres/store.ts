@@ -8,7 +8,7 @@ import { loadMigrations, pendingMigrations } from "../migrations.js";
 import type { StoreOptions } from "../open.js";
 import { listWorkflowsQuery, numbered, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
 import {
-  forkWakeKeys, type ClaimRequest, type Claimed, type ForkRequest, type LoadedWorkflow, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter, type WorkflowRow, type Write, type WriteResult,
+  forkWakeKeys, type CancelChildren, type ClaimRequest, type Claimed, type ForkRequest, type LoadedWorkflow, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter, type WorkflowRow, type Write, type WriteResult,
 } from "../store.js";
 import { PgConnection, RECONNECT_SLACK_MS, transaction } from "./connection.js";
 import { storeSql, type StoreSql } from "./queries.js";
@@ -181,9 +181,9 @@ export class PostgresStore implements Store {
     return row.closed;
   }
 
-  async cancelWorkflows(workflowIds: string[], now: number, withChildren: boolean): Promise<string[]> {
+  async cancelWorkflows(workflowIds: string[], now: number, children: CancelChildren): Promise<string[]> {
     if (!workflowIds.length) return [];
-    const [row] = await this.query("cancelWorkflows", [now, workflowIds, this.conn.channel, withChildren]);
+    const [row] = await this.query("cancelWorkflows", [now, workflowIds, this.conn.channel, children]);
     return row.ids ?? [];
   }
 

@@ -135,7 +135,8 @@ export function prepare(db: Database.Database) {
     cancel: st(
       `WITH RECURSIVE tree (id) AS (
          SELECT value FROM json_each(@ids)
-         UNION SELECT w.workflow_id FROM workflow_status w JOIN tree ON w.parent_workflow_id = tree.id WHERE @withChildren
+         UNION SELECT w.workflow_id FROM workflow_status w JOIN tree ON w.parent_workflow_id = tree.id
+           WHERE @children = 'all' OR (@children = 'timed' AND (w.timeout_ms IS NOT NULL OR w.deadline_epoch_ms IS NOT NULL))
        )
        UPDATE workflow_status SET status = 'CANCELLED', queue_name = NULL, deduplication_id = NULL, started_at = NULL, updated_at = @now, completed_at = @now
        WHERE workflow_id IN (SELECT id FROM tree) AND status IN ('ENQUEUED', 'DELAYED', 'PENDING', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')

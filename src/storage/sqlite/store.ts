@@ -18,7 +18,7 @@ import {
   isClaimed, listWorkflowsQuery, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams,
 } from "../sql.js";
 import {
-  EXECUTOR_RETENTION_MS, forkWakeKeys, refusalOf, wakeKeysOf, WRITE_ORDER, type Claimed, type ClaimRequest, type ForkRequest, type LoadedWorkflow, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter,
+  EXECUTOR_RETENTION_MS, forkWakeKeys, refusalOf, wakeKeysOf, WRITE_ORDER, type CancelChildren, type Claimed, type ClaimRequest, type ForkRequest, type LoadedWorkflow, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter,
   type WorkflowRow, type Write, type WriteResult,
 } from "../store.js";
 
@@ -305,9 +305,9 @@ export class SqliteStore implements Store {
     return this.guard(() => Boolean((this.s.streamClosedBefore.get(workflowId, key, offset) as { closed: number }).closed));
   }
 
-  async cancelWorkflows(workflowIds: string[], now: number, withChildren: boolean): Promise<string[]> {
+  async cancelWorkflows(workflowIds: string[], now: number, children: CancelChildren): Promise<string[]> {
     return this.guard(() => {
-      const params = { ids: JSON.stringify(workflowIds), now, withChildren: bool(withChildren) };
+      const params = { ids: JSON.stringify(workflowIds), now, children };
       return this.wakes.committed(this.conn.transaction(() => {
         const ids = (this.s.cancel.all(params) as { workflow_id: string }[]).map((r) => r.workflow_id);
         this.wakes.log(changed(ids));
