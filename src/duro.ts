@@ -308,7 +308,7 @@ export class Duro {
     return this.managed("listQueuedWorkflows", () => listWorkflows(this.engine, { ...filter, queuesOnly: true }));
   }
 
-  /** The recorded operations of a workflow, by function ID. @throws WorkflowNotFoundError */
+  /** The recorded operations of a workflow, by function ID (none for an unknown ID, as the reference library: a listing, not a lookup). */
   listWorkflowSteps(workflowId: string, options: { limit?: number | null; offset?: number | null } | null = {}): Promise<StepInfo[]> {
     return this.managed("listWorkflowSteps", () => listWorkflowSteps(this.engine, workflowId, options));
   }

@@ -211,6 +211,7 @@ export class Engine {
 
   /** Registers a cron schedule; it starts ticking at launch (or at once if already launched). */
   async addSchedule(name: string, expression: string, workflowName: string, options: Given<ScheduleOptions>): Promise<void> {
+    if (this.closed) throw this.closedError();
     if (this.schedules.has(name)) throw new InvalidArgumentError(`A schedule named "${name}" is already registered.`);
     if (!this.workflows.has(workflowName)) throw new InvalidArgumentError(`No workflow named "${workflowName}" is registered on this Duro instance.`);
     const schedule = new Schedule(this, name, expression, workflowName, options);

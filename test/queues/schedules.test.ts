@@ -206,6 +206,8 @@ describe.each(backends)("%s", (backend) => {
     for (const timezone of [5, "", " "] as never[]) await expect(duro.schedule("zone", "* * * * *", wf, { timezone })).rejects.toThrow(InvalidArgumentError);
     await expect(duro.schedule("catch", "* * * * *", wf, { catchUp: "yes" as never })).rejects.toThrow(InvalidArgumentError);
     await duro.schedule("zoned", "* * * * *", wf, { timezone: "Europe/Paris" });
+    await duro.shutdown(); // a shut-down instance ticks no more: a schedule added then would never run
+    await expect(duro.schedule("late", "* * * * *", wf)).rejects.toThrow("This Duro instance was shut down; create a new one.");
   });
 
   it("refuses a queueName no queue is declared for: launch() (or schedule() after it) throws InvalidArgumentError", async () => {

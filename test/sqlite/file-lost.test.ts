@@ -4,9 +4,11 @@
  * file, every call succeeding, and a restart would find an empty database. duro refuses to go on
  * instead, with a DatabaseError that says why.
  */
-import { renameSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, renameSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { DatabaseError } from "../../src/index.js";
+import { DatabaseError, DuroClient } from "../../src/index.js";
 import { quietLogger, useDuro, waitFor } from "../helpers.js";
 
 describe("sqlite: the file deleted or replaced while open", () => {
@@ -31,5 +33,22 @@ describe("sqlite: the file deleted or replaced while open", () => {
     expect(error).toBeInstanceOf(DatabaseError);
     expect((error as Error).message).toMatch(/was deleted or replaced while this process had it open/);
     await duro.shutdown();
+  });
+});
+
+describe("sqlite: a DuroClient told createSchema: false", () => {
+  it("leaves a path with no file as it is: no file, no folders, and a DatabaseError that says so", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "duro-noschema-"));
+    try {
+      const path = join(dir, "sub", "dir", "duro.sqlite");
+      const reader = new DuroClient({ databaseUrl: `sqlite:${path}`, createSchema: false, logger: quietLogger });
+      const error = await reader.listWorkflows().then(() => undefined, (e: unknown) => e);
+      await reader.close();
+      expect(error).toBeInstanceOf(DatabaseError);
+      expect((error as Error).message).toContain(`There is no SQLite database at "${path}"`);
+      expect(existsSync(join(dir, "sub"))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

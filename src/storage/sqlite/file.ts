@@ -3,7 +3,7 @@
  * to tell the user when the file, not the data, is the trouble (locked, full, read-only, damaged).
  */
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { DatabaseError } from "../../errors.js";
 import { loadMigrations, pendingMigrations } from "../migrations.js";
@@ -40,8 +40,13 @@ export function adviceFor(code: string): string {
 export function openFile(path: string, create: boolean): { db: Database.Database; statements: ReturnType<typeof prepare> } {
   let db: Database.Database | undefined;
   try {
-    if (path !== ":memory:") mkdirSync(dirname(resolve(path)), { recursive: true });
-    db = new Database(path);
+    // Told to change no schema, a file that is not there is not created either (nor its folders).
+    const onDisk = path !== ":memory:";
+    if (!create && onDisk && !existsSync(path)) {
+      throw new DatabaseError(`There is no SQLite database at "${path}": check the database URL; a Duro (or \`duro migrate\`) creates it.`);
+    }
+    if (create && onDisk) mkdirSync(dirname(resolve(path)), { recursive: true });
+    db = new Database(path, { fileMustExist: !create && onDisk });
     db.pragma(`busy_timeout = ${Math.min(BUSY_SLICE_MS, busy.timeoutMs)}`);
     const all = loadMigrations(new URL("./migrations/", import.meta.url));
     const file = db;
