@@ -280,7 +280,7 @@ export class Engine {
     const written = await settlesWithin(this._committer?.close(), SHUTDOWN_STEP_MS);
     if (!written) this.logger.warn(`Writes under way did not finish within ${SHUTDOWN_STEP_MS / 1000} s of shutdown: closing the store under them (their workflows run again later).`);
     if (!this.client && written) await this.recovery.leave();
-    this.waiters.abortAll(new DuroError(this.client ? "The DuroClient was closed while waiting." : "duro was shut down while waiting."));
+    this.waiters.close(() => new DuroError(this.client ? "The DuroClient was closed while waiting." : "duro was shut down while waiting."));
     this.timers.stop();
     await this._store?.close();
   }

@@ -37,6 +37,8 @@ export class Waiters {
   private byKey = new Map<string, Set<Waiter>>();
   private keepAlive: NodeJS.Timeout | undefined;
   private readonly turns = new Turns();
+  /** Set at shutdown: the error of every wait, those under way and those asked for later. */
+  private closedWith: (() => unknown) | undefined;
 
   /** `beforeWait` runs before every wait (the engine starts hearing other processes then, if it had no need before). */
   constructor(
@@ -52,6 +54,15 @@ export class Waiters {
    */
   wait(key: string | string[], check: () => Promise<boolean>, deadline = Infinity, signal?: AbortSignal): Promise<boolean> {
     const keys = typeof key === "string" ? [key] : key;
+    // Shut down: one look, as nothing would wake a wait any more (one begun while the store
+    // closes would never end).
+    const closed = this.closedWith;
+    if (closed) {
+      return check().then((done) => {
+        if (!done) throw closed();
+        return true;
+      });
+    }
     this.beforeWait();
     return new Promise<boolean>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
@@ -110,9 +121,10 @@ export class Waiters {
     return this.all().size;
   }
 
-  /** Ends every wait with `error` (used at shutdown). */
-  abortAll(error: unknown): void {
-    for (const waiter of this.all()) waiter.settle(error);
+  /** Ends every wait with an error of `errorOf`, and refuses waits from now on (used at shutdown). */
+  close(errorOf: () => unknown): void {
+    this.closedWith = errorOf;
+    for (const waiter of this.all()) waiter.settle(errorOf());
   }
 
   private all(): Set<Waiter> {

@@ -220,6 +220,33 @@ describe.each(backends)("%s", (backend) => {
       await expect(duro.launch()).rejects.toBeInstanceOf(DuroError);
     });
 
+    it("getResult() asked while shutdown() runs settles: those it cuts off, and those asked while the store closes (they hung)", async () => {
+      const duro = t.duro();
+      const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger });
+      const sleeper = duro.registerWorkflow("sleeper", async () => duro.sleep(30));
+      const quick = duro.registerWorkflow("quick", async () => "done");
+      await duro.launch();
+      const sleeping = await duro.startWorkflow(sleeper);
+      const finished = await duro.startWorkflow(quick);
+      await finished.getResult();
+      const asked: Promise<unknown>[] = [];
+      const ask = () => asked.push(sleeping.getResult().then(() => "result", (e: Error) => e));
+      let closed = false;
+      const shutdown = duro.shutdown().then(() => (closed = true));
+      while (!closed) {
+        ask();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await shutdown;
+      for (let i = 0; i < 3; i++) ask();
+      const outcomes = await within(5000, Promise.all(asked), "every getResult");
+      for (const outcome of outcomes) expect(outcome).toBeInstanceOf(DuroError);
+      expect(asked.length).toBeGreaterThan(3);
+      expect(await finished.getResult()).toBe("done"); // known here: still answered after shutdown
+      expect((await client.getWorkflowStatus(sleeping.workflowId))?.status).toBe("PENDING"); // runs again at the next launch
+      await client.close();
+    });
+
     it("using an instance before launch fails with a DuroError", async () => {
       const duro = t.duro();
       const wf = duro.registerWorkflow("wf", async () => 1);
