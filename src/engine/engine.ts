@@ -10,9 +10,7 @@
  */
 import { createHash } from "node:crypto";
 import { DatabaseError, DuroError, InvalidArgumentError } from "../errors.js";
-import {
-  deserialize, deserializeInputs, deserializeThrown, inspectable, registerErrorClass, serialize, serializeError,
-} from "../serialization.js";
+import { deserializeInputs, inspectable, registerErrorClass, serialize, serializeError } from "../serialization.js";
 import { openStore, DEFAULT_DATABASE_URL } from "../storage/open.js";
 import type { CancelChildren, OperationRow, Store, WorkflowRow } from "../storage/store.js";
 import type { DuroConfig, Logger, QueueOptions, ScheduleOptions, WorkflowOptions, WorkflowStatus } from "../types.js";
@@ -370,12 +368,8 @@ export class Engine {
         kind: "completeWorkflow", workflowId: row.workflowId, status: outcome.status as "SUCCESS" | "ERROR", output, error, completedAt: Date.now(),
         queueName: row.queueName, executorId: this.executorId,
       });
-      // The outcome is remembered as read back, so callers here get what other processes get.
-      if (result.completed) {
-        this.outcomes.remember(row.workflowId, outcome.status === "SUCCESS"
-          ? { status: "SUCCESS", output: deserialize(output, row.serialization) }
-          : { status: "ERROR", error: deserializeThrown(error!, row.serialization) });
-      }
+      // The outcome is remembered as stored, so callers here get what other processes get.
+      if (result.completed) this.outcomes.remember(row.workflowId, outcome.status as "SUCCESS" | "ERROR", outcome.status === "SUCCESS" ? output : error, row.serialization);
       run.stop("finished");
       this.waiters.wake([`status:${row.workflowId}`]); // the commit's own wake-up came before we knew the outcome
     } catch (error) {

@@ -1,10 +1,11 @@
 /**
  * What `getResult()` callers get: a workflow's output or error once it has finished, waited for
  * without polling (its completion wakes `status:<id>`). Outcomes of workflows finished in this
- * process are remembered (the original objects, not copies), so a local getResult needs no read.
+ * process are remembered as stored, so a local getResult needs no read and gets what any other
+ * process would: its own copy, made when it asks.
  */
 import { AwaitedWorkflowCancelledError, MaxRecoveryAttemptsExceededError, WorkflowNotFoundError } from "../errors.js";
-import { deserialize, deserializeThrown } from "../serialization.js";
+import { deserialize, deserializeThrown, type SerializationFormat } from "../serialization.js";
 import type { WorkflowRow } from "../storage/store.js";
 import type { Engine } from "./engine.js";
 
@@ -31,22 +32,44 @@ const timedOut = (row: WorkflowRow) =>
 const parkedLimit = (row: WorkflowRow) => Math.max(0, row.recoveryAttempts - 2);
 
 const TERMINAL = new Set(["SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"]);
+/** The latest outcomes remembered: at most this many, */
 const CACHE_SIZE = 10_000;
+/** holding at most this many characters of stored values (a worker returning large results kept up to 10,000 of them), */
+const CACHE_CHARS = 8 * 2 ** 20;
+/** of which one value at most this many: a larger one is read back from the database when asked for. */
+const CACHED_VALUE_CHARS = 64 * 2 ** 10;
+
+/** A workflow that finished here: its stored output or error (undefined: too large to keep, read it back). */
+interface Finished {
+  status: "SUCCESS" | "ERROR";
+  value: string | null | undefined;
+  serialization: SerializationFormat;
+}
 
 export class Outcomes {
-  private readonly recent = new Map<string, Outcome>();
+  private readonly recent = new Map<string, Finished>();
+  private chars = 0;
 
   constructor(private readonly engine: Engine) {}
 
-  remember(workflowId: string, outcome: Outcome): void {
-    this.recent.set(workflowId, outcome);
-    if (this.recent.size <= CACHE_SIZE) return;
+  remember(workflowId: string, status: Finished["status"], value: string | null, serialization: SerializationFormat): void {
+    const kept = value === null || value.length <= CACHED_VALUE_CHARS ? value : undefined;
+    this.forget(workflowId);
+    this.recent.set(workflowId, { status, value: kept, serialization });
+    this.chars += kept?.length ?? 0;
     // Oldest tenth at once: finding a Map's first key walks past the slots of earlier deletions.
-    let evict = CACHE_SIZE / 10;
-    for (const key of this.recent.keys()) {
-      if (evict-- <= 0) break;
-      this.recent.delete(key);
+    while (this.recent.size > CACHE_SIZE || this.chars > CACHE_CHARS) {
+      let evict = Math.ceil(this.recent.size / 10);
+      for (const key of this.recent.keys()) {
+        if (evict-- <= 0) break;
+        this.forget(key);
+      }
     }
+  }
+
+  private forget(workflowId: string): void {
+    this.chars -= this.recent.get(workflowId)?.value?.length ?? 0;
+    this.recent.delete(workflowId);
   }
 
   /**
@@ -66,8 +89,9 @@ export class Outcomes {
       `status:${workflowId}`,
       async () => {
         const local = this.recent.get(workflowId);
-        if (local) {
-          outcome = local;
+        if (local && local.value !== undefined) {
+          const { status, value, serialization } = local;
+          outcome = status === "SUCCESS" ? { status, output: deserialize(value, serialization) } : { status, error: deserializeThrown(value!, serialization) };
           return true;
         }
         const run = running.get(workflowId);

@@ -1,3 +1,5 @@
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
 import { DuroClient, InvalidArgumentError, WorkflowNotFoundError, WorkflowQueue } from "../../src/index.js";
 import { backends, quietLogger, useDuro } from "../helpers.js";
@@ -50,6 +52,25 @@ describe.each(backends)("%s", (backend) => {
       const result = handle.getResult();
       await starter.enqueueMany(wf.with({ queueName: "q", workflowId: "batch-later" }), [[4]]);
       expect(await result).toBe(8);
+    });
+  });
+
+  describe("getResult", () => {
+    it("a process keeps no large results once their workflows finish: 60 of 1 MiB leave its heap as it was, and each is still there to ask for", async () => {
+      setFlagsFromString("--expose-gc");
+      const gc = runInNewContext("gc") as () => void;
+      const duro = t.duro();
+      const big = duro.registerWorkflow("big", async (i: number) => String(i).padEnd(2 ** 20, "x"));
+      await duro.launch();
+      await big(-1);
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      for (let i = 0; i < 60; i++) expect((await big(i)).length).toBe(2 ** 20);
+      gc();
+      const grown = process.memoryUsage().heapUsed - before;
+      expect(grown, `${(grown / 2 ** 20).toFixed(1)} MiB`).toBeLessThan(16 * 2 ** 20); // every result kept: 60 MiB
+      const last = (await duro.listWorkflows({ sortDesc: true, limit: 1 }))[0].workflowId;
+      expect(await duro.getResult(last)).toBe("59".padEnd(2 ** 20, "x"));
     });
   });
 });
