@@ -2,7 +2,7 @@
  * `Duro`: the public API of one executor. Each method documents what it records and what
  * happens on replay; the work is done in `engine/`.
  */
-import { InvalidArgumentError } from "./errors.js";
+import { DatabaseError, InvalidArgumentError } from "./errors.js";
 import { currentContext, currentRun } from "./engine/context.js";
 import { Engine } from "./engine/engine.js";
 import { contextLogger } from "./engine/logger.js";
@@ -22,7 +22,7 @@ export type Workflow<A extends unknown[], R> = ((...args: A) => Promise<R>) & {
   readonly workflowName: string;
   readonly startOptions: Readonly<StartOptions>;
   /** The same workflow with these start options bound (merged over those already bound). */
-  with(options: StartOptions): Workflow<A, R>;
+  with(options: StartOptions | null): Workflow<A, R>;
 };
 
 export class Duro {
@@ -30,7 +30,7 @@ export class Duro {
   readonly engine: Engine;
   readonly logger: Logger;
 
-  constructor(config: DuroConfig = {}) {
+  constructor(config: DuroConfig | null = {}) {
     this.engine = new Engine(checkOptions("new Duro", config, KEYS.config, ["maxRecoveryAttempts"]));
     this.logger = contextLogger(this.engine.logger);
   }
@@ -53,7 +53,7 @@ export class Duro {
       return Object.assign(call, {
         workflowName: name,
         startOptions: Object.freeze({ ...startOptions }),
-        with: (more: StartOptions) => {
+        with: (more: StartOptions | null) => {
           checkOptions("with", more, KEYS.start);
           return bind({ ...startOptions, ...more });
         },
@@ -113,7 +113,7 @@ export class Duro {
    * A handle to a workflow. @throws WorkflowNotFoundError when it does not exist — unless
    * `existingWorkflow` is false, for a workflow that is yet to be started.
    */
-  async retrieveWorkflow<R = unknown>(workflowId: string, existingWorkflow: boolean | { existingWorkflow?: boolean } = true): Promise<WorkflowHandle<R>> {
+  async retrieveWorkflow<R = unknown>(workflowId: string, existingWorkflow: boolean | { existingWorkflow?: boolean | null } | null = true): Promise<WorkflowHandle<R>> {
     return this.handle<R>(workflowId, await ops.allowsMissing(this.engine, workflowId, existingWorkflow));
   }
 
@@ -154,7 +154,7 @@ export class Duro {
       if (!isHandle(item)) return { settled: item as Promise<unknown>, looked: new Promise((resolve) => setImmediate(resolve)) };
       const settled = (item.getResult as (signal?: AbortSignal) => Promise<unknown>)(signal);
       const looked = this.engine.outcomes.finished(item.workflowId).then((done) => done && settled.catch(() => {}), () => undefined);
-      return { settled, looked };
+      return { settled, looked, lost: (error) => error instanceof DatabaseError || this.engine.shutDown };
     };
     return ops.wait(this.engine, items, watch, options);
   }
@@ -197,7 +197,7 @@ export class Duro {
   }
 
   /** Publishes an event of this workflow (workflow or step only); the last value wins. */
-  setEvent(key: string, value: unknown, options?: ValueOptions): Promise<void> {
+  setEvent(key: string, value: unknown, options?: ValueOptions | null): Promise<void> {
     return ops.setEvent(this.engine, key, value, options);
   }
 
@@ -212,7 +212,7 @@ export class Duro {
   }
 
   /** Appends a value to this workflow's stream `key` (workflow or step only). */
-  writeStream(key: string, value: unknown, options?: ValueOptions): Promise<void> {
+  writeStream(key: string, value: unknown, options?: ValueOptions | null): Promise<void> {
     return streams.writeStream(this.engine, key, value, options);
   }
 
@@ -299,12 +299,12 @@ export class Duro {
   // ——— management (each is a recorded operation when called inside a workflow) ———
 
   /** Workflows matching `filter` (see ListWorkflowsFilter), oldest first unless `sortDesc`. */
-  listWorkflows(filter: ListWorkflowsFilter = {}): Promise<WorkflowStatus[]> {
+  listWorkflows(filter: ListWorkflowsFilter | null = {}): Promise<WorkflowStatus[]> {
     return this.managed("listWorkflows", () => listWorkflows(this.engine, filter));
   }
 
   /** Workflows waiting in or running from a queue (ENQUEUED, DELAYED or PENDING). */
-  listQueuedWorkflows(filter: Omit<ListWorkflowsFilter, "queuesOnly"> = {}): Promise<WorkflowStatus[]> {
+  listQueuedWorkflows(filter: Omit<ListWorkflowsFilter, "queuesOnly"> | null = {}): Promise<WorkflowStatus[]> {
     return this.managed("listQueuedWorkflows", () => listWorkflows(this.engine, { ...filter, queuesOnly: true }));
   }
 
@@ -350,7 +350,7 @@ export class Duro {
   async forkWorkflow<R = unknown>(
     workflowId: string,
     startStep: number,
-    options: ForkOptions = {},
+    options: ForkOptions | null = {},
   ): Promise<WorkflowHandle<R>> {
     const id = await this.managed("forkWorkflow", () => fork(this.engine, workflowId, startStep, options));
     return this.handle<R>(id);

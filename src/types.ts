@@ -136,7 +136,7 @@ export interface DuroConfig {
   appVersion?: string | null;
   /** Default 100. A workflow recovered more often is parked as MAX_RECOVERY_ATTEMPTS_EXCEEDED. `null`: no limit. */
   maxRecoveryAttempts?: number | null;
-  logger?: Logger;
+  logger?: Logger | null;
   /** PostgreSQL: pooled connections (default 10). */
   poolSize?: number | null;
   /** How long `launch()` keeps retrying an unreachable database (or a SQLite file another process holds locked), in seconds (default 30). */

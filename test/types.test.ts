@@ -38,6 +38,29 @@ export async function reference(other: WorkflowHandle<string>): Promise<string> 
   const result: number | string = await first.getResult();
   return String(result);
 }
+// Python's None is null: every option, and every options object, may be given as null.
+export async function nulls(): Promise<void> {
+  const other = new Duro(null);
+  const quiet = new Duro({ logger: null, executorId: null, maxRecoveryAttempts: null });
+  const bound = order.with(null).with({ queueName: null, priority: null, timeoutSeconds: null });
+  await quiet.startWorkflow(bound, "o3", 1);
+  await other.retrieveWorkflow("x", null);
+  await other.retrieveWorkflow("x", { existingWorkflow: null });
+  await duro.setEvent("e", 1, null);
+  await duro.writeStream("s", 1, { serialization: null });
+  await duro.listWorkflows(null);
+  await duro.listQueuedWorkflows({ queueName: null, limit: null });
+  await duro.listWorkflowSteps("x", { limit: null, offset: null });
+  await duro.forkWorkflow("x", 1, null);
+  await duro.send("x", 1, null, { idempotencyKey: null });
+  await duro.recv("t", null);
+  await duro.getEvent("x", "e", { timeoutSeconds: null });
+  await duro.setWorkflowDelay("x", { delaySeconds: 1, delayUntilEpochMs: null });
+  await duro.wait([Promise.resolve(1)], { returnWhen: null, timeoutSeconds: null });
+  const client = new DuroClient(null);
+  await client.listWorkflows(null);
+  await client.forkWorkflow("x", 1, { newWorkflowId: null });
+}
 `,
     );
     const compilerOptions = { noEmit: true, strict: true, target: "es2022", lib: ["es2022"], module: "nodenext", moduleResolution: "nodenext", types: [] };

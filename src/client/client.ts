@@ -15,7 +15,7 @@ import type { ForkOptions, ListWorkflowsFilter, Logger, StartOptions, StepInfo, 
 export interface ClientConfig {
   /** Default: `DURO_DATABASE_URL`, else `sqlite:./.duro/duro.sqlite`. */
   databaseUrl?: string | null;
-  logger?: Logger;
+  logger?: Logger | null;
   poolSize?: number | null;
   connectTimeoutSeconds?: number | null;
   /**
@@ -35,7 +35,7 @@ export interface EnqueueOptions extends StartOptions {
 export class DuroClient {
   private readonly engine: Engine;
 
-  constructor(config: ClientConfig = {}) {
+  constructor(config: ClientConfig | null = {}) {
     const { createSchema = true, ...settings } = checkOptions("new DuroClient", config, KEYS.client);
     optionalBoolean("createSchema", createSchema);
     this.engine = new Engine({ ...settings, executorId: "duro-client" }, true, createSchema);
@@ -84,7 +84,7 @@ export class DuroClient {
   }
 
   /** A handle on a workflow; `existingWorkflow: false` allows one not created yet (its getResult waits for it). */
-  async retrieveWorkflow<R = unknown>(workflowId: string, existingWorkflow: boolean | { existingWorkflow?: boolean } = true): Promise<WorkflowHandle<R>> {
+  async retrieveWorkflow<R = unknown>(workflowId: string, existingWorkflow: boolean | { existingWorkflow?: boolean | null } | null = true): Promise<WorkflowHandle<R>> {
     return this.handle<R>(workflowId, await ops.allowsMissing(await this.ready(), workflowId, existingWorkflow));
   }
 
@@ -97,11 +97,11 @@ export class DuroClient {
     return engine.getStatus(checkKey("workflowId", workflowId));
   }
 
-  async listWorkflows(filter: ListWorkflowsFilter = {}): Promise<WorkflowStatus[]> {
+  async listWorkflows(filter: ListWorkflowsFilter | null = {}): Promise<WorkflowStatus[]> {
     return listWorkflows(await this.ready(), filter);
   }
 
-  async listQueuedWorkflows(filter: Omit<ListWorkflowsFilter, "queuesOnly"> = {}): Promise<WorkflowStatus[]> {
+  async listQueuedWorkflows(filter: Omit<ListWorkflowsFilter, "queuesOnly"> | null = {}): Promise<WorkflowStatus[]> {
     return listWorkflows(await this.ready(), { ...filter, queuesOnly: true });
   }
 
@@ -131,7 +131,7 @@ export class DuroClient {
   async forkWorkflow<R = unknown>(
     workflowId: string,
     startStep: number,
-    options: ForkOptions = {},
+    options: ForkOptions | null = {},
   ): Promise<WorkflowHandle<R>> {
     return this.handle<R>(await fork(await this.ready(), workflowId, startStep, options));
   }

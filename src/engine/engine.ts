@@ -138,6 +138,11 @@ export class Engine {
     this.workflows.set(workflow.name, workflow);
   }
 
+  /** Whether shutdown() (or a client's close()) has begun. */
+  get shutDown(): boolean {
+    return this.closed;
+  }
+
   closedError(): DuroError {
     return new DuroError(this.client ? "This DuroClient is closed; create a new one." : "This Duro instance was shut down; create a new one.");
   }

@@ -50,7 +50,7 @@ export function formatOf(options: Given<ValueOptions>): SerializationFormat | un
 }
 
 /** Whether a handle may be handed out for a workflow not created yet: retrieveWorkflow's `existingWorkflow`, positional (as the reference has it) or in an options object. */
-export async function allowsMissing(engine: Engine, workflowId: string, existing: boolean | { existingWorkflow?: boolean } | undefined): Promise<boolean> {
+export async function allowsMissing(engine: Engine, workflowId: string, existing: boolean | { existingWorkflow?: boolean | null } | null | undefined): Promise<boolean> {
   checkKey("workflowId", workflowId);
   if (isOptions(existing)) checkKeys("retrieveWorkflow", existing, ["existingWorkflow"]);
   const must = existing === null ? true : isOptions(existing) ? (existing.existingWorkflow ?? true) : existing;
@@ -216,6 +216,8 @@ export interface Watched {
   settled: Promise<unknown>;
   /** Resolves once it is known whether the item was done at the call (and, if so, after `settled`). */
   looked: Promise<unknown>;
+  /** Whether a rejection of `settled` is the wait's failure (the database, a shutdown), not the item's outcome. */
+  lost?: (error: unknown) => boolean;
 }
 
 /**
@@ -255,7 +257,8 @@ export async function wait<T>(
     await Promise.allSettled(indices.map((i) => watched[i].settled));
     return split(indices);
   }
-  const state = await new Promise<number[]>((resolve) => {
+  // A handle whose wait failed (the database out, the instance shut down) is not done: the whole wait fails.
+  const state = await new Promise<number[]>((resolve, reject) => {
     const settled: number[] = [];
     let failed = false;
     let looking = true;
@@ -272,11 +275,19 @@ export async function wait<T>(
     watched.forEach((w, i) =>
       w.settled.then(
         () => (settled.push(i), decide()),
-        () => (settled.push(i), (failed = true), decide()),
+        (error) => {
+          if (w.lost?.(error)) return void (timer?.cancel(), reject(error));
+          settled.push(i);
+          failed = true;
+          decide();
+        },
       ),
     );
     void Promise.allSettled(watched.map((w) => w.looked)).then(() => ((looking = false), decide()));
     if (deadline !== Infinity) timer = engine.timers.at(deadline, () => ((expired = true), decide()));
+  }).catch((error: unknown) => {
+    decided.abort();
+    throw error;
   });
   if (run && functionId !== undefined) await record(engine, run, functionId, "duro.wait", Date.now(), { output: state }, {}, "unlessCancelled");
   return split(state);
@@ -380,7 +391,7 @@ async function receive(engine: Engine, run: WorkflowRun, functionId: number, sle
 
 // ——— events ———
 
-export async function setEvent(engine: Engine, key: string, value: unknown, options?: ValueOptions): Promise<void> {
+export async function setEvent(engine: Engine, key: string, value: unknown, options?: ValueOptions | null): Promise<void> {
   const serialization = formatOf(checkOptions("setEvent", options, KEYS.value));
   checkKey("key", key);
   const ctx = currentContext();

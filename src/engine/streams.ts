@@ -12,7 +12,7 @@ import { operation, type Engine } from "./engine.js";
 import { checkKey, checkOptions, checkSeconds, KEYS, shown } from "./checks.js";
 import { formatOf, read, stored } from "./operations.js";
 
-export async function writeStream(engine: Engine, key: string, value: unknown, options?: ValueOptions): Promise<void> {
+export async function writeStream(engine: Engine, key: string, value: unknown, options?: ValueOptions | null): Promise<void> {
   checkKey("key", key);
   const serialization = formatOf(checkOptions("writeStream", options, KEYS.value));
   const ctx = currentContext();

@@ -220,7 +220,7 @@ describe.each(backends)("%s", (backend) => {
       await expect(duro.launch()).rejects.toBeInstanceOf(DuroError);
     });
 
-    it("getResult() asked while shutdown() runs settles: those it cuts off, and those asked while the store closes (they hung)", async () => {
+    it("getResult() and wait() asked while shutdown() runs settle: those it cuts off, and those asked while the store closes (they hung)", async () => {
       const duro = t.duro();
       const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger });
       const sleeper = duro.registerWorkflow("sleeper", async () => duro.sleep(30));
@@ -231,6 +231,8 @@ describe.each(backends)("%s", (backend) => {
       await finished.getResult();
       const asked: Promise<unknown>[] = [];
       const ask = () => asked.push(sleeping.getResult().then(() => "result", (e: Error) => e));
+      // wait() neither: a handle whose wait was cut off is not done (it said done: [sleeping]).
+      const waited = duro.wait([sleeping, finished], { timeoutSeconds: 60 }).then((split) => split, (e: Error) => e);
       let closed = false;
       const shutdown = duro.shutdown().then(() => (closed = true));
       while (!closed) {
@@ -242,6 +244,8 @@ describe.each(backends)("%s", (backend) => {
       const outcomes = await within(5000, Promise.all(asked), "every getResult");
       for (const outcome of outcomes) expect(outcome).toBeInstanceOf(DuroError);
       expect(asked.length).toBeGreaterThan(3);
+      expect(await within(5000, waited, "the wait")).toBeInstanceOf(DuroError);
+      expect(await duro.wait([sleeping], { timeoutSeconds: 5 }).then((split) => split, (e: Error) => e)).toBeInstanceOf(DuroError);
       expect(await finished.getResult()).toBe("done"); // known here: still answered after shutdown
       expect((await client.getWorkflowStatus(sleeping.workflowId))?.status).toBe("PENDING"); // runs again at the next launch
       await client.close();

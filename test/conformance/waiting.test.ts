@@ -1,6 +1,6 @@
 /** Durable sleep, waitFirst and wait(): what a workflow waited for is recorded and replayed. */
 import { describe, expect, it } from "vitest";
-import { InvalidArgumentError, NotInWorkflowError, type Duro, type WorkflowHandle } from "../../src/index.js";
+import { DatabaseError, InvalidArgumentError, NotInWorkflowError, type Duro, type WorkflowHandle } from "../../src/index.js";
 import { backends, crash, crashedAndRelaunched, gate, hangPoint, since, useDuro, waitFor } from "../helpers.js";
 
 describe.each(backends)("%s", (backend) => {
@@ -437,6 +437,22 @@ describe.each(backends)("%s", (backend) => {
       } finally {
         process.off("unhandledRejection", onUnhandled);
       }
+    });
+
+    it("a handle it could not look at (the database out) fails the wait rather than counting as done", async () => {
+      const runner = t.duro();
+      const naps = runner.registerWorkflow("naps", async () => runner.sleep(30));
+      await runner.launch();
+      const asleep = await runner.startWorkflow(naps);
+      const duro = t.duro({ executorId: "other" });
+      await duro.launch();
+      const handle = await duro.retrieveWorkflow(asleep.workflowId);
+      const rows = (duro as unknown as { engine: { rows: { read: () => Promise<unknown> } } }).engine.rows;
+      rows.read = async () => {
+        throw new DatabaseError("The database is out (a test's).");
+      };
+      const outcome = await duro.wait([handle], { returnWhen: "FIRST_EXCEPTION", timeoutSeconds: 5 }).then((split) => split, (e: unknown) => e);
+      expect(outcome).toBeInstanceOf(DatabaseError); // it said { done: [handle] }
     });
   });
 });
