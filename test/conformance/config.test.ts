@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { DatabaseError, Duro, DuroClient, DuroError, InvalidArgumentError, WorkflowQueue } from "../../src/index.js";
-import { type Backend, backends, freshDatabaseUrl, gate, quietLogger, rawQuery, rejectionOf, useDuro, waitFor, within } from "../helpers.js";
+import { type Backend, backends, freshDatabaseUrl, gate, POSTGRES_URL, quietLogger, rawQuery, rejectionOf, useDuro, waitFor, within } from "../helpers.js";
 import { requireBuild } from "../processes.js";
 import { consoleLogger } from "../../src/engine/logger.js";
 
@@ -54,6 +54,13 @@ describe.each(backends)("%s", (backend) => {
       // A URL's scheme alone is repeated (the rest may hold a password); a bare path is shown whole, with its fix.
       expect((await rejectionOf(t.duro({ databaseUrl: "mysql://u:secret@h/db" }).launch())).message).toContain('(got "mysql:…")');
       expect((await rejectionOf(t.duro({ databaseUrl: "./app.sqlite" }).launch())).message).toContain('(got "./app.sqlite"). Example: "sqlite:./.duro/app.sqlite", or "sqlite:./app.sqlite" for that file.');
+      if (backend === "postgres") {
+        // PostgreSQL cuts names past 63 bytes, so two such schemas were one (sharing tables, not wake-ups).
+        const long = `${POSTGRES_URL}${POSTGRES_URL.includes("?") ? "&" : "?"}schema=${"s".repeat(63)}x`;
+        const error = await rejectionOf(t.duro({ databaseUrl: long }).launch());
+        expect(error).toBeInstanceOf(InvalidArgumentError);
+        expect(error.message).toContain("is 64 bytes; PostgreSQL keeps names of at most 63");
+      }
     });
 
     it("a database that cannot be opened or reached fails launch with DatabaseError", async () => {

@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import pg from "pg";
-import { DatabaseError } from "../../errors.js";
+import { DatabaseError, InvalidArgumentError } from "../../errors.js";
 import { splitWakeKeys } from "../store.js";
 
 /**
@@ -86,6 +86,12 @@ export class PgConnection {
   constructor(url: string, options: { poolSize?: number; connectTimeoutSeconds?: number; idleInTransactionMs?: number }) {
     const parsed = new URL(url);
     this.schemaName = parsed.searchParams.get("schema") || "duro";
+    // PostgreSQL cuts longer identifiers: two schema names alike in their first 63 bytes would share one.
+    if (Buffer.byteLength(this.schemaName) > 63) {
+      throw new InvalidArgumentError(
+        `The schema in databaseUrl (?schema=) is ${Buffer.byteLength(this.schemaName)} bytes; PostgreSQL keeps names of at most 63 (a longer one is cut, so two such names could share one schema): choose a shorter one.`,
+      );
+    }
     if (parsed.searchParams.has("schema")) {
       parsed.searchParams.delete("schema");
       url = parsed.toString();
@@ -142,7 +148,7 @@ export class PgConnection {
           throw new DatabaseError(
             `Cannot connect to PostgreSQL at ${this.where} within ${timeoutSeconds}s: ${messageOf(error)}. ` +
               ((error as { code?: unknown }).code === "53300"
-                ? "The server has no connection to spare: lower poolSize here or in other processes, or raise the server's max_connections."
+                ? "The server has no connection to spare: lower poolSize here or in other processes, or raise the server's max_connections (or the role's CONNECTION LIMIT, if the message names the role)."
                 : "Check that the server is running and reachable, or raise connectTimeoutSeconds."),
             { cause: error },
           );
