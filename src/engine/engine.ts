@@ -161,6 +161,7 @@ export class Engine {
     const leaseMs = (this.config.executorLeaseSeconds ?? 30) * 1000;
     const store = await openStore(this.databaseUrl, {
       poolSize: this.config.poolSize, connectTimeoutSeconds: this.config.connectTimeoutSeconds, idleInTransactionMs: leaseMs,
+      warn: (message) => this.logger.warn(message), info: (message) => this.logger.info(message),
     });
     this.opening = store;
     try {

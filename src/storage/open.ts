@@ -12,6 +12,9 @@ export interface StoreOptions {
    * lock it holds, a queue's turn to claim say, is not held for longer than the executor lease.
    */
   idleInTransactionMs?: number;
+  /** Told of a lasting trouble that costs speed, not correctness (PostgreSQL: other processes' wake-ups not heard). */
+  warn?: (message: string) => void;
+  info?: (message: string) => void;
 }
 
 /** Parses a URL into a backend description without connecting (so bad URLs fail fast). */

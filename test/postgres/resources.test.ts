@@ -9,6 +9,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AwaitedWorkflowCancelledError, DatabaseError, Duro, DuroClient, DuroError, InvalidArgumentError } from "../../src/index.js";
 import { POSTGRES_URL, quietLogger, sleep, waitFor } from "../helpers.js";
+import { retry } from "../../src/storage/postgres/connection.js";
 import { freePort } from "./cluster.js";
 
 const database = `duro_res_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
@@ -176,5 +177,45 @@ describe("bad input", () => {
     expect((error as Error).message).toContain(`${u.hostname}:${u.port || 5432}`);
     expect((error as Error).message).not.toContain("pw-Not-In-Messages");
     expect(ms).toBeLessThan(5000);
+  });
+});
+
+describe("the LISTEN connection", () => {
+  it("refused for want of connections: said once it lasts, with what to raise, and said again when it opens", async () => {
+    const role = `duro_small_${randomUUID().replaceAll("-", "").slice(0, 8)}`;
+    await admin(`CREATE ROLE "${role}" LOGIN CONNECTION LIMIT 1`);
+    await admin(`GRANT CREATE ON DATABASE "${database}" TO "${role}"`);
+    const saved = retry.listenWarnMs;
+    retry.listenWarnMs = 300;
+    const lines: string[] = [];
+    const logger = { ...quietLogger, warn: (m: string) => void lines.push(`warn ${m}`), info: (m: string) => void lines.push(`info ${m}`) };
+    const u = new URL(url);
+    u.username = role;
+    u.searchParams.set("schema", role);
+    const duro = new Duro({ databaseUrl: u.toString(), poolSize: 1, logger });
+    const wf = duro.registerWorkflow("wf", async () => duro.recv("t", 30));
+    try {
+      await duro.launch();
+      const handle = await duro.startWorkflow(wf); // its wait makes the executor listen (or try to)
+      await waitFor(async () => lines.some((l) => l.includes("(LISTEN) has been down")), 10_000, "the warning");
+      const warnings = lines.filter((l) => l.startsWith("warn"));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain("too many connections for role");
+      expect(warnings[0]).toContain("raise max_connections or the role's CONNECTION LIMIT");
+      await admin(`ALTER ROLE "${role}" CONNECTION LIMIT 5`);
+      await waitFor(async () => lines.some((l) => l.includes("(LISTEN) is open again")), 15_000, "the connection to open");
+      const client = new DuroClient({ databaseUrl: `${url}?schema=${role}`, logger: quietLogger });
+      await client.send(handle.workflowId, "heard", "t");
+      await client.close();
+      expect(await handle.getResult()).toBe("heard");
+      expect(lines.filter((l) => l.startsWith("warn"))).toHaveLength(1);
+    } finally {
+      retry.listenWarnMs = saved;
+      await duro.shutdown();
+      const owner = new pg.Client({ connectionString: url });
+      await owner.connect();
+      await owner.query(`DROP OWNED BY "${role}" CASCADE`).finally(() => owner.end());
+      await admin(`DROP ROLE "${role}"`);
+    }
   });
 });

@@ -17,7 +17,7 @@ import { splitWakeKeys } from "../store.js";
  * connection, which sends nothing of its own, is pinged every `listenPingMs` and replaced when a
  * ping is still unanswered at the next one. Settable for tests.
  */
-export const retry = { windowMs: 60_000, stuckMs: 60_000, listenPingMs: 30_000 };
+export const retry = { windowMs: 60_000, stuckMs: 60_000, listenPingMs: 30_000, listenWarnMs: 10_000 };
 
 export const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
@@ -81,9 +81,15 @@ export class PgConnection {
   private listenTimer?: NodeJS.Timeout;
   private listenPing?: NodeJS.Timeout;
   private listenAttempt = 0;
+  /** Since when the LISTEN connection has been down (undefined: up), and whether that was told. */
+  private listenDownSince: number | undefined;
+  private listenDownTold = false;
   private troubleListeners: (() => void)[] = [];
 
-  constructor(url: string, options: { poolSize?: number; connectTimeoutSeconds?: number; idleInTransactionMs?: number }) {
+  constructor(
+    url: string,
+    private readonly options: { poolSize?: number; connectTimeoutSeconds?: number; idleInTransactionMs?: number; warn?: (message: string) => void; info?: (message: string) => void },
+  ) {
     const parsed = new URL(url);
     this.schemaName = parsed.searchParams.get("schema") || "duro";
     // PostgreSQL cuts longer identifiers: two schema names alike in their first 63 bytes would share one.
@@ -222,10 +228,11 @@ export class PgConnection {
     const client = new pg.Client(this.clientConfig);
     this.listenClient = client;
     let lost = false;
-    const reconnect = () => {
+    const reconnect = (error?: unknown) => {
       if (lost) return;
       lost = true;
       this.trouble();
+      this.listenDown(error);
       if (this.listenClient === client) this.listenClient = undefined;
       clearInterval(this.listenPing);
       client.end().catch(() => {});
@@ -243,12 +250,15 @@ export class PgConnection {
     try {
       await client.connect();
       await client.query(`LISTEN ${quoteIdent(this.channel)}`);
-    } catch {
-      reconnect();
+    } catch (error) {
+      reconnect(error);
       return;
     }
     if (lost) return;
     this.listenAttempt = 0;
+    if (this.listenDownTold) this.options.info?.("The connection that hears other processes' commits (LISTEN) is open again: their wake-ups are pushed again.");
+    this.listenDownSince = undefined;
+    this.listenDownTold = false;
     // Whatever was committed before LISTEN took effect went unheard.
     this.emit(null);
     // Keepalive takes ~11 minutes to notice a link gone silent; until then no wake-up arrives.
@@ -259,6 +269,23 @@ export class PgConnection {
       client.query("SELECT 1").then(() => (answered = true), () => {});
     }, retry.listenPingMs);
     this.listenPing.unref();
+  }
+
+  /**
+   * Without its LISTEN connection this process hears other processes' commits only at its
+   * safety poll: said once it has lasted (a restart of the server takes seconds), not per try.
+   */
+  private listenDown(error: unknown): void {
+    const now = Date.now();
+    this.listenDownSince ??= now;
+    if (this.listenDownTold || this.closed || now - this.listenDownSince < retry.listenWarnMs) return;
+    this.listenDownTold = true;
+    const full = (error as { code?: unknown } | undefined)?.code === "53300";
+    this.options.warn?.(
+      `The connection that hears other processes' commits (LISTEN) has been down for ${Math.round((now - this.listenDownSince) / 1000)} s` +
+        `${error ? ` (${messageOf(error)})` : ""}: until it opens, their wake-ups are heard at the safety poll only (safetyPollSeconds). ` +
+        (full ? "The server refuses more connections: lower poolSize, or raise max_connections or the role's CONNECTION LIMIT." : "It is tried again with back-off."),
+    );
   }
 
   private emit(keys: string[] | null): void {
