@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import pg from "pg";
 import { DatabaseError, InvalidArgumentError } from "../../errors.js";
+import type { StoreOptions } from "../open.js";
 import { splitWakeKeys } from "../store.js";
 
 /**
@@ -88,7 +89,7 @@ export class PgConnection {
 
   constructor(
     url: string,
-    private readonly options: { poolSize?: number; connectTimeoutSeconds?: number; idleInTransactionMs?: number; warn?: (message: string) => void; info?: (message: string) => void },
+    private readonly options: StoreOptions,
   ) {
     const parsed = new URL(url);
     this.schemaName = parsed.searchParams.get("schema") || "duro";
