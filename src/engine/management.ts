@@ -147,26 +147,29 @@ export async function resume(engine: Engine, workflowIds: string[], options: { q
   // A resumed workflow keeps its partition key (none, on a partitioned queue, is a partition of its own).
   if (queueName !== null) queueOf(engine, queueName);
   if (engine.client) queueName ??= INTERNAL_QUEUE;
-  const rows = await engine.store.resumeWorkflows(workflowIds, {
-    queueName, executorId: engine.executorId, appVersion: engine.appVersion, otherVersionsQueue: INTERNAL_QUEUE, now: Date.now(),
-  });
-  if (rows === null) {
-    // Which one is unknown, looked up in parts that keep within the databases' parameter limits.
-    for (let i = 0; i < workflowIds.length; i += MAX_FILTER_VALUES) {
-      const part = workflowIds.slice(i, i + MAX_FILTER_VALUES);
-      const found = new Set((await engine.store.listWorkflows({ workflowIds: part, loadInput: false, loadOutput: false })).map((r) => r.workflowId));
-      const unknown = part.find((id) => !found.has(id));
-      if (unknown !== undefined) throw new WorkflowNotFoundError(unknown);
+  // Until they run here, no look for orphans takes them for some (see Recovery.adoptOrphans).
+  await engine.recovery.takingHere(workflowIds, async () => {
+    const rows = await engine.store.resumeWorkflows(workflowIds, {
+      queueName, executorId: engine.executorId, appVersion: engine.appVersion, otherVersionsQueue: INTERNAL_QUEUE, now: Date.now(),
+    });
+    if (rows === null) {
+      // Which one is unknown, looked up in parts that keep within the databases' parameter limits.
+      for (let i = 0; i < workflowIds.length; i += MAX_FILTER_VALUES) {
+        const part = workflowIds.slice(i, i + MAX_FILTER_VALUES);
+        const found = new Set((await engine.store.listWorkflows({ workflowIds: part, loadInput: false, loadOutput: false })).map((r) => r.workflowId));
+        const unknown = part.find((id) => !found.has(id));
+        if (unknown !== undefined) throw new WorkflowNotFoundError(unknown);
+      }
+      throw new WorkflowNotFoundError(workflowIds[0]);
     }
-    throw new WorkflowNotFoundError(workflowIds[0]);
-  }
-  engine.announce(["queue", ...rows.map((r) => `status:${r.workflowId}`)]);
-  for (const row of rows) {
-    if (row.status === "PENDING") await engine.recovery.resumeHere(row.workflowId);
-    // Queued now (asked, or of another app version): a run here stops at its next step, keeping
-    // the outcome of one under way, as after a cancel.
-    else engine.stopRun(row.workflowId, "cancelled");
-  }
+    engine.announce(["queue", ...rows.map((r) => `status:${r.workflowId}`)]);
+    for (const row of rows) {
+      if (row.status === "PENDING") await engine.recovery.resumeHere(row.workflowId);
+      // Queued now (asked, or of another app version): a run here stops at its next step, keeping
+      // the outcome of one under way, as after a cancel.
+      else engine.stopRun(row.workflowId, "cancelled");
+    }
+  });
 }
 
 /**
@@ -188,14 +191,16 @@ export async function fork(engine: Engine, workflowId: string, startStep: number
   const elsewhere = engine.client || (appVersion !== undefined && appVersion !== engine.appVersion);
   const queueName = options.queueName ?? (elsewhere ? INTERNAL_QUEUE : undefined);
   validateStart(engine, { workflowId: newWorkflowId, queueName, partitionKey, timeoutSeconds });
-  const row = await engine.store.forkWorkflow({
-    workflowId, newWorkflowId, startStep: Math.min(Math.max(startStep, 1), 2 ** 31 - 1), appVersion: appVersion ?? (engine.client ? null : engine.appVersion),
-    queueName: queueName ?? null, partitionKey: partitionKey ?? null, executorId: engine.executorId,
-    timeoutMs: timeoutSeconds !== undefined ? storedMs(timeoutSeconds * 1000) : null, now: Date.now(),
+  await engine.recovery.takingHere([newWorkflowId], async () => {
+    const row = await engine.store.forkWorkflow({
+      workflowId, newWorkflowId, startStep: Math.min(Math.max(startStep, 1), 2 ** 31 - 1), appVersion: appVersion ?? (engine.client ? null : engine.appVersion),
+      queueName: queueName ?? null, partitionKey: partitionKey ?? null, executorId: engine.executorId,
+      timeoutMs: timeoutSeconds !== undefined ? storedMs(timeoutSeconds * 1000) : null, now: Date.now(),
+    });
+    if (!row) throw new WorkflowNotFoundError(workflowId);
+    engine.announce(["queue", ...forkWakeKeys(row)]);
+    if (!queueName) await engine.recovery.resumeHere(newWorkflowId);
   });
-  if (!row) throw new WorkflowNotFoundError(workflowId);
-  engine.announce(["queue", ...forkWakeKeys(row)]);
-  if (!queueName) await engine.recovery.resumeHere(newWorkflowId);
   return newWorkflowId;
 }
 

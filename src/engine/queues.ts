@@ -163,6 +163,11 @@ export class QueueDispatcher {
     return true;
   }
 
+  /** Whether this queue may be about to run `workflowId` here: adopted, or a claim is under way. */
+  mayRun(workflowId: string): boolean {
+    return this.claiming > 0 || [...this.adopted, ...this.adopting].some((row) => row.workflowId === workflowId);
+  }
+
   /** Workflows running here per partition, with the adopted ones waiting for a slot or loading. */
   private partitionLoad(): Record<string, number> {
     const load = { ...this.engine.runningByPartition(this.name) };

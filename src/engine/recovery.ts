@@ -10,7 +10,9 @@
  *   And an executor that finds its own lease may have run out (it froze, or could not beat)
  *   checks which of its runs are still its own before any of them starts a step;
  * - after an interruption: a run whose durable operation could not reach the database (after
- *   the store's own retries) ends without an outcome and runs again once the database answers.
+ *   the store's own retries) ends without an outcome and runs again once the database answers;
+ * - as an orphan: a write the store gave up on (its reply lost) may still have committed, then
+ *   or later, leaving a start's or a claim's row PENDING here with nothing running it (see adoptOrphans).
  *
  * Each time, the workflow's row and every recorded operation are loaded in one read and its
  * body runs again, answered from the record up to where it stopped.
@@ -24,6 +26,12 @@ import { settlesWithin, SHUTDOWN_STEP_MS } from "./timers.js";
 const RELAPSE_MS = 60_000;
 /** Workflows to run here loaded with one read. */
 const LOAD_BATCH = 100;
+/**
+ * How long after the database flickered a write sent before may still commit: its bytes may sit in
+ * the network, or in the server, well past the store's own retries (a dropped connection's unsent
+ * data is still delivered; TCP gives up retransmitting after about 15 minutes).
+ */
+const LATE_COMMIT_MS = 20 * 60_000;
 
 export class Recovery {
   private heartbeatTimer?: NodeJS.Timeout;
@@ -44,6 +52,11 @@ export class Recovery {
   /** When the last interrupted workflows were resumed, and the tries' back-off (see resumeWhenReachable). */
   private lastResumed = -Infinity;
   private attempt = 0;
+  /** Until when each beat looks for orphans (see adoptOrphans), and the recoveries under way meanwhile. */
+  private orphansUntil = 0;
+  private recovering = 0;
+  /** Workflows this process is making PENDING here (a start, resume or fork under way), with how many such writes. */
+  private readonly taking = new Map<string, number>();
 
   constructor(private readonly engine: Engine) {}
 
@@ -61,12 +74,14 @@ export class Recovery {
     // The heartbeat also keeps the process alive while launched, as a server's listening socket
     // would: an executor whose script ends with `await duro.launch()` goes on serving its queues.
     this.heartbeatTimer = setInterval(() => void this.heartbeatAndTakeOver(), this.interval);
-    const { recovered, deadLettered } = await this.patiently(() => engine.store.recoverPending({
-      executorId: engine.executorId, appVersion: engine.appVersion, maxRecoveryAttempts: engine.maxRecoveryAttempts, now: Date.now(),
-    }));
-    this.deadLettered(deadLettered);
-    await this.runAll(recovered, (_, error) => {
-      throw error; // launch fails with it
+    await this.recoveringWhile(async () => {
+      const { recovered, deadLettered } = await this.patiently(() => engine.store.recoverPending({
+        executorId: engine.executorId, appVersion: engine.appVersion, maxRecoveryAttempts: engine.maxRecoveryAttempts, now: Date.now(),
+      }));
+      this.deadLettered(deadLettered);
+      await this.runAll(recovered, (_, error) => {
+        throw error; // launch fails with it
+      });
     });
     if (this.stopped) return;
     void this.warnOfOtherVersions().catch(() => undefined);
@@ -233,9 +248,58 @@ export class Recovery {
     });
   }
 
-  /** The database flickered: the others' beats may land late, so judge nobody for a lease. */
+  /**
+   * The database flickered: the others' beats may land late, so judge nobody for a lease; and a
+   * write whose reply was lost may commit late, so look for orphans for a while.
+   */
   distrust(): void {
     this.onTimeSince = Date.now();
+    this.orphansUntil = Date.now() + LATE_COMMIT_MS;
+  }
+
+  /** Makes `workflowIds` PENDING here with `write` (a start, resume or fork), which then runs them: no orphans meanwhile. */
+  async takingHere<T>(workflowIds: string[], write: () => Promise<T>): Promise<T> {
+    for (const id of workflowIds) this.taking.set(id, (this.taking.get(id) ?? 0) + 1);
+    try {
+      return await write();
+    } finally {
+      for (const id of workflowIds) {
+        const left = this.taking.get(id)! - 1;
+        if (left) this.taking.set(id, left);
+        else this.taking.delete(id);
+      }
+    }
+  }
+
+  private async recoveringWhile(recover: () => Promise<void>): Promise<void> {
+    this.recovering++;
+    try {
+      await recover();
+    } finally {
+      this.recovering--;
+    }
+  }
+
+  /**
+   * Runs this executor's PENDING workflows that nothing here runs or is about to run. A write the
+   * store gave up on (DatabaseError, its reply lost) may have committed anyway, then or later: a
+   * start's row, or the rows a claim took, PENDING here with nothing running them, which no
+   * takeover or restart would run while this executor lives. For a while after the database
+   * flickered, each beat looks for them; not while a recovery, a claim or a start that may run
+   * them is under way.
+   */
+  private async adoptOrphans(): Promise<void> {
+    const { engine } = this;
+    if (Date.now() > this.orphansUntil || this.recovering) return;
+    const rows = await engine.store.listWorkflows({
+      status: ["PENDING"], executorId: [engine.executorId], appVersion: [engine.appVersion], name: [...engine.workflows.keys()], loadInput: false, loadOutput: false,
+    });
+    if (this.recovering || !engine.launched) return;
+    const orphans = rows.filter(({ workflowId: id, queueName }) =>
+      !engine.running.has(id) && !this.taking.has(id) && !this.interrupted.has(id) && !engine.outcomes.knows(id) &&
+      !(queueName !== null && engine.queues.get(queueName)?.mayRun(id)));
+    for (const row of orphans) engine.logger.warn(`Workflow ${row.workflowId} is PENDING on this executor with nothing running it (a write whose reply was lost committed after all): running it.`);
+    await this.recoveringWhile(() => this.runAll(orphans, (row, error) => this.couldNotLoad(row, error)));
   }
 
   /** True when this executor's lease may have run out, until `confirmLease()` is done: a step must wait for it. */
@@ -319,26 +383,35 @@ export class Recovery {
     if (!engine.launched || this.heartbeating) return; // ticks must not pile up while the database is slow or down
     this.heartbeating = true;
     let taken: WorkflowRow[] = [];
+    let beaten = false;
+    this.recovering++;
     try {
-      // Frozen, or cut off, past the lease: some of the runs here may be another executor's now.
-      if (this.leaseInDoubt) await this.confirmLease();
-      else await this.beat();
-      const now = Date.now();
-      if (now - this.onTimeSince < this.trustAfterMs) return;
-      const { recovered, deadLettered } = await engine.store.recoverPending({
-        executorId: engine.executorId, appVersion: engine.appVersion, maxRecoveryAttempts: engine.maxRecoveryAttempts, now, leaseMs,
-        workflowNames: [...engine.workflows.keys()],
-      });
-      this.deadLettered(deadLettered);
-      taken = recovered;
-    } catch (error) {
-      if (engine.launched) engine.logger.warn("Heartbeat or takeover failed; retrying.", { error: String(error) });
+      try {
+        // Frozen, or cut off, past the lease: some of the runs here may be another executor's now.
+        if (this.leaseInDoubt) await this.confirmLease();
+        else await this.beat();
+        beaten = true;
+        const now = Date.now();
+        if (now - this.onTimeSince >= this.trustAfterMs) {
+          const { recovered, deadLettered } = await engine.store.recoverPending({
+            executorId: engine.executorId, appVersion: engine.appVersion, maxRecoveryAttempts: engine.maxRecoveryAttempts, now, leaseMs,
+            workflowNames: [...engine.workflows.keys()],
+          });
+          this.deadLettered(deadLettered);
+          taken = recovered;
+        }
+      } catch (error) {
+        if (engine.launched) engine.logger.warn("Heartbeat or takeover failed; retrying.", { error: String(error) });
+      } finally {
+        this.heartbeating = false;
+      }
+      // Loaded after the beat is done, so that the next beats go on meanwhile.
+      for (const row of taken) engine.logger.warn(`Took over workflow ${row.workflowId} from an executor whose lease expired.`);
+      await this.runAll(taken, (row, error) => this.couldNotLoad(row, error));
     } finally {
-      this.heartbeating = false;
+      this.recovering--;
     }
-    // Loaded after the beat is done, so that the next beats go on meanwhile.
-    for (const row of taken) engine.logger.warn(`Took over workflow ${row.workflowId} from an executor whose lease expired.`);
-    await this.runAll(taken, (row, error) => this.couldNotLoad(row, error));
+    if (beaten) await this.adoptOrphans().catch(() => undefined); // looked for again at the next beat
   }
 
   /** Workflows a recovery parked for having crashed too often. */

@@ -53,25 +53,26 @@ export async function start(engine: Engine, name: string, args: unknown[], given
   // Enqueued here with a free slot here: insert it already claimed, saving the claim's round trip.
   const queue = workflow && !parent ? engine.queues.get(row.queueName ?? "") : undefined;
   const claimed = queue?.reserve(row) ? dequeued(engine, row) : undefined;
-  let inserted: Extract<WriteResult, { kind: "insertWorkflow" }>;
-  let parentRecord: WriteResult | undefined;
-  try {
-    [inserted, parentRecord] = (await engine.committer.submit([{ kind: "insertWorkflow", row, ownerToken, claimed }, ...recordNow])) as [
-      Extract<WriteResult, { kind: "insertWorkflow" }>,
-      WriteResult | undefined,
-    ];
-  } catch (error) {
-    if (claimed) queue!.release(false);
-    throw error;
-  }
-  if (claimed) {
-    const ran = inserted.inserted && inserted.claimed === true;
-    queue!.release(ran);
-    if (ran) engine.execute(claimed, [], workflow!);
-  }
-  // A workflow inserted here runs whatever became of the parent that started it meanwhile
-  // (cancelled, say): it exists now, and a replay of the parent finds it rather than starting it.
-  if (inserted.inserted && workflow && row.status === "PENDING") engine.execute(row, [], workflow);
+  // Until it runs here, no look for orphans takes it for one (see Recovery.adoptOrphans).
+  const [inserted, parentRecord] = await engine.recovery.takingHere([workflowId], async () => {
+    let written: WriteResult[];
+    try {
+      written = await engine.committer.submit([{ kind: "insertWorkflow", row, ownerToken, claimed }, ...recordNow]);
+    } catch (error) {
+      if (claimed) queue!.release(false);
+      throw error;
+    }
+    const inserted = written[0] as Extract<WriteResult, { kind: "insertWorkflow" }>;
+    if (claimed) {
+      const ran = inserted.inserted && inserted.claimed === true;
+      queue!.release(ran);
+      if (ran) engine.execute(claimed, [], workflow!);
+    }
+    // A workflow inserted here runs whatever became of the parent that started it meanwhile
+    // (cancelled, say): it exists now, and a replay of the parent finds it rather than starting it.
+    if (inserted.inserted && workflow && row.status === "PENDING") engine.execute(row, [], workflow);
+    return [inserted, written[1]] as const;
+  });
   if (inserted.inserted && row.queueName && row.deadlineEpochMs !== null) engine.armDeadline(workflowId, row.deadlineEpochMs);
   const keep = async (write: Write[], written: WriteResult | undefined) =>
     write.length ? keptBefore(engine, parent!, write[0] as Write & { kind: "recordOperation" }, written) : undefined;

@@ -9,13 +9,15 @@
  */
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
-import { DuroClient, WorkflowQueue, type QueueOptions } from "../../src/index.js";
+import { DatabaseError, DuroClient, WorkflowQueue, type QueueOptions } from "../../src/index.js";
+import { retry } from "../../src/storage/postgres/connection.js";
 import { crash, hangPoint, quietLogger, range, rawQuery, useDuro, within } from "../helpers.js";
 import type { Duro, DuroConfig } from "../../src/index.js";
 
 const realQuery = pg.Client.prototype.query;
 afterEach(() => {
   pg.Client.prototype.query = realQuery;
+  retry.windowMs = 60_000;
 });
 
 /**
@@ -46,53 +48,53 @@ function loseCommitsAfter(times: number, pattern: RegExp) {
   });
 }
 
+/** 20 workflows queued before the executor starts, so that it claims them; each records its runs. */
+async function drain(t: ReturnType<typeof useDuro>, options: QueueOptions, config: DuroConfig = {}) {
+  const duro = t.duro({ executorId: "lost-reply", ...config });
+  const runs = new Map<string, number>();
+  let running = 0;
+  let most = 0;
+  duro.registerWorkflow("job", async (n: number) => {
+    runs.set(duro.workflowId!, (runs.get(duro.workflowId!) ?? 0) + 1);
+    most = Math.max(most, ++running);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    running--;
+    return n * 2;
+  });
+  new WorkflowQueue(duro, "q", options);
+  const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger });
+  await client.enqueueMany({ workflowName: "job", queueName: "q" }, range(20).map((n) => [n]));
+  await client.close();
+  const ids = (await rawQuery(t.url, "SELECT workflow_id FROM workflow_status ORDER BY seq")).map((r) => r.workflow_id as string);
+  return { duro, ids, runs, most: () => most };
+}
+
+async function expectAllRanOnce(t: ReturnType<typeof useDuro>, setup: Awaited<ReturnType<typeof drain>>) {
+  const { duro, ids, runs } = setup;
+  const results = await within(15_000, Promise.all(ids.map((id) => duro.getResult(id))), "every queued workflow's result");
+  expect(results).toEqual(range(20).map((n) => n * 2));
+  expect(ids.map((id) => runs.get(id))).toEqual(ids.map(() => 1));
+  const left = await rawQuery(t.url, "SELECT count(*)::int AS n FROM workflow_status WHERE status <> 'SUCCESS'");
+  expect(left[0].n).toBe(0);
+}
+
 describe("postgres: a claim whose reply was lost", () => {
   const t = useDuro("postgres");
 
-  /** 20 workflows queued before the executor starts, so that it claims them; each records its runs. */
-  async function drain(options: QueueOptions) {
-    const duro = t.duro({ executorId: "lost-reply" });
-    const runs = new Map<string, number>();
-    let running = 0;
-    let most = 0;
-    duro.registerWorkflow("job", async (n: number) => {
-      runs.set(duro.workflowId!, (runs.get(duro.workflowId!) ?? 0) + 1);
-      most = Math.max(most, ++running);
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      running--;
-      return n * 2;
-    });
-    new WorkflowQueue(duro, "q", options);
-    const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger });
-    await client.enqueueMany({ workflowName: "job", queueName: "q" }, range(20).map((n) => [n]));
-    await client.close();
-    const ids = (await rawQuery(t.url, "SELECT workflow_id FROM workflow_status ORDER BY seq")).map((r) => r.workflow_id as string);
-    return { duro, ids, runs, most: () => most };
-  }
-
-  async function expectAllRanOnce(setup: Awaited<ReturnType<typeof drain>>) {
-    const { duro, ids, runs } = setup;
-    const results = await within(15_000, Promise.all(ids.map((id) => duro.getResult(id))), "every queued workflow's result");
-    expect(results).toEqual(range(20).map((n) => n * 2));
-    expect(ids.map((id) => runs.get(id))).toEqual(ids.map(() => 1));
-    const left = await rawQuery(t.url, "SELECT count(*)::int AS n FROM workflow_status WHERE status <> 'SUCCESS'");
-    expect(left[0].n).toBe(0);
-  }
-
   it("on a queue without shared limits: the rows its commit took run, once each, within workerConcurrency", async () => {
-    const setup = await drain({ workerConcurrency: 4 });
+    const setup = await drain(t, { workerConcurrency: 4 });
     const lost = loseReplies(3, (statement) => /^duro_(claimInBatch|completeAndClaim)/.test(statement));
     await setup.duro.launch();
-    await expectAllRanOnce(setup);
+    await expectAllRanOnce(t, setup);
     expect(lost.length).toBe(3);
     expect(setup.most()).toBeLessThanOrEqual(4);
   });
 
   it("on a queue with a global concurrency limit: the claim transaction's lost COMMIT reply loses nothing", async () => {
-    const setup = await drain({ concurrency: 3 });
+    const setup = await drain(t, { concurrency: 3 });
     const lost = loseCommitsAfter(3, /^duro_claim/);
     await setup.duro.launch();
-    await expectAllRanOnce(setup);
+    await expectAllRanOnce(t, setup);
     expect(lost).toEqual(["COMMIT", "COMMIT", "COMMIT"]);
     expect(setup.most()).toBeLessThanOrEqual(3);
   });
@@ -195,5 +197,45 @@ describe("postgres: a recovery whose reply was lost", () => {
     expect(await within(15_000, live.getResult("t1"), "the adopted workflow")).toBe(10);
     expect(lost).toEqual(["duro_takeOver"]);
     expect((await live.getWorkflowStatus("t1"))!.executorId).toBe("live");
+  });
+});
+
+/**
+ * A write whose reply was lost past the store's retries fails with DatabaseError, yet it may have
+ * committed (then, or later: its bytes were still on their way). Its rows, PENDING on this live
+ * executor, must still run; before, nothing ran them until the executor restarted.
+ */
+describe("postgres: a write whose reply was lost past the retry window", () => {
+  const t = useDuro("postgres");
+
+  it("a start that failed with DatabaseError but committed runs, once; starting its ID again returns it", async () => {
+    const duro = t.duro({ executorId: "late", executorLeaseSeconds: 1.5 });
+    const runs = new Map<string, number>();
+    const wf = duro.registerWorkflow("wf", async (n: number) => {
+      runs.set(duro.workflowId!, (runs.get(duro.workflowId!) ?? 0) + 1);
+      return n * 2;
+    });
+    await duro.launch();
+    retry.windowMs = 0; // no second try: the caller gets DatabaseError at once
+    const lost = loseReplies(1, (statement) => statement === "duro_insertOne");
+    await expect(duro.startWorkflow(wf.with({ workflowId: "late-1" }), 21)).rejects.toBeInstanceOf(DatabaseError);
+    expect(lost).toEqual(["duro_insertOne"]);
+    retry.windowMs = 60_000;
+    const again = await duro.startWorkflow(wf.with({ workflowId: "late-1" }), 21);
+    expect(await within(10_000, again.getResult(), "the workflow whose start's reply was lost")).toBe(42);
+    expect(runs.get("late-1")).toBe(1);
+    // A start under way meanwhile is not taken for one (it runs once too).
+    expect(await (await duro.startWorkflow(wf, 5)).getResult()).toBe(10);
+    expect([...runs.values()]).toEqual([1, 1]);
+  });
+
+  it("a queue claim that failed with DatabaseError but committed: what it took runs, once each", async () => {
+    const setup = await drain(t, { workerConcurrency: 4 }, { executorLeaseSeconds: 1.5 });
+    retry.windowMs = 0;
+    const lost = loseReplies(2, (statement) => /^duro_(claimInBatch|completeAndClaim)/.test(statement));
+    await setup.duro.launch();
+    await expectAllRanOnce(t, setup);
+    expect(lost.length).toBe(2);
+    expect(setup.most()).toBeLessThanOrEqual(4);
   });
 });
