@@ -145,9 +145,11 @@ describe.each(backends)("%s", (backend) => {
       for (const id of ["A", "B", "C"]) await client.enqueue({ workflowName: "wf", queueName: "q", workflowId: id }, id.charCodeAt(0));
       await client.close();
       // Back to version 1: its queue index and (on PostgreSQL) the step records' foreign key, no claim tokens, no app versions,
-      // no index of stream writers (and on SQLite no wake log).
+      // no index of stream writers or partitions (and on SQLite no wake log).
       for (const sql of [
         "DROP INDEX streams_writer",
+        "DROP INDEX workflow_status_partition_queued",
+        "DROP INDEX workflow_status_partition_running",
         "DROP TABLE app_versions",
         "ALTER TABLE executors DROP COLUMN app_version",
         "DROP INDEX workflow_status_by_priority",

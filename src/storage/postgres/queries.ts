@@ -116,10 +116,9 @@ export function storeSql(schema: string) {
     dead AS (SELECT workflow_id FROM counted WHERE status <> 'PENDING'),
     ${notifyChanged("dead", "$5")}
     SELECT (SELECT count(*) FROM notified) AS notified, (SELECT json_agg(counted) FROM counted) AS rows`;
-  const inScope = `queue_name = $1 AND (NOT $6::boolean OR partition_key IS NOT DISTINCT FROM $7::text)`;
   // Stamped when the statement runs ($2, read once the turn was held, is earlier): after every
   // completion whose slot it counts as free, so no claim's start precedes the outcome it replaced.
-  const claim = `WITH stamp AS (SELECT GREATEST($2::bigint, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) AS at),
+  const claimIn = (inScope: string, whatIsLeft: string) => `WITH stamp AS (SELECT GREATEST($2::bigint, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) AS at),
       budget AS (
         SELECT LEAST($3::int,
           CASE WHEN $4::int IS NULL THEN $3 ELSE $4 - (SELECT count(*) FROM ${ws} WHERE ${inScope} AND status = 'PENDING') END,
@@ -137,12 +136,44 @@ export function storeSql(schema: string) {
         RETURNING ${WF_COLUMNS.map((c) => `w.${c}`).join(", ")}, w.seq)
       SELECT json_agg(json_build_object('workflow', row_to_json(c), 'operations', ${operationsOf(schema, "c.workflow_id")})
         ORDER BY priority, seq) AS claimed,
-        (SELECT min(delay_until_epoch_ms) FROM ${ws} WHERE status = 'DELAYED' AND queue_name = $1) AS next,
-        EXISTS (SELECT 1 FROM ${ws} WHERE status = 'ENQUEUED' AND queue_name = $1 AND workflow_id NOT IN (SELECT workflow_id FROM claimed)) AS queued,
+        ${whatIsLeft},
         -- The rate window's oldest start, this claim's included, leaves it this long after $2 (= $8 + the period).
         CASE WHEN $5::int IS NOT NULL THEN LEAST(
           (SELECT min(started_at) FROM ${ws} WHERE ${inScope} AND started_at > $8::bigint AND status <> 'ENQUEUED'),
           (SELECT min(started_at) FROM claimed)) - $8::bigint END AS opens_in
+      FROM claimed c`;
+  // A queue's claim, or (partitioned) a partition's: one of a key is served by the indexes of
+  // partitions (schema version 8), which no test IS NOT DISTINCT FROM could use.
+  // What is left in the queue is told by a queue's claim, and asked once after a partitioned
+  // queue's partitions' claims (see nextDelayed).
+  const claim = claimIn(
+    `queue_name = $1 AND (NOT $6::boolean OR partition_key IS NOT DISTINCT FROM $7::text)`,
+    `(SELECT min(delay_until_epoch_ms) FROM ${ws} WHERE status = 'DELAYED' AND queue_name = $1) AS next,
+        EXISTS (SELECT 1 FROM ${ws} WHERE status = 'ENQUEUED' AND queue_name = $1 AND workflow_id NOT IN (SELECT workflow_id FROM claimed)) AS queued`,
+  );
+  const claimPartition = claimIn(`queue_name = $1 AND $6::boolean AND partition_key = $7::text`, "NULL AS next, NULL AS queued");
+  // Without a rate limit, one statement claims from many partitions ($5, each with room for $6
+  // here): each partition's first rows up to its room and (under a concurrency limit, $4) its
+  // share, then the first $3 of them all in queue order.
+  const claimPartitions = `WITH stamp AS (SELECT GREATEST($2::bigint, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) AS at),
+      picked AS (
+        SELECT x.workflow_id FROM unnest($5::text[], $6::int[]) AS p(key, room)
+        CROSS JOIN LATERAL (
+          SELECT w.workflow_id, w.priority, w.seq FROM ${ws} w
+          WHERE w.queue_name = $1 AND w.partition_key = p.key AND w.status = 'ENQUEUED' AND w.name = ANY($7::text[])
+            AND ${claimableBy(schema, "$8", "$11")}
+          ORDER BY w.priority, w.seq
+          LIMIT GREATEST(LEAST(p.room, CASE WHEN $4::int IS NULL THEN p.room ELSE $4 - (
+            SELECT count(*) FROM ${ws} r WHERE r.queue_name = $1 AND r.partition_key = p.key AND r.status = 'PENDING') END), 0)) x
+        ORDER BY x.priority, x.seq LIMIT $3),
+      claimed AS (
+        UPDATE ${ws} w SET status = 'PENDING', executor_id = $9, started_at = stamp.at, updated_at = stamp.at, claim_token = $10,
+          recovery_attempts = w.recovery_attempts + 1, app_version = COALESCE(w.app_version, $8::text),
+          deadline_epoch_ms = CASE WHEN w.timeout_ms IS NOT NULL AND w.deadline_epoch_ms IS NULL THEN stamp.at + w.timeout_ms ELSE w.deadline_epoch_ms END
+        FROM picked, stamp WHERE w.workflow_id = picked.workflow_id AND w.status = 'ENQUEUED'
+        RETURNING ${WF_COLUMNS.map((c) => `w.${c}`).join(", ")}, w.seq)
+      SELECT json_agg(json_build_object('workflow', row_to_json(c), 'operations', ${operationsOf(schema, "c.workflow_id")})
+        ORDER BY priority, seq) AS claimed
       FROM claimed c`;
 
   return {
@@ -257,12 +288,28 @@ export function storeSql(schema: string) {
         FROM (SELECT pg_advisory_xact_lock(${QUEUE_LOCK_CLASS}, hashtext($1)) OFFSET 0) l),
       promoted AS (
         UPDATE ${ws} SET status = 'ENQUEUED', updated_at = $2
-        WHERE queue_name = $3 AND status = 'DELAYED' AND delay_until_epoch_ms <= $2 RETURNING partition_key)
+        WHERE queue_name = $3 AND status = 'DELAYED' AND delay_until_epoch_ms <= $2 RETURNING partition_key),
+      -- The partitions to claim from: up to $6 (all, under a rate limit, which may leave any
+      -- partition without room) with work and room (under a concurrency limit, $5,
+      -- and not among those $7 full here), in key order from the partitions' index, which the scan
+      -- leaves once it has them (one at its limit is passed over without a statement of its own);
+      -- then those promoted just now, and the partition of no key.
+      capacity AS (
+        SELECT k.partition_key FROM (
+          SELECT DISTINCT partition_key FROM ${ws}
+          WHERE queue_name = $3 AND status = 'ENQUEUED' AND partition_key IS NOT NULL ORDER BY partition_key) k
+        WHERE $4::boolean AND k.partition_key <> ALL($7::text[]) AND ($5::int IS NULL OR (
+          SELECT count(*) FROM ${ws} r WHERE r.queue_name = $3 AND r.partition_key = k.partition_key AND r.status = 'PENDING') < $5)
+        LIMIT $6)
       SELECT (SELECT now FROM locked) AS now, CASE WHEN $4::boolean THEN (
         SELECT json_agg(DISTINCT partition_key) FROM (
-          SELECT partition_key FROM ${ws} WHERE queue_name = $3 AND status = 'ENQUEUED'
-          UNION ALL SELECT partition_key FROM promoted) p) END AS partitions`,
+          SELECT partition_key FROM capacity
+          UNION ALL SELECT partition_key FROM promoted
+          UNION ALL (SELECT NULL FROM ${ws} WHERE queue_name = $3 AND status = 'ENQUEUED' AND partition_key IS NULL ORDER BY priority, seq LIMIT 1)) p)
+        END AS partitions`,
     claim,
+    claimPartition,
+    claimPartitions,
   };
 }
 

@@ -279,7 +279,7 @@ export class PostgresStore implements Store {
           (await client.query({ name: `duro_${name}`, text: this.sql[name], values })).rows[0];
         // Stamped and counted by one clock, read once the lock is held: the rate limit holds by the
         // time claims commit, whatever the executors' clocks say and however long the lock took.
-        const locked = await run("lockQueue", [`${this.conn.schemaName}.${queueName}`, request.now, queueName, partitioned]);
+        const locked = await run("lockQueue", [`${this.conn.schemaName}.${queueName}`, request.now, queueName, partitioned, request.concurrency ?? null, request.rateLimit ? null : request.max, fullHere(request)]);
         const now = Number(locked.now);
         let last: { next: string | null; queued: boolean } | undefined;
         let rateOpensInMs: number | undefined;
@@ -287,14 +287,30 @@ export class PostgresStore implements Store {
         const claimed = again ? await takenBefore(client, this.writes, claimTokenOf(request), executorId) : [];
         const running = { ...request.perPartition?.running };
         for (const { workflow } of claimed) running[workflow.partitionKey ?? ""] = (running[workflow.partitionKey ?? ""] ?? 0) + 1;
-        for (const partition of (partitioned ? locked.partitions ?? [] : [null]) as (string | null)[]) {
+        let partitions = (partitioned ? locked.partitions ?? [] : [null]) as (string | null)[];
+        const rate = request.rateLimit;
+        if (partitioned && !rate && workflowNames.length && claimed.length < request.max) {
+          // The partitions of a key at once (see claimPartitions); the one of no key after.
+          const rooms = partitions.filter((key) => key !== null).map((key) => {
+            const perPartition = request.perPartition;
+            return [key, perPartition ? perPartition.workerConcurrency - (running[key] ?? 0) : request.max] as const;
+          }).filter(([, room]) => room > 0);
+          if (rooms.length) {
+            const result = await run("claimPartitions", [
+              queueName, now, request.max - claimed.length, request.concurrency ?? null, rooms.map(([key]) => key), rooms.map(([, room]) => room),
+              workflowNames, appVersion, executorId, claimTokenOf(request), request.liveSince,
+            ]);
+            claimed.push(...claimedRows(result.claimed));
+          }
+          partitions = partitions.filter((key) => key === null);
+        }
+        for (const partition of partitions) {
           const left = request.max - claimed.length;
           if (left <= 0 || workflowNames.length === 0) break;
           const perPartition = request.perPartition;
           const budget = perPartition ? Math.min(left, perPartition.workerConcurrency - (running[partition ?? ""] ?? 0)) : left;
           if (budget <= 0) continue;
-          const rate = request.rateLimit;
-          const result = await run("claim", [
+          const result = await run(partition === null ? "claim" : "claimPartition", [
             queueName, now, budget, request.concurrency ?? null, rate?.limit ?? null, partitioned, partition,
             rate ? now - rate.periodMs : null, workflowNames, appVersion, executorId, claimTokenOf(request), request.liveSince,
           ]);
@@ -332,4 +348,10 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     await this.conn.close();
   }
+}
+
+/** The partitions whose workerConcurrency this executor's runs fill (a claim passes them over). */
+function fullHere({ perPartition }: ClaimRequest): string[] {
+  if (!perPartition) return [];
+  return Object.entries(perPartition.running).filter(([key, n]) => key !== "" && n >= perPartition.workerConcurrency).map(([key]) => key);
 }

@@ -95,11 +95,24 @@ export function prepare(db: Database.Database) {
       `SELECT (SELECT MIN(delay_until_epoch_ms) FROM workflow_status WHERE status = 'DELAYED' AND queue_name = ?) AS next,
               EXISTS (SELECT 1 FROM workflow_status WHERE status = 'ENQUEUED' AND queue_name = ?) AS queued`,
     ),
-    partitions: st(`SELECT DISTINCT partition_key FROM workflow_status WHERE queue_name = ? AND status = 'ENQUEUED'`),
+    // The partitions to claim from: up to @max with work and room (under a concurrency limit, and
+    // not among those @full here), in key order from the partitions' index, which the scan leaves
+    // once it has them; then the partition of no key.
+    partitions: st(
+      `SELECT k.partition_key FROM (
+         SELECT DISTINCT partition_key FROM workflow_status
+         WHERE queue_name = @queue AND status = 'ENQUEUED' AND partition_key IS NOT NULL ORDER BY partition_key) k
+       WHERE k.partition_key NOT IN (SELECT value FROM json_each(@full)) AND (@concurrency IS NULL OR (
+         SELECT COUNT(*) FROM workflow_status r WHERE r.queue_name = @queue AND r.partition_key = k.partition_key AND r.status = 'PENDING') < @concurrency)
+       LIMIT @max`,
+    ),
+    keylessPartition: st(`SELECT EXISTS (SELECT 1 FROM workflow_status WHERE queue_name = ? AND status = 'ENQUEUED' AND partition_key IS NULL) AS queued`),
     // What a claim's limits count: the running workflows (queue[, partition]), the starts a rate
     // limit counts (queue, [partition,] since) and the oldest of them.
     running: st(`SELECT COUNT(*) AS n FROM workflow_status WHERE queue_name = ? AND status = 'PENDING'`),
+    // A partition of a key is counted with `=`, which its index (schema version 7) serves, and IS does not.
     runningInPartition: st(`SELECT COUNT(*) AS n FROM workflow_status WHERE queue_name = ? AND status = 'PENDING' AND partition_key IS ?`),
+    runningInKey: st(`SELECT COUNT(*) AS n FROM workflow_status WHERE queue_name = ? AND status = 'PENDING' AND partition_key = ?`),
     rateWindow: st(`SELECT COUNT(*) AS n, MIN(started_at) AS first FROM workflow_status WHERE queue_name = ? AND started_at > ? AND status <> 'ENQUEUED'`),
     rateWindowOfPartition: st(
       `SELECT COUNT(*) AS n, MIN(started_at) AS first FROM workflow_status WHERE queue_name = ? AND partition_key IS ? AND started_at > ? AND status <> 'ENQUEUED'`,

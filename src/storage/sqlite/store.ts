@@ -47,6 +47,8 @@ export class SqliteStore implements Store {
   private db?: Database.Database;
   private closed = false;
   private statements?: ReturnType<typeof prepare>;
+  /** Claims' picks by shape (see pick). */
+  private readonly picks = new Map<string, Database.Statement>();
   private listeners: ((keys: string[] | null) => void)[] = [];
   private readonly wakes = new WakeLog(() => this.s);
   private checkpointer?: Checkpointer;
@@ -394,6 +396,22 @@ export class SqliteStore implements Store {
     return this.guard(() => (this.s.queuesWithWork.all(JSON.stringify(queueNames), now) as { name: string }[]).map((r) => r.name));
   }
 
+  /** A claim's pick of queued rows, prepared once per shape (a partitioned queue's claim picks from every partition with work). */
+  private pick(inPartition: string, names: number): Database.Statement {
+    const key = `${inPartition}|${names}`;
+    let statement = this.picks.get(key);
+    if (!statement) {
+      statement = this.conn.prepare(
+        `SELECT workflow_id FROM workflow_status WHERE queue_name = ? AND status = 'ENQUEUED'${inPartition}
+           AND name IN (${placeholders(names)}) AND ${CLAIMABLE_BY}
+         ORDER BY priority, rowid LIMIT ?`,
+      );
+      if (this.picks.size >= 64) this.picks.clear();
+      this.picks.set(key, statement);
+    }
+    return statement;
+  }
+
   /** One claim, in a transaction of its own or in the caller's. */
   private claim(request: ClaimRequest): Claimed {
     const s = this.s;
@@ -404,7 +422,7 @@ export class SqliteStore implements Store {
       // are then in commit order, which the rate limit's count relies on.
       const now = Math.max(request.now, Date.now());
       s.promoteDelayed.run(now, queueName, now);
-      const partitions = request.partitioned ? (s.partitions.all(queueName) as { partition_key: string | null }[]).map((r) => r.partition_key) : [null];
+      const partitions = request.partitioned ? partitionsOf(s, request) : [null];
       const claimed: { workflow: WorkflowRow; operations: OperationRow[] }[] = [];
       let rateOpensInMs: number | undefined;
       for (const partition of partitions) {
@@ -412,11 +430,13 @@ export class SqliteStore implements Store {
         if (left <= 0 || workflowNames.length === 0) break;
         const perPartition = request.perPartition;
         const localLeft = perPartition ? perPartition.workerConcurrency - (perPartition.running[partition ?? ""] ?? 0) : left;
-        const inPartition = request.partitioned ? " AND partition_key IS ?" : "";
+        // A partition of a key is picked and counted with `=`, which its indexes serve (IS does not).
+        const inPartition = !request.partitioned ? "" : partition === null ? " AND partition_key IS NULL" : " AND partition_key = ?";
         const scope = request.partitioned ? [queueName, partition] : [queueName];
+        const picked = request.partitioned && partition === null ? [queueName] : scope;
         let budget = Math.min(left, localLeft);
         if (request.concurrency !== undefined) {
-          const { n } = (request.partitioned ? s.runningInPartition : s.running).get(...scope) as { n: number };
+          const { n } = (!request.partitioned ? s.running : partition === null ? s.runningInPartition : s.runningInKey).get(...scope) as { n: number };
           budget = Math.min(budget, request.concurrency - n);
         }
         if (request.rateLimit) {
@@ -427,13 +447,8 @@ export class SqliteStore implements Store {
           rateOpensInMs = Math.min(rateOpensInMs ?? Infinity, (first ?? now) - since);
         }
         if (budget <= 0) continue;
-        const ids = db
-          .prepare(
-            `SELECT workflow_id FROM workflow_status WHERE queue_name = ? AND status = 'ENQUEUED'${inPartition}
-               AND name IN (${placeholders(workflowNames.length)}) AND ${CLAIMABLE_BY}
-             ORDER BY priority, rowid LIMIT ?`,
-          )
-          .all(...scope, ...workflowNames, { version: appVersion, liveSince: request.liveSince }, budget) as { workflow_id: string }[];
+        const ids = this.pick(inPartition, workflowNames.length)
+          .all(...picked, ...workflowNames, { version: appVersion, liveSince: request.liveSince }, budget) as { workflow_id: string }[];
         for (const { workflow_id } of ids) {
           const row = s.claim.get(executorId, now, now, appVersion, now, workflow_id) as Record<string, unknown> | undefined;
           if (!row) continue;
@@ -479,4 +494,16 @@ export class SqliteStore implements Store {
     this.db = undefined;
     this.statements = undefined;
   }
+}
+
+/**
+ * The partitions a claim takes from, in key order: those with work and room (all of them under a
+ * rate limit, which may leave any partition without room), then the partition of no key.
+ */
+function partitionsOf(s: ReturnType<typeof prepare>, request: ClaimRequest): (string | null)[] {
+  const { queueName, perPartition, concurrency, rateLimit, max } = request;
+  const full = perPartition ? Object.entries(perPartition.running).filter(([key, n]) => key !== "" && n >= perPartition.workerConcurrency).map(([key]) => key) : [];
+  const keys = s.partitions.all({ queue: queueName, full: JSON.stringify(full), concurrency: concurrency ?? null, max: rateLimit ? -1 : max }) as { partition_key: string }[];
+  const keyless = (s.keylessPartition.get(queueName) as { queued: number }).queued === 1;
+  return [...keys.map((r) => r.partition_key), ...(keyless ? [null] : [])];
 }
