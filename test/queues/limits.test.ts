@@ -480,24 +480,16 @@ describe.each(backends)("%s", (backend) => {
 
     // A claim takes the partitions with work and room in key order, up to its batch (100): those
     // full here, or at their concurrency, must not fill that list and starve the partitions after them.
-    it("pass over the partitions full here, however many come first", async () => {
-      const { tracker, release, list } = await executors(1, { partitionQueue: true, workerConcurrency: 1 }, { held: true });
+    it.each([
+      ["full here", 1, { partitionQueue: true, workerConcurrency: 1 }],
+      ["at their global concurrency", 2, { partitionQueue: true, concurrency: 1 }],
+    ] as const)("pass over the partitions %s, however many come first", async (_, n, options) => {
+      const { tracker, release, list } = await executors(n, options, { held: true });
       const keys = Array.from({ length: 120 }, (_, i) => `p${String(i).padStart(3, "0")}`);
       const handles = await enqueue(list, 240, (i) => ({ partitionKey: keys[i % 120] }));
       await waitFor(() => tracker.running === 120, 10_000, "one running body in each of the 120 partitions");
-      const last = await list[0].duro.startWorkflow(list[0].job.with({ queueName: "q", workflowId: "last", partitionKey: "zzz" }), "last", "zzz");
-      await waitFor(() => tracker.running === 121, 5_000, "the partition after 120 full ones");
-      release.open();
-      await Promise.all([...handles, last].map((h) => h.getResult()));
-      for (const key of [...keys, "zzz"]) expect(tracker.maxIn(key)).toBe(1);
-    });
-
-    it("pass over the partitions at their global concurrency, however many come first", async () => {
-      const { tracker, release, list } = await executors(2, { partitionQueue: true, concurrency: 1 }, { held: true });
-      const keys = Array.from({ length: 120 }, (_, i) => `p${String(i).padStart(3, "0")}`);
-      const handles = await enqueue(list, 240, (i) => ({ partitionKey: keys[i % 120] }));
-      await waitFor(() => tracker.running === 120, 10_000, "one running body in each of the 120 partitions");
-      const last = await list[1].duro.startWorkflow(list[1].job.with({ queueName: "q", workflowId: "last", partitionKey: "zzz" }), "last", "zzz");
+      const { duro, job } = list[n - 1];
+      const last = await duro.startWorkflow(job.with({ queueName: "q", workflowId: "last", partitionKey: "zzz" }), "last", "zzz");
       await waitFor(() => tracker.running === 121, 5_000, "the partition after 120 full ones");
       release.open();
       await Promise.all([...handles, last].map((h) => h.getResult()));

@@ -116,6 +116,16 @@ export function storeSql(schema: string) {
     dead AS (SELECT workflow_id FROM counted WHERE status <> 'PENDING'),
     ${notifyChanged("dead", "$5")}
     SELECT (SELECT count(*) FROM notified) AS notified, (SELECT json_agg(counted) FROM counted) AS rows`;
+  // The rows `picked` names, still ENQUEUED, claimed for `executor` with `token` (and of no
+  // version, for `version`), and the claim's result: each with its operations, in queue order.
+  const takeRows = (executor: string, token: string, version: string) => `claimed AS (
+        UPDATE ${ws} w SET status = 'PENDING', executor_id = ${executor}, started_at = stamp.at, updated_at = stamp.at, claim_token = ${token},
+          recovery_attempts = w.recovery_attempts + 1, app_version = COALESCE(w.app_version, ${version}::text),
+          deadline_epoch_ms = CASE WHEN w.timeout_ms IS NOT NULL AND w.deadline_epoch_ms IS NULL THEN stamp.at + w.timeout_ms ELSE w.deadline_epoch_ms END
+        FROM picked, stamp WHERE w.workflow_id = picked.workflow_id AND w.status = 'ENQUEUED'
+        RETURNING ${WF_COLUMNS.map((c) => `w.${c}`).join(", ")}, w.seq)
+      SELECT json_agg(json_build_object('workflow', row_to_json(c), 'operations', ${operationsOf(schema, "c.workflow_id")})
+        ORDER BY priority, seq) AS claimed`;
   // Stamped when the statement runs ($2, read once the turn was held, is earlier): after every
   // completion whose slot it counts as free, so no claim's start precedes the outcome it replaced.
   const claimIn = (inScope: string, whatIsLeft: string) => `WITH stamp AS (SELECT GREATEST($2::bigint, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) AS at),
@@ -128,14 +138,7 @@ export function storeSql(schema: string) {
         SELECT workflow_id FROM ${ws}
         WHERE ${inScope} AND status = 'ENQUEUED' AND name = ANY($9::text[]) AND ${claimableBy(schema, "$10", "$13")}
         ORDER BY priority, seq LIMIT GREATEST((SELECT n FROM budget), 0)),
-      claimed AS (
-        UPDATE ${ws} w SET status = 'PENDING', executor_id = $11, started_at = stamp.at, updated_at = stamp.at, claim_token = $12,
-          recovery_attempts = w.recovery_attempts + 1, app_version = COALESCE(w.app_version, $10::text),
-          deadline_epoch_ms = CASE WHEN w.timeout_ms IS NOT NULL AND w.deadline_epoch_ms IS NULL THEN stamp.at + w.timeout_ms ELSE w.deadline_epoch_ms END
-        FROM picked, stamp WHERE w.workflow_id = picked.workflow_id AND w.status = 'ENQUEUED'
-        RETURNING ${WF_COLUMNS.map((c) => `w.${c}`).join(", ")}, w.seq)
-      SELECT json_agg(json_build_object('workflow', row_to_json(c), 'operations', ${operationsOf(schema, "c.workflow_id")})
-        ORDER BY priority, seq) AS claimed,
+      ${takeRows("$11", "$12", "$10")},
         ${whatIsLeft},
         -- The rate window's oldest start, this claim's included, leaves it this long after $2 (= $8 + the period).
         CASE WHEN $5::int IS NOT NULL THEN LEAST(
@@ -143,9 +146,8 @@ export function storeSql(schema: string) {
           (SELECT min(started_at) FROM claimed)) - $8::bigint END AS opens_in
       FROM claimed c`;
   // A queue's claim, or (partitioned) a partition's: one of a key is served by the indexes of
-  // partitions (schema version 8), which no test IS NOT DISTINCT FROM could use.
-  // What is left in the queue is told by a queue's claim, and asked once after a partitioned
-  // queue's partitions' claims (see nextDelayed).
+  // partitions (schema version 8), which no test IS NOT DISTINCT FROM could use. What is left in
+  // the queue is told by a queue's claim, and asked once after a partitioned queue's (nextDelayed).
   const claim = claimIn(
     `queue_name = $1 AND (NOT $6::boolean OR partition_key IS NOT DISTINCT FROM $7::text)`,
     `(SELECT min(delay_until_epoch_ms) FROM ${ws} WHERE status = 'DELAYED' AND queue_name = $1) AS next,
@@ -166,14 +168,7 @@ export function storeSql(schema: string) {
           LIMIT GREATEST(LEAST(p.room, CASE WHEN $4::int IS NULL THEN p.room ELSE $4 - (
             SELECT count(*) FROM ${ws} r WHERE r.queue_name = $1 AND r.partition_key = p.key AND r.status = 'PENDING') END), 0)) x
         ORDER BY x.priority, x.seq LIMIT $3),
-      claimed AS (
-        UPDATE ${ws} w SET status = 'PENDING', executor_id = $9, started_at = stamp.at, updated_at = stamp.at, claim_token = $10,
-          recovery_attempts = w.recovery_attempts + 1, app_version = COALESCE(w.app_version, $8::text),
-          deadline_epoch_ms = CASE WHEN w.timeout_ms IS NOT NULL AND w.deadline_epoch_ms IS NULL THEN stamp.at + w.timeout_ms ELSE w.deadline_epoch_ms END
-        FROM picked, stamp WHERE w.workflow_id = picked.workflow_id AND w.status = 'ENQUEUED'
-        RETURNING ${WF_COLUMNS.map((c) => `w.${c}`).join(", ")}, w.seq)
-      SELECT json_agg(json_build_object('workflow', row_to_json(c), 'operations', ${operationsOf(schema, "c.workflow_id")})
-        ORDER BY priority, seq) AS claimed
+      ${takeRows("$9", "$10", "$8")}
       FROM claimed c`;
 
   return {
