@@ -299,6 +299,12 @@ export interface ClaimRequest {
   liveSince: number;
 }
 
+/** The partitions of a key whose workerConcurrency this executor's runs fill: a claim passes them over. */
+export function partitionsFullHere({ perPartition }: ClaimRequest): string[] {
+  if (!perPartition) return [];
+  return Object.entries(perPartition.running).filter(([key, n]) => key !== "" && n >= perPartition.workerConcurrency).map(([key]) => key);
+}
+
 export interface ResumeOptions {
   queueName: string | null;
   executorId: string;

@@ -8,7 +8,7 @@ import { loadMigrations, pendingMigrations } from "../migrations.js";
 import type { StoreOptions } from "../open.js";
 import { listWorkflowsQuery, numbered, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
 import {
-  forkWakeKeys, type CancelChildren, type ClaimRequest, type Claimed, type ForkRequest, type LoadedWorkflow, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter, type WorkflowRow, type Write, type WriteResult,
+  forkWakeKeys, partitionsFullHere, type CancelChildren, type ClaimRequest, type Claimed, type ForkRequest, type LoadedWorkflow, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter, type WorkflowRow, type Write, type WriteResult,
 } from "../store.js";
 import { PgConnection, RECONNECT_SLACK_MS, transaction } from "./connection.js";
 import { storeSql, type StoreSql } from "./queries.js";
@@ -279,7 +279,7 @@ export class PostgresStore implements Store {
           (await client.query({ name: `duro_${name}`, text: this.sql[name], values })).rows[0];
         // Stamped and counted by one clock, read once the lock is held: the rate limit holds by the
         // time claims commit, whatever the executors' clocks say and however long the lock took.
-        const locked = await run("lockQueue", [`${this.conn.schemaName}.${queueName}`, request.now, queueName, partitioned, request.concurrency ?? null, request.rateLimit ? null : request.max, fullHere(request)]);
+        const locked = await run("lockQueue", [`${this.conn.schemaName}.${queueName}`, request.now, queueName, partitioned, request.concurrency ?? null, request.rateLimit ? null : request.max, partitionsFullHere(request)]);
         const now = Number(locked.now);
         let last: { next: string | null; queued: boolean } | undefined;
         let rateOpensInMs: number | undefined;
@@ -348,10 +348,4 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     await this.conn.close();
   }
-}
-
-/** The partitions whose workerConcurrency this executor's runs fill (a claim passes them over). */
-function fullHere({ perPartition }: ClaimRequest): string[] {
-  if (!perPartition) return [];
-  return Object.entries(perPartition.running).filter(([key, n]) => key !== "" && n >= perPartition.workerConcurrency).map(([key]) => key);
 }

@@ -6,7 +6,7 @@
 import type Database from "better-sqlite3";
 import { placeholders, type prepare } from "./statements.js";
 import { toOperationRow, toWorkflowRow } from "../sql.js";
-import type { Claimed, ClaimRequest, OperationRow, WorkflowRow } from "../store.js";
+import { partitionsFullHere, type Claimed, type ClaimRequest, type OperationRow, type WorkflowRow } from "../store.js";
 
 type Statements = ReturnType<typeof prepare>;
 
@@ -90,9 +90,8 @@ export function claim(db: Database.Database, s: Statements, request: ClaimReques
  * rate limit, which may leave any partition without room), then the partition of no key.
  */
 function partitionsOf(s: Statements, request: ClaimRequest): (string | null)[] {
-  const { queueName, perPartition, concurrency, rateLimit, max } = request;
-  const full = perPartition ? Object.entries(perPartition.running).filter(([key, n]) => key !== "" && n >= perPartition.workerConcurrency).map(([key]) => key) : [];
-  const keys = s.partitions.all({ queue: queueName, full: JSON.stringify(full), concurrency: concurrency ?? null, max: rateLimit ? -1 : max }) as { partition_key: string }[];
+  const { queueName, concurrency, rateLimit, max } = request;
+  const keys = s.partitions.all({ queue: queueName, full: JSON.stringify(partitionsFullHere(request)), concurrency: concurrency ?? null, max: rateLimit ? -1 : max }) as { partition_key: string }[];
   const keyless = (s.keylessPartition.get(queueName) as { queued: number }).queued === 1;
   return [...keys.map((r) => r.partition_key), ...(keyless ? [null] : [])];
 }
