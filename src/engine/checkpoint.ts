@@ -120,12 +120,12 @@ export function recordedBefore(engine: Engine, run: WorkflowRun, result: WriteRe
 /**
  * The shape of every simple durable operation: answer from the record, or check for a stop,
  * run `body`, record its outcome with `extra` columns, and return it. Its errors are recorded
- * too, unless `recordErrors` is false (management calls, as in the reference library: the error
- * is thrown, nothing is recorded, and a later run makes the call again).
+ * too, those `recordsError` keeps (management calls keep none, as in the reference library: the
+ * error is thrown, nothing is recorded, and a later run makes the call again).
  */
 export async function checkpoint<T>(
   engine: Engine, run: WorkflowRun, name: string, body: (functionId: number) => Promise<T>, extra: Partial<OperationRow> = {},
-  keep: Keep = "always", recordErrors = true,
+  keep: Keep = "always", recordsError: (error: unknown) => boolean = () => true,
 ): Promise<T> {
   const functionId = run.allocate();
   const recorded = run.replay(functionId, name);
@@ -137,7 +137,7 @@ export async function checkpoint<T>(
   try {
     result = { output: await body(functionId) };
   } catch (error) {
-    if (error instanceof WorkflowCancelledError || (run.stopped && run.stopped !== "cancelled" && run.stopped !== "finished") || !recordErrors) throw error;
+    if (error instanceof WorkflowCancelledError || (run.stopped && run.stopped !== "cancelled" && run.stopped !== "finished") || !recordsError(error)) throw error;
     result = { error };
   }
   if (run.stopped !== "cancelled") run.checkStopped(); // a cancelled run records first (see record)

@@ -163,13 +163,15 @@ export async function randomUUID(engine: Engine): Promise<string> {
 
 /**
  * Waits for a workflow's outcome (recorded inside a workflow); `untilCreated`: a missing workflow
- * is awaited, not an error. Outside a workflow, `signal` gives the wait up.
+ * is awaited, not an error. Outside a workflow, `signal` gives the wait up. A missing workflow's
+ * error is not recorded (as the reference library's getResult step): a later run asks again.
  */
 export async function getResult(engine: Engine, workflowId: string, untilCreated = false, signal?: AbortSignal): Promise<unknown> {
   checkKey("workflowId", workflowId);
   const run = currentRun();
   const wait = () => engine.outcomes.wait(workflowId, run?.signal ?? signal, untilCreated);
-  return run ? checkpoint(engine, run, "duro.getResult", wait, { childWorkflowId: workflowId }, "unlessCancelled") : wait();
+  const recordsError = (error: unknown) => !(error instanceof WorkflowNotFoundError);
+  return run ? checkpoint(engine, run, "duro.getResult", wait, { childWorkflowId: workflowId }, "unlessCancelled", recordsError) : wait();
 }
 
 /**

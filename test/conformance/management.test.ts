@@ -67,6 +67,8 @@ describe.each(backends)("%s", (backend) => {
 
       expect(ids(await duro.listWorkflows({ workflowIds: ["w3", "w1", "missing"] }))).toEqual(["w1", "w3"]);
       expect(ids(await duro.listWorkflows({ workflowIds: [] }))).toEqual([]);
+      expect(ids(await duro.listWorkflows({ status: [] }))).toEqual([]);
+      expect(ids(await duro.listWorkflows({ name: [] }))).toEqual([]);
       expect(ids(await duro.listWorkflows({ status: "SUCCESS" }))).toEqual(["w1", "w3", "x1"]);
       expect(ids(await duro.listWorkflows({ status: ["ERROR", "PENDING"] }))).toEqual(["w2", "w4"]);
       expect(ids(await duro.listWorkflows({ name: "fails" }))).toEqual(["w2"]);
