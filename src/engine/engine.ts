@@ -24,7 +24,7 @@ import { checkConfig, checkKey, checkText, shown, type Given } from "./checks.js
 import { Recovery } from "./recovery.js";
 import { RowReader } from "./reads.js";
 import { Schedule } from "./schedules.js";
-import { MAX_TIMEOUT_MS, settlesWithin, SHUTDOWN_STEP_MS, Timers } from "./timers.js";
+import { MAX_TIMEOUT_MS, settlesWithin, SHUTDOWN_STEP_MS, Timers, type TimerHandle } from "./timers.js";
 import { Turns, Waiters } from "./waiters.js";
 
 export interface RegisteredWorkflow {
@@ -47,6 +47,8 @@ export class Engine {
   readonly databaseUrl: string;
   readonly maxRecoveryAttempts: number;
   readonly timers = new Timers();
+  /** Deadline timers of workflows this process queued, until they run here (see armDeadline). */
+  private readonly queuedDeadlines = new Map<string, TimerHandle>();
   readonly waiters = new Waiters(this.timers, () => this.listen());
   /** Subscribed to other processes' commits (an executor at launch; a client at its first wait). */
   private listening = false;
@@ -300,11 +302,17 @@ export class Engine {
 
   // ——— starting and running ———
 
-  /** Cancels a workflow at its deadline even while it waits in a queue (runs re-arm their own timer). */
+  /**
+   * Cancels a workflow at its deadline even while it waits in a queue. A run here arms its own
+   * timer (and drops this one); one elsewhere leaves this one to fire on a finished workflow.
+   */
   armDeadline(workflowId: string, deadlineEpochMs: number): void {
-    this.timers.at(deadlineEpochMs, () => {
+    if (this.running.has(workflowId)) return; // inserted already claimed, and running
+    this.queuedDeadlines.get(workflowId)?.cancel();
+    this.queuedDeadlines.set(workflowId, this.timers.at(deadlineEpochMs, () => {
+      this.queuedDeadlines.delete(workflowId);
       if (!this.running.has(workflowId)) void this.cancel([workflowId]).catch(() => undefined);
-    });
+    }));
   }
 
   /** Runs a claimed or resumed workflow here if its code is registered (else it stays PENDING for takeover). */
@@ -325,6 +333,8 @@ export class Engine {
     );
     this.running.set(row.workflowId, run);
     if (!this.recovery.holdsSlot(row.workflowId)) this.countRunning(row, 1); // else its slot was kept
+    this.queuedDeadlines.get(row.workflowId)?.cancel();
+    this.queuedDeadlines.delete(row.workflowId);
     if (row.deadlineEpochMs !== null) {
       if (row.deadlineEpochMs <= Date.now()) run.stop("cancelled"); // past its deadline: cancel it without running a step
       const timer = this.timers.at(row.deadlineEpochMs, () => void this.cancel([row.workflowId]).catch(() => undefined));

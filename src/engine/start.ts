@@ -150,7 +150,9 @@ export async function enqueueMany(engine: Engine, name: string, argsList: unknow
     return (await record(engine, parent, functionId, name, now, { error })) as string[];
   }
   for (const [i, result] of results.entries()) {
-    if (result.kind === "insertWorkflow" && !result.inserted && result.existing) warnOtherQueue(engine, result.existing, rows[i]);
+    if (result.kind !== "insertWorkflow") continue;
+    if (result.inserted && rows[i].deadlineEpochMs !== null) engine.armDeadline(rows[i].workflowId, rows[i].deadlineEpochMs!);
+    if (!result.inserted && result.existing) warnOtherQueue(engine, result.existing, rows[i]);
   }
   const earlier = parent && recordedBefore(engine, parent, results[rows.length]);
   if (earlier) return replayed(earlier) as string[];

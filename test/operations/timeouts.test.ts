@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { AwaitedWorkflowCancelledError, WorkflowQueue, type Duro } from "../../src/index.js";
-import { backends, gate, rejectionOf, sleep, statusOf, useDuro, waitFor, waitForStatus } from "../helpers.js";
+import { backends, gate, range, rejectionOf, sleep, statusOf, useDuro, waitFor, waitForStatus } from "../helpers.js";
 import { blockedQueue } from "./support.js";
 
 /** A workflow that records step "before", sleeps a minute, then would run step "after". */
@@ -154,14 +154,40 @@ describe.each(backends)("%s", (backend) => {
     await q.block();
     const deadline = Date.now() + 300;
     const handle = await duro.startWorkflow(wf.with({ queueName: "q", workflowId: "L", deadlineEpochMs: deadline }));
+    const [batched] = await duro.enqueueMany(wf.with({ queueName: "q", deadlineEpochMs: deadline }), [[]]);
     expect((await handle.getStatus())!.deadlineEpochMs).toBe(deadline);
     await sleep(1500);
     expect.soft(await statusOf(duro, "L")).toBe("CANCELLED"); // expired while still queued
+    expect.soft(await statusOf(duro, batched.workflowId)).toBe("CANCELLED");
     await q.release();
     await sleep(300);
-    expect(await statusOf(duro, "L")).toBe("CANCELLED");
-    await expect(handle.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    for (const h of [handle, batched]) {
+      expect(await statusOf(duro, h.workflowId)).toBe("CANCELLED");
+      await expect(h.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    }
     expect(runs).toBe(0); // its body never ran past its deadline
+  });
+
+  it("a queued workflow's deadline lets go of its timer once it runs: 3,000 queued an hour from their deadline leave the timer heap small", async () => {
+    const duro = t.duro();
+    new WorkflowQueue(duro, "q", { workerConcurrency: 100 });
+    const job = duro.registerWorkflow("job", async (i: number) => i);
+    const parent = duro.registerWorkflow("parent", async (from: number) => {
+      const handles = await Promise.all(range(100).map((i) => duro.startWorkflow(job.with({ queueName: "q" }), from + i)));
+      return (await Promise.all(handles.map((h) => h.getResult()))).length;
+    });
+    await duro.launch();
+    const deadlineEpochMs = Date.now() + 3_600_000;
+    // One by one (most inserted already claimed, the queue being idle), in batches, and as the
+    // children of parents with a timeout, which carry its deadline.
+    const single = await Promise.all(range(1000).map((i) => duro.startWorkflow(job.with({ queueName: "q", deadlineEpochMs }), i)));
+    const batched = await duro.enqueueMany(job.with({ queueName: "q", deadlineEpochMs }), range(1000).map((i) => [i]));
+    const parents = await Promise.all(range(10).map((p) => duro.startWorkflow(parent.with({ timeoutSeconds: 3600 }), p * 100)));
+    await Promise.all([...single, ...batched].map((h) => h.getResult()));
+    expect(await Promise.all(parents.map((h) => h.getResult()))).toEqual(range(10).map(() => 100));
+    expect(await duro.listWorkflows({ name: "job", status: "SUCCESS", loadInput: false, loadOutput: false }).then((l) => l.length)).toBe(3000);
+    // Until now each kept an entry (and what it would call) until its deadline, an hour away.
+    expect(duro.engine.timers.size).toBeLessThanOrEqual(1100);
   });
 
   it("a restart keeps the original deadline: the recovered workflow is cancelled when it was due", async () => {
