@@ -8,7 +8,7 @@ import { Engine } from "./engine/engine.js";
 import { contextLogger } from "./engine/logger.js";
 import { cancel, checkIds, fork, listWorkflows, listWorkflowSteps, resume, setWorkflowDelay } from "./engine/management.js";
 import { enqueueMany, start } from "./engine/start.js";
-import { checkFormat, checkKey, checkOptions, KEYS } from "./engine/checks.js";
+import { checkFormat, checkKey, checkOptions, checkSeconds, KEYS } from "./engine/checks.js";
 import * as ops from "./engine/operations.js";
 import * as streams from "./engine/streams.js";
 import type {
@@ -131,8 +131,10 @@ export class Duro {
    * Waits for the first of these workflows to finish; the winner is recorded. @throws InvalidArgumentError for an empty list.
    * `pollingIntervalSec` is accepted as the reference has it, and unused: a finish wakes the wait.
    */
-  async waitFirst<H extends WorkflowHandle<unknown>>(handles: readonly H[], _options?: { pollingIntervalSec?: number | null } | null): Promise<H> {
+  async waitFirst<H extends WorkflowHandle<unknown>>(handles: readonly H[], options?: { pollingIntervalSec?: number | null } | null): Promise<H> {
     if (!Array.isArray(handles)) throw new InvalidArgumentError("waitFirst() needs an array of workflow handles.");
+    const { pollingIntervalSec } = checkOptions("waitFirst", options, ["pollingIntervalSec"]);
+    if (pollingIntervalSec !== undefined) checkSeconds("pollingIntervalSec", pollingIntervalSec);
     const id = await ops.waitFirst(this.engine, handles.map((h) => h?.workflowId));
     return handles.find((h) => h.workflowId === id)!;
   }

@@ -84,7 +84,7 @@ export class Recovery {
       });
     });
     if (this.stopped) return;
-    void this.warnOfOtherVersions().catch(() => undefined);
+    await this.warnOfOtherVersions().catch(() => undefined); // before launch() returns: one read
   }
 
   /**

@@ -324,8 +324,8 @@ describe.each(backends)("%s", (backend) => {
       const second = t.duro({ appVersion: "v2", logger: { ...quietLogger, warn: (message, fields) => void warnings.push({ message, fields }) } });
       second.registerWorkflow("wf", async () => undefined);
       await second.launch();
-      await waitFor(() => warnings.some((w) => w.message.includes("another app version")), 5_000, "the warning");
       const warning = warnings.find((w) => w.message.includes("another app version"))!;
+      expect(warning, "the warning, by the time launch() returns").toBeDefined();
       expect(warning.message).toMatch(/^1 workflow\(s\) PENDING on executor local/);
       expect(warning.fields).toEqual({ appVersions: ["v1"], workflowIds: ["old-code"] });
       expect((await second.getWorkflowStatus("old-code"))?.status).toBe("PENDING"); // left alone
