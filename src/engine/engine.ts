@@ -366,7 +366,7 @@ export class Engine {
       if (run.stopped) {
         // Cancelled (status already says so) or shutting down: write nothing. Interrupted: nor
         // that, since the failure is not the workflow's; it runs again from its checkpoints.
-        if (run.stopped === "interrupted") this.recovery.resumeWhenReachable(row);
+        if (run.stopped === "interrupted") this.recovery.resumeWhenReachable(row, outcome.error);
         return;
       }
       if (outcome.error instanceof Error) registerErrorClass(outcome.error.constructor as new () => Error);
@@ -389,7 +389,7 @@ export class Engine {
       run.stop("finished");
       this.waiters.wake([`status:${row.workflowId}`]); // the commit's own wake-up came before we knew the outcome
     } catch (error) {
-      if (error instanceof DatabaseError) this.recovery.resumeWhenReachable(row);
+      if (error instanceof DatabaseError) this.recovery.resumeWhenReachable(row, error);
       else if (!this.closed) this.logger.error(`Could not record the outcome of workflow ${row.workflowId}: it stays PENDING until this executor restarts or is taken over.`, { error: String(error) });
     } finally {
       run.stop("finished");

@@ -193,7 +193,7 @@ export class Recovery {
     const { engine } = this;
     if (error instanceof DatabaseError) {
       engine.countRunning(row, 1); // as an interrupted run's, its slot stays counted until it runs
-      this.resumeWhenReachable(row);
+      this.resumeWhenReachable(row, error);
     } else if (engine.launched) {
       engine.logger.error(`Could not run workflow ${row.workflowId}: it stays PENDING until this executor restarts or is taken over.`, { error: String(error) });
     }
@@ -206,7 +206,7 @@ export class Recovery {
    * try waits out the store's own retries, and tries back off to 30 s in case it answers reads
    * but keeps failing writes.
    */
-  resumeWhenReachable(row: WorkflowRow): void {
+  resumeWhenReachable(row: WorkflowRow, cause?: unknown): void {
     const { engine } = this;
     if (!engine.launched) return;
     this.interrupted.set(row.workflowId, row);
@@ -220,8 +220,9 @@ export class Recovery {
       this.attempt = 0;
       // One line per outage, not one per workflow: thousands may be running when it starts.
       engine.logger.warn(
-        `Workflow ${row.workflowId} was interrupted: the database could not be reached. It, and any other workflow ` +
-          `interrupted until the database answers, will run again from its checkpoints once it does.`,
+        `Workflow ${row.workflowId} was interrupted: the database could not be reached, or refused a write` +
+          `${cause instanceof DatabaseError ? ` (${cause.message})` : ""}. It, and any other workflow interrupted until ` +
+          `the database answers, will run again from its checkpoints once it does.`,
       );
     }
     let resumed = 0;

@@ -47,6 +47,33 @@ export function isTransient(error: unknown): boolean {
 /** SQLSTATE classes 53 (insufficient resources: disk full, out of memory, too many connections) and 58 (I/O and system errors). */
 const outOfResources = (code: unknown) => typeof code === "string" && (code.startsWith("53") || code.startsWith("58"));
 
+/**
+ * A statement the server gave up on (its `statement_timeout`, a cancel request, its
+ * `lock_timeout`): it did nothing, and may pass when run again, as after a flicker.
+ */
+const gaveUp = (code: unknown) => code === "57014" || code === "55P03";
+
+/**
+ * What the server refused for a reason of its own, not of the write's values (class 22) or of
+ * another row (class 23, which callers tell apart): a role without a right, a read-only database
+ * (a replica), a table gone. It is the database's failure, as an outage is, so that a workflow
+ * that met it is interrupted (and runs again later), not failed.
+ */
+function refusal(error: unknown, where: string): unknown {
+  if (!(error instanceof pg.DatabaseError) || /^2[23]/.test(error.code ?? "")) return error;
+  return new DatabaseError(`PostgreSQL at ${where} refused an operation: ${refusedFor(error)}`, { cause: error });
+}
+
+/** The server's reason for a refusal, with its SQLSTATE and what to do where that is known. */
+export function refusedFor(error: pg.DatabaseError): string {
+  const hint = error.code === "42501"
+    ? " Grant duro's role the rights the README lists (PostgreSQL privileges)."
+    : error.code === "25006"
+    ? " The database is read-only (a replica, or default_transaction_read_only): point databaseUrl at the primary."
+    : "";
+  return `${error.message} (SQLSTATE ${error.code}).${hint}`;
+}
+
 const BACKOFF_CAP_MS = 2000;
 /** 100 ms doubling to 2 s, with jitter so a crowd of processes does not retry in step. */
 export const backoff = (attempt: number) => Math.min(BACKOFF_CAP_MS, 100 * 2 ** attempt) * (0.8 + Math.random() * 0.4);
@@ -190,22 +217,26 @@ export class PgConnection {
       } catch (error) {
         clearTimeout(watchdog);
         const transient = isTransient(error);
+        const code = (error as { code?: unknown }).code;
         if (transient) this.trouble();
         // A client that failed mid-conversation is in an unknown state: drop it.
         client?.release(transient ? (error as Error) : undefined);
-        if (!transient && !retryable(error)) throw error;
+        if (!transient && !gaveUp(code) && !retryable(error)) throw refusal(error, this.where);
         if (this.closed) throw new DatabaseError("The PostgreSQL store was closed during an operation.", { cause: error });
         if (Date.now() - start > retry.windowMs) {
-          const code = (error as { code?: unknown }).code;
+          const seconds = retry.windowMs / 1000;
           throw new DatabaseError(
             outOfResources(code)
-              ? `PostgreSQL at ${this.where} kept failing for ${retry.windowMs / 1000}s for want of resources (SQLSTATE ${code}): ${messageOf(error)}. ` +
+              ? `PostgreSQL at ${this.where} kept failing for ${seconds}s for want of resources (SQLSTATE ${code}): ${messageOf(error)}. ` +
                   "Free disk space or memory on the server (or raise max_connections); interrupted workflows run again from their checkpoints once it recovers."
-              : `Lost the connection to PostgreSQL at ${this.where} and could not get it back within ${retry.windowMs / 1000}s: ${messageOf(error)}`,
+              : gaveUp(code)
+              ? `PostgreSQL at ${this.where} kept cancelling duro's statements for ${seconds}s (SQLSTATE ${code}): ${messageOf(error)}. ` +
+                  "Raise statement_timeout and lock_timeout for duro's role or database; interrupted workflows run again from their checkpoints."
+              : `Lost the connection to PostgreSQL at ${this.where} and could not get it back within ${seconds}s: ${messageOf(error)}`,
             { cause: error },
           );
         }
-        await sleep(transient ? backoff(attempt) : 5 * Math.random());
+        await sleep(transient || gaveUp(code) ? backoff(attempt) : 5 * Math.random());
       }
     }
   }

@@ -3,6 +3,7 @@
  * URL), batches written with one multi-row statement per kind (writes.ts), and wake keys
  * carried to other processes by NOTIFY on a per-schema channel (connection.ts).
  */
+import pg from "pg";
 import { DatabaseError, WorkflowConflictError } from "../../errors.js";
 import { loadMigrations, pendingMigrations } from "../migrations.js";
 import type { StoreOptions } from "../open.js";
@@ -10,7 +11,7 @@ import { listWorkflowsQuery, numbered, toOperationRow, toWorkflowRow, WORKFLOW_C
 import {
   forkWakeKeys, partitionsFullHere, type CancelChildren, type ClaimRequest, type Claimed, type ForkRequest, type LoadedWorkflow, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter, type WorkflowRow, type Write, type WriteResult,
 } from "../store.js";
-import { PgConnection, RECONNECT_SLACK_MS, transaction } from "./connection.js";
+import { PgConnection, RECONNECT_SLACK_MS, refusedFor, transaction } from "./connection.js";
 import { storeSql, type StoreSql } from "./queries.js";
 import { claimedRows, claimTokenOf, newClaimToken, NOT_INLINED, operationsFrom, takenBefore } from "./claims.js";
 import { maintain } from "./maintenance.js";
@@ -45,6 +46,16 @@ export class PostgresStore implements Store {
     const { schema, schemaName, where } = this.conn;
     const all = loadMigrations(new URL("./migrations/", import.meta.url));
     try {
+      // Up to date: reads only, so a role without CREATE (or a read-only database) may use it,
+      // and launches under a lock_timeout do not queue for the migration lock.
+      const current = await this.conn.run(async (client) => {
+        const tracked = (await client.query("SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = 'duro_migrations'", [schemaName])).rowCount;
+        return tracked ? Number((await client.query(`SELECT COALESCE(MAX(version), 0) AS version FROM ${schema}.duro_migrations`)).rows[0].version) : null;
+      });
+      if (current !== null && !pendingMigrations(all, current, `${where} (schema ${schemaName})`, create).length) {
+        this.migrated = true;
+        return;
+      }
       await this.conn.run((client) =>
         transaction(client, async () => {
           await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
@@ -70,8 +81,10 @@ export class PostgresStore implements Store {
         Infinity, // a migration of a large table may take long
       );
     } catch (error) {
-      if (error instanceof DatabaseError) throw error;
-      throw new DatabaseError(`Cannot migrate schema ${schemaName} of PostgreSQL at ${where}: ${(error as Error).message}`, { cause: error });
+      const cause = error instanceof DatabaseError ? error.cause : error;
+      if (error instanceof DatabaseError && !(cause instanceof pg.DatabaseError)) throw error;
+      const reason = cause instanceof pg.DatabaseError ? refusedFor(cause) : (cause as Error).message;
+      throw new DatabaseError(`Cannot migrate schema ${schemaName} of PostgreSQL at ${where}: ${reason}`, { cause });
     }
     this.migrated = true;
   }

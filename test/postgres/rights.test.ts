@@ -1,0 +1,127 @@
+/**
+ * What a DBA sets up: a role with only the rights to use duro's tables (no CREATE), a read-only
+ * session (a replica), and timeouts that cancel statements. A schema already at duro's version
+ * is only read at launch, and a statement the server gave up on runs again: none of them fails
+ * a workflow.
+ */
+import { randomUUID } from "node:crypto";
+import { afterEach, describe, expect, it } from "vitest";
+import { DatabaseError, DuroClient } from "../../src/index.js";
+import { gate, POSTGRES_URL, quietLogger, rawQuery, rejectionOf, useDuro, waitFor } from "../helpers.js";
+
+describe("postgres", () => {
+  const t = useDuro("postgres");
+  const roles: string[] = [];
+  afterEach(async () => {
+    for (const role of roles.splice(0)) await rawQuery(POSTGRES_URL, `DROP OWNED BY ${role}; DROP ROLE ${role}`);
+  });
+
+  /** The URL of a new role that may read and write the tables of t.url's schema, and not create anything. */
+  async function appRole(settings: string[] = []): Promise<string> {
+    const role = `duro_test_${randomUUID().slice(0, 8)}`;
+    const schema = `"${new URL(t.url).searchParams.get("schema")}"`;
+    roles.push(role);
+    await rawQuery(POSTGRES_URL, [
+      `CREATE ROLE ${role} LOGIN`,
+      `GRANT USAGE ON SCHEMA ${schema} TO ${role}`,
+      `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schema} TO ${role}`,
+      `GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ${schema} TO ${role}`,
+      ...settings.map((s) => `ALTER ROLE ${role} SET ${s}`),
+    ].join("; "));
+    const url = new URL(t.url);
+    url.username = role;
+    return url.toString();
+  }
+
+  /** Migrates t.url's schema (as its owner would, or `duro migrate`) and runs one workflow there. */
+  async function migrated() {
+    const owner = t.duro({ executorId: "owner" });
+    const wf = owner.registerWorkflow("double", async (x: number) => (await owner.runStep(async () => x * 2, { name: "twice" })));
+    await owner.launch();
+    expect(await wf(21)).toBe(42);
+    await owner.shutdown();
+  }
+
+  it("a role that may only use duro's tables runs workflows on a schema migrated already (launch only reads it)", async () => {
+    await migrated();
+    const url = await appRole();
+    const app = t.duro({ databaseUrl: url, executorId: "app" });
+    const wf = app.registerWorkflow("double", async (x: number) => (await app.runStep(async () => x * 2, { name: "twice" })));
+    await app.launch();
+    expect(await wf(5)).toBe(10);
+    const client = new DuroClient({ databaseUrl: url, logger: quietLogger });
+    try {
+      expect((await client.listWorkflows({ name: "double" })).map((s) => s.output)).toEqual([42, 10]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("a write the server refuses (a right revoked mid-run) interrupts the workflow, not fails it: it finishes once the right is back", async () => {
+    await migrated();
+    const url = await appRole();
+    const role = new URL(url).username;
+    const schema = `"${new URL(t.url).searchParams.get("schema")}"`;
+    const warnings: string[] = [];
+    const app = t.duro({ databaseUrl: url, executorId: "app", logger: { ...quietLogger, warn: (message) => void warnings.push(message) } });
+    const go = gate();
+    let firstDone = false;
+    const wf = app.registerWorkflow("two", async () => {
+      const a = await app.runStep(async () => "a", { name: "first" });
+      firstDone = true;
+      await go.promise;
+      return a + (await app.runStep(async () => "b", { name: "second" }));
+    });
+    await app.launch();
+    const handle = await app.startWorkflow(wf.with({ workflowId: "refused" }));
+    await waitFor(() => firstDone, 10_000, "the first step");
+    await rawQuery(POSTGRES_URL, `REVOKE INSERT ON ${schema}.operation_outputs FROM ${role}`);
+    go.open();
+    await waitFor(() => warnings.some((w) => w.includes("Workflow refused was interrupted")), 10_000, "the interruption");
+    expect(warnings.find((w) => w.includes("Workflow refused was interrupted"))).toMatch(/SQLSTATE 42501.*Grant duro's role the rights/);
+    expect((await app.getWorkflowStatus("refused"))!.status).toBe("PENDING");
+    await rawQuery(POSTGRES_URL, `GRANT INSERT ON ${schema}.operation_outputs TO ${role}`);
+    expect(await handle.getResult()).toBe("ab");
+    expect((await app.listWorkflowSteps("refused")).map((s) => [s.functionName, s.output])).toEqual([["first", "a"], ["second", "b"]]);
+  });
+
+  it("a read-only session (a replica) is read by a client; an executor's launch fails with a DatabaseError that says so", async () => {
+    await migrated();
+    const url = await appRole(["default_transaction_read_only = on"]);
+    const client = new DuroClient({ databaseUrl: url, logger: quietLogger });
+    try {
+      expect((await client.listWorkflows({})).map((s) => [s.workflowName, s.status, s.output])).toEqual([["double", "SUCCESS", 42]]);
+    } finally {
+      await client.close();
+    }
+    const error = await rejectionOf(t.duro({ databaseUrl: url, executorId: "replica" }).launch());
+    expect(error).toBeInstanceOf(DatabaseError);
+    expect(error.message).toMatch(/read-only.*point databaseUrl at the primary/);
+  });
+
+  it("a step record cancelled by lock_timeout runs again until the lock is gone: the workflow finishes as if nothing happened", async () => {
+    await migrated();
+    const url = new URL(t.url);
+    url.searchParams.set("options", "-c lock_timeout=20ms");
+    const duro = t.duro({ databaseUrl: url.toString(), executorId: "app" });
+    const go = gate();
+    let firstDone = false;
+    const wf = duro.registerWorkflow("two", async () => {
+      const a = await duro.runStep(async () => "a", { name: "first" });
+      firstDone = true;
+      await go.promise;
+      return a + (await duro.runStep(async () => "b", { name: "second" }));
+    });
+    await duro.launch();
+    const handle = await duro.startWorkflow(wf.with({ workflowId: "locked" }));
+    await waitFor(() => firstDone, 10_000, "the first step");
+    // Another session holds a lock that blocks every step record, for longer than lock_timeout.
+    const schema = `"${url.searchParams.get("schema")}"`;
+    const holder = rawQuery(POSTGRES_URL, `BEGIN; LOCK TABLE ${schema}.operation_outputs IN EXCLUSIVE MODE; SELECT pg_sleep(0.5); COMMIT`);
+    await waitFor(async () => (await rawQuery(POSTGRES_URL, "SELECT 1 FROM pg_locks WHERE mode = 'ExclusiveLock' AND relation = $1::regclass", [`${schema}.operation_outputs`])).length > 0, 10_000, "the lock");
+    go.open();
+    await holder;
+    expect(await handle.getResult()).toBe("ab");
+    expect((await duro.listWorkflowSteps("locked")).map((s) => [s.functionName, s.output])).toEqual([["first", "a"], ["second", "b"]]);
+  });
+});
