@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import { DatabaseError, DuroClient } from "../../src/index.js";
+import { DatabaseError, DuroClient, type Duro } from "../../src/index.js";
 import { gate, POSTGRES_URL, quietLogger, rawQuery, rejectionOf, useDuro, waitFor } from "../helpers.js";
 
 describe("postgres", () => {
@@ -42,6 +42,19 @@ describe("postgres", () => {
     await owner.shutdown();
   }
 
+  /** A workflow that runs step "first", waits for `go`, then runs step "second". */
+  function twoSteps(duro: Duro) {
+    const go = gate();
+    const state = { firstDone: false };
+    const wf = duro.registerWorkflow("two", async () => {
+      const a = await duro.runStep(async () => "a", { name: "first" });
+      state.firstDone = true;
+      await go.promise;
+      return a + (await duro.runStep(async () => "b", { name: "second" }));
+    });
+    return { wf, go, firstDone: () => state.firstDone };
+  }
+
   it("a role that may only use duro's tables runs workflows on a schema migrated already (launch only reads it)", async () => {
     await migrated();
     const url = await appRole();
@@ -64,17 +77,10 @@ describe("postgres", () => {
     const schema = `"${new URL(t.url).searchParams.get("schema")}"`;
     const warnings: string[] = [];
     const app = t.duro({ databaseUrl: url, executorId: "app", logger: { ...quietLogger, warn: (message) => void warnings.push(message) } });
-    const go = gate();
-    let firstDone = false;
-    const wf = app.registerWorkflow("two", async () => {
-      const a = await app.runStep(async () => "a", { name: "first" });
-      firstDone = true;
-      await go.promise;
-      return a + (await app.runStep(async () => "b", { name: "second" }));
-    });
+    const { wf, go, firstDone } = twoSteps(app);
     await app.launch();
     const handle = await app.startWorkflow(wf.with({ workflowId: "refused" }));
-    await waitFor(() => firstDone, 10_000, "the first step");
+    await waitFor(firstDone, 10_000, "the first step");
     await rawQuery(POSTGRES_URL, `REVOKE INSERT ON ${schema}.operation_outputs FROM ${role}`);
     go.open();
     await waitFor(() => warnings.some((w) => w.includes("Workflow refused was interrupted")), 10_000, "the interruption");
@@ -104,17 +110,10 @@ describe("postgres", () => {
     const url = new URL(t.url);
     url.searchParams.set("options", "-c lock_timeout=20ms");
     const duro = t.duro({ databaseUrl: url.toString(), executorId: "app" });
-    const go = gate();
-    let firstDone = false;
-    const wf = duro.registerWorkflow("two", async () => {
-      const a = await duro.runStep(async () => "a", { name: "first" });
-      firstDone = true;
-      await go.promise;
-      return a + (await duro.runStep(async () => "b", { name: "second" }));
-    });
+    const { wf, go, firstDone } = twoSteps(duro);
     await duro.launch();
     const handle = await duro.startWorkflow(wf.with({ workflowId: "locked" }));
-    await waitFor(() => firstDone, 10_000, "the first step");
+    await waitFor(firstDone, 10_000, "the first step");
     // Another session holds a lock that blocks every step record, for longer than lock_timeout.
     const schema = `"${url.searchParams.get("schema")}"`;
     const holder = rawQuery(POSTGRES_URL, `BEGIN; LOCK TABLE ${schema}.operation_outputs IN EXCLUSIVE MODE; SELECT pg_sleep(0.5); COMMIT`);
