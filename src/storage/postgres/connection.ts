@@ -54,13 +54,17 @@ const outOfResources = (code: unknown) => typeof code === "string" && (code.star
 const gaveUp = (code: unknown) => code === "57014" || code === "55P03";
 
 /**
- * What the server refused for a reason of its own, not of the write's values (class 22) or of
- * another row (class 23, which callers tell apart): a role without a right, a read-only database
- * (a replica), a table gone. It is the database's failure, as an outage is, so that a workflow
- * that met it is interrupted (and runs again later), not failed.
+ * What the server refused for a reason of its own, not of the write's values or rows (classes
+ * 22, 23 and 54 among others, which fail only the write that carried them): a role without a
+ * right (class 42), a read-only database (25), a database, schema or table gone (3D, 3F, 42), a
+ * server shutting down or an administrator's cancel (57), an internal error (XX). It is the
+ * database's failure, as an outage is, so that a workflow that met it is interrupted (and runs
+ * again later), not failed.
  */
+const SERVERS_OWN = /^(0A|25|28|3D|3F|42|55|57|XX)/;
+
 function refusal(error: unknown, where: string): unknown {
-  if (!(error instanceof pg.DatabaseError) || /^2[23]/.test(error.code ?? "")) return error;
+  if (!(error instanceof pg.DatabaseError) || !SERVERS_OWN.test(error.code ?? "")) return error;
   return new DatabaseError(`PostgreSQL at ${where} refused an operation: ${refusedFor(error)}`, { cause: error });
 }
 
