@@ -16,7 +16,7 @@ import type { CancelChildren, OperationRow, Store, WorkflowRow } from "../storag
 import type { DuroConfig, Logger, QueueOptions, ScheduleOptions, WorkflowOptions, WorkflowStatus } from "../types.js";
 import { Committer } from "./committer.js";
 import { als, WorkflowRun } from "./context.js";
-import { consoleLogger } from "./logger.js";
+import { consoleLogger, guardedLogger } from "./logger.js";
 import { toStatus } from "./management.js";
 import { type Outcome, Outcomes } from "./outcomes.js";
 import { QueueDispatcher, QueuePoll, riderOf, validateQueueOptions } from "./queues.js";
@@ -70,6 +70,7 @@ export class Engine {
   private _committer?: Committer;
   private _appVersion?: string;
   private launching?: Promise<void>;
+  private closing?: Promise<void>;
   /**
    * Launched, and recovery has handed this executor's own work to its queues: queues and
    * schedules registered from now on start at once (before, the launch starts them after recovery).
@@ -95,7 +96,7 @@ export class Engine {
     checkConfig(config);
     this.databaseUrl = config.databaseUrl ?? process.env.DURO_DATABASE_URL ?? DEFAULT_DATABASE_URL;
     this.executorId = config.executorId ?? process.env.DURO_EXECUTOR_ID ?? "local";
-    this.logger = config.logger ?? consoleLogger();
+    this.logger = config.logger ? guardedLogger(config.logger) : consoleLogger();
     // null (the reference's None) or Infinity: no limit.
     this.maxRecoveryAttempts = config.maxRecoveryAttempts === null ? Infinity : config.maxRecoveryAttempts ?? 100;
     if (!(Number.isInteger(this.maxRecoveryAttempts) || this.maxRecoveryAttempts === Infinity) || this.maxRecoveryAttempts < 0) {
@@ -110,13 +111,18 @@ export class Engine {
   }
 
   get store(): Store {
-    if (!this._store) throw new DuroError("duro is not launched: call `await duro.launch()` before starting or querying workflows.");
+    if (!this._store) throw this.notLaunched();
     return this._store;
   }
 
   get committer(): Committer {
-    if (!this._committer) throw new DuroError("duro is not launched: call `await duro.launch()` before starting or querying workflows.");
+    if (!this._committer) throw this.notLaunched();
     return this._committer;
+  }
+
+  /** Shut down before its launch got that far, it says so rather than to launch. */
+  private notLaunched(): DuroError {
+    return this.closed ? this.closedError() : new DuroError("duro is not launched: call `await duro.launch()` before starting or querying workflows.");
   }
 
   get launched(): boolean {
@@ -183,7 +189,7 @@ export class Engine {
     } catch (error) {
       // Half launched (listening, polling, perhaps recovering): stop it all, as shutdown() does,
       // so the process can exit; a later launch() says to create a new instance.
-      if (!this.closed) await this.close();
+      if (!this.closed) await (this.closing = this.close());
       throw error;
     }
   }
@@ -263,9 +269,9 @@ export class Engine {
     }
   }
 
-  async shutdown(): Promise<void> {
-    if (this.closed) return;
-    await this.close(this.launching);
+  /** Every call resolves once the shutdown is done, a second one included. */
+  shutdown(): Promise<void> {
+    return (this.closing ??= this.close(this.launching));
   }
 
   /**

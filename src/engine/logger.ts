@@ -24,6 +24,30 @@ export function consoleLogger(level = process.env.DURO_LOG_LEVEL ?? "warn"): Log
   return { debug: line("debug"), info: line("info"), warn: line("warn"), error: line("error") };
 }
 
+/**
+ * The application's logger, kept from failing duro's work: a call that throws (or a promise it
+ * returns that rejects) must not fail a write, a retry or a recovery, nor crash the process. Its
+ * warnings and errors then go to stderr, as the default logger's do; its debug and info lines are
+ * dropped, after saying once that the logger failed.
+ */
+export function guardedLogger(base: Logger): Logger {
+  let told = false;
+  const failed = (level: (typeof LEVELS)[number], message: string, error: unknown) => {
+    if (level === "warn" || level === "error") console.error(`[duro] ${level.toUpperCase()} ${message} (the logger given failed: ${String(error)})`);
+    else if (!told) console.error(`[duro] WARN The logger given failed (${String(error)}); its debug and info lines are dropped while it does.`);
+    told ||= level === "debug" || level === "info";
+  };
+  const guard = (level: (typeof LEVELS)[number]) => (message: string, fields?: Record<string, unknown>) => {
+    try {
+      const returned: unknown = base[level](message, fields);
+      if (returned instanceof Promise) returned.catch((error: unknown) => failed(level, message, error));
+    } catch (error) {
+      failed(level, message, error);
+    }
+  };
+  return { debug: guard("debug"), info: guard("info"), warn: guard("warn"), error: guard("error") };
+}
+
 /** A logger whose lines carry `workflowId` and `stepId` when called inside a workflow. */
 export function contextLogger(base: Logger): Logger {
   const withContext = (fields?: Record<string, unknown>) => {

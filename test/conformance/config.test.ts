@@ -229,6 +229,34 @@ describe.each(backends)("%s", (backend) => {
       await expect(duro.launch()).rejects.toBeInstanceOf(DuroError);
     });
 
+    it("a second shutdown() (or client close()) under way resolves only once the shutdown is done", async () => {
+      for (const make of [() => t.duro(), () => new DuroClient({ databaseUrl: t.url, logger: quietLogger })]) {
+        const instance = make();
+        if (instance instanceof Duro) await instance.launch();
+        else await instance.listWorkflows({});
+        const stop = () => (instance instanceof Duro ? instance.shutdown() : instance.close());
+        let done = false;
+        const first = stop().then(() => void (done = true));
+        await stop();
+        expect(done, instance.constructor.name).toBe(true);
+        await first;
+      }
+    });
+
+    it("an instance shut down while it launched says so when used, not that it is not launched", async () => {
+      for (let i = 0; i < 5; i++) {
+        const duro = t.duro();
+        const wf = duro.registerWorkflow("wf", async () => 1);
+        const launched = duro.launch().catch(() => undefined);
+        for (let ticks = 0; ticks < i * 3; ticks++) await new Promise((resolve) => setImmediate(resolve));
+        await duro.shutdown();
+        await launched;
+        const error = await rejectionOf(duro.startWorkflow(wf));
+        expect(error).toBeInstanceOf(DuroError);
+        expect(error.message).toMatch(/shut down/);
+      }
+    });
+
     it("getResult() and wait() asked while shutdown() runs settle: those it cuts off, and those asked while the store closes (they hung)", async () => {
       const duro = t.duro();
       const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger });
@@ -329,6 +357,43 @@ describe.each(backends)("%s", (backend) => {
       expect(warning.message).toMatch(/^1 workflow\(s\) PENDING on executor local/);
       expect(warning.fields).toEqual({ appVersions: ["v1"], workflowIds: ["old-code"] });
       expect((await second.getWorkflowStatus("old-code"))?.status).toBe("PENDING"); // left alone
+    });
+
+    it("a logger that throws (or rejects) fails nothing of duro's: a retried step succeeds, launch recovers; its warnings go to stderr", async () => {
+      const stderr = vi.spyOn(console, "error").mockImplementation(() => undefined);
+      try {
+        const broken = {
+          debug: () => { throw new Error("debug broke"); },
+          info: () => { throw new Error("info broke"); },
+          warn: () => { throw new Error("warn broke"); },
+          error: async () => { throw new Error("error broke"); },
+        };
+        const first = t.duro({ executorId: "e1", logger: broken });
+        let tries = 0;
+        const hold = gate();
+        const build = (duro: Duro) => duro.registerWorkflow("flaky", async () => {
+          // Its failed first try logs a warning ("retrying…"), which throws.
+          const n = await duro.runStep(async () => {
+            if (++tries === 1) throw new Error("once");
+            return tries;
+          }, { name: "flaky", retriesAllowed: true, intervalSeconds: 0.01 });
+          await duro.runStep(() => hold.promise, { name: "hold" });
+          return n;
+        });
+        const wf = build(first);
+        await first.launch();
+        await first.startWorkflow(wf.with({ workflowId: "f" }));
+        await waitFor(() => tries === 2, 10_000, "the retry");
+        await first.shutdown(); // a crash: "f" stays PENDING, and the next launch logs its recovery (info, which throws)
+        hold.open();
+        const second = t.duro({ executorId: "e1", logger: broken });
+        build(second);
+        await second.launch();
+        expect(await (await second.retrieveWorkflow<number>("f")).getResult()).toBe(2);
+        expect(stderr.mock.calls.map(([line]) => String(line)).join("\n")).toMatch(/WARN .*retrying.*\(the logger given failed: Error: warn broke\)/);
+      } finally {
+        stderr.mockRestore();
+      }
     });
 
     it("maxRecoveryAttempts must be a non-negative integer", () => {
