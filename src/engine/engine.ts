@@ -290,7 +290,12 @@ export class Engine {
     // connection's 60 s, so after SHUTDOWN_STEP_MS the store is closed under them instead (they fail as on a
     // lost connection, and their runs, still PENDING, run again later) and the farewell is skipped.
     const written = await settlesWithin(this._committer?.close(), SHUTDOWN_STEP_MS);
-    if (!written) this.logger.warn(`Writes under way did not finish within ${SHUTDOWN_STEP_MS / 1000} s of shutdown: closing the store under them (their workflows run again later).`);
+    if (!written) {
+      this.logger.warn(
+        `Writes under way did not finish within ${SHUTDOWN_STEP_MS / 1000} s of ${this.client ? "close()" : "shutdown()"}: closing the store under them ` +
+          `(${this.client ? "their calls fail with DatabaseError" : "their workflows run again later"}).`,
+      );
+    }
     if (!this.client && written) await this.recovery.leave();
     this.waiters.close(() => new DuroError(this.client ? "The DuroClient was closed while waiting." : "duro was shut down while waiting."));
     this.timers.stop();
