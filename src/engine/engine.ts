@@ -315,7 +315,8 @@ export class Engine {
 
   /**
    * Cancels a workflow at its deadline even while it waits in a queue. A run here arms its own
-   * timer (and drops this one); one elsewhere leaves this one to fire on a finished workflow.
+   * timer (and drops this one); one elsewhere leaves this one to fire, and its cancel takes the
+   * workflow only if it is unfinished and its deadline still due (a resume clears it).
    */
   armDeadline(workflowId: string, deadlineEpochMs: number): void {
     if (this.running.has(workflowId)) return; // inserted already claimed, and running

@@ -360,7 +360,9 @@ export interface Store {
   streamClosedBefore(workflowId: string, key: string, offset: number): Promise<boolean>;
   /**
    * Set CANCELLED on these workflows while not finished, and on their descendants: none, all, or
-   * (`"timed"`) those with a timeout or deadline, and theirs; returns the IDs that changed.
+   * (`"timed"`, a deadline's cancel) those with a timeout or deadline, and theirs, and then only
+   * those of the given workflows whose deadline has passed by `now` (a resume clears it); returns
+   * the IDs that changed.
    */
   cancelWorkflows(workflowIds: string[], now: number, children: CancelChildren): Promise<string[]>;
   /**

@@ -4,8 +4,8 @@
  * parent's absolute deadline; a restart keeps the original deadline.
  */
 import { describe, expect, it } from "vitest";
-import { AwaitedWorkflowCancelledError, WorkflowQueue, type Duro } from "../../src/index.js";
-import { backends, gate, range, rejectionOf, sleep, statusOf, useDuro, waitFor, waitForStatus } from "../helpers.js";
+import { AwaitedWorkflowCancelledError, DuroClient, WorkflowQueue, type Duro } from "../../src/index.js";
+import { backends, clockPast, gate, quietLogger, range, rejectionOf, sleep, statusOf, useDuro, waitFor, waitForStatus } from "../helpers.js";
 import { blockedQueue } from "./support.js";
 
 /** A workflow that records step "before", sleeps a minute, then would run step "after". */
@@ -188,6 +188,32 @@ describe.each(backends)("%s", (backend) => {
     expect(await duro.listWorkflows({ name: "job", status: "SUCCESS", loadInput: false, loadOutput: false }).then((l) => l.length)).toBe(3000);
     // Until now each kept an entry (and what it would call) until its deadline, an hour away.
     expect(duro.engine.timers.size).toBeLessThanOrEqual(1100);
+  });
+
+  it("a queued workflow cancelled, then resumed (which clears its deadline) and run by another process, is not cancelled at the old deadline", async () => {
+    const duro = t.duro();
+    new WorkflowQueue(duro, "free");
+    const past = gate();
+    const wf = duro.registerWorkflow("slow", async () => {
+      await past.promise;
+      return "done";
+    });
+    await duro.launch();
+    const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger });
+    try {
+      // The client (which watches its deadline while queued) enqueues it where nothing serves it.
+      const deadline = Date.now() + 300;
+      const handle = await client.enqueue({ workflowName: "slow", queueName: "nobody-serves", workflowId: "R", deadlineEpochMs: deadline });
+      await duro.cancelWorkflow("R");
+      await duro.resumeWorkflow("R", { queueName: "free" });
+      await waitForStatus(duro, "R", "PENDING");
+      expect((await duro.getWorkflowStatus("R"))!.deadlineEpochMs).toBeNull();
+      await clockPast(deadline + 300); // the client's timer has fired by now
+      past.open();
+      expect(await handle.getResult()).toBe("done");
+    } finally {
+      await client.close();
+    }
   });
 
   it("a restart keeps the original deadline: the recovered workflow is cancelled when it was due", async () => {

@@ -214,7 +214,7 @@ export function storeSql(schema: string) {
         WHERE w.workflow_id = stale.workflow_id AND w.executor_id = stale.previous AND w.status = 'PENDING'
         ${recovered}`,
     cancelWorkflows: `WITH RECURSIVE tree (id) AS (
-        SELECT unnest($2::text[])
+        SELECT w.workflow_id FROM ${ws} w WHERE w.workflow_id = ANY($2::text[]) AND ($4::text <> 'timed' OR w.deadline_epoch_ms <= $1)
         UNION SELECT w.workflow_id FROM ${ws} w JOIN tree ON w.parent_workflow_id = tree.id
           WHERE $4::text = 'all' OR ($4::text = 'timed' AND (w.timeout_ms IS NOT NULL OR w.deadline_epoch_ms IS NOT NULL))),
       cancelled AS (

@@ -147,7 +147,7 @@ export function prepare(db: Database.Database) {
     ),
     cancel: st(
       `WITH RECURSIVE tree (id) AS (
-         SELECT value FROM json_each(@ids)
+         SELECT w.workflow_id FROM workflow_status w WHERE w.workflow_id IN (SELECT value FROM json_each(@ids)) AND (@children <> 'timed' OR w.deadline_epoch_ms <= @now)
          UNION SELECT w.workflow_id FROM workflow_status w JOIN tree ON w.parent_workflow_id = tree.id
            WHERE @children = 'all' OR (@children = 'timed' AND (w.timeout_ms IS NOT NULL OR w.deadline_epoch_ms IS NOT NULL))
        )
