@@ -85,6 +85,8 @@ export class QueueDispatcher {
   private claiming = 0;
   /** The claim loop stopped for a claim riding on a commit: that claim's end looks again. */
   private deferred = false;
+  /** Claims have failed since the last that worked (said once, not at every poll). */
+  private failing = false;
   /** The last claim took all it asked for: more work is likely waiting. */
   private full = false;
   /**
@@ -275,6 +277,10 @@ export class QueueDispatcher {
         const result = await this.engine.store.claimQueued(this.request(free));
         this.claiming -= asked;
         asked = 0;
+        if (this.failing) {
+          this.failing = false;
+          this.engine.logger.info(`Dispatching queue "${this.name}" works again.`);
+        }
         if (!this.took(result, free) && !this.again) {
           // Work held back by the rate limit becomes claimable once the window's oldest start leaves it.
           if (rateLimit && result.moreQueued) this.wakeAt(Date.now() + (result.rateOpensInMs ?? periodMsOf(rateLimit.periodSeconds) / rateLimit.limit) + 1);
@@ -283,7 +289,11 @@ export class QueueDispatcher {
       }
     } catch (error) {
       this.claiming -= asked;
-      if (!this.stopped && this.engine.launched) this.engine.logger.warn(`Dispatching queue "${this.name}" failed; retrying at the next poll.`, { error: String(error) });
+      if (this.stopped || !this.engine.launched) return;
+      const message = `Dispatching queue "${this.name}" failed (${error instanceof Error ? error.message : String(error)}); retrying at each poll`;
+      if (this.failing) this.engine.logger.debug(`${message}.`);
+      else this.engine.logger.warn(`${message}; until it works again, its failures are logged at debug level.`);
+      this.failing = true;
     }
   }
 

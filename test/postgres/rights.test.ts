@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import { DatabaseError, DuroClient, type Duro } from "../../src/index.js";
+import { DatabaseError, DuroClient, WorkflowQueue, type Duro } from "../../src/index.js";
 import { gate, POSTGRES_URL, quietLogger, rawQuery, rejectionOf, useDuro, waitFor } from "../helpers.js";
 
 describe("postgres", () => {
@@ -89,6 +89,33 @@ describe("postgres", () => {
     await rawQuery(POSTGRES_URL, `GRANT INSERT ON ${schema}.operation_outputs TO ${role}`);
     expect(await handle.getResult()).toBe("ab");
     expect((await app.listWorkflowSteps("refused")).map((s) => [s.functionName, s.output])).toEqual([["first", "a"], ["second", "b"]]);
+  });
+
+  it("a queue whose claims the server refuses says so once, not at every poll, and dispatches once the right is back", async () => {
+    await migrated();
+    const url = await appRole();
+    const role = new URL(url).username;
+    const schema = `"${new URL(t.url).searchParams.get("schema")}"`;
+    const lines: string[] = [];
+    const log = (level: string) => (message: string) => void lines.push(`${level} ${message}`);
+    const app = t.duro({ databaseUrl: url, executorId: "app", logger: { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") } });
+    new WorkflowQueue(app, "q", { pollingIntervalSeconds: 0.05 });
+    app.registerWorkflow("queued", async () => "ran");
+    await app.launch();
+    await rawQuery(POSTGRES_URL, `REVOKE UPDATE ON ${schema}.workflow_status FROM ${role}`);
+    const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger }); // the owner's: its insert is allowed
+    try {
+      const handle = await client.enqueue<[], string>({ workflowName: "queued", queueName: "q" });
+      const failures = () => lines.filter((l) => l.includes('Dispatching queue "q" failed'));
+      await waitFor(() => failures().length >= 5, 10_000, "five failed claims");
+      expect(failures().filter((l) => l.startsWith("warn"))).toHaveLength(1);
+      expect(failures()[0]).toMatch(/SQLSTATE 42501/);
+      await rawQuery(POSTGRES_URL, `GRANT UPDATE ON ${schema}.workflow_status TO ${role}`);
+      expect(await handle.getResult()).toBe("ran");
+      expect(lines).toContain('info Dispatching queue "q" works again.');
+    } finally {
+      await client.close();
+    }
   });
 
   it("a read-only session (a replica) is read by a client; an executor's launch fails with a DatabaseError that says so", async () => {
