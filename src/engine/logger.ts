@@ -33,14 +33,18 @@ export function consoleLogger(level = process.env.DURO_LOG_LEVEL ?? "warn"): Log
 export function guardedLogger(base: Logger): Logger {
   let told = false;
   const failed = (level: (typeof LEVELS)[number], message: string, error: unknown) => {
-    if (level === "warn" || level === "error") console.error(`[duro] ${level.toUpperCase()} ${message} (the logger given failed: ${String(error)})`);
-    else if (!told) console.error(`[duro] WARN The logger given failed (${String(error)}); its debug and info lines are dropped while it does.`);
+    const why = shownSafely(error);
+    if (level === "warn" || level === "error") console.error(`[duro] ${level.toUpperCase()} ${message} (the logger given failed: ${why})`);
+    else if (!told) console.error(`[duro] WARN The logger given failed (${why}); its debug and info lines are dropped while it does.`);
     told ||= level === "debug" || level === "info";
   };
   const guard = (level: (typeof LEVELS)[number]) => (message: string, fields?: Record<string, unknown>) => {
     try {
-      const returned: unknown = base[level](message, fields);
-      if (returned instanceof Promise) returned.catch((error: unknown) => failed(level, message, error));
+      const returned = base[level](message, fields) as unknown;
+      // Any thenable: a promise of another realm (a vm context, a test runner's) is no `instanceof Promise`.
+      if (typeof (returned as PromiseLike<unknown> | null)?.then === "function") {
+        Promise.resolve(returned).catch((error: unknown) => failed(level, message, error));
+      }
     } catch (error) {
       failed(level, message, error);
     }
@@ -61,4 +65,13 @@ export function contextLogger(base: Logger): Logger {
     warn: (m, f) => base.warn(m, withContext(f)),
     error: (m, f) => base.error(m, withContext(f)),
   };
+}
+
+/** `String(value)`, or a stand-in when even that throws (an object without a prototype, say). */
+function shownSafely(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return "a value that cannot be shown";
+  }
 }
