@@ -53,7 +53,7 @@ interface Command {
 const commands: Record<string, Command> = {
   list: {
     usage: "duro list [--status S]… [--name N]… [--queue Q]… [--user U]… [--app-version V]… [--executor E]… [--prefix P]… [--parent ID]… [--forked-from ID]… [--since RFC3339] [--until RFC3339] [--limit N] [--offset N] [--asc]",
-    summary: "List workflows, newest first (filters repeat to mean 'any of').",
+    summary: "List workflows, newest first, 50 unless --limit says otherwise (filters repeat to mean 'any of').",
     options: listFilters,
     run: (client, { values }) => client.listWorkflows({ ...toFilter(values), loadInput: false, loadOutput: false }),
     print: (rows: WorkflowStatus[]) => printStatuses(rows),

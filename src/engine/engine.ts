@@ -69,6 +69,8 @@ export class Engine {
   private _store?: Store;
   private _committer?: Committer;
   private _appVersion?: string;
+  /** appVersion, else DURO_APP_VERSION: when neither is set, the version is a hash of the code. */
+  private readonly givenAppVersion?: string;
   private launching?: Promise<void>;
   private closing?: Promise<void>;
   /**
@@ -105,7 +107,8 @@ export class Engine {
     if (typeof this.executorId !== "string" || this.executorId.trim() === "") throw new InvalidArgumentError("executorId must be a non-empty string.");
     // Both are stored with every workflow started here and matched at recovery: kept exactly, as IDs are.
     checkText("executorId", this.executorId);
-    if (config.appVersion != null) checkKey("appVersion", config.appVersion);
+    this.givenAppVersion = config.appVersion ?? (process.env.DURO_APP_VERSION || undefined);
+    if (this.givenAppVersion !== undefined) checkKey(config.appVersion != null ? "appVersion" : "DURO_APP_VERSION", this.givenAppVersion);
     // Its work arrives with a wake-up (a client's NOTIFY or commit), so its safety poll can be slow.
     if (!client) this.queues.set(INTERNAL_QUEUE, new QueueDispatcher(this, INTERNAL_QUEUE, { pollingIntervalSeconds: 5 }));
   }
@@ -129,10 +132,10 @@ export class Engine {
     return this._committer !== undefined && !this.closed;
   }
 
-  /** The app version: configured, or a hash of the registered workflows' names and sources. */
+  /** The app version: configured (or DURO_APP_VERSION), else a hash of the registered workflows' names and sources. */
   get appVersion(): string {
     if (this._appVersion) return this._appVersion;
-    if (this.config.appVersion) return this.config.appVersion;
+    if (this.givenAppVersion) return this.givenAppVersion;
     const hash = createHash("sha256");
     for (const name of [...this.workflows.keys()].sort()) hash.update(name).update("\0").update(this.workflows.get(name)!.source).update("\0");
     return hash.digest("hex").slice(0, 32);
@@ -140,7 +143,7 @@ export class Engine {
 
   register(workflow: RegisteredWorkflow): void {
     if (this.workflows.has(workflow.name)) throw new InvalidArgumentError(`A workflow named "${workflow.name}" is already registered; names must be unique.`);
-    if (this._appVersion && !this.config.appVersion) {
+    if (this._appVersion && !this.givenAppVersion) {
       this.logger.warn(`Workflow "${workflow.name}" was registered after launch(); register every workflow before launch() so the app version covers it.`);
     }
     this.workflows.set(workflow.name, workflow);

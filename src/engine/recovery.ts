@@ -99,7 +99,8 @@ export class Recovery {
     engine.logger.warn(
       `${others.length} workflow(s) PENDING on executor ${engine.executorId} belong to another app version than this one ` +
         `(${engine.appVersion}), so they are not recovered here: run an executor of their version, set appVersion to theirs ` +
-        `if the change is compatible, or fork them onto this version (duro fork <id> --step N).`,
+        `if the change is compatible, or cancel them and fork them onto this version (duro cancel <id>, then ` +
+        `duro fork <id> --step N, N being the first operation to run again; the copy has a new ID).`,
       { appVersions: [...new Set(others.map((r) => r.appVersion))], workflowIds: others.slice(0, 10).map((r) => r.workflowId) },
     );
   }

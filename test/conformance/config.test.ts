@@ -321,7 +321,20 @@ describe.each(backends)("%s", (backend) => {
       expect((await handle.getStatus())!.appVersion).toBe("2024.06.1");
     });
 
+    it("appVersion defaults to DURO_APP_VERSION (checked as the option is); an explicit one wins", async () => {
+      restores.push(withEnv("DURO_APP_VERSION", "release-7"));
+      const duro = t.duro();
+      const wf = duro.registerWorkflow("wf", async () => duro.appVersion);
+      await duro.launch();
+      expect(await wf()).toBe("release-7");
+      expect((await duro.listWorkflows({ name: "wf" }))[0].appVersion).toBe("release-7");
+      expect(t.duro({ appVersion: "explicit" }).appVersion).toBe("explicit");
+      restores.push(withEnv("DURO_APP_VERSION", "v".repeat(1025))); // past the 1,024 bytes IDs and versions may take
+      expect(() => t.duro()).toThrow(/DURO_APP_VERSION/);
+    });
+
     it("the default appVersion is a hash of the registered workflows' sources", async () => {
+      restores.push(withEnv("DURO_APP_VERSION", undefined));
       const version = (register: (duro: Duro) => void) => {
         const duro = new Duro({ databaseUrl: "sqlite::memory:", logger: quietLogger });
         register(duro);
