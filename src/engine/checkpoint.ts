@@ -12,7 +12,7 @@ import { WorkflowCancelledError } from "../errors.js";
 import { deserialize, deserializeThrown, registerErrorClass, serialize, serializeError } from "../serialization.js";
 import type { OperationRow, Write, WriteResult } from "../storage/store.js";
 import type { WorkflowRun } from "./context.js";
-import { operation, type Engine } from "./engine.js";
+import type { Engine } from "./engine.js";
 
 /** Decodes what a recorded operation threw. */
 export function errorOf(op: OperationRow): unknown {
@@ -143,3 +143,12 @@ export async function checkpoint<T>(
   if (run.stopped !== "cancelled") run.checkStopped(); // a cancelled run records first (see record)
   return (await record(engine, run, functionId, name, startedAt, result, extra, keep)) as T;
 }
+
+/** An operation's row: `fields` over an empty record. */
+export function operation(workflowId: string, functionId: number, functionName: string, fields: Partial<OperationRow> = {}): OperationRow {
+  return {
+    workflowId, functionId, functionName, output: null, error: null, serialization: null, childWorkflowId: null, startedAt: null, completedAt: null,
+    ...fields,
+  };
+}
+

@@ -24,7 +24,8 @@ import { checkConfig, checkKey, checkText, shown, type Given } from "./checks.js
 import { Recovery } from "./recovery.js";
 import { RowReader } from "./reads.js";
 import { Schedule } from "./schedules.js";
-import { MAX_TIMEOUT_MS, settlesWithin, SHUTDOWN_STEP_MS, Timers, type TimerHandle } from "./timers.js";
+import { MAX_TIMEOUT_MS, settlesWithin, SHUTDOWN_STEP_MS, Timers } from "./timers.js";
+import { Deadlines } from "./deadlines.js";
 import { Turns, Waiters } from "./waiters.js";
 
 export interface RegisteredWorkflow {
@@ -47,8 +48,7 @@ export class Engine {
   readonly databaseUrl: string;
   readonly maxRecoveryAttempts: number;
   readonly timers = new Timers();
-  /** Deadline timers of workflows this process queued, until they run here (see armDeadline). */
-  private readonly queuedDeadlines = new Map<string, TimerHandle>();
+  readonly deadlines = new Deadlines(this.timers, (id) => void this.cancel([id]).catch(() => undefined), (id) => this.running.has(id));
   readonly waiters = new Waiters(this.timers, () => this.listen());
   /** Subscribed to other processes' commits (an executor at launch; a client at its first wait). */
   private listening = false;
@@ -316,20 +316,6 @@ export class Engine {
 
   // ——— starting and running ———
 
-  /**
-   * Cancels a workflow at its deadline even while it waits in a queue. A run here arms its own
-   * timer (and drops this one); one elsewhere leaves this one to fire, and its cancel takes the
-   * workflow only if it is unfinished and its deadline still due (a resume clears it).
-   */
-  armDeadline(workflowId: string, deadlineEpochMs: number): void {
-    if (this.running.has(workflowId)) return; // inserted already claimed, and running
-    this.queuedDeadlines.get(workflowId)?.cancel();
-    this.queuedDeadlines.set(workflowId, this.timers.at(deadlineEpochMs, () => {
-      this.queuedDeadlines.delete(workflowId);
-      if (!this.running.has(workflowId)) void this.cancel([workflowId]).catch(() => undefined);
-    }));
-  }
-
   /** Runs a claimed or resumed workflow here if its code is registered (else it stays PENDING for takeover). */
   executeRegistered(row: WorkflowRow, operations: OperationRow[]): void {
     const workflow = this.workflows.get(row.name);
@@ -348,13 +334,9 @@ export class Engine {
     );
     this.running.set(row.workflowId, run);
     if (!this.recovery.holdsSlot(row.workflowId)) this.countRunning(row, 1); // else its slot was kept
-    this.queuedDeadlines.get(row.workflowId)?.cancel();
-    this.queuedDeadlines.delete(row.workflowId);
-    if (row.deadlineEpochMs !== null) {
-      if (row.deadlineEpochMs <= Date.now()) run.stop("cancelled"); // past its deadline: cancel it without running a step
-      const timer = this.timers.at(row.deadlineEpochMs, () => void this.cancel([row.workflowId]).catch(() => undefined));
-      run.onStop(() => timer.cancel());
-    }
+    const deadline = this.deadlines.watchRun(row.workflowId, row.deadlineEpochMs);
+    if (deadline) run.onStop(() => deadline.cancel());
+    if (row.deadlineEpochMs !== null && row.deadlineEpochMs <= Date.now()) run.stop("cancelled"); // past its deadline: cancel it without running a step
     if (run.stopped) void this.cancel([row.workflowId]).catch(() => undefined);
     const end = als.run({ run }, () => this.runBody(run, row, workflow)).finally(() => {
       this.runEnds.delete(row.workflowId);
@@ -510,11 +492,3 @@ export class Engine {
     if (this.running.size) await this.stopInterrupted(this.runTurns.take([...this.running.keys()], SAFETY_SHARE));
   }
 }
-
-export function operation(workflowId: string, functionId: number, functionName: string, fields: Partial<OperationRow> = {}): OperationRow {
-  return {
-    workflowId, functionId, functionName, output: null, error: null, serialization: null, childWorkflowId: null, startedAt: null, completedAt: null,
-    ...fields,
-  };
-}
-

@@ -12,8 +12,8 @@ import { deserialize, inspectable, serialize, textOf, type SerializationFormat }
 import { wakeKeysOfKey, type OperationRow, type StoredValue } from "../storage/store.js";
 import type { ReturnWhen, SendOptions, StepOptions, ValueOptions, WaitOptions, WorkflowHandle } from "../types.js";
 import { als, currentContext, currentRun, type WorkflowRun } from "./context.js";
-import { operation, type Engine } from "./engine.js";
-import { checkpoint, record, recordedBefore, recordedLate, recordOf, replayed } from "./checkpoint.js";
+import type { Engine } from "./engine.js";
+import { checkpoint, operation, record, recordedBefore, recordedLate, recordOf, replayed } from "./checkpoint.js";
 import { checkFormat, checkKey, checkKeys, checkOptions, checkSeconds, isOptions, KEYS, shown, type Given } from "./checks.js";
 import { MAX_TIMEOUT_MS, secondsAfter } from "./timers.js";
 

@@ -11,8 +11,8 @@ import type { StartOptions } from "../types.js";
 import { currentRun } from "./context.js";
 import { uuidv7 } from "./ids.js";
 import { checkFormat, checkKey, checkOptions, checkPositive, checkSeconds, checkText, KEYS, shown, type Given } from "./checks.js";
-import { operation, type Engine } from "./engine.js";
-import { errorOf, keptBefore, record, recordedBefore, replayed } from "./checkpoint.js";
+import type { Engine } from "./engine.js";
+import { errorOf, keptBefore, operation, record, recordedBefore, replayed } from "./checkpoint.js";
 import { secondsAfter, storedMs } from "./timers.js";
 
 /**
@@ -73,7 +73,7 @@ export async function start(engine: Engine, name: string, args: unknown[], given
     if (inserted.inserted && workflow && row.status === "PENDING") engine.execute(row, [], workflow);
     return [inserted, written[1]] as const;
   });
-  if (inserted.inserted && row.queueName && row.deadlineEpochMs !== null) engine.armDeadline(workflowId, row.deadlineEpochMs);
+  if (inserted.inserted && row.queueName && row.deadlineEpochMs !== null) engine.deadlines.watchQueued(workflowId, row.deadlineEpochMs);
   const keep = async (write: Write[], written: WriteResult | undefined) =>
     write.length ? keptBefore(engine, parent!, write[0] as Write & { kind: "recordOperation" }, written) : undefined;
   await keep(recordNow, parentRecord);
@@ -151,7 +151,7 @@ export async function enqueueMany(engine: Engine, name: string, argsList: unknow
   }
   for (const [i, result] of results.entries()) {
     if (result.kind !== "insertWorkflow") continue;
-    if (result.inserted && rows[i].deadlineEpochMs !== null) engine.armDeadline(rows[i].workflowId, rows[i].deadlineEpochMs!);
+    if (result.inserted && rows[i].deadlineEpochMs !== null) engine.deadlines.watchQueued(rows[i].workflowId, rows[i].deadlineEpochMs!);
     if (!result.inserted && result.existing) warnOtherQueue(engine, result.existing, rows[i]);
   }
   const earlier = parent && recordedBefore(engine, parent, results[rows.length]);

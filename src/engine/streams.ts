@@ -6,9 +6,9 @@
 import { InvalidArgumentError, NonDeterminismError, NotInWorkflowError, StreamTimeoutError, WorkflowNotFoundError } from "../errors.js";
 import { wakeKeysOfKey, type StoredValue } from "../storage/store.js";
 import type { ValueOptions } from "../types.js";
-import { checkpoint, recordedLate, recordOf } from "./checkpoint.js";
+import { checkpoint, operation, recordedLate, recordOf } from "./checkpoint.js";
 import { currentContext, currentRun, type WorkflowRun } from "./context.js";
-import { operation, type Engine } from "./engine.js";
+import type { Engine } from "./engine.js";
 import { checkKey, checkOptions, checkSeconds, KEYS, shown } from "./checks.js";
 import { formatOf, read, stored } from "./operations.js";
 

@@ -70,28 +70,8 @@ describe("postgres", () => {
     }
   });
 
-  it("a write the server refuses (a right revoked mid-run) interrupts the workflow, not fails it: it finishes once the right is back", async () => {
-    await migrated();
-    const url = await appRole();
-    const role = new URL(url).username;
-    const schema = `"${new URL(t.url).searchParams.get("schema")}"`;
-    const warnings: string[] = [];
-    const app = t.duro({ databaseUrl: url, executorId: "app", logger: { ...quietLogger, warn: (message) => void warnings.push(message) } });
-    const { wf, go, firstDone } = twoSteps(app);
-    await app.launch();
-    const handle = await app.startWorkflow(wf.with({ workflowId: "refused" }));
-    await waitFor(firstDone, 10_000, "the first step");
-    await rawQuery(POSTGRES_URL, `REVOKE INSERT ON ${schema}.operation_outputs FROM ${role}`);
-    go.open();
-    await waitFor(() => warnings.some((w) => w.includes("Workflow refused was interrupted")), 10_000, "the interruption");
-    expect(warnings.find((w) => w.includes("Workflow refused was interrupted"))).toMatch(/SQLSTATE 42501.*Grant duro's role the rights/);
-    expect((await app.getWorkflowStatus("refused"))!.status).toBe("PENDING");
-    await rawQuery(POSTGRES_URL, `GRANT INSERT ON ${schema}.operation_outputs TO ${role}`);
-    expect(await handle.getResult()).toBe("ab");
-    expect((await app.listWorkflowSteps("refused")).map((s) => [s.functionName, s.output])).toEqual([["first", "a"], ["second", "b"]]);
-  });
-
-  it("a queue whose claims the server refuses says so once, not at every poll, and dispatches once the right is back", async () => {
+  /** An executor on a new role of a migrated schema, its log lines ("warn …"), and the owner's grants and revokes of that role's rights. */
+  async function appExecutor() {
     await migrated();
     const url = await appRole();
     const role = new URL(url).username;
@@ -99,10 +79,34 @@ describe("postgres", () => {
     const lines: string[] = [];
     const log = (level: string) => (message: string) => void lines.push(`${level} ${message}`);
     const app = t.duro({ databaseUrl: url, executorId: "app", logger: { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") } });
+    const rights = (verb: "GRANT" | "REVOKE", right: string, table: string) =>
+      rawQuery(POSTGRES_URL, `${verb} ${right} ON ${schema}.${table} ${verb === "GRANT" ? "TO" : "FROM"} ${role}`);
+    return { app, lines, rights };
+  }
+
+  it("a write the server refuses (a right revoked mid-run) interrupts the workflow, not fails it: it finishes once the right is back", async () => {
+    const { app, lines, rights } = await appExecutor();
+    const { wf, go, firstDone } = twoSteps(app);
+    await app.launch();
+    const handle = await app.startWorkflow(wf.with({ workflowId: "refused" }));
+    await waitFor(firstDone, 10_000, "the first step");
+    await rights("REVOKE", "INSERT", "operation_outputs");
+    go.open();
+    const interrupted = () => lines.find((l) => l.startsWith("warn Workflow refused was interrupted"));
+    await waitFor(() => interrupted() !== undefined, 10_000, "the interruption");
+    expect(interrupted()).toMatch(/SQLSTATE 42501.*Grant duro's role the rights/);
+    expect((await app.getWorkflowStatus("refused"))!.status).toBe("PENDING");
+    await rights("GRANT", "INSERT", "operation_outputs");
+    expect(await handle.getResult()).toBe("ab");
+    expect((await app.listWorkflowSteps("refused")).map((s) => [s.functionName, s.output])).toEqual([["first", "a"], ["second", "b"]]);
+  });
+
+  it("a queue whose claims the server refuses says so once, not at every poll, and dispatches once the right is back", async () => {
+    const { app, lines, rights } = await appExecutor();
     new WorkflowQueue(app, "q", { pollingIntervalSeconds: 0.05 });
     app.registerWorkflow("queued", async () => "ran");
     await app.launch();
-    await rawQuery(POSTGRES_URL, `REVOKE UPDATE ON ${schema}.workflow_status FROM ${role}`);
+    await rights("REVOKE", "UPDATE", "workflow_status");
     const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger }); // the owner's: its insert is allowed
     try {
       const handle = await client.enqueue<[], string>({ workflowName: "queued", queueName: "q" });
@@ -110,7 +114,7 @@ describe("postgres", () => {
       await waitFor(() => failures().length >= 5, 10_000, "five failed claims");
       expect(failures().filter((l) => l.startsWith("warn"))).toHaveLength(1);
       expect(failures()[0]).toMatch(/SQLSTATE 42501/);
-      await rawQuery(POSTGRES_URL, `GRANT UPDATE ON ${schema}.workflow_status TO ${role}`);
+      await rights("GRANT", "UPDATE", "workflow_status");
       expect(await handle.getResult()).toBe("ran");
       expect(lines).toContain('info Dispatching queue "q" works again.');
     } finally {

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { WorkflowQueue, type Duro, type QueueOptions, type Workflow } from "../../src/index.js";
-import { operation } from "../../src/engine/engine.js";
+import { operation } from "../../src/engine/checkpoint.js";
 import { newRow } from "../../src/engine/start.js";
 import type { Write } from "../../src/storage/store.js";
 import { backends, clockPast, gate, rawQuery, sleep, statusOf, useClients, useDuro, waitFor } from "../helpers.js";
