@@ -21,10 +21,11 @@ export class Deadlines {
   watchQueued(workflowId: string, deadlineEpochMs: number): void {
     if (this.runsHere(workflowId)) return; // inserted already claimed, and running: its run watches
     this.queued.get(workflowId)?.cancel();
+    // The watch holds nothing open: a process that ends leaves the cancel to the dequeue.
     this.queued.set(workflowId, this.timers.at(deadlineEpochMs, () => {
       this.queued.delete(workflowId);
       if (!this.runsHere(workflowId)) this.cancel(workflowId);
-    }));
+    }, false));
   }
 
   /** A run starting here: it takes over the watch from its queueing, until it stops. */

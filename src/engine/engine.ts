@@ -107,7 +107,7 @@ export class Engine {
     if (typeof this.executorId !== "string" || this.executorId.trim() === "") throw new InvalidArgumentError("executorId must be a non-empty string.");
     // Both are stored with every workflow started here and matched at recovery: kept exactly, as IDs are.
     checkText("executorId", this.executorId);
-    this.givenAppVersion = config.appVersion ?? (process.env.DURO_APP_VERSION || undefined);
+    this.givenAppVersion = config.appVersion ?? (client ? undefined : process.env.DURO_APP_VERSION || undefined); // a client's enqueues carry none
     if (this.givenAppVersion !== undefined) checkKey(config.appVersion != null ? "appVersion" : "DURO_APP_VERSION", this.givenAppVersion);
     // Its work arrives with a wake-up (a client's NOTIFY or commit), so its safety poll can be slow.
     if (!client) this.queues.set(INTERNAL_QUEUE, new QueueDispatcher(this, INTERNAL_QUEUE, { pollingIntervalSeconds: 5 }));

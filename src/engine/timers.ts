@@ -40,6 +40,8 @@ interface Entry {
   /** Null once cancelled or fired. */
   fire: (() => void) | null;
   inHeap: boolean;
+  /** Keeps the process alive until it fires (see `at`). */
+  holds: boolean;
 }
 
 /** Cancelled entries the heap may hold before it is rebuilt without them (if they are also most of it). */
@@ -70,20 +72,38 @@ export class Timers {
   private timer?: NodeJS.Timeout;
   private armedAt = Infinity;
   private cancelled = 0;
+  /** Live entries that hold the process. */
+  private holding = 0;
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  /** Calls `fire` at epoch ms `at` (at once if that is past). */
-  at(at: number, fire: () => void): TimerHandle {
-    const entry: Entry = { at, seq: this.seq++, fire: inThisContext(fire), inHeap: true };
+  /**
+   * Calls `fire` at epoch ms `at` (at once if that is past). Unless `holds` is false, the process
+   * stays alive until then, as for a setTimeout; the rest (a watch that matters only while the
+   * process lives anyway) let it exit.
+   */
+  at(at: number, fire: () => void, holds = true): TimerHandle {
+    const entry: Entry = { at, seq: this.seq++, fire: inThisContext(fire), inHeap: true, holds };
+    if (holds) this.holding++;
     this.push(entry);
     if (at < this.armedAt) this.arm();
+    else this.hold();
     return { cancel: () => this.cancel(entry) };
+  }
+
+  /** The shared timeout holds the process while an entry that holds is waiting. */
+  private hold(): void {
+    if (this.holding > 0) this.timer?.ref();
+    else this.timer?.unref();
   }
 
   private cancel(entry: Entry): void {
     if (!entry.fire) return;
     entry.fire = null;
+    if (entry.holds) {
+      this.holding--;
+      this.hold();
+    }
     if (!entry.inHeap) return;
     this.cancelled++;
     if (this.cancelled > SPARSE && this.cancelled * 2 > this.heap.length) {
@@ -122,6 +142,7 @@ export class Timers {
     this.armedAt = Infinity;
     this.heap = [];
     this.cancelled = 0;
+    this.holding = 0;
   }
 
   private arm(): void {
@@ -134,6 +155,7 @@ export class Timers {
     }
     this.armedAt = first.at;
     this.timer = setTimeout(() => this.run(), Math.min(Math.max(0, first.at - this.now()), MAX_TIMEOUT_MS));
+    this.hold();
   }
 
   private run(): void {
@@ -149,8 +171,10 @@ export class Timers {
     for (const entry of due) {
       const fire = entry.fire;
       entry.fire = null;
+      if (fire && entry.holds) this.holding--;
       fire?.(); // unless an earlier one of these cancelled it
     }
+    this.hold();
   }
 
   private less(a: Entry, b: Entry): boolean {

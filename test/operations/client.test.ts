@@ -267,6 +267,25 @@ describe.each(backends)("%s", (backend) => {
     expect(JSON.parse(out)).toEqual({ values: [1, "hi"], result: "hello script: hi" });
   });
 
+  it("a script that enqueues with a deadline an hour away is not held open by its watch of that deadline", async () => {
+    const { duro } = await setup();
+    requireBuild("this test");
+    // On PostgreSQL a client's pool holds the process until close(); on SQLite nothing does.
+    const script = `
+      import { DuroClient } from ${JSON.stringify(new URL("../../dist/index.js", import.meta.url).href)};
+      const c = new DuroClient({ databaseUrl: process.argv[1] });
+      const h = await c.enqueue({ workflowName: "greet", queueName: "nobody-serves", deadlineEpochMs: Date.now() + 3_600_000 }, "x");
+      console.log(JSON.stringify({ id: h.workflowId }));
+      if (process.argv[1].startsWith("postgres")) await c.close();`;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script, t.url], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (chunk) => (out += chunk));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    const code = await Promise.race([exited, sleep(10_000).then(() => "still running")]).finally(() => child.kill("SIGKILL"));
+    expect(code).toBe(0);
+    expect(await statusOf(duro, JSON.parse(out).id)).toBe("ENQUEUED");
+  });
+
   it("retrieveWorkflow with existingWorkflow: false hands out a workflow not created yet; its getResult waits for it", async () => {
     const { c } = await setup();
     const early = await c.retrieveWorkflow<string>("later-greet", { existingWorkflow: false });
