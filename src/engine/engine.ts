@@ -123,7 +123,7 @@ export class Engine {
     return this._committer;
   }
 
-  /** Shut down before its launch got that far, it says so rather than to launch. */
+  /** The error of an instance used before its launch got this far: shut down meanwhile, it says so; else it says to launch. */
   private notLaunched(): DuroError {
     return this.closed ? this.closedError() : new DuroError("duro is not launched: call `await duro.launch()` before starting or querying workflows.");
   }
