@@ -71,7 +71,7 @@ function refusal(error: unknown, where: string): unknown {
 /** The server's reason for a refusal, with its SQLSTATE and what to do where that is known. */
 export function refusedFor(error: pg.DatabaseError): string {
   const hint = error.code === "42501"
-    ? " Grant duro's role the rights the README lists (PostgreSQL privileges)."
+    ? " Grant duro's role the rights the README lists (PostgreSQL roles, settings and URLs)."
     : error.code === "25006"
     ? " The database is read-only (a replica, or default_transaction_read_only): point databaseUrl at the primary."
     : "";
