@@ -123,9 +123,11 @@ export function recordedBefore(engine: Engine, run: WorkflowRun, result: WriteRe
  * too, those `recordsError` keeps (management calls keep none, as in the reference library: the
  * error is thrown, nothing is recorded, and a later run makes the call again).
  */
+const everyError = () => true;
+
 export async function checkpoint<T>(
   engine: Engine, run: WorkflowRun, name: string, body: (functionId: number) => Promise<T>, extra: Partial<OperationRow> = {},
-  keep: Keep = "always", recordsError: (error: unknown) => boolean = () => true,
+  keep: Keep = "always", recordsError: (error: unknown) => boolean = everyError,
 ): Promise<T> {
   const functionId = run.allocate();
   const recorded = run.replay(functionId, name);

@@ -161,6 +161,8 @@ export async function randomUUID(engine: Engine): Promise<string> {
 
 // ——— results ———
 
+const unlessMissing = (error: unknown) => !(error instanceof WorkflowNotFoundError);
+
 /**
  * Waits for a workflow's outcome (recorded inside a workflow); `untilCreated`: a missing workflow
  * is awaited, not an error. Outside a workflow, `signal` gives the wait up. A missing workflow's
@@ -170,8 +172,7 @@ export async function getResult(engine: Engine, workflowId: string, untilCreated
   checkKey("workflowId", workflowId);
   const run = currentRun();
   const wait = () => engine.outcomes.wait(workflowId, run?.signal ?? signal, untilCreated);
-  const recordsError = (error: unknown) => !(error instanceof WorkflowNotFoundError);
-  return run ? checkpoint(engine, run, "duro.getResult", wait, { childWorkflowId: workflowId }, "unlessCancelled", recordsError) : wait();
+  return run ? checkpoint(engine, run, "duro.getResult", wait, { childWorkflowId: workflowId }, "unlessCancelled", unlessMissing) : wait();
 }
 
 /**
