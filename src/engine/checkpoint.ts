@@ -117,14 +117,14 @@ export function recordedBefore(engine: Engine, run: WorkflowRun, result: WriteRe
   throw new WorkflowCancelledError(run.workflowId);
 }
 
+const everyError = () => true;
+
 /**
  * The shape of every simple durable operation: answer from the record, or check for a stop,
  * run `body`, record its outcome with `extra` columns, and return it. Its errors are recorded
  * too, those `recordsError` keeps (management calls keep none, as in the reference library: the
  * error is thrown, nothing is recorded, and a later run makes the call again).
  */
-const everyError = () => true;
-
 export async function checkpoint<T>(
   engine: Engine, run: WorkflowRun, name: string, body: (functionId: number) => Promise<T>, extra: Partial<OperationRow> = {},
   keep: Keep = "always", recordsError: (error: unknown) => boolean = everyError,
