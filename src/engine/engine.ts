@@ -48,7 +48,9 @@ export class Engine {
   readonly databaseUrl: string;
   readonly maxRecoveryAttempts: number;
   readonly timers = new Timers();
-  readonly deadlines = new Deadlines(this.timers, (id) => void this.cancel([id]).catch(() => undefined), (id) => this.running.has(id));
+  readonly deadlines: Deadlines = new Deadlines(this.timers, {
+    cancel: (id) => this.cancel([id]), stopRun: (id) => this.stopRun(id, "cancelled"), runsHere: (id) => this.running.has(id), closed: () => this.closed,
+  });
   readonly waiters = new Waiters(this.timers, () => this.listen());
   /** Subscribed to other processes' commits (an executor at launch; a client at its first wait). */
   private listening = false;
@@ -337,7 +339,7 @@ export class Engine {
     const deadline = this.deadlines.watchRun(row.workflowId, row.deadlineEpochMs);
     if (deadline) run.onStop(() => deadline.cancel());
     if (row.deadlineEpochMs !== null && row.deadlineEpochMs <= Date.now()) run.stop("cancelled"); // past its deadline: cancel it without running a step
-    if (run.stopped) void this.cancel([row.workflowId]).catch(() => undefined);
+    if (run.stopped) this.deadlines.cancelDue(row.workflowId);
     const end = als.run({ run }, () => this.runBody(run, row, workflow)).finally(() => {
       this.runEnds.delete(row.workflowId);
       if (!this.recovery.holdsSlot(row.workflowId)) this.countRunning(row, -1);

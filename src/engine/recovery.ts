@@ -168,6 +168,10 @@ export class Recovery {
     // A record read before a previous run ended may be stale: read it again then.
     const loaded = given !== undefined && !previous ? given : ((await engine.store.loadWorkflows([workflowId]))[0] ?? null);
     if (!loaded || loaded.workflow.status !== "PENDING" || loaded.workflow.executorId !== engine.executorId) return;
+    // Past its deadline, it is cancelled rather than run (a run would stop at once and hand over
+    // again, over and over while the cancel cannot be written).
+    const { deadlineEpochMs } = loaded.workflow;
+    if (deadlineEpochMs !== null && deadlineEpochMs <= Date.now()) return engine.deadlines.cancelDue(workflowId);
     // Another run here began and finished while the row was read (resume and a stopped run's
     // hand-over both look): the row read is stale, and the workflow must not run again.
     if (engine.outcomes.knows(workflowId)) return;
@@ -298,7 +302,7 @@ export class Recovery {
     });
     if (this.recovering || !engine.launched) return;
     const orphans = rows.filter(({ workflowId: id, queueName }) =>
-      !engine.running.has(id) && !this.taking.has(id) && !this.interrupted.has(id) && !engine.outcomes.knows(id) &&
+      !engine.running.has(id) && !this.taking.has(id) && !this.interrupted.has(id) && !engine.outcomes.knows(id) && !engine.deadlines.cancelling(id) &&
       !(queueName !== null && engine.queues.get(queueName)?.mayRun(id)));
     for (const row of orphans) engine.logger.warn(`Workflow ${row.workflowId} is PENDING on this executor with nothing running it (a write whose reply was lost committed after all): running it.`);
     await this.recoveringWhile(() => this.runAll(orphans, (row, error) => this.couldNotLoad(row, error)));

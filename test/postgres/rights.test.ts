@@ -6,8 +6,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import { DatabaseError, DuroClient, WorkflowQueue, type Duro } from "../../src/index.js";
-import { gate, POSTGRES_URL, quietLogger, rawQuery, rejectionOf, useDuro, waitFor } from "../helpers.js";
+import { AwaitedWorkflowCancelledError, DatabaseError, DuroClient, WorkflowQueue, type Duro } from "../../src/index.js";
+import { clockPast, gate, POSTGRES_URL, quietLogger, rawQuery, rejectionOf, useDuro, waitFor } from "../helpers.js";
 
 describe("postgres", () => {
   const t = useDuro("postgres");
@@ -120,6 +120,25 @@ describe("postgres", () => {
     } finally {
       await client.close();
     }
+  });
+
+  it("a deadline that passes while the server refuses the cancel still holds: the run stops at it, and the cancel lands once it can", async () => {
+    const { app, rights } = await appExecutor();
+    let after = 0;
+    const wf = app.registerWorkflow("late", async () => {
+      await app.sleep(1.5);
+      await app.runStep(async () => void after++, { name: "after" });
+      return "finished";
+    });
+    await app.launch();
+    const handle = await app.startWorkflow(wf.with({ workflowId: "due", timeoutSeconds: 0.5 }));
+    await waitFor(async () => (await app.listWorkflowSteps("due")).length === 1, 10_000, "the sleep recorded");
+    await rights("REVOKE", "UPDATE", "workflow_status"); // the cancel is an UPDATE
+    const { startedAtEpochMs } = (await handle.getStatus())!;
+    await clockPast(startedAtEpochMs! + 2_000); // past the deadline, and past the sleep's end
+    await rights("GRANT", "UPDATE", "workflow_status");
+    await expect(handle.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    expect(after, "steps run past the deadline").toBe(0);
   });
 
   it("a read-only session (a replica) is read by a client; an executor's launch fails with a DatabaseError that says so", async () => {

@@ -7,9 +7,9 @@
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { closeSync, openSync, writeSync } from "node:fs";
-import { DatabaseError, Duro, DuroClient } from "../../src/index.js";
+import { AwaitedWorkflowCancelledError, DatabaseError, Duro, DuroClient } from "../../src/index.js";
 import { busy } from "../../src/storage/sqlite/file.js";
-import { gate, quietLogger, range, sleep, useDuro, waitFor, within } from "../helpers.js";
+import { clockPast, gate, quietLogger, range, sleep, useDuro, waitFor, within } from "../helpers.js";
 
 afterEach(() => {
   busy.timeoutMs = 10_000;
@@ -45,6 +45,28 @@ describe("sqlite: the file locked by another process, or damaged", () => {
     expect(await within(10_000, handle.getResult(), "the result once the lock is free")).toBe(41);
     expect((await duro.getWorkflowStatus("locked-1"))?.status).toBe("SUCCESS");
     expect((await duro.listWorkflowSteps("locked-1")).map((s) => [s.functionId, s.output])).toEqual([[1, 40]]);
+  });
+
+  it("a deadline that passes while the file is locked still holds: the run stops at it, and the cancel lands once it can", async () => {
+    busy.timeoutMs = 50;
+    const duro = t.duro();
+    let after = 0;
+    const wf = duro.registerWorkflow("late", async () => {
+      await duro.sleep(1.5);
+      await duro.runStep(async () => void after++, { name: "after" });
+      return "finished";
+    });
+    await duro.launch();
+    const handle = await duro.startWorkflow(wf.with({ workflowId: "due", timeoutSeconds: 0.5 }));
+    await waitFor(async () => (await duro.listWorkflowSteps("due")).length === 1, 10_000, "the sleep recorded");
+    const { startedAtEpochMs } = (await handle.getStatus())!;
+    const other = new Database(t.url.slice("sqlite:".length));
+    other.exec("BEGIN IMMEDIATE"); // the cancel cannot be written
+    await clockPast(startedAtEpochMs! + 2_000); // past the deadline, and past the sleep's end
+    other.exec("COMMIT");
+    other.close();
+    await expect(handle.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
+    expect(after, "steps run past the deadline").toBe(0);
   });
 
   it("waiting out another process's lock does not block this process's event loop", async () => {
