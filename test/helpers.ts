@@ -233,3 +233,23 @@ export async function clockPast(ms: number): Promise<void> {
 export function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i + 1);
 }
+
+/**
+ * Workflow "late": sleeps 1.5 s, then runs step "after" (counted in `runs.after`). `start()`
+ * (after launch) starts it as "due" with a 0.5 s timeout, so its deadline passes mid-sleep, and
+ * returns once the sleep is recorded, with the handle and the start time.
+ */
+export function sleepingPastDeadline(duro: Duro) {
+  const runs = { after: 0 };
+  const wf = duro.registerWorkflow("late", async () => {
+    await duro.sleep(1.5);
+    await duro.runStep(async () => void runs.after++, { name: "after" });
+    return "finished";
+  });
+  const start = async () => {
+    const handle = await duro.startWorkflow(wf.with({ workflowId: "due", timeoutSeconds: 0.5 }));
+    await waitFor(async () => (await duro.listWorkflowSteps("due")).length === 1, 10_000, "the sleep recorded");
+    return { handle, startedAt: (await handle.getStatus())!.startedAtEpochMs! };
+  };
+  return { runs, start };
+}

@@ -7,7 +7,7 @@
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { AwaitedWorkflowCancelledError, DatabaseError, DuroClient, WorkflowQueue, type Duro } from "../../src/index.js";
-import { clockPast, gate, POSTGRES_URL, quietLogger, rawQuery, rejectionOf, useDuro, waitFor } from "../helpers.js";
+import { clockPast, gate, POSTGRES_URL, quietLogger, rawQuery, rejectionOf, sleepingPastDeadline, useDuro, waitFor } from "../helpers.js";
 
 describe("postgres", () => {
   const t = useDuro("postgres");
@@ -124,21 +124,14 @@ describe("postgres", () => {
 
   it("a deadline that passes while the server refuses the cancel still holds: the run stops at it, and the cancel lands once it can", async () => {
     const { app, rights } = await appExecutor();
-    let after = 0;
-    const wf = app.registerWorkflow("late", async () => {
-      await app.sleep(1.5);
-      await app.runStep(async () => void after++, { name: "after" });
-      return "finished";
-    });
+    const { runs, start } = sleepingPastDeadline(app);
     await app.launch();
-    const handle = await app.startWorkflow(wf.with({ workflowId: "due", timeoutSeconds: 0.5 }));
-    await waitFor(async () => (await app.listWorkflowSteps("due")).length === 1, 10_000, "the sleep recorded");
+    const { handle, startedAt } = await start();
     await rights("REVOKE", "UPDATE", "workflow_status"); // the cancel is an UPDATE
-    const { startedAtEpochMs } = (await handle.getStatus())!;
-    await clockPast(startedAtEpochMs! + 2_000); // past the deadline, and past the sleep's end
+    await clockPast(startedAt + 2_000); // past the deadline, and past the sleep's end
     await rights("GRANT", "UPDATE", "workflow_status");
     await expect(handle.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
-    expect(after, "steps run past the deadline").toBe(0);
+    expect(runs.after, "steps run past the deadline").toBe(0);
   });
 
   it("a read-only session (a replica) is read by a client; an executor's launch fails with a DatabaseError that says so", async () => {

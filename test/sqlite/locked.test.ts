@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { closeSync, openSync, writeSync } from "node:fs";
 import { AwaitedWorkflowCancelledError, DatabaseError, Duro, DuroClient } from "../../src/index.js";
 import { busy } from "../../src/storage/sqlite/file.js";
-import { clockPast, gate, quietLogger, range, sleep, useDuro, waitFor, within } from "../helpers.js";
+import { clockPast, gate, quietLogger, range, sleep, sleepingPastDeadline, useDuro, waitFor, within } from "../helpers.js";
 
 afterEach(() => {
   busy.timeoutMs = 10_000;
@@ -50,23 +50,16 @@ describe("sqlite: the file locked by another process, or damaged", () => {
   it("a deadline that passes while the file is locked still holds: the run stops at it, and the cancel lands once it can", async () => {
     busy.timeoutMs = 50;
     const duro = t.duro();
-    let after = 0;
-    const wf = duro.registerWorkflow("late", async () => {
-      await duro.sleep(1.5);
-      await duro.runStep(async () => void after++, { name: "after" });
-      return "finished";
-    });
+    const { runs, start } = sleepingPastDeadline(duro);
     await duro.launch();
-    const handle = await duro.startWorkflow(wf.with({ workflowId: "due", timeoutSeconds: 0.5 }));
-    await waitFor(async () => (await duro.listWorkflowSteps("due")).length === 1, 10_000, "the sleep recorded");
-    const { startedAtEpochMs } = (await handle.getStatus())!;
+    const { handle, startedAt } = await start();
     const other = new Database(t.url.slice("sqlite:".length));
     other.exec("BEGIN IMMEDIATE"); // the cancel cannot be written
-    await clockPast(startedAtEpochMs! + 2_000); // past the deadline, and past the sleep's end
+    await clockPast(startedAt + 2_000); // past the deadline, and past the sleep's end
     other.exec("COMMIT");
     other.close();
     await expect(handle.getResult()).rejects.toBeInstanceOf(AwaitedWorkflowCancelledError);
-    expect(after, "steps run past the deadline").toBe(0);
+    expect(runs.after, "steps run past the deadline").toBe(0);
   });
 
   it("waiting out another process's lock does not block this process's event loop", async () => {
