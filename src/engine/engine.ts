@@ -338,8 +338,8 @@ export class Engine {
     if (!this.recovery.holdsSlot(row.workflowId)) this.countRunning(row, 1); // else its slot was kept
     const deadline = this.deadlines.watchRun(row.workflowId, row.deadlineEpochMs);
     if (deadline) run.onStop(() => deadline.cancel());
-    if (row.deadlineEpochMs !== null && row.deadlineEpochMs <= Date.now()) run.stop("cancelled"); // past its deadline: cancel it without running a step
-    if (run.stopped) this.deadlines.cancelDue(row.workflowId);
+    // Past its deadline: cancelled without running a step (cancelDue stops the run, then writes the cancel).
+    if (row.deadlineEpochMs !== null && row.deadlineEpochMs <= Date.now()) this.deadlines.cancelDue(row.workflowId);
     const end = als.run({ run }, () => this.runBody(run, row, workflow)).finally(() => {
       this.runEnds.delete(row.workflowId);
       if (!this.recovery.holdsSlot(row.workflowId)) this.countRunning(row, -1);
