@@ -8,7 +8,7 @@
  * does nothing.
  */
 import { DatabaseError } from "../errors.js";
-import type { TimerHandle, Timers } from "./timers.js";
+import { backedOff, type TimerHandle, type Timers } from "./timers.js";
 
 export interface DeadlineActions {
   /** Writes the cancel of a workflow whose deadline passed (and of its descendants with one). */
@@ -55,7 +55,7 @@ export class Deadlines {
           return await this.act.cancel(workflowId);
         } catch (error) {
           if (!(error instanceof DatabaseError)) return;
-          await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 5_000)).unref());
+          await backedOff(attempt, 5_000);
         }
       }
     })().finally(() => this.cancels.delete(workflowId));

@@ -20,7 +20,7 @@
 import { DatabaseError, MaxRecoveryAttemptsExceededError } from "../errors.js";
 import type { LoadedWorkflow, WorkflowRow } from "../storage/store.js";
 import type { Engine } from "./engine.js";
-import { settlesWithin, SHUTDOWN_STEP_MS } from "./timers.js";
+import { backedOff, settlesWithin, SHUTDOWN_STEP_MS } from "./timers.js";
 
 /** An interruption this soon after a resume belongs to the same outage. */
 const RELAPSE_MS = 60_000;
@@ -233,7 +233,7 @@ export class Recovery {
     let resumed = 0;
     void (async () => {
       for (; this.interrupted.size && engine.launched; this.attempt++) {
-        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** this.attempt, 30_000)).unref());
+        await backedOff(this.attempt, 30_000);
         for (const [id, row] of [...this.interrupted]) {
           if (!engine.launched) return;
           try {

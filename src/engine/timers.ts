@@ -22,6 +22,10 @@ export function inThisContext<T>(fn: () => T): () => T {
 /** How long shutdown waits for each of its polite steps (writes under way, the executor's farewell) before going on without it. */
 export const SHUTDOWN_STEP_MS = 2_000;
 
+/** The wait before try `attempt` (from 0) of something the database refused: 100 ms doubling up to `capMs`; it holds no process open. */
+export const backedOff = (attempt: number, capMs: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, capMs)).unref());
+
 /** Whether `promise` settles within `ms` (it is left to go on either way). */
 export async function settlesWithin(promise: Promise<unknown> | undefined, ms: number): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined;
