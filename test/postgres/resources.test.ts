@@ -5,6 +5,7 @@
  * connections (all named 'duro') never enter the count.
  */
 import { randomUUID } from "node:crypto";
+import { createServer, type AddressInfo, type Socket } from "node:net";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AwaitedWorkflowCancelledError, DatabaseError, Duro, DuroClient, DuroError, InvalidArgumentError } from "../../src/index.js";
@@ -163,6 +164,50 @@ describe("bad input", () => {
     await launched; // nothing was launched, and nothing is left to fail
     expect(performance.now() - start).toBeLessThan(5000); // not the 30 s of connectTimeoutSeconds
     await expect(duro.launch()).rejects.toThrow(/create a new one/);
+  });
+
+  it("a server that asks for a password the URL lacks: a DatabaseError at once, and no socket left open", async () => {
+    // A stand-in server that asks for SCRAM authentication, which pg fails on its own side
+    // (no password to answer with) and used to leave its socket open, keeping the process alive.
+    const sockets: Socket[] = [];
+    const closed: Promise<void>[] = [];
+    const server = createServer((socket) => {
+      sockets.push(socket);
+      closed.push(new Promise((resolve) => socket.on("close", () => resolve())));
+      socket.on("error", () => {});
+      let replies = 0;
+      socket.on("data", () => {
+        const mechanisms = Buffer.from("SCRAM-SHA-256\0\0");
+        const [code, body] = replies++ === 0 ? [10, mechanisms] : [11, Buffer.from("r=nonce,s=c2FsdA==,i=4096")];
+        const header = Buffer.alloc(9);
+        header.write("R", 0);
+        header.writeInt32BE(8 + body.length, 1);
+        header.writeInt32BE(code, 5);
+        socket.write(Buffer.concat([header, body]));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const databaseUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
+      const duro = new Duro({ databaseUrl, connectTimeoutSeconds: 5, logger: quietLogger });
+      const launched = await failure(() => duro.launch());
+      await duro.shutdown();
+      const client = new DuroClient({ databaseUrl, connectTimeoutSeconds: 5, logger: quietLogger });
+      const listed = await failure(() => client.listWorkflows());
+      await client.close();
+      for (const { error, ms } of [launched, listed]) {
+        expect(error).toBeInstanceOf(DatabaseError);
+        expect((error as Error).message).toContain(`127.0.0.1:${port}`);
+        expect((error as Error).message).toContain("The server asks for a password");
+        expect(ms).toBeLessThan(3000);
+      }
+      expect(sockets.length).toBeGreaterThanOrEqual(2);
+      await Promise.race([Promise.all(closed), sleep(5000).then(() => Promise.reject(new Error("a socket was left open")))]);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    }
   });
 
   it("a database that does not exist fails at once (not retried) with a DatabaseError naming it", async () => {

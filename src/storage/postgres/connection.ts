@@ -90,6 +90,23 @@ export const RECONNECT_SLACK_MS = BACKOFF_CAP_MS * 1.2 + 600;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Closes a client's socket at once: its query in flight, if any, fails as on a lost connection. */
 const drop = (client: pg.Client) => (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+/**
+ * pg's client, but one whose failed connect closes its socket: pg leaves it open when the failure
+ * is its own (a password the server asks for and the URL lacks), which keeps the process alive.
+ */
+class Client extends pg.Client {
+  override connect(): Promise<pg.Client>;
+  override connect(callback: ((error: Error) => void) | ((error: null, client: pg.Client) => void)): void;
+  override connect(callback?: ((error: Error) => void) | ((error: null, client: pg.Client) => void)): Promise<pg.Client> | void {
+    const connected = super.connect().catch((error: unknown) => {
+      drop(this);
+      throw error;
+    });
+    if (!callback) return connected;
+    const done = callback as (error: Error | null, client?: pg.Client) => void;
+    connected.then((client) => done(null, client), (error: Error) => done(error));
+  }
+}
 /** How long shutdown waits for connections to close politely before dropping them. */
 const CLOSE_MS = 2000;
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
@@ -150,7 +167,7 @@ export class PgConnection {
       connectionTimeoutMillis: Math.min(options.connectTimeoutSeconds ?? 30, 10) * 1000,
     };
     const idleInTransactionMs = Math.ceil(options.idleInTransactionMs ?? 30_000);
-    this.pool = new pg.Pool({ ...this.clientConfig, max: options.poolSize ?? 10 });
+    this.pool = new pg.Pool({ ...this.clientConfig, Client, max: options.poolSize ?? 10 });
     // A connection that dies while idle or checked out must not crash the process; the next
     // query on it fails and is retried.
     this.pool.on("error", () => this.trouble());
@@ -178,7 +195,10 @@ export class PgConnection {
         return await this.pool.connect();
       } catch (error) {
         if (!isTransient(error)) {
-          throw new DatabaseError(`Cannot connect to PostgreSQL at ${this.where}: ${messageOf(error)}. Check databaseUrl.`, { cause: error });
+          const advice = /client password must be/.test(messageOf(error))
+            ? "The server asks for a password: give it in databaseUrl (postgres://user:password@host/db), PGPASSWORD or ~/.pgpass."
+            : "Check databaseUrl.";
+          throw new DatabaseError(`Cannot connect to PostgreSQL at ${this.where}: ${messageOf(error)}. ${advice}`, { cause: error });
         }
         // The last try is made at the deadline itself: a server back just before it is not missed.
         const left = deadline - Date.now();
@@ -261,7 +281,7 @@ export class PgConnection {
   }
 
   private async listen(): Promise<void> {
-    const client = new pg.Client(this.clientConfig);
+    const client = new Client(this.clientConfig);
     this.listenClient = client;
     let lost = false;
     const reconnect = (error?: unknown) => {
