@@ -69,7 +69,7 @@ const commands: Record<string, Command> = {
       return status;
     },
     print: (status: WorkflowStatus) => {
-      for (const [key, value] of Object.entries(status)) console.log(`${key.padEnd(20)} ${printable(show(value))}`);
+      for (const [key, value] of Object.entries(status)) console.log(`${key.padEnd(20)} ${printable(show(value, /(At|EpochMs)$/.test(key)))}`);
     },
   },
   steps: {
@@ -88,7 +88,7 @@ const commands: Record<string, Command> = {
       table(
         ["ID", "NAME", "OUTPUT / ERROR", "CHILD", "MS"],
         steps.map((s) => [
-          String(s.functionId), s.functionName, s.error ? `✗ ${s.error.name}: ${s.error.message}` : show(s.output), s.childWorkflowId ?? "",
+          String(s.functionId), s.functionName, s.error ? `✗ ${s.error.name}: ${s.error.message}` : show(s.output, s.functionName === "duro.sleep"), s.childWorkflowId ?? "",
           s.startedAtEpochMs !== null && s.completedAtEpochMs !== null ? String(s.completedAtEpochMs - s.startedAtEpochMs) : "",
         ]),
       ),
@@ -169,13 +169,14 @@ const isHelp = (arg: string | undefined) => arg === "--help" || arg === "-h" || 
 async function main(argv: string[]): Promise<number> {
   const name = argv[0] === "queue" ? `queue ${argv[1] ?? ""}` : argv[0];
   const rest = argv.slice(name?.startsWith("queue ") ? 2 : 1);
+  // Help asked for goes to stdout; help shown for a bad call, to stderr with the usage exit code.
   if (!name || isHelp(name)) {
-    console.log(help());
+    (name ? console.log : console.error)(help());
     return name ? EXIT.ok : EXIT.usage;
   }
   if (argv[0] === "queue" && (argv[1] === undefined || isHelp(argv[1]) || argv[1].startsWith("-"))) {
-    if (!isHelp(argv[1])) console.error('"duro queue" needs a subcommand first.\n');
-    console.log(help("queue "));
+    if (isHelp(argv[1])) console.log(help("queue "));
+    else console.error(`"duro queue" needs a subcommand first.\n\n${help("queue ")}`);
     return isHelp(argv[1]) ? EXIT.ok : EXIT.usage;
   }
   const command = commands[name];
@@ -296,11 +297,13 @@ async function statuses(client: DuroClient, ids: string[]): Promise<Map<string, 
 
 /** The children of these workflows, their children, and so on. */
 async function descendantsOf(client: DuroClient, ids: string[]): Promise<string[]> {
+  // A named workflow may be another's descendant: each is listed once, among the named.
+  const seen = new Set(ids);
   const found: string[] = [];
   let level = ids;
   while (level.length) {
-    level = (await listedBy(client, "parentWorkflowId", level)).map((r) => r.workflowId);
-    found.push(...level);
+    level = (await listedBy(client, "parentWorkflowId", level)).map((r) => r.workflowId).filter((id) => !seen.has(id));
+    for (const id of level) seen.add(id), found.push(id);
   }
   return found;
 }
@@ -320,13 +323,17 @@ function printOutcome(verb: string, changed: string[], leftAlone: { workflowId: 
   }
 }
 
-/** Stored text as a terminal may show it: control characters (a newline, an escape sequence) written as escapes. */
-const printable = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+/**
+ * Stored text as a terminal may show it: control characters (a newline, an escape sequence) and
+ * the marks that reorder text (right-to-left overrides, which could disguise an ID) written as escapes.
+ */
+const printable = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 
-function show(value: unknown): string {
+/** A value in a table cell; `time` for the fields that hold epoch milliseconds (not user data). */
+function show(value: unknown, time = false): string {
   if (value === undefined) return "";
   if (value instanceof Error) return `${value.name}: ${value.message}`;
-  if (typeof value === "number" && value > 1e12 && value < 1e14) return new Date(value).toISOString();
+  if (time && typeof value === "number") return new Date(value).toISOString();
   const text = typeof value === "string" ? value : JSON.stringify(value, jsonReplacer);
   return text === undefined ? String(value) : text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }

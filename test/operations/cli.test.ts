@@ -171,16 +171,21 @@ describe.each(backends)("%s", (backend) => {
     expect(getText.stdout).toMatch(/^error\s+TypeError: bad input$/m);
     expect(stepsText.stdout.split("\n")[0]).toMatch(/^ID\s+NAME\s+OUTPUT \/ ERROR\s+CHILD\s+MS$/);
     expect(stepsText.stdout).toMatch(/^1\s+s\s+2\s/m);
+    // A number is shown as it is, even one the size of a timestamp; only the time fields are dates.
+    await duro.startWorkflow(duro.registerWorkflow("big", async (n: number) => n).with({ workflowId: "big" }), 1234567890123).then((h) => h.getResult());
+    const big = await cli(["get", "big", ...db]);
+    expect(big.stdout).toMatch(/^output\s+1234567890123$/m);
+    expect(big.stdout).toMatch(/^createdAt\s+\d{4}-\d\d-\d\dT[\d:.]+Z$/m);
 
     // Stored text reaches the terminal with its control characters escaped: an ID cannot forge a
     // line of the table or send an escape sequence.
-    const evil = "evil\nok-9  ok  SUCCESS\u001b[2J";
+    const evil = "evil\nok-9  ok  SUCCESS\u001b[2J\u202e";
     await duro.forkWorkflow("ok-1", 9, { newWorkflowId: evil }).then((h) => h.getResult());
     const shown = await Promise.all([cli(["list", "--prefix", "evil", ...db]), cli(["get", evil, ...db]), cli(["cancel", evil, ...db])]);
     for (const r of shown) {
       expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f]/);
-      expect(r.stdout).toContain("evil\\u000aok-9  ok  SUCCESS\\u001b[2J");
+      expect(r.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u202e]/);
+      expect(r.stdout).toContain("evil\\u000aok-9  ok  SUCCESS\\u001b[2J\\u202e");
     }
     expect(shown[0].stdout.trim().split("\n")).toHaveLength(2);
   });
@@ -189,7 +194,8 @@ describe.each(backends)("%s", (backend) => {
     const { duro, nest } = await fixture();
     await duro.startWorkflow(nest.with({ workflowId: "nest" }));
     await waitForStatus(duro, "nest-grandchild", "PENDING");
-    const cancel = await cli(["cancel", "nest", "par", "--children", "--db", t.url, "--json"]);
+    // nest-child is named and a descendant too: listed once.
+    const cancel = await cli(["cancel", "nest", "nest-child", "par", "--children", "--db", t.url, "--json"]);
     expect(cancel.code, cancel.stderr).toBe(0);
     // par finished, and so did its child par-1: neither is cancelled.
     expect(JSON.parse(cancel.stdout)).toEqual({ cancelled: ["nest", "nest-child", "nest-grandchild"], leftAlone: [{ workflowId: "par", status: "SUCCESS" }] });
@@ -307,7 +313,7 @@ describe.each(backends)("%s", (backend) => {
   it("--help for each command; exit codes for bad usage (2) and other failures (1)", async () => {
     const commands = [["list"], ["get"], ["steps"], ["cancel"], ["resume"], ["fork"], ["queue", "list"], ["migrate"]];
     const helps = await Promise.all([
-      ...commands.map((c) => cli([...c, "--help"])), cli(["get", "-h"]), cli(["--help"]), cli(["help"]), cli(["queue", "--help"]), cli(["queue"]),
+      ...commands.map((c) => cli([...c, "--help"])), cli(["get", "-h"]), cli(["--help"]), cli(["help"]), cli(["queue", "--help"]), cli(["queue"]), cli([]),
     ]);
     for (const [i, c] of commands.entries()) {
       expect(helps[i].code, c.join(" ")).toBe(0);
@@ -321,13 +327,18 @@ describe.each(backends)("%s", (backend) => {
       for (const c of commands) expect(top.stdout).toContain(`duro ${c.join(" ")}`);
       expect(top.stdout).toMatch(/Exit codes/);
     }
-    const [queueHelp, queueAlone] = [helps[11], helps[12]];
+    const [queueHelp, queueAlone, alone] = [helps[11], helps[12], helps[13]];
     expect(queueHelp.code).toBe(0);
+    expect(queueHelp.stdout).toContain("duro queue list");
+    expect(queueHelp.stdout).not.toContain("duro get");
+    // Help for a bad call goes to stderr, with exit code 2: stdout (maybe piped on) gets nothing.
     expect(queueAlone.code).toBe(2);
-    for (const r of [queueHelp, queueAlone]) {
-      expect(r.stdout).toContain("duro queue list");
-      expect(r.stdout).not.toContain("duro get");
-    }
+    expect(queueAlone.stdout).toBe("");
+    expect(queueAlone.stderr).toContain("duro queue list");
+    expect(queueAlone.stderr).not.toContain("duro get");
+    expect(alone.code).toBe(2);
+    expect(alone.stdout).toBe("");
+    expect(alone.stderr).toContain("duro get");
 
     const noSuchDatabase = new URL(POSTGRES_URL);
     noSuchDatabase.pathname = "/duro_no_such_database";
