@@ -25,6 +25,11 @@ export type Workflow<A extends unknown[], R> = ((...args: A) => Promise<R>) & {
   with(options: StartOptions | null): Workflow<A, R>;
 };
 
+/**
+ * An executor: registers workflows, steps and queues, then `launch()` recovers the interrupted
+ * work in its database and runs what is started or enqueued. Inside a workflow or step, its
+ * durable operations (`sleep`, `recv`, `setEvent`, …) and context getters apply to the current run.
+ */
 export class Duro {
   /** @internal */
   readonly engine: Engine;
@@ -113,7 +118,7 @@ export class Duro {
    * A handle to a workflow. @throws WorkflowNotFoundError when it does not exist — unless
    * `existingWorkflow` is false, for a workflow that is yet to be started.
    */
-  async retrieveWorkflow<R = unknown>(workflowId: string, existingWorkflow: boolean | { existingWorkflow?: boolean | null } | null = true): Promise<WorkflowHandle<R>> {
+  async retrieveWorkflow<R = unknown>(workflowId: string, existingWorkflow: boolean | { existingWorkflow?: boolean | null | undefined } | null = true): Promise<WorkflowHandle<R>> {
     return this.handle<R>(workflowId, await ops.allowsMissing(this.engine, workflowId, existingWorkflow));
   }
 
@@ -131,7 +136,7 @@ export class Duro {
    * Waits for the first of these workflows to finish; the winner is recorded. @throws InvalidArgumentError for an empty list.
    * `pollingIntervalSec` is accepted as the reference has it, and unused: a finish wakes the wait.
    */
-  async waitFirst<H extends WorkflowHandle<unknown>>(handles: readonly H[], options?: { pollingIntervalSec?: number | null } | null): Promise<H> {
+  async waitFirst<H extends WorkflowHandle<unknown>>(handles: readonly H[], options?: { pollingIntervalSec?: number | null | undefined } | null): Promise<H> {
     if (!Array.isArray(handles)) throw new InvalidArgumentError("waitFirst() needs an array of workflow handles.");
     const { pollingIntervalSec } = checkOptions("waitFirst", options, ["pollingIntervalSec"]);
     if (pollingIntervalSec !== undefined) checkSeconds("pollingIntervalSec", pollingIntervalSec);
@@ -144,8 +149,8 @@ export class Duro {
    * so a replay takes the same branch.
    */
   async wait<T extends WorkflowHandle<unknown> | Promise<unknown>>(
-    items: T[],
-    options: { returnWhen?: ReturnWhen | null; timeoutSeconds?: number | null } | null = {},
+    items: readonly T[],
+    options: { returnWhen?: ReturnWhen | null | undefined; timeoutSeconds?: number | null | undefined } | null = {},
   ): Promise<{ done: T[]; pending: T[] }> {
     if (!Array.isArray(items) || items.length === 0 || !items.every((item) => isHandle(item) || typeof (item as Promise<unknown>)?.then === "function")) {
       throw new InvalidArgumentError("wait() needs a non-empty array of workflow handles or promises (as asyncio.wait does).");
@@ -227,7 +232,7 @@ export class Duro {
    * Reads a workflow's stream in order until it is closed or the workflow ends.
    * @throws StreamTimeoutError when no value arrives within `timeoutSeconds` (per value).
    */
-  readStream<T = unknown>(workflowId: string, key: string, options?: { offset?: number | null; timeoutSeconds?: number | null } | null): AsyncIterable<T> {
+  readStream<T = unknown>(workflowId: string, key: string, options?: { offset?: number | null | undefined; timeoutSeconds?: number | null | undefined } | null): AsyncIterable<T> {
     return streams.readStream(this.engine, workflowId, key, options) as AsyncIterable<T>;
   }
 
@@ -243,35 +248,43 @@ export class Duro {
 
   // ——— context variables ———
 
+  /** The running workflow's ID; `undefined` outside a workflow. */
   get workflowId(): string | undefined {
     return currentContext()?.run.workflowId;
   }
 
+  /** The running step's position in its workflow (its `functionId`); `undefined` outside a step. */
   get stepId(): number | undefined {
     return currentContext()?.step?.stepId;
   }
 
+  /** Inside a step: its ID, and with retries on, the 0-based attempt and the most there will be (else null). */
   get stepStatus(): { stepId: number; currentAttempt: number | null; maxAttempts: number | null } | undefined {
     const step = currentContext()?.step;
     return step ? { ...step } : undefined;
   }
 
+  /** The user the running workflow was started for (`authenticatedUser`); `undefined` outside a workflow. */
   get authenticatedUser(): string | null | undefined {
     return currentContext()?.run.authenticatedUser;
   }
 
+  /** The running workflow's app version; outside one, this executor's. */
   get appVersion(): string {
     return currentContext()?.run.appVersion ?? this.engine.appVersion;
   }
 
+  /** This executor's ID (`executorId`, `DURO_EXECUTOR_ID`, or "local"). */
   get executorId(): string {
     return this.engine.executorId;
   }
 
+  /** Whether the caller runs inside a workflow (a step included). */
   isInWorkflow(): boolean {
     return currentContext() !== undefined;
   }
 
+  /** Whether the caller runs inside a step. */
   isInStep(): boolean {
     return currentContext()?.step !== undefined;
   }
@@ -282,7 +295,7 @@ export class Duro {
    * Enqueues one workflow per argument list, all in one transaction: either every one is
    * enqueued or none is (a deduplicated one throws DuplicateWorkflowError and nothing is written).
    */
-  async enqueueMany<A extends unknown[], R>(workflow: Workflow<A, R>, argsList: A[]): Promise<WorkflowHandle<R>[]> {
+  async enqueueMany<A extends unknown[], R>(workflow: Workflow<A, R>, argsList: readonly A[]): Promise<WorkflowHandle<R>[]> {
     if (typeof workflow?.workflowName !== "string") throw new InvalidArgumentError("enqueueMany() needs a workflow returned by registerWorkflow().");
     const ids = await enqueueMany(this.engine, workflow.workflowName, argsList, workflow.startOptions);
     return ids.map((id) => this.handle<R>(id));
@@ -311,7 +324,7 @@ export class Duro {
   }
 
   /** The recorded operations of a workflow, by function ID (none for an unknown ID, as the reference library: a listing, not a lookup). */
-  listWorkflowSteps(workflowId: string, options: { limit?: number | null; offset?: number | null } | null = {}): Promise<StepInfo[]> {
+  listWorkflowSteps(workflowId: string, options: { limit?: number | null | undefined; offset?: number | null | undefined } | null = {}): Promise<StepInfo[]> {
     return this.managed("listWorkflowSteps", () => listWorkflowSteps(this.engine, workflowId, options));
   }
 
@@ -319,11 +332,11 @@ export class Duro {
    * Sets CANCELLED, removes it from its queue and stops it at its next durable operation; with
    * `cancelChildren`, the same for its descendants. Finished and unknown workflows are left alone.
    */
-  cancelWorkflow(workflowId: string, options?: { cancelChildren?: boolean | null } | null): Promise<void> {
+  cancelWorkflow(workflowId: string, options?: { cancelChildren?: boolean | null | undefined } | null): Promise<void> {
     return this.cancelWorkflows([workflowId], options);
   }
 
-  cancelWorkflows(workflowIds: string[], options?: { cancelChildren?: boolean | null } | null): Promise<void> {
+  cancelWorkflows(workflowIds: readonly string[], options?: { cancelChildren?: boolean | null | undefined } | null): Promise<void> {
     return this.managed("cancelWorkflow", () => cancel(this.engine, workflowIds, options));
   }
 
@@ -332,13 +345,13 @@ export class Duro {
    * completed step, here and now — or, with `queueName`, through that queue. Finished workflows
    * are left alone. @throws WorkflowNotFoundError
    */
-  async resumeWorkflow<R = unknown>(workflowId: string, options: { queueName?: string | null } | null = {}): Promise<WorkflowHandle<R>> {
+  async resumeWorkflow<R = unknown>(workflowId: string, options: { queueName?: string | null | undefined } | null = {}): Promise<WorkflowHandle<R>> {
     const [handle] = await this.resumeWorkflows<R>([workflowId], options);
     return handle;
   }
 
   /** resumeWorkflow for several workflows: all or nothing. */
-  async resumeWorkflows<R = unknown>(workflowIds: string[], options: { queueName?: string | null } | null = {}): Promise<WorkflowHandle<R>[]> {
+  async resumeWorkflows<R = unknown>(workflowIds: readonly string[], options: { queueName?: string | null | undefined } | null = {}): Promise<WorkflowHandle<R>[]> {
     await this.managed("resumeWorkflow", () => resume(this.engine, checkIds(workflowIds), options));
     return workflowIds.map((id) => this.handle<R>(id));
   }
@@ -359,7 +372,7 @@ export class Duro {
   }
 
   /** Moves the start of a DELAYED workflow: exactly one of `delaySeconds` (from now) or `delayUntilEpochMs`. */
-  setWorkflowDelay(workflowId: string, options: { delaySeconds?: number | null; delayUntilEpochMs?: number | null } | null): Promise<void> {
+  setWorkflowDelay(workflowId: string, options: { delaySeconds?: number | null | undefined; delayUntilEpochMs?: number | null | undefined } | null): Promise<void> {
     return this.managed("setWorkflowDelay", () => setWorkflowDelay(this.engine, workflowId, options));
   }
 

@@ -1,6 +1,6 @@
 /**
  * The published types (dist/*.d.ts, built by `pretest`) compile in a strict application that has
- * no Node typings and no DOM (lib es2022 alone, no @types/node, no skipLibCheck): a program
+ * no Node typings and no DOM (lib es2022 alone, no @types/node, no skipLibCheck; with exactOptionalPropertyTypes): a program
  * using the main API (and the reference page's spellings of it) type-checks against them alone.
  */
 import { execFileSync } from "node:child_process";
@@ -61,9 +61,28 @@ export async function nulls(): Promise<void> {
   await client.listWorkflows(null);
   await client.forkWorkflow("x", 1, { newWorkflowId: null });
 }
+// Under exactOptionalPropertyTypes an option may still be given as undefined (as from
+// process.env), and lists may be readonly.
+export async function maybes(url: string | undefined, n: number | undefined, ids: readonly string[]): Promise<void> {
+  const other = new Duro({ databaseUrl: url, executorId: url, appVersion: url, logger: undefined });
+  await other.startWorkflow(order.with({ queueName: url, priority: n, timeoutSeconds: n }), "o4", 1);
+  await other.listWorkflows({ name: url, workflowIds: ids, status: ["SUCCESS", "ERROR"] as const, limit: n });
+  await other.cancelWorkflows(ids, { cancelChildren: undefined });
+  await other.resumeWorkflows(ids, { queueName: url });
+  const batch: readonly [string, number][] = [["o5", 1]];
+  await other.enqueueMany(order.with({ queueName: "orders" }), batch);
+  await other.wait([Promise.resolve(1)] as const, { timeoutSeconds: n });
+  const client = new DuroClient({ databaseUrl: url, poolSize: n });
+  await client.enqueueMany({ workflowName: "order", queueName: "orders", priority: n }, batch);
+  new WorkflowQueue(other, "maybe", { concurrency: n, rateLimit: undefined });
+  other.registerStep("maybe", async () => 1, { retriesAllowed: undefined, maxAttempts: n });
+}
 `,
     );
-    const compilerOptions = { noEmit: true, strict: true, target: "es2022", lib: ["es2022"], module: "nodenext", moduleResolution: "nodenext", types: [] };
+    const compilerOptions = {
+      noEmit: true, strict: true, exactOptionalPropertyTypes: true, noUncheckedIndexedAccess: true,
+      target: "es2022", lib: ["es2022"], module: "nodenext", moduleResolution: "nodenext", types: [],
+    };
     writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({ compilerOptions, files: ["app.ts"] }));
     /** tsc's report: empty when the program type-checks. */
     const check = (): string => {

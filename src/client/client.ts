@@ -14,16 +14,16 @@ import type { ForkOptions, ListWorkflowsFilter, Logger, StartOptions, StepInfo, 
 
 export interface ClientConfig {
   /** Default: `DURO_DATABASE_URL`, else `sqlite:./.duro/duro.sqlite`. */
-  databaseUrl?: string | null;
-  logger?: Logger | null;
-  poolSize?: number | null;
-  connectTimeoutSeconds?: number | null;
+  databaseUrl?: string | null | undefined;
+  logger?: Logger | null | undefined;
+  poolSize?: number | null | undefined;
+  connectTimeoutSeconds?: number | null | undefined;
   /**
    * Default true: a database (or PostgreSQL schema) without duro's tables gets them, and an older
    * duro's schema is upgraded, as with `Duro`. false: either is a DatabaseError instead, and the
    * schema is left as it is (for tools that only read, such as the CLI).
    */
-  createSchema?: boolean | null;
+  createSchema?: boolean | null | undefined;
 }
 
 /** What to enqueue: a workflow by its registered name, on a queue, with start options. */
@@ -32,6 +32,10 @@ export interface EnqueueOptions extends StartOptions {
   queueName: string;
 }
 
+/**
+ * Access to a duro database from a process that runs no workflows (a web server, a script, the
+ * CLI): enqueue, message, read events and streams, list and manage workflows. `close()` when done.
+ */
 export class DuroClient {
   private readonly engine: Engine;
 
@@ -59,7 +63,7 @@ export class DuroClient {
   }
 
   /** Enqueues one workflow per argument list in one transaction (all or nothing). */
-  async enqueueMany<R = unknown>(options: EnqueueOptions, argsList: unknown[][]): Promise<WorkflowHandle<R>[]> {
+  async enqueueMany<R = unknown>(options: EnqueueOptions, argsList: readonly (readonly unknown[])[]): Promise<WorkflowHandle<R>[]> {
     const { workflowName, ...startOptions } = checkEnqueue(options);
     const ids = await enqueueMany(await this.ready(), workflowName, argsList, startOptions);
     return ids.map((id) => this.handle<R>(id));
@@ -79,12 +83,12 @@ export class DuroClient {
     return ops.getAllEvents(await this.ready(), workflowId);
   }
 
-  async *readStream<T = unknown>(workflowId: string, key: string, options?: { offset?: number | null; timeoutSeconds?: number | null } | null): AsyncIterable<T> {
+  async *readStream<T = unknown>(workflowId: string, key: string, options?: { offset?: number | null | undefined; timeoutSeconds?: number | null | undefined } | null): AsyncIterable<T> {
     yield* streams.readStream(await this.ready(), workflowId, key, options) as AsyncIterable<T>;
   }
 
   /** A handle on a workflow; `existingWorkflow: false` allows one not created yet (its getResult waits for it). */
-  async retrieveWorkflow<R = unknown>(workflowId: string, existingWorkflow: boolean | { existingWorkflow?: boolean | null } | null = true): Promise<WorkflowHandle<R>> {
+  async retrieveWorkflow<R = unknown>(workflowId: string, existingWorkflow: boolean | { existingWorkflow?: boolean | null | undefined } | null = true): Promise<WorkflowHandle<R>> {
     return this.handle<R>(workflowId, await ops.allowsMissing(await this.ready(), workflowId, existingWorkflow));
   }
 
@@ -105,25 +109,25 @@ export class DuroClient {
     return listWorkflows(await this.ready(), { ...filter, queuesOnly: true });
   }
 
-  async listWorkflowSteps(workflowId: string, options: { limit?: number | null; offset?: number | null } | null = {}): Promise<StepInfo[]> {
+  async listWorkflowSteps(workflowId: string, options: { limit?: number | null | undefined; offset?: number | null | undefined } | null = {}): Promise<StepInfo[]> {
     return listWorkflowSteps(await this.ready(), workflowId, options);
   }
 
-  async cancelWorkflow(workflowId: string, options?: { cancelChildren?: boolean | null } | null): Promise<void> {
+  async cancelWorkflow(workflowId: string, options?: { cancelChildren?: boolean | null | undefined } | null): Promise<void> {
     return this.cancelWorkflows([workflowId], options);
   }
 
-  async cancelWorkflows(workflowIds: string[], options?: { cancelChildren?: boolean | null } | null): Promise<void> {
+  async cancelWorkflows(workflowIds: readonly string[], options?: { cancelChildren?: boolean | null | undefined } | null): Promise<void> {
     return cancel(await this.ready(), workflowIds, options);
   }
 
   /** Re-queues the workflow (on `queueName`, or an internal queue without limits) from its last completed step. */
-  async resumeWorkflow<R = unknown>(workflowId: string, options: { queueName?: string | null } | null = {}): Promise<WorkflowHandle<R>> {
+  async resumeWorkflow<R = unknown>(workflowId: string, options: { queueName?: string | null | undefined } | null = {}): Promise<WorkflowHandle<R>> {
     const [handle] = await this.resumeWorkflows<R>([workflowId], options);
     return handle;
   }
 
-  async resumeWorkflows<R = unknown>(workflowIds: string[], options: { queueName?: string | null } | null = {}): Promise<WorkflowHandle<R>[]> {
+  async resumeWorkflows<R = unknown>(workflowIds: readonly string[], options: { queueName?: string | null | undefined } | null = {}): Promise<WorkflowHandle<R>[]> {
     await resume(await this.ready(), checkIds(workflowIds), options);
     return workflowIds.map((id) => this.handle<R>(id));
   }
@@ -136,7 +140,7 @@ export class DuroClient {
     return this.handle<R>(await fork(await this.ready(), workflowId, startStep, options));
   }
 
-  async setWorkflowDelay(workflowId: string, options: { delaySeconds?: number | null; delayUntilEpochMs?: number | null } | null): Promise<void> {
+  async setWorkflowDelay(workflowId: string, options: { delaySeconds?: number | null | undefined; delayUntilEpochMs?: number | null | undefined } | null): Promise<void> {
     return setWorkflowDelay(await this.ready(), workflowId, options);
   }
 

@@ -11,9 +11,9 @@ import { secondsAfter, storedMs } from "./timers.js";
 
 const STATUSES: WorkflowStatusString[] = ["ENQUEUED", "DELAYED", "PENDING", "SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"];
 
-const many = (name: string, value: string | string[] | undefined): string[] | undefined => {
+const many = (name: string, value: string | readonly string[] | undefined): string[] | undefined => {
   if (value === undefined) return undefined;
-  const list = Array.isArray(value) ? value : [value];
+  const list: string[] = typeof value === "string" ? [value] : Array.isArray(value) ? [...value] : [value as never];
   if (!list.every((v) => typeof v === "string")) throw new InvalidArgumentError(`${name} must be a string or an array of strings.`);
   for (const v of list) checkText(name, v);
   return list;
@@ -99,16 +99,16 @@ export function toStepInfo(op: OperationRow): StepInfo {
   };
 }
 
-export function checkIds(workflowIds: string[]): string[] {
+export function checkIds(workflowIds: readonly string[]): string[] {
   if (!Array.isArray(workflowIds) || !workflowIds.every((id) => typeof id === "string" && id !== "")) {
     throw new InvalidArgumentError("Expected an array of workflow IDs (non-empty strings).");
   }
   for (const id of workflowIds) checkKey("workflowId", id);
-  return workflowIds;
+  return [...workflowIds];
 }
 
 /** Cancels workflows, with their descendants only when asked (`cancelChildren`). */
-export function cancel(engine: Engine, workflowIds: string[], given?: { cancelChildren?: boolean | null } | null): Promise<void> {
+export function cancel(engine: Engine, workflowIds: readonly string[], given?: { cancelChildren?: boolean | null | undefined } | null): Promise<void> {
   const options = checkOptions("cancelWorkflow", given, ["cancelChildren"]);
   if (!["undefined", "boolean"].includes(typeof options.cancelChildren)) throw new InvalidArgumentError("cancelChildren must be true or false.");
   return engine.cancel(checkIds(workflowIds), options.cancelChildren ? "all" : "none");
@@ -118,7 +118,7 @@ export async function listWorkflows(engine: Engine, filter: ListWorkflowsFilter 
   return (await engine.store.listWorkflows(toStoreFilter(filter))).map(toStatus);
 }
 
-export async function listWorkflowSteps(engine: Engine, workflowId: string, options: { limit?: number | null; offset?: number | null } | null | undefined): Promise<StepInfo[]> {
+export async function listWorkflowSteps(engine: Engine, workflowId: string, options: { limit?: number | null | undefined; offset?: number | null | undefined } | null | undefined): Promise<StepInfo[]> {
   checkKey("workflowId", workflowId);
   const { limit, offset } = checkOptions("listWorkflowSteps", options, ["limit", "offset"]);
   count("limit", limit);
@@ -127,7 +127,7 @@ export async function listWorkflowSteps(engine: Engine, workflowId: string, opti
   return (await engine.store.listOperations(workflowId, limit, offset)).map(toStepInfo);
 }
 
-export async function setWorkflowDelay(engine: Engine, workflowId: string, options: { delaySeconds?: number | null; delayUntilEpochMs?: number | null } | null): Promise<void> {
+export async function setWorkflowDelay(engine: Engine, workflowId: string, options: { delaySeconds?: number | null | undefined; delayUntilEpochMs?: number | null | undefined } | null): Promise<void> {
   checkKey("workflowId", workflowId);
   const { delaySeconds, delayUntilEpochMs } = checkOptions("setWorkflowDelay", options, ["delaySeconds", "delayUntilEpochMs"]);
   if ((delaySeconds === undefined) === (delayUntilEpochMs === undefined)) {
@@ -142,7 +142,7 @@ export async function setWorkflowDelay(engine: Engine, workflowId: string, optio
 }
 
 /** Restarts workflows from their last completed step, here or (with a queue) through it. */
-export async function resume(engine: Engine, workflowIds: string[], options: { queueName?: string | null } | null | undefined): Promise<void> {
+export async function resume(engine: Engine, workflowIds: string[], options: { queueName?: string | null | undefined } | null | undefined): Promise<void> {
   let queueName = checkOptions("resumeWorkflow", options, ["queueName"]).queueName ?? null;
   // A resumed workflow keeps its partition key (none, on a partitioned queue, is a partition of its own).
   if (queueName !== null) queueOf(engine, queueName);

@@ -115,7 +115,7 @@ function dequeued(engine: Engine, row: WorkflowRow): WorkflowRow {
  * this is one operation, recorded in the same transaction, whose output is the IDs: children
  * `<parent>-<N>-1`, `<parent>-<N>-2`, … by default, so a replay enqueues nothing again.
  */
-export async function enqueueMany(engine: Engine, name: string, argsList: unknown[][], given: StartOptions): Promise<string[]> {
+export async function enqueueMany(engine: Engine, name: string, argsList: readonly (readonly unknown[])[], given: StartOptions): Promise<string[]> {
   const options = startOptions("enqueueMany", given);
   if (!engine.workflows.has(name) && !engine.client) throw new InvalidArgumentError(`No workflow named "${name}" is registered on this Duro instance.`);
   if (!options.queueName) throw new InvalidArgumentError("enqueueMany() needs a queueName.");
