@@ -4,6 +4,7 @@
  * records the new version, so two processes can never both apply one.
  */
 import { readdirSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { DatabaseError } from "../errors.js";
 
 export interface Migration {
@@ -13,10 +14,18 @@ export interface Migration {
 }
 
 export function loadMigrations(folder: URL): Migration[] {
-  return readdirSync(folder)
-    .filter((file) => /^\d{6}_.+\.sql$/.test(file))
-    .sort()
-    .map((file) => ({ version: Number(file.slice(0, 6)), name: file, sql: readFileSync(new URL(file, folder), "utf8") }));
+  let files: string[];
+  try {
+    files = readdirSync(folder).filter((file) => /^\d{6}_.+\.sql$/.test(file)).sort();
+  } catch (error) {
+    // Not the database's fault: duro's own files are not where its code is (a bundler moved the code).
+    throw new DatabaseError(
+      `duro's schema migrations are missing from ${fileURLToPath(folder)}: duro reads them from files next to its code, ` +
+        "so it cannot run from a bundle. Keep duro out of the bundle (esbuild --packages=external or --external:duro), or reinstall it.",
+      { cause: error },
+    );
+  }
+  return files.map((file) => ({ version: Number(file.slice(0, 6)), name: file, sql: readFileSync(new URL(file, folder), "utf8") }));
 }
 
 /**
