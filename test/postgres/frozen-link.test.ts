@@ -13,19 +13,37 @@ let proxy: Server;
 let pairs: [Socket, Socket][] = [];
 const frozen: [Socket, Socket][] = [];
 let port = 0;
+/** Set, the next connection to send `LISTEN` is frozen as it does (the statement never arrives). */
+let swallowListen = false;
+/** Set, new connections are accepted and then never answered (their handshake hangs). */
+let freezeNew = false;
 
 beforeAll(async () => {
   const target = new URL(POSTGRES_URL);
   proxy = createServer((client) => {
+    if (freezeNew) {
+      client.pause();
+      frozen.push([client, client]);
+      return;
+    }
     const server = createConnection({ host: target.hostname, port: Number(target.port || 5432) });
-    client.pipe(server).pipe(client);
+    const pair: [Socket, Socket] = [client, server];
+    client.on("data", (chunk: Buffer) => {
+      if (swallowListen && chunk.includes("LISTEN ")) {
+        swallowListen = false;
+        freeze([pair]);
+        return;
+      }
+      server.write(chunk);
+    });
+    server.pipe(client);
     const drop = () => {
       client.destroy();
       server.destroy();
     };
     client.on("error", drop);
     server.on("error", drop);
-    pairs.push([client, server]);
+    pairs.push(pair);
   });
   await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
   port = (proxy.address() as { port: number }).port;
@@ -42,6 +60,8 @@ afterAll(async () => {
 afterEach(() => {
   retry.stuckMs = 60_000;
   retry.listenPingMs = 30_000;
+  swallowListen = false;
+  freezeNew = false;
 });
 
 /** These connections stop carrying data, both ways, and stay open. */
@@ -139,6 +159,25 @@ describe("postgres: a connection that goes silent", () => {
     for (const n of range(30)) expect((await probe.listWorkflowSteps(`s${n}`)).map((s) => s.functionId)).toEqual([1, 2, 3]);
   });
 
+  it("shutdown while connections are still opening on a frozen link drops them too: seconds, not their connect timeout", async () => {
+    retry.stuckMs = 300;
+    t.duro(); // fixes the test's fresh schema
+    const duro = proxied({ connectTimeoutSeconds: 30 });
+    const step = duro.registerStep("step", async (n: number) => n + 1);
+    const wf = duro.registerWorkflow("wf", async (n: number) => step(await step(n)));
+    await duro.launch();
+    freezeNew = true;
+    freeze(pairs);
+    // Their writes get stuck, are dropped at stuckMs, and are tried again on connections that never open.
+    const started = range(5).map((n) => duro.startWorkflow(wf.with({ workflowId: `o${n}` }), n).catch((error: Error) => error));
+    await waitFor(() => frozen.some(([a, b]) => a === b), 10_000, "a connection opening on the frozen link");
+    const start = performance.now();
+    await within(15_000, duro.shutdown(), "shutdown");
+    // 2 s for the writes under way, 2 s for connections to close; not the 10 s a connect may take.
+    expect(performance.now() - start).toBeLessThan(7_000);
+    for (const outcome of await Promise.all(started)) expect(outcome).toBeInstanceOf(Error);
+  });
+
   it("the LISTEN connection: a silent one is noticed by its ping and replaced, so other processes' wake-ups arrive again", async () => {
     retry.stuckMs = 500;
     retry.listenPingMs = 200;
@@ -157,5 +196,23 @@ describe("postgres: a connection that goes silent", () => {
     await client(t.url).send("inbox-1", "hello", "t");
     expect(await within(5_000, handle.getResult(), "the message, woken through a new LISTEN connection")).toBe("hello");
     await within(5_000, duro.shutdown(), "shutdown with frozen connections");
+  });
+
+  it("the LISTEN connection: one whose LISTEN statement goes unanswered is replaced too (no ping runs before it)", async () => {
+    retry.listenPingMs = 200;
+    t.duro(); // fixes the test's fresh schema
+    swallowListen = true;
+    const duro = proxied({ safetyPollSeconds: 600 });
+    let waiting = false;
+    const wf = duro.registerWorkflow("inbox", async () => {
+      waiting = true;
+      return duro.recv<string>("t", 60);
+    });
+    await duro.launch();
+    const handle = await duro.startWorkflow(wf.with({ workflowId: "inbox-2" }));
+    await waitFor(() => waiting && !swallowListen, 10_000, "the workflow waiting, and a LISTEN swallowed");
+    await client(t.url).send("inbox-2", "hello", "t");
+    expect(await within(5_000, handle.getResult(), "the message, woken through a new LISTEN connection")).toBe("hello");
+    await within(5_000, duro.shutdown(), "shutdown with a frozen connection");
   });
 });

@@ -167,7 +167,16 @@ export class PgConnection {
       connectionTimeoutMillis: Math.min(options.connectTimeoutSeconds ?? 30, 10) * 1000,
     };
     const idleInTransactionMs = Math.ceil(options.idleInTransactionMs ?? 30_000);
-    this.pool = new pg.Pool({ ...this.clientConfig, Client, max: options.poolSize ?? 10 });
+    // Every pooled client from its creation, so that shutdown can drop one still opening too.
+    const clients = this.clients;
+    class Tracked extends Client {
+      constructor(config?: string | pg.ClientConfig) {
+        super(config);
+        clients.add(this);
+        this.on("end", () => clients.delete(this));
+      }
+    }
+    this.pool = new pg.Pool({ ...this.clientConfig, Client: Tracked, max: options.poolSize ?? 10 });
     // A connection that dies while idle or checked out must not crash the process; the next
     // query on it fails and is retried.
     this.pool.on("error", () => this.trouble());
@@ -176,8 +185,6 @@ export class PgConnection {
       // Set once the session is open, not as a startup parameter, which PgBouncer refuses; queued
       // ahead of the connection's first query. A failure shows in that query.
       void client.query(`SET idle_in_transaction_session_timeout = ${idleInTransactionMs}`).catch(() => {});
-      this.clients.add(client);
-      client.on("end", () => this.clients.delete(client));
       const pid = (client as unknown as { processID?: number }).processID;
       if (pid) {
         this.ownBackends.add(pid);
@@ -303,12 +310,18 @@ export class PgConnection {
       // An empty payload stands for keys too long to send: re-check everything.
       this.emit(payload ? splitWakeKeys(payload) : null);
     });
+    // No ping runs until LISTEN is in place: a link gone silent before then is given up as one
+    // whose ping went unanswered would be.
+    const opening = setTimeout(() => drop(client), retry.listenPingMs);
+    opening.unref();
     try {
       await client.connect();
       await client.query(`LISTEN ${quoteIdent(this.channel)}`);
     } catch (error) {
       reconnect(error);
       return;
+    } finally {
+      clearTimeout(opening);
     }
     if (lost) return;
     this.listenAttempt = 0;
