@@ -16,7 +16,7 @@ import type { CancelChildren, OperationRow, Store, WorkflowRow } from "../storag
 import type { DuroConfig, Logger, QueueOptions, ScheduleOptions, WorkflowOptions, WorkflowStatus } from "../types.js";
 import { Committer } from "./committer.js";
 import { als, WorkflowRun } from "./context.js";
-import { consoleLogger, guardedLogger } from "./logger.js";
+import { consoleLogger, guardedLogger, Recurring } from "./logger.js";
 import { toStatus } from "./management.js";
 import { type Outcome, Outcomes } from "./outcomes.js";
 import { QueueDispatcher, QueuePoll, riderOf, validateQueueOptions } from "./queues.js";
@@ -87,6 +87,7 @@ export class Engine {
   private sweepPending?: NodeJS.Timeout;
   private closed = false;
   private readonly runTurns = new Turns();
+  private readonly checkingCancels = new Recurring(() => this.logger);
   /** Brings PENDING work back to run here: at launch, by takeover, after an interruption. */
   readonly recovery = new Recovery(this);
 
@@ -470,8 +471,9 @@ export class Engine {
   private async stopInterrupted(ids: string[]): Promise<void> {
     try {
       await this.stopSuperseded(ids);
+      this.checkingCancels.passed("Checking for cancelled workflows works again.");
     } catch (error) {
-      if (!this.closed) this.logger.warn("Could not check for cancelled workflows.", { error: String(error) });
+      if (!this.closed) this.checkingCancels.failed(`Could not check for cancelled workflows (${String(error)}); trying again at the next safety poll`);
     }
   }
 

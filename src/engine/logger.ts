@@ -75,3 +75,25 @@ function shownSafely(value: unknown): string {
     return "a value that cannot be shown";
   }
 }
+
+/**
+ * A failure that recurs at every poll while the database is unreachable: warned of once, then
+ * logged at debug level until it passes, which is said at info level.
+ */
+export class Recurring {
+  private failing = false;
+
+  constructor(private readonly logger: () => Logger) {}
+
+  failed(message: string): void {
+    if (this.failing) this.logger().debug(`${message}.`);
+    else this.logger().warn(`${message}; until it works again, its failures are logged at debug level.`);
+    this.failing = true;
+  }
+
+  passed(message: string): void {
+    if (!this.failing) return;
+    this.failing = false;
+    this.logger().info(message);
+  }
+}

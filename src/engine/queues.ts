@@ -22,6 +22,7 @@ import type { Claimed, ClaimRequest, WorkflowRow, WriteResult } from "../storage
 import type { Submission } from "./committer.js";
 import type { Engine } from "./engine.js";
 import type { QueueOptions } from "../types.js";
+import { Recurring } from "./logger.js";
 import { MAX_TIMEOUT_MS, storedMs } from "./timers.js";
 import { checkOptions, checkPositive, checkText, KEYS, optionalBoolean, type Given } from "./checks.js";
 
@@ -86,7 +87,7 @@ export class QueueDispatcher {
   /** The claim loop stopped for a claim riding on a commit: that claim's end looks again. */
   private deferred = false;
   /** Claims have failed since the last that worked (said once, not at every poll). */
-  private failing = false;
+  private readonly failing = new Recurring(() => this.engine.logger);
   /** The last claim took all it asked for: more work is likely waiting. */
   private full = false;
   /**
@@ -277,10 +278,7 @@ export class QueueDispatcher {
         const result = await this.engine.store.claimQueued(this.request(free));
         this.claiming -= asked;
         asked = 0;
-        if (this.failing) {
-          this.failing = false;
-          this.engine.logger.info(`Dispatching queue "${this.name}" works again.`);
-        }
+        this.failing.passed(`Dispatching queue "${this.name}" works again.`);
         if (!this.took(result, free) && !this.again) {
           // Work held back by the rate limit becomes claimable once the window's oldest start leaves it.
           if (rateLimit && result.moreQueued) this.wakeAt(Date.now() + (result.rateOpensInMs ?? periodMsOf(rateLimit.periodSeconds) / rateLimit.limit) + 1);
@@ -290,10 +288,7 @@ export class QueueDispatcher {
     } catch (error) {
       this.claiming -= asked;
       if (this.stopped || !this.engine.launched) return;
-      const message = `Dispatching queue "${this.name}" failed (${error instanceof Error ? error.message : String(error)}); retrying at each poll`;
-      if (this.failing) this.engine.logger.debug(`${message}.`);
-      else this.engine.logger.warn(`${message}; until it works again, its failures are logged at debug level.`);
-      this.failing = true;
+      this.failing.failed(`Dispatching queue "${this.name}" failed (${error instanceof Error ? error.message : String(error)}); retrying at each poll`);
     }
   }
 
@@ -382,6 +377,7 @@ export function riderOf(queues: Map<string, QueueDispatcher>, batch: Submission[
  */
 export class QueuePoll {
   private due = new Set<QueueDispatcher>();
+  private readonly failing = new Recurring(() => this.engine.logger);
   private readonly timers = new Map<number, { queues: Set<QueueDispatcher>; timer: NodeJS.Timeout }>();
 
   constructor(private readonly engine: Engine) {}
@@ -416,9 +412,10 @@ export class QueuePoll {
     this.due.clear();
     try {
       const withWork = new Set(await this.engine.store.queuesWithWork(due.map((q) => q.name), Date.now()));
+      this.failing.passed("Polling queues works again.");
       for (const queue of due) if (withWork.has(queue.name)) queue.trigger();
     } catch (error) {
-      if (this.engine.launched) this.engine.logger.warn("Polling queues failed; retrying at the next poll.", { error: String(error) });
+      if (this.engine.launched) this.failing.failed(`Polling queues failed (${String(error)}); retrying at the next poll`);
     }
   }
 }
