@@ -152,9 +152,9 @@ const commands: Record<string, Command> = {
     options: {},
     run: async (client) => {
       await client.listWorkflows({ limit: 1, loadInput: false, loadOutput: false }); // connecting migrates
-      return { migrated: true };
+      return { migrated: told.find((line) => /^(Created|Upgraded) duro's schema/.test(line)) ?? null };
     },
-    print: () => console.log("The database schema is at the current version (created or upgraded as needed)."),
+    print: ({ migrated }: { migrated: string | null }) => console.log(migrated ?? "duro's schema is at the current version already: nothing to do."),
   },
 };
 
@@ -163,6 +163,9 @@ function help(prefix = ""): string {
   const lines = Object.entries(commands).filter(([name]) => name.startsWith(prefix)).map(([, c]) => `  ${c.usage}\n      ${c.summary}`);
   return `duro — inspect and operate durable workflows\n\nUsage:\n${lines.join("\n")}\n\nEvery command takes --db URL (default: DURO_DATABASE_URL, else sqlite:./.duro/duro.sqlite), --connect-timeout SECONDS (how long to keep trying an unreachable PostgreSQL, default 30), --json, --help.\nExit codes: 0 done, 1 failed, 2 bad usage, 3 workflow not found.`;
 }
+
+/** What the library said at info level (what a migration did, for `duro migrate`). */
+const told: string[] = [];
 
 const isHelp = (arg: string | undefined) => arg === "--help" || arg === "-h" || arg === "help";
 
@@ -206,7 +209,7 @@ async function main(argv: string[]): Promise<number> {
     console.error(`duro ${name}: ${(error as Error).message}`);
     return EXIT.usage;
   }
-  const logger = { debug() {}, info() {}, warn() {}, error() {} };
+  const logger = { debug() {}, info: (line: string) => void told.push(line), warn() {}, error() {} };
   // Only migrate creates duro's tables: elsewhere a database without them is a mistyped one.
   const client = new DuroClient({ databaseUrl: parsed.values.db, connectTimeoutSeconds, logger, createSchema: name === "migrate" });
   try {
@@ -215,7 +218,9 @@ async function main(argv: string[]): Promise<number> {
     else command.print?.(result);
     return EXIT.ok;
   } catch (error) {
-    console.error(`duro ${name}: ${printable((error as Error).message.replace("raise connectTimeoutSeconds", "raise --connect-timeout"))}`);
+    // The library's advice, in the CLI's terms.
+    const message = (error as Error).message.replace("raise connectTimeoutSeconds", "raise --connect-timeout").replace(/\bdatabaseUrl\b/g, "--db");
+    console.error(`duro ${name}: ${printable(message)}`);
     if (error instanceof WorkflowNotFoundError) return EXIT.notFound;
     if (error instanceof InvalidArgumentError) return EXIT.usage;
     if (!(error instanceof DuroError)) console.error((error as Error).stack);

@@ -52,3 +52,9 @@ export function pendingMigrations(all: Migration[], current: number, where: stri
   }
   return pending;
 }
+
+/** What a migration did, said at info level (`duro migrate` prints it); nothing when there was nothing to do. */
+export function migrated(from: number, to: number, where: string): string | undefined {
+  if (from === to) return undefined;
+  return from === 0 ? `Created duro's schema (version ${to}) at ${where}.` : `Upgraded duro's schema at ${where} from version ${from} to ${to}.`;
+}

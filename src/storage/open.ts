@@ -48,7 +48,7 @@ export async function openStore(url: string, options: StoreOptions = {}): Promis
   const parsed = parseDatabaseUrl(url);
   if (parsed.dialect === "sqlite") {
     const { SqliteStore } = await import("./sqlite/store.js");
-    return new SqliteStore(parsed.path, { connectTimeoutSeconds: options.connectTimeoutSeconds });
+    return new SqliteStore(parsed.path, { connectTimeoutSeconds: options.connectTimeoutSeconds, info: options.info });
   }
   const { PostgresStore } = await import("./postgres/store.js");
   return new PostgresStore(parsed.url, options);

@@ -287,6 +287,7 @@ describe.each(backends)("%s", (backend) => {
     expect(await version()).toBe(latest - 1);
     const migrated = await cli(["migrate", "--db", url]);
     expect(migrated.code, migrated.stderr).toBe(0);
+    expect(migrated.stdout).toMatch(new RegExp(`^Upgraded duro's schema at .+ from version ${latest - 1} to ${latest}\\.\n$`));
     expect(await version()).toBe(latest);
     expect((await cli(["list", "--db", url, "--json"])).stdout.trim()).toBe("[]");
   });
@@ -295,7 +296,7 @@ describe.each(backends)("%s", (backend) => {
     const url = freshDatabaseUrl(backend);
     const first = await cli(["migrate", "--db", url]);
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stdout.trim()).toBe("The database schema is at the current version (created or upgraded as needed).");
+    expect(first.stdout).toMatch(/^Created duro's schema \(version \d+\) at .+\.\n$/);
     const tables =
       backend === "sqlite"
         ? await rawQuery(url, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'workflow_status'")
@@ -305,7 +306,8 @@ describe.each(backends)("%s", (backend) => {
     expect(tables).toHaveLength(1);
     const again = await cli(["migrate", "--json"], { DURO_DATABASE_URL: url });
     expect(again.code, again.stderr).toBe(0);
-    expect(JSON.parse(again.stdout)).toEqual({ migrated: true });
+    expect(JSON.parse(again.stdout)).toEqual({ migrated: null });
+    expect((await cli(["migrate", "--db", url])).stdout).toBe("duro's schema is at the current version already: nothing to do.\n");
     const list = await cli(["list", "--db", url, "--json"]);
     expect(JSON.parse(list.stdout)).toEqual([]);
   });
@@ -384,6 +386,8 @@ describe.each(backends)("%s", (backend) => {
     expect(forkTimeout.stderr).toContain('--timeout must be a positive number of seconds, got "abc"');
     expect(unreachable.code, unreachable.stderr).toBe(1);
     expect(unreachable.stderr).toMatch(/duro list: /);
+    expect(unreachable.stderr).toMatch(/--db/); // the CLI's flag, not the library's option
+    expect(unreachable.stderr).not.toContain("databaseUrl");
     // A server that does not answer is given up on after --connect-timeout, and the message names that flag.
     expect(noServer.code, noServer.stderr).toBe(1);
     expect(noServer.stderr).toMatch(/within 0\.5s: .*raise --connect-timeout/);

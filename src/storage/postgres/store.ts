@@ -5,7 +5,7 @@
  */
 import pg from "pg";
 import { DatabaseError, WorkflowConflictError } from "../../errors.js";
-import { loadMigrations, pendingMigrations } from "../migrations.js";
+import { loadMigrations, migrated, pendingMigrations } from "../migrations.js";
 import type { StoreOptions } from "../open.js";
 import { listWorkflowsQuery, numbered, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
 import {
@@ -45,6 +45,7 @@ export class PostgresStore implements Store {
     (await this.conn.connect(this.options.connectTimeoutSeconds ?? 30)).release();
     const { schema, schemaName, where } = this.conn;
     const all = loadMigrations(new URL("./migrations/", import.meta.url));
+    let done: string | undefined;
     try {
       // Up to date: reads only, so a role without CREATE (or a read-only database) may use it,
       // and launches under a lock_timeout do not queue for the migration lock.
@@ -56,7 +57,7 @@ export class PostgresStore implements Store {
         this.migrated = true;
         return;
       }
-      await this.conn.run((client) =>
+      done = await this.conn.run((client) =>
         transaction(client, async () => {
           await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
           if (!create && !(await client.query("SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = 'duro_migrations'", [schemaName])).rowCount) {
@@ -70,12 +71,16 @@ export class PostgresStore implements Store {
             `CREATE TABLE IF NOT EXISTS ${schema}.duro_migrations (version INT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
           );
           const { rows } = await client.query(`SELECT COALESCE(MAX(version), 0) AS version FROM ${schema}.duro_migrations`);
-          for (const migration of pendingMigrations(all, rows[0].version, `${where} (schema ${schemaName})`, create)) {
+          const from = Number(rows[0].version);
+          let to = from;
+          for (const migration of pendingMigrations(all, from, `${where} (schema ${schemaName})`, create)) {
             await client.query(migration.sql);
             await client.query(`INSERT INTO ${schema}.duro_migrations (version, name, applied_at) VALUES ($1, $2, $3)`, [
               migration.version, migration.name, Date.now(),
             ]);
+            to = migration.version;
           }
+          return migrated(from, to, `${where} (schema ${schemaName})`);
         }),
         undefined,
         Infinity, // a migration of a large table may take long
@@ -86,6 +91,7 @@ export class PostgresStore implements Store {
       const reason = cause instanceof pg.DatabaseError ? refusedFor(cause) : (cause as Error).message;
       throw new DatabaseError(`Cannot migrate schema ${schemaName} of PostgreSQL at ${where}: ${reason}`, { cause });
     }
+    if (done) this.options.info?.(done);
     this.migrated = true;
   }
 

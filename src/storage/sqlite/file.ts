@@ -6,7 +6,7 @@ import Database from "better-sqlite3";
 import { existsSync, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { DatabaseError } from "../../errors.js";
-import { loadMigrations, pendingMigrations } from "../migrations.js";
+import { loadMigrations, migrated, pendingMigrations } from "../migrations.js";
 import { WAL_SIZE_LIMIT } from "./checkpointer.js";
 import { prepare } from "./statements.js";
 
@@ -37,7 +37,7 @@ export function adviceFor(code: string): string {
  * file without duro's tables or with an older schema is a DatabaseError and is left as it is)
  * and prepares the statements. Errors are DatabaseErrors that say what to do.
  */
-export function openFile(path: string, create: boolean): { db: Database.Database; statements: ReturnType<typeof prepare> } {
+export function openFile(path: string, create: boolean, info?: (message: string) => void): { db: Database.Database; statements: ReturnType<typeof prepare> } {
   let db: Database.Database | undefined;
   try {
     // Told to change no schema, a file that is not there is not created either (nor its folders).
@@ -59,16 +59,18 @@ export function openFile(path: string, create: boolean): { db: Database.Database
     db.pragma("cache_size = -65536"); // 64 MiB of page cache: hot index pages stay in memory
     db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`); // a log grown past this shrinks back to it when started over
     if (!tracked) db.exec("CREATE TABLE IF NOT EXISTS duro_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
-    const pending = () =>
-      pendingMigrations(all, (file.prepare("SELECT MAX(version) AS v FROM duro_migrations").get() as { v: number | null }).v ?? 0, path, create);
+    const version = () => (file.prepare("SELECT MAX(version) AS v FROM duro_migrations").get() as { v: number | null }).v ?? 0;
     // Up to date: no write lock needed, so a long transaction of another process does not hold up the start.
-    if (pending().length) {
-      file.transaction(() => {
-        for (const migration of pending()) {
+    if (pendingMigrations(all, version(), path, create).length) {
+      const done = file.transaction(() => {
+        const from = version();
+        for (const migration of pendingMigrations(all, from, path, create)) {
           file.exec(migration.sql);
           file.prepare("INSERT INTO duro_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(migration.version, migration.name, Date.now());
         }
+        return migrated(from, version(), `"${path}"`);
       }).immediate();
+      if (done) info?.(done);
     }
     db.pragma("analysis_limit = 400");
     try {

@@ -32,6 +32,7 @@ export interface SqliteOptions {
   changePollMs?: number;
   /** How long opening keeps trying a file another process holds locked, in seconds (default 30). */
   connectTimeoutSeconds?: number;
+  info?: (message: string) => void;
 }
 
 export class SqliteStore implements Store {
@@ -71,7 +72,7 @@ export class SqliteStore implements Store {
 
   private open(create: boolean): void {
     if (this.db) return;
-    const { db, statements } = openFile(this.path, create);
+    const { db, statements } = openFile(this.path, create, this.options.info);
     this.statements = statements;
     this.db = db;
     if (this.path !== ":memory:") {
