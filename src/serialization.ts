@@ -40,6 +40,21 @@ export function registerErrorClass(ctor: new (...args: any[]) => Error): void {
   errorClasses.set(ctor.name, ctor);
 }
 
+const toldUnknown = new Set<string>();
+/**
+ * A stored error of a class this process does not know comes back as an Error (its name, message
+ * and fields kept): said once per class, since workflow code that tests it with `instanceof`
+ * would take another branch when it replays after a restart than when it ran.
+ */
+function unknownClass(name: string): void {
+  if (toldUnknown.has(name)) return;
+  toldUnknown.add(name);
+  process.emitWarning(
+    `duro: a stored error of class ${name} comes back as an Error (its name, message and fields kept): this process does not know that class. ` +
+      `Call registerErrorClass(${name}) at start-up, so that instanceof checks hold, in workflow code that replays it too.`,
+  );
+}
+
 export function assertFormat(format: unknown): asserts format is SerializationFormat {
   if (format !== "default" && format !== "portable") {
     throw new InvalidArgumentError(`serialization must be "default" or "portable", got ${JSON.stringify(format)}.`);
@@ -298,6 +313,7 @@ function fromTagged(value: unknown): unknown {
       const hidden: Record<string, unknown> = {};
       if ("cause" in object) hidden.cause = fromTagged(object.cause);
       if ("errors" in object) hidden.errors = fromTagged(object.errors);
+      if (object.class && !errorClasses.has(object.class)) unknownClass(object.class);
       return rebuildError(object.class, object.name, object.message, object.stack, fields, hidden);
     }
     case "Object":

@@ -6,7 +6,7 @@ import {
   MaxStepRetriesExceededError, NonDeterminismError, NotInWorkflowError, SerializationError, StreamTimeoutError, WorkflowConflictError,
   WorkflowNotFoundError,
 } from "../../src/index.js";
-import { backends, rejectionOf, useDuro } from "../helpers.js";
+import { backends, rawQuery, rejectionOf, useDuro, waitFor } from "../helpers.js";
 
 const SPEC_ERRORS = [
   "WorkflowConflictError",
@@ -112,6 +112,45 @@ describe.each(backends)("%s", (backend) => {
       expect(error).toBeInstanceOf(DuroError);
       expect(error.name).toBe("NonDeterminismError");
       expect(error.functionId).toBe(1);
+    });
+
+    it("a stored error of a class this process does not know comes back as an Error with its name and fields, and a warning says to register the class", async () => {
+      class Declined extends Error {
+        constructor(readonly code: string) {
+          super("card declined");
+          this.name = "Declined";
+        }
+      }
+      const a = t.duro();
+      const wf = a.registerWorkflow("declines", async () => {
+        throw new Declined("E42");
+      });
+      await a.launch();
+      await rejectionOf((await a.startWorkflow(wf.with({ workflowId: "dec" }))).getResult());
+      // As another process, which never held the class, reads it: the record names a class unknown here.
+      const unknownName = `Declined${backend}Elsewhere`;
+      const table = backend === "sqlite" ? "workflow_status" : `"${new URL(t.url).searchParams.get("schema")}".workflow_status`;
+      await rawQuery(t.url, `UPDATE ${table} SET error = REPLACE(error, '"class":"Declined"', '"class":"${unknownName}"') WHERE workflow_id = 'dec'`);
+      const warnings: string[] = [];
+      const onWarning = (warning: Error) => void warnings.push(warning.message);
+      process.on("warning", onWarning);
+      try {
+        const b = t.duro({ executorId: "b" });
+        await b.launch();
+        for (const read of [() => b.getResult("dec"), () => b.getResult("dec")]) {
+          const error = await rejectionOf(read());
+          expect(error).not.toBeInstanceOf(Declined);
+          expect(error).toBeInstanceOf(Error);
+          expect([error.name, error.message, error.code]).toEqual(["Declined", "card declined", "E42"]);
+        }
+        await waitFor(() => warnings.some((w) => w.includes(unknownName)), 5_000, "the warning");
+        expect(warnings.filter((w) => w.includes(unknownName))).toEqual([
+          `duro: a stored error of class ${unknownName} comes back as an Error (its name, message and fields kept): this process does not know that class. ` +
+            `Call registerErrorClass(${unknownName}) at start-up, so that instanceof checks hold, in workflow code that replays it too.`,
+        ]);
+      } finally {
+        process.off("warning", onWarning);
+      }
     });
   });
 
