@@ -88,7 +88,7 @@ const commands: Record<string, Command> = {
       table(
         ["ID", "NAME", "OUTPUT / ERROR", "CHILD", "MS"],
         steps.map((s) => [
-          String(s.functionId), s.functionName, s.error ? `✗ ${s.error.name}: ${s.error.message}` : show(s.output, s.functionName === "duro.sleep"), s.childWorkflowId ?? "",
+          String(s.functionId), s.functionName, s.error ? `✗ ${s.error.name}: ${s.error.message}` : show(s.output, s.functionName === "duro.sleep" || s.functionName === "duro.now"), s.childWorkflowId ?? "",
           s.startedAtEpochMs !== null && s.completedAtEpochMs !== null ? String(s.completedAtEpochMs - s.startedAtEpochMs) : "",
         ]),
       ),
@@ -219,7 +219,9 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   } catch (error) {
     // The library's advice, in the CLI's terms.
-    const message = (error as Error).message.replace("raise connectTimeoutSeconds", "raise --connect-timeout").replace(/\bdatabaseUrl\b/g, "--db");
+    const message = (error as Error).message
+      .replace("raise connectTimeoutSeconds", "raise --connect-timeout")
+      .replace(/\bdatabaseUrl\b/g, "--db (or DURO_DATABASE_URL)");
     console.error(`duro ${name}: ${printable(message)}`);
     if (error instanceof WorkflowNotFoundError) return EXIT.notFound;
     if (error instanceof InvalidArgumentError) return EXIT.usage;
@@ -338,7 +340,9 @@ const printable = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f\u2
 function show(value: unknown, time = false): string {
   if (value === undefined) return "";
   if (value instanceof Error) return `${value.name}: ${value.message}`;
-  if (time && typeof value === "number") return new Date(value).toISOString();
+  // A wait without end (an infinite timeout) is stored as the latest safe integer, past Date's range.
+  if (time && value === Number.MAX_SAFE_INTEGER) return "never";
+  if (time && typeof value === "number" && Math.abs(value) <= 8.64e15) return new Date(value).toISOString();
   const text = typeof value === "string" ? value : JSON.stringify(value, jsonReplacer);
   return text === undefined ? String(value) : text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }

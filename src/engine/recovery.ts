@@ -20,6 +20,7 @@
 import { DatabaseError, MaxRecoveryAttemptsExceededError } from "../errors.js";
 import type { LoadedWorkflow, WorkflowRow } from "../storage/store.js";
 import type { Engine } from "./engine.js";
+import { Recurring } from "./logger.js";
 import { backedOff, settlesWithin, SHUTDOWN_STEP_MS } from "./timers.js";
 
 /** An interruption this soon after a resume belongs to the same outage. */
@@ -36,6 +37,7 @@ const LATE_COMMIT_MS = 20 * 60_000;
 export class Recovery {
   private heartbeatTimer?: NodeJS.Timeout;
   private heartbeating = false;
+  private readonly beatTrouble = new Recurring(() => this.engine.logger);
   private stopped = false;
   /** This executor's lease (set at start): others are presumed gone when their heartbeat is older. */
   leaseMs = 0;
@@ -406,8 +408,9 @@ export class Recovery {
           this.deadLettered(deadLettered);
           taken = recovered;
         }
+        this.beatTrouble.passed("The heartbeat works again.");
       } catch (error) {
-        if (engine.launched) engine.logger.warn("Heartbeat or takeover failed; retrying.", { error: String(error) });
+        if (engine.launched) this.beatTrouble.failed(`Heartbeat or takeover failed (${String(error)}); retrying at each beat`);
       } finally {
         this.heartbeating = false;
       }

@@ -176,6 +176,16 @@ describe.each(backends)("%s", (backend) => {
     const big = await cli(["get", "big", ...db]);
     expect(big.stdout).toMatch(/^output\s+1234567890123$/m);
     expect(big.stdout).toMatch(/^createdAt\s+\d{4}-\d\d-\d\dT[\d:.]+Z$/m);
+    // A wait without end, and a deadline past Date's range, are shown too (not a crash); duro.now is a time.
+    const forever = duro.registerWorkflow("forever", async () => (await duro.now(), duro.recv("never", Infinity)));
+    await duro.startWorkflow(forever.with({ workflowId: "forever", deadlineEpochMs: 9e15 }));
+    await waitFor(async () => (await duro.listWorkflowSteps("forever")).length === 2, 10_000, "forever to wait");
+    const [foreverSteps, foreverGet] = await Promise.all([cli(["steps", "forever", ...db]), cli(["get", "forever", ...db])]);
+    expect(foreverSteps.code, foreverSteps.stderr).toBe(0);
+    expect(foreverSteps.stdout).toMatch(/^1\s+duro\.now\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s/m);
+    expect(foreverSteps.stdout).toMatch(/^3\s+duro\.sleep\s+never\s/m); // recv is 2: its timeout is 3
+    expect(foreverGet.code, foreverGet.stderr).toBe(0);
+    expect(foreverGet.stdout).toMatch(/^deadlineEpochMs\s+9000000000000000$/m);
 
     // Stored text reaches the terminal with its control characters escaped: an ID cannot forge a
     // line of the table or send an escape sequence.
