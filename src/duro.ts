@@ -58,10 +58,8 @@ export class Duro {
       return Object.assign(call, {
         workflowName: name,
         startOptions: Object.freeze({ ...startOptions }),
-        with: (more: StartOptions | null) => {
-          checkOptions("with", more, KEYS.start);
-          return bind({ ...startOptions, ...more });
-        },
+        // Options given as undefined, or null, leave the bound ones as they are (a null deadline is no deadline).
+        with: (more: StartOptions | null) => bind({ ...startOptions, ...checkOptions("with", more, KEYS.start, ["timeoutSeconds", "deadlineEpochMs"]) }),
       });
     };
     return bind({});

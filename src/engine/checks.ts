@@ -90,7 +90,10 @@ export function checkOptions<T extends object, Keep extends keyof T & string = n
     throw new InvalidArgumentError(`${method}() options must be an object with any of ${allowed.join(", ")}; got ${shown(options)}.`);
   }
   checkKeys(method, options, allowed);
-  return Object.fromEntries(Object.entries(options).filter(([k, v]) => v !== null || (keep as readonly string[]).includes(k))) as Given<T, Keep>;
+  // An option given as null or undefined is one not given (unless kept: null may mean something there).
+  return Object.fromEntries(
+    Object.entries(options).filter(([k, v]) => v !== undefined && (v !== null || (keep as readonly string[]).includes(k))),
+  ) as Given<T, Keep>;
 }
 
 export const MAX_KEY_BYTES = 1024;

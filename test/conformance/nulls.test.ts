@@ -48,7 +48,9 @@ describe.each(backends)("%s", (backend) => {
     expect(await receiver.getResult()).toBe("first");
 
     // Queued: null priority and delay are the defaults; setWorkflowDelay takes exactly one of its two, the other null.
-    const delayed = await duro.startWorkflow(streams.with({ workflowId: "d", queueName: "q", delaySeconds: 3600, priority: null }));
+    // Options bound by with() stay bound when a later with() gives them as null or undefined.
+    const delayed = await duro.startWorkflow(streams.with({ workflowId: "d", queueName: "q" }).with({ delaySeconds: 3600, priority: null, queueName: null }).with({ queueName: undefined }));
+    expect(streams.with({ queueName: "q" }).with({ queueName: undefined, priority: null }).startOptions).toEqual({ queueName: "q" });
     expect((await delayed.getStatus())?.status).toBe("DELAYED");
     await duro.setWorkflowDelay("d", { delaySeconds: 0, delayUntilEpochMs: null });
     expect(await delayed.getResult()).toBe(2);
