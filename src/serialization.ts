@@ -23,21 +23,30 @@ const TAG = "$duro";
 const MAX_ERROR_TEXT = 64 * 1024;
 const cut = (text: unknown) => (typeof text === "string" && text.length > MAX_ERROR_TEXT ? `${text.slice(0, MAX_ERROR_TEXT)}… (truncated)` : text);
 
-const errorClasses = new Map<string, new (...args: any[]) => Error>();
+type ErrorClass = new (...args: any[]) => Error;
+/** JavaScript's error classes, and those of the application (registered, or stored here). */
+const errorClasses = new Map<string, ErrorClass>();
 for (const ctor of [Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError, AggregateError]) {
   errorClasses.set(ctor.name, ctor);
 }
+/**
+ * duro's own, kept apart: an application class of the same name (pg's `DatabaseError`, say) is
+ * stored marked `foreign`, and comes back as itself, or as an Error, never as duro's.
+ */
+const duroClasses = new Map<string, ErrorClass>();
 for (const value of Object.values(duroErrors)) {
-  if (typeof value === "function" && value.prototype instanceof Error) errorClasses.set(value.name, value as any);
+  if (typeof value === "function" && value.prototype instanceof Error) duroClasses.set(value.name, value as ErrorClass);
 }
+const classOf = (name: string, foreign = false): ErrorClass | undefined =>
+  (foreign ? undefined : duroClasses.get(name)) ?? errorClasses.get(name);
 
 /**
  * Makes errors of this class come back from storage as instances of it (same prototype,
  * message, stack and own fields). Error classes this process has stored an error of (thrown, or
  * as a value) are registered automatically; register the others (e.g. in a process that only reads results).
  */
-export function registerErrorClass(ctor: new (...args: any[]) => Error): void {
-  errorClasses.set(ctor.name, ctor);
+export function registerErrorClass(ctor: ErrorClass): void {
+  if (duroClasses.get(ctor.name) !== ctor) errorClasses.set(ctor.name, ctor);
 }
 
 const toldUnknown = new Set<string>();
@@ -146,7 +155,8 @@ export function deserializeError(text: string, format: SerializationFormat): Err
   if (value instanceof Error) return value;
   if (format === "portable" && value && typeof value === "object") {
     const { name, message, code, data } = value as Record<string, unknown>;
-    const error = rebuildError(String(name ?? "Error"), String(name ?? "Error"), String(message ?? ""), undefined, {});
+    // By name alone: the application's class of that name where there is one, else duro's.
+    const error = rebuildError(errorClasses.get(String(name)) ?? duroClasses.get(String(name)), String(name ?? "Error"), String(message ?? ""), undefined, {});
     if (code !== undefined) (error as any).code = code;
     if (data !== undefined) (error as any).data = data;
     return error;
@@ -253,13 +263,15 @@ function toTagged(value: unknown, walk: Walk): unknown {
       // `cause` and an AggregateError's `errors` are own fields too, but not enumerable.
       const { message, stack, cause, ...rest } = object as Error & Record<string, unknown>;
       // Its class is known here now: stored errors of it come back as instances of it.
-      const ctor = object.constructor as (new (...args: any[]) => Error) | undefined;
-      if (typeof ctor === "function" && ctor.name) errorClasses.set(ctor.name, ctor);
+      const ctor = object.constructor as ErrorClass | undefined;
+      const foreign = typeof ctor === "function" && duroClasses.has(ctor.name) && duroClasses.get(ctor.name) !== ctor;
+      if (typeof ctor === "function" && ctor.name && duroClasses.get(ctor.name) !== ctor) errorClasses.set(ctor.name, ctor);
       const fields: Record<string, unknown> = {};
       for (const [key, field] of Object.entries(rest)) fields[walk.key(key)] = toTagged(field, walk);
       return {
         [TAG]: "Error",
         class: ctor?.name ?? "Error",
+        ...(foreign ? { foreign: true } : {}),
         name: object.name,
         message: walk.text(message),
         stack: walk.text(stack),
@@ -313,8 +325,9 @@ function fromTagged(value: unknown): unknown {
       const hidden: Record<string, unknown> = {};
       if ("cause" in object) hidden.cause = fromTagged(object.cause);
       if ("errors" in object) hidden.errors = fromTagged(object.errors);
-      if (object.class && !errorClasses.has(object.class)) unknownClass(object.class);
-      return rebuildError(object.class, object.name, object.message, object.stack, fields, hidden);
+      const ctor = classOf(object.class, object.foreign === true);
+      if (object.class && !ctor) unknownClass(object.class);
+      return rebuildError(ctor, object.name, object.message, object.stack, fields, hidden);
     }
     case "Object":
       return Object.fromEntries(Object.entries(object.v).map(([k, v]) => [k, fromTagged(v)]));
@@ -338,9 +351,8 @@ function put(out: Record<string, unknown>, key: string, value: unknown): void {
  * constructing may have effects. `hidden`: own fields that are not enumerable (cause, errors).
  */
 function rebuildError(
-  className: string, name: string, message: string, stack: string | undefined, fields: Record<string, unknown>, hidden: Record<string, unknown> = {},
+  ctor: ErrorClass | undefined, name: string, message: string, stack: string | undefined, fields: Record<string, unknown>, hidden: Record<string, unknown> = {},
 ): Error {
-  const ctor = errorClasses.get(className);
   const error = new Error(message);
   if (ctor) Object.setPrototypeOf(error, ctor.prototype);
   if (stack !== undefined) Object.defineProperty(error, "stack", { value: stack, writable: true, configurable: true, enumerable: false });

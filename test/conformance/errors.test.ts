@@ -1,4 +1,7 @@
 /** The error classes of SPEC.md: exported, part of one hierarchy, named after themselves. */
+import { execFile } from "node:child_process";
+import { resolve } from "node:path";
+import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import * as duroApi from "../../src/index.js";
 import {
@@ -112,6 +115,44 @@ describe.each(backends)("%s", (backend) => {
       expect(error).toBeInstanceOf(DuroError);
       expect(error.name).toBe("NonDeterminismError");
       expect(error.functionId).toBe(1);
+    });
+
+    it("an application's error classes named like duro's (pg's DatabaseError) stay apart: neither comes back as the other, here or in another process", async () => {
+      class DatabaseError extends Error {
+        constructor(readonly code: string) {
+          super('relation "nope" does not exist');
+          this.name = "DatabaseError";
+        }
+      }
+      class InvalidArgumentError extends Error {}
+      const a = t.duro();
+      const throwing = (make: () => unknown) => a.registerWorkflow(`throws-${Math.random()}`, async () => {
+        throw make();
+      });
+      const cases = {
+        "app-db": throwing(() => new DatabaseError("42P01")),
+        "app-arg": throwing(() => new InvalidArgumentError("theirs")),
+        "duro-arg": throwing(() => new duroApi.InvalidArgumentError("ours")),
+      };
+      await a.launch();
+      for (const [id, wf] of Object.entries(cases)) await rejectionOf((await a.startWorkflow(wf.with({ workflowId: id }))).getResult());
+      const b = t.duro({ executorId: "b" });
+      await b.launch();
+      const [appDb, appArg, duroArg] = await Promise.all(Object.keys(cases).map((id) => rejectionOf(b.getResult(id))));
+      expect(appDb).toBeInstanceOf(DatabaseError);
+      expect(appDb).not.toBeInstanceOf(duroApi.DatabaseError);
+      expect(appArg).toBeInstanceOf(InvalidArgumentError);
+      expect(appArg).not.toBeInstanceOf(duroApi.InvalidArgumentError);
+      expect(duroArg).toBeInstanceOf(duroApi.InvalidArgumentError);
+      expect(duroArg).not.toBeInstanceOf(InvalidArgumentError);
+      // A process that never held the application's class: an Error of that name, not duro's class.
+      const script = `import { DuroClient, DatabaseError, InvalidArgumentError } from ${JSON.stringify(resolve("dist/index.js"))};
+const client = new DuroClient({ databaseUrl: process.env.URL });
+const [db, arg] = [await client.getResult("app-db").catch((e) => e), await client.getResult("duro-arg").catch((e) => e)];
+console.log(JSON.stringify([db instanceof DatabaseError, db.name, db.code, arg instanceof InvalidArgumentError]));
+await client.close();`;
+      const { stdout } = await promisify(execFile)(process.execPath, ["--no-warnings", "--input-type=module", "-e", script], { encoding: "utf8", env: { ...process.env, URL: t.url } });
+      expect(JSON.parse(stdout)).toEqual([false, "DatabaseError", "42P01", true]);
     });
 
     it("a stored error of a class this process does not know comes back as an Error with its name and fields, and a warning says to register the class", async () => {
