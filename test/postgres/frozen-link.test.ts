@@ -178,11 +178,8 @@ describe("postgres: a connection that goes silent", () => {
     for (const outcome of await Promise.all(started)) expect(outcome).toBeInstanceOf(Error);
   });
 
-  it("the LISTEN connection: a silent one is noticed by its ping and replaced, so other processes' wake-ups arrive again", async () => {
-    retry.stuckMs = 500;
-    retry.listenPingMs = 200;
-    t.duro(); // fixes the test's fresh schema
-    // No safety poll within the test: only a wake-up can deliver the message.
+  /** A proxied executor (no safety poll within the test: only a wake-up delivers) whose workflow `id` waits for a message. */
+  async function inbox(id: string) {
     const duro = proxied({ safetyPollSeconds: 600 });
     let waiting = false;
     const wf = duro.registerWorkflow("inbox", async () => {
@@ -190,29 +187,33 @@ describe("postgres: a connection that goes silent", () => {
       return duro.recv<string>("t", 60);
     });
     await duro.launch();
-    const handle = await duro.startWorkflow(wf.with({ workflowId: "inbox-1" }));
-    await waitFor(() => waiting, 10_000, "the workflow waiting");
+    const handle = await duro.startWorkflow(wf.with({ workflowId: id }));
+    return { duro, handle, waiting: () => waiting };
+  }
+
+  /** A message sent from another process reaches `id`, so its wake-up came through a LISTEN connection; then shutdown is prompt. */
+  async function woken(box: Awaited<ReturnType<typeof inbox>>, id: string) {
+    await client(t.url).send(id, "hello", "t");
+    expect(await within(5_000, box.handle.getResult(), "the message, woken through a new LISTEN connection")).toBe("hello");
+    await within(5_000, box.duro.shutdown(), "shutdown with frozen connections");
+  }
+
+  it("the LISTEN connection: a silent one is noticed by its ping and replaced, so other processes' wake-ups arrive again", async () => {
+    retry.stuckMs = 500;
+    retry.listenPingMs = 200;
+    t.duro(); // fixes the test's fresh schema
+    const box = await inbox("inbox-1");
+    await waitFor(box.waiting, 10_000, "the workflow waiting");
     await freezeListen(t.url);
-    await client(t.url).send("inbox-1", "hello", "t");
-    expect(await within(5_000, handle.getResult(), "the message, woken through a new LISTEN connection")).toBe("hello");
-    await within(5_000, duro.shutdown(), "shutdown with frozen connections");
+    await woken(box, "inbox-1");
   });
 
   it("the LISTEN connection: one whose LISTEN statement goes unanswered is replaced too (no ping runs before it)", async () => {
     retry.listenPingMs = 200;
     t.duro(); // fixes the test's fresh schema
     swallowListen = true;
-    const duro = proxied({ safetyPollSeconds: 600 });
-    let waiting = false;
-    const wf = duro.registerWorkflow("inbox", async () => {
-      waiting = true;
-      return duro.recv<string>("t", 60);
-    });
-    await duro.launch();
-    const handle = await duro.startWorkflow(wf.with({ workflowId: "inbox-2" }));
-    await waitFor(() => waiting && !swallowListen, 10_000, "the workflow waiting, and a LISTEN swallowed");
-    await client(t.url).send("inbox-2", "hello", "t");
-    expect(await within(5_000, handle.getResult(), "the message, woken through a new LISTEN connection")).toBe("hello");
-    await within(5_000, duro.shutdown(), "shutdown with a frozen connection");
+    const box = await inbox("inbox-2");
+    await waitFor(() => box.waiting() && !swallowListen, 10_000, "the workflow waiting, and a LISTEN swallowed");
+    await woken(box, "inbox-2");
   });
 });
