@@ -306,7 +306,13 @@ export class Duro {
    */
   async schedule(name: string, cron: string, workflow: Workflow<[Date], unknown>, options?: ScheduleOptions | null): Promise<void> {
     if (typeof workflow?.workflowName !== "string") throw new InvalidArgumentError("schedule() needs a workflow returned by registerWorkflow().");
-    return this.engine.addSchedule(name, cron, workflow.workflowName, checkOptions("schedule", options, KEYS.schedule));
+    // Options bound with with() apply to every tick, but for those a tick cannot share with the others.
+    const { queueName, ...bound } = workflow.startOptions;
+    for (const key of ["workflowId", "deadlineEpochMs", "deduplicationId", "partitionKey"] as const) {
+      if (bound[key] != null) throw new InvalidArgumentError(`schedule() starts each tick as a workflow of its own: ${key} cannot be bound to a scheduled workflow.`);
+    }
+    const given = checkOptions("schedule", options, KEYS.schedule);
+    return this.engine.addSchedule(name, cron, workflow.workflowName, { ...given, queueName: given.queueName ?? queueName ?? undefined }, bound);
   }
 
   // ——— management (each is a recorded operation when called inside a workflow) ———

@@ -13,7 +13,7 @@ import { DatabaseError, DuroError, InvalidArgumentError } from "../errors.js";
 import { deserializeInputs, inspectable, registerErrorClass, serialize, serializeError } from "../serialization.js";
 import { openStore, DEFAULT_DATABASE_URL } from "../storage/open.js";
 import type { CancelChildren, OperationRow, Store, WorkflowRow } from "../storage/store.js";
-import type { DuroConfig, Logger, QueueOptions, ScheduleOptions, WorkflowOptions, WorkflowStatus } from "../types.js";
+import type { DuroConfig, Logger, QueueOptions, ScheduleOptions, StartOptions, WorkflowOptions, WorkflowStatus } from "../types.js";
 import { Committer } from "./committer.js";
 import { als, WorkflowRun } from "./context.js";
 import { consoleLogger, guardedLogger, Recurring } from "./logger.js";
@@ -215,7 +215,8 @@ export class Engine {
     if (this.closed) return; // shut down meanwhile
     this.serving = true;
     for (const queue of this.queues.values()) queue.start();
-    for (const schedule of this.schedules.values()) await schedule.start();
+    // Those registered from here on start as they are added (see addSchedule), not here too.
+    for (const schedule of [...this.schedules.values()]) await schedule.start();
   }
 
   /** Registers a queue; its dispatcher starts at launch (or at once if already launched). */
@@ -228,11 +229,11 @@ export class Engine {
   }
 
   /** Registers a cron schedule; it starts ticking at launch (or at once if already launched). */
-  async addSchedule(name: string, expression: string, workflowName: string, options: Given<ScheduleOptions>): Promise<void> {
+  async addSchedule(name: string, expression: string, workflowName: string, options: Given<ScheduleOptions>, start: Readonly<StartOptions>): Promise<void> {
     if (this.closed) throw this.closedError();
     if (this.schedules.has(name)) throw new InvalidArgumentError(`A schedule named "${name}" is already registered.`);
     if (!this.workflows.has(workflowName)) throw new InvalidArgumentError(`No workflow named "${workflowName}" is registered on this Duro instance.`);
-    const schedule = new Schedule(this, name, expression, workflowName, options);
+    const schedule = new Schedule(this, name, expression, workflowName, options, start);
     if (this.launched) schedule.check();
     this.schedules.set(name, schedule);
     if (this.serving && this.launched) await schedule.start();

@@ -10,7 +10,7 @@
  */
 import { Cron } from "croner";
 import { DatabaseError, DuroError, InvalidArgumentError } from "../errors.js";
-import type { ScheduleOptions } from "../types.js";
+import type { ScheduleOptions, StartOptions } from "../types.js";
 import type { Engine } from "./engine.js";
 import { checkText, MAX_KEY_BYTES, optionalBoolean, type Given } from "./checks.js";
 import { queueOf, start } from "./start.js";
@@ -36,6 +36,8 @@ export class Schedule {
     readonly expression: string,
     readonly workflowName: string,
     readonly options: Given<ScheduleOptions>,
+    /** The start options bound to the workflow (`with()`), given to each tick. */
+    private readonly startOptions: Readonly<StartOptions> = {},
   ) {
     if (typeof name !== "string" || name === "" || name.includes(":")) throw new InvalidArgumentError("A schedule needs a non-empty name without ':'.");
     checkText("A schedule's name", name);
@@ -58,11 +60,13 @@ export class Schedule {
     } catch (error) {
       throw new InvalidArgumentError(`Invalid cron expression "${expression}": ${(error as Error).message}`, { cause: error });
     }
+    let next: Date | null;
     try {
-      this.cron.nextRun(); // an unknown time zone shows only here
+      next = this.cron.nextRun(); // an unknown time zone shows only here
     } catch (error) {
       throw new InvalidArgumentError(`Invalid time zone ${JSON.stringify(options.timezone)} for schedule "${name}": ${(error as Error).message}`, { cause: error });
     }
+    if (!next) throw new InvalidArgumentError(`The cron expression "${expression}" of schedule "${name}" never fires (a day no month has, say).`);
   }
 
   /** Its queue must be declared by the time it starts ticking (queues may be declared after it). */
@@ -92,7 +96,10 @@ export class Schedule {
               `catching up on the latest ${MAX_CATCH_UP}, from ${new Date(missed[0]).toISOString()}; the older ones are skipped.`,
           );
         }
-        for (const tick of missed) await this.fire(tick);
+        for (const tick of missed) {
+          if (this.stopped) return; // shut down meanwhile: the ticks left are caught up at the next launch
+          await this.fire(tick);
+        }
         // Go on from the last tick started: those that came due while catching up start next.
         if (missed.length) from = new Date(missed[missed.length - 1]);
       }
@@ -127,7 +134,7 @@ export class Schedule {
   }
 
   private startTick(at: number): Promise<unknown> {
-    return start(this.engine, this.workflowName, [new Date(at)], { workflowId: this.tickId(at), queueName: this.options.queueName });
+    return start(this.engine, this.workflowName, [new Date(at)], { ...this.startOptions, workflowId: this.tickId(at), queueName: this.options.queueName });
   }
 
   /**

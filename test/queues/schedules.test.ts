@@ -165,6 +165,38 @@ describe.each(backends)("%s", (backend) => {
     expect(status).toMatchObject({ queueName: "ticks", workflowName: "tick" });
   });
 
+  it("options bound with with() apply to every tick (its queue unless queueName is given); those a tick cannot share are refused", async () => {
+    const duro = t.duro();
+    new WorkflowQueue(duro, "bound", { priorityEnabled: true });
+    const tick = duro.registerWorkflow("tick", async (at: Date) => at.getTime());
+    await duro.schedule("bound", "* * * * * *", tick.with({ queueName: "bound", priority: 3, timeoutSeconds: 600, authenticatedUser: "cron" }));
+    for (const key of ["workflowId", "deadlineEpochMs", "deduplicationId", "partitionKey"] as const) {
+      await expect(duro.schedule(`refused-${key}`, "* * * * *", tick.with({ [key]: key === "deadlineEpochMs" ? Date.now() + 60_000 : "x" })), key).rejects.toThrow(InvalidArgumentError);
+    }
+    await duro.launch();
+    await waitFor(async () => (await duro.listWorkflows({ name: ["tick"] })).length >= 1, 5_000, "a tick");
+    const [run] = await duro.listWorkflows({ name: ["tick"] });
+    expect(run).toMatchObject({ queueName: "bound", priority: 3, timeoutMs: 600_000, authenticatedUser: "cron" });
+  });
+
+  it("a schedule added while launch() is under way starts once: each tick is started by one timer", async () => {
+    const duro = t.duro();
+    const tick = duro.registerWorkflow("tick", async (at: Date) => at.getTime());
+    const late = duro.registerWorkflow("late", async (at: Date) => at.getTime());
+    await duro.schedule("early", "* * * * * *", tick);
+    const starts = { late: 0 };
+    const launched = duro.launch();
+    // Registered as launch serves its schedules (the schedule's own start is what a second timer would add).
+    await waitFor(() => (duro.engine as unknown as { serving: boolean }).serving, 5_000, "launch serving");
+    await duro.schedule("late", "* * * * * *", late);
+    const schedule = (duro.engine as unknown as { schedules: Map<string, { start(): Promise<void> }> }).schedules.get("late")!;
+    const start = schedule.start.bind(schedule);
+    schedule.start = () => (starts.late++, start());
+    await launched;
+    expect(starts.late).toBe(0); // started by schedule() itself, not again by launch
+    await waitFor(async () => (await duro.listWorkflows({ name: ["late"] })).length >= 1, 5_000, "a late tick");
+  });
+
   it("a tick due while a workflow sleeps is no part of that workflow: no parent, nothing in its record, its replay unchanged", async () => {
     const duro = t.duro();
     const tick = duro.registerWorkflow("tick", async (at: Date) => at.getTime());
@@ -205,6 +237,7 @@ describe.each(backends)("%s", (backend) => {
     await expect(duro.schedule("zone", "* * * * *", wf, { timezone: "Not/AZone" })).rejects.toThrow(InvalidArgumentError);
     for (const timezone of [5, "", " "] as never[]) await expect(duro.schedule("zone", "* * * * *", wf, { timezone })).rejects.toThrow(InvalidArgumentError);
     await expect(duro.schedule("catch", "* * * * *", wf, { catchUp: "yes" as never })).rejects.toThrow(InvalidArgumentError);
+    await expect(duro.schedule("never", "0 0 31 2 *", wf)).rejects.toThrow(/never fires/); // February 31st
     await duro.schedule("zoned", "* * * * *", wf, { timezone: "Europe/Paris" });
     await duro.shutdown(); // a shut-down instance ticks no more: a schedule added then would never run
     await expect(duro.schedule("late", "* * * * *", wf)).rejects.toThrow("This Duro instance was shut down; create a new one.");
