@@ -30,15 +30,29 @@ for (const ctor of [Error, TypeError, RangeError, SyntaxError, ReferenceError, E
   errorClasses.set(ctor.name, ctor);
 }
 /**
- * duro's own, kept apart: an application class of the same name (pg's `DatabaseError`, say) is
- * stored marked `foreign`, and comes back as itself, or as an Error, never as duro's.
+ * duro's own, kept apart: its errors are stored marked `own`, and an application class of the
+ * same name (pg's `DatabaseError`, say) marked `foreign`, which comes back as itself, or as an
+ * Error, never as duro's.
  */
 const duroClasses = new Map<string, ErrorClass>();
 for (const value of Object.values(duroErrors)) {
   if (typeof value === "function" && value.prototype instanceof Error) duroClasses.set(value.name, value as ErrorClass);
 }
-const classOf = (name: string, foreign = false): ErrorClass | undefined =>
-  (foreign ? undefined : duroClasses.get(name)) ?? errorClasses.get(name);
+/** How a stored error's class is marked: duro's own, an application's named like one of duro's, or neither. */
+function marks(ctor: unknown): { own?: true; foreign?: true } {
+  if (typeof ctor !== "function" || !duroClasses.has(ctor.name)) return {};
+  return duroClasses.get(ctor.name) === ctor ? { own: true } : { foreign: true };
+}
+/**
+ * The class to revive a stored error as. Unmarked (a portable error's name, a record of an older
+ * duro): the application's class of that name, else duro's, but never duro's DatabaseError, which
+ * interrupts the workflow that meets it (duro records none of its own: it interrupts instead).
+ */
+function classOf(name: string, mark: { own?: unknown; foreign?: unknown } = {}): ErrorClass | undefined {
+  if (mark.own === true) return duroClasses.get(name);
+  if (mark.foreign === true) return errorClasses.get(name);
+  return errorClasses.get(name) ?? (name === "DatabaseError" ? undefined : duroClasses.get(name));
+}
 
 /**
  * Makes errors of this class come back from storage as instances of it (same prototype,
@@ -139,7 +153,7 @@ export function serializeError(error: unknown, format: SerializationFormat): str
     // An error whose own fields cannot be stored (or that is too large) still keeps its class and
     // the start of its message and stack.
     return JSON.stringify({
-      [TAG]: "Error", class: error.constructor?.name ?? "Error", name: error.name, message: cut(error.message), stack: cut(error.stack), fields: {},
+      [TAG]: "Error", class: error.constructor?.name ?? "Error", ...marks(error.constructor), name: error.name, message: cut(error.message), stack: cut(error.stack), fields: {},
     });
   }
 }
@@ -155,8 +169,7 @@ export function deserializeError(text: string, format: SerializationFormat): Err
   if (value instanceof Error) return value;
   if (format === "portable" && value && typeof value === "object") {
     const { name, message, code, data } = value as Record<string, unknown>;
-    // By name alone: the application's class of that name where there is one, else duro's.
-    const error = rebuildError(errorClasses.get(String(name)) ?? duroClasses.get(String(name)), String(name ?? "Error"), String(message ?? ""), undefined, {});
+    const error = rebuildError(classOf(String(name)), String(name ?? "Error"), String(message ?? ""), undefined, {});
     if (code !== undefined) (error as any).code = code;
     if (data !== undefined) (error as any).data = data;
     return error;
@@ -264,14 +277,13 @@ function toTagged(value: unknown, walk: Walk): unknown {
       const { message, stack, cause, ...rest } = object as Error & Record<string, unknown>;
       // Its class is known here now: stored errors of it come back as instances of it.
       const ctor = object.constructor as ErrorClass | undefined;
-      const foreign = typeof ctor === "function" && duroClasses.has(ctor.name) && duroClasses.get(ctor.name) !== ctor;
       if (typeof ctor === "function" && ctor.name && duroClasses.get(ctor.name) !== ctor) errorClasses.set(ctor.name, ctor);
       const fields: Record<string, unknown> = {};
       for (const [key, field] of Object.entries(rest)) fields[walk.key(key)] = toTagged(field, walk);
       return {
         [TAG]: "Error",
         class: ctor?.name ?? "Error",
-        ...(foreign ? { foreign: true } : {}),
+        ...marks(ctor),
         name: object.name,
         message: walk.text(message),
         stack: walk.text(stack),
@@ -325,7 +337,7 @@ function fromTagged(value: unknown): unknown {
       const hidden: Record<string, unknown> = {};
       if ("cause" in object) hidden.cause = fromTagged(object.cause);
       if ("errors" in object) hidden.errors = fromTagged(object.errors);
-      const ctor = classOf(object.class, object.foreign === true);
+      const ctor = classOf(object.class, object);
       if (object.class && !ctor) unknownClass(object.class);
       return rebuildError(ctor, object.name, object.message, object.stack, fields, hidden);
     }
@@ -354,7 +366,15 @@ function rebuildError(
   ctor: ErrorClass | undefined, name: string, message: string, stack: string | undefined, fields: Record<string, unknown>, hidden: Record<string, unknown> = {},
 ): Error {
   const error = new Error(message);
-  if (ctor) Object.setPrototypeOf(error, ctor.prototype);
+  if (ctor) {
+    Object.setPrototypeOf(error, ctor.prototype);
+    try {
+      void error.name;
+    } catch {
+      // A class whose getters take only its own instances (DOMException, as fetch's aborts throw): an Error.
+      Object.setPrototypeOf(error, Error.prototype);
+    }
+  }
   if (stack !== undefined) Object.defineProperty(error, "stack", { value: stack, writable: true, configurable: true, enumerable: false });
   if (error.name !== name) Object.defineProperty(error, "name", { value: name, writable: true, configurable: true, enumerable: false });
   for (const [key, field] of Object.entries(hidden)) Object.defineProperty(error, key, { value: field, writable: true, configurable: true, enumerable: false });

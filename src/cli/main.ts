@@ -379,4 +379,10 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
   if (error.code !== "EPIPE") throw error;
   process.exit(process.exitCode ?? EXIT.ok);
 });
+// The library's advice to an application (register the error classes it reads back) is no use to an
+// operator: the table shows such an error by its name anyway. Other warnings are printed as Node would.
+process.removeAllListeners("warning");
+process.on("warning", (warning) => {
+  if (!warning.message.startsWith("duro: a stored error of class")) console.error(`(node) ${warning.name}: ${warning.message}`);
+});
 process.exitCode = await main(process.argv.slice(2));

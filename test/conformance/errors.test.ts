@@ -134,8 +134,19 @@ describe.each(backends)("%s", (backend) => {
         "app-arg": throwing(() => new InvalidArgumentError("theirs")),
         "duro-arg": throwing(() => new duroApi.InvalidArgumentError("ours")),
       };
+      // Stored in part (a field that cannot be), and in the portable format: still not duro's.
+      const unstorable = a.registerStep("unstorable", async () => {
+        throw Object.assign(new DatabaseError("42P01"), { retry: () => undefined });
+      });
+      const partly = a.registerWorkflow("partly", async () => unstorable());
+      const portable = a.registerWorkflow("portable", async () => {
+        throw new DatabaseError("42P01");
+      }, { serialization: "portable" });
       await a.launch();
       for (const [id, wf] of Object.entries(cases)) await rejectionOf((await a.startWorkflow(wf.with({ workflowId: id }))).getResult());
+      expect(await rejectionOf((await a.startWorkflow(partly.with({ workflowId: "partly" }))).getResult())).toBeInstanceOf(DatabaseError);
+      expect((await a.getWorkflowStatus("partly"))!.status).toBe("ERROR"); // a failure, not an interruption
+      await rejectionOf((await a.startWorkflow(portable.with({ workflowId: "portable" }))).getResult());
       const b = t.duro({ executorId: "b" });
       await b.launch();
       const [appDb, appArg, duroArg] = await Promise.all(Object.keys(cases).map((id) => rejectionOf(b.getResult(id))));
@@ -148,11 +159,26 @@ describe.each(backends)("%s", (backend) => {
       // A process that never held the application's class: an Error of that name, not duro's class.
       const script = `import { DuroClient, DatabaseError, InvalidArgumentError } from ${JSON.stringify(resolve("dist/index.js"))};
 const client = new DuroClient({ databaseUrl: process.env.URL });
-const [db, arg] = [await client.getResult("app-db").catch((e) => e), await client.getResult("duro-arg").catch((e) => e)];
-console.log(JSON.stringify([db instanceof DatabaseError, db.name, db.code, arg instanceof InvalidArgumentError]));
+const [db, arg, partly, portable] = await Promise.all(["app-db", "duro-arg", "partly", "portable"].map((id) => client.getResult(id).catch((e) => e)));
+console.log(JSON.stringify([db instanceof DatabaseError, db.name, db.code, arg instanceof InvalidArgumentError, partly instanceof DatabaseError, portable instanceof DatabaseError, portable.name]));
 await client.close();`;
       const { stdout } = await promisify(execFile)(process.execPath, ["--no-warnings", "--input-type=module", "-e", script], { encoding: "utf8", env: { ...process.env, URL: t.url } });
-      expect(JSON.parse(stdout)).toEqual([false, "DatabaseError", "42P01", true]);
+      expect(JSON.parse(stdout)).toEqual([false, "DatabaseError", "42P01", true, false, false, "DatabaseError"]);
+    });
+
+    it("a step's DOMException (what fetch's aborts and AbortSignal.timeout throw) reads back as an Error of its name: the workflow's result and steps stay readable", async () => {
+      const a = t.duro();
+      const aborted = a.registerStep("aborted", async () => {
+        throw new DOMException("took too long", "TimeoutError");
+      });
+      const wf = a.registerWorkflow("fetches", async () => aborted());
+      await a.launch();
+      await rejectionOf((await a.startWorkflow(wf.with({ workflowId: "fetches" }))).getResult());
+      const b = t.duro({ executorId: "b" });
+      await b.launch();
+      const error = await rejectionOf(b.getResult("fetches"));
+      expect([error.name, error.message]).toEqual(["TimeoutError", "took too long"]);
+      expect((await b.listWorkflowSteps("fetches"))[0].error?.name).toBe("TimeoutError");
     });
 
     it("a stored error of a class this process does not know comes back as an Error with its name and fields, and a warning says to register the class", async () => {

@@ -169,6 +169,13 @@ describe.each(backends)("%s", (backend) => {
     expect(getText.stdout).toMatch(/^workflowId\s+bad-1$/m);
     expect(getText.stdout).toMatch(/^status\s+ERROR$/m);
     expect(getText.stdout).toMatch(/^error\s+TypeError: bad input$/m);
+    // An error of a class the CLI cannot know is shown by its name, without the library's advice to register it.
+    await duro.startWorkflow(duro.registerWorkflow("odd", async () => {
+      throw Object.assign(new (class OddError extends Error {})("odd one"), { name: "OddError" });
+    }).with({ workflowId: "odd-1" })).then((h) => h.getResult()).catch(() => undefined);
+    const odd = await cli(["get", "odd-1", ...db]);
+    expect(odd.stdout).toMatch(/^error\s+OddError: odd one$/m);
+    expect(odd.stderr).toBe("");
     expect(stepsText.stdout.split("\n")[0]).toMatch(/^ID\s+NAME\s+OUTPUT \/ ERROR\s+CHILD\s+MS$/);
     expect(stepsText.stdout).toMatch(/^1\s+s\s+2\s/m);
     // A number is shown as it is, even one the size of a timestamp; only the time fields are dates.
