@@ -12,7 +12,7 @@ import { Cron } from "croner";
 import { DatabaseError, DuroError, InvalidArgumentError } from "../errors.js";
 import type { ScheduleOptions, StartOptions } from "../types.js";
 import type { Engine } from "./engine.js";
-import { checkText, MAX_KEY_BYTES, optionalBoolean, type Given } from "./checks.js";
+import { checkKey, checkText, MAX_KEY_BYTES, optionalBoolean, type Given } from "./checks.js";
 import { queueOf, start } from "./start.js";
 
 const MAX_CATCH_UP = 1000;
@@ -50,6 +50,8 @@ export class Schedule {
       throw new InvalidArgumentError(`timezone must be an IANA time zone name such as "Europe/Paris", got ${JSON.stringify(options.timezone)}.`);
     }
     optionalBoolean("catchUp", options.catchUp);
+    // Whether such a queue is declared can wait for launch (queues may be declared after it); its type cannot.
+    if (options.queueName !== undefined) checkKey("queueName", options.queueName);
     // croner also takes a Date or an ISO time (a single run), which a schedule is not; its nicknames (@hourly, …) are cron.
     const nickname = typeof expression === "string" && expression.trim().startsWith("@");
     if (!nickname && (fields < 5 || fields > 6)) {

@@ -247,6 +247,8 @@ describe.each(backends)("%s", (backend) => {
     const duro = t.duro();
     const wf = duro.registerWorkflow("wf", async (_at: Date) => undefined);
     await duro.schedule("nowhere", "* * * * * *", wf, { queueName: "nope" });
+    // A queueName that is no name at all is refused at once, not at launch.
+    for (const queueName of ["", 3] as never[]) await expect(duro.schedule(`bad-${queueName}`, "* * * * * *", wf, { queueName })).rejects.toThrow(InvalidArgumentError);
     await expect(duro.launch()).rejects.toThrow(InvalidArgumentError);
 
     const other = t.duro();
