@@ -7,7 +7,7 @@ import { currentContext, currentRun } from "./engine/context.js";
 import { Engine } from "./engine/engine.js";
 import { contextLogger } from "./engine/logger.js";
 import { cancel, checkIds, fork, listWorkflows, listWorkflowSteps, resume, setWorkflowDelay } from "./engine/management.js";
-import { enqueueMany, start } from "./engine/start.js";
+import { enqueueMany, start, type Start } from "./engine/start.js";
 import { checkFormat, checkKey, checkOptions, checkSeconds, KEYS } from "./engine/checks.js";
 import * as ops from "./engine/operations.js";
 import * as streams from "./engine/streams.js";
@@ -312,7 +312,7 @@ export class Duro {
       if (bound[key] != null) throw new InvalidArgumentError(`schedule() starts each tick as a workflow of its own: ${key} cannot be bound to a scheduled workflow.`);
     }
     const given = checkOptions("schedule", options, KEYS.schedule);
-    return this.engine.addSchedule(name, cron, workflow.workflowName, { ...given, queueName: given.queueName ?? queueName ?? undefined }, bound);
+    return this.engine.addSchedule(name, cron, workflow.workflowName, { ...given, queueName: given.queueName ?? queueName ?? undefined }, bound as Start);
   }
 
   // ——— management (each is a recorded operation when called inside a workflow) ———

@@ -150,11 +150,43 @@ export function serializeError(error: unknown, format: SerializationFormat): str
     return serialize(error, "default");
   } catch {
     if (!(error instanceof Error)) return serialize(new Error(cut(textOf(error)) as string), "default");
-    // An error whose own fields cannot be stored (or that is too large) still keeps its class and
-    // the start of its message and stack.
-    return JSON.stringify({
-      [TAG]: "Error", class: error.constructor?.name ?? "Error", ...marks(error.constructor), name: error.name, message: cut(error.message), stack: cut(error.stack), fields: {},
-    });
+    // An error with a field that cannot be stored keeps its class, the start of its message and
+    // stack, and the fields that can be (errors among them, such as a failed step's attempts, in part too).
+    const text = JSON.stringify(inPart(error));
+    return text.length < MAX_PAYLOAD_BYTES ? text : JSON.stringify({ ...inPart(error, false), fields: {} });
+  }
+}
+
+/** An error as stored when not all of it can be: the tagged form, with what of its fields can be kept. */
+function inPart(error: Error, fields = true): Record<string, unknown> {
+  const tagged: Record<string, unknown> = {
+    [TAG]: "Error", class: error.constructor?.name ?? "Error", ...marks(error.constructor), name: error.name, message: cut(error.message), stack: cut(error.stack), fields: {},
+  };
+  if (!fields) return tagged;
+  for (const [key, value] of Object.entries(error)) {
+    try {
+      Object.assign(tagged.fields as object, JSON.parse(serialize({ [key]: value }, "default")));
+    } catch {
+      const kept = keptInPart(value);
+      if (kept !== undefined) (tagged.fields as Record<string, unknown>)[key] = kept;
+    }
+  }
+  for (const hidden of ["cause", "errors"] as const) {
+    if (!(hidden in error)) continue;
+    const kept = keptInPart((error as Error & { errors?: unknown })[hidden]);
+    if (kept !== undefined) tagged[hidden] = kept;
+  }
+  return tagged;
+}
+
+/** A value as tagged for storage; an error or a list of them in part where it cannot be whole; otherwise nothing. */
+function keptInPart(value: unknown): unknown {
+  try {
+    return JSON.parse(serialize(value, "default"));
+  } catch {
+    if (value instanceof Error) return inPart(value);
+    if (Array.isArray(value)) return value.map((item) => keptInPart(item) ?? null);
+    return undefined;
   }
 }
 

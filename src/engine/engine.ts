@@ -13,7 +13,7 @@ import { DatabaseError, DuroError, InvalidArgumentError } from "../errors.js";
 import { deserializeInputs, inspectable, registerErrorClass, serialize, serializeError } from "../serialization.js";
 import { openStore, DEFAULT_DATABASE_URL } from "../storage/open.js";
 import type { CancelChildren, OperationRow, Store, WorkflowRow } from "../storage/store.js";
-import type { DuroConfig, Logger, QueueOptions, ScheduleOptions, StartOptions, WorkflowOptions, WorkflowStatus } from "../types.js";
+import type { DuroConfig, Logger, QueueOptions, ScheduleOptions, WorkflowOptions, WorkflowStatus } from "../types.js";
 import { Committer } from "./committer.js";
 import { als, WorkflowRun } from "./context.js";
 import { consoleLogger, guardedLogger, Recurring } from "./logger.js";
@@ -24,6 +24,7 @@ import { checkConfig, checkKey, checkText, shown, type Given } from "./checks.js
 import { Recovery } from "./recovery.js";
 import { RowReader } from "./reads.js";
 import { Schedule } from "./schedules.js";
+import type { Start } from "./start.js";
 import { MAX_TIMEOUT_MS, settlesWithin, SHUTDOWN_STEP_MS, Timers } from "./timers.js";
 import { Deadlines } from "./deadlines.js";
 import { Turns, Waiters } from "./waiters.js";
@@ -229,12 +230,12 @@ export class Engine {
   }
 
   /** Registers a cron schedule; it starts ticking at launch (or at once if already launched). */
-  async addSchedule(name: string, expression: string, workflowName: string, options: Given<ScheduleOptions>, start: Readonly<StartOptions>): Promise<void> {
+  async addSchedule(name: string, expression: string, workflowName: string, options: Given<ScheduleOptions>, start: Readonly<Start>): Promise<void> {
     if (this.closed) throw this.closedError();
     if (this.schedules.has(name)) throw new InvalidArgumentError(`A schedule named "${name}" is already registered.`);
     if (!this.workflows.has(workflowName)) throw new InvalidArgumentError(`No workflow named "${workflowName}" is registered on this Duro instance.`);
     const schedule = new Schedule(this, name, expression, workflowName, options, start);
-    if (this.launched) schedule.check();
+    if (this.launching) schedule.check(); // launch() checked those registered before it
     this.schedules.set(name, schedule);
     if (this.serving && this.launched) await schedule.start();
   }

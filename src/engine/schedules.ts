@@ -10,10 +10,10 @@
  */
 import { Cron } from "croner";
 import { DatabaseError, DuroError, InvalidArgumentError } from "../errors.js";
-import type { ScheduleOptions, StartOptions } from "../types.js";
+import type { ScheduleOptions } from "../types.js";
 import type { Engine } from "./engine.js";
 import { checkKey, checkText, MAX_KEY_BYTES, optionalBoolean, type Given } from "./checks.js";
-import { queueOf, start } from "./start.js";
+import { queueOf, start, validateStart, type Start } from "./start.js";
 
 const MAX_CATCH_UP = 1000;
 
@@ -37,7 +37,7 @@ export class Schedule {
     readonly workflowName: string,
     readonly options: Given<ScheduleOptions>,
     /** The start options bound to the workflow (`with()`), given to each tick. */
-    private readonly startOptions: Readonly<StartOptions> = {},
+    private readonly startOptions: Readonly<Start> = {},
   ) {
     if (typeof name !== "string" || name === "" || name.includes(":")) throw new InvalidArgumentError("A schedule needs a non-empty name without ':'.");
     checkText("A schedule's name", name);
@@ -73,10 +73,11 @@ export class Schedule {
 
   /** Its queue must be declared by the time it starts ticking (queues may be declared after it). */
   check(): void {
-    if (this.options.queueName === undefined) return;
-    if (queueOf(this.engine, this.options.queueName)?.options.partitionQueue) {
+    if (this.options.queueName !== undefined && queueOf(this.engine, this.options.queueName)?.options.partitionQueue) {
       throw new InvalidArgumentError(`Queue "${this.options.queueName}" is partitioned, and a schedule's ticks have no partition key: schedule onto a queue without partitionQueue.`);
     }
+    // What a tick's start would refuse (a priority without a queue, say), refused now rather than at every tick.
+    validateStart(this.engine, { ...this.startOptions, queueName: this.options.queueName });
   }
 
   tickId(at: number): string {

@@ -166,6 +166,24 @@ await client.close();`;
       expect(JSON.parse(stdout)).toEqual([false, "DatabaseError", "42P01", true, false, false, "DatabaseError"]);
     });
 
+    it("a failed step's attempts keep their errors when one of them cannot be stored whole: each in part (name, message, what fields can be)", async () => {
+      const a = t.duro();
+      let attempt = 0;
+      const flaky = a.registerStep("flaky", async () => {
+        throw Object.assign(new Error(`attempt ${++attempt}`), { attempt, retry: () => undefined });
+      }, { retriesAllowed: true, maxAttempts: 2, intervalSeconds: 0 });
+      const wf = a.registerWorkflow("retries", async () => flaky());
+      await a.launch();
+      await rejectionOf((await a.startWorkflow(wf.with({ workflowId: "retries" }))).getResult());
+      const b = t.duro({ executorId: "b" });
+      await b.launch();
+      const error = await rejectionOf(b.getResult("retries"));
+      expect(error).toBeInstanceOf(MaxStepRetriesExceededError);
+      expect([error.stepName, error.maxAttempts]).toEqual(["flaky", 2]);
+      expect(error.errors.map((e: Error & { attempt: number; retry?: unknown }) => [e.message, e.attempt, e.retry])).toEqual([["attempt 1", 1, undefined], ["attempt 2", 2, undefined]]);
+      expect(error.cause.message).toBe("attempt 2");
+    });
+
     it("a step's DOMException (what fetch's aborts and AbortSignal.timeout throw) reads back as an Error of its name: the workflow's result and steps stay readable", async () => {
       const a = t.duro();
       const aborted = a.registerStep("aborted", async () => {

@@ -177,6 +177,13 @@ describe.each(backends)("%s", (backend) => {
     await waitFor(async () => (await duro.listWorkflows({ name: ["tick"] })).length >= 1, 5_000, "a tick");
     const [run] = await duro.listWorkflows({ name: ["tick"] });
     expect(run).toMatchObject({ queueName: "bound", priority: 3, timeoutMs: 600_000, authenticatedUser: "cron" });
+    // What a tick's start would refuse is refused once, not at every tick: after launch at schedule().
+    await expect(duro.schedule("queueless", "* * * * * *", tick.with({ priority: 3 }))).rejects.toThrow(/priority only applies to enqueued workflows/);
+    await expect(duro.schedule("prio0", "* * * * * *", tick.with({ queueName: "bound", priority: 0 }))).rejects.toThrow(InvalidArgumentError);
+    // Before launch, at launch (a queue may be declared in between).
+    const other = t.duro();
+    await other.schedule("delayed", "* * * * * *", other.registerWorkflow("tick", async (at: Date) => at.getTime()).with({ delaySeconds: 1 }));
+    await expect(other.launch()).rejects.toThrow(/delaySeconds only applies to enqueued workflows/);
   });
 
   it("a schedule added while launch() is under way starts once: each tick is started by one timer", async () => {
@@ -192,6 +199,8 @@ describe.each(backends)("%s", (backend) => {
     const schedule = (duro.engine as unknown as { schedules: Map<string, { start(): Promise<void> }> }).schedules.get("late")!;
     const start = schedule.start.bind(schedule);
     schedule.start = () => (starts.late++, start());
+    // Checked as it is added, as after launch: an undeclared queue is refused, not left to fail every tick.
+    await expect(duro.schedule("nowhere", "* * * * * *", late, { queueName: "nope" })).rejects.toThrow(InvalidArgumentError);
     await launched;
     expect(starts.late).toBe(0); // started by schedule() itself, not again by launch
     await waitFor(async () => (await duro.listWorkflows({ name: ["late"] })).length >= 1, 5_000, "a late tick");
