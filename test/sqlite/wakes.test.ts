@@ -25,6 +25,18 @@ describe("sqlite: the wake log", () => {
     return { event, raw, setEvent };
   }
 
+  it("a database in memory, which no other process can write, is not watched for their commits (no 5 ms poll)", async () => {
+    const watching = (duro: { engine: unknown }) => ((duro.engine as { store: { wakes: { watching: boolean } } }).store.wakes.watching);
+    const memory = t.duro({ databaseUrl: "sqlite::memory:" });
+    const file = t.duro();
+    for (const duro of [memory, file]) {
+      const w = duro.registerWorkflow("w", async () => duro.recv("t", 0.05));
+      await duro.launch();
+      expect(await w()).toBeNull(); // a wait, which subscribes to wake-ups
+    }
+    expect([watching(memory), watching(file)]).toEqual([false, true]);
+  });
+
   it("a commit by a writer that does not log is found by the safety poll", async () => {
     const { event, raw, setEvent } = await waiting(0.2);
     setEvent(1);

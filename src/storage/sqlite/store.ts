@@ -404,7 +404,8 @@ export class SqliteStore implements Store {
 
   onExternalChange(listener: (keys: string[] | null) => void): void {
     this.listeners.push(listener);
-    if (this.wakes.watching || !this.db) return;
+    // A database in memory is this connection's alone: no other process commits to it.
+    if (this.wakes.watching || !this.db || this.path === ":memory:") return;
     this.wakes.watch(this.db, this.options.changePollMs ?? 5, (keys) => {
       for (const l of this.listeners) l(keys);
     });
