@@ -166,18 +166,23 @@ await client.close();`;
       expect(JSON.parse(stdout)).toEqual([false, "DatabaseError", "42P01", true, false, false, "DatabaseError"]);
     });
 
+    /** Workflow `id` on `a` calls `step`, which fails; another instance, `b`, reads back its error. */
+    async function failedAndReadElsewhere(a: ReturnType<typeof t.duro>, id: string, step: () => Promise<unknown>) {
+      const wf = a.registerWorkflow(id, async () => step());
+      await a.launch();
+      await rejectionOf((await a.startWorkflow(wf.with({ workflowId: id }))).getResult());
+      const b = t.duro({ executorId: "b" });
+      await b.launch();
+      return { b, error: await rejectionOf(b.getResult(id)) };
+    }
+
     it("a failed step's attempts keep their errors when one of them cannot be stored whole: each in part (name, message, what fields can be)", async () => {
       const a = t.duro();
       let attempt = 0;
       const flaky = a.registerStep("flaky", async () => {
         throw Object.assign(new Error(`attempt ${++attempt}`), { attempt, retry: () => undefined });
       }, { retriesAllowed: true, maxAttempts: 2, intervalSeconds: 0 });
-      const wf = a.registerWorkflow("retries", async () => flaky());
-      await a.launch();
-      await rejectionOf((await a.startWorkflow(wf.with({ workflowId: "retries" }))).getResult());
-      const b = t.duro({ executorId: "b" });
-      await b.launch();
-      const error = await rejectionOf(b.getResult("retries"));
+      const { error } = await failedAndReadElsewhere(a, "retries", flaky);
       expect(error).toBeInstanceOf(MaxStepRetriesExceededError);
       expect([error.stepName, error.maxAttempts]).toEqual(["flaky", 2]);
       expect(error.errors.map((e: Error & { attempt: number; retry?: unknown }) => [e.message, e.attempt, e.retry])).toEqual([["attempt 1", 1, undefined], ["attempt 2", 2, undefined]]);
@@ -189,12 +194,7 @@ await client.close();`;
       const aborted = a.registerStep("aborted", async () => {
         throw new DOMException("took too long", "TimeoutError");
       });
-      const wf = a.registerWorkflow("fetches", async () => aborted());
-      await a.launch();
-      await rejectionOf((await a.startWorkflow(wf.with({ workflowId: "fetches" }))).getResult());
-      const b = t.duro({ executorId: "b" });
-      await b.launch();
-      const error = await rejectionOf(b.getResult("fetches"));
+      const { b, error } = await failedAndReadElsewhere(a, "fetches", aborted);
       expect([error.name, error.message]).toEqual(["TimeoutError", "took too long"]);
       expect((await b.listWorkflowSteps("fetches"))[0].error?.name).toBe("TimeoutError");
     });
