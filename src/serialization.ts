@@ -164,12 +164,8 @@ function inPart(error: Error, fields = true): Record<string, unknown> {
   };
   if (!fields) return tagged;
   for (const [key, value] of Object.entries(error)) {
-    try {
-      Object.assign(tagged.fields as object, JSON.parse(serialize({ [key]: value }, "default")));
-    } catch {
-      const kept = keptInPart(value);
-      if (kept !== undefined) (tagged.fields as Record<string, unknown>)[key] = kept;
-    }
+    const kept = keptInPart(value);
+    if (kept !== undefined) (tagged.fields as Record<string, unknown>)[key] = kept;
   }
   for (const hidden of ["cause", "errors"] as const) {
     if (!(hidden in error)) continue;
