@@ -7,7 +7,7 @@ import { currentContext, currentRun } from "./engine/context.js";
 import { Engine } from "./engine/engine.js";
 import { contextLogger } from "./engine/logger.js";
 import { cancel, checkIds, fork, listWorkflows, listWorkflowSteps, resume, setWorkflowDelay } from "./engine/management.js";
-import { enqueueMany, start, type Start } from "./engine/start.js";
+import { enqueueMany, start, startOptions as checkedStart, type Start } from "./engine/start.js";
 import { checkFormat, checkKey, checkOptions, checkSeconds, KEYS } from "./engine/checks.js";
 import * as ops from "./engine/operations.js";
 import * as streams from "./engine/streams.js";
@@ -59,7 +59,7 @@ export class Duro {
         workflowName: name,
         startOptions: Object.freeze({ ...startOptions }),
         // Options given as undefined, or null, leave the bound ones as they are (a null deadline is no deadline).
-        with: (more: StartOptions | null) => bind({ ...startOptions, ...checkOptions("with", more, KEYS.start, ["timeoutSeconds", "deadlineEpochMs"]) }),
+        with: (more: StartOptions | null) => bind({ ...startOptions, ...checkedStart("with", more) }),
       });
     };
     return bind({});

@@ -10,6 +10,7 @@ import { DuroClient } from "../client/client.js";
 import { DuroError, InvalidArgumentError, WorkflowNotFoundError } from "../errors.js";
 import { DEFAULT_DATABASE_URL, parseDatabaseUrl } from "../storage/open.js";
 import { rfc3339 } from "../engine/management.js";
+import { NEVER } from "../engine/timers.js";
 import type { ListWorkflowsFilter, StepInfo, WorkflowStatus } from "../types.js";
 
 const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const;
@@ -340,8 +341,8 @@ const printable = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f\u2
 function show(value: unknown, time = false): string {
   if (value === undefined) return "";
   if (value instanceof Error) return `${value.name}: ${value.message}`;
-  // A wait without end (an infinite timeout) is stored as the latest safe integer, past Date's range.
-  if (time && value === Number.MAX_SAFE_INTEGER) return "never";
+  // A wait without end (an infinite timeout) is stored as NEVER, past Date's range.
+  if (time && value === NEVER) return "never";
   if (time && typeof value === "number" && Math.abs(value) <= 8.64e15) return new Date(value).toISOString();
   const text = typeof value === "string" ? value : JSON.stringify(value, jsonReplacer);
   return text === undefined ? String(value) : text.length > 80 ? `${text.slice(0, 77)}...` : text;

@@ -25,7 +25,7 @@ import { secondsAfter, storedMs } from "./timers.js";
  * `timeoutSeconds` or `deadlineEpochMs` means no deadline at all, not even a parent's.
  */
 export type Start = Given<StartOptions, "timeoutSeconds" | "deadlineEpochMs">;
-const startOptions = (method: string, options: StartOptions | null | undefined): Start =>
+export const startOptions = (method: string, options: StartOptions | null | undefined): Start =>
   checkOptions(method, options, KEYS.start, ["timeoutSeconds", "deadlineEpochMs"]);
 
 export async function start(engine: Engine, name: string, args: unknown[], given: StartOptions): Promise<string> {
