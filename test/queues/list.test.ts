@@ -1,7 +1,9 @@
 /** listQueuedWorkflows: only queued work (ENQUEUED, DELAYED, PENDING on a queue), with every filter. */
 import { describe, expect, it } from "vitest";
 import { InvalidArgumentError, WorkflowQueue } from "../../src/index.js";
-import { backends, clockPast, gate, useClients, useDuro, waitFor } from "../helpers.js";
+import { numbered, listWorkflowsQuery } from "../../src/storage/sql.js";
+import type { WorkflowFilter } from "../../src/storage/store.js";
+import { backends, clockPast, gate, rawQuery, useClients, useDuro, waitFor } from "../helpers.js";
 
 const ids = (list: { workflowId: string }[]) => list.map((s) => s.workflowId);
 
@@ -123,6 +125,34 @@ describe.each(backends)("%s", (backend) => {
     expect(ids(await c.listQueuedWorkflows())).toEqual(["run1", "wait1", "wait2", "later1", "parent-1", "fork1"]);
     expect(ids(await c.listQueuedWorkflows({ queueName: "qa", status: "ENQUEUED", limit: 2 }))).toEqual(["wait1", "wait2"]);
     release.open();
+  });
+
+  it("with many finished workflows, a listing of live ones with a limit reads their partial indexes, not the whole table oldest first", async () => {
+    const duro = t.duro();
+    const job = duro.registerWorkflow("job", async () => "done");
+    new WorkflowQueue(duro, "q");
+    await duro.launch();
+    for (const id of ["later1", "later2", "later3"]) await duro.startWorkflow(job.with({ queueName: "q", workflowId: id, delaySeconds: 3600 }));
+    // A year of finished work, older than the waiting workflows.
+    await rawQuery(t.url, `WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 20000)
+      INSERT INTO workflow_status (workflow_id, status, name, inputs, output, serialization, executor_id, app_version, created_at, updated_at,
+        started_at, completed_at, recovery_attempts, queue_name, priority, was_forked_from)
+      SELECT 'done-' || i, 'SUCCESS', 'job', '[]', '"done"', 'default', 'old', 'v0', i, i, i, i, 1, 'q', 0, 1 = 0 FROM g`);
+    await rawQuery(t.url, "ANALYZE");
+    const store = duro.engine.store;
+    const filters: WorkflowFilter[] = [];
+    const list = store.listWorkflows.bind(store);
+    store.listWorkflows = (filter) => (filters.push(filter), list(filter));
+    expect(ids(await duro.listQueuedWorkflows({ limit: 2 }))).toEqual(["later1", "later2"]);
+    expect(ids(await duro.listQueuedWorkflows({ queueName: "q", status: "DELAYED", limit: 2, offset: 1 }))).toEqual(["later2", "later3"]);
+    expect(ids(await duro.listWorkflows({ status: ["PENDING", "DELAYED"], limit: 1 }))).toEqual(["later1"]);
+    for (const filter of filters) {
+      const { sql, params } = listWorkflowsQuery("workflow_status", filter, (b) => (backend === "sqlite" ? Number(b) : b));
+      const plan = backend === "sqlite"
+        ? (await rawQuery(t.url, `EXPLAIN QUERY PLAN ${sql}`, params)).map((row) => row.detail).join("\n")
+        : (await rawQuery(t.url, `EXPLAIN ${numbered(sql)}`, params)).map((row) => row["QUERY PLAN"]).join("\n");
+      expect(plan).not.toMatch(/workflow_status_created_at|Seq Scan|SCAN workflow_status$/m);
+    }
   });
 
   it("drops a workflow from the list once it finishes or is cancelled", async () => {
