@@ -19,7 +19,7 @@ import { als, WorkflowRun } from "./context.js";
 import { consoleLogger, guardedLogger, Recurring } from "./logger.js";
 import { toStatus } from "./management.js";
 import { type Outcome, Outcomes } from "./outcomes.js";
-import { QueueDispatcher, QueuePoll, riderOf, validateQueueOptions } from "./queues.js";
+import { LocalSlots, QueueDispatcher, QueuePoll, riderOf, validateQueueOptions } from "./queues.js";
 import { checkConfig, checkKey, checkText, shown, type Given } from "./checks.js";
 import { Recovery } from "./recovery.js";
 import { RowReader } from "./reads.js";
@@ -59,9 +59,8 @@ export class Engine {
   /** Runs executing in this process, by workflow ID, with the promise that settles when each ends. */
   readonly running = new Map<string, WorkflowRun>();
   readonly runEnds = new Map<string, Promise<void>>();
-  /** Local runs per queue name, and per partition key of each queue, for workerConcurrency. */
-  private readonly queueRunning = new Map<string, number>();
-  private readonly partitionRunning = new Map<string, Record<string, number>>();
+  /** Local runs per queue, and per partition of each queue, for workerConcurrency. */
+  readonly slots = new LocalSlots();
   readonly queues = new Map<string, QueueDispatcher>();
   readonly queuePoll = new QueuePoll(this);
   private readonly schedules = new Map<string, Schedule>();
@@ -240,25 +239,6 @@ export class Engine {
     if (this.serving && this.launched) await schedule.start();
   }
 
-  runningIn(queueName: string): number {
-    return this.queueRunning.get(queueName) ?? 0;
-  }
-
-  runningByPartition(queueName: string): Record<string, number> {
-    return this.partitionRunning.get(queueName) ?? {};
-  }
-
-  /** Counts a run of a queued workflow in or out of its queue's (and partition's) slots here. */
-  countRunning(row: WorkflowRow, delta: 1 | -1): void {
-    if (!row.queueName) return;
-    this.queueRunning.set(row.queueName, this.runningIn(row.queueName) + delta);
-    if (row.partitionKey === null) return;
-    const partitions = this.partitionRunning.get(row.queueName) ?? {};
-    partitions[row.partitionKey] = (partitions[row.partitionKey] ?? 0) + delta;
-    if (partitions[row.partitionKey] === 0) delete partitions[row.partitionKey];
-    this.partitionRunning.set(row.queueName, partitions);
-  }
-
   /** Wakes what committed writes may have unblocked: waiters, and the dispatchers of queues. */
   announce(keys: Iterable<string>): void {
     this.waiters.wake(keys);
@@ -338,14 +318,14 @@ export class Engine {
       new Map(operations.map((op) => [op.functionId, op])),
     );
     this.running.set(row.workflowId, run);
-    if (!this.recovery.holdsSlot(row.workflowId)) this.countRunning(row, 1); // else its slot was kept
+    if (!this.recovery.holdsSlot(row.workflowId)) this.slots.count(row, 1); // else its slot was kept
     const deadline = this.deadlines.watchRun(row.workflowId, row.deadlineEpochMs);
     if (deadline) run.onStop(() => deadline.cancel());
     // Past its deadline: cancelled without running a step (cancelDue stops the run, then writes the cancel).
     if (row.deadlineEpochMs !== null && row.deadlineEpochMs <= Date.now()) this.deadlines.cancelDue(row.workflowId);
     const end = als.run({ run }, () => this.runBody(run, row, workflow)).finally(() => {
       this.runEnds.delete(row.workflowId);
-      if (!this.recovery.holdsSlot(row.workflowId)) this.countRunning(row, -1);
+      if (!this.recovery.holdsSlot(row.workflowId)) this.slots.count(row, -1);
       if (row.queueName) this.queues.get(row.queueName)?.trigger();
       if ((run.stopped === "cancelled" || run.stopped === "superseded") && !this.closed) this.recovery.handOver(row);
     });

@@ -69,6 +69,31 @@ export function validateQueueOptions(name: string, given: QueueOptions | null | 
   return options;
 }
 
+/** This executor's runs per queue, and per partition key of each queue: what workerConcurrency counts. */
+export class LocalSlots {
+  private readonly queues = new Map<string, number>();
+  private readonly partitions = new Map<string, Record<string, number>>();
+
+  in(queueName: string): number {
+    return this.queues.get(queueName) ?? 0;
+  }
+
+  byPartition(queueName: string): Record<string, number> {
+    return this.partitions.get(queueName) ?? {};
+  }
+
+  /** Counts a run of a queued workflow in or out of its queue's (and partition's) slots. */
+  count(row: WorkflowRow, delta: 1 | -1): void {
+    if (!row.queueName) return;
+    this.queues.set(row.queueName, this.in(row.queueName) + delta);
+    if (row.partitionKey === null) return;
+    const partitions = this.partitions.get(row.queueName) ?? {};
+    partitions[row.partitionKey] = (partitions[row.partitionKey] ?? 0) + delta;
+    if (partitions[row.partitionKey] === 0) delete partitions[row.partitionKey];
+    this.partitions.set(row.queueName, partitions);
+  }
+}
+
 export class QueueDispatcher {
   private busy = false;
   private again = false;
@@ -150,7 +175,7 @@ export class QueueDispatcher {
 
   /** Slots of workerConcurrency neither running, reserved, being claimed nor being filled by an adopted workflow. */
   private get open(): number {
-    return this.options.workerConcurrency! - this.engine.runningIn(this.name) - this.reserved - this.claiming - this.adopting.length;
+    return this.options.workerConcurrency! - this.engine.slots.in(this.name) - this.reserved - this.claiming - this.adopting.length;
   }
 
   /**
@@ -173,7 +198,7 @@ export class QueueDispatcher {
 
   /** Workflows running here per partition, with the adopted ones waiting for a slot or loading. */
   private partitionLoad(): Record<string, number> {
-    const load = { ...this.engine.runningByPartition(this.name) };
+    const load = { ...this.engine.slots.byPartition(this.name) };
     for (const row of [...this.adopted, ...this.adopting]) load[row.partitionKey ?? ""] = (load[row.partitionKey ?? ""] ?? 0) + 1;
     return load;
   }
@@ -182,7 +207,7 @@ export class QueueDispatcher {
   private runAdopted(): boolean {
     const { workerConcurrency, partitionQueue } = this.options;
     const inPartition = (key: string | null) =>
-      (this.engine.runningByPartition(this.name)[key ?? ""] ?? 0) + this.adopting.filter((r) => r.partitionKey === key).length;
+      (this.engine.slots.byPartition(this.name)[key ?? ""] ?? 0) + this.adopting.filter((r) => r.partitionKey === key).length;
     for (let i = 0; i < this.adopted.length; ) {
       const row = this.adopted[i];
       if (partitionQueue ? inPartition(row.partitionKey) >= workerConcurrency! : this.open <= 0) {
@@ -268,7 +293,7 @@ export class QueueDispatcher {
         const free = Math.min(perQueue ? this.open : CLAIM_BATCH, CLAIM_BATCH);
         if (this.stopped) return;
         if (free <= 0) return await this.promoteDue();
-        if (this.cohorts && !gathered && this.engine.runningIn(this.name) > 0 && free < Math.min(CLAIM_BATCH, workerConcurrency!) / 4) {
+        if (this.cohorts && !gathered && this.engine.slots.in(this.name) > 0 && free < Math.min(CLAIM_BATCH, workerConcurrency!) / 4) {
           gathered = true;
           await new Promise((resolve) => setTimeout(resolve, GATHER_MS));
           continue;

@@ -199,7 +199,7 @@ export class Recovery {
   private couldNotLoad(row: WorkflowRow, error: unknown): void {
     const { engine } = this;
     if (error instanceof DatabaseError) {
-      engine.countRunning(row, 1); // as an interrupted run's, its slot stays counted until it runs
+      engine.slots.count(row, 1); // as an interrupted run's, its slot stays counted until it runs
       this.resumeWhenReachable(row, error);
     } else if (engine.launched) {
       engine.logger.error(`Could not run workflow ${row.workflowId}: it stays PENDING until this executor restarts or is taken over.`, { error: String(error) });
@@ -246,7 +246,7 @@ export class Recovery {
           this.interrupted.delete(id);
           resumed++;
           // Not run here after all (finished, cancelled or taken over meanwhile): its slot is free.
-          if (!engine.running.has(id)) engine.countRunning(row, -1);
+          if (!engine.running.has(id)) engine.slots.count(row, -1);
         }
       }
       if (resumed && !relapse) engine.logger.info(`The database answers again: ${resumed} interrupted workflow(s) resumed.`);
@@ -369,6 +369,12 @@ export class Recovery {
     const landed = Date.now();
     if (landed - this.lastLanded > 2 * this.interval) this.onTimeSince = landed;
     this.lastLanded = landed;
+    if (this.lastWritten && written - this.lastWritten > this.leaseMs) {
+      this.engine.logger.warn(
+        `This executor's lease ran out: ${((written - this.lastWritten) / 1000).toFixed(1)} s passed between two of its heartbeats (it was frozen, or cut off ` +
+          "from the database). Other executors may have taken its workflows over: their runs here stop, and steps under way in them may have run twice.",
+      );
+    }
     this.lastWritten = Math.max(this.lastWritten, written);
   }
 

@@ -61,7 +61,7 @@ async function twoExecutors(t: ReturnType<typeof useDuro>) {
     for (const h of handles) await x.duro.send(h.workflowId, "go", "go");
     expect(await Promise.all(handles.map((h) => h.getResult()))).toEqual(["exec-x:go", "exec-x:go", "exec-x:go", "exec-y:go", "exec-y:go", "exec-y:go"]);
   };
-  return { x, y, checkUntouched };
+  return { x, y, warnings, checkUntouched };
 }
 
 describe.each(backends)("%s", (backend) => {
@@ -123,6 +123,21 @@ describe.each(backends)("%s", (backend) => {
     hy.release();
     await sleep(2 * LEASE_MS);
     await checkUntouched();
+  });
+
+  it("an executor frozen past its lease, its work taken over meanwhile, stops those runs when it thaws and says so once", async () => {
+    const { x, y, warnings } = await twoExecutors(t);
+    const beats = holdHeartbeats(y.duro); // Y freezes (or is cut off) for longer than its lease
+    beats.hold();
+    await waitFor(() => warnings.filter((w) => w.startsWith("Took over")).length === 3, 5 * LEASE_MS, "X to take Y's workflows over");
+    beats.release();
+    await waitFor(() => ["y0", "y1", "y2"].every((id) => !y.duro.engine.running.has(id)), 5 * LEASE_MS, "Y to stop its runs");
+    const said = () => warnings.filter((w) => w.includes("lease ran out"));
+    await waitFor(() => said().length > 0, 5 * LEASE_MS, "Y to say its lease ran out");
+    expect(said()[0]).toMatch(/^This executor's lease ran out: \d+\.\d s passed between two of its heartbeats \(it was frozen, or cut off from the database\)\. Other executors may have taken its workflows over: their runs here stop, and steps under way in them may have run twice\.$/);
+    for (const id of ["y0", "y1", "y2"]) await y.duro.send(id, "go", "go");
+    expect(await Promise.all(["y0", "y1", "y2"].map((id) => y.duro.getResult(id)))).toEqual(["exec-x:go", "exec-x:go", "exec-x:go"]);
+    expect(said()).toHaveLength(1);
   });
 
   /** Executor A, whose workflow "job" runs step "one" (held by `held`) and then step "two", counting each body; "idle" waits in recv. */
