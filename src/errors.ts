@@ -62,8 +62,13 @@ export class NonDeterminismError extends DuroError {
 
 /** A method that only makes sense inside a workflow was called outside one. */
 export class NotInWorkflowError extends DuroError {
-  constructor(method: string) {
-    super(`${method}() can only be called from within a workflow. Call it from a function registered with registerWorkflow().`);
+  /** `orStep`: the method works in a step too. */
+  constructor(method: string, orStep = false) {
+    super(
+      orStep
+        ? `${method}() can only be called from within a workflow or a step. Call it from a function registered with registerWorkflow() or registerStep() (or run by runStep()).`
+        : `${method}() can only be called from within a workflow. Call it from a function registered with registerWorkflow().`,
+    );
   }
 }
 

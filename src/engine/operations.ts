@@ -116,7 +116,7 @@ export async function sleep(engine: Engine, seconds: number): Promise<void> {
   if (typeof seconds !== "number" || Number.isNaN(seconds)) throw new InvalidArgumentError(`seconds must be a number, got ${shown(seconds)}.`);
   if (seconds <= 0) return; // at once, anywhere, and takes no function ID, as in the reference
   const ctx = currentContext();
-  if (!ctx) throw new NotInWorkflowError("sleep");
+  if (!ctx) throw new NotInWorkflowError("sleep", true);
   if (ctx.step) return new Promise((resolve) => setTimeout(resolve, Math.min(seconds * 1000, MAX_TIMEOUT_MS)));
   const wakeAt = await durableDeadline(engine, ctx.run, seconds);
   await engine.timers.until(wakeAt, ctx.run.signal);
@@ -398,7 +398,7 @@ export async function setEvent(engine: Engine, key: string, value: unknown, opti
   const serialization = formatOf(checkOptions("setEvent", options, KEYS.value));
   checkKey("key", key);
   const ctx = currentContext();
-  if (!ctx) throw new NotInWorkflowError("setEvent");
+  if (!ctx) throw new NotInWorkflowError("setEvent", true);
   const { run, step } = ctx;
   const event = stored(value, serialization ?? run.serialization);
   if (step) {

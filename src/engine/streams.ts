@@ -16,7 +16,7 @@ export async function writeStream(engine: Engine, key: string, value: unknown, o
   checkKey("key", key);
   const serialization = formatOf(checkOptions("writeStream", options, KEYS.value));
   const ctx = currentContext();
-  if (!ctx) throw new NotInWorkflowError("writeStream");
+  if (!ctx) throw new NotInWorkflowError("writeStream", true);
   await appendStream(engine, ctx, "duro.writeStream", key, stored(value, serialization ?? ctx.run.serialization));
 }
 

@@ -174,6 +174,8 @@ describe.each(backends)("%s", (backend) => {
       const duro = t.duro();
       await duro.launch();
       await expect(duro.setEvent("k", 1)).rejects.toBeInstanceOf(NotInWorkflowError);
+      // It works in a step too, and says so.
+      await expect(duro.setEvent("k", 1)).rejects.toThrow("setEvent() can only be called from within a workflow or a step.");
     });
 
     it("getAllEvents is empty for a workflow without events, and works inside a workflow", async () => {

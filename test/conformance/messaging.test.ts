@@ -229,6 +229,7 @@ describe.each(backends)("%s", (backend) => {
       });
       await duro.launch();
       await expect(duro.recv("t", 0.1)).rejects.toBeInstanceOf(NotInWorkflowError);
+      await expect(duro.recv("t", 0.1)).rejects.toThrow("recv() can only be called from within a workflow. Call it from a function registered with registerWorkflow().");
       expect(await (await duro.startWorkflow(wf)).getResult()).toBe("refused");
     });
   });
