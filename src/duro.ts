@@ -382,7 +382,7 @@ export class Duro {
 
   /** Management calls inside a workflow are operations: their results are recorded (their errors are not, as in the reference library). */
   private async managed<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    const run = currentRun();
+    const run = currentRun(this.engine);
     return run ? checkpoint(this.engine, run, `duro.${name}`, fn, {}, "always", () => false) : fn();
   }
 

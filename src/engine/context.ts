@@ -8,7 +8,7 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { setMaxListeners } from "node:events";
-import { NonDeterminismError, WorkflowCancelledError } from "../errors.js";
+import { DuroError, NonDeterminismError, WorkflowCancelledError } from "../errors.js";
 import type { SerializationFormat } from "../serialization.js";
 import type { OperationRow } from "../storage/store.js";
 
@@ -53,6 +53,8 @@ export class WorkflowRun {
     /** Absolute deadline propagated to children, or null. */
     readonly deadlineEpochMs: number | null,
     private readonly recorded: Map<number, OperationRow>,
+    /** The engine that runs it: only its calls are the run's operations (see currentContext). */
+    readonly owner: Owner,
   ) {}
 
   /** Takes the next function ID (call order). */
@@ -107,12 +109,29 @@ export class WorkflowRun {
   }
 }
 
-export function currentContext(): Context | undefined {
-  return als.getStore();
+/** What a run knows of the engine that runs it. */
+export interface Owner {
+  readonly client: boolean;
 }
 
-/** The current workflow run, unless in a step (where durable calls run plainly) or outside a workflow. */
-export function currentRun(): WorkflowRun | undefined {
+/**
+ * The context of the current workflow run, if any. Given `engine`, the one a call was made on:
+ * a DuroClient's calls in a workflow are made as from outside one (not checkpointed, as
+ * the client's name says), and another Duro instance's are refused: their writes would go to its
+ * database, where this run has no workflow.
+ */
+export function currentContext(engine?: Owner): Context | undefined {
   const ctx = als.getStore();
+  if (!ctx || !engine || ctx.run.owner === engine) return ctx;
+  if (engine.client) return undefined;
+  throw new DuroError(
+    `Workflow "${ctx.run.workflowName}" (ID ${ctx.run.workflowId}) runs on another Duro instance than the one this call was made on. ` +
+      "In a workflow, call the steps and methods of the instance that registered it.",
+  );
+}
+
+/** The current workflow run of `engine`, unless in a step (where durable calls run plainly) or outside a workflow. */
+export function currentRun(engine: Owner): WorkflowRun | undefined {
+  const ctx = currentContext(engine);
   return ctx && !ctx.step ? ctx.run : undefined;
 }

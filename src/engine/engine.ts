@@ -315,7 +315,7 @@ export class Engine {
     if (this.running.has(row.workflowId)) return;
     const run = new WorkflowRun(
       row.workflowId, row.name, row.serialization, row.authenticatedUser, row.appVersion ?? this.appVersion, row.deadlineEpochMs,
-      new Map(operations.map((op) => [op.functionId, op])),
+      new Map(operations.map((op) => [op.functionId, op])), this,
     );
     this.running.set(row.workflowId, run);
     if (!this.recovery.holdsSlot(row.workflowId)) this.slots.count(row, 1); // else its slot was kept

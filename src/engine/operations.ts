@@ -20,8 +20,8 @@ import { MAX_TIMEOUT_MS, secondsAfter } from "./timers.js";
 const NULL_TOPIC = "__null__topic__";
 const MAX_RETRY_DELAY_S = 3600;
 
-function requireRun(method: string): WorkflowRun {
-  const run = currentRun();
+function requireRun(engine: Engine, method: string): WorkflowRun {
+  const run = currentRun(engine);
   if (!run) throw new NotInWorkflowError(method);
   return run;
 }
@@ -83,7 +83,7 @@ export function stepPolicy(method: string, given: StepOptions | null | undefined
 
 /** Runs `fn` as a checkpointed step (plainly outside a workflow or inside another step). */
 export async function runStep<T>(engine: Engine, name: string, fn: (...args: any[]) => T | Promise<T>, args: unknown[], policy: StepPolicy): Promise<T> {
-  const run = currentRun();
+  const run = currentRun(engine);
   if (!run) return fn(...args);
   return checkpoint(engine, run, name, async (stepId) => {
     const attempts = policy.retriesAllowed ? policy.maxAttempts : 1;
@@ -115,7 +115,7 @@ export async function runStep<T>(engine: Engine, name: string, fn: (...args: any
 export async function sleep(engine: Engine, seconds: number): Promise<void> {
   if (typeof seconds !== "number" || Number.isNaN(seconds)) throw new InvalidArgumentError(`seconds must be a number, got ${shown(seconds)}.`);
   if (seconds <= 0) return; // at once, anywhere, and takes no function ID, as in the reference
-  const ctx = currentContext();
+  const ctx = currentContext(engine);
   if (!ctx) throw new NotInWorkflowError("sleep", true);
   if (ctx.step) return new Promise((resolve) => setTimeout(resolve, Math.min(seconds * 1000, MAX_TIMEOUT_MS)));
   const wakeAt = await durableDeadline(engine, ctx.run, seconds);
@@ -150,12 +150,12 @@ function timeoutDeadline(run: WorkflowRun, functionId: number, seconds: number, 
 }
 
 export async function now(engine: Engine): Promise<number> {
-  const run = currentRun();
+  const run = currentRun(engine);
   return run ? checkpoint(engine, run, "duro.now", async () => Date.now()) : Date.now();
 }
 
 export async function randomUUID(engine: Engine): Promise<string> {
-  const run = currentRun();
+  const run = currentRun(engine);
   return run ? checkpoint(engine, run, "duro.randomUUID", async () => uuid()) : uuid();
 }
 
@@ -170,7 +170,7 @@ const unlessMissing = (error: unknown) => !(error instanceof WorkflowNotFoundErr
  */
 export async function getResult(engine: Engine, workflowId: string, untilCreated = false, signal?: AbortSignal): Promise<unknown> {
   checkKey("workflowId", workflowId);
-  const run = currentRun();
+  const run = currentRun(engine);
   const wait = () => engine.outcomes.wait(workflowId, run?.signal ?? signal, untilCreated);
   return run ? checkpoint(engine, run, "duro.getResult", wait, { childWorkflowId: workflowId }, "unlessCancelled", unlessMissing) : wait();
 }
@@ -189,7 +189,7 @@ export function handleOf<R>(engine: Engine, workflowId: string, untilCreated = f
 
 export async function getWorkflowStatus(engine: Engine, workflowId: string) {
   checkKey("workflowId", workflowId);
-  const run = currentRun();
+  const run = currentRun(engine);
   return run ? checkpoint(engine, run, "duro.getStatus", () => engine.getStatus(workflowId), {}, "unlessCancelled") : engine.getStatus(workflowId);
 }
 
@@ -200,7 +200,7 @@ export async function waitFirst(engine: Engine, workflowIds: string[]): Promise<
     if (typeof id !== "string" || id === "") throw new InvalidArgumentError("waitFirst() needs workflow handles (from startWorkflow or retrieveWorkflow).");
   }
   if (new Set(workflowIds).size !== workflowIds.length) throw new InvalidArgumentError("waitFirst() was given the same workflow twice.");
-  const run = currentRun();
+  const run = currentRun(engine);
   const first = async () => {
     let winner = "";
     const terminal = ["SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"] as const;
@@ -241,7 +241,7 @@ export async function wait<T>(
   }
   if (timeoutSeconds !== undefined) checkSeconds("timeoutSeconds", timeoutSeconds, true); // Infinity: no timeout, as recv's
   const deadline = timeoutSeconds === undefined ? Infinity : Date.now() + timeoutSeconds * 1000;
-  const run = currentRun();
+  const run = currentRun(engine);
   const functionId = run?.allocate();
   const recorded = run && functionId !== undefined ? run.replay(functionId, "duro.wait") : undefined;
   // Aborted once the split is known: what `watch` waits on for pending items, it may give up.
@@ -329,7 +329,7 @@ export async function send(
   checkKey("destinationId", destinationId);
   checkTopic(topic);
   if (idempotencyKey !== undefined) checkKey("idempotencyKey", idempotencyKey);
-  const run = currentRun();
+  const run = currentRun(engine);
   const value = stored(message, serialization ?? run?.serialization ?? "default");
   const deliver = async (messageId: string) => {
     const result = await engine.committer.submitOne({
@@ -353,7 +353,7 @@ export async function recv(engine: Engine, topicOrOptions: string | null | undef
   const [topic, timeout] = afterTopic("recv", topicOrOptions, timeoutOrOptions);
   checkTopic(topic);
   const timeoutSeconds = waitSeconds("recv", timeout);
-  const run = requireRun("recv");
+  const run = requireRun(engine, "recv");
   const functionId = run.allocate();
   const sleepId = run.allocate();
   const recorded = run.replay(functionId, "duro.recv");
@@ -397,7 +397,7 @@ async function receive(engine: Engine, run: WorkflowRun, functionId: number, sle
 export async function setEvent(engine: Engine, key: string, value: unknown, options?: ValueOptions | null): Promise<void> {
   const serialization = formatOf(checkOptions("setEvent", options, KEYS.value));
   checkKey("key", key);
-  const ctx = currentContext();
+  const ctx = currentContext(engine);
   if (!ctx) throw new NotInWorkflowError("setEvent", true);
   const { run, step } = ctx;
   const event = stored(value, serialization ?? run.serialization);
@@ -418,7 +418,7 @@ export async function getEvent(engine: Engine, workflowId: string, key: string, 
   checkKey("workflowId", workflowId);
   checkKey("key", key);
   const timeoutSeconds = waitSeconds("getEvent", timeout);
-  const run = currentRun();
+  const run = currentRun(engine);
   let value: StoredValue | null = null;
   const look = async () => (value = await engine.store.getEvent(workflowId, key)) !== null;
   if (!run) {
@@ -447,7 +447,7 @@ export async function getEvent(engine: Engine, workflowId: string, key: string, 
 export async function getAllEvents(engine: Engine, workflowId: string): Promise<Record<string, unknown>> {
   checkKey("workflowId", workflowId);
   const all = async () => Object.fromEntries([...(await engine.store.getAllEvents(workflowId))].map(([k, v]) => [k, read(v)]));
-  const run = currentRun();
+  const run = currentRun(engine);
   return run ? checkpoint(engine, run, "duro.getAllEvents", all) : all();
 }
 
@@ -456,7 +456,7 @@ export async function getAllEvents(engine: Engine, workflowId: string): Promise<
 /** True on the patched path: a new run, or one that recorded this patch; false for older runs. */
 export async function patch(engine: Engine, name: string): Promise<boolean> {
   checkKey("patch name", name);
-  const run = requireRun("patch");
+  const run = requireRun(engine, "patch");
   const marker = `duro.patch-${name}`;
   const next = run.peekNext();
   if (next && next.functionName !== marker) return false;
@@ -469,9 +469,9 @@ export async function patch(engine: Engine, name: string): Promise<boolean> {
 }
 
 /** Always true; skips this patch's marker where an older run recorded it. */
-export async function deprecatePatch(_engine: Engine, name: string): Promise<boolean> {
+export async function deprecatePatch(engine: Engine, name: string): Promise<boolean> {
   checkKey("patch name", name);
-  const run = requireRun("deprecatePatch");
+  const run = requireRun(engine, "deprecatePatch");
   if (run.peekNext()?.functionName === `duro.patch-${name}`) run.allocate();
   return true;
 }

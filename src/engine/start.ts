@@ -34,7 +34,7 @@ export async function start(engine: Engine, name: string, args: unknown[], given
   if (!workflow && !engine.client) throw new InvalidArgumentError(`No workflow named "${name}" is registered on this Duro instance.`);
   if (engine.client && !options.queueName) throw new InvalidArgumentError("A client can only enqueue: give a queueName.");
   validateStart(engine, options);
-  const { parent, functionId, recorded } = childOperation(name);
+  const { parent, functionId, recorded } = childOperation(engine, name);
   if (recorded) {
     if (recorded.error) throw errorOf(recorded);
     return recorded.childWorkflowId!;
@@ -93,8 +93,8 @@ export async function start(engine: Engine, name: string, args: unknown[], given
  * The operation that starting `name` takes in the calling workflow, if there is one: its number,
  * and its record when this is a replay (else the run must not have been stopped meanwhile).
  */
-function childOperation(name: string) {
-  const parent = currentRun();
+function childOperation(engine: Engine, name: string) {
+  const parent = currentRun(engine);
   const functionId = parent?.allocate();
   const recorded = parent && functionId !== undefined ? parent.replay(functionId, name) : undefined;
   if (parent && !recorded) parent.checkStopped();
@@ -123,7 +123,7 @@ export async function enqueueMany(engine: Engine, name: string, argsList: readon
   if (options.workflowId !== undefined && argsList.length > 1) throw new InvalidArgumentError("workflowId cannot be shared by several workflows; leave it unset.");
   if (options.deduplicationId !== undefined && argsList.length > 1) throw new InvalidArgumentError("deduplicationId cannot be shared by several workflows.");
   validateStart(engine, options);
-  const { parent, functionId, recorded } = childOperation(name);
+  const { parent, functionId, recorded } = childOperation(engine, name);
   if (recorded) return replayed(recorded) as string[];
   const serialization = engine.workflows.get(name)?.options.serialization;
   // One time and one owner token for the whole batch: columns that do not vary are sent once.
@@ -196,7 +196,7 @@ export function queueOf(engine: Engine, queueName: string) {
 export function newRow(
   engine: Engine, workflowId: string, name: string, args: unknown[], options: Start, registered?: SerializationFormat, now = Date.now(),
 ): WorkflowRow {
-  const parent = currentRun();
+  const parent = currentRun(engine);
   const serialization = options.serialization ?? registered ?? "default";
   const inputs = serializeInputs(args, serialization);
   const queued = options.queueName !== undefined;

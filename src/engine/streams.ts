@@ -15,14 +15,14 @@ import { formatOf, read, stored } from "./operations.js";
 export async function writeStream(engine: Engine, key: string, value: unknown, options?: ValueOptions | null): Promise<void> {
   checkKey("key", key);
   const serialization = formatOf(checkOptions("writeStream", options, KEYS.value));
-  const ctx = currentContext();
+  const ctx = currentContext(engine);
   if (!ctx) throw new NotInWorkflowError("writeStream", true);
   await appendStream(engine, ctx, "duro.writeStream", key, stored(value, serialization ?? ctx.run.serialization));
 }
 
 export async function closeStream(engine: Engine, key: string): Promise<void> {
   checkKey("key", key);
-  const ctx = currentContext();
+  const ctx = currentContext(engine);
   if (!ctx || ctx.step) throw new NotInWorkflowError("closeStream");
   await appendStream(engine, ctx, "duro.closeStream", key, null);
 }
@@ -57,7 +57,7 @@ export async function* readStream(
   checkKey("key", key);
   if (!Number.isInteger(offset) || offset < 0) throw new InvalidArgumentError(`offset must be a non-negative integer, got ${shown(offset)}.`);
   if (timeoutSeconds !== undefined) checkSeconds("timeoutSeconds", timeoutSeconds, true); // Infinity: no timeout, as recv's
-  const run = currentRun();
+  const run = currentRun(engine);
   const END = { end: true };
   // Values fetched past the current offset (and whether the end marker follows them), served
   // without another read: one query per batch of arrivals, not one per value.

@@ -6,7 +6,7 @@
 import { spawn } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import {
-  AwaitedWorkflowCancelledError, DuplicateWorkflowError, DuroClient, InvalidArgumentError, WorkflowNotFoundError, WorkflowQueue, type Duro,
+  AwaitedWorkflowCancelledError, DuplicateWorkflowError, DuroClient, DuroError, InvalidArgumentError, WorkflowCancelledError, WorkflowNotFoundError, WorkflowQueue, type Duro,
 } from "../../src/index.js";
 import { backends, gate, quietLogger, sleep, statusOf, useDuro, waitFor } from "../helpers.js";
 import { requireBuild } from "../processes.js";
@@ -284,6 +284,32 @@ describe.each(backends)("%s", (backend) => {
     const code = await Promise.race([exited, sleep(10_000).then(() => "still running")]).finally(() => child.kill("SIGKILL"));
     expect(code).toBe(0);
     expect(await statusOf(duro, JSON.parse(out).id)).toBe("ENQUEUED");
+  });
+
+  it("in a workflow, a client's calls are made as from outside it (not recorded), and another Duro instance's steps are refused", async () => {
+    const duro = t.duro({ executorId: "worker" });
+    const other = t.duro({ executorId: "other" });
+    let foreignRuns = 0;
+    const foreign = other.registerStep("foreign", async () => (foreignRuns++, "ran"));
+    const c = client();
+    const target = duro.registerWorkflow("target", async () => duro.recv<string>("t", 30));
+    const mixed = duro.registerWorkflow("mixed", async (mode: string) => {
+      if (mode === "client") return void (await c.send("target-1", "from-client", "t"));
+      try {
+        return await foreign();
+      } catch (error) {
+        return error instanceof DuroError && !(error instanceof WorkflowCancelledError) ? (error as Error).message : `other: ${error}`;
+      }
+    });
+    await Promise.all([duro.launch(), other.launch()]);
+    await duro.startWorkflow(target.with({ workflowId: "target-1" }));
+    await (await duro.startWorkflow(mixed.with({ workflowId: "m-client" }), "client")).getResult();
+    expect(await duro.getResult("target-1")).toBe("from-client");
+    expect((await duro.listWorkflowSteps("m-client")).map((s) => s.functionName)).toEqual([]);
+    expect(await (await duro.startWorkflow(mixed.with({ workflowId: "m-other" }), "other")).getResult()).toBe(
+      'Workflow "mixed" (ID m-other) runs on another Duro instance than the one this call was made on. In a workflow, call the steps and methods of the instance that registered it.',
+    );
+    expect(foreignRuns).toBe(0);
   });
 
   it("retrieveWorkflow with existingWorkflow: false hands out a workflow not created yet; its getResult waits for it", async () => {
