@@ -90,7 +90,8 @@ const commands: Record<string, Command> = {
         ["ID", "NAME", "OUTPUT / ERROR", "CHILD", "MS"],
         steps.map((s) => [
           String(s.functionId), s.functionName, s.error ? `✗ ${s.error.name}: ${s.error.message}` : show(s.output, s.functionName === "duro.sleep" || s.functionName === "duro.now"), s.childWorkflowId ?? "",
-          s.startedAtEpochMs !== null && s.completedAtEpochMs !== null ? String(s.completedAtEpochMs - s.startedAtEpochMs) : "",
+          // A wait under way holds its wake-up time: no duration yet.
+          s.startedAtEpochMs !== null && s.completedAtEpochMs !== null && s.completedAtEpochMs <= Date.now() ? String(s.completedAtEpochMs - s.startedAtEpochMs) : "",
         ]),
       ),
   },

@@ -191,6 +191,10 @@ describe.each(backends)("%s", (backend) => {
     expect(foreverSteps.code, foreverSteps.stderr).toBe(0);
     expect(foreverSteps.stdout).toMatch(/^1\s+duro\.now\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s/m);
     expect(foreverSteps.stdout).toMatch(/^3\s+duro\.sleep\s+never\s/m); // recv is 2: its timeout is 3
+    // A sleep under way has no duration yet (its record holds its wake-up time).
+    await duro.startWorkflow(duro.registerWorkflow("napper", async () => duro.sleep(3600)).with({ workflowId: "napper" }));
+    await waitFor(async () => (await duro.listWorkflowSteps("napper")).length === 1, 10_000, "napper to sleep");
+    expect((await cli(["steps", "napper", ...db])).stdout).toMatch(/^1\s+duro\.sleep\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s*$/m);
     expect(foreverGet.code, foreverGet.stderr).toBe(0);
     expect(foreverGet.stdout).toMatch(/^deadlineEpochMs\s+9000000000000000$/m);
 
