@@ -353,6 +353,7 @@ export class Recovery {
     let late = false;
     const leaving = (async () => {
       await this.beating;
+      if (!this.lastWritten) return; // no beat of it landed (a launch that failed at its first): nothing to take back
       await engine.store.leave(engine.executorId, engine.appVersion);
     })().catch((error) => {
       if (!late) engine.logger.warn("Could not record this executor's shutdown: work of no app version may wait for its lease to end.", { error: String(error) });

@@ -143,9 +143,12 @@ describe("postgres", () => {
     } finally {
       await client.close();
     }
-    const error = await rejectionOf(t.duro({ databaseUrl: url, executorId: "replica" }).launch());
+    const warnings: string[] = [];
+    const logger = { ...quietLogger, warn: (message: string) => void warnings.push(message) };
+    const error = await rejectionOf(t.duro({ databaseUrl: url, executorId: "replica", logger }).launch());
     expect(error).toBeInstanceOf(DatabaseError);
     expect(error.message).toMatch(/read-only.*point databaseUrl at the primary/);
+    expect(warnings).toEqual([]); // its first heartbeat failed: it has no shutdown to record either
   });
 
   it("a step record cancelled by lock_timeout runs again until the lock is gone: the workflow finishes as if nothing happened", async () => {
