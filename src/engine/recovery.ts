@@ -372,8 +372,8 @@ export class Recovery {
     this.lastLanded = landed;
     if (this.lastWritten && written - this.lastWritten > this.leaseMs) {
       this.engine.logger.warn(
-        `This executor's lease ran out: ${((written - this.lastWritten) / 1000).toFixed(1)} s passed between two of its heartbeats (it was frozen, or cut off ` +
-          "from the database). Other executors may have taken its workflows over: their runs here stop, and steps under way in them may have run twice.",
+        `This executor's lease ran out: ${((written - this.lastWritten) / 1000).toFixed(1)} s passed between two of its heartbeats (it was frozen, or could not ` +
+          "write to the database). Other executors may have taken its workflows over: their runs here stop, and steps under way in them may have run twice.",
       );
     }
     this.lastWritten = Math.max(this.lastWritten, written);

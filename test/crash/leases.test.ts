@@ -134,7 +134,7 @@ describe.each(backends)("%s", (backend) => {
     await waitFor(() => ["y0", "y1", "y2"].every((id) => !y.duro.engine.running.has(id)), 5 * LEASE_MS, "Y to stop its runs");
     const said = () => warnings.filter((w) => w.includes("lease ran out"));
     await waitFor(() => said().length > 0, 5 * LEASE_MS, "Y to say its lease ran out");
-    expect(said()[0]).toMatch(/^This executor's lease ran out: \d+\.\d s passed between two of its heartbeats \(it was frozen, or cut off from the database\)\. Other executors may have taken its workflows over: their runs here stop, and steps under way in them may have run twice\.$/);
+    expect(said()[0]).toMatch(/^This executor's lease ran out: \d+\.\d s passed between two of its heartbeats \(it was frozen, or could not write to the database\)\. Other executors may have taken its workflows over: their runs here stop, and steps under way in them may have run twice\.$/);
     for (const id of ["y0", "y1", "y2"]) await y.duro.send(id, "go", "go");
     expect(await Promise.all(["y0", "y1", "y2"].map((id) => y.duro.getResult(id)))).toEqual(["exec-x:go", "exec-x:go", "exec-x:go"]);
     expect(said()).toHaveLength(1);

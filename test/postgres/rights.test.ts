@@ -5,6 +5,7 @@
  * a workflow.
  */
 import { randomUUID } from "node:crypto";
+import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { AwaitedWorkflowCancelledError, DatabaseError, DuroClient, WorkflowQueue, type Duro } from "../../src/index.js";
 import { clockPast, gate, POSTGRES_URL, quietLogger, rawQuery, rejectionOf, sleepingPastDeadline, useDuro, waitFor } from "../helpers.js";
@@ -149,6 +150,30 @@ describe("postgres", () => {
     expect(error).toBeInstanceOf(DatabaseError);
     expect(error.message).toMatch(/read-only.*point databaseUrl at the primary/);
     expect(warnings).toEqual([]); // its first heartbeat failed: it has no shutdown to record either
+  });
+
+  it("a pooler in transaction mode (PgBouncer's) is refused at launch and at a client's first call, with a DatabaseError that says what to do", async () => {
+    // What such a pooler shows: two connections open at once on one backend, or one connection's backend changing.
+    for (const backend of [() => 4242, (() => { let n = 0; return () => ++n; })()]) {
+      const query = pg.Client.prototype.query;
+      pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+        if (args[0] === "SELECT pg_backend_pid() AS pid") return Promise.resolve({ rows: [{ pid: backend() }] });
+        return (query as (...a: unknown[]) => unknown).apply(this, args);
+      } as typeof query;
+      try {
+        const launch = rejectionOf(t.duro().launch());
+        const client = new DuroClient({ databaseUrl: t.url, logger: quietLogger });
+        const errors = [await launch, await rejectionOf(client.listWorkflows({})).finally(() => client.close())];
+        for (const error of errors) {
+          expect(error).toBeInstanceOf(DatabaseError);
+          expect(error.message).toMatch(/through a pooler .*pool_mode = transaction or statement.*Point databaseUrl at PostgreSQL itself, or at a pooler in session mode\.$/);
+        }
+      } finally {
+        pg.Client.prototype.query = query;
+      }
+    }
+    // Without a pooler in the way: launched.
+    await t.duro().launch();
   });
 
   it("a step record cancelled by lock_timeout runs again until the lock is gone: the workflow finishes as if nothing happened", async () => {

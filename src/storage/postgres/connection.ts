@@ -272,6 +272,27 @@ export class PgConnection {
     }
   }
 
+  /**
+   * Refuses a pooler that hands each transaction to another server connection (PgBouncer's
+   * transaction or statement mode): duro's prepared statements and LISTEN belong to a session. A
+   * backend that changes under one connection, or that two connections open at once share, tells it.
+   */
+  async checkSession(): Promise<void> {
+    const pid = async (client: pg.PoolClient) => Number((await client.query("SELECT pg_backend_pid() AS pid")).rows[0].pid);
+    const shared = await this.run(async (one) => {
+      const first = await pid(one);
+      if ((await pid(one)) !== first) return true;
+      return (this.options.poolSize ?? 10) > 1 && this.run(async (other) => (await pid(other)) === first);
+    });
+    if (shared) {
+      throw new DatabaseError(
+        `PostgreSQL at ${this.where} is reached through a pooler that hands each transaction to another server connection ` +
+          "(PgBouncer's pool_mode = transaction or statement): duro's prepared statements and LISTEN need a session of their own. " +
+          "Point databaseUrl at PostgreSQL itself, or at a pooler in session mode.",
+      );
+    }
+  }
+
   /** Calls `listener` whenever a connection was lost or could not be made (the database flickered, for us and likely for others). */
   onTrouble(listener: () => void): void {
     this.troubleListeners.push(listener);

@@ -43,6 +43,7 @@ export class PostgresStore implements Store {
   async migrate({ create = true }: { create?: boolean } = {}): Promise<void> {
     if (this.migrated) return;
     (await this.conn.connect(this.options.connectTimeoutSeconds ?? 30)).release();
+    await this.conn.checkSession();
     const { schema, schemaName, where } = this.conn;
     const all = loadMigrations(new URL("./migrations/", import.meta.url));
     let done: string | undefined;
