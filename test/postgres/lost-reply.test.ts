@@ -11,7 +11,7 @@ import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { DatabaseError, DuroClient, WorkflowQueue, type QueueOptions } from "../../src/index.js";
 import { retry } from "../../src/storage/postgres/connection.js";
-import { crash, hangPoint, quietLogger, range, rawQuery, useDuro, within } from "../helpers.js";
+import { crash, hangPoint, quietLogger, range, rawQuery, rejectionOf, useDuro, within } from "../helpers.js";
 import type { Duro, DuroConfig } from "../../src/index.js";
 
 const realQuery = pg.Client.prototype.query;
@@ -218,7 +218,9 @@ describe("postgres: a write whose reply was lost past the retry window", () => {
     await duro.launch();
     retry.windowMs = 0; // no second try: the caller gets DatabaseError at once
     const lost = loseReplies(1, (statement) => statement === "duro_insertOne");
-    await expect(duro.startWorkflow(wf.with({ workflowId: "late-1" }), 21)).rejects.toBeInstanceOf(DatabaseError);
+    const error = await rejectionOf(duro.startWorkflow(wf.with({ workflowId: "late-1" }), 21));
+    expect(error).toBeInstanceOf(DatabaseError);
+    expect(error.message).toMatch(/^Lost the connection to PostgreSQL at .* and could not get it back within 0s: .*\. Check that the server is up and reachable \(behind a pooler, that its pool has room for each process's poolSize \+ 1 connections\); interrupted workflows run again from their checkpoints once it is\.$/);
     expect(lost).toEqual(["duro_insertOne"]);
     retry.windowMs = 60_000;
     const again = await duro.startWorkflow(wf.with({ workflowId: "late-1" }), 21);

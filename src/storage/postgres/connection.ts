@@ -263,7 +263,9 @@ export class PgConnection {
               : gaveUp(code)
               ? `PostgreSQL at ${this.where} kept cancelling duro's statements for ${seconds}s (SQLSTATE ${code}): ${messageOf(error)}. ` +
                   "Raise statement_timeout and lock_timeout for duro's role or database; interrupted workflows run again from their checkpoints."
-              : `Lost the connection to PostgreSQL at ${this.where} and could not get it back within ${seconds}s: ${messageOf(error)}`,
+              : `Lost the connection to PostgreSQL at ${this.where} and could not get it back within ${seconds}s: ${messageOf(error)}. ` +
+                  "Check that the server is up and reachable (behind a pooler, that its pool has room for each process's poolSize + 1 connections); " +
+                  "interrupted workflows run again from their checkpoints once it is.",
             { cause: error },
           );
         }
