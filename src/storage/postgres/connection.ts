@@ -284,7 +284,14 @@ export class PgConnection {
     const shared = await this.run(async (one) => {
       const first = await pid(one);
       if ((await pid(one)) !== first) return true;
-      return (this.options.poolSize ?? 10) > 1 && this.run(async (other) => (await pid(other)) === first);
+      if ((this.options.poolSize ?? 10) < 2) return false;
+      // Closed after: a client that only enqueues holds one connection.
+      const other = await this.pool.connect();
+      try {
+        return (await pid(other)) === first;
+      } finally {
+        other.release(true);
+      }
     });
     if (shared) {
       throw new DatabaseError(
