@@ -116,13 +116,14 @@ export interface Owner {
 
 /**
  * The context of the current workflow run, if any. Given `engine`, the one a call was made on:
- * a DuroClient's calls in a workflow are made as from outside one (not checkpointed, as
+ * a DuroClient's calls in a workflow (not in its steps) are made as from outside one (not checkpointed, as
  * the client's name says), and another Duro instance's are refused: their writes would go to its
  * database, where this run has no workflow.
  */
 export function currentContext(engine?: Owner): Context | undefined {
   const ctx = als.getStore();
-  if (!ctx || !engine || ctx.run.owner === engine) return ctx;
+  // In a step, durable calls run plainly: another instance's too, as before this check.
+  if (!ctx || !engine || ctx.step || ctx.run.owner === engine) return ctx;
   if (engine.client) return undefined;
   throw new DuroError(
     `Workflow "${ctx.run.workflowName}" (ID ${ctx.run.workflowId}) runs on another Duro instance than the one this call was made on. ` +

@@ -293,8 +293,11 @@ describe.each(backends)("%s", (backend) => {
     const foreign = other.registerStep("foreign", async () => (foreignRuns++, "ran"));
     const c = client();
     const target = duro.registerWorkflow("target", async () => duro.recv<string>("t", 30));
+    // In a step, another instance's calls run plainly, as every durable call there does.
+    const status = duro.registerStep("status", async (id: string) => (await other.getWorkflowStatus(id))?.status);
     const mixed = duro.registerWorkflow("mixed", async (mode: string) => {
       if (mode === "client") return void (await c.send("target-1", "from-client", "t"));
+      if (mode === "step") return status("target-1");
       try {
         return await foreign();
       } catch (error) {
@@ -310,6 +313,7 @@ describe.each(backends)("%s", (backend) => {
       'Workflow "mixed" (ID m-other) runs on another Duro instance than the one this call was made on. In a workflow, call the steps and methods of the instance that registered it.',
     );
     expect(foreignRuns).toBe(0);
+    expect(await (await duro.startWorkflow(mixed.with({ workflowId: "m-step" }), "step")).getResult()).toBe("SUCCESS");
   });
 
   it("retrieveWorkflow with existingWorkflow: false hands out a workflow not created yet; its getResult waits for it", async () => {
