@@ -122,7 +122,7 @@ export interface Owner {
  */
 export function currentContext(engine?: Owner): Context | undefined {
   const ctx = als.getStore();
-  // In a step, durable calls run plainly: another instance's too, as before this check.
+  // In a step, durable calls run plainly, another instance's too.
   if (!ctx || !engine || ctx.step || ctx.run.owner === engine) return ctx;
   if (engine.client) return undefined;
   throw new DuroError(
