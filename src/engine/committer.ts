@@ -13,7 +13,7 @@
  */
 import { DatabaseError, DuroError } from "../errors.js";
 import { wakeKeysOf, type Store, type Write, type WriteResult } from "../storage/store.js";
-import { currentContext, type WorkflowRun } from "./context.js";
+import { currentContext, type Owner, type WorkflowRun } from "./context.js";
 
 export interface Submission {
   writes: Write[];
@@ -43,12 +43,15 @@ export class Committer {
     private readonly maxInFlight = 1,
     /** Writes to add to a batch about to commit, if any (see riderOf in queues.ts). */
     private readonly rider?: (batch: Submission[]) => Submission | undefined,
+    /** The engine whose runs an unreachable database interrupts (not a workflow that called a DuroClient). */
+    private readonly owner?: Owner,
   ) {}
 
   submit(writes: Write[]): Promise<WriteResult[]> {
     if (this.closed) return Promise.reject(new DuroError("This Duro instance is shut down; no more writes are accepted."));
     return new Promise((resolve, reject) => {
-      this.queue.push({ writes, resolve, reject, run: currentContext()?.run });
+      const run = currentContext()?.run;
+      this.queue.push({ writes, resolve, reject, run: run?.owner === this.owner ? run : undefined });
       this.kick();
     });
   }

@@ -203,7 +203,7 @@ export class Engine {
   private async serve(store: Store, leaseMs: number): Promise<void> {
     // Others were likely cut off too: judge nobody's lease for a while (see Recovery).
     store.onConnectionLost?.(() => this.recovery.distrust());
-    this._committer = new Committer(store, (keys) => this.announce(keys), store.dialect === "postgres" ? 3 : 1, (batch) => riderOf(this.queues, batch));
+    this._committer = new Committer(store, (keys) => this.announce(keys), store.dialect === "postgres" ? 3 : 1, (batch) => riderOf(this.queues, batch), this);
     // A client that only enqueues never waits: it need not hold a LISTEN connection (nor
     // slow every NOTIFY by being one more listener) or poll SQLite's data_version.
     if (!this.client) this.listen();

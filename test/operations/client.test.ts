@@ -4,6 +4,11 @@
  * retrieveWorkflow, getResult, getWorkflowStatus, every management method, close().
  */
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { busy } from "../../src/storage/sqlite/file.js";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   AwaitedWorkflowCancelledError, DuplicateWorkflowError, DuroClient, DuroError, InvalidArgumentError, WorkflowCancelledError, WorkflowNotFoundError, WorkflowQueue, type Duro,
@@ -314,6 +319,37 @@ describe.each(backends)("%s", (backend) => {
     );
     expect(foreignRuns).toBe(0);
     expect(await (await duro.startWorkflow(mixed.with({ workflowId: "m-step" }), "step")).getResult()).toBe("SUCCESS");
+  });
+
+  it("in a workflow, a DatabaseError of a client's call is the workflow's to catch: it does not interrupt the run", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "duro-client-"));
+    const file = join(dir, "other.sqlite");
+    const elsewhere = new DuroClient({ databaseUrl: `sqlite:${file}`, logger: quietLogger });
+    clients.push(elsewhere);
+    await elsewhere.listWorkflows({}); // creates its tables
+    const duro = t.duro({ executorId: "worker" });
+    const wf = duro.registerWorkflow("sends", async () => {
+      try {
+        await elsewhere.send("nobody", "m");
+        return "sent";
+      } catch (error) {
+        return `caught ${(error as Error).name}`;
+      }
+    });
+    await duro.launch();
+    const lock = new Database(file);
+    lock.exec("BEGIN EXCLUSIVE"); // the other database is locked for longer than the client waits
+    const waited = busy.timeoutMs;
+    busy.timeoutMs = 200;
+    try {
+      expect(await (await duro.startWorkflow(wf.with({ workflowId: "sends-1" }))).getResult()).toBe("caught DatabaseError");
+    } finally {
+      busy.timeoutMs = waited;
+      lock.exec("ROLLBACK");
+      lock.close();
+      await elsewhere.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("retrieveWorkflow with existingWorkflow: false hands out a workflow not created yet; its getResult waits for it", async () => {
