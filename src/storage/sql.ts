@@ -89,11 +89,16 @@ export function toOperationRow(r: Record<string, any>): OperationRow {
 const LIVE: readonly string[] = ["ENQUEUED", "PENDING", "DELAYED"];
 
 /**
- * The list query for a filter. `table` is the (possibly schema-qualified) workflow_status table.
- * `byRange`: the database sorts IDs by code point, so a prefix is a range of the primary key.
+ * How a backend finds IDs by prefix. Where the database sorts IDs by code point, a prefix is a
+ * range of the primary key: "ranges", an OR of them; "joined", a table of them joined to the key
+ * (SQLite takes seconds to plan thousands of ORs, and PostgreSQL picks a poor plan for the join).
+ * "compared": an OR of comparisons, where the order is linguistic and a prefix no range.
  */
+export type PrefixMatch = "ranges" | "joined" | "compared";
+
+/** The list query for a filter. `table` is the (possibly schema-qualified) workflow_status table. */
 export function listWorkflowsQuery(
-  table: string, filter: WorkflowFilter, booleans: (b: boolean) => unknown, byRange = true,
+  table: string, filter: WorkflowFilter, booleans: (b: boolean) => unknown, prefixes: PrefixMatch,
 ): { sql: string; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
@@ -126,17 +131,7 @@ export function listWorkflowsQuery(
     where.push("created_at <= ?");
     params.push(filter.endTime);
   }
-  if (filter.workflowIdPrefix !== undefined) {
-    // A range on the primary key where the order allows (not LIKE: `%`/`_` stay literal), so the
-    // index serves it; the prefix itself is checked in every case.
-    const ranges = filter.workflowIdPrefix.map((prefix) => {
-      const above = byRange ? after(prefix) : null;
-      const range = byRange ? `workflow_id >= ?${above === null ? "" : " AND workflow_id < ?"} AND ` : "";
-      params.push(...(byRange ? [prefix] : []), ...(above === null ? [] : [above]), prefix, prefix);
-      return `(${range}substr(workflow_id, 1, length(CAST(? AS TEXT))) = CAST(? AS TEXT))`;
-    });
-    where.push(ranges.length ? `(${ranges.join(" OR ")})` : "1 = 0");
-  }
+  if (filter.workflowIdPrefix !== undefined) where.push(byPrefix(filter.workflowIdPrefix, prefixes, table, params));
   // Without a status filter, toStoreFilter asks for the waiting and running ones.
   if (filter.queuesOnly) where.push("queue_name IS NOT NULL");
   if (filter.wasForkedFrom !== undefined) {
@@ -158,9 +153,10 @@ export function listWorkflowsQuery(
     // One status at a time, each a constant: both databases then read its partial index (SQLite
     // reads none for a status among others, nor for a parameter). Sorted by an expression, so that
     // with a limit, oldest first, PostgreSQL does not walk the created_at index instead, past every
-    // finished row (1 s with a million).
-    sql = `SELECT * FROM (${live.map((s) => select([`status = '${s}'`, ...where])).join(" UNION ALL ")}) AS live ORDER BY created_at + 0 ${order}, workflow_id ${order}`;
-    params.push(...live.slice(1).flatMap(() => params));
+    // finished row (1 s with a million). The other terms apply outside, once (their parameters
+    // too): both databases push them down into each part.
+    const parts = live.map((s) => select([`status = '${s}'`])).join(" UNION ALL ");
+    sql = `SELECT * FROM (${parts}) AS live${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at + 0 ${order}, workflow_id ${order}`;
   } else sql = `${select(where)} ORDER BY created_at ${order}, workflow_id ${order}`;
   if (filter.limit !== undefined || filter.offset !== undefined) {
     sql += " LIMIT ?"; // SQLite needs a LIMIT before an OFFSET
@@ -171,6 +167,45 @@ export function listWorkflowsQuery(
     params.push(filter.offset);
   }
   return { sql, params };
+}
+
+/** The term for IDs with one of the prefixes; its parameters pushed onto `params`. */
+function byPrefix(prefixes: string[], how: PrefixMatch, table: string, params: unknown[]): string {
+  if (!prefixes.length) return "1 = 0";
+  // The prefix itself is checked in every case (not LIKE: `%` and `_` stay literal).
+  const starts = "substr(workflow_id, 1, length(CAST(? AS TEXT))) = CAST(? AS TEXT)";
+  if (how === "compared") {
+    params.push(...prefixes.flatMap((prefix) => [prefix, prefix]));
+    return anyOf(prefixes.map(() => `(${starts})`));
+  }
+  const terms: string[] = [];
+  const bounded = prefixes.flatMap((prefix) => {
+    const above = after(prefix);
+    return above === null ? [] : [[prefix, above]];
+  });
+  if (how === "joined" && bounded.length) {
+    terms.push(`workflow_id IN (SELECT w.workflow_id FROM (VALUES ${bounded.map(() => "(?, ?)").join(", ")}) AS p JOIN ${table} AS w
+      ON w.workflow_id >= p.column1 AND w.workflow_id < p.column2 AND substr(w.workflow_id, 1, length(p.column1)) = p.column1)`);
+    params.push(...bounded.flat());
+  } else {
+    for (const [prefix, above] of bounded) {
+      terms.push(`(workflow_id >= ? AND workflow_id < ? AND ${starts})`);
+      params.push(prefix, above, prefix, prefix);
+    }
+  }
+  // Only U+10FFFF: every ID from it on starts with it.
+  for (const prefix of prefixes.filter((prefix) => after(prefix) === null)) {
+    terms.push(`(workflow_id >= ? AND ${starts})`);
+    params.push(prefix, prefix, prefix);
+  }
+  return anyOf(terms);
+}
+
+/** Terms joined by OR as a balanced tree: SQLite refuses a chain deeper than 1,000. */
+function anyOf(terms: string[]): string {
+  if (terms.length === 1) return terms[0];
+  const half = terms.length >> 1;
+  return `(${anyOf(terms.slice(0, half))} OR ${anyOf(terms.slice(half))})`;
 }
 
 /**

@@ -113,6 +113,8 @@ describe.each(backends)("%s", (backend) => {
       expect(ids(await duro.listWorkflows({ workflowIdPrefix: "z" })).sort()).toEqual(["z\u{10FFFF}", "z\u{10FFFF}\u{10FFFF}x", "z\uFFFFy"].sort());
       expect(ids(await duro.listWorkflows({ workflowIdPrefix: "z\u{10FFFF}" })).sort()).toEqual(["z\u{10FFFF}", "z\u{10FFFF}\u{10FFFF}x"].sort());
       expect(ids(await duro.listWorkflows({ workflowIdPrefix: "\u{10FFFF}" }))).toEqual(["\u{10FFFF}"]);
+      expect(ids(await duro.listWorkflows({ workflowIdPrefix: ["\u{10FFFF}", "z\u{10FFFF}", "z\uFFFF"] })).sort())
+        .toEqual(["\u{10FFFF}", "z\u{10FFFF}", "z\u{10FFFF}\u{10FFFF}x", "z\uFFFFy"].sort());
     });
 
     it("filters by parentWorkflowId and hasParent", async () => {

@@ -147,12 +147,29 @@ describe.each(backends)("%s", (backend) => {
     expect(ids(await duro.listQueuedWorkflows({ queueName: "q", status: "DELAYED", limit: 2, offset: 1 }))).toEqual(["later2", "later3"]);
     expect(ids(await duro.listWorkflows({ status: ["PENDING", "DELAYED"], limit: 1 }))).toEqual(["later1"]);
     for (const filter of filters) {
-      const { sql, params } = listWorkflowsQuery("workflow_status", filter, (b) => (backend === "sqlite" ? Number(b) : b));
+      const { sql, params } = listWorkflowsQuery("workflow_status", filter, (b) => (backend === "sqlite" ? Number(b) : b), backend === "sqlite" ? "joined" : "ranges");
       const plan = backend === "sqlite"
         ? (await rawQuery(t.url, `EXPLAIN QUERY PLAN ${sql}`, params)).map((row) => row.detail).join("\n")
         : (await rawQuery(t.url, `EXPLAIN ${numbered(sql)}`, params)).map((row) => row["QUERY PLAN"]).join("\n");
       expect(plan).not.toMatch(/workflow_status_created_at|Seq Scan|SCAN workflow_status$/m);
     }
+  });
+
+  it("takes 5,000 workflowIdPrefix values, with or without live statuses", async () => {
+    const duro = t.duro();
+    const job = duro.registerWorkflow("job", async () => "done");
+    new WorkflowQueue(duro, "q");
+    await duro.launch();
+    await duro.startWorkflow(job.with({ queueName: "q", workflowId: "p-later", delaySeconds: 3600 }));
+    await (await duro.startWorkflow(job.with({ workflowId: "p-done" }))).getResult();
+    await duro.startWorkflow(job.with({ queueName: "q", workflowId: "x-later", delaySeconds: 3600 }));
+    const many = (n: number, wanted: string[]) => [...Array.from({ length: n - wanted.length }, (_, i) => `none-${i}-`), ...wanted];
+    const sorted = async (list: Promise<{ workflowId: string }[]>) => ids(await list).sort();
+    expect(await sorted(duro.listWorkflows({ workflowIdPrefix: many(5000, ["p-"]) }))).toEqual(["p-done", "p-later"]);
+    expect(await sorted(duro.listQueuedWorkflows({ workflowIdPrefix: many(4997, ["p-", "x-"]) }))).toEqual(["p-later", "x-later"]);
+    expect(await sorted(duro.listWorkflows({ workflowIdPrefix: many(4997, ["p-", "x-"]), status: ["DELAYED", "PENDING", "ENQUEUED"] })))
+      .toEqual(["p-later", "x-later"]);
+    expect(await sorted(duro.listWorkflows({ workflowIdPrefix: many(4999, ["p-"]), status: "SUCCESS" }))).toEqual(["p-done"]);
   });
 
   it("drops a workflow from the list once it finishes or is cancelled", async () => {

@@ -128,7 +128,7 @@ export class PostgresStore implements Store {
 
   async listWorkflows(filter: WorkflowFilter): Promise<WorkflowRow[]> {
     const byRange = filter.workflowIdPrefix?.length ? await this.codePointOrder() : false;
-    const { sql, params } = listWorkflowsQuery(`${this.conn.schema}.workflow_status`, filter, (b) => b, byRange);
+    const { sql, params } = listWorkflowsQuery(`${this.conn.schema}.workflow_status`, filter, (b) => b, byRange ? "ranges" : "compared");
     const text = numbered(sql);
     return this.conn.run(async (client) => (await client.query(text, params)).rows.map(toWorkflowRow));
   }

@@ -246,7 +246,7 @@ export class SqliteStore implements Store {
 
   async listWorkflows(filter: WorkflowFilter): Promise<WorkflowRow[]> {
     return this.guard(() => {
-      const { sql, params } = listWorkflowsQuery("workflow_status", filter, bool);
+      const { sql, params } = listWorkflowsQuery("workflow_status", filter, bool, "joined");
       return (this.conn.prepare(sql).all(...params) as Record<string, unknown>[]).map(toWorkflowRow);
     });
   }
