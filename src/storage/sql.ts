@@ -88,18 +88,18 @@ export function toOperationRow(r: Record<string, any>): OperationRow {
 /** The statuses of waiting and running workflows, which partial indexes cover. */
 const LIVE: readonly string[] = ["ENQUEUED", "PENDING", "DELAYED"];
 
-/**
- * How a backend finds IDs by prefix. Where the database sorts IDs by code point, a prefix is a
- * range of the primary key: "ranges", an OR of them; "joined", a table of them joined to the key
- * (SQLite takes seconds to plan thousands of ORs, and PostgreSQL picks a poor plan for the join).
- * "compared": an OR of comparisons, where the order is linguistic and a prefix no range.
- */
-export type PrefixMatch = "ranges" | "joined" | "compared";
+/** What the list query needs to know of its database. */
+export interface ListDialect {
+  /** A boolean as a parameter. */
+  boolean(b: boolean): unknown;
+  /** The database sorts IDs by code point, so that a prefix is a range of the primary key. */
+  codePointOrder: boolean;
+  /** `workflow_id` among the IDs a subquery returns, in a form whose plan reads the subquery first. */
+  idIn(subquery: string): string;
+}
 
 /** The list query for a filter. `table` is the (possibly schema-qualified) workflow_status table. */
-export function listWorkflowsQuery(
-  table: string, filter: WorkflowFilter, booleans: (b: boolean) => unknown, prefixes: PrefixMatch,
-): { sql: string; params: unknown[] } {
+export function listWorkflowsQuery(table: string, filter: WorkflowFilter, dialect: ListDialect): { sql: string; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
   const oneOf = (column: string, values: unknown[] | undefined) => {
@@ -131,12 +131,12 @@ export function listWorkflowsQuery(
     where.push("created_at <= ?");
     params.push(filter.endTime);
   }
-  if (filter.workflowIdPrefix !== undefined) where.push(byPrefix(filter.workflowIdPrefix, prefixes, table, params));
+  if (filter.workflowIdPrefix !== undefined) where.push(byPrefix(filter.workflowIdPrefix, dialect, table, params));
   // Without a status filter, toStoreFilter asks for the waiting and running ones.
   if (filter.queuesOnly) where.push("queue_name IS NOT NULL");
   if (filter.wasForkedFrom !== undefined) {
     where.push("was_forked_from = ?");
-    params.push(booleans(filter.wasForkedFrom));
+    params.push(dialect.boolean(filter.wasForkedFrom));
   }
   if (filter.hasParent !== undefined) where.push(filter.hasParent ? "parent_workflow_id IS NOT NULL" : "parent_workflow_id IS NULL");
   const columns = WORKFLOW_COLUMNS.filter((c) => c !== "owner_token")
@@ -169,12 +169,15 @@ export function listWorkflowsQuery(
   return { sql, params };
 }
 
+/** Past this many prefixes, their ranges are read as a table (SQLite plans ORs in quadratic time). */
+const FEW_PREFIXES = 32;
+
 /** The term for IDs with one of the prefixes; its parameters pushed onto `params`. */
-function byPrefix(prefixes: string[], how: PrefixMatch, table: string, params: unknown[]): string {
+function byPrefix(prefixes: string[], dialect: ListDialect, table: string, params: unknown[]): string {
   if (!prefixes.length) return "1 = 0";
   // The prefix itself is checked in every case (not LIKE: `%` and `_` stay literal).
   const starts = "substr(workflow_id, 1, length(CAST(? AS TEXT))) = CAST(? AS TEXT)";
-  if (how === "compared") {
+  if (!dialect.codePointOrder) {
     params.push(...prefixes.flatMap((prefix) => [prefix, prefix]));
     return anyOf(prefixes.map(() => `(${starts})`));
   }
@@ -183,9 +186,9 @@ function byPrefix(prefixes: string[], how: PrefixMatch, table: string, params: u
     const above = after(prefix);
     return above === null ? [] : [[prefix, above]];
   });
-  if (how === "joined" && bounded.length) {
-    terms.push(`workflow_id IN (SELECT w.workflow_id FROM (VALUES ${bounded.map(() => "(?, ?)").join(", ")}) AS p JOIN ${table} AS w
-      ON w.workflow_id >= p.column1 AND w.workflow_id < p.column2 AND substr(w.workflow_id, 1, length(p.column1)) = p.column1)`);
+  if (bounded.length > FEW_PREFIXES) {
+    terms.push(dialect.idIn(`SELECT w.workflow_id FROM (VALUES ${bounded.map(() => "(?, ?)").join(", ")}) AS p JOIN ${table} AS w
+      ON w.workflow_id >= p.column1 AND w.workflow_id < p.column2 AND substr(w.workflow_id, 1, length(p.column1)) = p.column1`));
     params.push(...bounded.flat());
   } else {
     for (const [prefix, above] of bounded) {

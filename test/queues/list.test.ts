@@ -1,7 +1,9 @@
 /** listQueuedWorkflows: only queued work (ENQUEUED, DELAYED, PENDING on a queue), with every filter. */
 import { describe, expect, it } from "vitest";
 import { InvalidArgumentError, WorkflowQueue } from "../../src/index.js";
+import { postgresLists } from "../../src/storage/postgres/store.js";
 import { numbered, listWorkflowsQuery } from "../../src/storage/sql.js";
+import { sqliteLists } from "../../src/storage/sqlite/store.js";
 import type { WorkflowFilter } from "../../src/storage/store.js";
 import { backends, clockPast, gate, rawQuery, useClients, useDuro, waitFor } from "../helpers.js";
 
@@ -127,7 +129,7 @@ describe.each(backends)("%s", (backend) => {
     release.open();
   });
 
-  it("with many finished workflows, a listing of live ones with a limit reads their partial indexes, not the whole table oldest first", async () => {
+  it("with many finished workflows, a listing with a limit reads partial indexes or ID ranges, not the whole table oldest first", async () => {
     const duro = t.duro();
     const job = duro.registerWorkflow("job", async () => "done");
     new WorkflowQueue(duro, "q");
@@ -146,8 +148,12 @@ describe.each(backends)("%s", (backend) => {
     expect(ids(await duro.listQueuedWorkflows({ limit: 2 }))).toEqual(["later1", "later2"]);
     expect(ids(await duro.listQueuedWorkflows({ queueName: "q", status: "DELAYED", limit: 2, offset: 1 }))).toEqual(["later2", "later3"]);
     expect(ids(await duro.listWorkflows({ status: ["PENDING", "DELAYED"], limit: 1 }))).toEqual(["later1"]);
+    // Many prefixes: their ranges read as a table, first.
+    const prefixes = ["later", ...Array.from({ length: 40 }, (_, i) => `done-${i}`)];
+    expect(ids(await duro.listWorkflows({ workflowIdPrefix: prefixes, limit: 2 }))).toEqual(["done-1", "done-2"]);
+    expect(ids(await duro.listQueuedWorkflows({ workflowIdPrefix: prefixes, limit: 2 }))).toEqual(["later1", "later2"]);
     for (const filter of filters) {
-      const { sql, params } = listWorkflowsQuery("workflow_status", filter, (b) => (backend === "sqlite" ? Number(b) : b), backend === "sqlite" ? "joined" : "ranges");
+      const { sql, params } = listWorkflowsQuery("workflow_status", filter, backend === "sqlite" ? sqliteLists : postgresLists(true));
       const plan = backend === "sqlite"
         ? (await rawQuery(t.url, `EXPLAIN QUERY PLAN ${sql}`, params)).map((row) => row.detail).join("\n")
         : (await rawQuery(t.url, `EXPLAIN ${numbered(sql)}`, params)).map((row) => row["QUERY PLAN"]).join("\n");
@@ -165,7 +171,9 @@ describe.each(backends)("%s", (backend) => {
     await duro.startWorkflow(job.with({ queueName: "q", workflowId: "x-later", delaySeconds: 3600 }));
     const many = (n: number, wanted: string[]) => [...Array.from({ length: n - wanted.length }, (_, i) => `none-${i}-`), ...wanted];
     const sorted = async (list: Promise<{ workflowId: string }[]>) => ids(await list).sort();
+    await (await duro.startWorkflow(job.with({ workflowId: "\u{10FFFF}-done" }))).getResult();
     expect(await sorted(duro.listWorkflows({ workflowIdPrefix: many(5000, ["p-"]) }))).toEqual(["p-done", "p-later"]);
+    expect(await sorted(duro.listWorkflows({ workflowIdPrefix: many(5000, ["\u{10FFFF}", "p-d"]) }))).toEqual(["p-done", "\u{10FFFF}-done"]);
     expect(await sorted(duro.listQueuedWorkflows({ workflowIdPrefix: many(4997, ["p-", "x-"]) }))).toEqual(["p-later", "x-later"]);
     expect(await sorted(duro.listWorkflows({ workflowIdPrefix: many(4997, ["p-", "x-"]), status: ["DELAYED", "PENDING", "ENQUEUED"] })))
       .toEqual(["p-later", "x-later"]);

@@ -7,7 +7,7 @@ import pg from "pg";
 import { DatabaseError, WorkflowConflictError } from "../../errors.js";
 import { loadMigrations, migrated, pendingMigrations } from "../migrations.js";
 import type { StoreOptions } from "../open.js";
-import { listWorkflowsQuery, numbered, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
+import { type ListDialect, listWorkflowsQuery, numbered, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams } from "../sql.js";
 import {
   forkWakeKeys, partitionsFullHere, type CancelChildren, type ClaimRequest, type Claimed, type ForkRequest, type LoadedWorkflow, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter, type WorkflowRow, type Write, type WriteResult,
 } from "../store.js";
@@ -20,6 +20,14 @@ import { writeSql, type WriteSql } from "./write-sql.js";
 
 /** Serializes migrations across processes and schemas ("duro" in ASCII). */
 const MIGRATION_LOCK = 0x6475726f;
+
+/**
+ * The list query's dialect. ARRAY(subquery) is read first: PostgreSQL plans `IN (subquery)` as a
+ * join, and with a limit may walk the created_at index instead, through every row.
+ */
+export const postgresLists = (codePointOrder: boolean): ListDialect => ({
+  boolean: (b) => b, codePointOrder, idIn: (subquery) => `workflow_id = ANY(ARRAY(${subquery}))`,
+});
 
 export class PostgresStore implements Store {
   readonly dialect = "postgres";
@@ -127,8 +135,8 @@ export class PostgresStore implements Store {
   }
 
   async listWorkflows(filter: WorkflowFilter): Promise<WorkflowRow[]> {
-    const byRange = filter.workflowIdPrefix?.length ? await this.codePointOrder() : false;
-    const { sql, params } = listWorkflowsQuery(`${this.conn.schema}.workflow_status`, filter, (b) => b, byRange ? "ranges" : "compared");
+    const codePointOrder = filter.workflowIdPrefix?.length ? await this.codePointOrder() : false;
+    const { sql, params } = listWorkflowsQuery(`${this.conn.schema}.workflow_status`, filter, postgresLists(codePointOrder));
     const text = numbered(sql);
     return this.conn.run(async (client) => (await client.query(text, params)).rows.map(toWorkflowRow));
   }

@@ -16,7 +16,7 @@ import { adviceFor, busy, isLocked, openFile } from "./file.js";
 import type { prepare } from "./statements.js";
 import { changed, WakeLog } from "./wakes.js";
 import {
-  isClaimed, listWorkflowsQuery, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams,
+  isClaimed, type ListDialect, listWorkflowsQuery, operationParams, toOperationRow, toWorkflowRow, WORKFLOW_COLUMNS, workflowParams,
 } from "../sql.js";
 import {
   EXECUTOR_RETENTION_MS, forkWakeKeys, refusalOf, wakeKeysOf, WRITE_ORDER, type CancelChildren, type Claimed, type ClaimRequest, type ForkRequest, type LoadedWorkflow, type ResumeOptions, type OperationRow, type RecoverRequest, type Store, type StoredValue, type WorkflowFilter,
@@ -24,6 +24,8 @@ import {
 } from "../store.js";
 
 const bool = (b: boolean) => (b ? 1 : 0);
+/** SQLite compares text by its UTF-8 bytes, in code point order; it reads an IN list's subquery first. */
+export const sqliteLists: ListDialect = { boolean: bool, codePointOrder: true, idIn: (subquery) => `workflow_id IN (${subquery})` };
 
 const NOT_OPEN = "The SQLite store is not open: it opens at launch() and closes at shutdown() (a shut-down Duro cannot launch again: create a new one).";
 
@@ -246,7 +248,7 @@ export class SqliteStore implements Store {
 
   async listWorkflows(filter: WorkflowFilter): Promise<WorkflowRow[]> {
     return this.guard(() => {
-      const { sql, params } = listWorkflowsQuery("workflow_status", filter, bool, "joined");
+      const { sql, params } = listWorkflowsQuery("workflow_status", filter, sqliteLists);
       return (this.conn.prepare(sql).all(...params) as Record<string, unknown>[]).map(toWorkflowRow);
     });
   }
