@@ -170,6 +170,32 @@ describe.each(backends)("%s", (backend) => {
       expect(await duro.getEvent(handle.workflowId, "from-step", 1)).toBe("hi");
     });
 
+    it("a step that sets a key twice, or is retried, leaves its last value, in a fork past it too", async () => {
+      const duro = t.duro();
+      let attempt = 0;
+      const twice = duro.registerStep("twice", async () => {
+        await duro.setEvent("k", "first");
+        await duro.setEvent("k", "last");
+        await Promise.all([1, 2, 3].map((n) => duro.setEvent("both", n))); // the last two in one commit
+      });
+      const retried = duro.registerStep("retried", async () => {
+        await duro.setEvent("try", `try${++attempt}`);
+        if (attempt === 1) throw new Error("again");
+      }, { retriesAllowed: true, intervalSeconds: 0.01 });
+      const wf = duro.registerWorkflow("setters", async () => {
+        await twice();
+        await retried();
+        return "ok";
+      });
+      await duro.launch();
+      await (await duro.startWorkflow(wf.with({ workflowId: "setters" }))).getResult();
+      expect(await duro.getAllEvents("setters")).toEqual({ k: "last", both: 3, try: "try2" });
+      const fork = await duro.forkWorkflow("setters", 3);
+      expect(await fork.getResult()).toBe("ok");
+      expect(await duro.getAllEvents(fork.workflowId)).toEqual({ k: "last", both: 3, try: "try2" });
+      expect(attempt).toBe(2);
+    });
+
     it("setEvent outside a workflow throws NotInWorkflowError", async () => {
       const duro = t.duro();
       await duro.launch();

@@ -169,7 +169,7 @@ export function writeSql(schema: string) {
         SELECT workflow_id, function_id, key, value, serialization
         FROM unnest($7::text[], $8::int[], $9::text[], $10::text[], $11::text[]) WITH ORDINALITY AS i(workflow_id, function_id, key, value, serialization, ord)
         ORDER BY ord
-        ON CONFLICT DO NOTHING)
+        ON CONFLICT (workflow_id, function_id, key) DO UPDATE SET value = excluded.value, serialization = excluded.serialization)
       SELECT ${COUNT_NOTIFIED}`,
     // A `once` write already on disk (`done`) or made earlier in this batch (`first`) is not
     // written again; the rest append after the stream's last offset, in the batch's order.

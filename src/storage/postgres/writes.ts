@@ -256,12 +256,14 @@ export async function applyBatch(
     },
 
     async setEvent(items) {
-      // One upsert per event (the last write wins); ON CONFLICT DO UPDATE cannot touch a row twice.
+      // One upsert per event, and per event and operation in its history (a step that sets a key
+      // twice, or runs again, leaves its last value): ON CONFLICT DO UPDATE cannot touch a row twice.
       const latest = [...new Map(items.map(({ w }) => [keyOf(w.workflowId, w.key), w])).values()];
+      const history = [...new Map(items.map(({ w }) => [keyOf(w.workflowId, w.functionId, w.key), w])).values()];
       await main("setEvents", [
         latest.map((w) => w.workflowId), latest.map((w) => w.key), latest.map((w) => w.value.value), latest.map((w) => w.value.serialization),
-        items.map(({ w }) => w.workflowId), items.map(({ w }) => w.functionId), items.map(({ w }) => w.key),
-        items.map(({ w }) => w.value.value), items.map(({ w }) => w.value.serialization),
+        history.map((w) => w.workflowId), history.map((w) => w.functionId), history.map((w) => w.key),
+        history.map((w) => w.value.value), history.map((w) => w.value.serialization),
       ]);
       for (const { i } of items) results[i] = { kind: "setEvent" };
     },

@@ -44,7 +44,8 @@ export function prepare(db: Database.Database) {
        ON CONFLICT (workflow_id, key) DO UPDATE SET value = excluded.value, serialization = excluded.serialization`,
     ),
     insertEventHistory: st(
-      `INSERT INTO workflow_events_history (workflow_id, function_id, key, value, serialization) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      `INSERT INTO workflow_events_history (workflow_id, function_id, key, value, serialization) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (workflow_id, function_id, key) DO UPDATE SET value = excluded.value, serialization = excluded.serialization`,
     ),
     event: st(`SELECT value, serialization FROM workflow_events WHERE workflow_id = ? AND key = ?`),
     events: st(`SELECT key, value, serialization FROM workflow_events WHERE workflow_id = ?`),
