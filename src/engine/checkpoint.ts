@@ -8,7 +8,7 @@
  * they saw may be the cancel's own doing (a child cancelled with its parent), so a cancelled run
  * drops it and a resume looks again, as the reference reads a child's row again on replay.
  */
-import { WorkflowCancelledError } from "../errors.js";
+import { DatabaseError, WorkflowCancelledError } from "../errors.js";
 import { deserialize, deserializeThrown, registerErrorClass, serialize, serializeError } from "../serialization.js";
 import type { OperationRow, Write, WriteResult } from "../storage/store.js";
 import type { WorkflowRun } from "./context.js";
@@ -117,17 +117,21 @@ export function recordedBefore(engine: Engine, run: WorkflowRun, result: WriteRe
   throw new WorkflowCancelledError(run.workflowId);
 }
 
-const everyError = () => true;
+/** A step records every error its code throws; other operations none of the database's. */
+export const everyError = () => true;
+const notTheDatabase = (error: unknown) => !(error instanceof DatabaseError);
 
 /**
  * The shape of every simple durable operation: answer from the record, or check for a stop,
  * run `body`, record its outcome with `extra` columns, and return it. Its errors are recorded
  * too, those `recordsError` keeps (management calls keep none, as in the reference library: the
- * error is thrown, nothing is recorded, and a later run makes the call again).
+ * error is thrown, nothing is recorded, and a later run makes the call again). A `DatabaseError`
+ * it does not keep is the database's failure, not the operation's: the run stops, to run again
+ * from its checkpoints once the database answers, as after a write that could not be made.
  */
 export async function checkpoint<T>(
   engine: Engine, run: WorkflowRun, name: string, body: (functionId: number) => Promise<T>, extra: Partial<OperationRow> = {},
-  keep: Keep = "always", recordsError: (error: unknown) => boolean = everyError,
+  keep: Keep = "always", recordsError: (error: unknown) => boolean = notTheDatabase,
 ): Promise<T> {
   const functionId = run.allocate();
   const recorded = run.replay(functionId, name);
@@ -139,7 +143,9 @@ export async function checkpoint<T>(
   try {
     result = { output: await body(functionId) };
   } catch (error) {
-    if (error instanceof WorkflowCancelledError || (run.stopped && run.stopped !== "cancelled" && run.stopped !== "finished") || !recordsError(error)) throw error;
+    const kept = recordsError(error);
+    if (error instanceof DatabaseError && !kept) run.stop("interrupted");
+    if (error instanceof WorkflowCancelledError || (run.stopped && run.stopped !== "cancelled" && run.stopped !== "finished") || !kept) throw error;
     result = { error };
   }
   if (run.stopped !== "cancelled") run.checkStopped(); // a cancelled run records first (see record)

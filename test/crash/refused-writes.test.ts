@@ -1,4 +1,9 @@
 /**
+ * A database that fails reads, after its retries: a durable read in a workflow (getResult,
+ * getStatus, waitFirst, getAllEvents, readStream) is interrupted, not recorded, and the workflow
+ * runs again from its checkpoints. Before, the DatabaseError was recorded as the read's outcome,
+ * and every later run replayed it and stayed PENDING.
+ *
  * A database that answers reads but refuses writes (a full disk): each resume of an interrupted
  * workflow loads it, runs its next step body, and fails to record it. The tries must back off
  * across those relapses, as they do while the database cannot be reached at all, and the outage
@@ -11,6 +16,52 @@ import { backends, quietLogger, sleep, useDuro, waitFor } from "../helpers.js";
 
 describe.each(backends)("%s", (backend) => {
   const t = useDuro(backend);
+
+  it("a durable read that fails for want of the database interrupts its run, which reads again once it answers", async () => {
+    const writer = t.duro({ executorId: "writer" });
+    const done = writer.registerWorkflow("done", async () => {
+      await writer.setEvent("e", "set");
+      await writer.writeStream("s", "item");
+      await writer.closeStream("s");
+      return "result";
+    });
+    await writer.launch();
+    await (await writer.startWorkflow(done.with({ workflowId: "x1" }))).getResult();
+
+    const warnings: string[] = [];
+    const duro = t.duro({ logger: { ...quietLogger, warn: (message: string) => void warnings.push(message) } });
+    const reader = duro.registerWorkflow("reader", async () => {
+      const result = await duro.getResult("x1");
+      const status = (await duro.getWorkflowStatus("x1"))!.status;
+      const first = await duro.waitFirst([await duro.retrieveWorkflow("x1")]);
+      const events = await duro.getAllEvents("x1");
+      const items: unknown[] = [];
+      for await (const item of duro.readStream("x1", "s")) items.push(item);
+      return { result, status, first: first.workflowId, events, items };
+    });
+    await duro.launch();
+    // Each read of x1 fails once, as after an outage longer than the retries.
+    const store = duro.engine.store;
+    const failed = new Set<string>();
+    const once = <A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R>, about: (...args: A) => boolean) => async (...args: A) => {
+      const call = `${name} ${JSON.stringify(args)}`;
+      if (about(...args) && !failed.has(call)) {
+        failed.add(call);
+        throw new DatabaseError(`Lost the connection (simulated, ${name}).`);
+      }
+      return fn(...args);
+    };
+    // getResult, getStatus and waitFirst read x1 by listing, each its own way.
+    store.listWorkflows = once("listWorkflows", store.listWorkflows.bind(store), (filter) => filter.workflowIds?.includes("x1") === true);
+    store.getAllEvents = once("getAllEvents", store.getAllEvents.bind(store), (id) => id === "x1");
+    store.readStream = once("readStream", store.readStream.bind(store), (id) => id === "x1");
+    const handle = await duro.startWorkflow(reader.with({ workflowId: "reader" }));
+    expect(await handle.getResult()).toEqual({ result: "result", status: "SUCCESS", first: "x1", events: { e: "set" }, items: ["item"] });
+    expect([...failed].map((call) => call.split(" ")[0])).toEqual(["listWorkflows", "listWorkflows", "listWorkflows", "getAllEvents", "readStream"]);
+    const steps = await duro.listWorkflowSteps("reader");
+    expect(steps.filter((s) => s.error !== null)).toEqual([]);
+    expect(warnings.some((w) => w.includes("Workflow reader was interrupted"))).toBe(true);
+  });
 
   it("a step whose record keeps being refused runs again with growing pauses, and the outage is told once", async () => {
     const warnings: string[] = [];
