@@ -19,9 +19,29 @@ export function errorOf(op: OperationRow): unknown {
   return deserializeThrown(op.error!, op.serialization ?? "default");
 }
 
+/** Errors that are an operation's recorded outcome (a step's own DatabaseError, say), as thrown to the workflow. */
+const outcomes = new WeakSet<object>();
+const asOutcome = (error: unknown) => (typeof error === "object" && error !== null && outcomes.add(error), error);
+
+/** Whether `error` is an operation's recorded outcome, rather than a failure of the database under way. */
+export const isOutcome = (error: unknown) => typeof error === "object" && error !== null && outcomes.has(error);
+
+/**
+ * Runs `fn`, a durable call's use of the database for `run`: a `DatabaseError` is the database's
+ * failure, not the call's, and stops the run, to run again from its checkpoints once it answers.
+ */
+export async function interruptible<T>(run: WorkflowRun | undefined, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (run && error instanceof DatabaseError) run.stop("interrupted");
+    throw error;
+  }
+}
+
 /** The recorded outcome of an operation: returns its output or throws its error. */
 export function replayed(op: OperationRow): unknown {
-  if (op.error !== null) throw errorOf(op);
+  if (op.error !== null) throw asOutcome(errorOf(op));
   return deserialize(op.output, op.serialization ?? "default");
 }
 
@@ -60,7 +80,7 @@ export async function record(
   if (existing) return replayed(existing);
   // As recorded, which is what a replay gets: an instance of a class of its own is its fields,
   // and an error's fields that cannot be stored are left out.
-  if (failed) throw deserializeThrown(error!, "default");
+  if (failed) throw asOutcome(deserializeThrown(error!, "default"));
   return deserialize(output, "default");
 }
 
@@ -136,7 +156,8 @@ export async function checkpoint<T>(
   const functionId = run.allocate();
   const recorded = run.replay(functionId, name);
   if (recorded) return replayed(recorded) as T;
-  if (engine.recovery.leaseInDoubt) await engine.recovery.confirmLease(); // this run may be another executor's now
+  // This run may be another executor's now.
+  if (engine.recovery.leaseInDoubt) await interruptible(run, () => engine.recovery.confirmLease());
   run.checkStopped();
   const startedAt = Date.now();
   let result: { output?: unknown; error?: unknown };

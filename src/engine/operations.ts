@@ -13,7 +13,7 @@ import { wakeKeysOfKey, type OperationRow, type StoredValue } from "../storage/s
 import type { ReturnWhen, SendOptions, StepOptions, ValueOptions, WaitOptions, WorkflowHandle } from "../types.js";
 import { als, currentContext, currentRun, type WorkflowRun } from "./context.js";
 import type { Engine } from "./engine.js";
-import { checkpoint, everyError, operation, record, recordedBefore, recordedLate, recordOf, replayed } from "./checkpoint.js";
+import { checkpoint, everyError, interruptible, operation, record, recordedBefore, recordedLate, recordOf, replayed } from "./checkpoint.js";
 import { checkFormat, checkKey, checkKeys, checkOptions, checkSeconds, isOptions, KEYS, shown, type Given } from "./checks.js";
 import { MAX_TIMEOUT_MS, secondsAfter } from "./timers.js";
 
@@ -55,7 +55,7 @@ export async function allowsMissing(engine: Engine, workflowId: string, existing
   if (isOptions(existing)) checkKeys("retrieveWorkflow", existing, ["existingWorkflow"]);
   const must = existing === null ? true : isOptions(existing) ? (existing.existingWorkflow ?? true) : existing;
   if (typeof must !== "boolean") throw new InvalidArgumentError("retrieveWorkflow(id, existingWorkflow) takes true or false (or { existingWorkflow }).");
-  if (must && (await engine.getStatus(workflowId)) === null) throw new WorkflowNotFoundError(workflowId);
+  if (must && (await interruptible(currentRun(engine), () => engine.getStatus(workflowId))) === null) throw new WorkflowNotFoundError(workflowId);
   return !must;
 }
 
@@ -89,7 +89,7 @@ export async function runStep<T>(engine: Engine, name: string, fn: (...args: any
     const attempts = policy.retriesAllowed ? policy.maxAttempts : 1;
     const errors: unknown[] = [];
     for (let attempt = 0; attempt < attempts; attempt++) {
-      if (attempt > 0 && engine.recovery.leaseInDoubt) await engine.recovery.confirmLease();
+      if (attempt > 0 && engine.recovery.leaseInDoubt) await interruptible(run, () => engine.recovery.confirmLease());
       run.checkStopped();
       const step = { stepId, currentAttempt: policy.retriesAllowed ? attempt : null, maxAttempts: policy.retriesAllowed ? attempts : null };
       try {
@@ -431,7 +431,7 @@ export async function getEvent(engine: Engine, workflowId: string, key: string, 
   if (recorded) return replayed(recorded);
   run.checkStopped();
   const startedAt = Date.now();
-  if (await look()) {
+  if (await interruptible(run, look)) {
     // Found at once: the timeout's wake-up time is recorded all the same. Submitted in the same
     // tick as the value's record below, it joins the same batch (one statement, one commit), which
     // reports any failure through that record.
@@ -439,7 +439,7 @@ export async function getEvent(engine: Engine, workflowId: string, key: string, 
     if (deadline) void engine.committer.submitOne({ kind: "recordOperation", op: deadline, executorId: engine.executorId }).catch(() => undefined);
   } else {
     const deadline = await durableDeadline(engine, run, timeoutSeconds, sleepId);
-    await engine.waiters.wait(wakeKeysOfKey("event", workflowId, key), look, deadline, run.signal);
+    await interruptible(run, () => engine.waiters.wait(wakeKeysOfKey("event", workflowId, key), look, deadline, run.signal));
   }
   return record(engine, run, functionId, "duro.getEvent", startedAt, { output: read(value) });
 }

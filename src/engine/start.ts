@@ -4,7 +4,7 @@
  * and, for a child, records the parent's operation.
  */
 import { randomUUID } from "node:crypto";
-import { DuplicateWorkflowError, InvalidArgumentError, WorkflowConflictError } from "../errors.js";
+import { DatabaseError, DuplicateWorkflowError, InvalidArgumentError, WorkflowConflictError } from "../errors.js";
 import { serialize, serializeError, serializeInputs, type SerializationFormat } from "../serialization.js";
 import { refusalOf, wakeKeysOf, type OperationRow, type WorkflowRow, type Write, type WriteResult } from "../storage/store.js";
 import type { StartOptions } from "../types.js";
@@ -146,6 +146,7 @@ export async function enqueueMany(engine: Engine, name: string, argsList: readon
     // Refused (a taken deduplication ID or workflow ID): inside a workflow the refusal is the
     // operation's outcome, recorded so that a replay throws it again rather than enqueueing.
     const refused = error instanceof DuplicateWorkflowError || error instanceof WorkflowConflictError;
+    if (parent && error instanceof DatabaseError) parent.stop("interrupted"); // as interruptible does
     if (!refused || !parent || functionId === undefined) throw error;
     return (await record(engine, parent, functionId, name, now, { error })) as string[];
   }

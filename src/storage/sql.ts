@@ -173,14 +173,24 @@ export function listWorkflowsQuery(table: string, filter: WorkflowFilter, dialec
 const FEW_PREFIXES = 32;
 
 /** The term for IDs with one of the prefixes; its parameters pushed onto `params`. */
-function byPrefix(prefixes: string[], dialect: ListDialect, table: string, params: unknown[]): string {
+function byPrefix(given: string[], dialect: ListDialect, table: string, params: unknown[]): string {
+  const prefixes = fewest(given);
   if (!prefixes.length) return "1 = 0";
+  if (!dialect.codePointOrder) {
+    // No range: each ID's first characters, looked up among the prefixes of that length.
+    const byLength = new Map<number, string[]>();
+    for (const prefix of prefixes) {
+      const length = [...prefix].length;
+      byLength.set(length, byLength.get(length) ?? []);
+      byLength.get(length)!.push(prefix);
+    }
+    return anyOf([...byLength].map(([length, group]) => {
+      params.push(...group);
+      return `substr(workflow_id, 1, ${length}) IN (${group.map(() => "?").join(", ")})`;
+    }));
+  }
   // The prefix itself is checked in every case (not LIKE: `%` and `_` stay literal).
   const starts = "substr(workflow_id, 1, length(CAST(? AS TEXT))) = CAST(? AS TEXT)";
-  if (!dialect.codePointOrder) {
-    params.push(...prefixes.flatMap((prefix) => [prefix, prefix]));
-    return anyOf(prefixes.map(() => `(${starts})`));
-  }
   const terms: string[] = [];
   const bounded = prefixes.flatMap((prefix) => {
     const above = after(prefix);
@@ -202,6 +212,21 @@ function byPrefix(prefixes: string[], dialect: ListDialect, table: string, param
     params.push(prefix, prefix, prefix);
   }
   return anyOf(terms);
+}
+
+/**
+ * The prefixes without duplicates, nor any that a shorter one covers: their ranges do not overlap,
+ * so that an ID joins one at most. (Sorted, a prefix's extensions follow it.)
+ */
+function fewest(prefixes: string[]): string[] {
+  const kept: string[] = [];
+  for (const prefix of [...new Set(prefixes)].sort()) {
+    const last = kept[kept.length - 1];
+    // Half a surrogate pair is no code point prefix of a string that goes on with the other half.
+    if (last !== undefined && prefix.startsWith(last) && !/[\uD800-\uDBFF]$/.test(last)) continue;
+    kept.push(prefix);
+  }
+  return kept;
 }
 
 /** Terms joined by OR as a balanced tree: SQLite refuses a chain deeper than 1,000. */

@@ -37,7 +37,13 @@ describe.each(backends)("%s", (backend) => {
       const events = await duro.getAllEvents("x1");
       const items: unknown[] = [];
       for await (const item of duro.readStream("x1", "s")) items.push(item);
-      return { result, status, first: first.workflowId, events, items };
+      let event: unknown;
+      try {
+        event = await duro.getEvent("x1", "e", 0);
+      } catch {
+        event = "the fallback: the database failed, not the call"; // never: the run stops instead (last, so no later interruption hides it)
+      }
+      return { result, status, first: first.workflowId, events, event, items };
     });
     await duro.launch();
     // Each read of x1 fails once, as after an outage longer than the retries.
@@ -55,12 +61,30 @@ describe.each(backends)("%s", (backend) => {
     store.listWorkflows = once("listWorkflows", store.listWorkflows.bind(store), (filter) => filter.workflowIds?.includes("x1") === true);
     store.getAllEvents = once("getAllEvents", store.getAllEvents.bind(store), (id) => id === "x1");
     store.readStream = once("readStream", store.readStream.bind(store), (id) => id === "x1");
+    store.getEvent = once("getEvent", store.getEvent.bind(store), (id) => id === "x1");
     const handle = await duro.startWorkflow(reader.with({ workflowId: "reader" }));
-    expect(await handle.getResult()).toEqual({ result: "result", status: "SUCCESS", first: "x1", events: { e: "set" }, items: ["item"] });
-    expect([...failed].map((call) => call.split(" ")[0])).toEqual(["listWorkflows", "listWorkflows", "listWorkflows", "getAllEvents", "readStream"]);
+    expect(await handle.getResult()).toEqual({ result: "result", status: "SUCCESS", first: "x1", events: { e: "set" }, event: "set", items: ["item"] });
+    expect([...failed].map((call) => call.split(" ")[0])).toEqual(["listWorkflows", "listWorkflows", "listWorkflows", "getAllEvents", "readStream", "getEvent"]);
     const steps = await duro.listWorkflowSteps("reader");
     expect(steps.filter((s) => s.error !== null)).toEqual([]);
     expect(warnings.some((w) => w.includes("Workflow reader was interrupted"))).toBe(true);
+  });
+
+  it("a DatabaseError a step throws is its outcome: the workflow that lets it escape ends in ERROR, not in endless runs", async () => {
+    const duro = t.duro();
+    let runs = 0;
+    const step = duro.registerStep("viaClient", async () => {
+      throw new DatabaseError("A DuroClient's call failed (simulated).");
+    });
+    const wf = duro.registerWorkflow("wf", async () => {
+      runs++;
+      await step();
+    });
+    await duro.launch();
+    const handle = await duro.startWorkflow(wf.with({ workflowId: "w1" }));
+    await expect(handle.getResult()).rejects.toThrow("A DuroClient's call failed (simulated).");
+    expect((await duro.getWorkflowStatus("w1"))!.status).toBe("ERROR");
+    expect(runs).toBe(1);
   });
 
   it("a step whose record keeps being refused runs again with growing pauses, and the outage is told once", async () => {

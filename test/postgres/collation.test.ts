@@ -42,7 +42,8 @@ it("workflowIdPrefix finds every ID that starts with it, and no other, under an 
     const ids = ["order-91", "order-92", "order-9", "order-10", "order9x", "zebra-1", "Zulu-1", "abc-1", "a_b", "a%b", "ab"];
     for (const id of ids) await (await duro.startWorkflow(wf.with({ workflowId: id }))).getResult();
     const expected = (prefixes: string[]) => ids.filter((id) => prefixes.some((p) => id.startsWith(p))).sort();
-    for (const prefixes of [["order-9"], ["z"], ["Z"], ["order-"], ["a_"], ["a%"], ["order-9", "zebra"], [""]]) {
+    const many = Array.from({ length: 4998 }, (_, i) => `none-${i}`);
+    for (const prefixes of [["order-9"], ["z"], ["Z"], ["order-"], ["a_"], ["a%"], ["order-9", "zebra"], [""], [...many, "order-9", "ab"], ["order-", "order-9"]]) {
       const listed = (await duro.listWorkflows({ workflowIdPrefix: prefixes })).map((w) => w.workflowId).sort();
       expect(listed, JSON.stringify(prefixes)).toEqual(expected(prefixes));
       const byClient = (await client.listWorkflows({ workflowIdPrefix: prefixes })).map((w) => w.workflowId).sort();

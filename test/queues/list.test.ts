@@ -149,8 +149,8 @@ describe.each(backends)("%s", (backend) => {
     expect(ids(await duro.listQueuedWorkflows({ queueName: "q", status: "DELAYED", limit: 2, offset: 1 }))).toEqual(["later2", "later3"]);
     expect(ids(await duro.listWorkflows({ status: ["PENDING", "DELAYED"], limit: 1 }))).toEqual(["later1"]);
     // Many prefixes: their ranges read as a table, first.
-    const prefixes = ["later", ...Array.from({ length: 40 }, (_, i) => `done-${i}`)];
-    expect(ids(await duro.listWorkflows({ workflowIdPrefix: prefixes, limit: 2 }))).toEqual(["done-1", "done-2"]);
+    const prefixes = ["later", ...Array.from({ length: 40 }, (_, i) => `done-${100 + i}`)];
+    expect(ids(await duro.listWorkflows({ workflowIdPrefix: prefixes, limit: 2 }))).toEqual(["done-100", "done-101"]);
     expect(ids(await duro.listQueuedWorkflows({ workflowIdPrefix: prefixes, limit: 2 }))).toEqual(["later1", "later2"]);
     for (const filter of filters) {
       const { sql, params } = listWorkflowsQuery("workflow_status", filter, backend === "sqlite" ? sqliteLists : postgresLists(true));
@@ -174,6 +174,10 @@ describe.each(backends)("%s", (backend) => {
     await (await duro.startWorkflow(job.with({ workflowId: "\u{10FFFF}-done" }))).getResult();
     expect(await sorted(duro.listWorkflows({ workflowIdPrefix: many(5000, ["p-"]) }))).toEqual(["p-done", "p-later"]);
     expect(await sorted(duro.listWorkflows({ workflowIdPrefix: many(5000, ["\u{10FFFF}", "p-d"]) }))).toEqual(["p-done", "\u{10FFFF}-done"]);
+    // Repeated and nested prefixes: each ID listed once (and their ranges read once).
+    const nested = [...Array(100).fill("p-"), "p", "p-d", "p-done", "x-later", "x-later-not"];
+    expect(await sorted(duro.listWorkflows({ workflowIdPrefix: nested }))).toEqual(["p-done", "p-later", "x-later"]);
+    expect(await sorted(duro.listQueuedWorkflows({ workflowIdPrefix: nested }))).toEqual(["p-later", "x-later"]);
     expect(await sorted(duro.listQueuedWorkflows({ workflowIdPrefix: many(4997, ["p-", "x-"]) }))).toEqual(["p-later", "x-later"]);
     expect(await sorted(duro.listWorkflows({ workflowIdPrefix: many(4997, ["p-", "x-"]), status: ["DELAYED", "PENDING", "ENQUEUED"] })))
       .toEqual(["p-later", "x-later"]);
