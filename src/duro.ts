@@ -2,7 +2,7 @@
  * `Duro`: the public API of one executor. Each method documents what it records and what
  * happens on replay; the work is done in `engine/`.
  */
-import { DatabaseError, InvalidArgumentError } from "./errors.js";
+import { InvalidArgumentError } from "./errors.js";
 import { currentContext, currentRun } from "./engine/context.js";
 import { Engine } from "./engine/engine.js";
 import { contextLogger } from "./engine/logger.js";
@@ -15,7 +15,7 @@ import type {
   DuroConfig, ForkOptions, ListWorkflowsFilter, Logger, ReturnWhen, ScheduleOptions, SendOptions, StartOptions, StepInfo, StepOptions, ValueOptions, WaitOptions,
   WorkflowHandle, WorkflowOptions, WorkflowStatus,
 } from "./types.js";
-import { checkpoint } from "./engine/checkpoint.js";
+import { checkpoint, failedHere } from "./engine/checkpoint.js";
 
 /** A registered workflow: call it to run it durably and get its result; `.with()` binds start options. */
 export type Workflow<A extends unknown[], R> = ((...args: A) => Promise<R>) & {
@@ -159,7 +159,7 @@ export class Duro {
       if (!isHandle(item)) return { settled: item as Promise<unknown>, looked: new Promise((resolve) => setImmediate(resolve)) };
       const settled = (item.getResult as (signal?: AbortSignal) => Promise<unknown>)(signal);
       const looked = this.engine.outcomes.finished(item.workflowId).then((done) => done && settled.catch(() => {}), () => undefined);
-      return { settled, looked, lost: (error) => error instanceof DatabaseError || this.engine.shutDown };
+      return { settled, looked, lost: (error) => failedHere(error) || this.engine.shutDown };
     };
     return ops.wait(this.engine, items, watch, options);
   }

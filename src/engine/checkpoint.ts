@@ -19,12 +19,12 @@ export function errorOf(op: OperationRow): unknown {
   return deserializeThrown(op.error!, op.serialization ?? "default");
 }
 
-/** Errors that are an operation's recorded outcome (a step's own DatabaseError, say), as thrown to the workflow. */
+/** Errors that are a recorded outcome (a step's own DatabaseError, say, or a finished workflow's), as decoded. */
 const outcomes = new WeakSet<object>();
-const asOutcome = (error: unknown) => (typeof error === "object" && error !== null && outcomes.add(error), error);
+export const asOutcome = (error: unknown) => (typeof error === "object" && error !== null && outcomes.add(error), error);
 
-/** Whether `error` is an operation's recorded outcome, rather than a failure of the database under way. */
-export const isOutcome = (error: unknown) => typeof error === "object" && error !== null && outcomes.has(error);
+/** Whether `error` is a failure of the database under way, rather than a recorded outcome that is a DatabaseError. */
+export const failedHere = (error: unknown) => error instanceof DatabaseError && !outcomes.has(error);
 
 /**
  * Runs `fn`, a durable call's use of the database for `run`: a `DatabaseError` is the database's
@@ -34,7 +34,7 @@ export async function interruptible<T>(run: WorkflowRun | undefined, fn: () => P
   try {
     return await fn();
   } catch (error) {
-    if (run && error instanceof DatabaseError) run.stop("interrupted");
+    if (run && failedHere(error)) run.stop("interrupted");
     throw error;
   }
 }
@@ -139,7 +139,7 @@ export function recordedBefore(engine: Engine, run: WorkflowRun, result: WriteRe
 
 /** A step records every error its code throws; other operations none of the database's. */
 export const everyError = () => true;
-const notTheDatabase = (error: unknown) => !(error instanceof DatabaseError);
+const notTheDatabase = (error: unknown) => !failedHere(error);
 
 /**
  * The shape of every simple durable operation: answer from the record, or check for a stop,
@@ -165,7 +165,7 @@ export async function checkpoint<T>(
     result = { output: await body(functionId) };
   } catch (error) {
     const kept = recordsError(error);
-    if (error instanceof DatabaseError && !kept) run.stop("interrupted");
+    if (failedHere(error) && !kept) run.stop("interrupted");
     if (error instanceof WorkflowCancelledError || (run.stopped && run.stopped !== "cancelled" && run.stopped !== "finished") || !kept) throw error;
     result = { error };
   }

@@ -21,7 +21,7 @@ import { toStatus } from "./management.js";
 import { type Outcome, Outcomes } from "./outcomes.js";
 import { LocalSlots, QueueDispatcher, QueuePoll, riderOf, validateQueueOptions } from "./queues.js";
 import { checkConfig, checkKey, checkText, shown, type Given } from "./checks.js";
-import { isOutcome } from "./checkpoint.js";
+import { failedHere } from "./checkpoint.js";
 import { Recovery } from "./recovery.js";
 import { RowReader } from "./reads.js";
 import { Schedule } from "./schedules.js";
@@ -344,7 +344,7 @@ export class Engine {
       outcome = { status: "ERROR", error };
       // The database, not the workflow, failed (a write the body caught and rethrew, a DuroClient's
       // call): unless that error is a step's recorded outcome, which is the workflow's to end with.
-      if (error instanceof DatabaseError && !isOutcome(thrown)) run.stop("interrupted");
+      if (failedHere(error)) run.stop("interrupted");
     }
     try {
       if (run.stopped) {

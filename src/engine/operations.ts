@@ -7,13 +7,13 @@
  */
 import { randomUUID as uuid } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import { DatabaseError, InvalidArgumentError, MaxStepRetriesExceededError, NonDeterminismError, NotInWorkflowError, WorkflowNotFoundError } from "../errors.js";
+import { InvalidArgumentError, MaxStepRetriesExceededError, NonDeterminismError, NotInWorkflowError, WorkflowNotFoundError } from "../errors.js";
 import { deserialize, inspectable, serialize, textOf, type SerializationFormat } from "../serialization.js";
 import { wakeKeysOfKey, type OperationRow, type StoredValue } from "../storage/store.js";
 import type { ReturnWhen, SendOptions, StepOptions, ValueOptions, WaitOptions, WorkflowHandle } from "../types.js";
 import { als, currentContext, currentRun, type WorkflowRun } from "./context.js";
 import type { Engine } from "./engine.js";
-import { checkpoint, everyError, interruptible, operation, record, recordedBefore, recordedLate, recordOf, replayed } from "./checkpoint.js";
+import { checkpoint, everyError, failedHere, interruptible, operation, record, recordedBefore, recordedLate, recordOf, replayed } from "./checkpoint.js";
 import { checkFormat, checkKey, checkKeys, checkOptions, checkSeconds, isOptions, KEYS, shown, type Given } from "./checks.js";
 import { MAX_TIMEOUT_MS, secondsAfter } from "./timers.js";
 
@@ -161,7 +161,7 @@ export async function randomUUID(engine: Engine): Promise<string> {
 
 // ——— results ———
 
-const unlessMissing = (error: unknown) => !(error instanceof WorkflowNotFoundError) && !(error instanceof DatabaseError);
+const unlessMissing = (error: unknown) => !(error instanceof WorkflowNotFoundError) && !failedHere(error);
 
 /**
  * Waits for a workflow's outcome (recorded inside a workflow); `untilCreated`: a missing workflow

@@ -7,6 +7,7 @@
 import { AwaitedWorkflowCancelledError, MaxRecoveryAttemptsExceededError, WorkflowNotFoundError } from "../errors.js";
 import { deserialize, deserializeThrown, type SerializationFormat } from "../serialization.js";
 import type { WorkflowRow } from "../storage/store.js";
+import { asOutcome } from "./checkpoint.js";
 import type { Engine } from "./engine.js";
 
 /** A finished workflow's outcome. */
@@ -91,7 +92,7 @@ export class Outcomes {
         const local = this.recent.get(workflowId);
         if (local && local.value !== undefined) {
           const { status, value, serialization } = local;
-          outcome = status === "SUCCESS" ? { status, output: deserialize(value, serialization) } : { status, error: deserializeThrown(value!, serialization) };
+          outcome = status === "SUCCESS" ? { status, output: deserialize(value, serialization) } : { status, error: asOutcome(deserializeThrown(value!, serialization)) };
           return true;
         }
         const run = running.get(workflowId);
@@ -102,7 +103,7 @@ export class Outcomes {
         outcome = {
           status: row.status,
           output: row.status === "SUCCESS" ? deserialize(row.output, row.serialization) : undefined,
-          error: row.status === "ERROR" && row.error !== null ? deserializeThrown(row.error, row.serialization) : undefined,
+          error: row.status === "ERROR" && row.error !== null ? asOutcome(deserializeThrown(row.error, row.serialization)) : undefined,
           maxRecoveryAttempts: row.status === "MAX_RECOVERY_ATTEMPTS_EXCEEDED" ? parkedLimit(row) : undefined,
           timedOutAfterMs: timedOut(row) ? row.timeoutMs : undefined,
         };

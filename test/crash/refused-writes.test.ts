@@ -80,11 +80,26 @@ describe.each(backends)("%s", (backend) => {
       runs++;
       await step();
     });
+    // A parent awaits a child that ends with it.
+    let parentRuns = 0;
+    const parent = duro.registerWorkflow("parent", async () => {
+      parentRuns++;
+      const child = await duro.startWorkflow(wf.with({ workflowId: "w2" }));
+      const { done } = await duro.wait([child]);
+      try {
+        return await done[0].getResult();
+      } catch (error) {
+        return `caught ${(error as Error).name}`;
+      }
+    });
     await duro.launch();
     const handle = await duro.startWorkflow(wf.with({ workflowId: "w1" }));
     await expect(handle.getResult()).rejects.toThrow("A DuroClient's call failed (simulated).");
     expect((await duro.getWorkflowStatus("w1"))!.status).toBe("ERROR");
     expect(runs).toBe(1);
+    // So is a child's that ended with it, to its parent: getResult and wait hand it on.
+    expect(await (await duro.startWorkflow(parent)).getResult()).toBe("caught DatabaseError");
+    expect(parentRuns).toBe(1);
   });
 
   it("a step whose record keeps being refused runs again with growing pauses, and the outage is told once", async () => {
