@@ -343,7 +343,7 @@ export class Engine {
       const error = inspectable(thrown);
       outcome = { status: "ERROR", error };
       // The database, not the workflow, failed (a write the body caught and rethrew, a DuroClient's
-      // call): unless that error is a step's recorded outcome, which is the workflow's to end with.
+      // call); not so an error recorded as an outcome (a step's, a child's): the workflow ends with it.
       if (failedHere(error)) run.stop("interrupted");
     }
     try {
