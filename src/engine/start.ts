@@ -4,7 +4,7 @@
  * and, for a child, records the parent's operation.
  */
 import { randomUUID } from "node:crypto";
-import { DatabaseError, DuplicateWorkflowError, InvalidArgumentError, WorkflowConflictError } from "../errors.js";
+import { DuplicateWorkflowError, InvalidArgumentError, WorkflowConflictError } from "../errors.js";
 import { serialize, serializeError, serializeInputs, type SerializationFormat } from "../serialization.js";
 import { refusalOf, wakeKeysOf, type OperationRow, type WorkflowRow, type Write, type WriteResult } from "../storage/store.js";
 import type { StartOptions } from "../types.js";
@@ -12,7 +12,7 @@ import { currentRun } from "./context.js";
 import { uuidv7 } from "./ids.js";
 import { checkFormat, checkKey, checkOptions, checkPositive, checkSeconds, checkText, KEYS, shown, type Given } from "./checks.js";
 import type { Engine } from "./engine.js";
-import { errorOf, keptBefore, operation, record, recordedBefore, replayed } from "./checkpoint.js";
+import { errorOf, failedHere, keptBefore, operation, record, recordedBefore, replayed } from "./checkpoint.js";
 import { secondsAfter, storedMs } from "./timers.js";
 
 /**
@@ -146,7 +146,7 @@ export async function enqueueMany(engine: Engine, name: string, argsList: readon
     // Refused (a taken deduplication ID or workflow ID): inside a workflow the refusal is the
     // operation's outcome, recorded so that a replay throws it again rather than enqueueing.
     const refused = error instanceof DuplicateWorkflowError || error instanceof WorkflowConflictError;
-    if (parent && error instanceof DatabaseError) parent.stop("interrupted"); // as interruptible does
+    if (parent && failedHere(error)) parent.stop("interrupted"); // as interruptible does
     if (!refused || !parent || functionId === undefined) throw error;
     return (await record(engine, parent, functionId, name, now, { error })) as string[];
   }

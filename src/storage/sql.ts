@@ -192,10 +192,8 @@ function byPrefix(given: string[], dialect: ListDialect, table: string, params: 
   // The prefix itself is checked in every case (not LIKE: `%` and `_` stay literal).
   const starts = "substr(workflow_id, 1, length(CAST(? AS TEXT))) = CAST(? AS TEXT)";
   const terms: string[] = [];
-  const bounded = prefixes.flatMap((prefix) => {
-    const above = after(prefix);
-    return above === null ? [] : [[prefix, above]];
-  });
+  const ranges = prefixes.map((prefix) => [prefix, after(prefix)] as const);
+  const bounded = ranges.filter((range): range is readonly [string, string] => range[1] !== null);
   if (bounded.length > FEW_PREFIXES) {
     terms.push(dialect.idIn(`SELECT w.workflow_id FROM (VALUES ${bounded.map(() => "(?, ?)").join(", ")}) AS p JOIN ${table} AS w
       ON w.workflow_id >= p.column1 AND w.workflow_id < p.column2 AND substr(w.workflow_id, 1, length(p.column1)) = p.column1`));
@@ -207,7 +205,7 @@ function byPrefix(given: string[], dialect: ListDialect, table: string, params: 
     }
   }
   // Only U+10FFFF: every ID from it on starts with it.
-  for (const prefix of prefixes.filter((prefix) => after(prefix) === null)) {
+  for (const [prefix] of ranges.filter(([, above]) => above === null)) {
     terms.push(`(workflow_id >= ? AND ${starts})`);
     params.push(prefix, prefix, prefix);
   }
