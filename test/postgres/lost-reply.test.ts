@@ -10,7 +10,7 @@
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { DatabaseError, DuroClient, WorkflowQueue, type QueueOptions } from "../../src/index.js";
-import { retry } from "../../src/storage/postgres/connection.js";
+import { PgConnection, retry } from "../../src/storage/postgres/connection.js";
 import { crash, hangPoint, quietLogger, range, rawQuery, rejectionOf, useDuro, within } from "../helpers.js";
 import type { Duro, DuroConfig } from "../../src/index.js";
 
@@ -239,5 +239,19 @@ describe("postgres: a write whose reply was lost past the retry window", () => {
     await expectAllRanOnce(t, setup);
     expect(lost.length).toBe(2);
     expect(setup.most()).toBeLessThanOrEqual(4);
+  });
+});
+
+describe("postgres: a session the server ends as it opens", () => {
+  it("an error event before the pool listens does not crash the process (the server ended the session in the tick it opened)", async () => {
+    const conn = new PgConnection("postgres://postgres@127.0.0.1:5432/postgres", {});
+    try {
+      // The pool's client class, as it is before the pool's connect callback adds its listener.
+      const PoolClient = (conn.pool as unknown as { options: { Client: new (config: pg.ClientConfig) => pg.Client } }).options.Client;
+      const client = new PoolClient({});
+      expect(() => client.emit("error", new Error("terminating connection due to administrator command"))).not.toThrow();
+    } finally {
+      await conn.close();
+    }
   });
 });

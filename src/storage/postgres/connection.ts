@@ -95,6 +95,14 @@ const drop = (client: pg.Client) => (client as unknown as { connection: { stream
  * is its own (a password the server asks for and the URL lacks), which keeps the process alive.
  */
 class Client extends pg.Client {
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    // From the start: the pool listens only once its connect callback runs, a tick after the
+    // session opens, and a server shutting down can end the session in that tick (an `error`
+    // event nobody listened to would crash the process). Queries still get their errors.
+    this.on("error", () => {});
+  }
+
   override connect(): Promise<pg.Client>;
   override connect(callback: ((error: Error) => void) | ((error: null, client: pg.Client) => void)): void;
   override connect(callback?: ((error: Error) => void) | ((error: null, client: pg.Client) => void)): Promise<pg.Client> | void {
@@ -181,7 +189,6 @@ export class PgConnection {
     // query on it fails and is retried.
     this.pool.on("error", () => this.trouble());
     this.pool.on("connect", (client) => {
-      client.on("error", () => {});
       // Set once the session is open, not as a startup parameter, which PgBouncer refuses; queued
       // ahead of the connection's first query. A failure shows in that query.
       void client.query(`SET idle_in_transaction_session_timeout = ${idleInTransactionMs}`).catch(() => {});
